@@ -1,0 +1,220 @@
+// Package bus is Eventmart's event bus: a partitioned, durable log with
+// consumer groups. Two drivers implement it: bus/kafka on Apache Kafka
+// (production) and bus/embedded on local disk (the default, one process).
+//
+// The interfaces are small on purpose. Their doc comments are contracts
+// that every driver passes in the conformance suite, bus/bustest.
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Header is a record header. Envelope fields travel as headers (see
+// HeaderEventType and friends) so routing needs no decoding.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is one record of a topic.
+type Message struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []Header
+
+	// Set by the bus: on Publish once the message is durable, and on every
+	// consumed or read message.
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+}
+
+// Header returns the value of the first header named key, or "".
+func (m *Message) Header(key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Publisher appends messages to topics.
+type Publisher interface {
+	// Publish appends msgs and returns nil only once every one of them is
+	// durable (Kafka: acknowledged by all in-sync replicas; embedded:
+	// fsynced), setting their Partition, Offset and Timestamp.
+	//
+	// The partition is chosen by key with Kafka's murmur2 partitioner, so a
+	// key maps to the same partition on both drivers. Messages with the same
+	// key keep the order they have in msgs and across calls that do not
+	// overlap. A nil key picks any partition.
+	//
+	// On error, some messages may have been written: publishing again is
+	// safe because consumers are idempotent. Errors wrap ErrUnknownTopic for
+	// a topic that does not exist and ctx.Err() on cancellation. Publish is
+	// safe for concurrent use.
+	Publish(ctx context.Context, msgs ...*Message) error
+}
+
+// Handler processes a batch of messages from one partition, in offset
+// order, within one consumer group. Batches of different partitions are
+// handled concurrently; batches of one partition never are.
+//
+// Returning nil consumes the whole batch: the bus commits the offset after
+// its last message. Returning an error consumes nothing: after a backoff the
+// batch (possibly grown) is handed over again, until the handler succeeds,
+// the partition is revoked or the subscription ends. Handlers must therefore
+// be idempotent; delivery is at least once.
+//
+// A graceful shutdown or rebalance lets the running call finish and commits
+// it; a batch waiting in a retry backoff is dropped uncommitted (it is
+// redelivered to whoever owns the partition next). ctx is cancelled only
+// when the partition is lost without a graceful hand-over (the group
+// session expired) or the bus is closed.
+type Handler func(ctx context.Context, batch []*Message) error
+
+// Subscriber consumes topics as a member of a consumer group.
+type Subscriber interface {
+	// Subscribe joins group, consumes topics and calls h with batches per
+	// partition until ctx is cancelled, then leaves the group gracefully:
+	// the current batches finish, their offsets are committed, partitions
+	// are handed over. It returns nil after a cancellation, or an error
+	// that stopped it (wrapping ErrUnknownTopic for a missing topic).
+	//
+	// Members of one group share the partitions; when a member joins or
+	// leaves, partitions move only after their current batch is committed,
+	// so a graceful rebalance neither skips nor repeats messages. A group
+	// that has no committed offset starts at the earliest message unless
+	// StartAtLatest is given.
+	Subscribe(ctx context.Context, group string, topics []string, h Handler, opts ...SubscribeOption) error
+}
+
+// Reader reads partitions directly, outside any group: the base of replay.
+type Reader interface {
+	// Read returns up to max messages of topic's partition starting at
+	// offset from, in order, and an empty slice at the end of the log. An
+	// offset below the start of the log (deleted by retention) reads from
+	// the start.
+	Read(ctx context.Context, topic string, partition int32, from int64, max int) ([]*Message, error)
+	// Offsets returns the log start (first offset still kept) and end (next
+	// offset to be written) of every partition of topic.
+	Offsets(ctx context.Context, topic string) ([]PartitionOffsets, error)
+	// OffsetAfter returns, per partition of topic, the first offset whose
+	// timestamp is at or after t, or the end offset if there is none.
+	OffsetAfter(ctx context.Context, topic string, t time.Time) ([]PartitionOffsets, error)
+}
+
+// PartitionOffsets describes one partition's offsets. For OffsetAfter,
+// Start holds the found offset.
+type PartitionOffsets struct {
+	Partition int32
+	Start     int64
+	End       int64
+}
+
+// TopicConfig is a topic's desired or actual configuration.
+type TopicConfig struct {
+	Name       string
+	Partitions int32
+	Retention  time.Duration // 0 or less: keep forever
+}
+
+// TopicChange is what EnsureTopics did or found about one topic.
+type TopicChange struct {
+	Topic  string
+	Action string // "created", "partitions increased", "retention updated", "unchanged", "drift"
+	Detail string
+}
+
+// Admin manages topics.
+type Admin interface {
+	// EnsureTopics creates missing topics and brings existing ones to the
+	// given partitions and retention. It is idempotent: a second call
+	// reports every topic "unchanged". It never shrinks partitions (Kafka
+	// cannot); a topic with more partitions than asked reports "drift".
+	EnsureTopics(ctx context.Context, topics []TopicConfig) ([]TopicChange, error)
+	// Topics describes the topics that exist, sorted by name.
+	Topics(ctx context.Context) ([]TopicConfig, error)
+}
+
+// Bus is everything a driver provides.
+type Bus interface {
+	Publisher
+	Subscriber
+	Reader
+	Admin
+	// Close releases the driver's resources; call it after every
+	// subscription has returned. Later calls fail with ErrClosed.
+	Close() error
+}
+
+// Errors returned (wrapped) by drivers; test with errors.Is.
+var (
+	ErrUnknownTopic = errors.New("bus: unknown topic")
+	ErrClosed       = errors.New("bus: closed")
+)
+
+// StartPosition is where a group with no committed offset starts.
+type StartPosition int
+
+// Start positions.
+const (
+	Earliest StartPosition = iota
+	Latest
+)
+
+// SubscribeConfig is the result of applying SubscribeOptions. Drivers read
+// it; users set it through the options.
+type SubscribeConfig struct {
+	MaxBatch   int
+	Start      StartPosition
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+}
+
+// SubscribeOption configures Subscribe.
+type SubscribeOption func(*SubscribeConfig)
+
+// MaxBatch sets the most messages handed to a handler at once; default 500.
+func MaxBatch(n int) SubscribeOption {
+	return func(c *SubscribeConfig) {
+		if n > 0 {
+			c.MaxBatch = n
+		}
+	}
+}
+
+// StartAtLatest makes a group without committed offsets start at the end of
+// the log instead of the default, the earliest message.
+func StartAtLatest() SubscribeOption {
+	return func(c *SubscribeConfig) { c.Start = Latest }
+}
+
+// RetryBackoff sets the wait before a failed batch is handed over again: it
+// starts at min and doubles up to max; default 50ms to 5s.
+func RetryBackoff(min, max time.Duration) SubscribeOption {
+	return func(c *SubscribeConfig) { c.MinBackoff, c.MaxBackoff = min, max }
+}
+
+// NewSubscribeConfig applies opts over the defaults.
+func NewSubscribeConfig(opts ...SubscribeOption) SubscribeConfig {
+	c := SubscribeConfig{MaxBatch: 500, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// Backoff returns the wait before attempt n (1-based) of a failed batch.
+func (c SubscribeConfig) Backoff(n int) time.Duration {
+	d := c.MinBackoff
+	for i := 1; i < n && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
+}

@@ -1,0 +1,545 @@
+// Package bustest is the conformance suite every bus driver runs. It is
+// written once against the bus.Bus contract; a driver's test calls Run with a
+// factory for its bus.
+package bustest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+)
+
+// Factory returns a bus for one test. It registers its own cleanup (closing
+// the bus) with t. Tests create their own uniquely named topics, so a
+// factory may hand out buses on one shared broker.
+type Factory func(t *testing.T) bus.Bus
+
+// Timeout bounds every wait of the suite: long enough for a rebalance on a
+// real broker, short enough to fail a stuck test.
+var Timeout = 60 * time.Second
+
+// Run runs the conformance suite.
+func Run(t *testing.T, newBus Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, bus.Bus)
+	}{
+		{"PublishAssignsPartitionOffsetTimestamp", testPublishAssigns},
+		{"ConsumeKeepsOrderPerKey", testConsumeOrderPerKey},
+		{"FailedBatchIsRedeliveredThenCommitted", testRedelivery},
+		{"ResumeAfterGracefulShutdown", testResume},
+		{"GroupsAreIndependent", testGroupsIndependent},
+		{"MembersShareAndRebalanceWithoutLossOrRepeat", testRebalance},
+		{"PartitionsAreProcessedConcurrently", testConcurrentPartitions},
+		{"StartAtLatest", testStartAtLatest},
+		{"ReadOffsetsAndTimestamps", testRead},
+		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics},
+		{"UnknownTopic", testUnknownTopic},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newBus(t))
+		})
+	}
+}
+
+func uniqueName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "conf-" + prefix + "-" + hex.EncodeToString(b)
+}
+
+func newTopic(t *testing.T, b bus.Bus, partitions int32) string {
+	t.Helper()
+	name := uniqueName(strings.ToLower(strings.Split(t.Name(), "/")[1][:8]))
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: name, Partitions: partitions, Retention: time.Hour}}); err != nil {
+		t.Fatalf("EnsureTopics: %v", err)
+	}
+	return name
+}
+
+// msg makes a message whose value is "key/seq" so order can be checked.
+func msg(topic, key string, seq int) *bus.Message {
+	return &bus.Message{
+		Topic:   topic,
+		Key:     []byte(key),
+		Value:   []byte(fmt.Sprintf("%s/%d", key, seq)),
+		Headers: []bus.Header{{Key: "eventType", Value: []byte("Test")}, {Key: "seq", Value: []byte(strconv.Itoa(seq))}},
+	}
+}
+
+func publish(t *testing.T, b bus.Bus, msgs ...*bus.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := b.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+// publishKeys publishes n messages per key for keys k0..k(keys-1), in
+// batches of 100, and returns them.
+func publishKeys(t *testing.T, b bus.Bus, topic string, keys, n, firstSeq int) []*bus.Message {
+	var all []*bus.Message
+	for s := firstSeq; s < firstSeq+n; s++ {
+		for k := 0; k < keys; k++ {
+			all = append(all, msg(topic, "k"+strconv.Itoa(k), s))
+		}
+	}
+	for i := 0; i < len(all); i += 100 {
+		publish(t, b, all[i:min(i+100, len(all))]...)
+	}
+	return all
+}
+
+// collector records what a handler received, and lets a test wait for a
+// condition on it without sleeping.
+type collector struct {
+	mu      sync.Mutex
+	got     []*bus.Message
+	count   map[string]int // value -> times received
+	changed chan struct{}
+}
+
+func newCollector() *collector {
+	return &collector{count: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (c *collector) add(batch []*bus.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range batch {
+		c.got = append(c.got, m)
+		c.count[string(m.Value)]++
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *collector) handler(ctx context.Context, batch []*bus.Message) error {
+	c.add(batch)
+	return nil
+}
+
+// waitFor fails the test unless cond holds within the suite timeout.
+func (c *collector) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !c.waitUntil(Timeout, cond) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		t.Fatalf("timed out waiting for %s (have %d messages)", what, len(c.got))
+	}
+}
+
+// waitUntil blocks until cond holds (checked under the lock after every
+// change) or d passes, and reports whether cond held.
+func (c *collector) waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		ok, ch := cond(), c.changed
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+func (c *collector) waitDistinct(t *testing.T, n int) {
+	t.Helper()
+	c.waitFor(t, fmt.Sprintf("%d distinct messages", n), func() bool { return len(c.count) >= n })
+}
+
+func (c *collector) duplicates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d []string
+	for v, n := range c.count {
+		if n > 1 {
+			d = append(d, fmt.Sprintf("%s×%d", v, n))
+		}
+	}
+	return d
+}
+
+func (c *collector) has(value string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count[value] > 0
+}
+
+// subscription runs Subscribe in the background; stop cancels it and
+// checks it returned nil.
+type subscription struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func subscribe(t *testing.T, b bus.Bus, group string, topics []string, h bus.Handler, opts ...bus.SubscribeOption) *subscription {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &subscription{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- b.Subscribe(ctx, group, topics, h, opts...) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *subscription) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("Subscribe returned %v after cancel, want nil", err)
+		}
+	case <-time.After(Timeout):
+		t.Errorf("Subscribe did not return after cancel")
+	}
+}
+
+func testPublishAssigns(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 4)
+	msgs := publishKeys(t, b, topic, 5, 10, 0)
+	last := map[int32]int64{}
+	for _, m := range msgs {
+		if want := bus.PartitionFor(m.Key, 4); m.Partition != want {
+			t.Fatalf("key %s went to partition %d, want %d", m.Key, m.Partition, want)
+		}
+		if prev, ok := last[m.Partition]; ok && m.Offset <= prev {
+			t.Fatalf("partition %d offsets not increasing: %d after %d", m.Partition, m.Offset, prev)
+		}
+		last[m.Partition] = m.Offset
+		if m.Timestamp.IsZero() || time.Since(m.Timestamp) > time.Minute {
+			t.Fatalf("timestamp %v not set", m.Timestamp)
+		}
+	}
+}
+
+func testConsumeOrderPerKey(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 8)
+	sent := publishKeys(t, b, topic, 40, 50, 0)
+	c := newCollector()
+	subscribe(t, b, uniqueName("g"), []string{topic}, c.handler)
+	c.waitDistinct(t, len(sent))
+	if d := c.duplicates(); len(d) > 0 {
+		t.Errorf("duplicates without any failure: %v", d[:min(5, len(d))])
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := map[string]int{}
+	byValue := map[string]*bus.Message{}
+	for _, m := range sent {
+		byValue[string(m.Value)] = m
+	}
+	for _, m := range c.got {
+		k, seq, _ := strings.Cut(string(m.Value), "/")
+		if want := strconv.Itoa(next[k]); seq != want {
+			t.Fatalf("key %s: got seq %s, want %s", k, seq, want)
+		}
+		next[k]++
+		s := byValue[string(m.Value)]
+		if m.Topic != topic || string(m.Key) != k || m.Partition != s.Partition || m.Offset != s.Offset ||
+			!m.Timestamp.Equal(s.Timestamp) || m.Header("seq") != seq || m.Header("eventType") != "Test" {
+			t.Fatalf("consumed %+v differs from published %+v", m, s)
+		}
+	}
+}
+
+func testRedelivery(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 2)
+	group := uniqueName("g")
+	sent := publishKeys(t, b, topic, 4, 5, 0)
+	c := newCollector()
+	var mu sync.Mutex
+	failures := 0
+	poison := string(sent[7].Value)
+	h := func(ctx context.Context, batch []*bus.Message) error {
+		for _, m := range batch {
+			mu.Lock()
+			fail := string(m.Value) == poison && failures < 3
+			if fail {
+				failures++
+			}
+			mu.Unlock()
+			if fail {
+				return errors.New("transient failure")
+			}
+		}
+		c.add(batch)
+		return nil
+	}
+	s := subscribe(t, b, group, []string{topic}, h, bus.RetryBackoff(time.Millisecond, 10*time.Millisecond))
+	c.waitDistinct(t, len(sent))
+	mu.Lock()
+	if failures != 3 {
+		t.Errorf("handler failed %d times, want 3", failures)
+	}
+	mu.Unlock()
+	s.stop(t)
+
+	// Everything consumed was committed: a new member of the group sees
+	// only what is published next.
+	c2 := newCollector()
+	subscribe(t, b, group, []string{topic}, c2.handler)
+	sentinel := msg(topic, "k0", 1000)
+	publish(t, b, sentinel)
+	c2.waitFor(t, "sentinel", func() bool { return c2.count[string(sentinel.Value)] > 0 })
+	c2.mu.Lock()
+	defer c2.mu.Unlock()
+	if len(c2.got) != 1 {
+		t.Errorf("after commit got %d messages, want only the sentinel", len(c2.got))
+	}
+}
+
+func testResume(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 3)
+	group := uniqueName("g")
+	first := publishKeys(t, b, topic, 10, 10, 0)
+	c1 := newCollector()
+	s := subscribe(t, b, group, []string{topic}, c1.handler, bus.MaxBatch(7))
+	c1.waitDistinct(t, len(first))
+	s.stop(t)
+
+	second := publishKeys(t, b, topic, 10, 10, 10)
+	c2 := newCollector()
+	subscribe(t, b, group, []string{topic}, c2.handler)
+	c2.waitDistinct(t, len(second))
+	sentinel := msg(topic, "k3", 999)
+	publish(t, b, sentinel)
+	c2.waitFor(t, "sentinel", func() bool { return c2.count[string(sentinel.Value)] > 0 })
+	for _, m := range first {
+		if c2.has(string(m.Value)) {
+			t.Fatalf("%s redelivered after graceful shutdown", m.Value)
+		}
+	}
+	if d := append(c1.duplicates(), c2.duplicates()...); len(d) > 0 {
+		t.Errorf("duplicates: %v", d)
+	}
+}
+
+func testGroupsIndependent(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 2)
+	sent := publishKeys(t, b, topic, 3, 20, 0)
+	a, z := newCollector(), newCollector()
+	subscribe(t, b, uniqueName("ga"), []string{topic}, a.handler)
+	subscribe(t, b, uniqueName("gz"), []string{topic}, z.handler)
+	a.waitDistinct(t, len(sent))
+	z.waitDistinct(t, len(sent))
+}
+
+func testRebalance(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 6)
+	group := uniqueName("g")
+	all := newCollector()
+	a, z := newCollector(), newCollector()
+	both := func(c *collector) bus.Handler {
+		return func(ctx context.Context, batch []*bus.Message) error {
+			c.add(batch)
+			all.add(batch)
+			return nil
+		}
+	}
+	sa := subscribe(t, b, group, []string{topic}, both(a))
+	n := len(publishKeys(t, b, topic, 30, 10, 0))
+	all.waitDistinct(t, n)
+
+	subscribe(t, b, group, []string{topic}, both(z))
+	// Keep publishing until the new member has been handed partitions.
+	for seq := 10; ; seq += 10 {
+		n += len(publishKeys(t, b, topic, 30, 10, seq))
+		all.waitDistinct(t, n)
+		z.mu.Lock()
+		joined := len(z.got) > 0
+		z.mu.Unlock()
+		if joined {
+			break
+		}
+		if seq > 2000 {
+			t.Fatal("second member never received partitions")
+		}
+	}
+	sa.stop(t) // graceful leave: z takes over every partition
+	a.mu.Lock()
+	leftWith := len(a.got)
+	a.mu.Unlock()
+	n += len(publishKeys(t, b, topic, 30, 10, 5000))
+	all.waitDistinct(t, n)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.got) != leftWith {
+		t.Errorf("member kept consuming after it left")
+	}
+	if d := all.duplicates(); len(d) > 0 {
+		t.Errorf("graceful rebalances repeated %d messages: %v", len(d), d[:min(5, len(d))])
+	}
+}
+
+func testConcurrentPartitions(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 2)
+	var keys [2]string
+	for i := 0; keys[0] == "" || keys[1] == ""; i++ {
+		k := "key" + strconv.Itoa(i)
+		keys[bus.PartitionFor([]byte(k), 2)] = k
+	}
+	entered := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	var once [2]sync.Once
+	h := func(ctx context.Context, batch []*bus.Message) error {
+		p := batch[0].Partition
+		once[p].Do(func() { close(entered[p]) })
+		// Each partition's first batch waits for the other partition's:
+		// only concurrent processing lets both finish.
+		select {
+		case <-entered[1-p]:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(Timeout):
+			return errors.New("other partition never processed concurrently")
+		}
+	}
+	publish(t, b, msg(topic, keys[0], 0), msg(topic, keys[1], 0))
+	subscribe(t, b, uniqueName("g"), []string{topic}, h)
+	for p := range entered {
+		select {
+		case <-entered[p]:
+		case <-time.After(Timeout):
+			t.Fatalf("partition %d never handled", p)
+		}
+	}
+}
+
+func testStartAtLatest(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 2)
+	old := publishKeys(t, b, topic, 2, 5, 0)
+	c := newCollector()
+	subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, bus.StartAtLatest())
+	// When the subscription has taken its start position is not observable,
+	// so publish probes until one arrives; a probe published before that is
+	// legitimately missed.
+	for i := 0; !c.waitUntil(500*time.Millisecond, func() bool { return len(c.got) > 0 }); i++ {
+		if i == 100 {
+			t.Fatal("no probe arrived")
+		}
+		publish(t, b, msg(topic, "probe", i))
+	}
+	for _, m := range old {
+		if c.has(string(m.Value)) {
+			t.Fatalf("StartAtLatest delivered old message %s", m.Value)
+		}
+	}
+}
+
+func testRead(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 1)
+	ctx := context.Background()
+	first := publishKeys(t, b, topic, 1, 20, 0)
+	// Make sure the next messages get a strictly later millisecond.
+	boundary := first[len(first)-1].Timestamp.Truncate(time.Millisecond).Add(time.Millisecond)
+	for time.Now().Before(boundary.Add(time.Millisecond)) {
+		time.Sleep(time.Millisecond) // letting the clock pass a millisecond, not synchronising
+	}
+	second := publishKeys(t, b, topic, 1, 10, 20)
+
+	offs, err := b.Offsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offs) != 1 || offs[0].Start != first[0].Offset || offs[0].End != second[9].Offset+1 {
+		t.Fatalf("Offsets = %+v, want start %d end %d", offs, first[0].Offset, second[9].Offset+1)
+	}
+	got, err := b.Read(ctx, topic, 0, first[10].Offset, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("Read returned %d messages, want 5", len(got))
+	}
+	for i, m := range got {
+		if string(m.Value) != string(first[10+i].Value) || m.Offset != first[10+i].Offset || m.Header("seq") != strconv.Itoa(10+i) {
+			t.Fatalf("Read[%d] = %s@%d, want %s@%d", i, m.Value, m.Offset, first[10+i].Value, first[10+i].Offset)
+		}
+	}
+	if end, err := b.Read(ctx, topic, 0, offs[0].End, 5); err != nil || len(end) != 0 {
+		t.Fatalf("Read at end = %d messages, %v; want none", len(end), err)
+	}
+	after, err := b.OffsetAfter(ctx, topic, boundary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 1 || after[0].Start != second[0].Offset {
+		t.Fatalf("OffsetAfter(boundary) = %+v, want %d", after, second[0].Offset)
+	}
+	future, err := b.OffsetAfter(ctx, topic, time.Now().Add(time.Hour))
+	if err != nil || future[0].Start != offs[0].End {
+		t.Fatalf("OffsetAfter(future) = %+v, %v; want end %d", future, err, offs[0].End)
+	}
+}
+
+func testEnsureTopics(t *testing.T, b bus.Bus) {
+	ctx := context.Background()
+	name := uniqueName("ensure")
+	apply := func(parts int32, ret time.Duration, want string) {
+		t.Helper()
+		ch, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: name, Partitions: parts, Retention: ret}})
+		if err != nil {
+			t.Fatalf("EnsureTopics(%d, %v): %v", parts, ret, err)
+		}
+		if len(ch) != 1 || ch[0].Topic != name || ch[0].Action != want {
+			t.Fatalf("EnsureTopics(%d, %v) = %+v, want action %q", parts, ret, ch, want)
+		}
+	}
+	apply(3, time.Hour, "created")
+	apply(3, time.Hour, "unchanged")
+	apply(5, time.Hour, "partitions increased")
+	apply(5, 2*time.Hour, "retention updated")
+	apply(2, 2*time.Hour, "drift")
+	topics, err := b.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(topics, func(c bus.TopicConfig) bool { return c.Name == name })
+	if i < 0 || topics[i].Partitions != 5 || topics[i].Retention != 2*time.Hour {
+		t.Fatalf("Topics() has %+v, want 5 partitions and 2h", topics[max(i, 0)])
+	}
+	if !slices.IsSortedFunc(topics, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Error("Topics() not sorted by name")
+	}
+	m := msg(name, "after-growth", 0)
+	publish(t, b, m)
+	if m.Partition != bus.PartitionFor(m.Key, 5) {
+		t.Errorf("after growth key went to partition %d, want %d of 5", m.Partition, bus.PartitionFor(m.Key, 5))
+	}
+}
+
+func testUnknownTopic(t *testing.T, b bus.Bus) {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	missing := uniqueName("missing")
+	if err := b.Publish(ctx, msg(missing, "k", 0)); !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Errorf("Publish to a missing topic = %v, want ErrUnknownTopic", err)
+	}
+	if _, err := b.Offsets(ctx, missing); !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Errorf("Offsets of a missing topic = %v, want ErrUnknownTopic", err)
+	}
+}

@@ -1,0 +1,297 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+)
+
+// group coordinates the members of one consumer group in this process.
+//
+// Assignment is a pure function of the member list (desired); a partition
+// moves only when its current owner's worker has finished its batch,
+// committed and released it, so hand-overs neither skip nor repeat.
+type group struct {
+	name    string
+	mu      sync.Mutex
+	members []*member // in join order
+	owner   map[tp]*member
+	changed chan struct{} // closed and replaced on every membership or ownership change
+}
+
+type member struct {
+	topics  map[*topic]bool
+	leaving bool
+}
+
+func (b *Bus) group(name string) (*group, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, bus.ErrClosed
+	}
+	g := b.groups[name]
+	if g == nil {
+		g = &group{name: name, owner: map[tp]*member{}, changed: make(chan struct{})}
+		b.groups[name] = g
+	}
+	return g, nil
+}
+
+// rebalance wakes every member and worker to re-check the assignment.
+func (g *group) rebalance() {
+	g.mu.Lock()
+	g.notifyLocked()
+	g.mu.Unlock()
+}
+
+func (g *group) notifyLocked() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// desiredLocked returns the member partition k should belong to: the
+// members consuming k's topic share its partitions round robin.
+func (g *group) desiredLocked(k tp) *member {
+	n := 0
+	for _, m := range g.members {
+		if !m.leaving && m.topics[k.t] {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	i := int(k.p) % n
+	for _, m := range g.members {
+		if !m.leaving && m.topics[k.t] {
+			if i == 0 {
+				return m
+			}
+			i--
+		}
+	}
+	return nil
+}
+
+// Subscribe implements bus.Subscriber.
+func (b *Bus) Subscribe(ctx context.Context, groupName string, topicNames []string, h bus.Handler, opts ...bus.SubscribeOption) error {
+	cfg := bus.NewSubscribeConfig(opts...)
+	m := &member{topics: map[*topic]bool{}}
+	for _, name := range topicNames {
+		t, err := b.topic(name)
+		if err != nil {
+			return err
+		}
+		m.topics[t] = true
+	}
+	g, err := b.group(groupName)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.members = append(g.members, m)
+	g.notifyLocked()
+	g.mu.Unlock()
+
+	running := map[tp]bool{}
+	exited := make(chan tp)
+	var wg sync.WaitGroup
+	stopping := false
+	for {
+		var candidates []tp
+		if !stopping {
+			for t := range m.topics {
+				for p := range b.partitionCount(t) { // before g.mu: the lock order is b.mu, then g.mu
+					candidates = append(candidates, tp{t, p})
+				}
+			}
+		}
+		g.mu.Lock()
+		changed := g.changed
+		var start []tp
+		for _, k := range candidates {
+			if !running[k] && g.desiredLocked(k) == m {
+				start = append(start, k)
+			}
+		}
+		g.mu.Unlock()
+		for _, k := range start {
+			running[k] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b.work(g, m, k, h, cfg)
+				exited <- k
+			}()
+		}
+		if stopping && len(running) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			if !stopping {
+				stopping = true
+				g.mu.Lock()
+				m.leaving = true // workers see they are no longer wanted, finish, commit
+				g.notifyLocked()
+				g.mu.Unlock()
+			}
+		case <-b.ctx.Done():
+			if !stopping {
+				stopping = true
+				g.mu.Lock()
+				m.leaving = true
+				g.notifyLocked()
+				g.mu.Unlock()
+			}
+		case k := <-exited:
+			delete(running, k)
+		case <-changed:
+		}
+	}
+	wg.Wait()
+	g.mu.Lock()
+	for i, x := range g.members {
+		if x == m {
+			g.members = append(g.members[:i], g.members[i+1:]...)
+			break
+		}
+	}
+	g.notifyLocked()
+	g.mu.Unlock()
+	if ctx.Err() == nil && b.ctx.Err() != nil {
+		return fmt.Errorf("embedded: subscription of %s: %w", groupName, bus.ErrClosed)
+	}
+	return nil
+}
+
+func (b *Bus) partitionCount(t *topic) int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return t.partitions
+}
+
+// work consumes partition k for member m while m is its desired owner.
+func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeConfig) {
+	if !b.acquire(g, m, k) {
+		return
+	}
+	defer func() {
+		g.mu.Lock()
+		delete(g.owner, k)
+		g.notifyLocked()
+		g.mu.Unlock()
+	}()
+	offset, err := b.startOffset(g.name, k, cfg.Start)
+	if err != nil {
+		return // the member's supervisor restarts the worker at the next change
+	}
+	wanted := func() (bool, <-chan struct{}) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.desiredLocked(k) == m && b.ctx.Err() == nil, g.changed
+	}
+	for {
+		ok, changed := wanted()
+		if !ok {
+			return
+		}
+		b.mu.Lock()
+		appended := b.appended
+		b.mu.Unlock()
+		batch, err := b.Read(b.ctx, k.t.name, k.p, offset, cfg.MaxBatch)
+		if err != nil {
+			return
+		}
+		if len(batch) == 0 {
+			select {
+			case <-appended:
+			case <-changed:
+			case <-b.ctx.Done():
+			}
+			continue
+		}
+		if !b.handle(batch, h, cfg, wanted) {
+			return // revoked or stopping while retrying: dropped uncommitted
+		}
+		next := batch[len(batch)-1].Offset + 1
+		c := &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: next}
+		if err := b.submit(context.Background(), &writeReq{commit: c, done: make(chan error, 1)}); err != nil {
+			return // not committed: whoever owns the partition next sees the batch again
+		}
+		offset = next
+	}
+}
+
+// handle calls h until it succeeds, backing off between attempts. It gives
+// up, reporting false, when the partition is no longer wanted.
+func (b *Bus) handle(batch []*bus.Message, h bus.Handler, cfg bus.SubscribeConfig, wanted func() (bool, <-chan struct{})) bool {
+	for attempt := 1; ; attempt++ {
+		if err := h(b.ctx, batch); err == nil {
+			return true
+		}
+		ok, changed := wanted()
+		if !ok {
+			return false
+		}
+		wait := time.NewTimer(cfg.Backoff(attempt))
+		select {
+		case <-wait.C:
+		case <-changed: // re-check at once; an unrelated change only shortens this wait
+		case <-b.ctx.Done():
+		}
+		wait.Stop()
+		if ok, _ := wanted(); !ok {
+			return false
+		}
+	}
+}
+
+// acquire waits until m may own k (its previous owner released it) and
+// takes it; false if m stops being k's desired owner meanwhile.
+func (b *Bus) acquire(g *group, m *member, k tp) bool {
+	for {
+		g.mu.Lock()
+		if g.desiredLocked(k) != m || b.ctx.Err() != nil {
+			g.mu.Unlock()
+			return false
+		}
+		if g.owner[k] == nil {
+			g.owner[k] = m
+			g.mu.Unlock()
+			return true
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		select {
+		case <-changed:
+		case <-b.ctx.Done():
+		}
+	}
+}
+
+// startOffset is the group's committed offset of k, or the log's start or
+// end when it has none.
+func (b *Bus) startOffset(groupName string, k tp, start bus.StartPosition) (int64, error) {
+	var next int64
+	err := b.rdb.QueryRowContext(b.ctx, `SELECT next_offset FROM group_offsets WHERE grp = ? AND topic_id = ? AND partition = ?`,
+		groupName, k.t.id, k.p).Scan(&next)
+	switch {
+	case err == nil:
+		return next, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, fmt.Errorf("embedded: committed offset of %s: %w", groupName, err)
+	case start == bus.Latest:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return k.t.next[k.p], nil
+	default:
+		return 0, nil // Read starts at the log start when offset 0 was deleted
+	}
+}

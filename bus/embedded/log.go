@@ -1,0 +1,349 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+)
+
+// maxWriteBatch bounds how many messages one transaction carries, so a
+// burst cannot hold the write lock (and memory) without limit.
+const maxWriteBatch = 8192
+
+// writeReq is one Publish call or one offset commit, waiting for the
+// writer. Exactly one of msgs and commit is set.
+type writeReq struct {
+	msgs   []*bus.Message
+	commit *offsetCommit
+	done   chan error
+}
+
+type offsetCommit struct {
+	group     string
+	topicID   int64
+	partition int32
+	next      int64
+}
+
+type tp struct {
+	t *topic
+	p int32
+}
+
+// rec is a message with its topic's id, resolved under the lock.
+type rec struct {
+	topicID int64
+	m       *bus.Message
+}
+
+// Publish implements bus.Publisher.
+func (b *Bus) Publish(ctx context.Context, msgs ...*bus.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	for _, m := range msgs {
+		if _, err := b.topic(m.Topic); err != nil {
+			return err
+		}
+	}
+	return b.submit(ctx, &writeReq{msgs: msgs, done: make(chan error, 1)})
+}
+
+func (b *Bus) submit(ctx context.Context, req *writeReq) (err error) {
+	defer func() {
+		// A send on the writes channel after Close is the only panic here.
+		if recover() != nil {
+			err = bus.ErrClosed
+		}
+	}()
+	select {
+	case b.writes <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("embedded: %w", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		// The write may still commit; the caller must treat it as unknown.
+		return fmt.Errorf("embedded: %w", ctx.Err())
+	}
+}
+
+// writer commits queued writes in batches until the channel is closed.
+func (b *Bus) writer() {
+	defer b.wg.Done()
+	for req := range b.writes {
+		batch := []*writeReq{req}
+		n := len(req.msgs)
+	drain:
+		for n < maxWriteBatch {
+			select {
+			case r, ok := <-b.writes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+				n += len(r.msgs)
+			default:
+				break drain
+			}
+		}
+		err := b.commitBatch(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (b *Bus) commitBatch(batch []*writeReq) error {
+	now := b.cfg.now().UnixMilli()
+	// Assign partitions and offsets on a copy; the topics' state moves only
+	// once the transaction has committed.
+	next := map[tp]int64{}
+	lastTs := map[tp]int64{}
+	var recs []rec
+	b.mu.Lock()
+	for _, r := range batch {
+		for _, m := range r.msgs {
+			t := b.topics[m.Topic]
+			recs = append(recs, rec{t.id, m})
+			var p int32
+			if m.Key == nil {
+				p = t.rr % t.partitions
+				t.rr++
+			} else {
+				p = bus.PartitionFor(m.Key, t.partitions)
+			}
+			k := tp{t, p}
+			if _, ok := next[k]; !ok {
+				next[k], lastTs[k] = t.next[p], t.lastTs[p]
+			}
+			m.Partition, m.Offset = p, next[k]
+			next[k]++
+			ts := max(now, lastTs[k]) // monotonic per partition: OffsetAfter relies on it
+			lastTs[k] = ts
+			m.Timestamp = time.UnixMilli(ts).UTC()
+		}
+	}
+	b.mu.Unlock()
+
+	err := b.writeTx(recs, batch, next, lastTs)
+	if err != nil {
+		return fmt.Errorf("embedded: commit: %w", err)
+	}
+	if len(next) == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	for k, n := range next {
+		k.t.next[k.p], k.t.lastTs[k.p] = n, lastTs[k]
+	}
+	close(b.appended)
+	b.appended = make(chan struct{})
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) error {
+	tx, err := b.wdb.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ins, err := tx.Prepare(`INSERT INTO records (topic_id, partition, offset, ts, key, value, headers) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, r := range recs {
+		m := r.m
+		if _, err := ins.Exec(r.topicID, m.Partition, m.Offset, m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
+			return err
+		}
+	}
+	for _, r := range batch {
+		if c := r.commit; c != nil {
+			if _, err := tx.Exec(`INSERT INTO group_offsets (grp, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)
+				ON CONFLICT (grp, topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset`,
+				c.group, c.topicID, c.partition, c.next); err != nil {
+				return err
+			}
+		}
+	}
+	for k, n := range next {
+		if _, err := tx.Exec(`INSERT INTO partitions (topic_id, partition, next_offset, last_ts) VALUES (?, ?, ?, ?)
+			ON CONFLICT (topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset, last_ts = excluded.last_ts`,
+			k.t.id, k.p, n, lastTs[k]); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Read implements bus.Reader.
+func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from int64, max int) ([]*bus.Message, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	if partition < 0 || partition >= t.partitions {
+		return nil, fmt.Errorf("embedded: %w: %s has no partition %d", bus.ErrUnknownTopic, topicName, partition)
+	}
+	rows, err := b.rdb.QueryContext(ctx, `SELECT offset, ts, key, value, headers FROM records
+		WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?`, t.id, partition, from, max)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
+	}
+	defer rows.Close()
+	var out []*bus.Message
+	for rows.Next() {
+		m := &bus.Message{Topic: topicName, Partition: partition}
+		var ts int64
+		var hdr []byte
+		if err := rows.Scan(&m.Offset, &ts, &m.Key, &m.Value, &hdr); err != nil {
+			return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
+		}
+		m.Timestamp = time.UnixMilli(ts).UTC()
+		if m.Headers, err = decodeHeaders(hdr); err != nil {
+			return nil, fmt.Errorf("embedded: read %s/%d@%d: %w", topicName, partition, m.Offset, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
+	}
+	return out, nil
+}
+
+// Offsets implements bus.Reader.
+func (b *Bus) Offsets(ctx context.Context, topicName string) ([]bus.PartitionOffsets, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	out := make([]bus.PartitionOffsets, t.partitions)
+	for p := range out {
+		out[p] = bus.PartitionOffsets{Partition: int32(p), End: t.next[p]}
+	}
+	b.mu.Unlock()
+	for p := range out {
+		start, err := b.logStart(ctx, t, int32(p), out[p].End)
+		if err != nil {
+			return nil, err
+		}
+		out[p].Start = start
+	}
+	return out, nil
+}
+
+// logStart is the first offset still kept, or end for an empty partition.
+func (b *Bus) logStart(ctx context.Context, t *topic, p int32, end int64) (int64, error) {
+	var start sql.NullInt64
+	err := b.rdb.QueryRowContext(ctx, `SELECT MIN(offset) FROM records WHERE topic_id = ? AND partition = ?`, t.id, p).Scan(&start)
+	if err != nil {
+		return 0, fmt.Errorf("embedded: offsets of %s/%d: %w", t.name, p, err)
+	}
+	if !start.Valid {
+		return end, nil
+	}
+	return start.Int64, nil
+}
+
+// OffsetAfter implements bus.Reader.
+func (b *Bus) OffsetAfter(ctx context.Context, topicName string, at time.Time) ([]bus.PartitionOffsets, error) {
+	offs, err := b.Offsets(ctx, topicName)
+	if err != nil {
+		return nil, err
+	}
+	t, _ := b.topic(topicName)
+	for i, o := range offs {
+		found, err := b.firstAtOrAfter(ctx, t, o.Partition, o.Start, o.End, at.UnixMilli())
+		if err != nil {
+			return nil, err
+		}
+		offs[i].Start = found
+	}
+	return offs, nil
+}
+
+// firstAtOrAfter binary-searches [lo, hi) for the first offset with a
+// timestamp at or after ms; timestamps are monotonic per partition.
+func (b *Bus) firstAtOrAfter(ctx context.Context, t *topic, p int32, lo, hi, ms int64) (int64, error) {
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var off, ts int64
+		// The first kept record at or after mid: retention may have holes at the start.
+		err := b.rdb.QueryRowContext(ctx, `SELECT offset, ts FROM records WHERE topic_id = ? AND partition = ? AND offset >= ?
+			ORDER BY offset LIMIT 1`, t.id, p, mid).Scan(&off, &ts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return hi, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("embedded: find time in %s/%d: %w", t.name, p, err)
+		}
+		if ts >= ms {
+			hi = mid
+		} else {
+			lo = off + 1
+		}
+	}
+	return lo, nil
+}
+
+// ApplyRetention deletes, in every topic with a retention, the messages
+// older than it, and returns how many it deleted. Like Kafka it keeps
+// offsets: the log start moves forward, the next offset does not change.
+func (b *Bus) ApplyRetention(ctx context.Context) (int64, error) {
+	b.mu.Lock()
+	ts := make([]*topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		if t.retention > 0 {
+			ts = append(ts, t)
+		}
+	}
+	b.mu.Unlock()
+	var deleted int64
+	for _, t := range ts {
+		cutoff := b.cfg.now().Add(-t.retention)
+		offs, err := b.OffsetAfter(ctx, t.name, cutoff)
+		if err != nil {
+			return deleted, err
+		}
+		for _, o := range offs {
+			res, err := b.wdb.ExecContext(ctx, `DELETE FROM records WHERE topic_id = ? AND partition = ? AND offset < ?`, t.id, o.Partition, o.Start)
+			if err != nil {
+				return deleted, fmt.Errorf("embedded: retention of %s/%d: %w", t.name, o.Partition, err)
+			}
+			n, _ := res.RowsAffected()
+			deleted += n
+		}
+	}
+	return deleted, nil
+}
+
+func (b *Bus) retentionLoop() {
+	defer b.wg.Done()
+	tick := time.NewTicker(b.cfg.retentionEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-tick.C:
+			// Errors here are retried at the next tick; a closed bus ends the loop.
+			b.ApplyRetention(b.ctx)
+		}
+	}
+}
+
+func sortTopics(ts []bus.TopicConfig) {
+	slices.SortFunc(ts, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) })
+}

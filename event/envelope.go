@@ -1,0 +1,276 @@
+// Package event defines Eventmart's event envelope, the catalog of event
+// types with their payloads, and the Kafka topic table of ADR-0006.
+//
+// It is the centre of the architecture: every service and every bus driver
+// depends on it, and it depends on nothing of ours.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Envelope is the ADR-0006 event schema standard. Its JSON form is exactly
+// the ADR's: eventId, eventType, eventVersion, timestamp, source,
+// correlationId, causationId, data and metadata{userId, sessionId}.
+type Envelope struct {
+	EventID       string          `json:"eventId"`
+	EventType     Type            `json:"eventType"`
+	EventVersion  string          `json:"eventVersion"`
+	Timestamp     time.Time       `json:"timestamp"`
+	Source        string          `json:"source"`
+	CorrelationID string          `json:"correlationId"`
+	CausationID   string          `json:"causationId"`
+	Data          json.RawMessage `json:"data"`
+	Metadata      Metadata        `json:"metadata"`
+
+	// Key is the partition key (the entity id). It is not part of the JSON
+	// document: it travels as the record key.
+	Key string `json:"-"`
+}
+
+// Metadata carries who caused an event. Both fields may be empty for events
+// caused by the system itself (a timeout, a simulated carrier).
+type Metadata struct {
+	UserID    string `json:"userId"`
+	SessionID string `json:"sessionId"`
+}
+
+// Origin says what caused an event: the request that started a flow, or the
+// event before it. Use FromRequest for the first event of a flow and
+// Envelope.Origin for every event caused by another one.
+type Origin struct {
+	CorrelationID string
+	CausationID   string
+	Metadata      Metadata
+}
+
+// FromRequest is the origin of an event caused directly by a request with
+// the given correlation id. Such a root event's causationId is the
+// correlation id itself: the request caused it.
+func FromRequest(correlationID string, md Metadata) Origin {
+	return Origin{CorrelationID: correlationID, CausationID: correlationID, Metadata: md}
+}
+
+// Origin is the origin of events caused by e: they inherit e's correlationId
+// and metadata and take e's eventId as their causationId.
+func (e *Envelope) Origin() Origin {
+	return Origin{CorrelationID: e.CorrelationID, CausationID: e.EventID, Metadata: e.Metadata}
+}
+
+// NewID returns a new time-ordered UUID (version 7) in canonical form.
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// New builds the envelope of payload p emitted by source with origin o. It
+// assigns a UUIDv7 eventId and a UTC timestamp, looks up p's version in the
+// catalog and sets Key to p's partition key.
+//
+// An origin without a correlation id starts a new flow: the event's own id
+// becomes its correlationId and causationId. New fails if p's type is not in
+// the catalog or p does not marshal.
+func New(source string, o Origin, p Payload) (*Envelope, error) {
+	spec, ok := Lookup(p.EventType())
+	if !ok {
+		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, p.EventType())
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("event: marshal %s: %w", p.EventType(), err)
+	}
+	e := &Envelope{
+		EventID:       NewID(),
+		EventType:     spec.Type,
+		EventVersion:  spec.Version,
+		Timestamp:     time.Now().UTC().Truncate(time.Microsecond),
+		Source:        source,
+		CorrelationID: o.CorrelationID,
+		CausationID:   o.CausationID,
+		Data:          data,
+		Metadata:      o.Metadata,
+		Key:           p.PartitionKey(),
+	}
+	if e.CorrelationID == "" {
+		e.CorrelationID = e.EventID
+	}
+	if e.CausationID == "" {
+		e.CausationID = e.CorrelationID
+	}
+	return e, nil
+}
+
+// Errors returned (wrapped) by Decode and Envelope.Payload; test with errors.Is.
+var (
+	// ErrInvalidEnvelope: the record is not a well-formed envelope.
+	ErrInvalidEnvelope = errors.New("invalid envelope")
+	// ErrUnknownType: the eventType is not in the catalog.
+	ErrUnknownType = errors.New("unknown event type")
+	// ErrUnsupportedVersion: the eventType is known but not at this eventVersion.
+	ErrUnsupportedVersion = errors.New("unsupported event version")
+	// ErrInvalidPayload: data does not decode into the event's payload type.
+	ErrInvalidPayload = errors.New("invalid payload")
+)
+
+// FieldError says which envelope field is wrong and why. It wraps
+// ErrInvalidEnvelope.
+type FieldError struct {
+	Field  string // JSON name, "" for the document as a whole
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return "event: invalid envelope: " + e.Reason
+	}
+	return "event: invalid envelope: " + e.Field + ": " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidEnvelope) true.
+func (e *FieldError) Unwrap() error { return ErrInvalidEnvelope }
+
+// MaxEnvelopeSize is the largest envelope Decode accepts, in bytes. It
+// matches Kafka's default max.message.bytes (1 MiB) less room for headers.
+const MaxEnvelopeSize = 1000 * 1024
+
+// Decode strictly parses one JSON envelope: unknown top-level fields,
+// trailing data, a missing or malformed field (eventId must be a UUID,
+// timestamp RFC 3339, data a JSON object) all fail with a *FieldError naming
+// the field. It does not check the type against the catalog: see Payload.
+func Decode(b []byte) (*Envelope, error) {
+	if len(b) > MaxEnvelopeSize {
+		return nil, &FieldError{Reason: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxEnvelopeSize)}
+	}
+	// Decode into pointers first so a missing field can be told from a zero one.
+	var raw struct {
+		EventID       *string          `json:"eventId"`
+		EventType     *string          `json:"eventType"`
+		EventVersion  *string          `json:"eventVersion"`
+		Timestamp     *string          `json:"timestamp"`
+		Source        *string          `json:"source"`
+		CorrelationID *string          `json:"correlationId"`
+		CausationID   *string          `json:"causationId"`
+		Data          *json.RawMessage `json:"data"`
+		Metadata      *json.RawMessage `json:"metadata"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, &FieldError{Reason: jsonReason(err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &FieldError{Reason: "trailing data after the JSON object"}
+	}
+	e := &Envelope{}
+	var err error
+	if e.EventID, err = requireUUID("eventId", raw.EventID); err != nil {
+		return nil, err
+	}
+	if e.CorrelationID, err = requireString("correlationId", raw.CorrelationID); err != nil {
+		return nil, err
+	}
+	if e.CausationID, err = requireString("causationId", raw.CausationID); err != nil {
+		return nil, err
+	}
+	typ, err := requireString("eventType", raw.EventType)
+	if err != nil {
+		return nil, err
+	}
+	e.EventType = Type(typ)
+	if e.EventVersion, err = requireString("eventVersion", raw.EventVersion); err != nil {
+		return nil, err
+	}
+	if e.Source, err = requireString("source", raw.Source); err != nil {
+		return nil, err
+	}
+	ts, err := requireString("timestamp", raw.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	if e.Timestamp, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+		return nil, &FieldError{Field: "timestamp", Reason: "not an RFC 3339 time: " + ts}
+	}
+	e.Timestamp = e.Timestamp.UTC()
+	if raw.Data == nil || len(*raw.Data) == 0 || (*raw.Data)[0] != '{' {
+		return nil, &FieldError{Field: "data", Reason: "must be a JSON object"}
+	}
+	e.Data = *raw.Data
+	if raw.Metadata != nil && string(*raw.Metadata) != "null" {
+		md := json.NewDecoder(bytes.NewReader(*raw.Metadata))
+		md.DisallowUnknownFields()
+		if err := md.Decode(&e.Metadata); err != nil {
+			return nil, &FieldError{Field: "metadata", Reason: jsonReason(err)}
+		}
+	}
+	return e, nil
+}
+
+// Payload decodes e's data into the payload type the catalog registers for
+// e's eventType and eventVersion. Errors wrap ErrUnknownType,
+// ErrUnsupportedVersion or ErrInvalidPayload.
+func (e *Envelope) Payload() (Payload, error) {
+	spec, ok := Lookup(e.EventType)
+	if !ok {
+		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
+	}
+	if e.EventVersion != spec.Version {
+		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, spec.Version)
+	}
+	p := spec.New()
+	if err := json.Unmarshal(e.Data, p); err != nil {
+		return nil, fmt.Errorf("event: %w: %s: %s", ErrInvalidPayload, e.EventType, jsonReason(err))
+	}
+	return p, nil
+}
+
+// Marshal returns e's JSON form.
+func (e *Envelope) Marshal() ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("event: marshal envelope %s: %w", e.EventID, err)
+	}
+	return b, nil
+}
+
+func requireString(field string, v *string) (string, error) {
+	if v == nil {
+		return "", &FieldError{Field: field, Reason: "missing"}
+	}
+	if *v == "" {
+		return "", &FieldError{Field: field, Reason: "empty"}
+	}
+	return *v, nil
+}
+
+func requireUUID(field string, v *string) (string, error) {
+	s, err := requireString(field, v)
+	if err != nil {
+		return "", err
+	}
+	if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
+		return "", &FieldError{Field: field, Reason: "not a UUID: " + s}
+	}
+	return s, nil
+}
+
+// jsonReason turns encoding/json errors into a short reason with the field.
+func jsonReason(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return fmt.Sprintf("field %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	var synErr *json.SyntaxError
+	if errors.As(err, &synErr) {
+		return fmt.Sprintf("malformed JSON at byte %d: %v", synErr.Offset, err)
+	}
+	if errors.Is(err, io.EOF) {
+		return "empty document"
+	}
+	return err.Error()
+}

@@ -1,0 +1,333 @@
+package event
+
+import "time"
+
+// This file holds the payload (the envelope's "data") of every event type
+// at version v1. Field names are the JSON names consumers rely on; adding an
+// optional field is a backward-compatible change, anything else needs a new
+// version.
+
+// ---- user-events (key: userId) ----
+
+// UserRegistered: a customer or admin account was created.
+type UserRegistered struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+	Role   string `json:"role"` // "customer" or "admin"
+}
+
+// UserUpdated: profile fields changed; Changed lists which.
+type UserUpdated struct {
+	UserID  string   `json:"userId"`
+	Email   string   `json:"email"`
+	Name    string   `json:"name"`
+	Changed []string `json:"changed"`
+}
+
+// UserDeactivated: the account can no longer log in or order.
+type UserDeactivated struct {
+	UserID string `json:"userId"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ---- catalog-events (key: productId) ----
+
+// ProductCreated: a product entered the catalog.
+type ProductCreated struct {
+	ProductID  string `json:"productId"`
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"priceCents"`
+	Currency   string `json:"currency"`
+}
+
+// ProductUpdated: a product's name or price changed. It carries the full new
+// state, so consumers need no earlier event to apply it.
+type ProductUpdated struct {
+	ProductID  string `json:"productId"`
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"priceCents"`
+	Currency   string `json:"currency"`
+}
+
+// ProductDiscontinued: the product can no longer be ordered.
+type ProductDiscontinued struct {
+	ProductID string `json:"productId"`
+}
+
+// ---- inventory-events ----
+
+// StockLevel is a product's stock after a change. Version grows by one with
+// every change of that product, so consumers reading levels from events on
+// different partitions keep only the newest.
+type StockLevel struct {
+	ProductID string `json:"productId"`
+	OnHand    int64  `json:"onHand"`
+	Reserved  int64  `json:"reserved"`
+	Available int64  `json:"available"`
+	Version   int64  `json:"version"`
+}
+
+// Line is a product and a quantity.
+type Line struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// InventoryAdjusted (key: productId): an admin set a product's stock.
+type InventoryAdjusted struct {
+	ProductID string     `json:"productId"`
+	Delta     int64      `json:"delta"`
+	Level     StockLevel `json:"level"`
+}
+
+// InventoryReserved (key: orderId): every line of an order was reserved, atomically.
+type InventoryReserved struct {
+	OrderID string       `json:"orderId"`
+	Lines   []Line       `json:"lines"`
+	Levels  []StockLevel `json:"levels"`
+}
+
+// InventoryReleased (key: orderId): an order's reservation was given back
+// (payment failed, order cancelled, saga timed out).
+type InventoryReleased struct {
+	OrderID string       `json:"orderId"`
+	Lines   []Line       `json:"lines"`
+	Levels  []StockLevel `json:"levels"`
+	Reason  string       `json:"reason"`
+}
+
+// Shortage is a line that could not be reserved.
+type Shortage struct {
+	ProductID string `json:"productId"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+}
+
+// InventoryReservationFailed (key: orderId; extension): an order could not be
+// reserved in full, so nothing was reserved.
+type InventoryReservationFailed struct {
+	OrderID   string     `json:"orderId"`
+	Reason    string     `json:"reason"`
+	Shortages []Shortage `json:"shortages"`
+}
+
+// ---- order-events: carts (key: userId) ----
+// The ADR's topic table has no cart topic; carts are the first step of an
+// order, so cart events travel on order-events, keyed by their owner.
+
+// CartItem is a line of a cart.
+type CartItem struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// CartCreated: a customer's cart came into being with its first item.
+type CartCreated struct {
+	CartID string `json:"cartId"`
+	UserID string `json:"userId"`
+}
+
+// CartUpdated: the cart's full contents after a change (an empty Items means
+// emptied, for example by checkout).
+type CartUpdated struct {
+	CartID string     `json:"cartId"`
+	UserID string     `json:"userId"`
+	Items  []CartItem `json:"items"`
+	Reason string     `json:"reason,omitempty"` // "", "checkout", "product-discontinued", "user-deactivated"
+}
+
+// CartAbandoned: a non-empty cart was left idle past the configured time.
+type CartAbandoned struct {
+	CartID    string     `json:"cartId"`
+	UserID    string     `json:"userId"`
+	Items     []CartItem `json:"items"`
+	IdleSince time.Time  `json:"idleSince"`
+}
+
+// ---- order-events: orders (key: orderId) ----
+
+// OrderLine is an order line with the price at the time of ordering.
+type OrderLine struct {
+	ProductID      string `json:"productId"`
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
+// Address is a postal address.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postalCode"`
+	Country    string `json:"country"`
+}
+
+// PaymentMethod refers to a card without carrying its number: the payment
+// service vaults the card and events carry only its token.
+type PaymentMethod struct {
+	CardToken string `json:"cardToken"`
+	CardLast4 string `json:"cardLast4"`
+}
+
+// Customer is the customer data kept on an order.
+type Customer struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+}
+
+// OrderCreated: an order was accepted (HTTP 202) and its saga starts.
+type OrderCreated struct {
+	OrderID         string        `json:"orderId"`
+	Customer        Customer      `json:"customer"`
+	Lines           []OrderLine   `json:"lines"`
+	TotalCents      int64         `json:"totalCents"`
+	Currency        string        `json:"currency"`
+	Payment         PaymentMethod `json:"payment"`
+	ShippingAddress Address       `json:"shippingAddress"`
+	FromCart        bool          `json:"fromCart"`
+}
+
+// OrderConfirmed: stock is reserved and payment processed.
+type OrderConfirmed struct {
+	OrderID    string `json:"orderId"`
+	UserID     string `json:"userId"`
+	PaymentID  string `json:"paymentId"`
+	TotalCents int64  `json:"totalCents"`
+	Currency   string `json:"currency"`
+}
+
+// OrderCancelled: the order ended without shipping. Reason is for people,
+// ReasonCode for programs: "out-of-stock", "payment-failed",
+// "customer-cancelled", "timeout", "user-deactivated".
+type OrderCancelled struct {
+	OrderID    string `json:"orderId"`
+	UserID     string `json:"userId"`
+	ReasonCode string `json:"reasonCode"`
+	Reason     string `json:"reason"`
+}
+
+// OrderShipped: the order's shipment exists and the customer was told.
+type OrderShipped struct {
+	OrderID        string `json:"orderId"`
+	UserID         string `json:"userId"`
+	ShipmentID     string `json:"shipmentId"`
+	TrackingNumber string `json:"trackingNumber"`
+}
+
+// ---- payment-events (key: orderId; one payment per order) ----
+
+// PaymentInitiated: a charge for an order was started.
+type PaymentInitiated struct {
+	PaymentID   string `json:"paymentId"`
+	OrderID     string `json:"orderId"`
+	UserID      string `json:"userId"`
+	AmountCents int64  `json:"amountCents"`
+	Currency    string `json:"currency"`
+	CardLast4   string `json:"cardLast4"`
+}
+
+// PaymentProcessed: the charge was approved.
+type PaymentProcessed struct {
+	PaymentID   string `json:"paymentId"`
+	OrderID     string `json:"orderId"`
+	UserID      string `json:"userId"`
+	AmountCents int64  `json:"amountCents"`
+	Currency    string `json:"currency"`
+	AuthCode    string `json:"authCode"`
+}
+
+// PaymentFailed: the charge was declined or could not be made.
+type PaymentFailed struct {
+	PaymentID   string `json:"paymentId"`
+	OrderID     string `json:"orderId"`
+	UserID      string `json:"userId"`
+	AmountCents int64  `json:"amountCents"`
+	Currency    string `json:"currency"`
+	Code        string `json:"code"` // e.g. "card-declined"
+	Reason      string `json:"reason"`
+}
+
+// PaymentRefunded: an approved charge was given back.
+type PaymentRefunded struct {
+	PaymentID   string `json:"paymentId"`
+	OrderID     string `json:"orderId"`
+	UserID      string `json:"userId"`
+	AmountCents int64  `json:"amountCents"`
+	Currency    string `json:"currency"`
+	Reason      string `json:"reason"`
+}
+
+// ---- shipping-events (key: orderId; one shipment per order) ----
+
+// ShippingCreated: a shipping label was created.
+type ShippingCreated struct {
+	ShipmentID     string  `json:"shipmentId"`
+	OrderID        string  `json:"orderId"`
+	UserID         string  `json:"userId"`
+	Carrier        string  `json:"carrier"`
+	TrackingNumber string  `json:"trackingNumber"`
+	Address        Address `json:"address"`
+}
+
+// ShippingDispatched: the carrier picked the parcel up.
+type ShippingDispatched struct {
+	ShipmentID     string `json:"shipmentId"`
+	OrderID        string `json:"orderId"`
+	UserID         string `json:"userId"`
+	TrackingNumber string `json:"trackingNumber"`
+}
+
+// ShippingDelivered: the parcel reached the customer.
+type ShippingDelivered struct {
+	ShipmentID     string `json:"shipmentId"`
+	OrderID        string `json:"orderId"`
+	UserID         string `json:"userId"`
+	TrackingNumber string `json:"trackingNumber"`
+}
+
+// ShippingCancelled (extension): a label was voided because its order was
+// cancelled before dispatch.
+type ShippingCancelled struct {
+	ShipmentID string `json:"shipmentId"`
+	OrderID    string `json:"orderId"`
+	UserID     string `json:"userId"`
+	Reason     string `json:"reason"`
+}
+
+// ---- notification-events (key: userId, the recipient) ----
+
+// NotificationSent: a message was delivered to the sender (mailbox, SMTP).
+// Subject says what it was about, e.g. {Type: "order", ID: orderId}.
+type NotificationSent struct {
+	NotificationID string  `json:"notificationId"`
+	UserID         string  `json:"userId"`
+	Channel        string  `json:"channel"` // "email"
+	Template       string  `json:"template"`
+	Recipient      string  `json:"recipient"`
+	Subject        Subject `json:"subject"`
+}
+
+// NotificationFailed: a message could not be sent after retries.
+type NotificationFailed struct {
+	NotificationID string  `json:"notificationId"`
+	UserID         string  `json:"userId"`
+	Channel        string  `json:"channel"`
+	Template       string  `json:"template"`
+	Recipient      string  `json:"recipient"`
+	Subject        Subject `json:"subject"`
+	Reason         string  `json:"reason"`
+	Attempts       int     `json:"attempts"`
+}
+
+// Subject is what a notification is about.
+type Subject struct {
+	Type string `json:"type"` // "order", "user", "cart"
+	ID   string `json:"id"`
+}
