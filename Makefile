@@ -1,0 +1,51 @@
+# Eventmart. `make run` runs the product on the embedded default;
+# `make test` runs every test, starting real Kafka and PostgreSQL if the
+# EVENTMART_TEST_* variables do not already point at running ones.
+
+GO      ?= go
+BIN     := bin/eventmart
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
+
+.PHONY: all build run test test-go check bench bench-embedded bench-kafka servers-up servers-down clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/eventmart
+
+run: build
+	./$(BIN) run
+
+# Every test, against real servers that this target starts and stops.
+test:
+	deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
+
+# The Go tests alone; integration tests skip (or fail under CI) without servers.
+test-go: check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+# Benchmarks; figures go to docs/benchmarks.md.
+bench: bench-embedded bench-kafka
+
+bench-embedded:
+	$(GO) test -run '^$$' -bench . -benchmem ./bus/embedded/
+
+bench-kafka:
+	deploy/scripts/with-servers.sh $(GO) test -run '^$$' -bench . -benchmem ./bus/kafka/
+
+# Start real servers for development; prints the variables to export.
+servers-up:
+	deploy/scripts/kafka.sh start && deploy/scripts/kafka.sh env
+	deploy/scripts/postgres.sh start && deploy/scripts/postgres.sh env
+
+servers-down:
+	-deploy/scripts/kafka.sh stop
+	-deploy/scripts/postgres.sh stop
+
+clean:
+	rm -rf bin

@@ -1,0 +1,140 @@
+// Package catalog is the catalog service: products, their prices, and their
+// availability as last reported by inventory events.
+//
+// It owns the products table. Admins create, update and discontinue
+// products (ProductCreated, ProductUpdated, ProductDiscontinued on
+// catalog-events); every inventory event updates availability.
+package catalog
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/service"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Name is the service name.
+const Name = "catalog"
+
+// Def describes the catalog service to the runtime.
+func Def() service.Def {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
+}
+
+// Product statuses.
+const (
+	StatusActive       = "active"
+	StatusDiscontinued = "discontinued"
+)
+
+// Product is a catalog entry with its availability.
+type Product struct {
+	ID           string       `json:"id"`
+	SKU          string       `json:"sku"`
+	Name         string       `json:"name"`
+	PriceCents   int64        `json:"priceCents"`
+	Currency     string       `json:"currency"`
+	Status       string       `json:"status"`
+	Availability Availability `json:"availability"`
+	CreatedAt    time.Time    `json:"createdAt"`
+	UpdatedAt    time.Time    `json:"updatedAt"`
+}
+
+// Availability is the stock as inventory last reported it.
+type Availability struct {
+	OnHand    int64 `json:"onHand"`
+	Reserved  int64 `json:"reserved"`
+	Available int64 `json:"available"`
+	InStock   bool  `json:"inStock"`
+}
+
+// Orderable reports whether the product can be ordered at all (stock aside).
+func (p *Product) Orderable() bool { return p.Status == StatusActive }
+
+// Service is the catalog service.
+type Service struct {
+	d     service.Deps
+	store *store
+}
+
+// New returns the catalog service.
+func New(d service.Deps) *Service {
+	return &Service{d: d, store: &store{db: d.DB}}
+}
+
+// Run has no background work.
+func (s *Service) Run(ctx context.Context) error { return nil }
+
+// Handlers: every inventory event carries stock levels.
+func (s *Service) Handlers() map[event.Type]inbox.Func {
+	return map[event.Type]inbox.Func{
+		"InventoryAdjusted": s.onInventoryAdjusted,
+		"InventoryReserved": s.onInventoryReserved,
+		"InventoryReleased": s.onInventoryReleased,
+	}
+}
+
+// ProductInput is the body of POST and PATCH /products. On PATCH absent
+// fields keep their value.
+type ProductInput struct {
+	SKU        *string `json:"sku"`
+	Name       *string `json:"name"`
+	PriceCents *int64  `json:"priceCents"`
+	Currency   *string `json:"currency"`
+}
+
+var (
+	skuPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// MaxPriceCents bounds prices (ten million in major units).
+const MaxPriceCents = 1_000_000_000
+
+// apply validates in and applies it to p; create requires every field.
+func (in ProductInput) apply(p *Product, create bool) error {
+	if create && (in.SKU == nil || in.Name == nil || in.PriceCents == nil || in.Currency == nil) {
+		return eventmart.Errorf(eventmart.EINVALID, "sku, name, priceCents and currency are required")
+	}
+	if in.SKU != nil {
+		if !create && *in.SKU != p.SKU {
+			return eventmart.Errorf(eventmart.EINVALID, "sku cannot change")
+		}
+		if !skuPattern.MatchString(*in.SKU) {
+			return eventmart.Errorf(eventmart.EINVALID, "sku must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+		p.SKU = *in.SKU
+	}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if name == "" || utf8.RuneCountInString(name) > 200 {
+			return eventmart.Errorf(eventmart.EINVALID, "name must be 1-200 characters")
+		}
+		p.Name = name
+	}
+	if in.PriceCents != nil {
+		if *in.PriceCents <= 0 || *in.PriceCents > MaxPriceCents {
+			return eventmart.Errorf(eventmart.EINVALID, "priceCents must be between 1 and %d", MaxPriceCents)
+		}
+		p.PriceCents = *in.PriceCents
+	}
+	if in.Currency != nil {
+		if !currencyPattern.MatchString(*in.Currency) {
+			return eventmart.Errorf(eventmart.EINVALID, "currency must be an ISO 4217 code such as EUR or USD")
+		}
+		p.Currency = *in.Currency
+	}
+	return nil
+}

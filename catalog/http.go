@@ -1,0 +1,169 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Routes registers the catalog API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/products", s.handleList)
+	mux.HandleFunc("GET /api/v1/products/{id}", s.handleGet)
+	mux.HandleFunc("POST /api/v1/products", s.handleCreate)
+	mux.HandleFunc("PATCH /api/v1/products/{id}", s.handleUpdate)
+	mux.HandleFunc("DELETE /api/v1/products/{id}", s.handleDiscontinue)
+}
+
+// handleList: GET /products?limit=&offset=&ids=a,b&includeDiscontinued=true
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	var ids []string
+	if v := q.Get("ids"); v != "" {
+		ids = strings.Split(v, ",")
+		if len(ids) > 500 {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "ids: at most 500"))
+			return
+		}
+	}
+	products, err := s.store.list(r.Context(), ids, q.Get("includeDiscontinued") == "true" || len(ids) > 0, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"products": products, "limit": limit, "offset": offset})
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	p, err := s.store.product(r.Context(), s.d.DB, r.PathValue("id"))
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, p)
+}
+
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	if _, err := auth.RequireAdmin(r.Context()); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var in ProductInput
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	now := s.d.Now().UTC()
+	p := &Product{ID: event.NewID(), Status: StatusActive, CreatedAt: now, UpdatedAt: now}
+	if err := in.apply(p, true); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	err := s.d.DB.InTx(r.Context(), func(tx *sqldb.Tx) error {
+		if err := s.store.insert(r.Context(), tx, p); err != nil {
+			return err
+		}
+		return s.emit(r.Context(), tx, &event.ProductCreated{ProductID: p.ID, SKU: p.SKU, Name: p.Name, PriceCents: p.PriceCents, Currency: p.Currency})
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	w.Header().Set("Location", "/api/v1/products/"+p.ID)
+	httpx.JSON(w, http.StatusCreated, p)
+}
+
+func (s *Service) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	var in ProductInput
+	s.change(w, r, func(p *Product) (event.Payload, error) {
+		if err := httpx.Decode(r, &in); err != nil {
+			return nil, err
+		}
+		if p.Status == StatusDiscontinued {
+			return nil, eventmart.Errorf(eventmart.ECONFLICT, "product %s is discontinued", p.ID)
+		}
+		if err := in.apply(p, false); err != nil {
+			return nil, err
+		}
+		return &event.ProductUpdated{ProductID: p.ID, SKU: p.SKU, Name: p.Name, PriceCents: p.PriceCents, Currency: p.Currency}, nil
+	})
+}
+
+func (s *Service) handleDiscontinue(w http.ResponseWriter, r *http.Request) {
+	s.change(w, r, func(p *Product) (event.Payload, error) {
+		if p.Status == StatusDiscontinued {
+			return nil, nil // idempotent: already discontinued, nothing to emit
+		}
+		p.Status = StatusDiscontinued
+		p.Availability.InStock = false
+		return &event.ProductDiscontinued{ProductID: p.ID}, nil
+	})
+}
+
+// change runs an admin change of one product: read it, let fn modify it
+// and name the event, store both in one transaction.
+func (s *Service) change(w http.ResponseWriter, r *http.Request, fn func(*Product) (event.Payload, error)) {
+	ctx := r.Context()
+	if _, err := auth.RequireAdmin(ctx); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var p *Product
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		var err error
+		if p, err = s.store.product(ctx, tx, r.PathValue("id")); err != nil {
+			return err
+		}
+		ev, err := fn(p)
+		if err != nil || ev == nil {
+			return err
+		}
+		p.UpdatedAt = s.d.Now().UTC()
+		if err := s.store.update(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, ev)
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	httpx.JSON(w, http.StatusOK, p)
+}
+
+func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, p event.Payload) error {
+	return outbox.Emit(ctx, tx, service.Source(Name), service.RequestOrigin(ctx), p)
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,66 @@
+// Package gateway is the API gateway: one HTTP entry point that routes
+// /api/v1 requests to the service that owns them, in this process or in
+// another (reverse proxy), and serves health endpoints.
+package gateway
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/httpx"
+)
+
+// Routes maps the first path segment after /api/v1/ to the owning service.
+var Routes = map[string]string{
+	"users":         "user",
+	"auth":          "user",
+	"products":      "catalog",
+	"inventory":     "inventory",
+	"cart":          "cart",
+	"orders":        "order",
+	"payments":      "payment",
+	"shipments":     "shipping",
+	"notifications": "notification",
+}
+
+// ServiceOf returns the service owning path, or "".
+func ServiceOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "/api/v1/")
+	if !ok {
+		return ""
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	return Routes[seg]
+}
+
+// Handler routes requests: a service in local is served by local (its
+// routes are on that handler); a service in remote is proxied to its base
+// URL; anything else is a JSON 404, or 503 for a known but unreachable
+// service.
+func Handler(local http.Handler, localServices map[string]bool, remote map[string]*url.URL) http.Handler {
+	proxies := map[string]*httputil.ReverseProxy{}
+	for name, u := range remote {
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			httpx.Logger(r.Context()).Warn("upstream unreachable", "upstream", name, "error", err)
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is unavailable", name))
+		}
+		proxies[name] = p
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		svc := ServiceOf(r.URL.Path)
+		switch {
+		case svc == "" || localServices[svc]:
+			local.ServeHTTP(w, r)
+		case proxies[svc] != nil:
+			// The correlation id chosen here travels on to the service.
+			r.Header.Set(httpx.HeaderCorrelationID, httpx.CorrelationID(r.Context()))
+			proxies[svc].ServeHTTP(w, r)
+		default:
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is not configured (EVENTMART_SERVICE_URLS)", svc))
+		}
+	})
+}

@@ -1,0 +1,216 @@
+// Package app runs a set of services in one process: it opens each one's
+// database, applies migrations, starts its outbox relay, its consumer group
+// and its background work, and serves their HTTP APIs behind the gateway.
+// `eventmart run` runs every service this way; `eventmart serve` a chosen
+// few, with the others reached over HTTP.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/gateway"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Config says what to run and on what.
+type Config struct {
+	Bus      bus.Bus
+	DataDir  string // SQLite files, when DB is ""
+	DB       string // "" for SQLite, or a postgres:// URL (one database per service)
+	Services []service.Def
+	// Remote are the base URLs of services not run here, for the gateway
+	// and for synchronous calls.
+	Remote   map[string]*url.URL
+	Tokens   *auth.Tokens
+	Log      *slog.Logger
+	Settings func(string) string
+	Now      func() time.Time // default time.Now
+}
+
+// App is a running set of services.
+type App struct {
+	cfg      Config
+	handler  http.Handler
+	local    http.Handler // the local services' routes, without the gateway
+	dbs      []*sqldb.DB
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errOnce  sync.Once
+	err      error
+	services map[string]service.Service
+}
+
+var platformMigrations = []sqldb.Migration{
+	{Name: "platform-0001_outbox.sql", SQL: outbox.Migration},
+	{Name: "platform-0002_processed_events.sql", SQL: inbox.Migration},
+}
+
+// Start starts the services of cfg. Stop it with Close.
+func Start(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = func(string) string { return "" }
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}}
+	mux := http.NewServeMux()
+	localNames := map[string]bool{}
+	for _, def := range cfg.Services {
+		localNames[def.Name] = true
+	}
+	type started struct {
+		def   service.Def
+		svc   service.Service
+		db    *sqldb.DB
+		relay *outbox.Relay
+		log   *slog.Logger
+	}
+	var all []started
+	for _, def := range cfg.Services {
+		log := cfg.Log.With("service", service.Source(def.Name))
+		db, err := sqldb.Open(ctx, def.Name, cfg.DB, cfg.DataDir)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
+		}
+		a.dbs = append(a.dbs, db)
+		migrations, err := sqldb.ReadMigrations(def.Migrations, "")
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
+		}
+		if err := db.Migrate(ctx, append(platformMigrations, migrations...)...); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
+		}
+		relay := outbox.NewRelay(db, cfg.Bus, log)
+		svc, err := def.New(service.Deps{
+			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
+			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings,
+		})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
+		}
+		svc.Routes(mux)
+		a.services[def.Name] = svc
+		all = append(all, started{def, svc, db, relay, log})
+	}
+	mux.HandleFunc("/", httpx.NotFound)
+	a.local = httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error, mux))
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	root.HandleFunc("GET /readyz", a.ready)
+	root.Handle("/", httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error,
+		gateway.Handler(mux, localNames, cfg.Remote))))
+	a.handler = root
+
+	for _, s := range all {
+		a.goRun(s.log, "outbox relay", func() error { return s.relay.Run(runCtx) })
+		a.goRun(s.log, "background work", func() error { return s.svc.Run(runCtx) })
+		if hs := s.svc.Handlers(); len(hs) > 0 {
+			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify}
+			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
+		}
+	}
+	return a, nil
+}
+
+// goRun runs fn until the app stops; an error from it stops the app.
+func (a *App) goRun(log *slog.Logger, what string, fn func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(); err != nil {
+			log.Error(what+" stopped", "error", err)
+			a.errOnce.Do(func() { a.err = fmt.Errorf("app: %s: %w", what, err) })
+			a.cancel()
+		}
+	}()
+}
+
+// Handler is the gateway: every route of every service, health endpoints.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Service returns a locally running service by name, for tests.
+func (a *App) Service(name string) service.Service { return a.services[name] }
+
+// Close stops background work and consumers (each finishing its batch),
+// closes the databases, and returns the first error that stopped the app
+// early. The bus is the caller's to close.
+func (a *App) Close() error {
+	a.cancel()
+	a.wg.Wait()
+	var errs []error
+	for _, db := range a.dbs {
+		errs = append(errs, db.Close())
+	}
+	return errors.Join(append([]error{a.err}, errs...)...)
+}
+
+// ready answers 200 when every local database and the bus answer.
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	for _, db := range a.dbs {
+		if err := db.Ping(ctx); err != nil {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "database %s: %v", db.Name, err))
+			return
+		}
+	}
+	if _, err := a.cfg.Bus.Topics(ctx); err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "event bus: %v", err))
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// localBase is the base URL of in-process calls; the host is never dialled.
+const localBase = "http://in-process"
+
+func (a *App) baseURL(svc string) string {
+	if u, ok := a.cfg.Remote[svc]; ok {
+		return u.String()
+	}
+	return localBase
+}
+
+// client returns an HTTP client for synchronous calls to svc: straight into
+// the local handler when svc runs here, over the network otherwise.
+func (a *App) client(svc string) *http.Client {
+	if _, ok := a.cfg.Remote[svc]; ok {
+		return &http.Client{Timeout: 5 * time.Second}
+	}
+	return &http.Client{Transport: localTransport{a}, Timeout: 5 * time.Second}
+}
+
+// localTransport serves a request with the app's own handler, without a
+// network round trip.
+type localTransport struct{ a *App }
+
+func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	rec := newRecorder(r)
+	t.a.local.ServeHTTP(rec, r)
+	return rec.result(), nil
+}

@@ -1,0 +1,275 @@
+// Package apptest runs services in-process for tests: an embedded bus and
+// SQLite files in a temporary directory, the gateway on an httptest server,
+// tokens minted directly, and a recorder of every event on the bus.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/embedded"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/app"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/service"
+)
+
+// Timeout bounds every wait.
+var Timeout = 20 * time.Second
+
+// Harness is a running set of services.
+type Harness struct {
+	T      testing.TB
+	App    *app.App
+	Bus    bus.Bus
+	Server *httptest.Server
+	Tokens *auth.Tokens
+	Events *Recorder
+}
+
+// Option adjusts the harness configuration.
+type Option func(*app.Config)
+
+// Settings makes the services read settings from m.
+func Settings(m map[string]string) Option {
+	return func(c *app.Config) { c.Settings = func(k string) string { return m[k] } }
+}
+
+// Start runs defs on an embedded bus with the ADR's topics.
+func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := embedded.Open(filepath.Join(dir, "eventlog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topics []bus.TopicConfig
+	for _, ts := range event.Topics {
+		topics = append(topics, bus.TopicConfig{Name: string(ts.Name), Partitions: ts.Partitions, Retention: ts.Retention})
+	}
+	if _, err := b.EnsureTopics(context.Background(), topics); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("EVENTMART_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	cfg := app.Config{
+		Bus: b, DataDir: dir, Services: defs, Tokens: tokens,
+		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := app.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Harness{T: t, App: a, Bus: b, Tokens: tokens, Server: httptest.NewServer(a.Handler())}
+	h.Events = record(t, b)
+	t.Cleanup(func() {
+		h.Server.Close()
+		h.Events.stop()
+		if err := a.Close(); err != nil {
+			t.Errorf("app: %v", err)
+		}
+		b.Close()
+	})
+	return h
+}
+
+// Token mints a token for a user id and role ("customer" or "admin").
+func (h *Harness) Token(userID, role string) string {
+	h.T.Helper()
+	tok, _, err := h.Tokens.Issue(auth.Identity{UserID: userID, Role: role, Email: userID + "@example.com", Name: "User " + userID})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return tok
+}
+
+// Do sends a request through the gateway and returns the status, the
+// response headers and the body.
+func (h *Harness) Do(method, path, token string, body any) (int, http.Header, []byte) {
+	h.T.Helper()
+	var r io.Reader
+	if body != nil {
+		if s, ok := body.(string); ok {
+			r = bytes.NewBufferString(s)
+		} else {
+			b, _ := json.Marshal(body)
+			r = bytes.NewReader(b)
+		}
+	}
+	req, err := http.NewRequest(method, h.Server.URL+path, r)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// JSON sends a request, fails the test unless the status is want, and
+// decodes the body into out (if not nil).
+func (h *Harness) JSON(method, path, token string, body any, want int, out any) {
+	h.T.Helper()
+	status, _, b := h.Do(method, path, token, body)
+	if status != want {
+		h.T.Fatalf("%s %s: status %d, want %d; body %s", method, path, status, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			h.T.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// Publish puts events on the bus as if another service had emitted them,
+// and returns their envelopes.
+func (h *Harness) Publish(source string, origin event.Origin, payloads ...event.Payload) []*event.Envelope {
+	h.T.Helper()
+	var envs []*event.Envelope
+	var msgs []*bus.Message
+	for _, p := range payloads {
+		e, err := event.New(source, origin, p)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		m, err := bus.NewMessage(context.Background(), e)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		envs, msgs = append(envs, e), append(msgs, m)
+	}
+	if err := h.Bus.Publish(context.Background(), msgs...); err != nil {
+		h.T.Fatal(err)
+	}
+	return envs
+}
+
+// Eventually polls cond until it holds or Timeout passes. It is for
+// waiting on state reached asynchronously through the public API.
+func (h *Harness) Eventually(what string, cond func() bool) {
+	h.T.Helper()
+	deadline := time.Now().Add(Timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.T.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// Recorder keeps every envelope published on the business topics.
+type Recorder struct {
+	mu      sync.Mutex
+	all     []*event.Envelope
+	changed chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func record(t testing.TB, b bus.Bus) *Recorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Recorder{changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	var topics []string
+	for _, ts := range event.Topics {
+		topics = append(topics, string(ts.Name))
+	}
+	go func() {
+		defer close(r.done)
+		err := b.Subscribe(ctx, "apptest-recorder", topics, func(_ context.Context, batch []*bus.Message) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, m := range batch {
+				if e, err := bus.DecodeEnvelope(m); err == nil {
+					r.all = append(r.all, e)
+				}
+			}
+			close(r.changed)
+			r.changed = make(chan struct{})
+			return nil
+		})
+		if err != nil {
+			t.Errorf("recorder: %v", err)
+		}
+	}()
+	return r
+}
+
+func (r *Recorder) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// All returns the envelopes recorded so far that match.
+func (r *Recorder) All(match func(*event.Envelope) bool) []*event.Envelope {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*event.Envelope
+	for _, e := range r.all {
+		if match == nil || match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Wait blocks until an envelope of type t matching match (nil: any) was
+// published, and returns it; the test fails after Timeout.
+func (r *Recorder) Wait(t testing.TB, typ event.Type, match func(*event.Envelope) bool) *event.Envelope {
+	t.Helper()
+	deadline := time.After(Timeout)
+	for {
+		r.mu.Lock()
+		for _, e := range r.all {
+			if e.EventType == typ && (match == nil || match(e)) {
+				r.mu.Unlock()
+				return e
+			}
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for a %s event", typ)
+		}
+	}
+}
+
+// Correlated matches envelopes of one correlation id.
+func Correlated(id string) func(*event.Envelope) bool {
+	return func(e *event.Envelope) bool { return e.CorrelationID == id }
+}
+
+// Keyed matches envelopes of one partition key.
+func Keyed(key string) func(*event.Envelope) bool {
+	return func(e *event.Envelope) bool { return e.Key == key }
+}

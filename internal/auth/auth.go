@@ -1,0 +1,186 @@
+// Package auth issues and verifies the JSON Web Tokens that authenticate
+// API calls, and carries the caller's identity in the request context.
+//
+// Tokens are HS256-signed with a secret shared by every process of one
+// deployment (EVENTMART_JWT_SECRET; embedded mode generates one into the
+// data directory). Every service verifies tokens itself, so no service
+// trusts a header set by another.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/eventmart/eventmart"
+)
+
+// Roles.
+const (
+	RoleCustomer = "customer"
+	RoleAdmin    = "admin"
+)
+
+// Identity is an authenticated caller.
+type Identity struct {
+	UserID    string
+	Role      string
+	Email     string
+	Name      string
+	SessionID string
+	// Token is the bearer token the identity came from, forwarded on
+	// synchronous calls to other services.
+	Token string
+}
+
+// IsAdmin reports whether the caller is an admin.
+func (id Identity) IsAdmin() bool { return id.Role == RoleAdmin }
+
+// Can reports whether the caller may see or change data owned by userID:
+// its owner or an admin.
+func (id Identity) Can(userID string) bool { return id.IsAdmin() || id.UserID == userID }
+
+// Tokens issues and verifies tokens.
+type Tokens struct {
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time
+}
+
+// NewTokens returns a token issuer/verifier for secret (at least 32 bytes)
+// whose tokens live for ttl.
+func NewTokens(secret []byte, ttl time.Duration) (*Tokens, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("auth: the JWT secret must be at least 32 bytes, got %d", len(secret))
+	}
+	return &Tokens{secret: secret, ttl: ttl, now: time.Now}, nil
+}
+
+// SecretFromFile returns the secret stored in path, creating a random one
+// there (mode 0600) on first use. Embedded mode keeps its secret this way.
+func SecretFromFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	secret := []byte(hex.EncodeToString(raw))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return secret, nil
+}
+
+type claims struct {
+	Role  string `json:"role"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	SID   string `json:"sid"`
+	jwt.RegisteredClaims
+}
+
+// Issue returns a signed token for id and its expiry.
+func (t *Tokens) Issue(id Identity) (string, time.Time, error) {
+	now := t.now()
+	exp := now.Add(t.ttl)
+	c := claims{Role: id.Role, Email: id.Email, Name: id.Name, SID: id.SessionID, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: id.UserID, Issuer: "eventmart", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
+	}}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
+	}
+	return s, exp, nil
+}
+
+// Verify checks a token's signature, algorithm, issuer and expiry and
+// returns its identity, or an EUNAUTHORIZED error.
+func (t *Tokens) Verify(token string) (Identity, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.now))
+	if err != nil {
+		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: %v", strings.TrimPrefix(err.Error(), "token has invalid claims: "))
+	}
+	if c.Subject == "" || (c.Role != RoleCustomer && c.Role != RoleAdmin) {
+		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: no subject or role")
+	}
+	return Identity{UserID: c.Subject, Role: c.Role, Email: c.Email, Name: c.Name, SessionID: c.SID}, nil
+}
+
+type ctxKey struct{}
+
+// WithIdentity returns ctx carrying id.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the caller's identity, if authenticated.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+// Authenticate puts the identity of a valid "Authorization: Bearer" token
+// into the request context; requests without a token pass anonymous, and
+// handlers decide with Require. A malformed or invalid token is a 401.
+func (t *Tokens) Authenticate(onError func(http.ResponseWriter, *http.Request, error), h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := r.Header.Get("Authorization")
+		if hdr == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		token, ok := strings.CutPrefix(hdr, "Bearer ")
+		if !ok {
+			onError(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, "Authorization must be \"Bearer <token>\""))
+			return
+		}
+		id, err := t.Verify(strings.TrimSpace(token))
+		if err != nil {
+			onError(w, r, err)
+			return
+		}
+		id.Token = strings.TrimSpace(token)
+		h.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+	})
+}
+
+// Require returns the caller's identity, or EUNAUTHORIZED for anonymous
+// callers.
+func Require(ctx context.Context) (Identity, error) {
+	id, ok := FromContext(ctx)
+	if !ok {
+		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "authentication required: send Authorization: Bearer <token> (POST /api/v1/auth/token)")
+	}
+	return id, nil
+}
+
+// RequireAdmin returns the caller's identity if it is an admin;
+// EUNAUTHORIZED for anonymous callers, EFORBIDDEN for customers.
+func RequireAdmin(ctx context.Context) (Identity, error) {
+	id, err := Require(ctx)
+	if err != nil {
+		return id, err
+	}
+	if !id.IsAdmin() {
+		return id, eventmart.Errorf(eventmart.EFORBIDDEN, "admins only")
+	}
+	return id, nil
+}

@@ -1,0 +1,225 @@
+// Package httpx is the HTTP plumbing every service shares: JSON in and
+// out, the one place where application errors become status codes, and the
+// correlation-id, recovery and access-log middleware.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+)
+
+// MaxBody is the largest request body accepted, in bytes.
+const MaxBody = 1 << 20
+
+// Decode strictly reads a JSON request body into v: unknown fields, a
+// wrong type, trailing data or more than MaxBody bytes are an EINVALID
+// error naming the problem.
+func Decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return eventmart.Errorf(eventmart.EINVALID, "request body: %s", jsonReason(err))
+	}
+	if dec.More() {
+		return eventmart.Errorf(eventmart.EINVALID, "request body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+func jsonReason(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var synErr *json.SyntaxError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &synErr):
+		return fmt.Sprintf("malformed JSON at byte %d", synErr.Offset)
+	case errors.As(err, &maxErr):
+		return fmt.Sprintf("larger than %d bytes", maxErr.Limit)
+	case errors.Is(err, io.EOF):
+		return "empty; a JSON object is required"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return err.Error()
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "int", "int32", "int64", "uint", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return kind
+}
+
+// JSON writes v with status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+var statusOf = map[string]int{
+	eventmart.EINVALID:      http.StatusBadRequest,
+	eventmart.EUNAUTHORIZED: http.StatusUnauthorized,
+	eventmart.EFORBIDDEN:    http.StatusForbidden,
+	eventmart.ENOTFOUND:     http.StatusNotFound,
+	eventmart.ECONFLICT:     http.StatusConflict,
+	eventmart.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	eventmart.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status of an application error code.
+func Status(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Error writes err as {"error":{"code","message"}} with the status of its
+// code. Internal errors are logged with the request's correlation id and
+// shown to the caller only as "internal error".
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := eventmart.ErrorCode(err)
+	if code == eventmart.EINTERNAL {
+		Logger(r.Context()).Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	var body ErrorBody
+	body.Error.Code, body.Error.Message = code, eventmart.ErrorMessage(err)
+	JSON(w, Status(code), body)
+}
+
+type ctxKey int
+
+const (
+	correlationKey ctxKey = iota
+	loggerKey
+)
+
+// HeaderCorrelationID is the request and response header of the
+// correlation id.
+const HeaderCorrelationID = "X-Correlation-ID"
+
+// CorrelationID returns the request's correlation id.
+func CorrelationID(ctx context.Context) string {
+	s, _ := ctx.Value(correlationKey).(string)
+	return s
+}
+
+// WithCorrelationID returns ctx carrying id.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey, id)
+}
+
+// Logger returns the request's logger (with its correlation id), or the
+// default logger.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// validCorrelationID accepts what a client may reasonably send: 1 to 128
+// printable ASCII characters without spaces.
+func validCorrelationID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Middleware wraps h with, outermost first: panic recovery (500 with a
+// JSON body), the correlation id (taken from X-Correlation-ID or a new
+// UUIDv7, echoed on the response and put in ctx and the logger), and an
+// access log line per request.
+func Middleware(log *slog.Logger, service string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderCorrelationID)
+		if !validCorrelationID(id) {
+			id = event.NewID()
+		}
+		w.Header().Set(HeaderCorrelationID, id)
+		l := log.With("service", service, "correlationId", id)
+		ctx := context.WithValue(WithCorrelationID(r.Context(), id), loggerKey, l)
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				l.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !sw.wrote {
+					Error(sw, r, fmt.Errorf("panic: %v", p))
+				}
+			}
+			l.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets server-sent events through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// NotFound is the JSON 404 for unknown routes.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+}

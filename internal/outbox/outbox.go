@@ -1,0 +1,202 @@
+// Package outbox is the transactional outbox: a service writes the events a
+// state change causes into its own database, in the same transaction as the
+// change, and a Relay publishes them to the bus afterwards. Nothing is lost
+// if the process dies between commit and publish: the rows are still there
+// and the relay publishes them on restart (consumers are idempotent, so a
+// publish repeated after a crash is harmless).
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Migration creates the outbox table; services include it among their
+// migrations (see Migrations).
+const Migration = `
+CREATE TABLE IF NOT EXISTS outbox (
+	id         {{ID}},
+	topic      TEXT NOT NULL,
+	msg_key    {{BLOB}},
+	value      {{BLOB}} NOT NULL,
+	headers    TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);`
+
+// Add writes envelopes to the outbox within tx, in order. ctx's span, if
+// any, becomes their traceparent.
+func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
+	for _, e := range envs {
+		m, err := bus.NewMessage(ctx, e)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		hdr, err := json.Marshal(m.Headers)
+		if err != nil {
+			return fmt.Errorf("outbox: headers of %s: %w", e.EventID, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, msg_key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)`,
+			m.Topic, m.Key, m.Value, string(hdr), time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("outbox: add %s: %w", e.EventType, err)
+		}
+	}
+	return nil
+}
+
+// Emit builds the events of payloads, emitted by source with origin o (a
+// request's event.FromRequest, or the causing event's Origin()), and adds
+// them to the outbox within tx.
+func Emit(ctx context.Context, tx *sqldb.Tx, source string, o event.Origin, payloads ...event.Payload) error {
+	for _, p := range payloads {
+		e, err := event.New(source, o, p)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if err := Add(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Relay publishes a database's outbox rows to the bus in id order, in
+// batches, and deletes them once the bus acknowledged them.
+type Relay struct {
+	db    *sqldb.DB
+	pub   bus.Publisher
+	log   *slog.Logger
+	wake  chan struct{}
+	batch int
+	poll  time.Duration
+}
+
+// NewRelay returns a relay of db's outbox to pub. It polls every 100ms
+// (other processes may write the same database) and at once after Notify.
+func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
+	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, poll: 100 * time.Millisecond}
+}
+
+// Notify tells the relay that rows were committed; it never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx is cancelled, then returns nil. Publish failures are
+// logged and retried with backoff; rows stay until published.
+func (r *Relay) Run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		n, err := r.RelayOnce(ctx)
+		wait := r.poll
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			r.log.Error("outbox relay failed", "error", err, "retry_in", backoff)
+			wait, backoff = backoff, min(backoff*2, 5*time.Second)
+		case n == r.batch:
+			backoff = 50 * time.Millisecond
+			continue // more rows are waiting
+		default:
+			backoff = 50 * time.Millisecond
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// RelayOnce publishes one batch of the oldest rows and deletes them,
+// returning how many it relayed.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox ORDER BY id LIMIT ?`, r.batch)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: read: %w", err)
+	}
+	var ids []int64
+	var msgs []*bus.Message
+	for rows.Next() {
+		var id int64
+		var hdr string
+		m := &bus.Message{}
+		if err := rows.Scan(&id, &m.Topic, &m.Key, &m.Value, &hdr); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: read: %w", err)
+		}
+		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: headers of row %d: %w", id, err)
+		}
+		ids = append(ids, id)
+		msgs = append(msgs, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("outbox: read: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if err := r.pub.Publish(ctx, msgs...); err != nil {
+		return 0, fmt.Errorf("outbox: publish %d events: %w", len(msgs), err)
+	}
+	// Delete exactly the published ids: on PostgreSQL a lower id may commit
+	// after a higher one was read, so "id <= max" could drop an unsent row.
+	err = r.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		for i := 0; i < len(ids); i += 500 {
+			chunk := ids[i:min(i+500, len(ids))]
+			args := make([]any, len(chunk))
+			for j, id := range chunk {
+				args[j] = id
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: delete published rows: %w", err)
+	}
+	return len(msgs), nil
+}
+
+// Backlog returns the number of unsent rows and the age of the oldest.
+func (r *Relay) Backlog(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var oldest *int64
+	if err := r.db.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox`).Scan(&n, &oldest); err != nil {
+		return 0, 0, fmt.Errorf("outbox: backlog: %w", err)
+	}
+	if oldest == nil {
+		return 0, 0, nil
+	}
+	return n, time.Since(time.UnixMilli(*oldest)), nil
+}
+
+func placeholders(n int) string {
+	b := make([]byte, 0, 2*n)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '?')
+	}
+	return string(b)
+}

@@ -1,0 +1,69 @@
+// Package service is the contract between a domain service and the
+// process that runs it (internal/app): what a service gets (Deps) and
+// what it offers (Service).
+package service
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Deps is what the runtime hands a service.
+type Deps struct {
+	DB     *sqldb.DB     // the service's own database, migrated
+	Log    *slog.Logger  // carries service=<name>
+	Tokens *auth.Tokens  // verifies (and, for the user service, issues) tokens
+	Outbox *outbox.Relay // Notify it after committing outbox rows
+	Now    func() time.Time
+	// Call returns a client for the synchronous API of another service
+	// (by name, e.g. "catalog"): in one process it calls that service's
+	// handler directly, between processes it goes over HTTP. Requests use
+	// paths under /api/v1 as the gateway exposes them.
+	Call func(service string) *http.Client
+	// BaseURL is the URL prefix to use with Call's client for a service.
+	BaseURL func(service string) string
+	// Settings reads a setting (EVENTMART_* variables); "" when unset.
+	Settings func(name string) string
+}
+
+// Def describes a service to the runtime.
+type Def struct {
+	Name       string // "catalog"; its database is catalog.db / eventmart_catalog
+	Migrations fs.FS  // *.sql applied in name order
+	New        func(Deps) (Service, error)
+}
+
+// Service is a running domain service.
+type Service interface {
+	// Routes registers the service's HTTP API (paths under /api/v1) on mux.
+	Routes(mux *http.ServeMux)
+	// Handlers returns its event handlers by type; its consumer group is
+	// "<name>-service". nil when it consumes nothing.
+	Handlers() map[event.Type]inbox.Func
+	// Run does background work (timeouts, schedulers) until ctx is
+	// cancelled, then returns nil. Services without any return at once.
+	Run(ctx context.Context) error
+}
+
+// Source is the envelope source of events emitted by service name.
+func Source(name string) string { return name + "-service" }
+
+// RequestOrigin is the origin of events caused directly by the HTTP request
+// in ctx: its correlation id and the caller's user and session.
+func RequestOrigin(ctx context.Context) event.Origin {
+	var md event.Metadata
+	if id, ok := auth.FromContext(ctx); ok {
+		md = event.Metadata{UserID: id.UserID, SessionID: id.SessionID}
+	}
+	return event.FromRequest(httpx.CorrelationID(ctx), md)
+}
