@@ -76,11 +76,15 @@ type Line struct {
 	Quantity  int64  `json:"quantity"`
 }
 
-// InventoryAdjusted (key: productId): an admin set a product's stock.
+// InventoryAdjusted (key: productId): a product's stock on hand changed:
+// an admin set it (reason "set"), or an order's reserved goods left the
+// warehouse (reason "shipped", with orderId).
 type InventoryAdjusted struct {
 	ProductID string     `json:"productId"`
 	Delta     int64      `json:"delta"`
 	Level     StockLevel `json:"level"`
+	Reason    string     `json:"reason,omitempty"`
+	OrderID   string     `json:"orderId,omitempty"`
 }
 
 // InventoryReserved (key: orderId): every line of an order was reserved, atomically.
