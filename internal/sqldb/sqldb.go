@@ -44,14 +44,25 @@ type DB struct {
 }
 
 // Open opens the database of service. dsn is "" for SQLite under dataDir
-// (<dataDir>/<service>.db), or a postgres:// URL whose database is replaced
-// by eventmart_<service>, created if missing.
+// (<dataDir>/<service>.db), or a postgres:// URL: the service's database
+// is <prefix>_<service>, created if missing, where prefix is the URL's
+// database name, or "eventmart" when the URL names none (or "postgres").
+// So postgres://host/shop gives shop_order, shop_payment, …
 func Open(ctx context.Context, service, dsn, dataDir string) (*DB, error) {
-	if dsn == "" || strings.HasPrefix(dsn, "sqlite:") {
+	if dsn == "" {
 		return openSQLite(filepath.Join(dataDir, service+".db"))
 	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return openPostgres(ctx, dsn, "eventmart_"+strings.ReplaceAll(service, "-", "_"))
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: database URL: %w", err)
+		}
+		prefix := strings.Trim(u.Path, "/")
+		if prefix == "" || prefix == "postgres" {
+			prefix = "eventmart"
+		}
+		u.Path = "/postgres" // connect to the maintenance database to create ours
+		return openPostgres(ctx, u.String(), prefix+"_"+strings.ReplaceAll(service, "-", "_"))
 	}
 	return nil, fmt.Errorf("sqldb: unsupported database URL %q: want postgres://… or none for SQLite", dsn)
 }

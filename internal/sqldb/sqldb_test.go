@@ -1,0 +1,99 @@
+package sqldb_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/internal/testenv"
+)
+
+var migrations = []sqldb.Migration{
+	{Name: "0001_items.sql", SQL: `CREATE TABLE items (id {{ID}}, name TEXT NOT NULL UNIQUE, data {{BLOB}});`},
+	{Name: "0002_count.sql", SQL: `ALTER TABLE items ADD COLUMN n BIGINT NOT NULL DEFAULT 0;`},
+}
+
+func exercise(t *testing.T, db *sqldb.DB) {
+	ctx := context.Background()
+	for i := 0; i < 2; i++ { // applying twice applies nothing the second time
+		if err := db.Migrate(ctx, migrations...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var applied int
+	db.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&applied)
+	if applied != 2 {
+		t.Fatalf("%d migrations recorded, want 2", applied)
+	}
+	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, name := range []string{"a", "b?", "c"} { // a '?' inside a value is not a placeholder
+			if _, err := tx.Exec(ctx, `INSERT INTO items (name, data, n) VALUES (?, ?, ?)`, name, []byte{0, 1}, len(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT SUM(n) FROM items WHERE name <> 'x?' AND id > ?`, 0).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("sum = %d, %v", n, err)
+	}
+	// A failing transaction leaves nothing behind.
+	err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO items (name) VALUES (?)`, "d"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO items (name) VALUES (?)`, "a") // unique violation
+		return err
+	})
+	if err == nil {
+		t.Fatal("duplicate insert succeeded")
+	}
+	var count int
+	db.QueryRow(ctx, `SELECT COUNT(*) FROM items`).Scan(&count)
+	if count != 3 {
+		t.Fatalf("%d rows after a rolled back transaction, want 3", count)
+	}
+}
+
+func TestSQLite(t *testing.T) {
+	db, err := sqldb.Open(context.Background(), "test", "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Dialect != sqldb.SQLite || !strings.HasSuffix(db.Name, "test.db") {
+		t.Fatalf("opened %v %s", db.Dialect, db.Name)
+	}
+	exercise(t, db)
+}
+
+func TestPostgresDatabasePerService(t *testing.T) {
+	url := testenv.Postgres(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	prefix := "t" + hex.EncodeToString(b)
+	base := strings.Replace(url, "/postgres?", "/"+prefix+"?", 1)
+	if base == url {
+		t.Fatalf("EVENTMART_TEST_POSTGRES %q should name the postgres database", url)
+	}
+	db, err := sqldb.Open(context.Background(), "order", base, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Dialect != sqldb.Postgres || db.Name != prefix+"_order" {
+		t.Fatalf("opened %v %s, want %s_order", db.Dialect, db.Name, prefix)
+	}
+	exercise(t, db)
+	again, err := sqldb.Open(context.Background(), "order", base, "") // exists now: opened, not created
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Close()
+}
