@@ -5,8 +5,13 @@ package apptest
 
 import (
 	"bytes"
+	"net/url"
+	"strings"
+
 	"context"
 	"encoding/json"
+	"github.com/eventmart/eventmart/internal/testenv"
+	"github.com/jackc/pgx/v5"
 	"io"
 	"log/slog"
 	"net/http"
@@ -46,7 +51,10 @@ func Settings(m map[string]string) Option {
 	return func(c *app.Config) { c.Settings = func(k string) string { return m[k] } }
 }
 
-// Start runs defs on an embedded bus with the ADR's topics.
+// Start runs defs on an embedded bus with the ADR's topics. Their
+// databases are SQLite files, or, when EVENTMART_TEST_SERVICES_DB=postgres
+// and EVENTMART_TEST_POSTGRES names a server, fresh PostgreSQL databases
+// (dropped at the end), so service tests can run on both.
 func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	t.Helper()
 	dir := t.TempDir()
@@ -72,6 +80,9 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	cfg := app.Config{
 		Bus: b, DataDir: dir, Services: defs, Tokens: tokens,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
+		cfg.DB = postgresDB(t, defs)
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -272,4 +283,31 @@ func Correlated(id string) func(*event.Envelope) bool {
 // Keyed matches envelopes of one partition key.
 func Keyed(key string) func(*event.Envelope) bool {
 	return func(e *event.Envelope) bool { return e.Key == key }
+}
+
+// postgresDB returns a database URL whose prefix is unique to this test,
+// and drops the test's databases when it ends.
+func postgresDB(t testing.TB, defs []service.Def) string {
+	base := testenv.Postgres(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
+	u.Path = "/" + prefix
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			t.Errorf("drop test databases: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for _, d := range defs {
+			name := pgx.Identifier{prefix + "_" + d.Name}.Sanitize()
+			if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop %s: %v", name, err)
+			}
+		}
+	})
+	return u.String()
 }

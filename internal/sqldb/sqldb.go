@@ -245,3 +245,13 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
 }
+
+// ForUpdate returns " FOR UPDATE" on PostgreSQL, to append to a SELECT
+// whose rows the transaction goes on to change (so concurrent instances
+// serialise on them), and "" on SQLite, whose one writer already does.
+func (tx *Tx) ForUpdate() string {
+	if tx.db.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
