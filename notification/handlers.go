@@ -1,0 +1,177 @@
+package notification
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	u := p.(*event.UserRegistered)
+	r := &recipient{UserID: u.UserID, Email: u.Email, Name: u.Name, Status: recipientActive}
+	if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
+		return err
+	}
+	return s.notify(ctx, tx, e, r, message{template: TemplateWelcome, userID: u.UserID, subject: userSubject(u.UserID)})
+}
+
+// onUserUpdated records the new address and tells the address held
+// before the change: if someone else changed the email, the owner still
+// hears of it.
+func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	u := p.(*event.UserUpdated)
+	prev, err := s.store.recipient(ctx, tx, u.UserID)
+	if err != nil {
+		return err
+	}
+	// UserUpdated carries the full email and name, so it also introduces a
+	// user whose UserRegistered this service never saw.
+	r := &recipient{UserID: u.UserID, Email: u.Email, Name: u.Name, Status: recipientActive}
+	to := *r
+	if prev != nil {
+		r.Status = prev.Status
+		to.Email = prev.Email
+	}
+	if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
+		return err
+	}
+	v := view{Changed: u.Changed}
+	if slices.Contains(u.Changed, "email") {
+		v.NewEmail = u.Email
+	}
+	return s.notify(ctx, tx, e, &to, message{template: TemplateProfileUpdated, userID: u.UserID, subject: userSubject(u.UserID), view: v})
+}
+
+func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	u := p.(*event.UserDeactivated)
+	r, err := s.store.recipient(ctx, tx, u.UserID)
+	if err != nil {
+		return err
+	}
+	m := message{template: TemplateAccountDeactivated, userID: u.UserID, subject: userSubject(u.UserID)}
+	if r != nil {
+		r.Status = recipientDeactivated
+		if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
+			return err
+		}
+	}
+	return s.notify(ctx, tx, e, r, m)
+}
+
+// onShippingCreated tells the customer their order is on its way. Like
+// every transactional message it goes to deactivated accounts too: it is
+// about something they did.
+func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	sc := p.(*event.ShippingCreated)
+	r, err := s.store.recipient(ctx, tx, sc.UserID)
+	if err != nil {
+		return err
+	}
+	v := view{OrderID: sc.OrderID, Carrier: sc.Carrier, TrackingNumber: sc.TrackingNumber}
+	return s.notify(ctx, tx, e, r, message{template: TemplateOrderShipped, userID: sc.UserID, subject: orderSubject(sc.OrderID), view: v})
+}
+
+func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	oc := p.(*event.OrderCancelled)
+	r, err := s.store.recipient(ctx, tx, oc.UserID)
+	if err != nil {
+		return err
+	}
+	reason := strings.TrimRight(strings.TrimSpace(oc.Reason), ".")
+	if reason == "" {
+		reason = cmp.Or(oc.ReasonCode, "no reason was given")
+	}
+	v := view{OrderID: oc.OrderID, Reason: reason}
+	return s.notify(ctx, tx, e, r, message{template: TemplateOrderCancelled, userID: oc.UserID, subject: orderSubject(oc.OrderID), view: v})
+}
+
+// message is a notification to make.
+type message struct {
+	template string
+	userID   string
+	subject  event.Subject
+	view     view
+}
+
+func userSubject(id string) event.Subject  { return event.Subject{Type: "user", ID: id} }
+func orderSubject(id string) event.Subject { return event.Subject{Type: "order", ID: id} }
+
+// notify renders m for r, sends it with retries, stores it in the mailbox
+// and emits NotificationSent or NotificationFailed, all within tx. The
+// inbox has already recorded e in tx, so a redelivered e sends nothing
+// twice (with SMTP: unless this transaction fails after sending).
+//
+// It returns an error only when r is unknown and e is younger than
+// RecipientWait (the user's event may still arrive on user-events; the bus
+// redelivers the batch), or when the database or ctx fails. A failed
+// send is a NotificationFailed, never an error: it must not hold up the
+// partition or the order saga.
+func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r *recipient, m message) error {
+	n := &Notification{
+		ID: event.NewID(), UserID: m.userID, Channel: ChannelEmail, Template: m.template,
+		SubjectType: m.subject.Type, SubjectID: m.subject.ID, EventID: e.EventID, CreatedAt: s.d.Now().UTC(),
+	}
+	var sendErr error
+	switch {
+	case r == nil && m.userID != "" && s.d.Now().Sub(e.Timestamp) < RecipientWait:
+		return fmt.Errorf("notification: recipient %s of %s not known yet; waiting for its user event", m.userID, m.template)
+	case r == nil:
+		sendErr = fmt.Errorf("%s", ReasonUnknownRecipient)
+	default:
+		n.Recipient = r.Email
+		m.view.Name, m.view.Email = r.Name, r.Email
+		if n.Subject, n.Body, sendErr = s.templates.render(m.template, m.view); sendErr == nil {
+			n.Attempts, sendErr = s.send(ctx, m.template, Message{To: n.Recipient, Subject: n.Subject, Body: n.Body})
+			if ctx.Err() != nil {
+				return ctx.Err() // shutting down mid-retry: leave it to the redelivery
+			}
+		}
+	}
+	n.Status = StatusSent
+	var out event.Payload = &event.NotificationSent{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
+		Template: n.Template, Recipient: n.Recipient, Subject: m.subject}
+	if sendErr != nil {
+		n.Status, n.Error = StatusFailed, sendErr.Error()
+		out = &event.NotificationFailed{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
+			Template: n.Template, Recipient: n.Recipient, Subject: m.subject, Reason: n.Error, Attempts: n.Attempts}
+		s.d.Log.WarnContext(ctx, "notification failed", "template", n.Template, "userId", n.UserID,
+			"eventId", e.EventID, "correlationId", e.CorrelationID, "attempts", n.Attempts, "reason", n.Error)
+	}
+	if err := s.store.insert(ctx, tx, n); err != nil {
+		return err
+	}
+	return outbox.Emit(ctx, tx, service.Source(Name), e.Origin(), out)
+}
+
+// send tries a message up to MaxAttempts times with short backoffs and
+// returns the number of attempts and the last error.
+func (s *Service) send(ctx context.Context, template string, m Message) (int, error) {
+	for attempt := 1; ; attempt++ {
+		err := s.sendOnce(ctx, template, m)
+		if err == nil || attempt == MaxAttempts {
+			return attempt, err
+		}
+		t := time.NewTimer(sendBackoff[attempt-1])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return attempt, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) sendOnce(ctx context.Context, template string, m Message) error {
+	if s.failing[template] {
+		return fmt.Errorf("sending %s messages is switched off by EVENTMART_NOTIFY_FAIL_TEMPLATES", template)
+	}
+	return s.sender.Send(ctx, m)
+}

@@ -1,0 +1,63 @@
+package notification
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+)
+
+// Routes registers the notification API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/notifications", s.handleList)
+}
+
+// handleList: GET /notifications?limit=&offset=&userId=&template=&subjectId=
+// lists notifications newest first: a customer's own; for admins every
+// user's, or one user's with userId.
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := filter{UserID: q.Get("userId"), Template: q.Get("template"), SubjectID: q.Get("subjectId")}
+	if !id.IsAdmin() {
+		if f.UserID != "" && f.UserID != id.UserID {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EFORBIDDEN, "userId: customers may list only their own notifications"))
+			return
+		}
+		f.UserID = id.UserID
+	}
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	list, err := s.store.list(r.Context(), f, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"notifications": list, "limit": limit, "offset": offset})
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,362 @@
+package user
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Routes registers the user API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/users", s.handleRegister)
+	mux.HandleFunc("POST /api/v1/auth/token", s.handleToken)
+	mux.HandleFunc("GET /api/v1/users/me", s.handleGetMe)
+	mux.HandleFunc("PATCH /api/v1/users/me", s.handleUpdateMe)
+	mux.HandleFunc("DELETE /api/v1/users/me", s.handleDeactivateMe)
+	mux.HandleFunc("GET /api/v1/users", s.handleList)
+	mux.HandleFunc("GET /api/v1/users/{id}", s.handleGet)
+}
+
+// RegisterInput is the body of POST /users.
+type RegisterInput struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+// UpdateInput is the body of PATCH /users/me; absent fields keep their
+// value.
+type UpdateInput struct {
+	Name     *string `json:"name"`
+	Email    *string `json:"email"`
+	Password *string `json:"password"`
+}
+
+// TokenRequest is the body of POST /auth/token.
+type TokenRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// TokenResponse is the answer of POST /auth/token.
+type TokenResponse struct {
+	Token     string    `json:"token"`
+	TokenType string    `json:"tokenType"` // always "Bearer"
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Messages of failed logins. One message for an unknown email and a wrong
+// password, so that the answer does not tell which emails have accounts.
+const (
+	msgBadCredentials = "invalid email or password"
+	msgDeactivated    = "account deactivated"
+)
+
+// handleRegister: POST /users creates a customer account.
+func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in RegisterInput
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	email, err := normalizeEmail(in.Email)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	name, err := normalizeName(in.Name)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	pw, err := checkPassword(in.Password, email)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	// Hash before the transaction: bcrypt is slow on purpose and must not
+	// hold the database's write lock.
+	hash, err := hashPassword(pw)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	now := s.d.Now().UTC()
+	u := &User{ID: event.NewID(), Email: email, Name: name, Role: RoleCustomer, Status: StatusActive,
+		CreatedAt: now, UpdatedAt: now, passwordHash: string(hash)}
+	origin := service.RequestOrigin(ctx)
+	if origin.Metadata.UserID == "" {
+		origin.Metadata.UserID = u.ID // the new user caused it; the request was anonymous
+	}
+	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		if err := s.store.insert(ctx, tx, u); err != nil {
+			return err
+		}
+		return outbox.Emit(ctx, tx, service.Source(Name), origin, registered(u))
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	w.Header().Set("Location", "/api/v1/users/"+u.ID)
+	httpx.JSON(w, http.StatusCreated, u)
+}
+
+// handleToken: POST /auth/token exchanges email and password for a bearer
+// token.
+func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in TokenRequest
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	if strings.TrimSpace(in.Email) == "" || in.Password == "" {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "email and password are required"))
+		return
+	}
+	u, err := s.store.byEmail(ctx, s.d.DB, strings.ToLower(strings.TrimSpace(in.Email)))
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	if u == nil {
+		dummy, err := s.dummyHash()
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		passwordMatches(dummy, in.Password) // the same work as for a known email
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgBadCredentials))
+		return
+	}
+	if !passwordMatches([]byte(u.passwordHash), in.Password) {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgBadCredentials))
+		return
+	}
+	// Only after the password: a deactivated account is not revealed to
+	// someone who does not know its password.
+	if !u.Active() {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgDeactivated))
+		return
+	}
+	tok, exp, err := s.d.Tokens.Issue(auth.Identity{UserID: u.ID, Role: u.Role, Email: u.Email, Name: u.Name, SessionID: event.NewID()})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, TokenResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp.UTC()})
+}
+
+// handleGetMe: GET /users/me.
+func (s *Service) handleGetMe(w http.ResponseWriter, r *http.Request) {
+	u, err := s.me(r.Context(), s.d.DB)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, u)
+}
+
+// handleUpdateMe: PATCH /users/me changes name, email or password and
+// emits UserUpdated listing what changed; nothing changed, no event.
+func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cur, err := s.me(ctx, s.d.DB)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var in UpdateInput
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var name, email string
+	if in.Name != nil {
+		if name, err = normalizeName(*in.Name); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	if in.Email != nil {
+		if email, err = normalizeEmail(*in.Email); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	// The new password is checked and hashed before the transaction
+	// (bcrypt is slow); re-sending the current password changes nothing.
+	var newHash string
+	if in.Password != nil {
+		pw, err := checkPassword(*in.Password, cmp.Or(email, cur.Email))
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		if !passwordMatches([]byte(cur.passwordHash), pw) {
+			h, err := hashPassword(pw)
+			if err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+			newHash = string(h)
+		}
+	}
+	var u *User
+	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		if u, err = s.me(ctx, tx); err != nil {
+			return err
+		}
+		var changed []string
+		if name != "" && name != u.Name {
+			u.Name, changed = name, append(changed, "name")
+		}
+		if email != "" && email != u.Email {
+			u.Email, changed = email, append(changed, "email")
+		}
+		if newHash != "" {
+			u.passwordHash, changed = newHash, append(changed, "password")
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		u.UpdatedAt = s.d.Now().UTC()
+		if err := s.store.update(ctx, tx, u); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, &event.UserUpdated{UserID: u.ID, Email: u.Email, Name: u.Name, Changed: changed})
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	httpx.JSON(w, http.StatusOK, u)
+}
+
+// handleDeactivateMe: DELETE /users/me deactivates the caller's account
+// and emits UserDeactivated. The account is kept (orders refer to it) but
+// can no longer log in.
+func (s *Service) handleDeactivateMe(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var u *User
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		var err error
+		if u, err = s.me(ctx, tx); err != nil {
+			return err
+		}
+		u.Status, u.UpdatedAt = StatusDeactivated, s.d.Now().UTC()
+		if err := s.store.update(ctx, tx, u); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, &event.UserDeactivated{UserID: u.ID, Reason: "deactivated by the account holder"})
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	httpx.JSON(w, http.StatusOK, u)
+}
+
+// handleList: GET /users?limit=&offset= (admins only).
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	if _, err := auth.RequireAdmin(r.Context()); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	users, err := s.store.list(r.Context(), limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"users": users, "limit": limit, "offset": offset})
+}
+
+// handleGet: GET /users/{id} for admins and the account holder; anyone
+// else gets the same 404 as for an unknown id.
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	caller, err := auth.Require(ctx)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if !caller.Can(id) {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "user %s not found", id))
+		return
+	}
+	u, err := s.store.user(ctx, s.d.DB, id)
+	if err == nil && !caller.IsAdmin() && !u.Active() {
+		err = eventmart.Errorf(eventmart.EUNAUTHORIZED, msgDeactivated)
+	}
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, u)
+}
+
+// me reads the caller's own account: EUNAUTHORIZED for anonymous callers
+// and for a deactivated account (its tokens live on until they expire, but
+// are no good here), ENOTFOUND if the token names no account.
+func (s *Service) me(ctx context.Context, q queryer) (*User, error) {
+	id, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.user(ctx, q, id.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !u.Active() {
+		return nil, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgDeactivated)
+	}
+	return u, nil
+}
+
+func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, p event.Payload) error {
+	return outbox.Emit(ctx, tx, service.Source(Name), service.RequestOrigin(ctx), p)
+}
+
+func registered(u *User) *event.UserRegistered {
+	return &event.UserRegistered{UserID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role}
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}
