@@ -1,0 +1,277 @@
+package order
+
+import (
+	"context"
+
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// ---- users projection ----
+
+func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	u := p.(*event.UserRegistered)
+	return s.store.upsertUser(ctx, tx, u.UserID, u.Email, u.Name)
+}
+
+// onUserUpdated also rewrites the customer data of the user's orders: order
+// history shows the customer as they are now.
+func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	u := p.(*event.UserUpdated)
+	if err := s.store.upsertUser(ctx, tx, u.UserID, u.Email, u.Name); err != nil {
+		return err
+	}
+	return s.store.updateCustomer(ctx, tx, u.UserID, u.Email, u.Name)
+}
+
+func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	return s.store.deactivateUser(ctx, tx, p.(*event.UserDeactivated).UserID)
+}
+
+// ---- the saga ----
+
+// saga wraps the handler of an event that may belong to an order's saga:
+// if the event concerns one of this service's orders it is logged under
+// that order and then is applied (nil: log only). Events of unknown
+// orders, or of no order at all, are ignored.
+func (s *Service) saga(then inbox.Func) inbox.Func {
+	return func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		id := sagaOrderID(p)
+		if id == "" {
+			return nil
+		}
+		ok, err := s.store.exists(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			s.d.Log.Debug("event of an unknown order ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
+			return nil
+		}
+		if err := s.store.addSagaEvent(ctx, tx, id, e); err != nil {
+			return err
+		}
+		if then == nil {
+			return nil
+		}
+		return then(ctx, tx, e, p)
+	}
+}
+
+// sagaOrderID returns the order an event is about, or "".
+func sagaOrderID(p event.Payload) string {
+	switch p := p.(type) {
+	case *event.OrderCreated:
+		return p.OrderID
+	case *event.OrderConfirmed:
+		return p.OrderID
+	case *event.OrderCancelled:
+		return p.OrderID
+	case *event.OrderShipped:
+		return p.OrderID
+	case *event.InventoryReserved:
+		return p.OrderID
+	case *event.InventoryReleased:
+		return p.OrderID
+	case *event.InventoryReservationFailed:
+		return p.OrderID
+	case *event.InventoryAdjusted:
+		return p.OrderID // set when shipped goods left the warehouse
+	case *event.PaymentInitiated:
+		return p.OrderID
+	case *event.PaymentProcessed:
+		return p.OrderID
+	case *event.PaymentFailed:
+		return p.OrderID
+	case *event.PaymentRefunded:
+		return p.OrderID
+	case *event.ShippingCreated:
+		return p.OrderID
+	case *event.ShippingDispatched:
+		return p.OrderID
+	case *event.ShippingDelivered:
+		return p.OrderID
+	case *event.ShippingCancelled:
+		return p.OrderID
+	case *event.NotificationSent:
+		return orderSubject(p.Subject)
+	case *event.NotificationFailed:
+		return orderSubject(p.Subject)
+	}
+	return ""
+}
+
+func orderSubject(s event.Subject) string {
+	if s.Type == "order" {
+		return s.ID
+	}
+	return ""
+}
+
+// shippedTemplate is the notification that tells the customer the order is
+// on its way; the order ships once it was sent (or failed: a lost email
+// does not hold the parcel back).
+const shippedTemplate = "order-shipped"
+
+func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	f := p.(*event.InventoryReservationFailed)
+	reason := f.Reason
+	if reason == "" {
+		reason = "not enough stock"
+	}
+	return s.cancelPending(ctx, tx, e, f.OrderID, ReasonOutOfStock, reason)
+}
+
+// onPaymentFailed cancels a PENDING order. A failure for an order that is
+// no longer PENDING changes nothing: the order is already decided.
+func (s *Service) onPaymentFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	f := p.(*event.PaymentFailed)
+	reason := f.Reason
+	if reason == "" {
+		reason = "payment failed: " + f.Code
+	}
+	return s.cancelPending(ctx, tx, e, f.OrderID, ReasonPaymentFailed, reason)
+}
+
+// cancelPending cancels the order, caused by e, if it is still PENDING.
+func (s *Service) cancelPending(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id, code, reason string) error {
+	ok, err := s.cancel(ctx, tx, e.Origin(), id, []string{StatusPending}, code, reason)
+	if err == nil && !ok {
+		s.d.Log.Debug("event for an order that is not pending ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
+	}
+	return err
+}
+
+// onPaymentProcessed confirms a PENDING order. For an order already
+// cancelled it does nothing: the payment service refunds on its own when it
+// sees OrderCancelled.
+func (s *Service) onPaymentProcessed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	pp := p.(*event.PaymentProcessed)
+	ok, err := s.store.confirm(ctx, tx, pp.OrderID, pp.PaymentID, s.d.Now())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.d.Log.Debug("event for an order that is not pending ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", pp.OrderID)
+		return nil
+	}
+	o, err := s.store.order(ctx, tx, pp.OrderID)
+	if err != nil {
+		return err
+	}
+	if err := s.emit(ctx, tx, e.Origin(), &event.OrderConfirmed{OrderID: o.ID, UserID: o.UserID, PaymentID: o.PaymentID,
+		TotalCents: o.TotalCents, Currency: o.Currency}); err != nil {
+		return err
+	}
+	return s.tryShip(ctx, tx, e, o.ID)
+}
+
+// onShippingCreated records the shipment, kept even for an order that is
+// not (or no longer) CONFIRMED: it may be confirmed later, and a cancelled
+// order's label is voided by the shipping service.
+func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	c := p.(*event.ShippingCreated)
+	if _, err := s.store.setShipment(ctx, tx, c.OrderID, c.ShipmentID, c.TrackingNumber, s.d.Now()); err != nil {
+		return err
+	}
+	return s.tryShip(ctx, tx, e, c.OrderID)
+}
+
+// onNotification handles NotificationSent and NotificationFailed alike.
+func (s *Service) onNotification(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+	var template, orderID string
+	switch n := p.(type) {
+	case *event.NotificationSent:
+		template, orderID = n.Template, n.Subject.ID
+	case *event.NotificationFailed:
+		template, orderID = n.Template, n.Subject.ID
+	}
+	if template != shippedTemplate {
+		return nil
+	}
+	if _, err := s.store.setNotified(ctx, tx, orderID); err != nil {
+		return err
+	}
+	return s.tryShip(ctx, tx, e, orderID)
+}
+
+// tryShip ships the order if it is CONFIRMED, has a shipment and the
+// customer was notified — whichever of these came last, e caused it.
+func (s *Service) tryShip(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id string) error {
+	ok, err := s.store.ship(ctx, tx, id, s.d.Now())
+	if err != nil || !ok {
+		return err
+	}
+	o, err := s.store.order(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, e.Origin(), &event.OrderShipped{OrderID: o.ID, UserID: o.UserID, ShipmentID: o.ShipmentID, TrackingNumber: o.TrackingNumber})
+}
+
+// cancel cancels the order if its status is one of from, emits
+// OrderCancelled with origin o, and reports whether it did.
+func (s *Service) cancel(ctx context.Context, tx *sqldb.Tx, o event.Origin, id string, from []string, code, reason string) (bool, error) {
+	ok, err := s.store.cancel(ctx, tx, id, from, code, reason, s.d.Now())
+	if err != nil || !ok {
+		return false, err
+	}
+	ord, err := s.store.order(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
+	return true, s.emit(ctx, tx, o, &event.OrderCancelled{OrderID: id, UserID: ord.UserID, ReasonCode: code, Reason: reason})
+}
+
+// cancelTimedOut cancels, one transaction each, the orders PENDING for
+// longer than the saga timeout. Their OrderCancelled continues the order's
+// saga: its correlation id, caused by OrderCreated.
+func (s *Service) cancelTimedOut(ctx context.Context) error {
+	ids, err := s.store.timedOut(ctx, s.d.Now().Add(-s.timeout), 100)
+	if err != nil {
+		return err
+	}
+	reason := "the order did not progress within " + s.timeout.String()
+	for _, id := range ids {
+		var cancelled bool
+		err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+			o, err := s.store.order(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			origin := event.Origin{CorrelationID: o.correlationID, CausationID: o.createdEventID}
+			cancelled, err = s.cancel(ctx, tx, origin, id, []string{StatusPending}, ReasonTimeout, reason)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if cancelled {
+			s.d.Outbox.Notify()
+		}
+	}
+	return nil
+}
+
+// emit adds the event of payload p of one of this service's orders to the
+// outbox and to the order's saga log, within tx.
+func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, o event.Origin, p event.Payload) error {
+	e, err := event.New(service.Source(Name), o, p)
+	if err != nil {
+		return err
+	}
+	return s.record(ctx, tx, e)
+}
+
+// record adds a built envelope of this service to the outbox and to the
+// saga log of its order (its key) (so GET /orders/{id}/events shows it at once; its
+// return through the bus is then a no-op).
+func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e *event.Envelope) error {
+	if err := outbox.Add(ctx, tx, e); err != nil {
+		return err
+	}
+	return s.store.addSagaEvent(ctx, tx, e.Key, e)
+}

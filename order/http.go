@@ -1,0 +1,401 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Routes registers the order API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/orders", s.handleCreate)
+	mux.HandleFunc("GET /api/v1/orders", s.handleList)
+	mux.HandleFunc("GET /api/v1/orders/{id}", s.handleGet)
+	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", s.handleCancel)
+	mux.HandleFunc("GET /api/v1/orders/{id}/events", s.handleEvents)
+}
+
+// handleCreate: POST /orders, with an optional Idempotency-Key header: the
+// same key from the same user answers with the first order again.
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id, err := auth.Require(ctx)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > MaxIdemKeyLen {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "Idempotency-Key must be at most %d characters", MaxIdemKeyLen))
+		return
+	}
+	var o *Order
+	if key != "" {
+		if o, err = s.orderByKey(ctx, id.UserID, key); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	if o == nil {
+		o, err = s.place(ctx, id, r, key)
+		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
+			o, err = s.orderByKey(ctx, id.UserID, key)
+		}
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
+	httpx.JSON(w, http.StatusAccepted, o)
+}
+
+// orderByKey returns the order created with key, or nil.
+func (s *Service) orderByKey(ctx context.Context, userID, key string) (*Order, error) {
+	id, err := s.store.orderIDByKey(ctx, s.d.DB, userID, key)
+	if err != nil || id == "" {
+		return nil, err
+	}
+	return s.store.order(ctx, s.d.DB, id)
+}
+
+// place validates and prices an order, vaults its card, and stores it
+// PENDING together with OrderCreated.
+func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key string) (*Order, error) {
+	u, err := s.store.user(ctx, id.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u != nil && u.Status == userDeactivated {
+		return nil, eventmart.Errorf(eventmart.EFORBIDDEN, "account deactivated")
+	}
+	var in OrderInput
+	if err := httpx.Decode(r, &in); err != nil {
+		return nil, err
+	}
+	lines, card, addr, err := in.validate()
+	if err != nil {
+		return nil, err
+	}
+	if in.FromCart {
+		if lines, err = s.cartLines(ctx); err != nil {
+			return nil, err
+		}
+	}
+	items, total, currency, err := s.price(ctx, lines)
+	if err != nil {
+		return nil, err
+	}
+	vaulted, err := s.vaultCard(ctx, card)
+	if err != nil {
+		return nil, err
+	}
+	// The projection may not have caught up with a new user yet; the
+	// token's identity is the best data until it does.
+	customer := Customer{Email: id.Email, Name: id.Name}
+	if u != nil && u.Email != "" {
+		customer = Customer{Email: u.Email, Name: u.Name}
+	}
+	now := s.d.Now().UTC().Truncate(time.Millisecond) // as stored
+	o := &Order{ID: event.NewID(), UserID: id.UserID, Status: StatusPending, Items: items, TotalCents: total, Currency: currency,
+		ShippingAddress: addr, Customer: customer, CardLast4: vaulted.Last4, FromCart: in.FromCart, CreatedAt: now, UpdatedAt: now}
+	created, err := event.New(service.Source(Name), service.RequestOrigin(ctx), &event.OrderCreated{
+		OrderID:         o.ID,
+		Customer:        event.Customer{UserID: o.UserID, Email: customer.Email, Name: customer.Name},
+		Lines:           items,
+		TotalCents:      total,
+		Currency:        currency,
+		Payment:         event.PaymentMethod{CardToken: vaulted.Token, CardLast4: vaulted.Last4},
+		ShippingAddress: addr,
+		FromCart:        in.FromCart,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	o.correlationID, o.createdEventID = created.CorrelationID, created.EventID
+	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		if err := s.store.insert(ctx, tx, o, key); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, created)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.d.Outbox.Notify()
+	return o, nil
+}
+
+// catalogProduct is what this service reads of the catalog's products.
+type catalogProduct struct {
+	ID         string `json:"id"`
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"priceCents"`
+	Currency   string `json:"currency"`
+	Status     string `json:"status"`
+}
+
+// price looks the lines' products up in the catalog and returns the order
+// lines at current prices, the total and the currency.
+func (s *Service) price(ctx context.Context, lines []event.Line) ([]event.OrderLine, int64, string, error) {
+	ids := make([]string, len(lines))
+	for i, l := range lines {
+		ids[i] = l.ProductID
+	}
+	var resp struct {
+		Products []catalogProduct `json:"products"`
+	}
+	q := url.Values{"ids": {strings.Join(ids, ",")}, "limit": {strconv.Itoa(len(ids))}}
+	if err := s.d.CallJSON(ctx, "catalog", "GET", "/api/v1/products?"+q.Encode(), nil, &resp); err != nil {
+		return nil, 0, "", fmt.Errorf("order: look up products: %w", err)
+	}
+	byID := map[string]catalogProduct{}
+	for _, p := range resp.Products {
+		byID[p.ID] = p
+	}
+	var out []event.OrderLine
+	var total int64
+	currency := ""
+	for _, l := range lines {
+		p, ok := byID[l.ProductID]
+		switch {
+		case !ok:
+			return nil, 0, "", eventmart.Errorf(eventmart.EINVALID, "unknown product %s", l.ProductID)
+		case p.Status == "discontinued":
+			return nil, 0, "", eventmart.Errorf(eventmart.ECONFLICT, "product %s is discontinued", l.ProductID)
+		case p.Status != "active":
+			return nil, 0, "", eventmart.Errorf(eventmart.ECONFLICT, "product %s cannot be ordered (status %q)", l.ProductID, p.Status)
+		case currency != "" && p.Currency != currency:
+			return nil, 0, "", eventmart.Errorf(eventmart.EINVALID, "items: products priced in %s and %s cannot be ordered together; order them separately", currency, p.Currency)
+		}
+		currency = p.Currency
+		total += p.PriceCents * l.Quantity
+		out = append(out, event.OrderLine{ProductID: p.ID, SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, UnitPriceCents: p.PriceCents})
+	}
+	return out, total, currency, nil
+}
+
+// cartLines returns the caller's cart (the call carries their token).
+func (s *Service) cartLines(ctx context.Context) ([]event.Line, error) {
+	var cart struct {
+		Items []event.CartItem `json:"items"`
+	}
+	err := s.d.CallJSON(ctx, "cart", "GET", "/api/v1/cart", nil, &cart)
+	if err != nil && eventmart.ErrorCode(err) != eventmart.ENOTFOUND { // no cart at all is an empty one
+		return nil, fmt.Errorf("order: read cart: %w", err)
+	}
+	if len(cart.Items) == 0 {
+		return nil, eventmart.Errorf(eventmart.ECONFLICT, "cart is empty")
+	}
+	in := make([]LineInput, len(cart.Items))
+	for i, it := range cart.Items {
+		in[i] = LineInput{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	return mergeLines("cart", in)
+}
+
+// vaultedCard is the payment service's answer to vaulting a card.
+type vaultedCard struct {
+	Token string `json:"token"`
+	Last4 string `json:"last4"`
+}
+
+// vaultCard hands the card number to the payment service, which keeps it
+// and returns a token: the number never enters this service's data or any
+// event.
+func (s *Service) vaultCard(ctx context.Context, number string) (vaultedCard, error) {
+	var c vaultedCard
+	if err := s.d.CallJSON(ctx, "payment", "POST", "/api/v1/payments/cards", map[string]string{"number": number}, &c); err != nil {
+		return c, fmt.Errorf("order: vault card: %w", err)
+	}
+	if c.Token == "" {
+		return c, fmt.Errorf("order: vault card: the payment service returned no token")
+	}
+	if c.Last4 == "" {
+		c.Last4 = number[len(number)-4:]
+	}
+	return c, nil
+}
+
+// handleList: GET /orders?limit=&offset=&status=&userId= — the caller's
+// orders, newest first; admins see everyone's, or one user's with userId.
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	status := strings.ToUpper(q.Get("status"))
+	switch status {
+	case "", StatusPending, StatusConfirmed, StatusShipped, StatusCancelled:
+	default:
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "status must be one of PENDING, CONFIRMED, SHIPPED, CANCELLED"))
+		return
+	}
+	userID := q.Get("userId")
+	if !id.IsAdmin() {
+		if userID != "" && userID != id.UserID {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EFORBIDDEN, "userId: only admins may list other users' orders"))
+			return
+		}
+		userID = id.UserID
+	}
+	orders, err := s.store.list(r.Context(), userID, status, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"orders": orders, "limit": limit, "offset": offset})
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	_, o, err := s.visibleOrder(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, o)
+}
+
+// visibleOrder returns the caller and the order of the path if the caller
+// may see it. Another customer's order is "not found", like a missing one,
+// so ids cannot be probed.
+func (s *Service) visibleOrder(r *http.Request) (auth.Identity, *Order, error) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		return id, nil, err
+	}
+	o, err := s.store.order(r.Context(), s.d.DB, r.PathValue("id"))
+	if err != nil {
+		return id, nil, err
+	}
+	if !id.Can(o.UserID) {
+		return id, nil, eventmart.Errorf(eventmart.ENOTFOUND, "order %s not found", o.ID)
+	}
+	return id, o, nil
+}
+
+// handleCancel: POST /orders/{id}/cancel by the owner or an admin, while
+// the order is PENDING or CONFIRMED.
+func (s *Service) handleCancel(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id, o, err := s.visibleOrder(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	reason := "cancelled by the customer"
+	if id.UserID != o.UserID {
+		reason = "cancelled by an administrator"
+	}
+	// The cancellation belongs to the order's saga (its compensations
+	// carry the saga's correlation id); the request caused it.
+	origin := event.Origin{CorrelationID: o.correlationID, CausationID: httpx.CorrelationID(ctx), Metadata: service.RequestOrigin(ctx).Metadata}
+	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		ok, err := s.cancel(ctx, tx, origin, o.ID, []string{StatusPending, StatusConfirmed}, ReasonCustomerCancelled, reason)
+		if err != nil {
+			return err
+		}
+		if o, err = s.store.order(ctx, tx, o.ID); err != nil {
+			return err
+		}
+		if !ok {
+			return eventmart.Errorf(eventmart.ECONFLICT, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	httpx.JSON(w, http.StatusOK, o)
+}
+
+// handleEvents: GET /orders/{id}/events — every event of the order's saga
+// seen so far, causes before their effects.
+func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
+	_, o, err := s.visibleOrder(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	evs, err := s.store.sagaEvents(r.Context(), o.ID)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"events": causalOrder(evs)})
+}
+
+// causalOrder orders a saga's events so that every event comes after the
+// event that caused it (its causationId), and otherwise by timestamp then
+// eventId. evs must be sorted by timestamp then eventId. An event whose
+// cause is not among evs (the root, or a request) may come at any point its
+// timestamp puts it. Timestamps of different services need not agree,
+// which is why the causation link, not the clock, decides first.
+func causalOrder(evs []sagaEvent) []json.RawMessage {
+	inSet := make(map[string]bool, len(evs))
+	for _, ev := range evs {
+		inSet[ev.EventID] = true
+	}
+	done := make(map[string]bool, len(evs))
+	used := make([]bool, len(evs))
+	out := make([]json.RawMessage, 0, len(evs))
+	for len(out) < len(evs) {
+		next := -1
+		for i, ev := range evs {
+			if !used[i] && (!inSet[ev.CausationID] || done[ev.CausationID] || ev.CausationID == ev.EventID) {
+				next = i
+				break
+			}
+		}
+		if next < 0 { // a causation cycle, which well-formed events cannot make: fall back to time order
+			for i := range evs {
+				if !used[i] {
+					next = i
+					break
+				}
+			}
+		}
+		used[next], done[evs[next].EventID] = true, true
+		out = append(out, evs[next].Envelope)
+	}
+	return out
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}

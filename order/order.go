@@ -1,0 +1,345 @@
+// Package order is the order service and the heart of the order saga
+// (docs/saga.md).
+//
+// POST /orders validates an order synchronously (catalog prices, the cart,
+// the card vaulted by the payment service), stores it PENDING and emits
+// OrderCreated in one transaction. From then on the order moves only
+// through events, whatever their arrival order:
+//
+//	PENDING --PaymentProcessed--> CONFIRMED --(ShippingCreated + order-shipped notification)--> SHIPPED
+//	PENDING --InventoryReservationFailed | PaymentFailed | timeout--> CANCELLED
+//	PENDING | CONFIRMED --customer cancels--> CANCELLED
+//
+// Every transition is a guarded UPDATE (… WHERE status = <expected>), so
+// concurrent handlers, the timeout sweeper and several instances on
+// PostgreSQL cannot both act on one order. OrderCancelled is the single
+// trigger of every compensation; this service emits it and nothing else.
+//
+// The service also keeps a projection of users (customer data on orders,
+// deactivated accounts) and a log of every event of its sagas, served by
+// GET /orders/{id}/events.
+package order
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/service"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Name is the service name.
+const Name = "order"
+
+// Def describes the order service to the runtime.
+func Def() service.Def {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d) }}
+}
+
+// Order statuses.
+const (
+	StatusPending   = "PENDING"
+	StatusConfirmed = "CONFIRMED"
+	StatusShipped   = "SHIPPED"
+	StatusCancelled = "CANCELLED"
+)
+
+// Reason codes of cancelled orders (OrderCancelled.reasonCode).
+const (
+	ReasonOutOfStock        = "out-of-stock"
+	ReasonPaymentFailed     = "payment-failed"
+	ReasonCustomerCancelled = "customer-cancelled"
+	ReasonTimeout           = "timeout"
+)
+
+// Settings and their defaults.
+const (
+	// SettingSagaTimeout is how long an order may stay PENDING before it is
+	// cancelled with reason code "timeout" (a Go duration, default 30s).
+	SettingSagaTimeout = "EVENTMART_SAGA_TIMEOUT"
+	// SettingSweepInterval is how often PENDING orders are checked against
+	// the saga timeout (a Go duration, default 1s).
+	SettingSweepInterval = "EVENTMART_SAGA_SWEEP_INTERVAL"
+
+	DefaultSagaTimeout   = 30 * time.Second
+	DefaultSweepInterval = time.Second
+)
+
+// Order is an order as the API shows it.
+type Order struct {
+	ID              string            `json:"id"`
+	UserID          string            `json:"userId"`
+	Status          string            `json:"status"`
+	ReasonCode      string            `json:"reasonCode"`
+	Reason          string            `json:"reason"`
+	Items           []event.OrderLine `json:"items"`
+	TotalCents      int64             `json:"totalCents"`
+	Currency        string            `json:"currency"`
+	ShippingAddress event.Address     `json:"shippingAddress"`
+	Customer        Customer          `json:"customer"`
+	CardLast4       string            `json:"cardLast4"`
+	FromCart        bool              `json:"fromCart"`
+	PaymentID       string            `json:"paymentId"`
+	ShipmentID      string            `json:"shipmentId"`
+	TrackingNumber  string            `json:"trackingNumber"`
+	CreatedAt       time.Time         `json:"createdAt"`
+	UpdatedAt       time.Time         `json:"updatedAt"`
+
+	notified       bool   // the order-shipped notification was sent or failed
+	correlationID  string // the saga's correlation id
+	createdEventID string // the OrderCreated eventId, cause of a timeout
+}
+
+// Customer is the customer data kept on an order; it follows the user's
+// profile (UserUpdated).
+type Customer struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// Service is the order service.
+type Service struct {
+	d       service.Deps
+	store   *store
+	timeout time.Duration // saga timeout of PENDING orders
+	sweep   time.Duration // how often the timeout is checked
+}
+
+// New returns the order service. It fails on a malformed setting.
+func New(d service.Deps) (*Service, error) {
+	s := &Service{d: d, store: &store{db: d.DB}}
+	var err error
+	if s.timeout, err = durationSetting(d, SettingSagaTimeout, DefaultSagaTimeout); err != nil {
+		return nil, err
+	}
+	if s.sweep, err = durationSetting(d, SettingSweepInterval, DefaultSweepInterval); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func durationSetting(d service.Deps, name string, def time.Duration) (time.Duration, error) {
+	v := d.Settings(name)
+	if v == "" {
+		return def, nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, fmt.Errorf("order: %s %q: want a positive duration such as %s", name, v, def)
+	}
+	return dur, nil
+}
+
+// Run cancels orders that stayed PENDING longer than the saga timeout,
+// checking every sweep interval, until ctx is cancelled. A failed sweep is
+// logged and retried at the next tick: stopping the service would not help.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.sweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := s.cancelTimedOut(ctx); err != nil && ctx.Err() == nil {
+				s.d.Log.Error("saga timeout sweep failed", "error", err)
+			}
+		}
+	}
+}
+
+// Handlers: user events for the customer projection, the saga's events
+// that move an order, and every other event of an order's saga for its log.
+func (s *Service) Handlers() map[event.Type]inbox.Func {
+	return map[event.Type]inbox.Func{
+		"UserRegistered":  s.onUserRegistered,
+		"UserUpdated":     s.onUserUpdated,
+		"UserDeactivated": s.onUserDeactivated,
+
+		"InventoryReservationFailed": s.saga(s.onReservationFailed),
+		"PaymentProcessed":           s.saga(s.onPaymentProcessed),
+		"PaymentFailed":              s.saga(s.onPaymentFailed),
+		"ShippingCreated":            s.saga(s.onShippingCreated),
+		"NotificationSent":           s.saga(s.onNotification),
+		"NotificationFailed":         s.saga(s.onNotification),
+
+		// Logged only.
+		"OrderCreated":       s.saga(nil),
+		"OrderConfirmed":     s.saga(nil),
+		"OrderCancelled":     s.saga(nil),
+		"OrderShipped":       s.saga(nil),
+		"InventoryReserved":  s.saga(nil),
+		"InventoryReleased":  s.saga(nil),
+		"InventoryAdjusted":  s.saga(nil),
+		"PaymentInitiated":   s.saga(nil),
+		"PaymentRefunded":    s.saga(nil),
+		"ShippingDispatched": s.saga(nil),
+		"ShippingDelivered":  s.saga(nil),
+		"ShippingCancelled":  s.saga(nil),
+	}
+}
+
+// OrderInput is the body of POST /orders: either items or fromCart (the
+// caller's cart), the card to charge and the shipping address.
+type OrderInput struct {
+	Items           []LineInput    `json:"items"`
+	FromCart        bool           `json:"fromCart"`
+	Payment         *PaymentInput  `json:"payment"`
+	ShippingAddress *event.Address `json:"shippingAddress"`
+}
+
+// LineInput is a requested product and quantity.
+type LineInput struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// PaymentInput carries the card number; it goes only to the payment
+// service's vault, never into this service's data or events.
+type PaymentInput struct {
+	Card string `json:"card"`
+}
+
+// Limits of an order.
+const (
+	MaxLines      = 50
+	MaxQuantity   = 100
+	MaxAddressLen = 200
+	MaxIdemKeyLen = 200
+	minCardDigits = 12
+	maxCardDigits = 19
+	maxProductID  = 100
+)
+
+// Statuses of the users projection.
+const (
+	userActive      = "active"
+	userDeactivated = "deactivated"
+)
+
+var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// validate checks the input and returns the merged lines (nil for
+// fromCart: the cart's lines are checked when read), the card number
+// without spaces and the trimmed address.
+func (in *OrderInput) validate() (lines []event.Line, card string, addr event.Address, err error) {
+	switch {
+	case in.FromCart && in.Items != nil:
+		return nil, "", addr, eventmart.Errorf(eventmart.EINVALID, "give either items or fromCart: true, not both")
+	case !in.FromCart && in.Items == nil:
+		return nil, "", addr, eventmart.Errorf(eventmart.EINVALID, "items is required (or fromCart: true to order the cart)")
+	}
+	if !in.FromCart {
+		if lines, err = mergeLines("items", in.Items); err != nil {
+			return nil, "", addr, err
+		}
+	}
+	if in.ShippingAddress == nil {
+		return nil, "", addr, eventmart.Errorf(eventmart.EINVALID, "shippingAddress is required")
+	}
+	if addr, err = normaliseAddress(*in.ShippingAddress); err != nil {
+		return nil, "", addr, err
+	}
+	if in.Payment == nil {
+		return nil, "", addr, eventmart.Errorf(eventmart.EINVALID, "payment is required")
+	}
+	if card, err = normaliseCard(in.Payment.Card); err != nil {
+		return nil, "", addr, err
+	}
+	return lines, card, addr, nil
+}
+
+// mergeLines validates requested lines and merges lines of the same
+// product, keeping the order of first appearance. field names the source
+// ("items" or "cart") in error messages.
+func mergeLines(field string, in []LineInput) ([]event.Line, error) {
+	if len(in) == 0 || len(in) > MaxLines {
+		return nil, eventmart.Errorf(eventmart.EINVALID, "%s must have 1 to %d lines, got %d", field, MaxLines, len(in))
+	}
+	var out []event.Line
+	at := map[string]int{}
+	for i, l := range in {
+		if l.ProductID == "" || len(l.ProductID) > maxProductID {
+			return nil, eventmart.Errorf(eventmart.EINVALID, "%s[%d].productId must be 1-%d characters", field, i, maxProductID)
+		}
+		if l.Quantity < 1 || l.Quantity > MaxQuantity {
+			return nil, eventmart.Errorf(eventmart.EINVALID, "%s[%d].quantity must be between 1 and %d, got %d", field, i, MaxQuantity, l.Quantity)
+		}
+		j, seen := at[l.ProductID]
+		if !seen {
+			at[l.ProductID] = len(out)
+			out = append(out, event.Line{ProductID: l.ProductID, Quantity: l.Quantity})
+			continue
+		}
+		out[j].Quantity += l.Quantity
+		if out[j].Quantity > MaxQuantity {
+			return nil, eventmart.Errorf(eventmart.EINVALID, "%s: product %s: total quantity %d exceeds %d", field, l.ProductID, out[j].Quantity, MaxQuantity)
+		}
+	}
+	return out, nil
+}
+
+func normaliseAddress(a event.Address) (event.Address, error) {
+	fields := []struct {
+		name     string
+		v        *string
+		required bool
+	}{
+		{"name", &a.Name, true}, {"line1", &a.Line1, true}, {"line2", &a.Line2, false},
+		{"city", &a.City, true}, {"postalCode", &a.PostalCode, true}, {"country", &a.Country, true},
+	}
+	for _, f := range fields {
+		*f.v = strings.TrimSpace(*f.v)
+		if f.required && *f.v == "" {
+			return a, eventmart.Errorf(eventmart.EINVALID, "shippingAddress.%s is required", f.name)
+		}
+		if utf8.RuneCountInString(*f.v) > MaxAddressLen {
+			return a, eventmart.Errorf(eventmart.EINVALID, "shippingAddress.%s must be at most %d characters", f.name, MaxAddressLen)
+		}
+	}
+	if !countryPattern.MatchString(a.Country) {
+		return a, eventmart.Errorf(eventmart.EINVALID, "shippingAddress.country must be an ISO 3166-1 alpha-2 code in capitals, such as DE or US; got %q", a.Country)
+	}
+	return a, nil
+}
+
+// normaliseCard drops the spaces and dashes people type in card numbers and
+// checks the length and the Luhn checksum.
+func normaliseCard(s string) (string, error) {
+	digits := strings.NewReplacer(" ", "", "-", "").Replace(s)
+	if len(digits) < minCardDigits || len(digits) > maxCardDigits || strings.Trim(digits, "0123456789") != "" {
+		return "", eventmart.Errorf(eventmart.EINVALID, "payment.card must be %d to %d digits", minCardDigits, maxCardDigits)
+	}
+	if !luhn(digits) {
+		return "", eventmart.Errorf(eventmart.EINVALID, "payment.card is not a valid card number (Luhn check failed)")
+	}
+	return digits, nil
+}
+
+// luhn reports whether a string of digits passes the Luhn checksum.
+func luhn(digits string) bool {
+	sum := 0
+	for i := range len(digits) {
+		d := int(digits[len(digits)-1-i] - '0')
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}

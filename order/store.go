@@ -1,0 +1,327 @@
+package order
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+type store struct{ db *sqldb.DB }
+
+// queryer is a database or a transaction.
+type queryer interface {
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+const orderColumns = `id, user_id, status, reason_code, reason, lines, total_cents, currency, customer_email, customer_name,
+	shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, notified, correlation_id, created_event_id,
+	created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanOrder(r scanner) (*Order, error) {
+	var o Order
+	var lines, addr string
+	var fromCart, notified, created, updated int64
+	err := r.Scan(&o.ID, &o.UserID, &o.Status, &o.ReasonCode, &o.Reason, &lines, &o.TotalCents, &o.Currency,
+		&o.Customer.Email, &o.Customer.Name, &addr, &o.CardLast4, &fromCart, &o.PaymentID, &o.ShipmentID, &o.TrackingNumber,
+		&notified, &o.correlationID, &o.createdEventID, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(lines), &o.Items); err != nil {
+		return nil, fmt.Errorf("lines of order %s: %w", o.ID, err)
+	}
+	if err := json.Unmarshal([]byte(addr), &o.ShippingAddress); err != nil {
+		return nil, fmt.Errorf("shipping address of order %s: %w", o.ID, err)
+	}
+	o.FromCart, o.notified = fromCart != 0, notified != 0
+	o.CreatedAt, o.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return &o, nil
+}
+
+// order reads one order; ENOTFOUND if absent.
+func (s *store) order(ctx context.Context, q queryer, id string) (*Order, error) {
+	o, err := scanOrder(q.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "order %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order: read order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// exists reports whether the order is one of this service's.
+func (s *store) exists(ctx context.Context, q queryer, id string) (bool, error) {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM orders WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("order: look up order %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// list returns orders newest first; userID and status filter when not "".
+func (s *store) list(ctx context.Context, userID, status string, limit, offset int) ([]*Order, error) {
+	q := `SELECT ` + orderColumns + ` FROM orders WHERE 1 = 1`
+	var args []any
+	if userID != "" {
+		q += ` AND user_id = ?`
+		args = append(args, userID)
+	}
+	if status != "" {
+		q += ` AND status = ?`
+		args = append(args, status)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, offset)
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("order: list orders: %w", err)
+	}
+	defer rows.Close()
+	out := []*Order{}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("order: list orders: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// orderIDByKey returns the order a user created with an Idempotency-Key,
+// or "".
+func (s *store) orderIDByKey(ctx context.Context, q queryer, userID, key string) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT order_id FROM idempotency_keys WHERE user_id = ? AND idem_key = ?`, userID, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("order: look up idempotency key: %w", err)
+	}
+	return id, nil
+}
+
+// errKeyTaken: another request with the same Idempotency-Key won the race.
+var errKeyTaken = errors.New("order: idempotency key taken")
+
+// insert stores a new order and, if key is not "", its Idempotency-Key;
+// errKeyTaken if the user already used the key.
+func (s *store) insert(ctx context.Context, tx *sqldb.Tx, o *Order, key string) error {
+	if key != "" {
+		_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at) VALUES (?, ?, ?, ?)`,
+			o.UserID, key, o.ID, o.CreatedAt.UnixMilli())
+		if err != nil && isUniqueViolation(err) {
+			return errKeyTaken
+		}
+		if err != nil {
+			return fmt.Errorf("order: store idempotency key: %w", err)
+		}
+	}
+	lines, err := json.Marshal(o.Items)
+	if err != nil {
+		return fmt.Errorf("order: encode lines: %w", err)
+	}
+	addr, err := json.Marshal(o.ShippingAddress)
+	if err != nil {
+		return fmt.Errorf("order: encode address: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, lines, total_cents, currency, customer_email, customer_name,
+		shipping_address, card_last4, from_cart, correlation_id, created_event_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.ID, o.UserID, o.Status, string(lines), o.TotalCents, o.Currency, o.Customer.Email, o.Customer.Name,
+		string(addr), o.CardLast4, boolInt(o.FromCart), o.correlationID, o.createdEventID, o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("order: insert order: %w", err)
+	}
+	return nil
+}
+
+// Guarded transitions: each changes the order only if it is in the expected
+// state and reports whether it did. The WHERE clause is the guard, so it
+// holds between concurrent transactions and instances.
+
+// cancel moves the order from one of the from statuses to CANCELLED.
+func (s *store) cancel(ctx context.Context, tx *sqldb.Tx, id string, from []string, code, reason string, now time.Time) (bool, error) {
+	args := []any{StatusCancelled, code, reason, now.UnixMilli(), id}
+	for _, f := range from {
+		args = append(args, f)
+	}
+	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, reason_code = ?, reason = ?, updated_at = ?
+		WHERE id = ? AND status IN (`+placeholders(len(from))+`)`, args...))
+}
+
+// confirm moves a PENDING order to CONFIRMED with its payment.
+func (s *store) confirm(ctx context.Context, tx *sqldb.Tx, id, paymentID string, now time.Time) (bool, error) {
+	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, payment_id = ?, updated_at = ? WHERE id = ? AND status = ?`,
+		StatusConfirmed, paymentID, now.UnixMilli(), id, StatusPending))
+}
+
+// ship moves a CONFIRMED order to SHIPPED once it has a shipment and the
+// customer was notified.
+func (s *store) ship(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) (bool, error) {
+	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, updated_at = ?
+		WHERE id = ? AND status = ? AND shipment_id <> '' AND notified = 1`,
+		StatusShipped, now.UnixMilli(), id, StatusConfirmed))
+}
+
+// setShipment records the order's shipment, whatever its status.
+func (s *store) setShipment(ctx context.Context, tx *sqldb.Tx, id, shipmentID, tracking string, now time.Time) (bool, error) {
+	return affected(tx.Exec(ctx, `UPDATE orders SET shipment_id = ?, tracking_number = ?, updated_at = ? WHERE id = ?`,
+		shipmentID, tracking, now.UnixMilli(), id))
+}
+
+// setNotified records that the customer was told (or could not be).
+func (s *store) setNotified(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
+	return affected(tx.Exec(ctx, `UPDATE orders SET notified = 1 WHERE id = ?`, id))
+}
+
+// timedOut returns PENDING orders created at or before cutoff, oldest first.
+func (s *store) timedOut(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT id FROM orders WHERE status = ? AND created_at <= ? ORDER BY created_at LIMIT ?`,
+		StatusPending, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("order: find timed-out orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("order: find timed-out orders: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// ---- users projection ----
+
+type user struct {
+	Email, Name, Status string
+}
+
+// user returns the projection of a user, or nil if no event about them
+// arrived yet.
+func (s *store) user(ctx context.Context, id string) (*user, error) {
+	var u user
+	err := s.db.QueryRow(ctx, `SELECT email, name, status FROM users WHERE user_id = ?`, id).Scan(&u.Email, &u.Name, &u.Status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order: read user %s: %w", id, err)
+	}
+	return &u, nil
+}
+
+// upsertUser stores a user's profile; the status of a known user is kept
+// (a deactivated account stays deactivated).
+func (s *store) upsertUser(ctx context.Context, tx *sqldb.Tx, id, email, name string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, email, name, status) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, name = excluded.name`, id, email, name, userActive)
+	if err != nil {
+		return fmt.Errorf("order: store user %s: %w", id, err)
+	}
+	return nil
+}
+
+// deactivateUser marks a user deactivated, known or not.
+func (s *store) deactivateUser(ctx context.Context, tx *sqldb.Tx, id string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, status) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET status = excluded.status`, id, userDeactivated)
+	if err != nil {
+		return fmt.Errorf("order: deactivate user %s: %w", id, err)
+	}
+	return nil
+}
+
+// updateCustomer copies a user's new profile onto all their orders.
+func (s *store) updateCustomer(ctx context.Context, tx *sqldb.Tx, userID, email, name string) error {
+	_, err := tx.Exec(ctx, `UPDATE orders SET customer_email = ?, customer_name = ? WHERE user_id = ?`, email, name, userID)
+	if err != nil {
+		return fmt.Errorf("order: update customer %s on orders: %w", userID, err)
+	}
+	return nil
+}
+
+// ---- saga log ----
+
+// sagaEvent is a stored envelope of an order's saga.
+type sagaEvent struct {
+	EventID, CausationID string
+	TS                   int64 // envelope timestamp, µs
+	Envelope             json.RawMessage
+}
+
+// addSagaEvent logs e under orderID; a redelivered event is logged once.
+func (s *store) addSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, e *event.Envelope) error {
+	b, err := e.Marshal()
+	if err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO saga_events (event_id, order_id, event_type, ts, causation_id, envelope) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (event_id) DO NOTHING`, e.EventID, orderID, string(e.EventType), e.Timestamp.UnixMicro(), e.CausationID, string(b))
+	if err != nil {
+		return fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
+	}
+	return nil
+}
+
+// sagaEvents returns an order's logged events in timestamp order.
+func (s *store) sagaEvents(ctx context.Context, orderID string) ([]sagaEvent, error) {
+	rows, err := s.db.Query(ctx, `SELECT event_id, causation_id, ts, envelope FROM saga_events WHERE order_id = ? ORDER BY ts, event_id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("order: read saga of %s: %w", orderID, err)
+	}
+	defer rows.Close()
+	var out []sagaEvent
+	for rows.Next() {
+		var ev sagaEvent
+		var env string
+		if err := rows.Scan(&ev.EventID, &ev.CausationID, &ev.TS, &env); err != nil {
+			return nil, fmt.Errorf("order: read saga of %s: %w", orderID, err)
+		}
+		ev.Envelope = json.RawMessage(env)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+func affected(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, fmt.Errorf("order: update order: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("order: update order: %w", err)
+	}
+	return n > 0, nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func isUniqueViolation(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
