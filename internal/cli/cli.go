@@ -1,0 +1,104 @@
+// Package cli is the eventmart command line: it parses arguments and
+// environment into a Config and calls into the product's packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+)
+
+// Main runs the command in args and returns the process exit code. SIGINT
+// and SIGTERM cancel the command's context, so long-running commands shut
+// down gracefully.
+func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := Run(ctx, args, getenv, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "eventmart:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "eventmart:", err)
+		return 1
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// command is one subcommand.
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, env *Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "", "run every service and the gateway in one process", runCmd},
+		{"serve", "SERVICE...", "run the named services and/or the gateway (EVENTMART_SERVICE_URLS names the others)", serveCmd},
+		{"topics", "[apply]", "show the bus's topics, or create/update them to ADR-0006's table", topicsCmd},
+		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},
+		{"version", "", "print the version", versionCmd},
+	}
+}
+
+// Env is what a command gets besides its arguments.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+}
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
+var Version = "dev"
+
+// Run runs one command.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	env := &Env{Getenv: getenv, Stdout: stdout, Stderr: stderr,
+		Log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(getenv("EVENTMART_LOG_LEVEL"))}))}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	usage(stderr)
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: eventmart COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-22s %s\n", c.name+" "+c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'eventmart COMMAND -h' for a command's flags. Every flag has an EVENTMART_* environment variable.")
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func versionCmd(ctx context.Context, env *Env, args []string) error {
+	fmt.Fprintln(env.Stdout, "eventmart", Version)
+	return nil
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/embedded"
+	"github.com/eventmart/eventmart/bus/kafka"
+)
+
+// Config is the process configuration shared by commands. Each field has a
+// flag and an environment variable; the flag wins.
+type Config struct {
+	Bus  string // EVENTMART_BUS, --bus: "embedded" (default) or kafka://host:port[,host:port]
+	Data string // EVENTMART_DATA, --data: directory of the embedded log and SQLite files; default ./data
+	Addr string // EVENTMART_ADDR, --addr: HTTP listen address; default 127.0.0.1:8080
+	DB   string // EVENTMART_DB, --db: "" for one SQLite file per service under Data, or postgres://… (one database per service)
+}
+
+// flags registers the Config flags on fs with defaults from getenv.
+func (c *Config) flags(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.Bus, "bus", envOr(getenv, "EVENTMART_BUS", "embedded"), "event bus: embedded, or kafka://host:port[,host:port] (EVENTMART_BUS)")
+	fs.StringVar(&c.Data, "data", envOr(getenv, "EVENTMART_DATA", "./data"), "data directory for the embedded log and SQLite files (EVENTMART_DATA)")
+	fs.StringVar(&c.Addr, "addr", envOr(getenv, "EVENTMART_ADDR", "127.0.0.1:8080"), "HTTP listen address (EVENTMART_ADDR)")
+	fs.StringVar(&c.DB, "db", getenv("EVENTMART_DB"), "service databases: empty for SQLite files under --data, or postgres://user@host:port/ (EVENTMART_DB)")
+}
+
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// parseFlags parses args for command name; -h prints the flags.
+func parseFlags(env *Env, name string, args []string, cfg *Config) (*flag.FlagSet, error) {
+	fs := flag.NewFlagSet("eventmart "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfg.flags(fs, env.Getenv)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, err
+		}
+		return nil, usageError{err.Error()}
+	}
+	return fs, nil
+}
+
+// openBus opens the bus the configuration names.
+func openBus(ctx context.Context, cfg Config) (bus.Bus, error) {
+	switch {
+	case cfg.Bus == "" || cfg.Bus == "embedded":
+		return embedded.Open(filepath.Join(cfg.Data, "eventlog.db"))
+	case strings.HasPrefix(cfg.Bus, "kafka://"):
+		brokers, err := kafka.ParseURL(cfg.Bus)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		return kafka.Open(ctx, brokers)
+	default:
+		return nil, usageError{fmt.Sprintf("--bus %q: want embedded or kafka://host:port[,host:port]", cfg.Bus)}
+	}
+}

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/eventmart/eventmart/internal/loadgen"
+)
+
+// loadCmd drives a running Eventmart with orders and reports throughput and
+// latency.
+func loadCmd(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("eventmart load", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfg := loadgen.Config{Progress: env.Stderr}
+	fs.StringVar(&cfg.Target, "target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL")
+	fs.IntVar(&cfg.Orders, "orders", 1000, "orders to place")
+	fs.Float64Var(&cfg.Rate, "rate", 100, "orders per second to start (0: as fast as --concurrency allows)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "orders in flight at most")
+	fs.Float64Var(&cfg.DeclineRatio, "decline-ratio", 0, "share of orders paid with the declined test card (0-1)")
+	fs.IntVar(&cfg.Customers, "customers", 0, "customers to register (default: min(concurrency, 50))")
+	fs.IntVar(&cfg.Products, "products", 20, "products to seed")
+	fs.StringVar(&cfg.AdminEmail, "admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
+	fs.StringVar(&cfg.AdminPassword, "admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
+		return usageError{"--decline-ratio must be between 0 and 1"}
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if res != nil {
+		fmt.Fprintln(env.Stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Failed > 0 || res.Unexpected > 0 {
+		return fmt.Errorf("load: %d failed, %d unexpected outcomes", res.Failed, res.Unexpected)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart/internal/app"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/service"
+)
+
+// runCmd runs every service and the gateway in one process on the
+// configured bus (the embedded log by default) until SIGINT or SIGTERM.
+func runCmd(ctx context.Context, env *Env, args []string) error {
+	var cfg Config
+	if _, err := parseFlags(env, "run", args, &cfg); err != nil {
+		return err
+	}
+	return serve(ctx, env, cfg, allServices())
+}
+
+// serveCmd runs the named services (and/or "gateway") in one process;
+// services not named are reached at EVENTMART_SERVICE_URLS.
+func serveCmd(ctx context.Context, env *Env, args []string) error {
+	var cfg Config
+	fs, err := parseFlags(env, "serve", args, &cfg)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{"serve: name at least one of: gateway, " + strings.Join(serviceNames(), ", ")}
+	}
+	byName := map[string]service.Def{}
+	for _, d := range allServices() {
+		byName[d.Name] = d
+	}
+	var defs []service.Def
+	for _, name := range fs.Args() {
+		if name == "gateway" {
+			continue
+		}
+		d, ok := byName[name]
+		if !ok {
+			return usageError{fmt.Sprintf("serve: unknown service %q (want gateway, %s)", name, strings.Join(serviceNames(), ", "))}
+		}
+		defs = append(defs, d)
+	}
+	return serve(ctx, env, cfg, defs)
+}
+
+func serviceNames() []string {
+	var names []string
+	for _, d := range allServices() {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// serve runs defs behind the gateway on cfg.Addr until ctx is cancelled.
+func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error {
+	remote, err := parseServiceURLs(env.Getenv("EVENTMART_SERVICE_URLS"))
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	for _, d := range defs {
+		delete(remote, d.Name) // a service run here is never proxied
+	}
+	tokens, err := loadTokens(env, cfg)
+	if err != nil {
+		return err
+	}
+	b, err := openBus(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if _, err := b.EnsureTopics(ctx, adrTopics()); err != nil {
+		return fmt.Errorf("serve: topics: %w", err)
+	}
+	a, err := app.Start(ctx, app.Config{
+		Bus: b, DataDir: cfg.Data, DB: cfg.DB, Services: defs, Remote: remote,
+		Tokens: tokens, Log: env.Log, Settings: env.Getenv,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		a.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	names := []string{}
+	for _, d := range defs {
+		names = append(names, d.Name)
+	}
+	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
+	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var runErr error
+	select {
+	case err := <-served:
+		runErr = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		env.Log.Info("shutting down")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		runErr = errors.Join(runErr, fmt.Errorf("serve: shutdown: %w", err))
+	}
+	return errors.Join(runErr, a.Close())
+}
+
+// loadTokens uses EVENTMART_JWT_SECRET, or a secret kept in the data
+// directory (created on first run), shared by processes using that directory.
+func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
+	secret := []byte(env.Getenv("EVENTMART_JWT_SECRET"))
+	if len(secret) == 0 {
+		var err error
+		if secret, err = auth.SecretFromFile(filepath.Join(cfg.Data, "jwt.secret")); err != nil {
+			return nil, err
+		}
+	}
+	ttl := 24 * time.Hour
+	if v := env.Getenv("EVENTMART_TOKEN_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usageError{fmt.Sprintf("EVENTMART_TOKEN_TTL %q: want a positive duration such as 24h", v)}
+		}
+		ttl = d
+	}
+	return auth.NewTokens(secret, ttl)
+}
+
+// parseServiceURLs parses "user=http://host:port,catalog=http://…".
+func parseServiceURLs(s string) (map[string]*url.URL, error) {
+	out := map[string]*url.URL{}
+	if s == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, raw, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !slices.Contains(serviceNames(), name) {
+			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %q: want service=http://host:port with a service among %s", part, strings.Join(serviceNames(), ", "))
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %s: %q is not an http(s) URL", name, raw)
+		}
+		out[name] = u
+	}
+	return out, nil
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+)
+
+// adrTopics is ADR-0006's topic table as bus topic configurations.
+func adrTopics() []bus.TopicConfig {
+	out := make([]bus.TopicConfig, len(event.Topics))
+	for i, t := range event.Topics {
+		out[i] = bus.TopicConfig{Name: string(t.Name), Partitions: t.Partitions, Retention: t.Retention}
+	}
+	return out
+}
+
+func topicsCmd(ctx context.Context, env *Env, args []string) error {
+	var cfg Config
+	fs, err := parseFlags(env, "topics", args, &cfg)
+	if err != nil {
+		return err
+	}
+	b, err := openBus(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	switch fs.Arg(0) {
+	case "":
+		return listTopics(ctx, env, b)
+	case "apply":
+		return applyTopics(ctx, env, b)
+	default:
+		return usageError{fmt.Sprintf("topics: unknown subcommand %q (want nothing or apply)", fs.Arg(0))}
+	}
+}
+
+func applyTopics(ctx context.Context, env *Env, b bus.Bus) error {
+	changes, err := b.EnsureTopics(ctx, adrTopics())
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TOPIC\tACTION\tDETAIL")
+	drift := 0
+	for _, c := range changes {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Topic, c.Action, c.Detail)
+		if c.Action == "drift" {
+			drift++
+		}
+	}
+	w.Flush()
+	if drift > 0 {
+		return fmt.Errorf("topics: %d topic(s) differ from ADR-0006's table in a way apply cannot fix", drift)
+	}
+	return nil
+}
+
+// listTopics prints the ADR's topics as the bus has them, with a status
+// against the ADR's table.
+func listTopics(ctx context.Context, env *Env, b bus.Bus) error {
+	have, err := b.Topics(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]bus.TopicConfig{}
+	for _, t := range have {
+		byName[t.Name] = t
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TOPIC\tPARTITIONS\tRETENTION\tRETENTION.MS\tSTATUS")
+	missing := 0
+	for _, want := range adrTopics() {
+		got, ok := byName[want.Name]
+		if !ok {
+			missing++
+			fmt.Fprintf(w, "%s\t-\t-\t-\tmissing (run: eventmart topics apply)\n", want.Name)
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", got.Name, got.Partitions, humanDuration(got.Retention), got.Retention.Milliseconds(), status(want, got))
+	}
+	return w.Flush()
+}
+
+func status(want, got bus.TopicConfig) string {
+	var diffs []string
+	if got.Partitions != want.Partitions {
+		diffs = append(diffs, fmt.Sprintf("ADR says %d partitions", want.Partitions))
+	}
+	if got.Retention != want.Retention {
+		diffs = append(diffs, "ADR says retention "+humanDuration(want.Retention))
+	}
+	if len(diffs) == 0 {
+		return "ok"
+	}
+	return "drift: " + strings.Join(diffs, ", ")
+}
+
+// humanDuration writes retention as the ADR does: days or years.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "forever"
+	case d%event.Year == 0:
+		return fmt.Sprintf("%dy", d/event.Year)
+	case d%event.Day == 0:
+		return fmt.Sprintf("%dd", d/event.Day)
+	default:
+		return d.String()
+	}
+}

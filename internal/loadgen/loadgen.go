@@ -1,0 +1,333 @@
+// Package loadgen drives a running Eventmart through its public HTTP API:
+// it registers customers, seeds products and stock, places orders at a
+// target rate, follows each to its final status, and reports throughput
+// and latency percentiles from POST to final status.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is one load run.
+type Config struct {
+	Target        string  // gateway base URL, e.g. http://127.0.0.1:8080
+	Orders        int     // orders to place
+	Rate          float64 // orders per second to start; 0 = as fast as Concurrency allows
+	Concurrency   int     // orders in flight at most
+	DeclineRatio  float64 // share of orders paid with the declined test card
+	Customers     int     // customers to register (default min(Concurrency, 50))
+	Products      int     // products to seed (default 20)
+	AdminEmail    string
+	AdminPassword string
+	Progress      io.Writer // progress bar; nil for none
+}
+
+// Result is what a run measured.
+type Result struct {
+	Orders, Shipped, Cancelled, Failed int
+	Unexpected                         int // approved orders that did not ship, declined ones that did
+	Duration                           time.Duration
+	Latencies                          []time.Duration // POST to final status, sorted
+}
+
+// Throughput is finished orders per second.
+func (r *Result) Throughput() float64 {
+	return float64(r.Shipped+r.Cancelled) / r.Duration.Seconds()
+}
+
+// Percentile returns the p-th (0-100) latency percentile.
+func (r *Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.Latencies)-1) * p / 100)
+	return r.Latencies[i]
+}
+
+func (r *Result) String() string {
+	return fmt.Sprintf("orders %d: shipped %d, cancelled %d, failed %d, unexpected %d in %s\nthroughput %.1f orders/s\nlatency POST→final: p50 %s  p95 %s  p99 %s  max %s",
+		r.Orders, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
+		r.Percentile(50).Round(time.Millisecond), r.Percentile(95).Round(time.Millisecond),
+		r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond))
+}
+
+type client struct {
+	base string
+	http *http.Client
+}
+
+// do sends a JSON request; a status other than want is an error.
+func (c *client) do(ctx context.Context, method, path, token string, body any, want int, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Run performs the load run.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Orders <= 0 || cfg.Concurrency <= 0 {
+		return nil, errors.New("loadgen: orders and concurrency must be positive")
+	}
+	if cfg.Customers <= 0 {
+		cfg.Customers = min(cfg.Concurrency, 50)
+	}
+	if cfg.Products <= 0 {
+		cfg.Products = 20
+	}
+	c := &client{base: strings.TrimRight(cfg.Target, "/"), http: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2, MaxConnsPerHost: 0},
+	}}
+	tokens, products, err := seed(ctx, c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Orders: cfg.Orders}
+	var mu sync.Mutex
+	var done atomic.Int64
+	sem := make(chan struct{}, cfg.Concurrency)
+	var wg sync.WaitGroup
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	stopProgress := progress(cfg.Progress, cfg.Orders, &done)
+	start := time.Now()
+	for i := 0; i < cfg.Orders; i++ {
+		if interval > 0 {
+			// Open-loop pacing: order i starts at start + i×interval.
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			declined := rand.Float64() < cfg.DeclineRatio
+			status, lat, err := placeAndFollow(ctx, c, tokens[i%len(tokens)], products[rand.IntN(len(products))], declined)
+			mu.Lock()
+			switch {
+			case err != nil:
+				res.Failed++
+			case status == "SHIPPED":
+				res.Shipped++
+			default:
+				res.Cancelled++
+			}
+			if err == nil {
+				res.Latencies = append(res.Latencies, lat)
+				if (status == "SHIPPED") == declined {
+					res.Unexpected++
+				}
+			}
+			mu.Unlock()
+			done.Add(1)
+		}(i)
+	}
+	wg.Wait()
+	res.Duration = time.Since(start)
+	stopProgress()
+	slices.Sort(res.Latencies)
+	return res, ctx.Err()
+}
+
+const (
+	cardOK       = "4242424242424242"
+	cardDeclined = "4000000000000002"
+)
+
+var address = map[string]string{"name": "Load Test", "line1": "1 Load Street", "city": "Benchville", "postalCode": "12345", "country": "DE"}
+
+// placeAndFollow places one order and polls it to its final status.
+func placeAndFollow(ctx context.Context, c *client, token, productID string, declined bool) (string, time.Duration, error) {
+	card := cardOK
+	if declined {
+		card = cardDeclined
+	}
+	start := time.Now()
+	var o struct{ ID, Status string }
+	err := c.do(ctx, "POST", "/api/v1/orders", token, map[string]any{
+		"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address,
+	}, http.StatusAccepted, &o)
+	if err != nil {
+		return "", 0, err
+	}
+	wait := 5 * time.Millisecond
+	for {
+		if err := c.do(ctx, "GET", "/api/v1/orders/"+o.ID, token, nil, 200, &o); err != nil {
+			return "", 0, err
+		}
+		if o.Status == "SHIPPED" || o.Status == "CANCELLED" {
+			return o.Status, time.Since(start), nil
+		}
+		if time.Since(start) > 2*time.Minute {
+			return "", 0, fmt.Errorf("order %s still %s after 2m", o.ID, o.Status)
+		}
+		select {
+		case <-time.After(wait): // polling the API, as a client without push would
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+// seed logs the admin in, creates products with ample stock and registers
+// customers, returning the customer tokens and product ids.
+func seed(ctx context.Context, c *client, cfg Config) ([]string, []string, error) {
+	var tok struct{ Token string }
+	if err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": cfg.AdminEmail, "password": cfg.AdminPassword}, 200, &tok); err != nil {
+		return nil, nil, fmt.Errorf("loadgen: admin login (set EVENTMART_ADMIN_EMAIL/PASSWORD on both sides): %w", err)
+	}
+	admin := tok.Token
+	run := time.Now().UnixNano()
+	stockEach := int64(cfg.Orders) + 1000
+	var products []string
+	for i := 0; i < cfg.Products; i++ {
+		var p struct{ ID string }
+		if err := c.do(ctx, "POST", "/api/v1/products", admin, map[string]any{"sku": fmt.Sprintf("LOAD-%d-%d", run, i), "name": fmt.Sprintf("Load product %d", i), "priceCents": 100 + i, "currency": "EUR"}, 201, &p); err != nil {
+			return nil, nil, fmt.Errorf("loadgen: seed products: %w", err)
+		}
+		products = append(products, p.ID)
+	}
+	for _, id := range products {
+		if err := retry(ctx, func() error {
+			return c.do(ctx, "PUT", "/api/v1/inventory/"+id, admin, map[string]int64{"onHand": stockEach}, 200, nil)
+		}); err != nil {
+			return nil, nil, fmt.Errorf("loadgen: seed stock: %w", err)
+		}
+	}
+	tokens := make([]string, cfg.Customers)
+	errs := make([]error, cfg.Customers)
+	var wg sync.WaitGroup
+	for i := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := fmt.Sprintf("load-%d-%d@example.com", run, i)
+			body := map[string]string{"email": email, "password": "load test password", "name": fmt.Sprintf("Customer %d", i)}
+			if errs[i] = c.do(ctx, "POST", "/api/v1/users", "", body, 201, nil); errs[i] != nil {
+				return
+			}
+			var t struct{ Token string }
+			errs[i] = c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": email, "password": body["password"]}, 200, &t)
+			tokens[i] = t.Token
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("loadgen: register customers: %w", err)
+	}
+	// Orders need the stock to be known to inventory and products to the catalog.
+	for _, id := range products {
+		if err := retry(ctx, func() error {
+			var p struct{ Availability struct{ Available int64 } }
+			if err := c.do(ctx, "GET", "/api/v1/products/"+id, "", nil, 200, &p); err != nil {
+				return err
+			}
+			if p.Availability.Available != stockEach {
+				return fmt.Errorf("product %s availability %d", id, p.Availability.Available)
+			}
+			return nil
+		}); err != nil {
+			return nil, nil, fmt.Errorf("loadgen: wait for availability: %w", err)
+		}
+	}
+	return tokens, products, nil
+}
+
+// retry calls fn until it succeeds or 30 seconds pass: seeding waits for
+// events to propagate between services.
+func retry(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// progress draws a progress bar every 200ms until stopped.
+func progress(w io.Writer, total int, done *atomic.Int64) func() {
+	if w == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	draw := func() {
+		n := done.Load()
+		const width = 30
+		filled := int(float64(width) * float64(n) / float64(total))
+		rate := float64(n) / time.Since(start).Seconds()
+		fmt.Fprintf(w, "\r[%s%s] %d/%d orders  %.0f/s ", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), n, total, rate)
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				draw()
+			case <-stop:
+				draw()
+				fmt.Fprintln(w)
+				return
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}

@@ -1,0 +1,100 @@
+package payment
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+)
+
+// Routes registers the payment API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/payments/cards", s.handleVaultCard)
+	mux.HandleFunc("GET /api/v1/payments", s.handleList)
+}
+
+// CardInput is the body of POST /payments/cards.
+type CardInput struct {
+	Number string `json:"number"`
+}
+
+// handleVaultCard: POST /payments/cards {number} → 201 {token, last4, brand}.
+// The card belongs to the caller; only the caller's orders can charge it.
+func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var in CardInput
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	if in.Number == "" {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "number is required"))
+		return
+	}
+	number, ok := normalizeCardNumber(in.Number)
+	if !ok {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "number: card number is not valid (12-19 digits passing the Luhn check)"))
+		return
+	}
+	c := &vaultedCard{
+		Card:   Card{Token: "tok_" + uuid.NewString(), Last4: number[len(number)-4:], Brand: cardBrand(number)},
+		UserID: id.UserID, Number: number,
+	}
+	if err := s.store.insertCard(r.Context(), c, s.d.Now().UTC()); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusCreated, c.Card)
+}
+
+// handleList: GET /payments?orderId=&limit=&offset= lists the payments of
+// one order, or without orderId the caller's own. Customers see only their
+// own payments (another customer's order lists nothing); admins see any.
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	orderID, userID := q.Get("orderId"), id.UserID
+	if orderID != "" && id.IsAdmin() {
+		userID = ""
+	}
+	payments, err := s.store.list(r.Context(), orderID, userID, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"payments": payments})
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,130 @@
+package payment
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+type store struct{ db *sqldb.DB }
+
+const paymentColumns = `payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status, auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanPayment(r scanner) (*Payment, error) {
+	var p Payment
+	var hasOrder, reserved, cancelled, created, updated int64
+	err := r.Scan(&p.ID, &p.OrderID, &p.UserID, &p.AmountCents, &p.Currency, &p.cardToken, &p.CardLast4, &p.Status,
+		&p.AuthCode, &p.FailureCode, &p.Reason, &hasOrder, &reserved, &cancelled, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	p.hasOrder, p.reserved, p.cancelled = hasOrder == 1, reserved == 1, cancelled == 1
+	p.CreatedAt, p.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return &p, nil
+}
+
+// lock returns the payment row of orderID for a read-modify-write within
+// tx, creating it (awaiting, nothing seen yet) if this is the first event
+// about the order. The upsert's DO UPDATE takes the row lock on PostgreSQL
+// even though it changes nothing, so handlers of one order running
+// concurrently (its events come on different topics, hence partitions)
+// take turns and none loses another's update; SQLite has a single writer.
+func (s *store) lock(ctx context.Context, tx *sqldb.Tx, orderID string, now time.Time) (*Payment, error) {
+	_, err := tx.Exec(ctx, `INSERT INTO payments (payment_id, order_id, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id`,
+		paymentID(orderID), orderID, StatusAwaiting, now.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("payment: lock payment of order %s: %w", orderID, err)
+	}
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ?`, orderID))
+	if err != nil {
+		return nil, fmt.Errorf("payment: read payment of order %s: %w", orderID, err)
+	}
+	return p, nil
+}
+
+// save writes every changeable column of p.
+func (s *store) save(ctx context.Context, tx *sqldb.Tx, p *Payment) error {
+	_, err := tx.Exec(ctx, `UPDATE payments SET user_id = ?, amount_cents = ?, currency = ?, card_token = ?, card_last4 = ?, status = ?,
+		auth_code = ?, failure_code = ?, reason = ?, has_order = ?, reserved = ?, cancelled = ?, updated_at = ? WHERE order_id = ?`,
+		p.UserID, p.AmountCents, p.Currency, p.cardToken, p.CardLast4, p.Status, p.AuthCode, p.FailureCode, p.Reason,
+		b2i(p.hasOrder), b2i(p.reserved), b2i(p.cancelled), p.UpdatedAt.UnixMilli(), p.OrderID)
+	if err != nil {
+		return fmt.Errorf("payment: save payment of order %s: %w", p.OrderID, err)
+	}
+	return nil
+}
+
+// list returns payments whose order is known (OrderCreated seen), newest
+// first: of one order if orderID is set, of one user if userID is set.
+func (s *store) list(ctx context.Context, orderID, userID string, limit, offset int) ([]*Payment, error) {
+	q := `SELECT ` + paymentColumns + ` FROM payments WHERE has_order = 1`
+	var args []any
+	if orderID != "" {
+		q += ` AND order_id = ?`
+		args = append(args, orderID)
+	}
+	if userID != "" {
+		q += ` AND user_id = ?`
+		args = append(args, userID)
+	}
+	q += ` ORDER BY created_at DESC, payment_id LIMIT ? OFFSET ?`
+	args = append(args, limit, offset)
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("payment: list payments: %w", err)
+	}
+	defer rows.Close()
+	out := []*Payment{}
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("payment: list payments: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// vaultedCard is a card with its number, for charging.
+type vaultedCard struct {
+	Card
+	UserID string
+	Number string
+}
+
+func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO cards (token, user_id, number, last4, brand, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.Token, c.UserID, c.Number, c.Last4, c.Brand, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("payment: vault card: %w", err) // the number is not in err: it is a bound parameter
+	}
+	return nil
+}
+
+// card returns the vaulted card of token, or nil if there is none.
+func (s *store) card(ctx context.Context, tx *sqldb.Tx, token string) (*vaultedCard, error) {
+	var c vaultedCard
+	err := tx.QueryRow(ctx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token = ?`, token).
+		Scan(&c.Token, &c.UserID, &c.Number, &c.Last4, &c.Brand)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payment: read card: %w", err)
+	}
+	return &c, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

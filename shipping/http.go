@@ -1,0 +1,121 @@
+package shipping
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Routes registers the shipping API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/shipments", s.handleList)
+	mux.HandleFunc("POST /api/v1/shipments/{id}/dispatch", s.handleDispatch)
+	mux.HandleFunc("POST /api/v1/shipments/{id}/deliver", s.handleDeliver)
+}
+
+// handleList: GET /shipments?orderId=&limit=&offset= lists the shipments of
+// one order, or without orderId the caller's own. Customers see only their
+// own shipments (another customer's order lists nothing); admins see any.
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
+	if err != nil {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		return
+	}
+	orderID, userID := q.Get("orderId"), id.UserID
+	if orderID != "" && id.IsAdmin() {
+		userID = ""
+	}
+	shipments, err := s.store.list(r.Context(), orderID, userID, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"shipments": shipments})
+}
+
+// handleDispatch: POST /shipments/{id}/dispatch (admins) hands a labelled
+// parcel of a shipped order to the carrier → 200 with the shipment and
+// ShippingDispatched; 409 in any other state.
+func (s *Service) handleDispatch(w http.ResponseWriter, r *http.Request) {
+	s.advanceByHand(w, r, func(sh *Shipment, now time.Time) (event.Payload, error) {
+		if sh.Status != StatusCreated {
+			return nil, eventmart.Errorf(eventmart.ECONFLICT, "shipment %s is %s; only a created shipment can be dispatched", sh.ID, sh.Status)
+		}
+		if !sh.shippedOrder {
+			return nil, eventmart.Errorf(eventmart.ECONFLICT, "order %s has not shipped yet; its parcel can be dispatched once the order is shipped", sh.OrderID)
+		}
+		return s.dispatch(sh, now), nil
+	})
+}
+
+// handleDeliver: POST /shipments/{id}/deliver (admins) marks a dispatched
+// parcel delivered → 200 with the shipment and ShippingDelivered; 409 in
+// any other state.
+func (s *Service) handleDeliver(w http.ResponseWriter, r *http.Request) {
+	s.advanceByHand(w, r, func(sh *Shipment, now time.Time) (event.Payload, error) {
+		if sh.Status != StatusDispatched {
+			return nil, eventmart.Errorf(eventmart.ECONFLICT, "shipment %s is %s; only a dispatched shipment can be delivered", sh.ID, sh.Status)
+		}
+		return s.deliver(sh, now), nil
+	})
+}
+
+// advanceByHand runs an admin's change of one shipment: lock it, let fn
+// check and change it and name the event, store both in one transaction.
+func (s *Service) advanceByHand(w http.ResponseWriter, r *http.Request, fn func(*Shipment, time.Time) (event.Payload, error)) {
+	ctx := r.Context()
+	if _, err := auth.RequireAdmin(ctx); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var sh *Shipment
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		now := s.d.Now().UTC()
+		var err error
+		if sh, err = s.store.lockByID(ctx, tx, r.PathValue("id"), now); err != nil {
+			return err
+		}
+		p, err := fn(sh, now)
+		if err != nil {
+			return err
+		}
+		return s.saveAndEmit(ctx, tx, service.RequestOrigin(ctx), sh, now, p)
+	})
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	s.d.Outbox.Notify()
+	httpx.JSON(w, http.StatusOK, sh)
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}
