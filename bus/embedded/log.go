@@ -352,4 +352,3 @@ func (b *Bus) retentionLoop() {
 func sortTopics(ts []bus.TopicConfig) {
 	slices.SortFunc(ts, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) })
 }
-

@@ -181,7 +181,9 @@ func happyPath(t *testing.T, s *shop) {
 	if len(sh.Shipments) != 1 {
 		t.Errorf("shipments %+v, want one", sh.Shipments)
 	}
-	var ns struct{ Notifications []struct{ Template, SubjectID string } }
+	var ns struct {
+		Notifications []struct{ Template, SubjectID string }
+	}
 	s.must("GET", "/api/v1/notifications", tok, nil, 200, &ns)
 	if !slices.ContainsFunc(ns.Notifications, func(n struct{ Template, SubjectID string }) bool {
 		return n.Template == "order-shipped" && n.SubjectID == id
