@@ -27,7 +27,8 @@ type Message struct {
 	Headers []Header
 
 	// Set by the bus: on Publish once the message is durable, and on every
-	// consumed or read message.
+	// consumed or read message. Timestamp has millisecond precision (as
+	// Kafka's) and is the same on publish and consume.
 	Partition int32
 	Offset    int64
 	Timestamp time.Time
@@ -62,7 +63,8 @@ type Publisher interface {
 }
 
 // Handler processes a batch of messages from one partition, in offset
-// order, within one consumer group. Batches of different partitions are
+// order, within one consumer group. The messages may share memory with the
+// driver's buffers: treat them as read-only and copy what outlives the call. Batches of different partitions are
 // handled concurrently; batches of one partition never are.
 //
 // Returning nil consumes the whole batch: the bus commits the offset after
@@ -75,7 +77,9 @@ type Publisher interface {
 // it; a batch waiting in a retry backoff is dropped uncommitted (it is
 // redelivered to whoever owns the partition next). ctx is cancelled only
 // when the partition is lost without a graceful hand-over (the group
-// session expired) or the bus is closed.
+// session expired) or the bus is closed. On Kafka a call must end well
+// within the group's rebalance timeout (60s): a member whose call outlasts
+// it is evicted and its partitions are reassigned.
 type Handler func(ctx context.Context, batch []*Message) error
 
 // Subscriber consumes topics as a member of a consumer group.
@@ -97,15 +101,16 @@ type Subscriber interface {
 // Reader reads partitions directly, outside any group: the base of replay.
 type Reader interface {
 	// Read returns up to max messages of topic's partition starting at
-	// offset from, in order, and an empty slice at the end of the log. An
+	// offset from, in order, and an empty slice at or beyond the end of the log. An
 	// offset below the start of the log (deleted by retention) reads from
 	// the start.
 	Read(ctx context.Context, topic string, partition int32, from int64, max int) ([]*Message, error)
 	// Offsets returns the log start (first offset still kept) and end (next
 	// offset to be written) of every partition of topic.
 	Offsets(ctx context.Context, topic string) ([]PartitionOffsets, error)
-	// OffsetAfter returns, per partition of topic, the first offset whose
-	// timestamp is at or after t, or the end offset if there is none.
+	// OffsetAfter returns, per partition of topic, in Start the first
+	// offset whose timestamp is at or after t, or the end offset if there is
+	// none, and in End the end offset.
 	OffsetAfter(ctx context.Context, topic string, t time.Time) ([]PartitionOffsets, error)
 }
 
@@ -196,9 +201,12 @@ func StartAtLatest() SubscribeOption {
 }
 
 // RetryBackoff sets the wait before a failed batch is handed over again: it
-// starts at min and doubles up to max; default 50ms to 5s.
-func RetryBackoff(min, max time.Duration) SubscribeOption {
-	return func(c *SubscribeConfig) { c.MinBackoff, c.MaxBackoff = min, max }
+// starts at least (at least 1ms) and doubles up to most; default 50ms to 5s.
+func RetryBackoff(least, most time.Duration) SubscribeOption {
+	return func(c *SubscribeConfig) {
+		c.MinBackoff = max(least, time.Millisecond)
+		c.MaxBackoff = max(most, c.MinBackoff)
+	}
 }
 
 // NewSubscribeConfig applies opts over the defaults.

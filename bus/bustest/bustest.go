@@ -545,4 +545,8 @@ func testUnknownTopic(t *testing.T, b bus.Bus) {
 	if _, err := b.Offsets(ctx, missing); !errors.Is(err, bus.ErrUnknownTopic) {
 		t.Errorf("Offsets of a missing topic = %v, want ErrUnknownTopic", err)
 	}
+	err := b.Subscribe(ctx, uniqueName("g"), []string{missing}, func(context.Context, []*bus.Message) error { return nil })
+	if !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Errorf("Subscribe to a missing topic = %v, want ErrUnknownTopic", err)
+	}
 }

@@ -54,13 +54,21 @@ func parseFlags(env *Env, name string, args []string, cfg *Config) (*flag.FlagSe
 func openBus(ctx context.Context, cfg Config) (bus.Bus, error) {
 	switch {
 	case cfg.Bus == "" || cfg.Bus == "embedded":
-		return embedded.Open(filepath.Join(cfg.Data, "eventlog.db"))
+		eb, err := embedded.Open(filepath.Join(cfg.Data, "eventlog.db"))
+		if err != nil {
+			return nil, err
+		}
+		return eb, nil
 	case strings.HasPrefix(cfg.Bus, "kafka://"):
 		brokers, err := kafka.ParseURL(cfg.Bus)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		return kafka.Open(ctx, brokers)
+		kb, err := kafka.Open(ctx, brokers)
+		if err != nil {
+			return nil, err // not a nil *kafka.Bus inside a non-nil bus.Bus
+		}
+		return kb, nil
 	default:
 		return nil, usageError{fmt.Sprintf("--bus %q: want embedded or kafka://host:port[,host:port]", cfg.Bus)}
 	}

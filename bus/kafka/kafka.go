@@ -1,0 +1,214 @@
+// Package kafka is the bus driver for Apache Kafka, built on franz-go. It is
+// the production driver: bus.Bus over a real cluster, passing the same
+// conformance suite (bus/bustest) as the embedded driver.
+//
+// One Bus holds one franz-go client for publishing, reading and topic
+// administration; every Subscribe call adds a client of its own, which is one
+// member of its consumer group.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/eventmart/eventmart/bus"
+)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	replicationFactor int16
+	minISR            int
+	clientID          string
+	logger            *slog.Logger
+	clientLogs        bool
+	clientOpts        []kgo.Opt
+}
+
+// ReplicationFactor sets the replication factor of the topics EnsureTopics
+// creates. The default, -1, is the broker's default.replication.factor.
+func ReplicationFactor(n int16) Option { return func(c *config) { c.replicationFactor = n } }
+
+// MinInsyncReplicas sets min.insync.replicas on the topics EnsureTopics
+// creates: how many replicas must have a message before Publish succeeds.
+// By default it is not set, so the broker's default applies. Existing topics
+// are not changed.
+func MinInsyncReplicas(n int) Option { return func(c *config) { c.minISR = n } }
+
+// ClientID sets the client id the bus's Kafka clients send to brokers (for
+// quotas and broker logs); default "eventmart".
+func ClientID(id string) Option { return func(c *config) { c.clientID = id } }
+
+// Logger sets where the driver logs: its own warnings (handler failures,
+// failed commits, fetch errors) and franz-go's client log. By default the
+// driver logs to slog.Default() and franz-go logs nothing; Logger(nil)
+// silences both.
+func Logger(l *slog.Logger) Option {
+	return func(c *config) { c.logger, c.clientLogs = l, true }
+}
+
+// ClientOptions appends franz-go options to every client the bus creates,
+// for what this package does not wrap: TLS, SASL, timeouts. Options that
+// change delivery (acks, idempotency, partitioner, group balancers) break
+// the bus contract; do not pass them.
+func ClientOptions(opts ...kgo.Opt) Option {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
+// Bus is the Kafka driver. It implements bus.Bus; its methods are safe for
+// concurrent use.
+type Bus struct {
+	cfg  config
+	log  *slog.Logger
+	base []kgo.Opt    // options every client of this bus starts from
+	cl   *kgo.Client  // publishing, reading and admin
+	adm  *kadm.Client // over cl
+
+	// ctx is cancelled by Close: it stops subscriptions and cancels their
+	// handlers' contexts.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	subs   sync.WaitGroup // running Subscribe calls
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// Open connects to the cluster at the bootstrap brokers ("host:port") and
+// returns a bus on it. It fails unless one of them answers (each is tried
+// once, within ctx). Close the bus when done.
+func Open(ctx context.Context, brokers []string, opts ...Option) (*Bus, error) {
+	if len(brokers) == 0 {
+		return nil, errors.New("kafka: no brokers")
+	}
+	cfg := config{replicationFactor: -1, clientID: "eventmart", logger: slog.Default()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{cfg: cfg, log: cfg.logger}
+	b.base = []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(cfg.clientID)}
+	if cfg.clientLogs {
+		b.base = append(b.base, kgo.WithLogger(kslog.New(cfg.logger)))
+	}
+	b.base = append(b.base, cfg.clientOpts...)
+
+	cl, err := kgo.NewClient(append(slices.Clone(b.base), producerOpts()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: connect to %s: %w", strings.Join(brokers, ","), err)
+	}
+	b.cl, b.adm = cl, kadm.NewClient(cl)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// producerOpts configures the shared client's producer.
+//
+// Durability comes from franz-go's defaults, which are deliberately not
+// overridden: acks=all (a publish is acknowledged by every in-sync replica)
+// and the idempotent producer (broker-side retries never duplicate or
+// reorder a partition's messages).
+func producerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		// Kafka's murmur2 partitioner for keyed records, as bus.PartitionFor;
+		// records without a key stick to one partition per batch.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// Publish waits for its records anyway and, through ProduceSync,
+		// flushes them once all are buffered, so the linger never delays a
+		// Publish; it only keeps the first records of a large Publish from
+		// leaving in a small request of their own.
+		kgo.ProducerLinger(10 * time.Millisecond),
+		// Bounded memory: a Publish beyond these limits blocks until earlier
+		// records are acknowledged.
+		kgo.MaxBufferedRecords(10_000),
+		kgo.MaxBufferedBytes(32 << 20),
+		// A missing topic (auto-creation is off in production) fails the
+		// publish after this many metadata refreshes that do not know it,
+		// instead of retrying forever. A few tolerate the short window in
+		// which a just-created topic is not yet known to every broker.
+		kgo.UnknownTopicRetries(3),
+	}
+}
+
+// Close closes the bus's client; running subscriptions (there should be
+// none) are stopped and their handlers' contexts cancelled first. Later
+// calls of any method fail with bus.ErrClosed.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errClosed
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.subs.Wait()
+	b.cl.Close()
+	return nil
+}
+
+var errClosed = fmt.Errorf("kafka: %w", bus.ErrClosed)
+
+// alive returns errClosed after Close.
+func (b *Bus) alive() error {
+	if b.ctx.Err() != nil {
+		return errClosed
+	}
+	return nil
+}
+
+// ParseURL returns the brokers of a bus URL "kafka://host:port[,host:port]",
+// the form EVENTMART_BUS and --bus take.
+func ParseURL(u string) ([]string, error) {
+	rest, ok := strings.CutPrefix(u, "kafka://")
+	if !ok {
+		return nil, fmt.Errorf("kafka: URL %q does not start with kafka://", u)
+	}
+	if rest == "" {
+		return nil, fmt.Errorf("kafka: URL %q names no broker", u)
+	}
+	brokers := strings.Split(rest, ",")
+	for _, br := range brokers {
+		host, port, err := net.SplitHostPort(br)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: URL %q: broker %q: want host:port", u, br)
+		}
+		if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("kafka: URL %q: broker %q: want host:port with a port from 1 to 65535", u, br)
+		}
+	}
+	return brokers, nil
+}
+
+// isUnknownTopic reports whether err is Kafka's "this topic does not exist".
+func isUnknownTopic(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
+}
+
+// unknownTopic wraps a Kafka unknown-topic error so that errors.Is finds
+// bus.ErrUnknownTopic as well as the Kafka error.
+func unknownTopic(op, topic string, err error) error {
+	return fmt.Errorf("kafka: %s %s: %w (%w)", op, topic, bus.ErrUnknownTopic, err)
+}
