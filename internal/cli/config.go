@@ -36,18 +36,33 @@ func envOr(getenv func(string) string, name, def string) string {
 	return def
 }
 
-// parseFlags parses args for command name; -h prints the flags.
-func parseFlags(env *Env, name string, args []string, cfg *Config) (*flag.FlagSet, error) {
+// parseFlags parses args for command name; -h prints the flags. Flags may
+// come before or after positional arguments (`topics apply --bus …`); the
+// positional ones are returned.
+func parseFlags(env *Env, name string, args []string, cfg *Config) ([]string, error) {
 	fs := flag.NewFlagSet("eventmart "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfg.flags(fs, env.Getenv)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil, err
+	return parseInterleaved(fs, args)
+}
+
+// parseInterleaved parses flags anywhere among args and returns the
+// positional arguments in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
 		}
-		return nil, usageError{err.Error()}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return fs, nil
 }
 
 // openBus opens the bus the configuration names.

@@ -23,11 +23,10 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&cfg.Products, "products", 20, "products to seed")
 	fs.StringVar(&cfg.AdminEmail, "admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("load: unexpected arguments %v", pos)}
 	}
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}

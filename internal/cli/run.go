@@ -21,8 +21,12 @@ import (
 // configured bus (the embedded log by default) until SIGINT or SIGTERM.
 func runCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	if _, err := parseFlags(env, "run", args, &cfg); err != nil {
+	pos, err := parseFlags(env, "run", args, &cfg)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("run: unexpected arguments %v", pos)}
 	}
 	return serve(ctx, env, cfg, allServices())
 }
@@ -31,11 +35,11 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 // services not named are reached at EVENTMART_SERVICE_URLS.
 func serveCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	fs, err := parseFlags(env, "serve", args, &cfg)
+	names, err := parseFlags(env, "serve", args, &cfg)
 	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(names) == 0 {
 		return usageError{"serve: name at least one of: gateway, " + strings.Join(serviceNames(), ", ")}
 	}
 	byName := map[string]service.Def{}
@@ -43,7 +47,7 @@ func serveCmd(ctx context.Context, env *Env, args []string) error {
 		byName[d.Name] = d
 	}
 	var defs []service.Def
-	for _, name := range fs.Args() {
+	for _, name := range names {
 		if name == "gateway" {
 			continue
 		}

@@ -22,22 +22,29 @@ func adrTopics() []bus.TopicConfig {
 
 func topicsCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	fs, err := parseFlags(env, "topics", args, &cfg)
+	pos, err := parseFlags(env, "topics", args, &cfg)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 1 {
+		return usageError{fmt.Sprintf("topics: unexpected arguments %v", pos[1:])}
+	}
+	sub := ""
+	if len(pos) == 1 {
+		sub = pos[0]
 	}
 	b, err := openBus(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	switch fs.Arg(0) {
+	switch sub {
 	case "":
 		return listTopics(ctx, env, b)
 	case "apply":
 		return applyTopics(ctx, env, b)
 	default:
-		return usageError{fmt.Sprintf("topics: unknown subcommand %q (want nothing or apply)", fs.Arg(0))}
+		return usageError{fmt.Sprintf("topics: unknown subcommand %q (want nothing or apply)", sub)}
 	}
 }
 

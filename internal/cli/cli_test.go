@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/eventmart/eventmart/internal/testenv"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), err
+}
+
+// topicsApplyThenList checks the done-when of the foundation issue on one
+// bus: apply creates ADR-0006's table, a second apply changes nothing, and
+// the listing shows the ADR's partitions and retention.
+func topicsApplyThenList(t *testing.T, args ...string) {
+	if _, err := runCLI(t, nil, append([]string{"topics", "apply"}, args...)...); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, nil, append([]string{"topics", "apply"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, "unchanged") != 8 {
+		t.Errorf("second apply changed something:\n%s", out)
+	}
+	out, err = runCLI(t, nil, append([]string{"topics"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range [][]string{
+		{"user-events", "12", "30d", "2592000000"}, {"catalog-events", "8", "90d", "7776000000"},
+		{"inventory-events", "16", "7d", "604800000"}, {"order-events", "20", "1y", "31536000000"},
+		{"payment-events", "12", "7y", "220752000000"}, {"shipping-events", "8", "1y", "31536000000"},
+		{"notification-events", "4", "30d", "2592000000"}, {"audit-events", "4", "7y", "220752000000"},
+	} {
+		if !containsFields(out, append(row, "ok")) {
+			t.Errorf("listing lacks %v:\n%s", row, out)
+		}
+	}
+}
+
+func containsFields(out string, want []string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Join(strings.Fields(line), " ") == strings.Join(want, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTopicsOnEmbeddedLog(t *testing.T) {
+	topicsApplyThenList(t, "--data", t.TempDir())
+}
+
+func TestTopicsOnKafka(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topicsApplyThenList(t, "--bus", "kafka://"+strings.Join(brokers, ","))
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"teleport"}, {"topics", "remove"}, {"serve"}, {"serve", "warehouse"}, {"topics", "--bus", "amqp://x"}, {"run", "extra"},
+	} {
+		_, err := runCLI(t, nil, args...)
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("%v: err = %v, want a usage error", args, err)
+		}
+	}
+	if _, err := parseServiceURLs("order=ftp://x"); err == nil {
+		t.Error("ftp service URL accepted")
+	}
+	if m, err := parseServiceURLs("order=http://127.0.0.1:1,user=http://h:2"); err != nil || len(m) != 2 {
+		t.Errorf("parseServiceURLs = %v, %v", m, err)
+	}
+}
