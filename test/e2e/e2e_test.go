@@ -33,7 +33,13 @@ func TestDistributed(t *testing.T) {
 	dir := t.TempDir()
 	s := startDistributed(t, brokers[0], u.String(), dir)
 	defer s.stopAll()
-	runScenarios(t, newShop(s))
+	sh := newShop(s)
+	runScenarios(t, sh)
+	for _, sc := range distributedScenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			sc.run(t, &shop{system: &system{t: t, base: s.base, procs: s.procs, mode: s.mode}, admin: sh.admin}, brokers)
+		})
+	}
 }
 
 // resetTopics deletes the ADR topics (and with them the consumer groups'
