@@ -43,20 +43,20 @@ func Clock(now func() time.Time) Option { return func(c *config) { c.now = now }
 
 // Bus is the embedded log. It implements bus.Bus.
 type Bus struct {
-	cfg config
-	wdb *sql.DB // the single writer connection
-	rdb *sql.DB // readers; WAL lets them run beside the writer
+	cfg  config
+	wdb  *sql.DB   // the single writer connection
+	rdb  *sql.DB   // readers; WAL lets them run beside the writer
+	read *sql.Stmt // the hot query of consumers, parsed once per connection
 
 	writes chan *writeReq
 	ctx    context.Context // cancelled by Close: ends handlers' contexts
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	topics   map[string]*topic
-	groups   map[string]*group
-	appended chan struct{} // closed and replaced after every commit of new messages
+	mu     sync.Mutex
+	closed bool
+	topics map[string]*topic
+	groups map[string]*group
 }
 
 type topic struct {
@@ -66,7 +66,10 @@ type topic struct {
 	retention  time.Duration
 	next       []int64 // next offset per partition (committed)
 	lastTs     []int64 // last timestamp per partition, ms: keeps them monotonic
-	rr         int32   // round robin for nil keys
+	// appended[p] is closed and replaced when messages are committed to
+	// partition p, waking only that partition's consumers.
+	appended []chan struct{}
+	rr       int32 // round robin for nil keys
 }
 
 const schema = `
@@ -136,9 +139,13 @@ func Open(path string, opts ...Option) (*Bus, error) {
 		cfg: cfg, wdb: wdb, rdb: rdb,
 		writes: make(chan *writeReq, 1024),
 		ctx:    ctx, cancel: cancel,
-		topics:   map[string]*topic{},
-		groups:   map[string]*group{},
-		appended: make(chan struct{}),
+		topics: map[string]*topic{},
+		groups: map[string]*group{},
+	}
+	if b.read, err = rdb.Prepare(`SELECT id, ts, key, value, headers FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`); err != nil {
+		b.closeDBs()
+		cancel()
+		return nil, fmt.Errorf("embedded: prepare: %w", err)
 	}
 	if err := b.loadTopics(); err != nil {
 		b.closeDBs()
@@ -181,8 +188,7 @@ func (b *Bus) loadTopics() error {
 			return fmt.Errorf("embedded: load topics: %w", err)
 		}
 		t.retention = time.Duration(ret) * time.Millisecond
-		t.next = make([]int64, t.partitions)
-		t.lastTs = make([]int64, t.partitions)
+		t.grow(t.partitions)
 		b.topics[t.name] = t
 	}
 	if err := rows.Err(); err != nil {
@@ -279,7 +285,9 @@ func (b *Bus) ensureTopic(ctx context.Context, name string, parts int32, ret tim
 			return change, fmt.Errorf("embedded: create topic %s: %w", name, err)
 		}
 		id, _ := res.LastInsertId()
-		b.topics[name] = &topic{id: id, name: name, partitions: parts, retention: ret, next: make([]int64, parts), lastTs: make([]int64, parts)}
+		t := &topic{id: id, name: name, retention: ret}
+		t.grow(parts)
+		b.topics[name] = t
 		change.Action, change.Detail = "created", fmt.Sprintf("%d partitions, retention %s", parts, ret)
 		return change, nil
 	case parts < t.partitions:
@@ -304,14 +312,22 @@ func (b *Bus) ensureTopic(ctx context.Context, name string, parts int32, ret tim
 	}
 	t.retention = ret
 	if newParts > t.partitions {
-		t.next = append(t.next, make([]int64, newParts-t.partitions)...)
-		t.lastTs = append(t.lastTs, make([]int64, newParts-t.partitions)...)
-		t.partitions = newParts
+		t.grow(newParts)
 		for _, g := range b.groups {
 			g.rebalance()
 		}
 	}
 	return change, nil
+}
+
+// grow extends t's per-partition state to n partitions.
+func (t *topic) grow(n int32) {
+	for p := int32(len(t.next)); p < n; p++ {
+		t.next = append(t.next, 0)
+		t.lastTs = append(t.lastTs, 0)
+		t.appended = append(t.appended, make(chan struct{}))
+	}
+	t.partitions = n
 }
 
 func join(a, b string) string {

@@ -202,19 +202,25 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		if !ok {
 			return
 		}
+		// Only query when the partition has messages past our offset; wait
+		// for this partition's append signal otherwise.
 		b.mu.Lock()
-		appended := b.appended
+		appended, end := k.t.appended[k.p], k.t.next[k.p]
 		b.mu.Unlock()
-		batch, err := b.Read(b.ctx, k.t.name, k.p, offset, cfg.MaxBatch)
-		if err != nil {
-			return
-		}
-		if len(batch) == 0 {
+		if offset >= end {
 			select {
 			case <-appended:
 			case <-changed:
 			case <-b.ctx.Done():
 			}
+			continue
+		}
+		batch, err := b.Read(b.ctx, k.t.name, k.p, offset, cfg.MaxBatch)
+		if err != nil {
+			return
+		}
+		if len(batch) == 0 { // offset below the log start after retention: skip ahead
+			offset = end
 			continue
 		}
 		if !b.handle(batch, h, cfg, wanted) {

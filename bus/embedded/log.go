@@ -144,9 +144,9 @@ func (b *Bus) commitBatch(batch []*writeReq) error {
 	b.mu.Lock()
 	for k, n := range next {
 		k.t.next[k.p], k.t.lastTs[k.p] = n, lastTs[k]
+		close(k.t.appended[k.p])
+		k.t.appended[k.p] = make(chan struct{})
 	}
-	close(b.appended)
-	b.appended = make(chan struct{})
 	b.mu.Unlock()
 	return nil
 }
@@ -197,8 +197,7 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 		return nil, fmt.Errorf("embedded: %w: %s has no partition %d", bus.ErrUnknownTopic, topicName, partition)
 	}
 	base := recordID(t.id, partition, 0)
-	rows, err := b.rdb.QueryContext(ctx, `SELECT id, ts, key, value, headers FROM records
-		WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`, base+max(from, 0), base+1<<offsetBits, limit)
+	rows, err := b.read.QueryContext(ctx, base+max(from, 0), base+1<<offsetBits, limit)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
 	}

@@ -119,6 +119,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.HandleFunc("GET /readyz", a.ready)
+	root.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(gateway.OpenAPI())
+	})
 	root.Handle("/", httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error,
 		gateway.Handler(mux, localNames, cfg.Remote))))
 	a.handler = root

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -109,6 +110,10 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
 	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
 
+	if addr := env.Getenv("EVENTMART_PPROF_ADDR"); addr != "" {
+		// Profiling stays off unless asked for, and on its own listener.
+		go func() { env.Log.Warn("pprof server stopped", "error", http.ListenAndServe(addr, pprofMux())) }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	var runErr error
@@ -165,4 +170,13 @@ func parseServiceURLs(s string) (map[string]*url.URL, error) {
 		out[name] = u
 	}
 	return out, nil
+}
+
+// pprofMux serves net/http/pprof's profiles under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

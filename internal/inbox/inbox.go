@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
@@ -38,6 +39,16 @@ type Consumer struct {
 	// Committed, if set, is called after every batch that wrote (for
 	// example to wake the service's outbox relay).
 	Committed func()
+
+	mu      sync.Mutex
+	queue   []*pending
+	leading bool
+}
+
+// pending is a batch waiting to be applied, and where its outcome goes.
+type pending struct {
+	batch []*bus.Message
+	done  chan error
 }
 
 // Topics returns the topics the consumer's handlers need, each once.
@@ -58,10 +69,57 @@ func (c *Consumer) Topics() []string {
 // names no handler are skipped without decoding. A record that is not a
 // valid envelope of a known type and version is logged and skipped (the
 // dead-letter queue takes it over in the failure-handling layer).
+//
+// Batches of different partitions arriving while a transaction runs are
+// combined into the next one (group commit): the database sees one
+// transaction, and one fsync, for many partitions' batches. If a combined
+// transaction fails, each batch is retried alone, so one failing batch
+// does not fail the others.
 func (c *Consumer) Handle(ctx context.Context, batch []*bus.Message) error {
+	p := &pending{batch: batch, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	if c.leading {
+		c.mu.Unlock()
+		return <-p.done
+	}
+	c.leading = true
+	c.mu.Unlock()
+	// This caller leads: it applies what is queued, round after round,
+	// until the queue is empty.
+	for {
+		c.mu.Lock()
+		round := c.queue
+		c.queue = nil
+		if len(round) == 0 {
+			c.leading = false
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		err := c.apply(ctx, round)
+		if err != nil && len(round) > 1 {
+			for _, q := range round {
+				q.done <- c.apply(ctx, []*pending{q})
+			}
+			continue
+		}
+		for _, q := range round {
+			q.done <- err
+		}
+	}
+	return <-p.done
+}
+
+// apply applies batches in one transaction.
+func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
+	var msgs []*bus.Message
+	for _, b := range batches {
+		msgs = append(msgs, b.batch...)
+	}
 	wrote := false
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		for _, m := range batch {
+		for _, m := range msgs {
 			h, ok := c.Handlers[event.Type(m.Header(bus.HeaderEventType))]
 			if !ok {
 				continue
