@@ -22,8 +22,15 @@ test:
 	deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
 
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
+# The services' own tests run twice: on SQLite, and on PostgreSQL when a
+# server is named (EVENTMART_TEST_POSTGRES), one fresh database per test.
+SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shipping/ ./notification/
 test-go: check
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@if [ -n "$$EVENTMART_TEST_POSTGRES" ]; then \
+		echo "services on PostgreSQL:"; \
+		EVENTMART_TEST_SERVICES_DB=postgres $(GO) test -count=1 -timeout 10m $(SERVICES); \
+	fi
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

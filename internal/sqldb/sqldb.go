@@ -18,8 +18,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
@@ -277,8 +279,24 @@ type Tx struct {
 }
 
 // InTx runs fn in a write transaction and commits it if fn returns nil;
-// otherwise it rolls back and returns fn's error.
+// otherwise it rolls back and returns fn's error. On PostgreSQL a
+// transaction that loses a deadlock or a serialization conflict is run
+// again (up to 5 times), so fn must only act through tx.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.inTx(ctx, fn)
+		if attempt == 5 || !isRetryable(err) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
@@ -297,6 +315,13 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
 	return nil
+}
+
+// isRetryable reports a PostgreSQL deadlock (40P01) or serialization
+// failure (40001): the transaction did nothing and may simply run again.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // Dialect of the transaction's database.
