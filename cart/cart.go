@@ -16,7 +16,6 @@ package cart
 import (
 	"context"
 	"embed"
-	"fmt"
 	"io/fs"
 	"time"
 
@@ -73,27 +72,15 @@ type Service struct {
 
 // New returns the cart service, or an error if a setting is malformed.
 func New(d service.Deps) (*Service, error) {
-	sweep, err := duration(d, "EVENTMART_CART_SWEEP_INTERVAL", DefaultSweepInterval)
+	sweep, err := d.Duration("EVENTMART_CART_SWEEP_INTERVAL", DefaultSweepInterval)
 	if err != nil {
 		return nil, err
 	}
-	abandon, err := duration(d, "EVENTMART_CART_ABANDON_AFTER", DefaultAbandonAfter)
+	abandon, err := d.Duration("EVENTMART_CART_ABANDON_AFTER", DefaultAbandonAfter)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{d: d, store: &store{db: d.DB}, sweepEvery: sweep, abandonAfter: abandon}, nil
-}
-
-func duration(d service.Deps, name string, def time.Duration) (time.Duration, error) {
-	v := d.Settings(name)
-	if v == "" {
-		return def, nil
-	}
-	x, err := time.ParseDuration(v)
-	if err != nil || x <= 0 {
-		return 0, fmt.Errorf("cart: %s must be a positive duration such as %s, not %q", name, def, v)
-	}
-	return x, nil
 }
 
 // Run reports abandoned carts every sweep interval until ctx is cancelled.

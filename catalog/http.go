@@ -2,9 +2,7 @@ package catalog
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/eventmart/eventmart"
@@ -28,14 +26,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // handleList: GET /products?limit=&offset=&ids=a,b&includeDiscontinued=true
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	limit, offset, err := httpx.Page(r)
 	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
-		return
-	}
-	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
-	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		httpx.Error(w, r, err)
 		return
 	}
 	var ids []string
@@ -155,15 +148,4 @@ func (s *Service) change(w http.ResponseWriter, r *http.Request, fn func(*Produc
 
 func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, p event.Payload) error {
 	return outbox.Emit(ctx, tx, service.Source(Name), service.RequestOrigin(ctx), p)
-}
-
-func intParam(s string, def, min, max int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
-	}
-	return n, nil
 }

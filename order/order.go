@@ -23,7 +23,6 @@ package order
 import (
 	"context"
 	"embed"
-	"fmt"
 	"io/fs"
 	"regexp"
 	"strings"
@@ -121,25 +120,13 @@ type Service struct {
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, store: &store{db: d.DB}}
 	var err error
-	if s.timeout, err = durationSetting(d, SettingSagaTimeout, DefaultSagaTimeout); err != nil {
+	if s.timeout, err = d.Duration(SettingSagaTimeout, DefaultSagaTimeout); err != nil {
 		return nil, err
 	}
-	if s.sweep, err = durationSetting(d, SettingSweepInterval, DefaultSweepInterval); err != nil {
+	if s.sweep, err = d.Duration(SettingSweepInterval, DefaultSweepInterval); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func durationSetting(d service.Deps, name string, def time.Duration) (time.Duration, error) {
-	v := d.Settings(name)
-	if v == "" {
-		return def, nil
-	}
-	dur, err := time.ParseDuration(v)
-	if err != nil || dur <= 0 {
-		return 0, fmt.Errorf("order: %s %q: want a positive duration such as %s", name, v, def)
-	}
-	return dur, nil
 }
 
 // Run cancels orders that stayed PENDING longer than the saga timeout,

@@ -1,9 +1,7 @@
 package payment
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -66,14 +64,9 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	limit, offset, err := httpx.Page(r)
 	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
-		return
-	}
-	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
-	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		httpx.Error(w, r, err)
 		return
 	}
 	orderID, userID := q.Get("orderId"), id.UserID
@@ -86,15 +79,4 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"payments": payments})
-}
-
-func intParam(s string, def, min, max int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
-	}
-	return n, nil
 }

@@ -3,9 +3,7 @@ package user
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -280,15 +278,9 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 50, 1, 500)
+	limit, offset, err := httpx.Page(r)
 	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err))
-		return
-	}
-	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31)
-	if err != nil {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err))
+		httpx.Error(w, r, err)
 		return
 	}
 	users, err := s.store.list(r.Context(), limit, offset)
@@ -348,15 +340,4 @@ func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, p event.Payload) error
 
 func registered(u *User) *event.UserRegistered {
 	return &event.UserRegistered{UserID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role}
-}
-
-func intParam(s string, def, min, max int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
-	}
-	return n, nil
 }

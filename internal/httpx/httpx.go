@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,4 +223,28 @@ func (w *statusWriter) Flush() {
 // NotFound is the JSON 404 for unknown routes.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// Page reads the list parameters ?limit= (1-500, default 50) and ?offset=
+// (default 0) of r; a bad value is an EINVALID error naming it.
+func Page(r *http.Request) (limit, offset int, err error) {
+	q := r.URL.Query()
+	if limit, err = intParam(q.Get("limit"), 50, 1, 500); err != nil {
+		return 0, 0, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err)
+	}
+	if offset, err = intParam(q.Get("offset"), 0, 0, 1<<31); err != nil {
+		return 0, 0, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err)
+	}
+	return limit, offset, nil
+}
+
+func intParam(s string, def, min, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -66,4 +67,19 @@ func RequestOrigin(ctx context.Context) event.Origin {
 		md = event.Metadata{UserID: id.UserID, SessionID: id.SessionID}
 	}
 	return event.FromRequest(httpx.CorrelationID(ctx), md)
+}
+
+// Duration reads setting name as a positive Go duration ("30s", "24h"),
+// or def when it is unset. A malformed or non-positive value is an error
+// naming the setting, so a service refuses to start on a typo.
+func (d Deps) Duration(name string, def time.Duration) (time.Duration, error) {
+	v := d.Settings(name)
+	if v == "" {
+		return def, nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil || x <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive duration such as %s", name, v, def)
+	}
+	return x, nil
 }
