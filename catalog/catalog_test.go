@@ -37,11 +37,14 @@ func TestCreateUpdateDiscontinueEmitEvents(t *testing.T) {
 		t.Errorf("ProductUpdated %+v", pl)
 	}
 
+	h.JSON("PATCH", "/api/v1/products/"+p.ID, admin, map[string]any{"priceCents": 1499}, http.StatusOK, &p) // no change
 	h.JSON("DELETE", "/api/v1/products/"+p.ID, admin, nil, http.StatusOK, &p)
 	h.JSON("DELETE", "/api/v1/products/"+p.ID, admin, nil, http.StatusOK, &p) // idempotent
 	h.Events.Wait(t, "ProductDiscontinued", apptest.Keyed(p.ID))
-	if n := len(h.Events.All(func(e *event.Envelope) bool { return e.EventType == "ProductDiscontinued" })); n != 1 {
-		t.Errorf("%d ProductDiscontinued events, want 1", n)
+	for typ, want := range map[event.Type]int{"ProductDiscontinued": 1, "ProductUpdated": 1} {
+		if n := len(h.Events.All(func(e *event.Envelope) bool { return e.EventType == typ })); n != want {
+			t.Errorf("%d %s events, want %d", n, typ, want)
+		}
 	}
 	var list struct{ Products []catalog.Product }
 	h.JSON("GET", "/api/v1/products", "", nil, http.StatusOK, &list)
@@ -93,6 +96,7 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 		{"malformed", "POST", "/api/v1/products", admin, `{"sku":`, 400, "invalid", "JSON"},
 		{"unknown product", "GET", "/api/v1/products/nope", "", ``, 404, "not_found", "not found"},
 		{"bad limit", "GET", "/api/v1/products?limit=0", "", ``, 400, "invalid", "limit"},
+		{"bad flag", "GET", "/api/v1/products?includeDiscontinued=yes", "", ``, 400, "invalid", "includeDiscontinued"},
 		{"unknown route", "GET", "/api/v1/teleport", "", ``, 404, "not_found", "no route"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

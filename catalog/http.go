@@ -39,7 +39,16 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	products, err := s.store.list(r.Context(), ids, q.Get("includeDiscontinued") == "true" || len(ids) > 0, limit, offset)
+	include := len(ids) > 0 // asked for by id: discontinued ones too
+	switch v := q.Get("includeDiscontinued"); v {
+	case "", "false":
+	case "true":
+		include = true
+	default:
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "includeDiscontinued must be true or false, not %q", v))
+		return
+	}
+	products, err := s.store.list(r.Context(), ids, include, limit, offset)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -96,8 +105,12 @@ func (s *Service) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		if p.Status == StatusDiscontinued {
 			return nil, eventmart.Errorf(eventmart.ECONFLICT, "product %s is discontinued", p.ID)
 		}
+		before := *p
 		if err := in.apply(p, false); err != nil {
 			return nil, err
+		}
+		if *p == before {
+			return nil, nil // nothing changed: no event, no new updatedAt
 		}
 		return &event.ProductUpdated{ProductID: p.ID, SKU: p.SKU, Name: p.Name, PriceCents: p.PriceCents, Currency: p.Currency}, nil
 	})
