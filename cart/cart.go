@@ -86,18 +86,7 @@ func New(d service.Deps) (*Service, error) {
 // Run reports abandoned carts every sweep interval until ctx is cancelled.
 // A failed sweep is logged and retried at the next one.
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(s.sweepEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
-				s.d.Log.Error("abandoned cart sweep failed", "error", err)
-			}
-		}
-	}
+	return s.d.Every(ctx, s.sweepEvery, "abandoned cart sweep", s.sweep)
 }
 
 // Handlers: checkout, discontinued products and deactivated accounts take

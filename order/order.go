@@ -133,18 +133,7 @@ func New(d service.Deps) (*Service, error) {
 // checking every sweep interval, until ctx is cancelled. A failed sweep is
 // logged and retried at the next tick: stopping the service would not help.
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(s.sweep)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if err := s.cancelTimedOut(ctx); err != nil && ctx.Err() == nil {
-				s.d.Log.Error("saga timeout sweep failed", "error", err)
-			}
-		}
-	}
+	return s.d.Every(ctx, s.sweep, "saga timeout sweep", s.cancelTimedOut)
 }
 
 // Handlers: user events for the customer projection, the saga's events

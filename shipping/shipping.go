@@ -138,20 +138,11 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.carrier.enabled {
 		return nil
 	}
-	t := time.NewTicker(s.carrier.tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return s.d.Every(ctx, s.carrier.tick, "simulated carrier", func(ctx context.Context) error {
 		n, err := s.carryOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.d.Log.Error("simulated carrier failed; retrying at the next tick", "error", err)
-		}
 		if n > 0 {
 			s.d.Outbox.Notify()
 		}
-	}
+		return err
+	})
 }

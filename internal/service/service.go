@@ -83,3 +83,21 @@ func (d Deps) Duration(name string, def time.Duration) (time.Duration, error) {
 	}
 	return x, nil
 }
+
+// Every calls fn every interval until ctx is cancelled, then returns nil.
+// An error from fn is logged as "<what> failed" and fn runs again at the
+// next tick: a failed sweep is no reason to stop a service.
+func (d Deps) Every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				d.Log.Error(what+" failed; retrying at the next tick", "error", err)
+			}
+		}
+	}
+}
