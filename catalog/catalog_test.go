@@ -132,6 +132,11 @@ func TestCorrelationIDIsTakenFromTheRequest(t *testing.T) {
 	if resp.Header.Get("X-Correlation-ID") != "my-request-42" {
 		t.Errorf("response correlation id %q", resp.Header.Get("X-Correlation-ID"))
 	}
+	for _, path := range []string{"/healthz", "/readyz", "/api/v1/openapi.json"} {
+		if _, hdr, _ := h.Do("GET", path, "", nil); hdr.Get("X-Correlation-ID") == "" {
+			t.Errorf("GET %s has no X-Correlation-ID", path)
+		}
+	}
 	e := h.Events.Wait(t, "ProductCreated", apptest.Correlated("my-request-42"))
 	if e.CausationID != "my-request-42" {
 		t.Errorf("root event causation %q", e.CausationID)

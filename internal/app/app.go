@@ -123,9 +123,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gateway.OpenAPI())
 	})
-	root.Handle("/", httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error,
-		gateway.Handler(mux, localNames, cfg.Remote))))
-	a.handler = root
+	root.Handle("/", cfg.Tokens.Authenticate(httpx.Error, gateway.Handler(mux, localNames, cfg.Remote)))
+	// Every response, health checks included, carries X-Correlation-ID.
+	a.handler = httpx.Middleware(cfg.Log, "gateway", root)
 
 	for _, s := range all {
 		a.goRun(s.log, "outbox relay", func() error { return s.relay.Run(runCtx) })
