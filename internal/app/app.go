@@ -51,12 +51,14 @@ type App struct {
 	wg       sync.WaitGroup
 	errOnce  sync.Once
 	err      error
-	services map[string]service.Service
+	services  map[string]service.Service
+	consumers map[string]*inbox.Consumer
 }
 
 var platformMigrations = []sqldb.Migration{
 	{Name: "platform-0001_outbox.sql", SQL: outbox.Migration},
 	{Name: "platform-0002_processed_events.sql", SQL: inbox.Migration},
+	{Name: "platform-0003_failures.sql", SQL: inbox.FailuresMigration},
 }
 
 // Start starts the services of cfg. Stop it with Close.
@@ -68,7 +70,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Settings = func(string) string { return "" }
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}}
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}}
 	mux := http.NewServeMux()
 	localNames := map[string]bool{}
 	for _, def := range cfg.Services {
@@ -133,6 +135,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if hs := s.svc.Handlers(); len(hs) > 0 {
 			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify}
 			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
+			a.goRun(s.log, "delayed retries", func() error { return c.RunRetries(runCtx, time.Second) })
+			a.consumers[s.def.Name] = c
 		}
 	}
 	return a, nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
@@ -40,9 +41,48 @@ type Consumer struct {
 	// example to wake the service's outbox relay).
 	Committed func()
 
-	mu      sync.Mutex
-	queue   []*pending
-	leading bool
+	// Retry policy: a failing event is retried in place (the batch is
+	// redelivered after the bus's backoff) InPlaceRetries times (default
+	// 3), then parked in the retry queue and retried without blocking its
+	// partition after RetryDelays (default 1s, 5s, 30s, 2m, 10m) until
+	// MaxAttempts (default 8) in all; then it is dead-lettered. Permanent
+	// errors are dead-lettered at once.
+	InPlaceRetries int
+	MaxAttempts    int
+	RetryDelays    []time.Duration
+	Now            func() time.Time // default time.Now
+
+	mu       sync.Mutex
+	queue    []*pending
+	leading  bool
+	attempts map[string]*failure // in-place failures by record
+	stats    Stats
+}
+
+// failure counts the in-place failures of one record.
+type failure struct {
+	n     int64
+	first time.Time
+}
+
+// Stats are the consumer's failure counters since start.
+type Stats struct {
+	Retried      int64 // failed attempts that will be retried
+	Parked       int64 // events moved to the delayed-retry queue
+	DeadLettered int64
+}
+
+// Stats returns a snapshot of the failure counters.
+func (c *Consumer) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+func (c *Consumer) count(n *int64) {
+	c.mu.Lock()
+	*n++
+	c.mu.Unlock()
 }
 
 // pending is a batch waiting to be applied, and where its outcome goes.
@@ -66,9 +106,8 @@ func (c *Consumer) Topics() []string {
 }
 
 // Handle is the consumer's bus.Handler. Records whose eventType header
-// names no handler are skipped without decoding. A record that is not a
-// valid envelope of a known type and version is logged and skipped (the
-// dead-letter queue takes it over in the failure-handling layer).
+// names no handler are skipped without decoding. Failures follow the retry
+// policy (see Consumer): a poison record never stalls its partition.
 //
 // Batches of different partitions arriving while a transaction runs are
 // combined into the next one (group commit): the database sees one
@@ -111,41 +150,41 @@ func (c *Consumer) Handle(ctx context.Context, batch []*bus.Message) error {
 	return <-p.done
 }
 
-// apply applies batches in one transaction.
+// apply applies batches in one transaction, each record behind a
+// savepoint: a record that fails permanently is dead-lettered, one that has
+// failed InPlaceRetries times is parked, and the rest of the batch commits.
+// Any other failure rolls the whole transaction back and is returned, so
+// the bus redelivers the batch after its backoff.
 func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 	var msgs []*bus.Message
 	for _, b := range batches {
 		msgs = append(msgs, b.batch...)
 	}
 	wrote := false
+	var settled []string
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		wrote, settled = false, settled[:0]
 		for _, m := range msgs {
-			h, ok := c.Handlers[event.Type(m.Header(bus.HeaderEventType))]
-			if !ok {
+			w, herr := c.processIsolated(ctx, tx, m)
+			wrote = wrote || w
+			if herr == nil {
 				continue
 			}
-			e, err := bus.DecodeEnvelope(m)
-			var p event.Payload
-			if err == nil {
-				p, err = e.Payload()
-			}
-			if err != nil {
-				c.Log.Error("undecodable event skipped", "group", c.Group, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
+			key := recordKey(m)
+			if IsPermanent(herr) {
+				if err := c.deadLetter(ctx, tx, m, herr, 1, c.now()); err != nil {
+					return err
+				}
 				continue
 			}
-			res, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, event_type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-				e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
-			if err != nil {
-				return fmt.Errorf("inbox: record %s: %w", e.EventID, err)
+			f := c.failed(key)
+			if f.n < int64(c.inPlace()) {
+				return herr // the bus redelivers the batch after its backoff
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // processed before: a redelivery or replay
+			if err := c.park(ctx, tx, m, herr, f.n, f.first); err != nil {
+				return err
 			}
-			hctx := bus.ContextWithTrace(ctx, m)
-			if err := h(hctx, tx, e, p); err != nil {
-				return &HandlerError{Envelope: e, Err: err}
-			}
-			wrote = true
+			settled = append(settled, key)
 		}
 		return nil
 	})
@@ -157,10 +196,94 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 		}
 		return err
 	}
+	c.mu.Lock()
+	for _, k := range settled {
+		delete(c.attempts, k)
+	}
+	c.mu.Unlock()
 	if wrote && c.Committed != nil {
 		c.Committed()
 	}
 	return nil
+}
+
+// recordKey identifies a record across redeliveries.
+func recordKey(m *bus.Message) string {
+	return fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
+}
+
+// failed counts one more failure of the record with key and returns its tally.
+func (c *Consumer) failed(key string) failure {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.attempts == nil {
+		c.attempts = map[string]*failure{}
+	}
+	f := c.attempts[key]
+	if f == nil {
+		if len(c.attempts) > 10000 { // bounded: forget stale tallies of records handled elsewhere since
+			clear(c.attempts)
+		}
+		f = &failure{first: c.now()}
+		c.attempts[key] = f
+	}
+	f.n++
+	c.stats.Retried++
+	return *f
+}
+
+// processIsolated runs process behind a savepoint, rolling back to it if
+// the record fails, so the transaction can go on with the next record.
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (bool, error) {
+	if _, err := tx.Exec(ctx, `SAVEPOINT record`); err != nil {
+		return false, fmt.Errorf("inbox: savepoint: %w", err)
+	}
+	wrote, herr := c.process(ctx, tx, m)
+	if herr != nil {
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT record`); err != nil {
+			return false, fmt.Errorf("inbox: rollback to savepoint: %w", err)
+		}
+		wrote = false
+	}
+	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT record`); err != nil {
+		return false, fmt.Errorf("inbox: release savepoint: %w", err)
+	}
+	return wrote, herr
+}
+
+// process applies one record: skipped if no handler wants its type or it
+// was processed before; a record that is not a valid envelope of a known
+// type and version is a permanent error. A panicking handler is an error.
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, err error) {
+	h, ok := c.Handlers[event.Type(m.Header(bus.HeaderEventType))]
+	if !ok {
+		return false, nil
+	}
+	e, err := bus.DecodeEnvelope(m)
+	var p event.Payload
+	if err == nil {
+		p, err = e.Payload()
+	}
+	if err != nil {
+		return false, Permanent(err)
+	}
+	res, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, event_type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+		e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("inbox: record %s: %w", e.EventID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil // processed before: a redelivery or replay
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			wrote, err = false, &HandlerError{Envelope: e, Err: fmt.Errorf("panic: %v", r)}
+		}
+	}()
+	if err := h(bus.ContextWithTrace(ctx, m), tx, e, p); err != nil {
+		return false, &HandlerError{Envelope: e, Err: err}
+	}
+	return true, nil
 }
 
 // HandlerError says which event's handler failed.

@@ -1,0 +1,226 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// fixture is a consumer over a SQLite database with a handler whose
+// behaviour per product id the test controls, and a clock it moves.
+type fixture struct {
+	t       *testing.T
+	c       *inbox.Consumer
+	mu      sync.Mutex
+	now     time.Time
+	fail    map[string]error // productId -> error to return
+	panics  map[string]bool
+	applied map[string]int // productId -> times its effect committed
+	offset  int64
+}
+
+func newFixture(t *testing.T) *fixture {
+	db, err := sqldb.Open(context.Background(), "t", "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	err = db.Migrate(context.Background(),
+		sqldb.Migration{Name: "1", SQL: outbox.Migration}, sqldb.Migration{Name: "2", SQL: inbox.Migration},
+		sqldb.Migration{Name: "3", SQL: inbox.FailuresMigration},
+		sqldb.Migration{Name: "4", SQL: `CREATE TABLE effects (product_id TEXT NOT NULL)`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), fail: map[string]error{}, panics: map[string]bool{}, applied: map[string]int{}}
+	f.c = &inbox.Consumer{
+		Group: "test-service", DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
+		Handlers: map[event.Type]inbox.Func{
+			"ProductCreated": func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+				id := p.(*event.ProductCreated).ProductID
+				f.mu.Lock()
+				err, panics := f.fail[id], f.panics[id]
+				f.mu.Unlock()
+				if panics {
+					panic("handler bug")
+				}
+				if err != nil {
+					return err
+				}
+				_, err = tx.Exec(ctx, `INSERT INTO effects (product_id) VALUES (?)`, id)
+				return err
+			},
+		},
+	}
+	return f
+}
+
+func (f *fixture) msg(productID string) *bus.Message {
+	e, err := event.New("catalog-service", event.Origin{}, &event.ProductCreated{ProductID: productID})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m, err := bus.NewMessage(context.Background(), e)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.offset++
+	m.Partition, m.Offset = 0, f.offset
+	return m
+}
+
+func (f *fixture) effects(productID string) int {
+	var n int
+	f.c.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM effects WHERE product_id = ?`, productID).Scan(&n)
+	return n
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func TestPoisonRecordIsDeadLetteredAndTheBatchGoesOn(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	garbage := &bus.Message{Topic: "catalog-events", Partition: 0, Offset: 99, Key: []byte("k"), Value: []byte("\x00not json"),
+		Headers: []bus.Header{{Key: "eventType", Value: []byte("ProductCreated")}}}
+	unknownVersion := f.msg("p-v9")
+	unknownVersion.Value = []byte(strings.Replace(string(unknownVersion.Value), `"v1"`, `"v9"`, 1))
+	bad := f.msg("p-bad")
+	f.fail["p-bad"] = inbox.Permanent(errors.New("sku is empty"))
+	ok := f.msg("p-ok")
+	if err := f.c.Handle(ctx, []*bus.Message{garbage, unknownVersion, bad, ok}); err != nil {
+		t.Fatalf("Handle = %v, want the batch to succeed", err)
+	}
+	if f.effects("p-ok") != 1 || f.effects("p-bad") != 0 {
+		t.Error("good record not applied, or failed record's effects kept")
+	}
+	dl, err := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl) != 3 {
+		t.Fatalf("%d dead letters, want 3: %+v", len(dl), dl)
+	}
+	for i, want := range []string{"invalid envelope", "unsupported event version", "sku is empty"} {
+		if !strings.Contains(dl[i].Error, want) || !dl[i].Permanent || dl[i].Attempts != 1 || dl[i].Group != "test-service" {
+			t.Errorf("dead letter %d = %+v, want permanent with %q", i, dl[i], want)
+		}
+	}
+	if dl[0].Offset != 99 || dl[0].Value != "\x00not json" || dl[0].Topic != "catalog-events" {
+		t.Errorf("original record not kept: %+v", dl[0])
+	}
+	if s := f.c.Stats(); s.DeadLettered != 3 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestTransientFailureRetriesInPlaceThenParksThenDeadLetters(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	flaky, ok := f.msg("p-flaky"), f.msg("p-ok")
+	f.fail["p-flaky"] = errors.New("warehouse API timeout")
+	batch := []*bus.Message{flaky, ok}
+	for i := 1; i <= inbox.DefaultInPlaceRetries-1; i++ {
+		if err := f.c.Handle(ctx, batch); err == nil {
+			t.Fatalf("attempt %d succeeded, want the batch redelivered", i)
+		}
+	}
+	if f.effects("p-ok") != 0 {
+		t.Fatal("a failed batch committed effects")
+	}
+	// The third failure parks the record: the partition moves on.
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatalf("third attempt = %v, want the record parked", err)
+	}
+	if f.effects("p-ok") != 1 {
+		t.Fatal("the rest of the batch was not applied")
+	}
+	// Delayed retries fail until MaxAttempts, then the record is dead.
+	for attempt := inbox.DefaultInPlaceRetries + 1; attempt <= inbox.DefaultMaxAttempts; attempt++ {
+		if n, err := f.c.RetryDue(ctx); err != nil || n != 0 {
+			t.Fatalf("retried %d before its time, %v", n, err)
+		}
+		f.advance(time.Hour)
+		if n, err := f.c.RetryDue(ctx); err != nil || n != 1 {
+			t.Fatalf("attempt %d: retried %d, %v", attempt, n, err)
+		}
+	}
+	dl, _ := f.c.DeadLetters(ctx, "", 10, 0)
+	if len(dl) != 1 || dl[0].Attempts != inbox.DefaultMaxAttempts || dl[0].Permanent || !strings.Contains(dl[0].Error, "warehouse API timeout") {
+		t.Fatalf("dead letters %+v", dl)
+	}
+
+	// Fixed and redriven: applied exactly once.
+	f.mu.Lock()
+	delete(f.fail, "p-flaky")
+	f.mu.Unlock()
+	if n, err := f.c.Redrive(ctx, nil); err != nil || n != 1 {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	if _, err := f.c.Redrive(ctx, []int64{dl[0].ID}); err == nil {
+		t.Error("redriving a redriven letter succeeded")
+	}
+	if n, err := f.c.RetryDue(ctx); err != nil || n != 1 {
+		t.Fatalf("redriven retry: %d, %v", n, err)
+	}
+	if f.effects("p-flaky") != 1 {
+		t.Fatal("redriven event not applied")
+	}
+	if n, _ := f.c.Redrive(ctx, nil); n != 0 {
+		t.Error("nothing should be left to redrive")
+	}
+	// Redelivered after all (an offset commit lost): no second effect.
+	if err := f.c.Handle(ctx, batch); err != nil || f.effects("p-flaky") != 1 || f.effects("p-ok") != 1 {
+		t.Fatalf("redelivery had a second effect (err %v)", err)
+	}
+}
+
+func TestPanickingHandlerIsAnErrorNotACrash(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.panics["p-panic"] = true
+	m := f.msg("p-panic")
+	for i := 0; i < inbox.DefaultInPlaceRetries; i++ {
+		f.c.Handle(ctx, []*bus.Message{m})
+	}
+	var parked int
+	f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM retry_queue`).Scan(&parked)
+	if parked != 1 {
+		t.Fatalf("%d parked, want the panicking record parked", parked)
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.fail["p"] = inbox.Permanent(errors.New("bad"))
+	f.c.Handle(ctx, []*bus.Message{f.msg("p")})
+	dl, _ := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
+	if err := f.c.Discard(ctx, dl[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Discard(ctx, dl[0].ID); err == nil {
+		t.Error("discarded twice")
+	}
+	if n, _ := f.c.Redrive(ctx, nil); n != 0 {
+		t.Error("a discarded letter was redriven")
+	}
+	if _, err := f.c.DeadLetter(ctx, 12345); err == nil {
+		t.Error("unknown dead letter found")
+	}
+}
