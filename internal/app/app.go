@@ -43,14 +43,14 @@ type Config struct {
 
 // App is a running set of services.
 type App struct {
-	cfg      Config
-	handler  http.Handler
-	local    http.Handler // the local services' routes, without the gateway
-	dbs      []*sqldb.DB
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errOnce  sync.Once
-	err      error
+	cfg       Config
+	handler   http.Handler
+	local     http.Handler // the local services' routes, without the gateway
+	dbs       []*sqldb.DB
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	errOnce   sync.Once
+	err       error
 	services  map[string]service.Service
 	consumers map[string]*inbox.Consumer
 }
