@@ -4,7 +4,9 @@
 package gateway
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -26,10 +28,19 @@ var Routes = map[string]string{
 	"notifications": "notification",
 }
 
-// ServiceOf returns the service owning path, or "".
+// ServiceOf returns the service owning path, or "". The dead-letter
+// queue of a service, /api/v1/admin/dlq/{service}/…, belongs to that
+// service.
 func ServiceOf(path string) string {
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok {
+		return ""
+	}
+	if dlq, ok := strings.CutPrefix(rest, "admin/dlq/"); ok {
+		svc, _, _ := strings.Cut(dlq, "/")
+		if slices.Contains(slices.Collect(maps.Values(Routes)), svc) {
+			return svc
+		}
 		return ""
 	}
 	seg, _, _ := strings.Cut(rest, "/")

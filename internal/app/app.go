@@ -114,6 +114,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		a.services[def.Name] = svc
 		all = append(all, started{def, svc, db, relay, log})
 	}
+	a.adminRoutes(mux)
 	mux.HandleFunc("/", httpx.NotFound)
 	a.local = httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error, mux))
 	root := http.NewServeMux()
@@ -133,7 +134,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		a.goRun(s.log, "outbox relay", func() error { return s.relay.Run(runCtx) })
 		a.goRun(s.log, "background work", func() error { return s.svc.Run(runCtx) })
 		if hs := s.svc.Handlers(); len(hs) > 0 {
-			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify}
+			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify}
+			if err := retryPolicy(cfg.Settings, c); err != nil {
+				a.Close()
+				return nil, err
+			}
 			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
 			a.goRun(s.log, "delayed retries", func() error { return c.RunRetries(runCtx, time.Second) })
 			a.consumers[s.def.Name] = c

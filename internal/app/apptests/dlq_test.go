@@ -1,0 +1,116 @@
+// Package apptests tests the runtime with every service in one process.
+package apptests
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/eventmart/eventmart/cart"
+	"github.com/eventmart/eventmart/catalog"
+	"github.com/eventmart/eventmart/internal/app"
+	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/inventory"
+	"github.com/eventmart/eventmart/notification"
+	"github.com/eventmart/eventmart/order"
+	"github.com/eventmart/eventmart/payment"
+	"github.com/eventmart/eventmart/shipping"
+	"github.com/eventmart/eventmart/user"
+)
+
+func all() []service.Def {
+	return []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def()}
+}
+
+// settings can change while the app runs (guarded for the race detector).
+type settings struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (s *settings) get(k string) string { s.mu.Lock(); defer s.mu.Unlock(); return s.m[k] }
+func (s *settings) set(k, v string)     { s.mu.Lock(); defer s.mu.Unlock(); s.m[k] = v }
+
+// TestBrokenHandlerDeadLettersThenRedriveCompletesOnce is the issue's
+// walk-through: break shipping, place orders, see them in the DLQ, fix,
+// redrive, and every order completes once.
+func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
+	st := &settings{m: map[string]string{
+		"EVENTMART_FAIL_EVENTS": "shipping:PaymentProcessed", "EVENTMART_RETRY_DELAYS": "20ms", "EVENTMART_RETRY_ATTEMPTS": "5",
+	}}
+	h := apptest.Start(t, all(), func(c *app.Config) { c.Settings = st.get })
+	admin := h.Token("admin-1", "admin")
+	// A registered customer: notification needs the recipient's user event.
+	h.JSON("POST", "/api/v1/users", "", map[string]string{"email": "c@example.com", "password": "long enough password", "name": "C"}, 201, nil)
+	var tok struct{ Token string }
+	h.JSON("POST", "/api/v1/auth/token", "", map[string]string{"email": "c@example.com", "password": "long enough password"}, 200, &tok)
+	customer := tok.Token
+	var p struct{ ID string }
+	h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": "DLQ", "name": "Mug", "priceCents": 500, "currency": "EUR"}, 201, &p)
+	h.Eventually("stock", func() bool {
+		status, _, _ := h.Do("PUT", "/api/v1/inventory/"+p.ID, admin, map[string]int{"onHand": 10})
+		return status == 200
+	})
+	body := map[string]any{"items": []map[string]any{{"productId": p.ID, "quantity": 1}}, "payment": map[string]string{"card": "4242424242424242"},
+		"shippingAddress": map[string]string{"name": "A", "line1": "l", "city": "c", "postalCode": "1", "country": "DE"}}
+	var ids []string
+	for i := 0; i < 3; i++ {
+		var o struct{ ID string }
+		h.JSON("POST", "/api/v1/orders", customer, body, 202, &o)
+		ids = append(ids, o.ID)
+	}
+	var list struct{ DeadLetters []inbox.DeadLetter }
+	h.Eventually("three dead letters in shipping", func() bool {
+		h.JSON("GET", "/api/v1/admin/dlq/shipping?status=dead", admin, nil, 200, &list)
+		return len(list.DeadLetters) == 3
+	})
+	for _, d := range list.DeadLetters {
+		if d.EventType != "PaymentProcessed" || d.Group != "shipping-service" || d.Attempts != 5 || d.Permanent || d.Topic != "payment-events" {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+	for _, id := range ids {
+		var o struct{ Status string }
+		h.JSON("GET", "/api/v1/orders/"+id, customer, nil, 200, &o)
+		if o.Status != "CONFIRMED" {
+			t.Errorf("order %s is %s while shipping is broken, want CONFIRMED", id, o.Status)
+		}
+	}
+	if status, _, _ := h.Do("GET", "/api/v1/admin/dlq/shipping", customer, nil); status != http.StatusForbidden {
+		t.Errorf("customer read the DLQ: %d", status)
+	}
+
+	st.set("EVENTMART_FAIL_EVENTS", "") // the fix is deployed
+	var one inbox.DeadLetter
+	h.JSON("GET", fmt.Sprintf("/api/v1/admin/dlq/shipping/%d", list.DeadLetters[0].ID), admin, nil, 200, &one)
+	var r struct{ Redriven int }
+	h.JSON("POST", "/api/v1/admin/dlq/shipping/redrive", admin, nil, 200, &r)
+	if r.Redriven != 3 {
+		t.Fatalf("redrove %d, want 3", r.Redriven)
+	}
+	for _, id := range ids {
+		h.Eventually("order "+id+" shipped", func() bool {
+			var o struct{ Status string }
+			h.JSON("GET", "/api/v1/orders/"+id, customer, nil, 200, &o)
+			return o.Status == "SHIPPED"
+		})
+		var sh struct{ Shipments []any }
+		h.JSON("GET", "/api/v1/shipments?orderId="+id, customer, nil, 200, &sh)
+		if len(sh.Shipments) != 1 {
+			t.Errorf("order %s has %d shipments", id, len(sh.Shipments))
+		}
+	}
+	h.JSON("POST", "/api/v1/admin/dlq/shipping/redrive", admin, nil, 200, &r)
+	if r.Redriven != 0 {
+		t.Errorf("second redrive sent %d", r.Redriven)
+	}
+	if status, _, _ := h.Do("POST", fmt.Sprintf("/api/v1/admin/dlq/shipping/%d/discard", one.ID), admin, nil); status != http.StatusConflict {
+		t.Errorf("discarding a redriven letter: %d, want 409", status)
+	}
+	if status, _, _ := h.Do("GET", "/api/v1/admin/dlq/warehouse", admin, nil); status != http.StatusNotFound {
+		t.Errorf("unknown service: %d, want 404", status)
+	}
+}

@@ -1,0 +1,111 @@
+package app
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/inbox"
+)
+
+// adminRoutes registers the dead-letter queue API of the services run in
+// this process. The gateway routes /api/v1/admin/dlq/{service}/… to the
+// process running that service.
+func (a *App) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		status := r.URL.Query().Get("status")
+		switch status {
+		case "", inbox.StatusDead, inbox.StatusRedriven, inbox.StatusDiscarded:
+		default:
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "status must be dead, redriven or discarded"))
+			return
+		}
+		limit, offset, err := httpx.Page(r)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		list, err := c.DeadLetters(r.Context(), status, limit, offset)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{"deadLetters": list, "limit": limit, "offset": offset})
+	}))
+	mux.HandleFunc("GET /api/v1/admin/dlq/{service}/{id}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		id, ok := letterID(w, r)
+		if !ok {
+			return
+		}
+		d, err := c.DeadLetter(r.Context(), id)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, d)
+	}))
+	mux.HandleFunc("POST /api/v1/admin/dlq/{service}/redrive", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		n, err := c.Redrive(r.Context(), nil)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]int{"redriven": n})
+	}))
+	mux.HandleFunc("POST /api/v1/admin/dlq/{service}/{id}/redrive", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		id, ok := letterID(w, r)
+		if !ok {
+			return
+		}
+		n, err := c.Redrive(r.Context(), []int64{id})
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]int{"redriven": n})
+	}))
+	mux.HandleFunc("POST /api/v1/admin/dlq/{service}/{id}/discard", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		id, ok := letterID(w, r)
+		if !ok {
+			return
+		}
+		if err := c.Discard(r.Context(), id); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		d, err := c.DeadLetter(r.Context(), id)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, d)
+	}))
+}
+
+// dlq wraps a dead-letter handler: admins only, and the named service must
+// run here with a consumer group.
+func (a *App) dlq(fn func(http.ResponseWriter, *http.Request, *inbox.Consumer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := auth.RequireAdmin(r.Context()); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		c, ok := a.consumers[r.PathValue("service")]
+		if !ok {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "no consumer group of service %q here", r.PathValue("service")))
+			return
+		}
+		fn(w, r, c)
+	}
+}
+
+func letterID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "dead letter id must be a positive integer"))
+		return 0, false
+	}
+	return id, true
+}
