@@ -6,9 +6,9 @@ package gateway
 import (
 	"maps"
 	"net/http"
-	"slices"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/eventmart/eventmart"
