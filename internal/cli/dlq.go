@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventmart/eventmart/internal/inbox"
+)
+
+// dlqCmd operates a service's dead-letter queue through the admin API of a
+// running Eventmart (the gateway routes to the process running it):
+//
+//	eventmart dlq list SERVICE [--status dead|redriven|discarded]
+//	eventmart dlq show SERVICE ID
+//	eventmart dlq redrive SERVICE ID|--all
+//	eventmart dlq discard SERVICE ID
+func dlqCmd(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("eventmart dlq", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	target := fs.String("target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL (EVENTMART_TARGET)")
+	email := fs.String("admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
+	password := fs.String("admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	status := fs.String("status", "dead", "list: dead, redriven, discarded, or all")
+	all := fs.Bool("all", false, "redrive: every dead letter of the service")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	usage := usageError{"dlq: want list SERVICE | show SERVICE ID | redrive SERVICE ID|--all | discard SERVICE ID"}
+	if len(pos) < 2 {
+		return usage
+	}
+	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
+	if err := c.login(ctx, *email, *password); err != nil {
+		return err
+	}
+	verb, svc := pos[0], pos[1]
+	path := "/admin/dlq/" + svc
+	switch {
+	case verb == "list" && len(pos) == 2:
+		q := "?limit=500"
+		if *status != "all" {
+			q += "&status=" + *status
+		}
+		var r struct{ DeadLetters []inbox.DeadLetter }
+		if err := c.do(ctx, "GET", path+q, &r); err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tSTATUS\tEVENT TYPE\tEVENT ID\tTOPIC/PARTITION@OFFSET\tATTEMPTS\tDEAD AT\tERROR")
+		for _, d := range r.DeadLetters {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s/%d@%d\t%d\t%s\t%s\n", d.ID, d.Status, d.EventType, d.EventID, d.Topic, d.Partition, d.Offset,
+				d.Attempts, d.DeadAt.Format(time.RFC3339), oneLine(d.Error, 100))
+		}
+		return w.Flush()
+	case verb == "show" && len(pos) == 3:
+		var d json.RawMessage
+		if err := c.do(ctx, "GET", path+"/"+pos[2], &d); err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		json.Indent(&out, d, "", "  ")
+		fmt.Fprintln(env.Stdout, out.String())
+		return nil
+	case verb == "redrive" && (len(pos) == 3) != *all:
+		p := path + "/redrive"
+		if !*all {
+			p = path + "/" + pos[2] + "/redrive"
+		}
+		var r struct{ Redriven int }
+		if err := c.do(ctx, "POST", p, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "redriven: %d dead letter(s) queued for an immediate retry by %s-service\n", r.Redriven, svc)
+		return nil
+	case verb == "discard" && len(pos) == 3:
+		if err := c.do(ctx, "POST", path+"/"+pos[2]+"/discard", nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "discarded dead letter %s of %s-service\n", pos[2], svc)
+		return nil
+	}
+	return usage
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// adminClient calls the admin API with an admin's token.
+type adminClient struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *adminClient) login(ctx context.Context, email, password string) error {
+	if email == "" || password == "" {
+		return usageError{"set --admin-email and --admin-password (or EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD)"}
+	}
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	var tok struct{ Token string }
+	if err := c.send(ctx, "POST", "/auth/token", body, &tok); err != nil {
+		return fmt.Errorf("admin login: %w", err)
+	}
+	c.token = tok.Token
+	return nil
+}
+
+func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
+	return c.send(ctx, method, path, nil, out)
+}
+
+func (c *adminClient) send(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var e struct{ Error struct{ Code, Message string } }
+		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, e.Error.Code, e.Error.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
