@@ -138,7 +138,9 @@ func (c *adminClient) send(ctx context.Context, method, path string, body []byte
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
 			return fmt.Errorf("%s %s: %s: %s", method, path, e.Error.Code, e.Error.Message)
 		}

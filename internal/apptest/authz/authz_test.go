@@ -154,6 +154,13 @@ func adminOnly(body func(actor) any) func(*fixture) []call {
 	}
 }
 
+// adminOnlyWant: admins only, and the admin gets adminWant.
+func adminOnlyWant(adminWant check) func(*fixture) []call {
+	return func(*fixture) []call {
+		return []call{{want: [nActors]check{unauthorized, forbidden, forbidden, adminWant}}}
+	}
+}
+
 // ownedByA: the path names A's resource; A and admins get ownerWant.
 func ownedByA(ownerWant check) func(*fixture) []call {
 	return func(*fixture) []call {
@@ -241,6 +248,14 @@ func rules(f *fixture) []rule {
 					want: [nActors]check{unauthorized, contains(orderA), success, contains(orderA)}},
 			}
 		}},
+
+		// The dead-letter queues, of the order service's consumer group:
+		// admins only. There are no dead letters, so one letter is 404.
+		{"GET /api/v1/admin/dlq/{service}", adminOnly(nil)},
+		{"POST /api/v1/admin/dlq/{service}/redrive", adminOnly(nil)},
+		{"GET /api/v1/admin/dlq/{service}/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"POST /api/v1/admin/dlq/{service}/{id}/redrive", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"POST /api/v1/admin/dlq/{service}/{id}/discard", adminOnlyWant(statusIn(http.StatusNotFound))},
 
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
@@ -385,6 +400,12 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			continue
 		}
 		var v string
+		switch {
+		case i >= 2 && segs[i-2] == "dlq":
+			v = "1" // a dead letter id
+		case segs[i-1] == "dlq":
+			v = "order" // a service with a consumer group
+		}
 		switch segs[i-1] {
 		case "users":
 			v = f.userA
@@ -395,6 +416,9 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 		case "shipments":
 			v = f.shipmentA
 		default:
+			if v != "" {
+				break
+			}
 			t.Fatalf("%s: no value for parameter %s after %q: teach substitute", path, s, segs[i-1])
 		}
 		segs[i] = v
