@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go check bench bench-embedded bench-kafka servers-up servers-down clean
+.PHONY: all build run test test-go check fuzz bench bench-embedded bench-kafka servers-up servers-down clean
 
 all: build
 
@@ -27,6 +27,7 @@ test:
 SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shipping/ ./notification/
 test-go: check
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 	@if [ -n "$$EVENTMART_TEST_POSTGRES" ]; then \
 		echo "services on PostgreSQL:"; \
 		EVENTMART_TEST_SERVICES_DB=postgres $(GO) test -count=1 -timeout 10m $(SERVICES); \
@@ -35,6 +36,12 @@ test-go: check
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+# Fuzz the decoders of untrusted input for a while each (corpus in testdata/fuzz).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./event/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/httpx/
 
 # Benchmarks; figures go to docs/benchmarks.md.
 bench: bench-embedded bench-kafka

@@ -197,6 +197,9 @@ func Decode(b []byte) (*Envelope, error) {
 		return nil, &FieldError{Field: "timestamp", Reason: "not an RFC 3339 time: " + ts}
 	}
 	e.Timestamp = e.Timestamp.UTC()
+	if y := e.Timestamp.Year(); y < 1 || y > 9999 {
+		return nil, &FieldError{Field: "timestamp", Reason: fmt.Sprintf("year %d is outside 0001-9999", y)}
+	}
 	if raw.Data == nil || len(*raw.Data) == 0 || (*raw.Data)[0] != '{' {
 		return nil, &FieldError{Field: "data", Reason: "must be a JSON object"}
 	}

@@ -32,7 +32,8 @@ func Decode(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: %s", jsonReason(err))
 	}
-	if dec.More() {
+	// dec.More would miss trailing data that starts with } or ].
+	if _, err := dec.Token(); err != io.EOF {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: trailing data after the JSON object")
 	}
 	return nil

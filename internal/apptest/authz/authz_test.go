@@ -289,6 +289,8 @@ func TestAuthorizationWalk(t *testing.T) {
 		t.FailNow()
 	}
 
+	requests := 0
+	defer func() { t.Logf("%d operations, %d requests", len(table), requests) }()
 	for _, r := range table {
 		method, path, _ := strings.Cut(r.op, " ")
 		path = f.substitute(t, path)
@@ -303,6 +305,7 @@ func TestAuthorizationWalk(t *testing.T) {
 					body = c.body(a)
 				}
 				status, _, b := f.h.Do(method, p, f.tokens[a], body)
+				requests++
 				if msg := c.want[a](f, status, b); msg != "" {
 					t.Errorf("%s %s as %s: %s; body %s", method, p, actorNames[a], msg, trim(b))
 				}
@@ -394,34 +397,28 @@ func login(h *apptest.Harness, email, pw string) string {
 // substitute replaces the path parameters with A's real ids, chosen by the
 // collection the parameter follows.
 func (f *fixture) substitute(t *testing.T, path string) string {
-	segs := strings.Split(path, "/")
-	for i, s := range segs {
+	orig := strings.Split(path, "/")
+	segs := slices.Clone(orig)
+	for i, s := range orig {
 		if !strings.HasPrefix(s, "{") {
 			continue
 		}
-		var v string
 		switch {
-		case i >= 2 && segs[i-2] == "dlq":
-			v = "1" // a dead letter id
-		case segs[i-1] == "dlq":
-			v = "order" // a service with a consumer group
-		}
-		switch segs[i-1] {
-		case "users":
-			v = f.userA
-		case "products", "inventory", "items":
-			v = f.productA
-		case "orders":
-			v = f.orderA
-		case "shipments":
-			v = f.shipmentA
+		case orig[i-1] == "users":
+			segs[i] = f.userA
+		case orig[i-1] == "products", orig[i-1] == "inventory", orig[i-1] == "items":
+			segs[i] = f.productA
+		case orig[i-1] == "orders":
+			segs[i] = f.orderA
+		case orig[i-1] == "shipments":
+			segs[i] = f.shipmentA
+		case orig[i-1] == "dlq":
+			segs[i] = "order" // a service with a consumer group
+		case i >= 2 && orig[i-2] == "dlq":
+			segs[i] = "1" // a dead letter id
 		default:
-			if v != "" {
-				break
-			}
-			t.Fatalf("%s: no value for parameter %s after %q: teach substitute", path, s, segs[i-1])
+			t.Fatalf("%s: no value for parameter %s after %q: teach substitute", path, s, orig[i-1])
 		}
-		segs[i] = v
 	}
 	return strings.Join(segs, "/")
 }
