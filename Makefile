@@ -24,7 +24,7 @@ test:
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a
 # server is named (EVENTMART_TEST_POSTGRES), one fresh database per test.
-SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shipping/ ./notification/
+SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shipping/ ./notification/ ./audit/
 test-go: check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s

@@ -26,6 +26,7 @@ var Routes = map[string]string{
 	"payments":      "payment",
 	"shipments":     "shipping",
 	"notifications": "notification",
+	"admin":         "audit",
 }
 
 // ServiceOf returns the service owning path, or "". The dead-letter

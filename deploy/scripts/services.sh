@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 run=${EVENTMART_RUN:-$repo/.run}/services
 bin=${EVENTMART_BIN:-$repo/bin/eventmart}
 base=${SERVICES_BASE_PORT:-8101}
-services=(user catalog inventory cart order payment shipping notification)
+services=(user catalog inventory cart order payment shipping notification audit)
 
 start() {
 	: "${EVENTMART_BUS:?set EVENTMART_BUS=kafka://host:port}" "${EVENTMART_DB:?set EVENTMART_DB=postgres://…}"

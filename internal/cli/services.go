@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/internal/service"
@@ -16,6 +17,6 @@ import (
 func allServices() []service.Def {
 	return []service.Def{
 		user.Def(), catalog.Def(), inventory.Def(), cart.Def(),
-		order.Def(), payment.Def(), shipping.Def(), notification.Def(),
+		order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(),
 	}
 }

@@ -241,7 +241,7 @@ func startEmbedded(t *testing.T, dataDir string) *system {
 	return &system{t: t, base: "http://" + addr, procs: map[string]*proc{"run": p}, mode: "embedded"}
 }
 
-var serviceNames = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification"}
+var serviceNames = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
 
 // startDistributed runs every service as its own process, plus the
 // gateway, on Kafka and PostgreSQL.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
@@ -251,6 +252,9 @@ func rules(f *fixture) []rule {
 
 		// The dead-letter queues, of the order service's consumer group:
 		// admins only. There are no dead letters, so one letter is 404.
+		// The audit trail: admins only.
+		{"GET /api/v1/admin/events", adminOnly(nil)},
+		{"GET /api/v1/admin/audit/verify", adminOnly(nil)},
 		{"GET /api/v1/admin/dlq/{service}", adminOnly(nil)},
 		{"POST /api/v1/admin/dlq/{service}/redrive", adminOnly(nil)},
 		{"GET /api/v1/admin/dlq/{service}/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},
@@ -326,7 +330,7 @@ func TestAuthorizationWalk(t *testing.T) {
 // product with stock, lets A order it (and put it in the cart), and waits
 // until A's order has shipped.
 func setUp(t *testing.T) *fixture {
-	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def()},
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def()},
 		apptest.Settings(map[string]string{"EVENTMART_ADMIN_EMAIL": adminEmail, "EVENTMART_ADMIN_PASSWORD": adminPassword}))
 	f := &fixture{h: h}
 	f.tokens[admin] = login(h, adminEmail, adminPassword)

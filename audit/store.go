@@ -1,0 +1,392 @@
+package audit
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+type store struct{ db *sqldb.DB }
+
+// record is one row of audit_log.
+type record struct {
+	Seq           int64
+	EventID       string
+	EventType     string
+	Topic         string
+	Key           string
+	CorrelationID string
+	CausationID   string
+	Source        string
+	OccurredAt    int64 // envelope timestamp, Unix ms
+	RecordedAt    int64 // Unix ms
+	Envelope      []byte
+	PrevHash      string
+	Hash          string
+}
+
+// appendRecord appends r to the chain within tx, assigning its seq,
+// prev_hash and hash, and reports whether it did: an event already in
+// the trail (event_id UNIQUE) is left alone. The chain head is read with a
+// row lock, so concurrent appenders (several instances on PostgreSQL)
+// queue on it and the chain never forks.
+func (s *store) appendRecord(ctx context.Context, tx *sqldb.Tx, r *record) (bool, error) {
+	var headSeq int64
+	var headHash string
+	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`+tx.ForUpdate()).Scan(&headSeq, &headHash); err != nil {
+		return false, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	r.Seq, r.PrevHash = headSeq+1, headHash
+	r.Hash = chainHash(r.PrevHash, r)
+	res, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+		r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.CorrelationID, r.CausationID, r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
+	if err != nil {
+		return false, fmt.Errorf("audit: append %s: %w", r.EventID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, r.Seq, r.Hash); err != nil {
+		return false, fmt.Errorf("audit: advance chain head: %w", err)
+	}
+	return true, nil
+}
+
+// verifyBatch is how many records verify reads per query: memory stays
+// bounded however long the trail, and no read holds a snapshot for long.
+const verifyBatch = 1000
+
+// verify walks the chain up to the head read at its start (see
+// Service.Verify).
+func (s *store) verify(ctx context.Context) (VerifyResult, error) {
+	var res VerifyResult
+	var headSeq int64
+	var headHash string
+	if err := s.db.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&headSeq, &headHash); err != nil {
+		return res, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	lastSeq, lastHash := int64(0), GenesisHash
+	bad := func(seq int64, format string, args ...any) {
+		if res.FirstBad == 0 {
+			res.FirstBad, res.Reason = seq, fmt.Sprintf(format, args...)
+		}
+	}
+	for {
+		n := 0
+		rows, err := s.db.Query(ctx, `SELECT seq, event_id, event_type, topic, record_key, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash
+			FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, lastSeq, headSeq, verifyBatch)
+		if err != nil {
+			return res, fmt.Errorf("audit: verify: %w", err)
+		}
+		for rows.Next() {
+			var r record
+			var env string
+			if err := rows.Scan(&r.Seq, &r.EventID, &r.EventType, &r.Topic, &r.Key, &r.CorrelationID, &r.CausationID, &r.Source,
+				&r.OccurredAt, &r.RecordedAt, &env, &r.PrevHash, &r.Hash); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("audit: verify: %w", err)
+			}
+			r.Envelope = []byte(env)
+			n++
+			res.Records++
+			switch {
+			case r.Seq != lastSeq+1:
+				bad(lastSeq+1, "gap in seq: record %d is missing (the record after %d is %d)", lastSeq+1, lastSeq, r.Seq)
+			case r.PrevHash != lastHash:
+				bad(r.Seq, "prev_hash mismatch: record %d links to %s, but the previous record's hash is %s", r.Seq, r.PrevHash, lastHash)
+			case chainHash(r.PrevHash, &r) != r.Hash:
+				bad(r.Seq, "hash mismatch: record %d's content does not match its hash", r.Seq)
+			default:
+				if why := columnsDisagree(&r); why != "" {
+					bad(r.Seq, "record %d: %s", r.Seq, why)
+				}
+			}
+			lastSeq, lastHash = r.Seq, r.Hash
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, fmt.Errorf("audit: verify: %w", err)
+		}
+		if n < verifyBatch {
+			break
+		}
+	}
+	switch {
+	case lastSeq != headSeq:
+		bad(lastSeq+1, "the log ends at record %d but the chain head is at %d: the last records were deleted", lastSeq, headSeq)
+	case lastHash != headHash:
+		bad(headSeq, "hash mismatch: record %d's hash is not the chain head's", headSeq)
+	}
+	return res, nil
+}
+
+// columnsDisagree says which queried column of r does not match r's
+// envelope, or "". The hash covers the envelope, not these copies of its
+// fields, and queries filter on the copies.
+func columnsDisagree(r *record) string {
+	e, err := event.Decode(r.Envelope)
+	if err != nil {
+		return "the envelope is not a valid event: " + err.Error()
+	}
+	for _, c := range []struct {
+		column, got, want string
+	}{
+		{"event_id", r.EventID, e.EventID},
+		{"event_type", r.EventType, string(e.EventType)},
+		{"correlation_id", r.CorrelationID, e.CorrelationID},
+		{"causation_id", r.CausationID, e.CausationID},
+		{"source", r.Source, e.Source},
+	} {
+		if c.got != c.want {
+			return fmt.Sprintf("column %s (%q) disagrees with the envelope (%q)", c.column, c.got, c.want)
+		}
+	}
+	if r.OccurredAt != e.Timestamp.UnixMilli() {
+		return fmt.Sprintf("column occurred_at (%d) disagrees with the envelope timestamp (%d)", r.OccurredAt, e.Timestamp.UnixMilli())
+	}
+	return ""
+}
+
+// Query selects records of the trail; zero fields do not filter.
+type Query struct {
+	CorrelationID string
+	Type          string
+	Entity        string // the record (partition) key
+	From, To      *int64 // occurred_at bounds in Unix ms: From <= t < To; nil = unbounded
+	Limit, Offset int
+}
+
+// where returns the SQL conditions and arguments of q's filters other
+// than the correlation id.
+func (q Query) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) {
+		conds = append(conds, cond)
+		args = append(args, arg)
+	}
+	if q.Type != "" {
+		add(`event_type = ?`, q.Type)
+	}
+	if q.Entity != "" {
+		add(`record_key = ?`, q.Entity)
+	}
+	if q.From != nil {
+		add(`occurred_at >= ?`, *q.From)
+	}
+	if q.To != nil {
+		add(`occurred_at < ?`, *q.To)
+	}
+	if len(conds) == 0 {
+		return "1 = 1", nil
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// maxCausal bounds the events of one correlation id ordered causally (in
+// memory, without their envelopes). A saga has a few dozen.
+const maxCausal = 10000
+
+// list returns the envelopes q selects: in seq order, or, with a
+// correlation id, in causal order (see causalOrder).
+func (s *store) list(ctx context.Context, q Query) ([]json.RawMessage, error) {
+	cond, args := q.where()
+	if q.CorrelationID == "" {
+		rows, err := s.db.Query(ctx, `SELECT envelope FROM audit_log WHERE `+cond+` ORDER BY seq LIMIT ? OFFSET ?`, append(args, q.Limit, q.Offset)...)
+		if err != nil {
+			return nil, fmt.Errorf("audit: list events: %w", err)
+		}
+		defer rows.Close()
+		out := []json.RawMessage{}
+		for rows.Next() {
+			var env string
+			if err := rows.Scan(&env); err != nil {
+				return nil, fmt.Errorf("audit: list events: %w", err)
+			}
+			out = append(out, json.RawMessage(env))
+		}
+		return out, rows.Err()
+	}
+	seqs, err := s.causalPage(ctx, q, cond, args)
+	if err != nil {
+		return nil, err
+	}
+	return s.envelopes(ctx, seqs)
+}
+
+// causalPage returns the seqs of the requested page of q's correlation id
+// in causal order. The order is computed over every event of the
+// correlation id, so that filtering out a parent still places its
+// children after it; the filters then pick among them.
+func (s *store) causalPage(ctx context.Context, q Query, cond string, args []any) ([]int64, error) {
+	match := map[int64]bool{}
+	rows, err := s.db.Query(ctx, `SELECT seq FROM audit_log WHERE correlation_id = ? AND `+cond+` LIMIT ?`,
+		append(append([]any{q.CorrelationID}, args...), maxCausal+1)...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list events: %w", err)
+	}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("audit: list events: %w", err)
+		}
+		match[seq] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: list events: %w", err)
+	}
+	if len(match) == 0 {
+		return nil, nil
+	}
+	rows, err = s.db.Query(ctx, `SELECT seq, event_id, causation_id, occurred_at FROM audit_log WHERE correlation_id = ? ORDER BY seq LIMIT ?`,
+		q.CorrelationID, maxCausal+1)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list events: %w", err)
+	}
+	var nodes []*node
+	for rows.Next() {
+		n := &node{}
+		if err := rows.Scan(&n.seq, &n.id, &n.cause, &n.at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("audit: list events: %w", err)
+		}
+		nodes = append(nodes, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: list events: %w", err)
+	}
+	if len(nodes) > maxCausal {
+		return nil, eventmart.Errorf(eventmart.EINVALID, "correlationId %q has more than %d events, too many to order causally", q.CorrelationID, maxCausal)
+	}
+	var page []int64
+	skip := q.Offset
+	for _, n := range causalOrder(nodes) {
+		if !match[n.seq] {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		page = append(page, n.seq)
+		if len(page) == q.Limit {
+			break
+		}
+	}
+	return page, nil
+}
+
+// envelopes returns the envelopes of seqs, in that order.
+func (s *store) envelopes(ctx context.Context, seqs []int64) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(seqs))
+	for i, seq := range seqs {
+		args[i] = seq
+	}
+	rows, err := s.db.Query(ctx, `SELECT seq, envelope FROM audit_log WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read envelopes: %w", err)
+	}
+	defer rows.Close()
+	bySeq := map[int64]string{}
+	for rows.Next() {
+		var seq int64
+		var env string
+		if err := rows.Scan(&seq, &env); err != nil {
+			return nil, fmt.Errorf("audit: read envelopes: %w", err)
+		}
+		bySeq[seq] = env
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: read envelopes: %w", err)
+	}
+	for _, seq := range seqs {
+		if env, ok := bySeq[seq]; ok { // rows are never deleted, unless tampered with
+			out = append(out, json.RawMessage(env))
+		}
+	}
+	return out, nil
+}
+
+// node is an event in the causal graph of one correlation id.
+type node struct {
+	seq   int64
+	id    string
+	cause string
+	at    int64
+	kids  []*node
+}
+
+// causalOrder sorts nodes so that every event comes after the event that
+// caused it (its causation id, when that is among nodes); among events
+// whose causes are placed, the earliest occurred_at, then the lowest seq,
+// comes first. Roots are the events caused by something outside the set
+// (the request) or by themselves. Nodes left over by a causation cycle,
+// which only a faulty producer could make, follow in the same tie order.
+func causalOrder(nodes []*node) []*node {
+	byID := make(map[string]*node, len(nodes))
+	for _, n := range nodes {
+		byID[n.id] = n
+	}
+	ready := &nodeHeap{}
+	for _, n := range nodes {
+		if p, ok := byID[n.cause]; ok && p != n {
+			p.kids = append(p.kids, n)
+		} else {
+			heap.Push(ready, n)
+		}
+	}
+	out := make([]*node, 0, len(nodes))
+	placed := make(map[*node]bool, len(nodes))
+	for ready.Len() > 0 {
+		n := heap.Pop(ready).(*node)
+		out = append(out, n)
+		placed[n] = true
+		for _, k := range n.kids {
+			heap.Push(ready, k)
+		}
+	}
+	if len(out) < len(nodes) {
+		for _, n := range nodes {
+			if !placed[n] {
+				heap.Push(ready, n)
+			}
+		}
+		for ready.Len() > 0 {
+			out = append(out, heap.Pop(ready).(*node))
+		}
+	}
+	return out
+}
+
+// nodeHeap orders nodes by occurred_at, then seq.
+type nodeHeap []*node
+
+func (h nodeHeap) Len() int { return len(h) }
+func (h nodeHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h nodeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *nodeHeap) Push(x any)   { *h = append(*h, x.(*node)) }
+func (h *nodeHeap) Pop() any {
+	old := *h
+	n := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return n
+}
