@@ -49,6 +49,7 @@ func commands() []command {
 		{"run", "", "run every service and the gateway in one process", runCmd},
 		{"serve", "SERVICE...", "run the named services and/or the gateway (EVENTMART_SERVICE_URLS names the others)", serveCmd},
 		{"topics", "[apply]", "show the bus's topics, or create/update them to ADR-0006's table", topicsCmd},
+		{"audit", "verify", "verify the audit trail's hash chain on a running Eventmart", auditCmd},
 		{"dlq", "list|show|redrive|discard SERVICE [ID]", "operate a service's dead-letter queue on a running Eventmart", dlqCmd},
 		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},
 		{"version", "", "print the version", versionCmd},
