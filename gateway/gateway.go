@@ -30,14 +30,18 @@ var Routes = map[string]string{
 }
 
 // ServiceOf returns the service owning path, or "". The dead-letter
-// queue of a service, /api/v1/admin/dlq/{service}/…, belongs to that
-// service.
+// queue and the replay of a service, /api/v1/admin/dlq/{service}/… and
+// /api/v1/admin/replay/{service}, belong to that service.
 func ServiceOf(path string) string {
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok {
 		return ""
 	}
-	if dlq, ok := strings.CutPrefix(rest, "admin/dlq/"); ok {
+	dlq, ok := strings.CutPrefix(rest, "admin/dlq/")
+	if !ok {
+		dlq, ok = strings.CutPrefix(rest, "admin/replay/")
+	}
+	if ok {
 		svc, _, _ := strings.Cut(dlq, "/")
 		if slices.Contains(slices.Collect(maps.Values(Routes)), svc) {
 			return svc

@@ -14,6 +14,7 @@ import (
 // this process. The gateway routes /api/v1/admin/dlq/{service}/… to the
 // process running that service.
 func (a *App) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/admin/replay/{service}", a.dlq(a.handleReplay))
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		status := r.URL.Query().Get("status")
 		switch status {
@@ -84,8 +85,8 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 	}))
 }
 
-// dlq wraps a dead-letter handler: admins only, and the named service must
-// run here with a consumer group.
+// dlq wraps an admin handler of a service's consumer group (dead letters,
+// replay): admins only, and the named service must run here.
 func (a *App) dlq(fn func(http.ResponseWriter, *http.Request, *inbox.Consumer)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, err := auth.RequireAdmin(r.Context()); err != nil {

@@ -67,7 +67,7 @@ func TestTopicsOnKafka(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"teleport"}, {"topics", "remove"}, {"dlq"}, {"dlq", "list"}, {"audit"}, {"audit", "check"}, {"serve"}, {"serve", "warehouse"}, {"topics", "--bus", "amqp://x"}, {"run", "extra"},
+		{"teleport"}, {"topics", "remove"}, {"dlq"}, {"dlq", "list"}, {"audit"}, {"audit", "check"}, {"replay", "catalog"}, {"serve"}, {"serve", "warehouse"}, {"topics", "--bus", "amqp://x"}, {"run", "extra"},
 	} {
 		_, err := runCLI(t, nil, args...)
 		if !errors.As(err, new(usageError)) {

@@ -114,3 +114,52 @@ func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
 		t.Errorf("unknown service: %d, want 404", status)
 	}
 }
+
+// TestReplayAppliesWhatTheGroupMissed breaks the catalog's handling of
+// stock events until they are dead-lettered, fixes it, and replays
+// inventory-events to the catalog's group: availability is rebuilt, and a
+// second replay changes nothing.
+func TestReplayAppliesWhatTheGroupMissed(t *testing.T) {
+	st := &settings{m: map[string]string{
+		"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "4",
+	}}
+	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def()}, func(c *app.Config) { c.Settings = st.get })
+	admin := h.Token("admin-1", "admin")
+	var p struct {
+		ID           string
+		Availability struct{ Available int64 }
+	}
+	h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": "RPL", "name": "Tea", "priceCents": 300, "currency": "EUR"}, 201, &p)
+	h.Eventually("stock set", func() bool {
+		status, _, _ := h.Do("PUT", "/api/v1/inventory/"+p.ID, admin, map[string]int{"onHand": 7})
+		return status == 200
+	})
+	var list struct{ DeadLetters []inbox.DeadLetter }
+	h.Eventually("the stock event dead-lettered", func() bool {
+		h.JSON("GET", "/api/v1/admin/dlq/catalog", admin, nil, 200, &list)
+		return len(list.DeadLetters) == 1
+	})
+	st.set("EVENTMART_FAIL_EVENTS", "")
+	var res app.ReplayResult
+	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events", "key": p.ID}, 200, &res)
+	if res.Redelivered != 1 || res.Read < 1 {
+		t.Fatalf("replay %+v, want one record redelivered", res)
+	}
+	h.JSON("GET", "/api/v1/products/"+p.ID, "", nil, 200, &p)
+	if p.Availability.Available != 7 {
+		t.Fatalf("availability %d after replay, want 7", p.Availability.Available)
+	}
+	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events", "fromOffset": 0}, 200, &res)
+	h.JSON("GET", "/api/v1/products/"+p.ID, "", nil, 200, &p)
+	if p.Availability.Available != 7 {
+		t.Fatalf("second replay changed availability to %d", p.Availability.Available)
+	}
+	for _, bad := range []map[string]any{{"topic": "payment-events"}, {}, {"topic": "inventory-events", "fromOffset": 0, "fromTime": "2026-01-01T00:00:00Z"}} {
+		if status, _, _ := h.Do("POST", "/api/v1/admin/replay/catalog", admin, bad); status != 400 {
+			t.Errorf("replay %v: %d, want 400", bad, status)
+		}
+	}
+	if status, _, _ := h.Do("POST", "/api/v1/admin/replay/catalog", h.Token("c", "customer"), map[string]any{"topic": "inventory-events"}); status != 403 {
+		t.Errorf("customer replay: %d, want 403", status)
+	}
+}

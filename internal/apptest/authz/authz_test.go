@@ -260,6 +260,8 @@ func rules(f *fixture) []rule {
 		{"GET /api/v1/admin/dlq/{service}/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},
 		{"POST /api/v1/admin/dlq/{service}/{id}/redrive", adminOnlyWant(statusIn(http.StatusNotFound))},
 		{"POST /api/v1/admin/dlq/{service}/{id}/discard", adminOnlyWant(statusIn(http.StatusNotFound))},
+		// Replay into the order service's group: admins only.
+		{"POST /api/v1/admin/replay/{service}", adminOnly(func(actor) any { return map[string]any{"topic": "payment-events", "key": "no-such-entity"} })},
 
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
@@ -416,7 +418,7 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			segs[i] = f.orderA
 		case orig[i-1] == "shipments":
 			segs[i] = f.shipmentA
-		case orig[i-1] == "dlq":
+		case orig[i-1] == "dlq" || orig[i-1] == "replay":
 			segs[i] = "order" // a service with a consumer group
 		case i >= 2 && orig[i-2] == "dlq":
 			segs[i] = "1" // a dead letter id
