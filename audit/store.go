@@ -296,7 +296,7 @@ func (s *store) envelopes(ctx context.Context, seqs []int64) ([]json.RawMessage,
 	for i, seq := range seqs {
 		args[i] = seq
 	}
-	rows, err := s.db.Query(ctx, `SELECT seq, envelope FROM audit_log WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")+`)`, args...)
+	rows, err := s.db.Query(ctx, `SELECT seq, envelope FROM audit_log WHERE seq IN (`+sqldb.Placeholders(len(seqs))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read envelopes: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -55,7 +54,7 @@ func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool
 		args = append(args, StatusActive)
 	}
 	if len(ids) > 0 {
-		q += ` AND id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + `)`
+		q += ` AND id IN (` + sqldb.Placeholders(len(ids)) + `)`
 		for _, id := range ids {
 			args = append(args, id)
 		}
@@ -81,7 +80,7 @@ func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool
 func (s *store) insert(ctx context.Context, tx *sqldb.Tx, p *Product) error {
 	_, err := tx.Exec(ctx, `INSERT INTO products (id, sku, name, price_cents, currency, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.SKU, p.Name, p.PriceCents, p.Currency, p.Status, p.CreatedAt.UnixMilli(), p.UpdatedAt.UnixMilli())
-	if err != nil && isUniqueViolation(err) {
+	if err != nil && sqldb.IsUniqueViolation(err) {
 		return eventmart.Errorf(eventmart.ECONFLICT, "a product with sku %q exists", p.SKU)
 	}
 	if err != nil {
@@ -110,9 +109,4 @@ func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, l event.StockLevel
 	}
 	n, _ := res.RowsAffected()
 	return n > 0, nil
-}
-
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

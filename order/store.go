@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -122,7 +121,7 @@ func (s *store) insert(ctx context.Context, tx *sqldb.Tx, o *Order, key string) 
 	if key != "" {
 		_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at) VALUES (?, ?, ?, ?)`,
 			o.UserID, key, o.ID, o.CreatedAt.UnixMilli())
-		if err != nil && isUniqueViolation(err) {
+		if err != nil && sqldb.IsUniqueViolation(err) {
 			return errKeyTaken
 		}
 		if err != nil {
@@ -159,7 +158,7 @@ func (s *store) cancel(ctx context.Context, tx *sqldb.Tx, id string, from []stri
 		args = append(args, f)
 	}
 	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, reason_code = ?, reason = ?, updated_at = ?
-		WHERE id = ? AND status IN (`+placeholders(len(from))+`)`, args...))
+		WHERE id = ? AND status IN (`+sqldb.Placeholders(len(from))+`)`, args...))
 }
 
 // confirm moves a PENDING order to CONFIRMED with its payment.
@@ -315,13 +314,4 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -81,7 +80,7 @@ func (s *store) list(ctx context.Context, limit, offset int) ([]*User, error) {
 func (s *store) insert(ctx context.Context, tx *sqldb.Tx, u *User) error {
 	_, err := tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Email, u.Name, u.passwordHash, u.Role, u.Status, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
-	if err != nil && isUniqueViolation(err) {
+	if err != nil && sqldb.IsUniqueViolation(err) {
 		return emailTaken(u.Email)
 	}
 	if err != nil {
@@ -95,7 +94,7 @@ func (s *store) insert(ctx context.Context, tx *sqldb.Tx, u *User) error {
 func (s *store) update(ctx context.Context, tx *sqldb.Tx, u *User) error {
 	_, err := tx.Exec(ctx, `UPDATE users SET email = ?, name = ?, password_hash = ?, role = ?, status = ?, updated_at = ? WHERE id = ?`,
 		u.Email, u.Name, u.passwordHash, u.Role, u.Status, u.UpdatedAt.UnixMilli(), u.ID)
-	if err != nil && isUniqueViolation(err) {
+	if err != nil && sqldb.IsUniqueViolation(err) {
 		return emailTaken(u.Email)
 	}
 	if err != nil {
@@ -106,9 +105,4 @@ func (s *store) update(ctx context.Context, tx *sqldb.Tx, u *User) error {
 
 func emailTaken(email string) error {
 	return eventmart.Errorf(eventmart.ECONFLICT, "an account with email %s already exists", email)
-}
-
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

@@ -165,7 +165,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			for j, id := range chunk {
 				args[j] = id
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+sqldb.Placeholders(len(chunk))+`)`, args...); err != nil {
 				return err
 			}
 		}
@@ -188,15 +188,4 @@ func (r *Relay) Backlog(ctx context.Context) (int64, time.Duration, error) {
 		return 0, 0, nil
 	}
 	return n, time.Since(time.UnixMilli(*oldest)), nil
-}
-
-func placeholders(n int) string {
-	b := make([]byte, 0, 2*n)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '?')
-	}
-	return string(b)
 }

@@ -380,3 +380,18 @@ func (tx *Tx) ForUpdate() string {
 	}
 	return ""
 }
+
+// Placeholders returns n comma-separated ? placeholders, for IN (…).
+func Placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation
+// on either dialect.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 
@@ -53,6 +54,12 @@ func exercise(t *testing.T, db *sqldb.DB) {
 	})
 	if err == nil {
 		t.Fatal("duplicate insert succeeded")
+	}
+	if !sqldb.IsUniqueViolation(err) || sqldb.IsUniqueViolation(errors.New("x")) || sqldb.IsUniqueViolation(nil) {
+		t.Errorf("IsUniqueViolation misjudges %v", err)
+	}
+	if got := sqldb.Placeholders(3); got != "?,?,?" {
+		t.Errorf("Placeholders(3) = %q", got)
 	}
 	var count int
 	db.QueryRow(ctx, `SELECT COUNT(*) FROM items`).Scan(&count)
