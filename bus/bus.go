@@ -9,6 +9,8 @@ package bus
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -145,6 +147,21 @@ type Admin interface {
 	EnsureTopics(ctx context.Context, topics []TopicConfig) ([]TopicChange, error)
 	// Topics describes the topics that exist, sorted by name.
 	Topics(ctx context.Context) ([]TopicConfig, error)
+	// Lag reports, for every partition of each topic, the group's
+	// committed offset and the partition's end offset, sorted by topic and
+	// partition. A partition the group never committed counts from the log
+	// start (Committed is -1), so its Lag is what it has yet to read.
+	// Unknown topics fail with ErrUnknownTopic.
+	Lag(ctx context.Context, group string, topics []string) ([]PartitionLag, error)
+}
+
+// PartitionLag is how far a consumer group is behind on one partition.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	Committed int64 // next offset the group will read; -1: never committed
+	End       int64 // next offset to be written
+	Lag       int64 // messages still to read: End - max(Committed, log start)
 }
 
 // Bus is everything a driver provides.
@@ -225,4 +242,14 @@ func (c SubscribeConfig) Backoff(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, c.MaxBackoff)
+}
+
+// SortLag sorts lags by topic, then partition: the order Admin.Lag returns.
+func SortLag(lags []PartitionLag) {
+	slices.SortFunc(lags, func(a, b PartitionLag) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition - b.Partition)
+	})
 }

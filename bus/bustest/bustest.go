@@ -44,6 +44,7 @@ func Run(t *testing.T, newBus Factory) {
 		{"StartAtLatest", testStartAtLatest},
 		{"ReadOffsetsAndTimestamps", testRead},
 		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics},
+		{"LagCountsWhatTheGroupHasYetToRead", testLag},
 		{"UnknownTopic", testUnknownTopic},
 	}
 	for _, tc := range tests {
@@ -542,6 +543,9 @@ func testUnknownTopic(t *testing.T, b bus.Bus) {
 	if err := b.Publish(ctx, msg(missing, "k", 0)); !errors.Is(err, bus.ErrUnknownTopic) {
 		t.Errorf("Publish to a missing topic = %v, want ErrUnknownTopic", err)
 	}
+	if _, err := b.Lag(ctx, uniqueName("g"), []string{missing}); !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Errorf("Lag of a missing topic = %v, want ErrUnknownTopic", err)
+	}
 	if _, err := b.Offsets(ctx, missing); !errors.Is(err, bus.ErrUnknownTopic) {
 		t.Errorf("Offsets of a missing topic = %v, want ErrUnknownTopic", err)
 	}
@@ -549,4 +553,48 @@ func testUnknownTopic(t *testing.T, b bus.Bus) {
 	if !errors.Is(err, bus.ErrUnknownTopic) {
 		t.Errorf("Subscribe to a missing topic = %v, want ErrUnknownTopic", err)
 	}
+}
+
+func testLag(t *testing.T, b bus.Bus) {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	topic := newTopic(t, b, 3)
+	group := uniqueName("g")
+	total := func(want int64, committed bool) {
+		t.Helper()
+		lags, err := b.Lag(ctx, group, []string{topic})
+		if err != nil {
+			t.Fatalf("Lag: %v", err)
+		}
+		if len(lags) != 3 {
+			t.Fatalf("Lag returned %d partitions, want 3: %+v", len(lags), lags)
+		}
+		var sum int64
+		for i, l := range lags {
+			if l.Topic != topic || l.Partition != int32(i) {
+				t.Fatalf("lag %d is %s/%d, want %s/%d (sorted)", i, l.Topic, l.Partition, topic, i)
+			}
+			if committed && l.Committed != l.End-l.Lag {
+				t.Errorf("partition %d: committed %d, end %d, lag %d", i, l.Committed, l.End, l.Lag)
+			}
+			if !committed && l.Committed != -1 {
+				t.Errorf("partition %d: committed %d before the group consumed, want -1", i, l.Committed)
+			}
+			sum += l.Lag
+		}
+		if sum != want {
+			t.Errorf("total lag %d, want %d: %+v", sum, want, lags)
+		}
+	}
+	sent := publishKeys(t, b, topic, 6, 5, 0)
+	total(int64(len(sent)), false)
+
+	c := newCollector()
+	s := subscribe(t, b, group, []string{topic}, c.handler)
+	c.waitDistinct(t, len(sent))
+	s.stop(t) // a graceful stop commits what was handled
+	total(0, true)
+
+	more := publishKeys(t, b, topic, 3, 1, 100)
+	total(int64(len(more)), true)
 }

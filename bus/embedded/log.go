@@ -351,3 +351,46 @@ func (b *Bus) retentionLoop() {
 func sortTopics(ts []bus.TopicConfig) {
 	slices.SortFunc(ts, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) })
 }
+
+// Lag implements bus.Admin from the group_offsets table.
+func (b *Bus) Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error) {
+	var out []bus.PartitionLag
+	for _, name := range topics {
+		t, err := b.topic(name)
+		if err != nil {
+			return nil, err
+		}
+		offs, err := b.Offsets(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		committed := make(map[int32]int64, len(offs))
+		rows, err := b.rdb.QueryContext(ctx, `SELECT partition, next_offset FROM group_offsets WHERE grp = ? AND topic_id = ?`, group, t.id)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: lag of %s on %s: %w", group, name, err)
+		}
+		for rows.Next() {
+			var p int32
+			var next int64
+			if err := rows.Scan(&p, &next); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("embedded: lag of %s on %s: %w", group, name, err)
+			}
+			committed[p] = next
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("embedded: lag of %s on %s: %w", group, name, err)
+		}
+		for _, o := range offs {
+			l := bus.PartitionLag{Topic: name, Partition: o.Partition, Committed: -1, End: o.End}
+			if c, ok := committed[o.Partition]; ok {
+				l.Committed = c
+			}
+			l.Lag = o.End - max(l.Committed, o.Start)
+			out = append(out, l)
+		}
+	}
+	bus.SortLag(out)
+	return out, nil
+}

@@ -270,3 +270,32 @@ func toMessages(recs []*kgo.Record) []*bus.Message {
 	}
 	return out
 }
+
+// Lag implements bus.Admin with kadm: the group's committed offsets
+// (OffsetFetch) against each partition's start and end offsets.
+func (b *Bus) Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error) {
+	if err := b.alive(); err != nil {
+		return nil, err
+	}
+	committed, err := b.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
+	}
+	var out []bus.PartitionLag
+	for _, topic := range topics {
+		offs, err := b.Offsets(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range offs {
+			l := bus.PartitionLag{Topic: topic, Partition: o.Partition, Committed: -1, End: o.End}
+			if c, ok := committed.Lookup(topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+				l.Committed = c.At
+			}
+			l.Lag = o.End - max(l.Committed, o.Start)
+			out = append(out, l)
+		}
+	}
+	bus.SortLag(out)
+	return out, nil
+}
