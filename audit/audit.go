@@ -9,9 +9,11 @@
 // Verify (GET /api/v1/admin/audit/verify). Admins query the trail with
 // GET /api/v1/admin/events.
 //
-// This first version publishes nothing to audit-events, and it does not
-// record security actions (logins, failed logins): both need event types
-// the catalog does not have yet.
+// Each appended record is published as AuditRecorded on audit-events (kept
+// seven years): the archive replay reads beyond a topic's retention.
+// Security events (UserLoggedIn, LoginFailed, AccessDenied,
+// AdminActionPerformed) travel on audit-events too and are recorded like
+// business events.
 package audit
 
 import (
@@ -57,14 +59,14 @@ func New(d service.Deps) *Service {
 // Run has no background work.
 func (s *Service) Run(ctx context.Context) error { return nil }
 
-// Handlers records every business event type of the catalog. The map is
-// built from event.Catalog(), so a type added to the catalog is audited
-// without a change here. Audit-events are left out: the trail does not
-// audit itself.
+// Handlers records every event type of the catalog but AuditRecorded:
+// the trail does not record its own records. The map is built from
+// event.Catalog(), so a type added to the catalog is audited without a
+// change here.
 func (s *Service) Handlers() map[event.Type]inbox.Func {
 	hs := map[event.Type]inbox.Func{}
 	for _, spec := range event.Catalog() {
-		if spec.Topic != event.TopicAudit {
+		if spec.Type != (&event.AuditRecorded{}).EventType() {
 			hs[spec.Type] = s.onEvent
 		}
 	}

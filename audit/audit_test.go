@@ -194,12 +194,37 @@ func TestEventsOfTheRunningServicesAreAudited(t *testing.T) {
 		t.Fatalf("POST /products: %s", resp.Status)
 	}
 	emitted := h.Events.Wait(t, "ProductCreated", apptest.Correlated("create-mug"))
-	got := waitFor(t, h, admin, "correlationId=create-mug", 1)
-	sameOrder(t, "audited", got, emitted)
+	action := h.Events.Wait(t, "AdminActionPerformed", apptest.Correlated("create-mug"))
+	got := waitFor(t, h, admin, "correlationId=create-mug", 2)
 	if got[0].Source != "catalog-service" || got[0].Metadata.UserID != "admin-1" {
 		t.Errorf("audited %+v", got[0])
 	}
 	sameOrder(t, "by entity", query(t, h, admin, "entity="+emitted.Key), emitted)
+	sameOrder(t, "the admin's action", query(t, h, admin, "type=AdminActionPerformed"), action)
+	p, err := action.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := p.(*event.AdminActionPerformed); a.AdminID != "admin-1" || a.Method != "POST" || a.Path != "/api/v1/products" || a.Status != 201 {
+		t.Errorf("admin action %+v", a)
+	}
+	// Every record is published to audit-events, locating the recorded
+	// event on its topic.
+	rec := h.Events.Wait(t, "AuditRecorded", func(e *event.Envelope) bool { return e.CausationID == emitted.EventID })
+	rp, err := rec.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rp.(*event.AuditRecorded)
+	var env event.Envelope
+	if err := json.Unmarshal(r.Envelope, &env); err != nil {
+		t.Fatal(err)
+	}
+	if r.EventID != emitted.EventID || r.Type != "ProductCreated" || r.Topic != string(event.TopicOf("ProductCreated")) || r.Key != emitted.Key ||
+		r.Partition != emitted.Partition || r.Offset != emitted.Offset || r.Seq < 1 || len(r.Hash) != 64 || env.EventID != emitted.EventID ||
+		rec.CorrelationID != "create-mug" || rec.Key != emitted.Key {
+		t.Errorf("AuditRecorded %+v for %+v (partition %d offset %d)", r, emitted, emitted.Partition, emitted.Offset)
+	}
 }
 
 // seed records n events and returns them in seq order.
@@ -368,8 +393,28 @@ func TestAuthorizationAndBadQueries(t *testing.T) {
 		Events        []json.RawMessage
 		Limit, Offset int
 	}
-	h.JSON("GET", "/api/v1/admin/events", admin, nil, http.StatusOK, &body)
+	h.JSON("GET", "/api/v1/admin/events?type=OrderCreated", admin, nil, http.StatusOK, &body)
 	if body.Events == nil || len(body.Events) != 0 || body.Limit != audit.DefaultLimit || body.Offset != 0 {
-		t.Errorf("empty trail: %+v", body)
+		t.Errorf("no OrderCreated in the trail: %+v", body)
+	}
+	// The five refused requests above are security events in the trail.
+	denied := waitFor(t, h, admin, "type=AccessDenied", 5)
+	var anonymous, customers int
+	for _, e := range denied {
+		p, err := e.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d := p.(*event.AccessDenied); {
+		case d.Status == 401 && d.UserID == "" && d.PartitionKey() == "anonymous" && d.Method == "GET":
+			anonymous++
+		case d.Status == 403 && d.UserID == "cust-1" && d.Role == "customer" && d.PartitionKey() == "cust-1" && strings.HasPrefix(d.Path, "/api/v1/admin/"):
+			customers++
+		default:
+			t.Errorf("AccessDenied %+v key %q", d, e.Key)
+		}
+	}
+	if anonymous != 2 || customers != 3 {
+		t.Errorf("AccessDenied: %d anonymous, %d by the customer; want 2 and 3", anonymous, customers)
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"fmt"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// onEvent appends e to the trail. The inbox already drops redeliveries;
+// onEvent appends e to the trail and publishes the new record as
+// AuditRecorded to audit-events, in the same transaction. The inbox already drops redeliveries;
 // event_id UNIQUE is the second guard (see store.appendRecord).
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
 	env, err := e.Marshal()
@@ -20,6 +23,8 @@ func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 		EventType:     string(e.EventType),
 		Topic:         string(event.TopicOf(e.EventType)),
 		Key:           e.Key,
+		Partition:     e.Partition,
+		Offset:        e.Offset,
 		CorrelationID: e.CorrelationID,
 		CausationID:   e.CausationID,
 		Source:        e.Source,
@@ -33,6 +38,10 @@ func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 	}
 	if !appended {
 		s.d.Log.Debug("event already in the audit trail", "eventId", e.EventID, "eventType", e.EventType)
+		return nil
 	}
-	return nil
+	return outbox.Emit(ctx, tx, service.Source(Name), e.Origin(), &event.AuditRecorded{
+		Seq: r.Seq, EventID: r.EventID, Type: r.EventType, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Key: r.Key, RecordedAt: r.RecordedAt, PrevHash: r.PrevHash, Hash: r.Hash, Envelope: r.Envelope,
+	})
 }

@@ -21,6 +21,8 @@ type record struct {
 	EventType     string
 	Topic         string
 	Key           string
+	Partition     int32 // of the recorded record on Topic; -1 unknown
+	Offset        int64
 	CorrelationID string
 	CausationID   string
 	Source        string
@@ -44,9 +46,9 @@ func (s *store) appendRecord(ctx context.Context, tx *sqldb.Tx, r *record) (bool
 	}
 	r.Seq, r.PrevHash = headSeq+1, headHash
 	r.Hash = chainHash(r.PrevHash, r)
-	res, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.CorrelationID, r.CausationID, r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
+	res, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+		r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.Partition, r.Offset, r.CorrelationID, r.CausationID, r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
 	if err != nil {
 		return false, fmt.Errorf("audit: append %s: %w", r.EventID, err)
 	}

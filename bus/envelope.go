@@ -60,7 +60,7 @@ func DecodeEnvelope(m *Message) (*event.Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Key = string(m.Key)
+	e.Key, e.Partition, e.Offset = string(m.Key), m.Partition, m.Offset
 	return e, nil
 }
 

@@ -106,4 +106,10 @@ func init() {
 
 	register(TopicNotification, "userId", false, func() Payload { return &NotificationSent{} })
 	register(TopicNotification, "userId", false, func() Payload { return &NotificationFailed{} })
+
+	register(TopicAudit, "userId", ext, func() Payload { return &UserLoggedIn{} })
+	register(TopicAudit, "email", ext, func() Payload { return &LoginFailed{} })
+	register(TopicAudit, "userId", ext, func() Payload { return &AccessDenied{} })
+	register(TopicAudit, "adminId", ext, func() Payload { return &AdminActionPerformed{} })
+	register(TopicAudit, "key", ext, func() Payload { return &AuditRecorded{} })
 }

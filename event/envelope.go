@@ -33,6 +33,11 @@ type Envelope struct {
 	// Key is the partition key (the entity id). It is not part of the JSON
 	// document: it travels as the record key.
 	Key string `json:"-"`
+	// Partition and Offset locate the record an envelope was decoded from
+	// (set by bus.DecodeEnvelope; -1 when it did not come from the bus).
+	// Not part of the JSON document either.
+	Partition int32 `json:"-"`
+	Offset    int64 `json:"-"`
 }
 
 // Metadata carries who caused an event. Both fields may be empty for events
@@ -86,6 +91,8 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 		return nil, fmt.Errorf("event: marshal %s: %w", p.EventType(), err)
 	}
 	e := &Envelope{
+		Partition:     -1,
+		Offset:        -1,
 		EventID:       NewID(),
 		EventType:     spec.Type,
 		EventVersion:  spec.Version,
@@ -167,7 +174,7 @@ func Decode(b []byte) (*Envelope, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &FieldError{Reason: "trailing data after the JSON object"}
 	}
-	e := &Envelope{}
+	e := &Envelope{Partition: -1, Offset: -1}
 	var err error
 	if e.EventID, err = requireUUID("eventId", raw.EventID); err != nil {
 		return nil, err

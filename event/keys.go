@@ -83,3 +83,23 @@ func (p *NotificationSent) PartitionKey() string { return p.UserID }
 
 func (*NotificationFailed) EventType() Type        { return "NotificationFailed" }
 func (p *NotificationFailed) PartitionKey() string { return p.UserID }
+
+func (*UserLoggedIn) EventType() Type        { return "UserLoggedIn" }
+func (p *UserLoggedIn) PartitionKey() string { return p.UserID }
+
+func (*LoginFailed) EventType() Type        { return "LoginFailed" }
+func (p *LoginFailed) PartitionKey() string { return p.Email }
+
+func (*AccessDenied) EventType() Type { return "AccessDenied" }
+func (p *AccessDenied) PartitionKey() string {
+	if p.UserID == "" {
+		return "anonymous"
+	}
+	return p.UserID
+}
+
+func (*AdminActionPerformed) EventType() Type        { return "AdminActionPerformed" }
+func (p *AdminActionPerformed) PartitionKey() string { return p.AdminID }
+
+func (*AuditRecorded) EventType() Type        { return "AuditRecorded" }
+func (p *AuditRecorded) PartitionKey() string { return p.Key }

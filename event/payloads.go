@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // This file holds the payload (the envelope's "data") of every event type
 // at version v1. Field names are the JSON names consumers rely on; adding an
@@ -334,4 +337,61 @@ type NotificationFailed struct {
 type Subject struct {
 	Type string `json:"type"` // "order", "user", "cart"
 	ID   string `json:"id"`
+}
+
+// ---- audit-events (extensions: ADR-0006 names the topic, not its events) ----
+
+// UserLoggedIn (key: userId): a user was issued a token.
+type UserLoggedIn struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+}
+
+// LoginFailed (key: email, lower-cased): a token was refused. Reason is
+// "invalid-credentials" (unknown email or wrong password: the API does not
+// tell them apart) or "deactivated".
+type LoginFailed struct {
+	Email  string `json:"email"`
+	Reason string `json:"reason"`
+}
+
+// AccessDenied (key: userId, or "anonymous"): a request was refused with
+// 401 or 403. Path is the request path without its query.
+type AccessDenied struct {
+	UserID string `json:"userId,omitempty"`
+	Role   string `json:"role,omitempty"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Status int    `json:"status"`
+	Reason string `json:"reason"`
+}
+
+// AdminActionPerformed (key: adminId): an admin changed something through
+// the API (a request other than GET/HEAD that succeeded). The business
+// events the change caused carry the same correlationId.
+type AdminActionPerformed struct {
+	AdminID string `json:"adminId"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Status  int    `json:"status"`
+}
+
+// AuditRecorded (key: the recorded event's key): the audit service
+// appended an event to its hash-chained trail. It carries the whole record,
+// so audit-events (kept 7 years) is an archive of every business event:
+// replay reads it where a topic's own retention has deleted records.
+type AuditRecorded struct {
+	Seq        int64  `json:"seq"`
+	EventID    string `json:"eventId"`
+	Type       string `json:"eventType"` // the recorded event's type
+	Topic      string `json:"topic"`
+	Partition  int32  `json:"partition"`
+	Offset     int64  `json:"offset"`
+	Key        string `json:"key"`
+	RecordedAt int64  `json:"recordedAt"` // Unix milliseconds
+	PrevHash   string `json:"prevHash"`
+	Hash       string `json:"hash"`
+	// Envelope is the recorded event's envelope, byte for byte.
+	Envelope json.RawMessage `json:"envelope"`
 }

@@ -139,17 +139,17 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		passwordMatches(dummy, in.Password) // the same work as for a known email
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgBadCredentials))
+		s.loginFailed(w, r, in.Email, "invalid-credentials", msgBadCredentials)
 		return
 	}
 	if !passwordMatches([]byte(u.passwordHash), in.Password) {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgBadCredentials))
+		s.loginFailed(w, r, u.Email, "invalid-credentials", msgBadCredentials)
 		return
 	}
 	// Only after the password: a deactivated account is not revealed to
 	// someone who does not know its password.
 	if !u.Active() {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, msgDeactivated))
+		s.loginFailed(w, r, u.Email, "deactivated", msgDeactivated)
 		return
 	}
 	tok, exp, err := s.d.Tokens.Issue(auth.Identity{UserID: u.ID, Role: u.Role, Email: u.Email, Name: u.Name, SessionID: event.NewID()})
@@ -157,7 +157,25 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
+	origin := service.RequestOrigin(ctx)
+	origin.Metadata.UserID = u.ID
+	if err := s.d.Outbox.EmitNow(ctx, service.Source(Name), origin, &event.UserLoggedIn{UserID: u.ID, Email: u.Email, Role: u.Role}); err != nil {
+		// No token without its audit record.
+		httpx.Error(w, r, err)
+		return
+	}
 	httpx.JSON(w, http.StatusOK, TokenResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp.UTC()})
+}
+
+// loginFailed answers 401 with msg after recording LoginFailed (a security
+// event on audit-events). If the record cannot be written the caller still
+// gets a 401; the failure is logged.
+func (s *Service) loginFailed(w http.ResponseWriter, r *http.Request, email, reason, msg string) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if err := s.d.Outbox.EmitNow(r.Context(), service.Source(Name), service.RequestOrigin(r.Context()), &event.LoginFailed{Email: email, Reason: reason}); err != nil {
+		httpx.Logger(r.Context()).Error("recording a failed login", "error", err)
+	}
+	httpx.Error(w, r, &eventmart.Error{Code: eventmart.EUNAUTHORIZED, Message: msg})
 }
 
 // handleGetMe: GET /users/me.

@@ -201,6 +201,28 @@ func TestLogin(t *testing.T) {
 	if n := len(h.Events.All(ofType("UserDeactivated", u.ID))); n != 1 {
 		t.Errorf("%d UserDeactivated events, want 1", n)
 	}
+
+	// Logins are security events on audit-events: one success, and each
+	// refusal with its reason (the unknown email under its own key).
+	in := h.Events.Wait(t, "UserLoggedIn", apptest.Keyed(u.ID))
+	if p := payload[*event.UserLoggedIn](t, in); p.Email != "bob@example.com" || p.Role != "customer" || in.Metadata.UserID != u.ID || in.Source != "user-service" {
+		t.Errorf("UserLoggedIn %+v, metadata %+v", p, in.Metadata)
+	}
+	h.Events.Wait(t, "LoginFailed", apptest.Keyed("nobody@example.com"))
+	var reasons []string
+	h.Eventually("three failed logins of bob", func() bool {
+		reasons = nil
+		for _, e := range h.Events.All(ofType("LoginFailed", "bob@example.com")) {
+			reasons = append(reasons, payload[*event.LoginFailed](t, e).Reason)
+		}
+		return len(reasons) == 3
+	})
+	if want := "invalid-credentials deactivated invalid-credentials"; strings.Join(reasons, " ") != want {
+		t.Errorf("LoginFailed reasons %q, want %q", reasons, want)
+	}
+	if event.TopicOf("LoginFailed") != event.TopicAudit {
+		t.Errorf("LoginFailed goes to %s", event.TopicOf("LoginFailed"))
+	}
 }
 
 func TestUpdateProfileEmitsChangedFields(t *testing.T) {

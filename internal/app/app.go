@@ -84,6 +84,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		log   *slog.Logger
 	}
 	var all []started
+	relays := map[string]*outbox.Relay{}
 	for _, def := range cfg.Services {
 		log := cfg.Log.With("service", service.Source(def.Name))
 		db, err := sqldb.Open(ctx, def.Name, cfg.DB, cfg.DataDir)
@@ -112,11 +113,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 		svc.Routes(mux)
 		a.services[def.Name] = svc
+		relays[def.Name] = relay
 		all = append(all, started{def, svc, db, relay, log})
 	}
 	a.adminRoutes(mux)
 	mux.HandleFunc("/", httpx.NotFound)
-	a.local = httpx.Middleware(cfg.Log, "gateway", cfg.Tokens.Authenticate(httpx.Error, mux))
+	// The local services' routes, behind token authentication and the
+	// recording of security events. The gateway hands them the requests
+	// for local services; it proxies the others to their processes, which
+	// authenticate and record in turn.
+	authenticate := func(h http.Handler) http.Handler { return cfg.Tokens.Authenticate(httpx.Error, h) }
+	services := newSecurityAuditor(relays).wrap(authenticate, mux)
+	a.local = httpx.Middleware(cfg.Log, "gateway", services)
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -126,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gateway.OpenAPI())
 	})
-	root.Handle("/", cfg.Tokens.Authenticate(httpx.Error, gateway.Handler(mux, localNames, cfg.Remote)))
+	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID.
 	a.handler = httpx.Middleware(cfg.Log, "gateway", root)
 

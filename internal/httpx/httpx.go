@@ -181,7 +181,7 @@ func Middleware(log *slog.Logger, service string, h http.Handler) http.Handler {
 		l := log.With("service", service, "correlationId", id)
 		ctx := context.WithValue(WithCorrelationID(r.Context(), id), loggerKey, l)
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := NewStatusWriter(w)
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
@@ -196,26 +196,40 @@ func Middleware(log *slog.Logger, service string, h http.Handler) http.Handler {
 	})
 }
 
-type statusWriter struct {
+// StatusWriter remembers the status of the response written through it.
+// It passes Flush on (server-sent events) and unwraps for
+// http.ResponseController.
+type StatusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+// NewStatusWriter wraps w; the status is 200 until a handler writes.
+func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
+	return &StatusWriter{ResponseWriter: w, status: http.StatusOK}
+}
+
+// Status is the response's status code.
+func (w *StatusWriter) Status() int { return w.status }
+
+// Unwrap returns the wrapped writer.
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *StatusWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.status, w.wrote = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+func (w *StatusWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
 }
 
 // Flush lets server-sent events through the wrapper.
-func (w *statusWriter) Flush() {
+func (w *StatusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

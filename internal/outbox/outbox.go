@@ -83,6 +83,18 @@ func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
 	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, poll: 100 * time.Millisecond}
 }
 
+// EmitNow emits payloads in a transaction of their own and wakes the
+// relay: for events that record something that changed no state of the
+// service (a login, a refused request), so there is nothing to commit them
+// with. Once it returns nil they are durable and will be published.
+func (r *Relay) EmitNow(ctx context.Context, source string, o event.Origin, payloads ...event.Payload) error {
+	if err := r.db.InTx(ctx, func(tx *sqldb.Tx) error { return Emit(ctx, tx, source, o, payloads...) }); err != nil {
+		return err
+	}
+	r.Notify()
+	return nil
+}
+
 // Notify tells the relay that rows were committed; it never blocks.
 func (r *Relay) Notify() {
 	select {
