@@ -16,6 +16,7 @@ import (
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/admin/events", s.handleEvents)
 	mux.HandleFunc("GET /api/v1/admin/audit/verify", s.handleVerify)
+	mux.HandleFunc("GET /api/v1/admin/archive", s.handleArchive)
 }
 
 // Query limits of GET /admin/events.

@@ -57,3 +57,13 @@ func BusinessTopics() []Topic {
 	}
 	return ts
 }
+
+// LookupTopic returns the ADR table's row of name.
+func LookupTopic(name Topic) (TopicSpec, bool) {
+	for _, t := range Topics {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TopicSpec{}, false
+}

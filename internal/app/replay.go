@@ -2,15 +2,22 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/service"
 )
 
 // ReplayRequest selects what to re-deliver to a service's consumer group.
@@ -24,15 +31,33 @@ type ReplayRequest struct {
 
 // ReplayResult counts what a replay did.
 type ReplayResult struct {
-	Read        int64 `json:"read"`        // records read from the topic
+	Read        int64 `json:"read"`        // records read, from the topic and the archive
 	Redelivered int64 `json:"redelivered"` // records matching the filters, handed to the group
+	// FromArchive counts the records read from the audit archive because
+	// the topic's retention had deleted them.
+	FromArchive int64 `json:"fromArchive"`
 }
+
+// ReplayProgress is one line of a replay's progress: the counts so far,
+// after a partition (or a batch of one) was replayed.
+type ReplayProgress struct {
+	ReplayResult
+	Partition  int32 `json:"partition"`  // the partition being replayed
+	Partitions int   `json:"partitions"` // of the topic
+	Done       bool  `json:"done"`       // the last line: the counts are final
+}
+
+// replayBatch is how many records a replay reads and hands over at once.
+const replayBatch = 500
 
 // replay re-delivers the selected records of req.Topic to c, partition by
 // partition, in offset order, up to the end offsets at the start of the
-// replay. The inbox skips events the group processed before, so a replay
-// applies only what is missing and running it twice is harmless.
-func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest) (ReplayResult, error) {
+// replay. Where the requested start lies before what the topic still
+// keeps, the missing records come from the audit service's archive first.
+// The inbox skips events the group processed before, so a replay applies
+// only what is missing and running it twice is harmless. progress, if not
+// nil, is called after each batch.
+func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, progress func(ReplayProgress)) (ReplayResult, error) {
 	var res ReplayResult
 	if !slices.Contains(c.Topics(), req.Topic) {
 		return res, eventmart.Errorf(eventmart.EINVALID, "%s does not consume %q (it consumes %v)", c.Group, req.Topic, c.Topics())
@@ -40,22 +65,49 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest) 
 	if req.FromOffset != nil && req.FromTime != nil {
 		return res, eventmart.Errorf(eventmart.EINVALID, "give fromOffset or fromTime, not both")
 	}
+	if req.FromOffset != nil && *req.FromOffset < 0 {
+		return res, eventmart.Errorf(eventmart.EINVALID, "fromOffset must not be negative")
+	}
 	offs, err := a.cfg.Bus.Offsets(ctx, req.Topic)
 	if err != nil {
 		return res, err
 	}
-	if req.FromTime != nil {
-		if offs, err = a.cfg.Bus.OffsetAfter(ctx, req.Topic, *req.FromTime); err != nil {
-			return res, err
+	from := make([]int64, len(offs))
+	for i, o := range offs {
+		from[i] = o.Start
+		if req.FromOffset != nil {
+			from[i] = *req.FromOffset
 		}
 	}
-	for _, o := range offs {
-		from := o.Start
-		if req.FromOffset != nil {
-			from = max(*req.FromOffset, o.Start)
+	if req.FromTime != nil {
+		after, err := a.cfg.Bus.OffsetAfter(ctx, req.Topic, *req.FromTime)
+		if err != nil {
+			return res, err
 		}
-		for from < o.End {
-			msgs, err := a.cfg.Bus.Read(ctx, req.Topic, o.Partition, from, 500)
+		for i, o := range after {
+			from[i] = o.Start
+			if o.Start == offs[i].Start {
+				from[i] = 0 // what retention deleted may be as late as fromTime: ask the archive
+			}
+		}
+	}
+	keep := func(m *bus.Message) bool {
+		return (req.CorrelationID == "" || m.Header(bus.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key)
+	}
+	report := func(p int32, done bool) {
+		if progress != nil {
+			progress(ReplayProgress{ReplayResult: res, Partition: p, Partitions: len(offs), Done: done})
+		}
+	}
+	for i, o := range offs {
+		if from[i] < o.Start {
+			if err := a.replayArchive(ctx, c, req, o.Partition, from[i], o.Start, keep, &res, report); err != nil {
+				return res, err
+			}
+			from[i] = o.Start
+		}
+		for next := from[i]; next < o.End; {
+			msgs, err := a.cfg.Bus.Read(ctx, req.Topic, o.Partition, next, replayBatch)
 			if err != nil {
 				return res, err
 			}
@@ -68,25 +120,82 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest) 
 					break
 				}
 				res.Read++
-				if (req.CorrelationID == "" || m.Header(bus.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key) {
+				if keep(m) {
 					batch = append(batch, m)
 				}
-				from = m.Offset + 1
+				next = m.Offset + 1
 			}
-			if len(batch) > 0 {
-				if err := c.Handle(ctx, batch); err != nil {
-					return res, fmt.Errorf("app: replay %s/%d: %w", req.Topic, o.Partition, err)
-				}
-				res.Redelivered += int64(len(batch))
+			if err := a.redeliver(ctx, c, req.Topic, o.Partition, batch, &res); err != nil {
+				return res, err
 			}
+			report(o.Partition, false)
 			if msgs[len(msgs)-1].Offset >= o.End-1 {
 				break
 			}
 		}
+		report(o.Partition, false)
 	}
+	report(int32(len(offs)-1), true)
 	return res, nil
 }
 
+func (a *App) redeliver(ctx context.Context, c *inbox.Consumer, topic string, p int32, batch []*bus.Message, res *ReplayResult) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := c.Handle(ctx, batch); err != nil {
+		return fmt.Errorf("app: replay %s/%d: %w", topic, p, err)
+	}
+	res.Redelivered += int64(len(batch))
+	return nil
+}
+
+// replayArchive re-delivers partition p's records [from, to) as the audit
+// service archived them (GET /admin/archive), page by page, in offset
+// order, rebuilt into the messages they were.
+func (a *App) replayArchive(ctx context.Context, c *inbox.Consumer, req ReplayRequest, p int32, from, to int64, keep func(*bus.Message) bool,
+	res *ReplayResult, report func(int32, bool)) error {
+	call := service.Deps{Call: a.client, BaseURL: a.baseURL}
+	for from >= 0 && from < to {
+		q := url.Values{"topic": {req.Topic}, "partition": {strconv.Itoa(int(p))}, "fromOffset": {strconv.FormatInt(from, 10)},
+			"toOffset": {strconv.FormatInt(to, 10)}, "limit": {strconv.Itoa(audit.MaxLimit)}}
+		if req.FromTime != nil {
+			q.Set("from", req.FromTime.UTC().Format(time.RFC3339Nano))
+		}
+		var page audit.ArchivePage
+		if err := call.CallJSON(ctx, audit.Name, "GET", "/api/v1/admin/archive?"+q.Encode(), nil, &page); err != nil {
+			return fmt.Errorf("app: replay %s/%d from the audit archive (offsets %d to %d are past the topic's retention): %w", req.Topic, p, from, to, err)
+		}
+		var batch []*bus.Message
+		for _, r := range page.Records {
+			e, err := event.Decode(r.Envelope)
+			if err != nil {
+				return fmt.Errorf("app: archived record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+			e.Key = r.Key
+			m, err := bus.NewMessage(ctx, e)
+			if err != nil {
+				return fmt.Errorf("app: archived record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+			m.Partition, m.Offset = r.Partition, r.Offset
+			res.Read++
+			res.FromArchive++
+			if keep(m) {
+				batch = append(batch, m)
+			}
+		}
+		if err := a.redeliver(ctx, c, req.Topic, p, batch, res); err != nil {
+			return err
+		}
+		report(p, false)
+		from = page.Next
+	}
+	return nil
+}
+
+// handleReplay: POST /admin/replay/{service} → ReplayResult. A client that
+// accepts application/x-ndjson gets ReplayProgress lines as the replay
+// goes, the last with done: true (or an error body, if it failed midway).
 func (a *App) handleReplay(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 	var req ReplayRequest
 	if err := httpx.Decode(r, &req); err != nil {
@@ -97,10 +206,30 @@ func (a *App) handleReplay(w http.ResponseWriter, r *http.Request, c *inbox.Cons
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "topic is required"))
 		return
 	}
-	res, err := a.replay(r.Context(), c, req)
-	if err != nil {
-		httpx.Error(w, r, err)
+	if !strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		res, err := a.replay(r.Context(), c, req, nil)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, res)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, res)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	last := time.Time{}
+	_, err := a.replay(r.Context(), c, req, func(p ReplayProgress) {
+		if !p.Done && time.Since(last) < 200*time.Millisecond {
+			return // a line every 200ms is progress enough
+		}
+		last = time.Now()
+		enc.Encode(p)
+		rc.Flush()
+	})
+	if err != nil {
+		httpx.Logger(r.Context()).Error("replay failed", "error", err)
+		enc.Encode(httpx.ErrorBodyOf(err))
+	}
 }

@@ -51,24 +51,17 @@ func Settings(m map[string]string) Option {
 	return func(c *app.Config) { c.Settings = func(k string) string { return m[k] } }
 }
 
-// Start runs defs on an embedded bus with the ADR's topics. Their
+// OnBus runs the services on b (which the harness closes at the end)
+// instead of a fresh embedded log.
+func OnBus(b bus.Bus) Option { return func(c *app.Config) { c.Bus = b } }
+
+// Start runs defs on an embedded bus (or OnBus's) with the ADR's topics. Their
 // databases are SQLite files, or, when EVENTMART_TEST_SERVICES_DB=postgres
 // and EVENTMART_TEST_POSTGRES names a server, fresh PostgreSQL databases
 // (dropped at the end), so service tests can run on both.
 func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := embedded.Open(filepath.Join(dir, "eventlog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var topics []bus.TopicConfig
-	for _, ts := range event.Topics {
-		topics = append(topics, bus.TopicConfig{Name: string(ts.Name), Partitions: ts.Partitions, Retention: ts.Retention})
-	}
-	if _, err := b.EnsureTopics(context.Background(), topics); err != nil {
-		t.Fatal(err)
-	}
 	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +71,7 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 		level = slog.LevelDebug
 	}
 	cfg := app.Config{
-		Bus: b, DataDir: dir, Services: defs, Tokens: tokens,
+		DataDir: dir, Services: defs, Tokens: tokens,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
@@ -86,6 +79,19 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Bus == nil {
+		if cfg.Bus, err = embedded.Open(filepath.Join(dir, "eventlog.db")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := cfg.Bus
+	var topics []bus.TopicConfig
+	for _, ts := range event.Topics {
+		topics = append(topics, bus.TopicConfig{Name: string(ts.Name), Partitions: ts.Partitions, Retention: ts.Retention})
+	}
+	if _, err := b.EnsureTopics(context.Background(), topics); err != nil {
+		t.Fatal(err)
 	}
 	a, err := app.Start(context.Background(), cfg)
 	if err != nil {

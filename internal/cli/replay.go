@@ -52,11 +52,35 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	body, _ := json.Marshal(req)
 	fmt.Fprintf(env.Stderr, "replaying %s to %s-service…\n", *topic, pos[0])
-	var res struct{ Read, Redelivered int64 }
-	if err := c.send(ctx, "POST", "/admin/replay/"+pos[0], body, &res); err != nil {
+	resp, err := c.request(ctx, "POST", "/admin/replay/"+pos[0], body, "application/x-ndjson")
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read, %d re-delivered (already-processed events were skipped by its handlers)\n",
-		*topic, pos[0], res.Read, res.Redelivered)
+	defer resp.Body.Close()
+	// One JSON line per progress report, the last with done: true, or an
+	// error body if the replay failed midway.
+	var line struct {
+		Read, Redelivered, FromArchive int64
+		Partition                      int32
+		Partitions                     int
+		Done                           bool
+		Error                          *struct{ Code, Message string }
+	}
+	dec := json.NewDecoder(resp.Body)
+	for !line.Done {
+		line.Error = nil
+		if err := dec.Decode(&line); err != nil {
+			return fmt.Errorf("replay: the server ended the replay without a result: %w", err)
+		}
+		if line.Error != nil {
+			return fmt.Errorf("replay: %s: %s (%d records re-delivered before it failed)", line.Error.Code, line.Error.Message, line.Redelivered)
+		}
+		if !line.Done {
+			fmt.Fprintf(env.Stderr, "  partition %d/%d: %d read (%d from the archive), %d re-delivered\n",
+				line.Partition+1, line.Partitions, line.Read, line.FromArchive, line.Redelivered)
+		}
+	}
+	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read (%d from the audit archive), %d re-delivered (already-processed events were skipped by its handlers)\n",
+		*topic, pos[0], line.Read, line.FromArchive, line.Redelivered)
 	return nil
 }

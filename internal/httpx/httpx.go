@@ -117,9 +117,14 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == eventmart.EINTERNAL {
 		Logger(r.Context()).Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
+	JSON(w, Status(code), ErrorBodyOf(err))
+}
+
+// ErrorBodyOf is the JSON error body of err, as Error writes it.
+func ErrorBodyOf(err error) ErrorBody {
 	var body ErrorBody
-	body.Error.Code, body.Error.Message = code, eventmart.ErrorMessage(err)
-	JSON(w, Status(code), body)
+	body.Error.Code, body.Error.Message = eventmart.ErrorCode(err), eventmart.ErrorMessage(err)
+	return body
 }
 
 type ctxKey int

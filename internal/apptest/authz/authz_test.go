@@ -255,6 +255,10 @@ func rules(f *fixture) []rule {
 		// The audit trail: admins only.
 		{"GET /api/v1/admin/events", adminOnly(nil)},
 		{"GET /api/v1/admin/audit/verify", adminOnly(nil)},
+		{"GET /api/v1/admin/archive", func(*fixture) []call {
+			return []call{{query: func(*fixture) string { return "topic=order-events&partition=0" },
+				want: [nActors]check{unauthorized, forbidden, forbidden, success}}}
+		}},
 		{"GET /api/v1/admin/dlq/{service}", adminOnly(nil)},
 		{"POST /api/v1/admin/dlq/{service}/redrive", adminOnly(nil)},
 		{"GET /api/v1/admin/dlq/{service}/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},

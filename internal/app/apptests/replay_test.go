@@ -1,0 +1,132 @@
+package apptests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/audit"
+	"github.com/eventmart/eventmart/bus/embedded"
+	"github.com/eventmart/eventmart/catalog"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/app"
+	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/inventory"
+)
+
+// TestReplayBeyondRetentionReadsTheAuditArchive: the catalog misses a
+// stock event, inventory-events' 7-day retention deletes it, and a replay
+// from offset 0 still brings it back — from the audit service's archive —
+// with progress reported as it goes.
+func TestReplayBeyondRetentionReadsTheAuditArchive(t *testing.T) {
+	var shift atomic.Int64 // how far the log's clock runs ahead
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"),
+		embedded.Clock(func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }), embedded.CheckRetentionEvery(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &settings{m: map[string]string{
+		"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "2",
+	}}
+	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def(), audit.Def()}, apptest.OnBus(b), func(c *app.Config) { c.Settings = st.get })
+	admin := h.Token("admin-1", "admin")
+	var p struct {
+		ID           string
+		Availability struct{ Available int64 }
+	}
+	h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": "OLD", "name": "Tea", "priceCents": 300, "currency": "EUR"}, 201, &p)
+	h.Eventually("stock set", func() bool {
+		status, _, _ := h.Do("PUT", "/api/v1/inventory/"+p.ID, admin, map[string]int{"onHand": 7})
+		return status == 200
+	})
+	h.Eventually("the stock event dead-lettered by the catalog and archived by the audit", func() bool {
+		var dl struct{ DeadLetters []json.RawMessage }
+		h.JSON("GET", "/api/v1/admin/dlq/catalog?status=dead", admin, nil, 200, &dl)
+		var ev struct{ Events []json.RawMessage }
+		h.JSON("GET", "/api/v1/admin/events?type=InventoryAdjusted&entity="+p.ID, admin, nil, 200, &ev)
+		return len(dl.DeadLetters) == 1 && len(ev.Events) == 1
+	})
+
+	// Eight days later, retention has deleted every inventory event.
+	shift.Store(int64(8 * event.Day))
+	if _, err := b.ApplyRetention(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := b.Offsets(context.Background(), string(event.TopicInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range offs {
+		if o.Start != o.End {
+			t.Fatalf("partition %d still holds offsets %d to %d after retention", o.Partition, o.Start, o.End)
+		}
+	}
+	st.set("EVENTMART_FAIL_EVENTS", "") // the fix is deployed
+
+	// What the topic still holds is nothing: a replay from its log start
+	// finds nothing, one from offset 0 reads the archive.
+	var res app.ReplayResult
+	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events"}, 200, &res)
+	if res != (app.ReplayResult{}) {
+		t.Errorf("replay from the log start: %+v, want nothing", res)
+	}
+	lines := replayStream(t, h, admin, map[string]any{"topic": "inventory-events", "fromOffset": 0})
+	last := lines[len(lines)-1]
+	if !last.Done || last.FromArchive != 1 || last.Read != 1 || last.Redelivered != 1 || last.Partitions != int(offs[len(offs)-1].Partition+1) {
+		t.Fatalf("replay progress %+v, want done with the one archived record re-delivered", lines)
+	}
+	h.JSON("GET", "/api/v1/products/"+p.ID, "", nil, 200, &p)
+	if p.Availability.Available != 7 {
+		t.Fatalf("availability %d after replaying the archive, want 7", p.Availability.Available)
+	}
+	// Twice is harmless, and a time filter reaches the archive too.
+	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events", "fromTime": time.Now().Add(-time.Hour)}, 200, &res)
+	if res.FromArchive != 1 || res.Redelivered != 1 {
+		t.Errorf("replay from an hour ago: %+v, want the archived record", res)
+	}
+	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events", "fromTime": time.Now().Add(time.Hour)}, 200, &res)
+	if res.FromArchive != 0 {
+		t.Errorf("replay from an hour ahead: %+v, want nothing from the archive", res)
+	}
+	h.JSON("GET", "/api/v1/products/"+p.ID, "", nil, 200, &p)
+	if p.Availability.Available != 7 {
+		t.Fatalf("availability %d after replaying twice, want 7", p.Availability.Available)
+	}
+}
+
+// replayStream runs a replay asking for progress lines, and returns them.
+func replayStream(t *testing.T, h *apptest.Harness, admin string, body map[string]any) []app.ReplayProgress {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", h.Server.URL+"/api/v1/admin/replay/catalog", strings.NewReader(string(b)))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("replay: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var lines []app.ReplayProgress
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var p app.ReplayProgress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatalf("progress line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, p)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no progress lines")
+	}
+	return lines
+}
