@@ -171,6 +171,10 @@ func (a *App) goRun(log *slog.Logger, what string, fn func() error) {
 // Handler is the gateway: every route of every service, health endpoints.
 func (a *App) Handler() http.Handler { return a.handler }
 
+// Consumers returns the consumer of each local service that consumes
+// events, by service name.
+func (a *App) Consumers() map[string]*inbox.Consumer { return a.consumers }
+
 // Service returns a locally running service by name, for tests.
 func (a *App) Service(name string) service.Service { return a.services[name] }
 

@@ -3,10 +3,12 @@ package inbox
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
@@ -90,13 +92,16 @@ var DefaultRetryDelays = []time.Duration{time.Second, 5 * time.Second, 30 * time
 // DeadLetter is a record the consumer group gave up on, with the original
 // record and why.
 type DeadLetter struct {
-	ID            int64        `json:"id"`
-	Group         string       `json:"group"`
-	Topic         string       `json:"topic"`
-	Partition     int32        `json:"partition"`
-	Offset        int64        `json:"offset"`
-	Key           string       `json:"key"`
-	Value         string       `json:"value"` // the record as received (an envelope, or what a bad producer sent)
+	ID        int64  `json:"id"`
+	Group     string `json:"group"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Key       string `json:"key"`
+	Value     string `json:"value"` // the record as received (an envelope, or what a bad producer sent), when it is UTF-8 text
+	// ValueBase64 holds the record instead, base64-encoded, when it is not
+	// UTF-8 text (Value is then ""): JSON strings cannot carry such bytes.
+	ValueBase64   string       `json:"valueBase64,omitempty"`
 	Headers       []bus.Header `json:"headers"`
 	EventID       string       `json:"eventId,omitempty"`
 	EventType     string       `json:"eventType,omitempty"`
@@ -107,6 +112,8 @@ type DeadLetter struct {
 	DeadAt        time.Time    `json:"deadAt"`
 	Status        string       `json:"status"` // dead, redriven, discarded
 	UpdatedAt     time.Time    `json:"updatedAt"`
+
+	raw []byte // the record's value, byte for byte
 }
 
 // Dead-letter statuses.
@@ -274,7 +281,12 @@ func scanDeadLetter(r interface{ Scan(...any) error }) (*DeadLetter, error) {
 		&d.Error, &perm, &d.Attempts, &first, &dead, &d.Status, &updated); err != nil {
 		return nil, err
 	}
-	d.Key, d.Value, d.Permanent = string(key), string(value), perm == 1
+	d.Key, d.raw, d.Permanent = string(key), value, perm == 1
+	if utf8.Valid(value) {
+		d.Value = string(value)
+	} else {
+		d.ValueBase64 = base64.StdEncoding.EncodeToString(value)
+	}
 	json.Unmarshal([]byte(hdr), &d.Headers)
 	d.FirstFailedAt, d.DeadAt, d.UpdatedAt = time.UnixMilli(first).UTC(), time.UnixMilli(dead).UTC(), time.UnixMilli(updated).UTC()
 	return &d, nil
@@ -354,7 +366,7 @@ func (c *Consumer) Redrive(ctx context.Context, ids []int64) (int, error) {
 			hdr, _ := json.Marshal(d.Headers)
 			if _, err := tx.Exec(ctx, `INSERT INTO retry_queue (grp, topic, part, msg_offset, msg_key, value, headers, event_id, event_type, attempts, last_error, first_failed_at, next_attempt_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
-				c.Group, d.Topic, d.Partition, d.Offset, []byte(d.Key), []byte(d.Value), string(hdr), d.EventID, d.EventType,
+				c.Group, d.Topic, d.Partition, d.Offset, []byte(d.Key), d.raw, string(hdr), d.EventID, d.EventType,
 				d.Error, d.FirstFailedAt.UnixMilli(), now); err != nil {
 				return err
 			}

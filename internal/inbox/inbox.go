@@ -251,16 +251,33 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 	return wrote, herr
 }
 
-// process applies one record: skipped if no handler wants its type or it
-// was processed before; a record that is not a valid envelope of a known
-// type and version is a permanent error. A panicking handler is an error.
+// process applies one record: skipped if its eventType header names a
+// catalog type no handler here wants, or if it was processed before. A
+// record that is not a valid envelope of a known type and version (or
+// whose header disagrees with its envelope) is a permanent error, whatever
+// its header says. A panicking handler is an error.
 func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, err error) {
-	h, ok := c.Handlers[event.Type(m.Header(bus.HeaderEventType))]
-	if !ok {
-		return false, nil
+	typ := event.Type(m.Header(bus.HeaderEventType))
+	h, ok := c.Handlers[typ]
+	if _, known := event.Lookup(typ); known && !ok {
+		return false, nil // another group's event
 	}
+	// Handled here, or no known type at all: a record nobody can route
+	// must not pass unnoticed, so it is decoded and fails below.
 	e, err := bus.DecodeEnvelope(m)
+	if err == nil && typ == "" {
+		// No header (a producer that is not ours): route by the envelope.
+		typ = e.EventType
+		if h, ok = c.Handlers[typ]; !ok {
+			if _, known := event.Lookup(typ); known {
+				return false, nil
+			}
+		}
+	}
 	var p event.Payload
+	if err == nil && e.EventType != typ {
+		err = fmt.Errorf("inbox: the eventType header %q disagrees with the envelope's %q", typ, e.EventType)
+	}
 	if err == nil {
 		p, err = e.Payload()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/apptest"
 )
 
 // distributedScenarios need separate processes and direct access to Kafka.
@@ -20,6 +21,73 @@ var distributedScenarios = []struct {
 }{
 	{"CancelAndRefundWhileShippingIsDown", cancelAndRefund},
 	{"DuplicateDeliveryHasNoSecondEffect", duplicateDelivery},
+	{"MalformedRecordsOnEveryTopicAreDeadLettered", malformedRecords},
+}
+
+// malformedRecords produces every kind of bad record (apptest.Poison)
+// straight onto every topic of the real broker: the audit service, which
+// consumes every type, dead-letters each at once with its reason; the
+// order service dead-letters the unroutable ones of the topics it reads;
+// every group's lag returns to zero; and an order placed afterwards ships.
+func malformedRecords(t *testing.T, s *shop, brokers []string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	var poison []apptest.PoisonRecord
+	for _, ts := range event.Topics {
+		for _, p := range apptest.Poison(ts.Name, "kafka") {
+			r := &kgo.Record{Topic: p.Msg.Topic, Key: p.Msg.Key, Value: p.Msg.Value}
+			for _, h := range p.Msg.Headers {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+			recs = append(recs, r)
+			poison = append(poison, p)
+		}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	type letter struct {
+		Topic, Key, Error string
+		Permanent         bool
+		Attempts          int
+	}
+	letters := func(svc string) map[string]letter {
+		var list struct{ DeadLetters []letter }
+		s.must("GET", "/api/v1/admin/dlq/"+svc+"?status=dead&limit=500", s.admin, nil, 200, &list)
+		m := map[string]letter{}
+		for _, d := range list.DeadLetters {
+			if strings.HasSuffix(d.Key, "-kafka") {
+				m[d.Topic+" "+d.Key] = d
+			}
+		}
+		return m
+	}
+	s.eventually("every bad record dead-lettered by the audit service", func() bool { return len(letters("audit")) == len(poison) })
+	audit := letters("audit")
+	for _, p := range poison {
+		d := audit[p.Msg.Topic+" "+string(p.Msg.Key)]
+		if !d.Permanent || d.Attempts != 1 || !strings.Contains(d.Error, p.Reason) {
+			t.Errorf("audit's dead letter of %s on %s: %+v, want permanent at the first attempt, saying %q", p.Kind, p.Msg.Topic, d, p.Reason)
+		}
+	}
+	// The random bytes carry no type: every group reading order-events
+	// dead-letters them, the order service among them.
+	key := string(apptest.Poison(event.TopicOrder, "kafka")[0].Msg.Key)
+	s.eventually("the order service dead-lettered the random bytes", func() bool {
+		_, ok := letters("order")[string(event.TopicOrder)+" "+key]
+		return ok
+	})
+	waitNoLag(t, brokers)
+	tok, _ := s.customer("after-poison")
+	pid := s.product(700, 2)
+	id, _ := s.order(tok, line(pid, 1), cardOK)
+	if o := s.final(tok, id); o.Status != "SHIPPED" {
+		t.Fatalf("order after the poison: %+v", o)
+	}
 }
 
 // cancelAndRefund stops the shipping service so an order stays CONFIRMED
