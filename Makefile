@@ -37,11 +37,13 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-# Fuzz the decoders of untrusted input for a while each (corpus in testdata/fuzz).
+# Fuzz the decoders of untrusted input for a while each (corpus in testdata/fuzz):
+# the envelope, the JSON body decoder, and every API operation that takes a body.
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./event/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/httpx/
+	$(GO) test -run '^$$' -fuzz '^FuzzEndpoints$$' -fuzztime $(FUZZTIME) ./internal/app/apptests/
 
 # Benchmarks; figures go to docs/benchmarks.md.
 bench: bench-embedded bench-kafka
