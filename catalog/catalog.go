@@ -80,10 +80,20 @@ func (s *Service) Run(ctx context.Context) error { return nil }
 // Handlers: every inventory event carries stock levels.
 func (s *Service) Handlers() map[event.Type]inbox.Func {
 	return map[event.Type]inbox.Func{
-		"InventoryAdjusted": s.onInventoryAdjusted,
-		"InventoryReserved": s.onInventoryReserved,
-		"InventoryReleased": s.onInventoryReleased,
+		"InventoryAdjusted": s.onStockEvent,
+		"InventoryReserved": s.onStockEvent,
+		"InventoryReleased": s.onStockEvent,
 	}
+}
+
+// Projections: the availability of products is a read model of
+// inventory-events, rebuildable from scratch (eventmart replay catalog
+// --rebuild).
+func (s *Service) Projections() []service.Projection {
+	return []service.Projection{{
+		Name: "availability", Table: stockTable, Create: createStock,
+		Topics: []string{string(event.TopicInventory)}, Apply: s.applyStock,
+	}}
 }
 
 // ProductInput is the body of POST and PATCH /products. On PATCH absent

@@ -14,7 +14,13 @@ import (
 
 type store struct{ db *sqldb.DB }
 
-const productColumns = `id, sku, name, price_cents, currency, status, on_hand, reserved, available, created_at, updated_at`
+// productColumns and productFrom read a product with its availability
+// (zero until inventory's first stock level arrives).
+const (
+	productColumns = `p.id, p.sku, p.name, p.price_cents, p.currency, p.status,
+		COALESCE(s.on_hand, 0), COALESCE(s.reserved, 0), COALESCE(s.available, 0), p.created_at, p.updated_at`
+	productFrom = ` FROM products p LEFT JOIN product_stock s ON s.product_id = p.id`
+)
 
 type scanner interface{ Scan(...any) error }
 
@@ -35,7 +41,7 @@ func scanProduct(r scanner) (*Product, error) {
 func (s *store) product(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) *sql.Row
 }, id string) (*Product, error) {
-	p, err := scanProduct(q.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = ?`, id))
+	p, err := scanProduct(q.QueryRow(ctx, `SELECT `+productColumns+productFrom+` WHERE p.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "product %s not found", id)
 	}
@@ -47,19 +53,19 @@ func (s *store) product(ctx context.Context, q interface {
 
 // list returns products in creation order, after the given offset.
 func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool, limit, offset int) ([]*Product, error) {
-	q := `SELECT ` + productColumns + ` FROM products WHERE 1 = 1`
+	q := `SELECT ` + productColumns + productFrom + ` WHERE 1 = 1`
 	var args []any
 	if !includeDiscontinued {
-		q += ` AND status = ?`
+		q += ` AND p.status = ?`
 		args = append(args, StatusActive)
 	}
 	if len(ids) > 0 {
-		q += ` AND id IN (` + sqldb.Placeholders(len(ids)) + `)`
+		q += ` AND p.id IN (` + sqldb.Placeholders(len(ids)) + `)`
 		for _, id := range ids {
 			args = append(args, id)
 		}
 	}
-	q += ` ORDER BY created_at, id LIMIT ? OFFSET ?`
+	q += ` ORDER BY p.created_at, p.id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
@@ -98,15 +104,28 @@ func (s *store) update(ctx context.Context, tx *sqldb.Tx, p *Product) error {
 	return nil
 }
 
-// applyLevel stores a stock level unless a newer one is already stored:
-// levels of one product arrive on different partitions, so only the
-// version orders them.
-func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, l event.StockLevel) (bool, error) {
-	res, err := tx.Exec(ctx, `UPDATE products SET on_hand = ?, reserved = ?, available = ?, stock_version = ? WHERE id = ? AND stock_version < ?`,
-		l.OnHand, l.Reserved, l.Available, l.Version, l.ProductID, l.Version)
+// stockTable is the live table of the availability read model.
+const stockTable = "product_stock"
+
+// createStock creates a table of the availability read model named table.
+const createStock = `CREATE TABLE %s (
+	product_id TEXT PRIMARY KEY,
+	on_hand    BIGINT NOT NULL,
+	reserved   BIGINT NOT NULL,
+	available  BIGINT NOT NULL,
+	version    BIGINT NOT NULL
+)`
+
+// applyLevel stores a stock level in table unless a newer one is already
+// stored: levels of one product arrive on different partitions, so only
+// the version orders them, and applying a level twice changes nothing.
+func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, table string, l event.StockLevel) error {
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (product_id, on_hand, reserved, available, version) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available, version = excluded.version
+		WHERE `+table+`.version < excluded.version`,
+		l.ProductID, l.OnHand, l.Reserved, l.Available, l.Version)
 	if err != nil {
-		return false, fmt.Errorf("catalog: apply stock level of %s: %w", l.ProductID, err)
+		return fmt.Errorf("catalog: apply stock level of %s: %w", l.ProductID, err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return nil
 }

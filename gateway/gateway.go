@@ -30,8 +30,9 @@ var Routes = map[string]string{
 }
 
 // ServiceOf returns the service owning path, or "". The dead-letter
-// queue and the replay of a service, /api/v1/admin/dlq/{service}/… and
-// /api/v1/admin/replay/{service}, belong to that service.
+// queue, the replay and the rebuild of a service,
+// /api/v1/admin/dlq/{service}/…, /api/v1/admin/replay/{service} and
+// /api/v1/admin/rebuild/{service}, belong to that service.
 func ServiceOf(path string) string {
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok {
@@ -40,6 +41,9 @@ func ServiceOf(path string) string {
 	dlq, ok := strings.CutPrefix(rest, "admin/dlq/")
 	if !ok {
 		dlq, ok = strings.CutPrefix(rest, "admin/replay/")
+	}
+	if !ok {
+		dlq, ok = strings.CutPrefix(rest, "admin/rebuild/")
 	}
 	if ok {
 		svc, _, _ := strings.Cut(dlq, "/")

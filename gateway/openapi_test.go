@@ -174,7 +174,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		if api {
 			want = gateway.ServiceOf(o.path)
 		}
-		if strings.HasPrefix(o.path, "/api/v1/admin/dlq/") || strings.HasPrefix(o.path, "/api/v1/admin/replay/") {
+		if strings.HasPrefix(o.path, "/api/v1/admin/dlq/") || strings.HasPrefix(o.path, "/api/v1/admin/replay/") || strings.HasPrefix(o.path, "/api/v1/admin/rebuild/") {
 			want = "admin" // served by whichever service the path names
 		}
 		if opTags, _ := o.op["tags"].([]any); len(opTags) != 1 || opTags[0] != want || !tags[want] {

@@ -53,6 +53,7 @@ type App struct {
 	err       error
 	services  map[string]service.Service
 	consumers map[string]*inbox.Consumer
+	dbByName  map[string]*sqldb.DB
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -70,7 +71,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Settings = func(string) string { return "" }
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}}
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}}
 	mux := http.NewServeMux()
 	localNames := map[string]bool{}
 	for _, def := range cfg.Services {
@@ -93,6 +94,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
 		a.dbs = append(a.dbs, db)
+		a.dbByName[def.Name] = db
 		migrations, err := sqldb.ReadMigrations(def.Migrations, "")
 		if err != nil {
 			a.Close()
@@ -174,6 +176,9 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Consumers returns the consumer of each local service that consumes
 // events, by service name.
 func (a *App) Consumers() map[string]*inbox.Consumer { return a.consumers }
+
+// DB returns a local service's database by name, for tests.
+func (a *App) DB(name string) *sqldb.DB { return a.dbByName[name] }
 
 // Service returns a locally running service by name, for tests.
 func (a *App) Service(name string) service.Service { return a.services[name] }

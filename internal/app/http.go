@@ -15,6 +15,7 @@ import (
 // process running that service.
 func (a *App) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/admin/replay/{service}", a.dlq(a.handleReplay))
+	mux.HandleFunc("POST /api/v1/admin/rebuild/{service}", a.handleRebuild)
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		status := r.URL.Query().Get("status")
 		switch status {

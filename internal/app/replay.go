@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -94,79 +93,81 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 	keep := func(m *bus.Message) bool {
 		return (req.CorrelationID == "" || m.Header(bus.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key)
 	}
-	report := func(p int32, done bool) {
-		if progress != nil {
-			progress(ReplayProgress{ReplayResult: res, Partition: p, Partitions: len(offs), Done: done})
-		}
-	}
 	for i, o := range offs {
-		if from[i] < o.Start {
-			if err := a.replayArchive(ctx, c, req, o.Partition, from[i], o.Start, keep, &res, report); err != nil {
-				return res, err
-			}
-			from[i] = o.Start
-		}
-		for next := from[i]; next < o.End; {
-			msgs, err := a.cfg.Bus.Read(ctx, req.Topic, o.Partition, next, replayBatch)
-			if err != nil {
-				return res, err
-			}
-			if len(msgs) == 0 {
-				break
-			}
-			var batch []*bus.Message
-			for _, m := range msgs {
-				if m.Offset >= o.End {
-					break
+		err := a.readRange(ctx, req.Topic, o, from[i], req.FromTime, &res, func(msgs []*bus.Message) error {
+			batch := slices.DeleteFunc(msgs, func(m *bus.Message) bool { return !keep(m) })
+			if len(batch) > 0 {
+				if err := c.Handle(ctx, batch); err != nil {
+					return fmt.Errorf("app: replay %s/%d: %w", req.Topic, o.Partition, err)
 				}
-				res.Read++
-				if keep(m) {
-					batch = append(batch, m)
-				}
-				next = m.Offset + 1
+				res.Redelivered += int64(len(batch))
 			}
-			if err := a.redeliver(ctx, c, req.Topic, o.Partition, batch, &res); err != nil {
-				return res, err
+			if progress != nil {
+				progress(ReplayProgress{ReplayResult: res, Partition: o.Partition, Partitions: len(offs)})
 			}
-			report(o.Partition, false)
-			if msgs[len(msgs)-1].Offset >= o.End-1 {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return res, err
 		}
-		report(o.Partition, false)
 	}
-	report(int32(len(offs)-1), true)
+	if progress != nil {
+		progress(ReplayProgress{ReplayResult: res, Partition: int32(len(offs) - 1), Partitions: len(offs), Done: true})
+	}
 	return res, nil
 }
 
-func (a *App) redeliver(ctx context.Context, c *inbox.Consumer, topic string, p int32, batch []*bus.Message, res *ReplayResult) error {
-	if len(batch) == 0 {
-		return nil
+// readRange hands fn, batch by batch in offset order, the records of
+// partition o.Partition of topic from offset from up to o.End: first
+// those retention deleted (below o.Start) as the audit service archived
+// them, at or after fromTime if given, then the topic's own. It counts
+// what it read in res.
+func (a *App) readRange(ctx context.Context, topic string, o bus.PartitionOffsets, from int64, fromTime *time.Time, res *ReplayResult, fn func([]*bus.Message) error) error {
+	if from < o.Start {
+		if err := a.readArchive(ctx, topic, o.Partition, from, o.Start, fromTime, res, fn); err != nil {
+			return err
+		}
+		from = o.Start
 	}
-	if err := c.Handle(ctx, batch); err != nil {
-		return fmt.Errorf("app: replay %s/%d: %w", topic, p, err)
+	for from < o.End {
+		msgs, err := a.cfg.Bus.Read(ctx, topic, o.Partition, from, replayBatch)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if i := slices.IndexFunc(msgs, func(m *bus.Message) bool { return m.Offset >= o.End }); i >= 0 {
+			msgs = msgs[:i]
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		res.Read += int64(len(msgs))
+		from = msgs[len(msgs)-1].Offset + 1
+		if err := fn(msgs); err != nil {
+			return err
+		}
 	}
-	res.Redelivered += int64(len(batch))
 	return nil
 }
 
-// replayArchive re-delivers partition p's records [from, to) as the audit
-// service archived them (GET /admin/archive), page by page, in offset
-// order, rebuilt into the messages they were.
-func (a *App) replayArchive(ctx context.Context, c *inbox.Consumer, req ReplayRequest, p int32, from, to int64, keep func(*bus.Message) bool,
-	res *ReplayResult, report func(int32, bool)) error {
+// readArchive reads partition p's records [from, to) as the audit service
+// archived them (GET /admin/archive), page by page, in offset order,
+// rebuilt into the messages they were, and hands them to fn.
+func (a *App) readArchive(ctx context.Context, topic string, p int32, from, to int64, fromTime *time.Time, res *ReplayResult, fn func([]*bus.Message) error) error {
 	call := service.Deps{Call: a.client, BaseURL: a.baseURL}
 	for from >= 0 && from < to {
-		q := url.Values{"topic": {req.Topic}, "partition": {strconv.Itoa(int(p))}, "fromOffset": {strconv.FormatInt(from, 10)},
+		q := url.Values{"topic": {topic}, "partition": {strconv.Itoa(int(p))}, "fromOffset": {strconv.FormatInt(from, 10)},
 			"toOffset": {strconv.FormatInt(to, 10)}, "limit": {strconv.Itoa(audit.MaxLimit)}}
-		if req.FromTime != nil {
-			q.Set("from", req.FromTime.UTC().Format(time.RFC3339Nano))
+		if fromTime != nil {
+			q.Set("from", fromTime.UTC().Format(time.RFC3339Nano))
 		}
 		var page audit.ArchivePage
 		if err := call.CallJSON(ctx, audit.Name, "GET", "/api/v1/admin/archive?"+q.Encode(), nil, &page); err != nil {
-			return fmt.Errorf("app: replay %s/%d from the audit archive (offsets %d to %d are past the topic's retention): %w", req.Topic, p, from, to, err)
+			return fmt.Errorf("app: read %s/%d from the audit archive (offsets %d to %d are past the topic's retention): %w", topic, p, from, to, err)
 		}
-		var batch []*bus.Message
+		msgs := make([]*bus.Message, 0, len(page.Records))
 		for _, r := range page.Records {
 			e, err := event.Decode(r.Envelope)
 			if err != nil {
@@ -178,16 +179,15 @@ func (a *App) replayArchive(ctx context.Context, c *inbox.Consumer, req ReplayRe
 				return fmt.Errorf("app: archived record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 			}
 			m.Partition, m.Offset = r.Partition, r.Offset
-			res.Read++
-			res.FromArchive++
-			if keep(m) {
-				batch = append(batch, m)
+			msgs = append(msgs, m)
+		}
+		res.Read += int64(len(msgs))
+		res.FromArchive += int64(len(msgs))
+		if len(msgs) > 0 {
+			if err := fn(msgs); err != nil {
+				return err
 			}
 		}
-		if err := a.redeliver(ctx, c, req.Topic, p, batch, res); err != nil {
-			return err
-		}
-		report(p, false)
 		from = page.Next
 	}
 	return nil
@@ -215,21 +215,8 @@ func (a *App) handleReplay(w http.ResponseWriter, r *http.Request, c *inbox.Cons
 		httpx.JSON(w, http.StatusOK, res)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	rc := http.NewResponseController(w)
-	last := time.Time{}
-	_, err := a.replay(r.Context(), c, req, func(p ReplayProgress) {
-		if !p.Done && time.Since(last) < 200*time.Millisecond {
-			return // a line every 200ms is progress enough
-		}
-		last = time.Now()
-		enc.Encode(p)
-		rc.Flush()
-	})
-	if err != nil {
-		httpx.Logger(r.Context()).Error("replay failed", "error", err)
-		enc.Encode(httpx.ErrorBodyOf(err))
+	stream := newProgressStream(w)
+	if _, err := a.replay(r.Context(), c, req, stream.report); err != nil {
+		stream.fail(r, err)
 	}
 }

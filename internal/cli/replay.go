@@ -28,12 +28,20 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	fromTime := fs.String("from-time", "", "or from this time (RFC 3339)")
 	corr := fs.String("correlation-id", "", "only the records of this flow")
 	key := fs.String("key", "", "only the records of this entity (record key)")
+	rebuild := fs.Bool("rebuild", false, "rebuild the service's read model from scratch into fresh tables and swap them in (no --topic)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *topic == "" {
-		return usageError{"replay: want SERVICE --topic TOPIC [--from-offset N | --from-time T] [--correlation-id ID] [--key K]"}
+	if len(pos) != 1 || (*topic == "") == !*rebuild {
+		return usageError{"replay: want SERVICE --topic TOPIC [--from-offset N | --from-time T] [--correlation-id ID] [--key K], or SERVICE --rebuild"}
+	}
+	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: time.Hour}}
+	if *rebuild {
+		if err := c.login(ctx, *email, *password); err != nil {
+			return err
+		}
+		return rebuildReadModel(ctx, env, c, pos[0])
 	}
 	req := map[string]any{"topic": *topic, "correlationId": *corr, "key": *key}
 	if *fromOffset >= 0 {
@@ -46,7 +54,6 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		req["fromTime"] = t
 	}
-	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: time.Hour}}
 	if err := c.login(ctx, *email, *password); err != nil {
 		return err
 	}
@@ -82,5 +89,44 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read (%d from the audit archive), %d re-delivered (already-processed events were skipped by its handlers)\n",
 		*topic, pos[0], line.Read, line.FromArchive, line.Redelivered)
+	return nil
+}
+
+// rebuildReadModel runs POST /admin/rebuild/SERVICE, printing its progress.
+func rebuildReadModel(ctx context.Context, env *Env, c *adminClient, svc string) error {
+	fmt.Fprintf(env.Stderr, "rebuilding the read model of %s-service…\n", svc)
+	resp, err := c.request(ctx, "POST", "/admin/rebuild/"+svc, nil, "application/x-ndjson")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var line struct {
+		Read, FromArchive int64
+		Partition         int32
+		Partitions        int
+		Done              bool
+		Rebuilt           []struct {
+			Projection, Table                    string
+			Read, FromArchive, Applied, CaughtUp int64
+		}
+		Error *struct{ Code, Message string }
+	}
+	dec := json.NewDecoder(resp.Body)
+	for !line.Done {
+		line.Error = nil
+		if err := dec.Decode(&line); err != nil {
+			return fmt.Errorf("rebuild: the server ended the rebuild without a result: %w", err)
+		}
+		if line.Error != nil {
+			return fmt.Errorf("rebuild: %s: %s (the live tables are unchanged)", line.Error.Code, line.Error.Message)
+		}
+		if !line.Done {
+			fmt.Fprintf(env.Stderr, "  partition %d/%d: %d read (%d from the archive)\n", line.Partition+1, line.Partitions, line.Read, line.FromArchive)
+		}
+	}
+	for _, r := range line.Rebuilt {
+		fmt.Fprintf(env.Stdout, "rebuilt %s of %s-service (table %s): %d events applied from %d records read (%d from the audit archive); %d that arrived meanwhile applied after the swap\n",
+			r.Projection, svc, r.Table, r.Applied, r.Read, r.FromArchive, r.CaughtUp)
+	}
 	return nil
 }

@@ -101,3 +101,27 @@ func (d Deps) Every(ctx context.Context, interval time.Duration, what string, fn
 		}
 	}
 }
+
+// Projection is a read model a service builds from events alone, kept in
+// one table, which can therefore be rebuilt from scratch: the runtime
+// creates a fresh table, applies every event of Topics to it (from the
+// audit archive where retention deleted them, then from the topics),
+// swaps it in for the live table in one transaction, and applies the
+// events that arrived meanwhile once more.
+type Projection struct {
+	Name   string   // for messages, e.g. "availability"
+	Table  string   // the live table
+	Create string   // CREATE TABLE statement with %s for the table name
+	Topics []string // the topics it is built from
+	// Apply applies one event to the projection's table named table,
+	// within tx; events it does not use change nothing. It must be
+	// idempotent and independent of the order of events on different
+	// partitions (keep the newest version, say): around the swap some
+	// events are applied twice.
+	Apply func(ctx context.Context, tx *sqldb.Tx, table string, e *event.Envelope, p event.Payload) error
+}
+
+// Projector is implemented by services that have projections.
+type Projector interface {
+	Projections() []Projection
+}

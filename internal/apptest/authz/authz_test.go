@@ -266,6 +266,7 @@ func rules(f *fixture) []rule {
 		{"POST /api/v1/admin/dlq/{service}/{id}/discard", adminOnlyWant(statusIn(http.StatusNotFound))},
 		// Replay into the order service's group: admins only.
 		{"POST /api/v1/admin/replay/{service}", adminOnly(func(actor) any { return map[string]any{"topic": "payment-events", "key": "no-such-entity"} })},
+		{"POST /api/v1/admin/rebuild/{service}", adminOnly(nil)},
 
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
@@ -424,6 +425,8 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			segs[i] = f.shipmentA
 		case orig[i-1] == "dlq" || orig[i-1] == "replay":
 			segs[i] = "order" // a service with a consumer group
+		case orig[i-1] == "rebuild":
+			segs[i] = "catalog" // a service with a read model
 		case i >= 2 && orig[i-2] == "dlq":
 			segs[i] = "1" // a dead letter id
 		default:

@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// RebuildResult is what rebuilding one projection did.
+type RebuildResult struct {
+	Projection string `json:"projection"`
+	Table      string `json:"table"`
+	ReplayResult
+	// Applied counts the events read into the fresh table; CaughtUp those
+	// that arrived during the rebuild, applied again after the swap.
+	Applied  int64 `json:"applied"`
+	CaughtUp int64 `json:"caughtUp"`
+}
+
+// rebuild rebuilds every projection of service svc from scratch: a fresh
+// table is filled from all the events of its topics (from the audit
+// archive where retention deleted them), swapped in for the live table in
+// one transaction, and brought up to date with the events that arrived
+// meanwhile. The live consumer keeps running throughout; projections are
+// idempotent, so events seen twice around the swap change nothing.
+func (a *App) rebuild(ctx context.Context, svc string, progress func(ReplayProgress)) ([]RebuildResult, error) {
+	pj, ok := a.services[svc].(service.Projector)
+	if !ok {
+		return nil, eventmart.Errorf(eventmart.EINVALID, "the %s service has no read model to rebuild", svc)
+	}
+	db := a.dbByName[svc]
+	var out []RebuildResult
+	for _, p := range pj.Projections() {
+		res, err := a.rebuildOne(ctx, db, p, progress)
+		if err != nil {
+			return out, fmt.Errorf("app: rebuild %s's %s: %w", svc, p.Name, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection, progress func(ReplayProgress)) (RebuildResult, error) {
+	res := RebuildResult{Projection: p.Name, Table: p.Table}
+	// A name of its own per rebuild: PostgreSQL names the primary key's
+	// index after the table, and keeps that name through the rename.
+	fresh := fmt.Sprintf("%s_rebuild_%d", p.Table, time.Now().UnixMilli())
+	if err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+		_, err := tx.Exec(ctx, fmt.Sprintf(p.Create, fresh))
+		return err
+	}); err != nil {
+		return res, err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			db.InTx(context.WithoutCancel(ctx), func(tx *sqldb.Tx) error {
+				_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+fresh)
+				return err
+			})
+		}
+	}()
+	apply := func(table string, counter *int64) func([]*bus.Message) error {
+		return func(msgs []*bus.Message) error {
+			return db.InTx(ctx, func(tx *sqldb.Tx) error {
+				for _, m := range msgs {
+					e, err := bus.DecodeEnvelope(m)
+					if err != nil {
+						continue // not an event: the live consumer dead-lettered it
+					}
+					payload, err := e.Payload()
+					if err != nil {
+						continue
+					}
+					if err := p.Apply(ctx, tx, table, e, payload); err != nil {
+						return err
+					}
+					*counter++
+				}
+				return nil
+			})
+		}
+	}
+	ends := map[string][]bus.PartitionOffsets{}
+	for _, topic := range p.Topics {
+		offs, err := a.cfg.Bus.Offsets(ctx, topic)
+		if err != nil {
+			return res, err
+		}
+		ends[topic] = offs
+		for _, o := range offs {
+			if err := a.readRange(ctx, topic, o, 0, nil, &res.ReplayResult, apply(fresh, &res.Applied)); err != nil {
+				return res, err
+			}
+			if progress != nil {
+				progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs)})
+			}
+		}
+	}
+	if err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+		if _, err := tx.Exec(ctx, `DROP TABLE `+p.Table); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `ALTER TABLE `+fresh+` RENAME TO `+p.Table)
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("swap in the rebuilt table: %w", err)
+	}
+	swapped = true
+	for _, topic := range p.Topics {
+		now, err := a.cfg.Bus.Offsets(ctx, topic)
+		if err != nil {
+			return res, err
+		}
+		for i, o := range now {
+			if err := a.readRange(ctx, topic, o, ends[topic][i].End, nil, &res.ReplayResult, apply(p.Table, &res.CaughtUp)); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// handleRebuild: POST /admin/rebuild/{service} → {"rebuilt": [RebuildResult]},
+// or NDJSON progress lines as for replay, the last {"done": true, "rebuilt": […]}.
+func (a *App) handleRebuild(w http.ResponseWriter, r *http.Request) {
+	if _, err := auth.RequireAdmin(r.Context()); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	svc := r.PathValue("service")
+	if _, ok := a.services[svc]; !ok {
+		httpx.Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "service %q does not run here", svc))
+		return
+	}
+	if !strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		res, err := a.rebuild(r.Context(), svc, nil)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{"rebuilt": res})
+		return
+	}
+	stream := newProgressStream(w)
+	res, err := a.rebuild(r.Context(), svc, stream.report)
+	if err != nil {
+		stream.fail(r, err)
+		return
+	}
+	stream.done(map[string]any{"done": true, "rebuilt": res})
+}
+
+// progressStream writes NDJSON progress lines, at most one per 200ms but
+// the last.
+type progressStream struct {
+	enc  *json.Encoder
+	rc   *http.ResponseController
+	last time.Time
+}
+
+func newProgressStream(w http.ResponseWriter) *progressStream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return &progressStream{enc: json.NewEncoder(w), rc: http.NewResponseController(w)}
+}
+
+func (s *progressStream) report(p ReplayProgress) {
+	if !p.Done && time.Since(s.last) < 200*time.Millisecond {
+		return
+	}
+	s.last = time.Now()
+	s.done(p)
+}
+
+func (s *progressStream) done(v any) {
+	s.enc.Encode(v)
+	s.rc.Flush()
+}
+
+// fail ends the stream with the error body.
+func (s *progressStream) fail(r *http.Request, err error) {
+	httpx.Logger(r.Context()).Error("admin operation failed", "path", r.URL.Path, "error", err)
+	s.done(httpx.ErrorBodyOf(err))
+}
