@@ -47,6 +47,7 @@ function rows(events, letters) {
   const t0 = events.length ? Date.parse(events[0].timestamp) : 0;
   const delivered = new Set();
   const out = [];
+  const pending = [];
   const lettersOf = new Map();
   for (const d of letters) {
     const k = byId.has(d.eventId) ? d.eventId : '';
@@ -54,31 +55,39 @@ function rows(events, letters) {
     lettersOf.get(k).push(d);
   }
   const letterRow = (d) => ({
-    from: BUS, to: d.service, label: `✗ ${d.eventType || 'record'}: dead letter`, kind: 'failure',
-    note: `${d.attempts} attempts, ${d.status}${d.status === 'redriven' ? ' ↻' : ''}: ${d.error}`,
-    at: `+${duration(Date.parse(d.deadAt) - t0)}`,
+    from: BUS, to: d.service, label: `✗ ${d.eventType || 'record'}: dead letter after ${d.attempts} attempts`, kind: 'failure',
+    note: (d.status === 'redriven' ? `↻ redriven at ${time(d.updatedAt)} · ` : d.status === 'discarded' ? 'discarded · ' : '') + d.error,
+    at: `+${duration(Date.parse(d.deadAt) - t0)}`, t: Date.parse(d.deadAt),
   });
+  // A dead letter goes after its event's publication, where its time puts it.
+  const place = (row, after) => {
+    let i = after;
+    while (i < out.length && out[i].t <= row.t) i++;
+    out.splice(i, 0, row);
+  };
   for (const e of events) {
     const src = service(e.source);
     const ts = Date.parse(e.timestamp);
     const cause = byId.get(e.causationId);
     if (!cause || cause.eventId === e.eventId) {
-      out.push({ from: 'Client', to: src, label: requestLabel(e), kind: 'request', at: `+${duration(ts - t0)}` });
+      out.push({ from: 'Client', to: src, label: requestLabel(e), kind: 'request', at: `+${duration(ts - t0)}`, t: ts });
     } else if (!delivered.has(cause.eventId + '>' + src)) {
       delivered.add(cause.eventId + '>' + src);
-      out.push({ from: BUS, to: src, label: cause.eventType, kind: 'deliver', at: `+${duration(ts - t0)}`, note: `handled ${duration(ts - Date.parse(cause.timestamp))} after publish` });
+      out.push({ from: BUS, to: src, label: cause.eventType, kind: 'deliver', at: `+${duration(ts - t0)}`, t: ts, note: `handled ${duration(ts - Date.parse(cause.timestamp))} after publish` });
     }
-    out.push({ from: src, to: BUS, label: e.eventType, kind: kind(e.eventType), at: `+${duration(ts - t0)}`, title: JSON.stringify(e.data) });
-    for (const d of lettersOf.get(e.eventId) || []) out.push(letterRow(d));
+    out.push({ from: src, to: BUS, label: e.eventType, kind: kind(e.eventType), at: `+${duration(ts - t0)}`, t: ts, title: JSON.stringify(e.data) });
+    pending.push(...(lettersOf.get(e.eventId) || []).map((d) => [letterRow(d), out.length]));
   }
-  for (const d of lettersOf.get('') || []) out.push(letterRow(d));
+  for (const d of lettersOf.get('') || []) pending.push([letterRow(d), out.length]);
+  // Placed last, from the latest anchor back, so anchors stay valid.
+  for (const [row, after] of pending.reverse()) place(row, after);
   return out;
 }
 
 function draw(rs) {
   const lanes = [...LANES];
   for (const r of rs) for (const l of [r.from, r.to]) if (!lanes.includes(l)) lanes.push(l);
-  const left = 90, laneW = 132, top = 56, rowH = 46;
+  const left = 90, laneW = 156, top = 56, rowH = 46;
   const width = left + lanes.length * laneW + 20;
   const height = top + rs.length * rowH + 30;
   const x = (l) => left + lanes.indexOf(l) * laneW + laneW / 2;
@@ -109,8 +118,10 @@ function draw(rs) {
     const mid = x1 === x2 ? x1 + 42 : (x1 + x2) / 2;
     g.append(svg('text', { x: mid, y: y - 7, class: 'label' + (x1 === x2 ? ' start' : '') }, r.label));
     if (r.note) {
-      const note = r.note.length > 110 ? r.note.slice(0, 107) + '…' : r.note;
-      const n = svg('text', { x: Math.min(x1, x2) + 4, y: y + 15, class: 'note ' + r.kind }, note);
+      const nx = Math.min(x1, x2) + 4;
+      const fit = Math.max(20, Math.floor((width - nx - 10) / 6.4)); // characters that fit before the edge
+      const note = r.note.length > fit ? r.note.slice(0, fit - 1) + '…' : r.note;
+      const n = svg('text', { x: nx, y: y + 15, class: 'note ' + r.kind }, note);
       n.append(svg('title', {}, r.note));
       g.append(n);
     }

@@ -10,7 +10,7 @@ function draw(t) {
   const pubServices = [...new Set(t.publishes.map((p) => p.service))].sort();
   const consServices = [...new Set(t.consumes.map((c) => c.service))].sort();
   const topics = t.topics;
-  const colX = [150, 470, 790], boxW = 180, boxH = 30, gap = 12, top = 40;
+  const colX = [130, 560, 990], boxW = 200, boxH = 32, gap = 14, top = 40;
   const rows = Math.max(pubServices.length, topics.length, consServices.length, 1);
   const height = top + rows * (boxH + gap) + 20;
   const width = colX[2] + boxW / 2 + 20;
@@ -75,9 +75,17 @@ async function load() {
     $('#topology-diagram').replaceChildren(draw(t));
     table('#topology-pub', ['Service', 'Event type', 'Topic', 'Count', 'Rate'],
       t.publishes.map((p) => el('tr', {}, el('td', {}, service(p.service)), el('td', {}, p.eventType), el('td', {}, p.topic), el('td', { class: 'num' }, p.count), el('td', { class: 'num' }, rate(p.perMinute)))));
-    table('#topology-cons', ['Group', 'Event type', 'Topic', 'Subscribed', 'Seen causing', 'Rate'],
-      t.consumes.map((c) => el('tr', {}, el('td', {}, c.service), el('td', {}, c.eventType), el('td', {}, c.topic), el('td', {}, c.declared ? 'yes' : 'no'),
-        el('td', { class: 'num' }, c.observed ? c.count : '–'), el('td', { class: 'num' }, c.observed ? rate(c.perMinute) : ''))));
+    // One row per group and topic; the types seen causing events are bold with their rate.
+    const byGroup = new Map();
+    for (const c of t.consumes) {
+      const k = c.service + '|' + c.topic;
+      if (!byGroup.has(k)) byGroup.set(k, { service: c.service, topic: c.topic, types: [] });
+      byGroup.get(k).types.push(c);
+    }
+    table('#topology-cons', ['Group', 'Topic', 'Event types (bold: seen causing events, with rate; struck: not subscribed)'],
+      [...byGroup.values()].map((g) => el('tr', {}, el('td', {}, service(g.service)), el('td', {}, g.topic),
+        el('td', { class: 'types' }, g.types.map((c) => el(c.declared ? (c.observed ? 'strong' : 'span') : 's', {},
+          c.eventType + (c.observed ? ` ${rate(c.perMinute)}` : ''))).flatMap((x, i) => (i ? [', ', x] : [x]))))));
   } catch (err) {
     $('#topology-summary').textContent = 'Failed: ' + err.message;
   }

@@ -40,7 +40,7 @@ export function duration(ms) {
   const h = m / 60;
   if (h < 48) return `${h.toFixed(1)} h`;
   const d = h / 24;
-  if (d < 730) return `${Math.round(d)} days`;
+  if (d < 365) return `${Math.round(d)} days`;
   return `${(d / 365).toFixed(1)} years`;
 }
 
