@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go check fuzz bench bench-embedded bench-kafka servers-up servers-down clean
+.PHONY: all build run test test-go test-browser check fuzz bench bench-embedded bench-kafka servers-up servers-down clean
 
 all: build
 
@@ -28,10 +28,23 @@ SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shippi
 test-go: check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+	$(MAKE) --no-print-directory test-browser
 	@if [ -n "$$EVENTMART_TEST_POSTGRES" ]; then \
 		echo "services on PostgreSQL:"; \
 		EVENTMART_TEST_SERVICES_DB=postgres $(GO) test -count=1 -timeout 10m $(SERVICES); \
 	fi
+
+# The event-flow console in a real browser: playwright-core (pinned in
+# test/browser/package-lock.json) drives Debian's chromium against the built
+# binary. Skipped without node or chromium, except under CI where it fails.
+CHROMIUM ?= /usr/bin/chromium
+test-browser: build
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! [ -x "$(CHROMIUM)" ]; then \
+		if [ -n "$$CI" ]; then echo "test-browser: node, npm and $(CHROMIUM) are required under CI (apt-get install chromium)"; exit 1; fi; \
+		echo "test-browser: SKIPPED (needs node, npm and $(CHROMIUM): apt-get install chromium)"; exit 0; \
+	fi; \
+	cd test/browser && npm ci --no-audit --no-fund --loglevel=error && \
+		EVENTMART_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node console.test.mjs
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -29,14 +29,29 @@ var Routes = map[string]string{
 	"admin":         "audit",
 }
 
-// ServiceOf returns the service owning path, or "". The dead-letter
-// queue, the replay and the rebuild of a service,
-// /api/v1/admin/dlq/{service}/…, /api/v1/admin/replay/{service} and
-// /api/v1/admin/rebuild/{service}, belong to that service.
+// Console are the admin paths of the event-flow console that the gateway
+// serves itself, from the event bus: /api/v1/admin/<name>.
+var Console = []string{"stream", "topics", "topology"}
+
+// ServiceOf returns the service owning path, or "" (the gateway itself).
+// The dead-letter queue, the replay, the rebuild and the consumer group of
+// a service, /api/v1/admin/dlq/{service}/…, /api/v1/admin/replay/{service},
+// /api/v1/admin/rebuild/{service} and /api/v1/admin/consumers/{service},
+// belong to that service; the sagas in
+// flight, /api/v1/admin/sagas, to the order service; the console's paths to
+// the gateway.
 func ServiceOf(path string) string {
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok {
 		return ""
+	}
+	if name, ok := strings.CutPrefix(rest, "admin/"); ok {
+		switch {
+		case slices.Contains(Console, name):
+			return ""
+		case name == "sagas":
+			return "order"
+		}
 	}
 	dlq, ok := strings.CutPrefix(rest, "admin/dlq/")
 	if !ok {
@@ -44,6 +59,9 @@ func ServiceOf(path string) string {
 	}
 	if !ok {
 		dlq, ok = strings.CutPrefix(rest, "admin/rebuild/")
+	}
+	if !ok {
+		dlq, ok = strings.CutPrefix(rest, "admin/consumers/")
 	}
 	if ok {
 		svc, _, _ := strings.Cut(dlq, "/")

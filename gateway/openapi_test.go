@@ -15,11 +15,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/inventory"
@@ -174,8 +176,12 @@ func TestOpenAPIDocument(t *testing.T) {
 		if api {
 			want = gateway.ServiceOf(o.path)
 		}
-		if strings.HasPrefix(o.path, "/api/v1/admin/dlq/") || strings.HasPrefix(o.path, "/api/v1/admin/replay/") || strings.HasPrefix(o.path, "/api/v1/admin/rebuild/") {
+		if strings.HasPrefix(o.path, "/api/v1/admin/dlq/") || strings.HasPrefix(o.path, "/api/v1/admin/replay/") ||
+			strings.HasPrefix(o.path, "/api/v1/admin/rebuild/") || strings.HasPrefix(o.path, "/api/v1/admin/consumers/") {
 			want = "admin" // served by whichever service the path names
+		}
+		if api && want == "" {
+			want = "console" // served by the gateway itself (gateway.Console)
 		}
 		if opTags, _ := o.op["tags"].([]any); len(opTags) != 1 || opTags[0] != want || !tags[want] {
 			t.Errorf("%s: tags %v, want [%s] (declared at the top)", name, opTags, want)
@@ -405,6 +411,16 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Notification":       {notification.Notification{}, true},
 		"Envelope":           {event.Envelope{}, true},
 		"EventMetadata":      {event.Metadata{}, true},
+		"StreamEvent":        {console.StreamEvent{}, true},
+		"PartitionOffsets":   {console.PartitionInfo{}, true},
+		"PartitionLag":       {bus.PartitionLag{}, true},
+		"GroupLag":           {console.GroupLag{}, true},
+		"TopicInfo":          {console.TopicInfo{}, true},
+		"Consumer":           {console.Consumer{}, true},
+		"Publish":            {console.Publish{}, true},
+		"Consume":            {console.Consume{}, true},
+		"Topology":           {console.Topology{}, true},
+		"Saga":               {order.Saga{}, true},
 	}
 	for name, p := range bodies {
 		s, ok := schemas[name].(map[string]any)

@@ -26,6 +26,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.handleGet)
 	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", s.handleCancel)
 	mux.HandleFunc("GET /api/v1/orders/{id}/events", s.handleEvents)
+	mux.HandleFunc("GET /api/v1/admin/sagas", s.handleSagas)
 }
 
 // handleCreate: POST /orders, with an optional Idempotency-Key header: the

@@ -19,6 +19,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
@@ -54,6 +55,7 @@ type App struct {
 	services  map[string]service.Service
 	consumers map[string]*inbox.Consumer
 	dbByName  map[string]*sqldb.DB
+	console   *console.Console
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -72,6 +74,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}}
+	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
 	mux := http.NewServeMux()
 	localNames := map[string]bool{}
 	for _, def := range cfg.Services {
@@ -136,6 +139,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gateway.OpenAPI())
 	})
+	// The event-flow console's front end: public files; its data needs an admin.
+	root.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
+	})
+	root.Handle("GET /console/{file...}", console.Assets())
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID.
 	a.handler = httpx.Middleware(cfg.Log, "gateway", root)
@@ -179,6 +187,11 @@ func (a *App) Consumers() map[string]*inbox.Consumer { return a.consumers }
 
 // DB returns a local service's database by name, for tests.
 func (a *App) DB(name string) *sqldb.DB { return a.dbByName[name] }
+
+// EndStreams ends the console's open event streams: call it when the HTTP
+// server shuts down (http.Server.RegisterOnShutdown), as a stream never
+// ends by itself.
+func (a *App) EndStreams() { a.console.EndStreams() }
 
 // Service returns a locally running service by name, for tests.
 func (a *App) Service(name string) service.Service { return a.services[name] }

@@ -1,19 +1,34 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/service"
 )
 
 // adminRoutes registers the dead-letter queue API of the services run in
 // this process. The gateway routes /api/v1/admin/dlq/{service}/… to the
 // process running that service.
 func (a *App) adminRoutes(mux *http.ServeMux) {
+	// The event-flow console's data, read from the bus by whichever process
+	// the request reaches (gateway.Console), and each service's consumer group.
+	mux.HandleFunc("GET /api/v1/admin/stream", adminOnly(a.console.Stream))
+	mux.HandleFunc("GET /api/v1/admin/topics", adminOnly(a.console.Topics))
+	mux.HandleFunc("GET /api/v1/admin/topology", adminOnly(a.console.Topology))
+	mux.HandleFunc("GET /api/v1/admin/consumers/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
+		httpx.JSON(w, http.StatusOK, consumerOf(r.PathValue("service"), c))
+	}))
 	mux.HandleFunc("POST /api/v1/admin/replay/{service}", a.dlq(a.handleReplay))
 	mux.HandleFunc("POST /api/v1/admin/rebuild/{service}", a.handleRebuild)
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
@@ -101,6 +116,58 @@ func (a *App) dlq(fn func(http.ResponseWriter, *http.Request, *inbox.Consumer)) 
 		}
 		fn(w, r, c)
 	}
+}
+
+// adminOnly lets only admins call fn.
+func adminOnly(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := auth.RequireAdmin(r.Context()); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		fn(w, r)
+	}
+}
+
+// consumerOf describes the consumer group of service name.
+func consumerOf(name string, c *inbox.Consumer) console.Consumer {
+	cn := console.Consumer{Service: name, Group: c.Group, EventTypes: []string{}, Topics: c.Topics()}
+	for t := range c.Handlers {
+		cn.EventTypes = append(cn.EventTypes, string(t))
+	}
+	slices.Sort(cn.EventTypes)
+	slices.Sort(cn.Topics)
+	return cn
+}
+
+// consumerGroups returns the consumer group of every service of the
+// deployment: those run here, and those of other processes asked at
+// GET /api/v1/admin/consumers/{service} with the caller's token. A service
+// without a consumer group is left out; the errors are those of services
+// that could not be asked.
+func (a *App) consumerGroups(ctx context.Context) ([]console.Consumer, error) {
+	var out []console.Consumer
+	for name, c := range a.consumers {
+		out = append(out, consumerOf(name, c))
+	}
+	var errs []error
+	call := service.Deps{Call: a.client, BaseURL: a.baseURL}
+	for name := range a.cfg.Remote {
+		if a.services[name] != nil {
+			continue
+		}
+		var cn console.Consumer
+		err := call.CallJSON(ctx, name, "GET", "/api/v1/admin/consumers/"+name, nil, &cn)
+		switch {
+		case eventmart.ErrorCode(err) == eventmart.ENOTFOUND: // consumes nothing
+		case err != nil:
+			errs = append(errs, fmt.Errorf("consumer group of %s: %w", name, err))
+		default:
+			out = append(out, cn)
+		}
+	}
+	slices.SortFunc(out, func(x, y console.Consumer) int { return strings.Compare(x.Group, y.Group) })
+	return out, errors.Join(errs...)
 }
 
 func letterID(w http.ResponseWriter, r *http.Request) (int64, bool) {

@@ -103,6 +103,7 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(a.EndStreams) // open console streams would hold the shutdown up
 	names := []string{}
 	for _, d := range defs {
 		names = append(names, d.Name)

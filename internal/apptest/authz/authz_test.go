@@ -5,8 +5,12 @@
 package authz_test
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -125,9 +129,10 @@ func userA(f *fixture) string     { return f.userA }
 
 // call is one request of the walk, made by every actor.
 type call struct {
-	query func(*fixture) string // appended to the path after "?"; nil: none
-	body  func(actor) any       // nil: no body
-	want  [nActors]check        // by actor
+	query  func(*fixture) string // appended to the path after "?"; nil: none
+	stream bool                  // a response that never ends: read up to the first message
+	body   func(actor) any       // nil: no body
+	want   [nActors]check        // by actor
 }
 
 // rule classifies one operation of the document.
@@ -267,6 +272,16 @@ func rules(f *fixture) []rule {
 		// Replay into the order service's group: admins only.
 		{"POST /api/v1/admin/replay/{service}", adminOnly(func(actor) any { return map[string]any{"topic": "payment-events", "key": "no-such-entity"} })},
 		{"POST /api/v1/admin/rebuild/{service}", adminOnly(nil)},
+		// The event-flow console: its front end is public, its data for admins.
+		{"GET /console", public(nil)},
+		{"GET /console/{file}", public(nil)},
+		{"GET /api/v1/admin/stream", func(*fixture) []call {
+			return []call{{stream: true, want: [nActors]check{unauthorized, forbidden, forbidden, success}}}
+		}},
+		{"GET /api/v1/admin/topics", adminOnly(nil)},
+		{"GET /api/v1/admin/topology", adminOnly(nil)},
+		{"GET /api/v1/admin/consumers/{service}", adminOnly(nil)},
+		{"GET /api/v1/admin/sagas", adminOnly(nil)},
 
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
@@ -315,7 +330,13 @@ func TestAuthorizationWalk(t *testing.T) {
 				if c.body != nil {
 					body = c.body(a)
 				}
-				status, _, b := f.h.Do(method, p, f.tokens[a], body)
+				var status int
+				var b []byte
+				if c.stream {
+					status, b = firstMessage(t, f.h.Server.URL+p, f.tokens[a])
+				} else {
+					status, _, b = f.h.Do(method, p, f.tokens[a], body)
+				}
 				requests++
 				if msg := c.want[a](f, status, b); msg != "" {
 					t.Errorf("%s %s as %s: %s; body %s", method, p, actorNames[a], msg, trim(b))
@@ -423,7 +444,9 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			segs[i] = f.orderA
 		case orig[i-1] == "shipments":
 			segs[i] = f.shipmentA
-		case orig[i-1] == "dlq" || orig[i-1] == "replay":
+		case orig[i-1] == "console":
+			segs[i] = "index.html"
+		case orig[i-1] == "dlq" || orig[i-1] == "replay" || orig[i-1] == "consumers":
 			segs[i] = "order" // a service with a consumer group
 		case orig[i-1] == "rebuild":
 			segs[i] = "catalog" // a service with a read model
@@ -464,6 +487,36 @@ func documentOperations(t *testing.T) []string {
 		t.Fatal("gateway/openapi.json has no operations")
 	}
 	return ops
+}
+
+// firstMessage GETs an event stream and returns its status and, for a
+// 200, its first message (the stream is then closed); else the body.
+func firstMessage(t *testing.T, url, token string) (int, []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), apptest.Timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	var msg []byte
+	r := bufio.NewReader(resp.Body)
+	for !bytes.HasSuffix(msg, []byte("\n\n")) {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("GET %s: %v after %q", url, err, msg)
+		}
+		msg = append(msg, line...)
+	}
+	return resp.StatusCode, msg
 }
 
 func trim(b []byte) string {

@@ -1,0 +1,41 @@
+package console
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/eventmart/eventmart/internal/httpx"
+)
+
+//go:embed web
+var web embed.FS
+
+// Assets serves the console's front end (HTML, CSS and JavaScript modules
+// embedded into the binary; nothing is loaded from elsewhere) for paths
+// under /console/. The files are public: every call they make for data
+// needs an admin token.
+func Assets() http.Handler {
+	sub, err := fs.Sub(web, "web")
+	if err != nil {
+		panic(err) // the embedded tree always has web/
+	}
+	files := http.StripPrefix("/console/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'")
+		name := strings.TrimPrefix(r.URL.Path, "/console/")
+		if name == "" {
+			name = "index.html"
+		}
+		if fi, err := fs.Stat(sub, name); err != nil || fi.IsDir() {
+			httpx.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}

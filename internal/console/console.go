@@ -1,0 +1,106 @@
+// Package console is the event-flow console: admin endpoints the gateway
+// serves from the event bus itself (a live stream of events, topics with
+// per-group lag, the topology of services and topics with rates) and the
+// web front end at /console, embedded into the binary.
+//
+// Every data endpoint requires an admin token. The front end is public
+// static files; it logs in with POST /api/v1/auth/token and keeps the token
+// in sessionStorage. The live stream is server-sent events read with fetch()
+// and a ReadableStream, so the token travels in the Authorization header
+// like on every other call (EventSource cannot send headers; no token ever
+// goes into a URL).
+package console
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/httpx"
+)
+
+// Consumer is what a service's consumer group subscribes to, as the process
+// running the service reports it (GET /api/v1/admin/consumers/{service}).
+type Consumer struct {
+	Service    string   `json:"service"`
+	Group      string   `json:"group"`
+	EventTypes []string `json:"eventTypes"` // sorted
+	Topics     []string `json:"topics"`     // sorted
+}
+
+// Console serves the console's endpoints from a bus.
+type Console struct {
+	Bus bus.Bus
+	// Consumers returns the consumer groups of every service this
+	// deployment runs (here or in other processes), with the errors of the
+	// services it could not ask. ctx carries the admin's identity.
+	Consumers func(ctx context.Context) ([]Consumer, error)
+	Log       *slog.Logger
+	Now       func() time.Time // default time.Now
+
+	// PollInterval is how often an idle stream looks for new records;
+	// default 250ms.
+	PollInterval time.Duration
+	// StreamBuffer is how many events a stream holds for a slow client
+	// before it drops (and reports) the newest; default 256.
+	StreamBuffer int
+
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *Console) init() {
+	c.once.Do(func() {
+		c.done = make(chan struct{})
+		if c.Now == nil {
+			c.Now = time.Now
+		}
+		if c.PollInterval <= 0 {
+			c.PollInterval = 250 * time.Millisecond
+		}
+		if c.StreamBuffer <= 0 {
+			c.StreamBuffer = 256
+		}
+		if c.Log == nil {
+			c.Log = slog.Default()
+		}
+	})
+}
+
+// EndStreams ends every open stream (and any opened later): call it when
+// the HTTP server shuts down, whose graceful shutdown would otherwise wait
+// for streams that never end by themselves.
+func (c *Console) EndStreams() {
+	c.init()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+}
+
+// admin wraps a handler that only admins may call.
+func admin(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := auth.RequireAdmin(r.Context()); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		fn(w, r)
+	}
+}
+
+// businessTopics are the topics the console watches: every topic of the
+// ADR's table that carries business events.
+func businessTopics() []string {
+	var out []string
+	for _, t := range event.BusinessTopics() {
+		out = append(out, string(t))
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+// Browser test of the event-flow console: Debian's chromium driven by
+// playwright-core against the real binary (`eventmart run` on a temporary
+// data directory and a free port).
+//
+// It logs in as the admin, places an order through the API and watches its
+// flow appear in the live stream, opens its sequence diagram (the ADR's
+// steps, the order SHIPPED), looks at the topology and the topics, then
+// restarts the product with shipping failing: a second order is
+// dead-lettered and shows as stuck; restarted healthy, the dead letter is
+// redriven with the console's button and the order ships.
+//
+//   EVENTMART_BIN   the binary (default ../../bin/eventmart)
+//   CHROMIUM        the browser (default /usr/bin/chromium)
+// Screenshots go to test/browser/screenshots/ (gitignored).
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.EVENTMART_BIN || resolve(here, '../../bin/eventmart');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = join(here, 'screenshots');
+const ADMIN = { email: 'admin@example.com', password: 'console admin passphrase' };
+const TIMEOUT = 20000;
+const started = Date.now();
+
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+// until polls fn until it returns a truthy value, or fails after TIMEOUT.
+async function until(what, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ': ' + last.message : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// App is one `eventmart run` process.
+class App {
+  constructor(dataDir, port, env = {}) { this.dataDir = dataDir; this.port = port; this.env = env; }
+
+  async start(name) {
+    const logFile = createWriteStream(join(this.dataDir, `${name}.log`));
+    this.proc = spawn(BIN, ['run', '--data', this.dataDir, '--addr', `127.0.0.1:${this.port}`], {
+      env: {
+        PATH: process.env.PATH, HOME: process.env.HOME,
+        EVENTMART_ADMIN_EMAIL: ADMIN.email, EVENTMART_ADMIN_PASSWORD: ADMIN.password, EVENTMART_LOG_LEVEL: 'warn',
+        ...this.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout.pipe(logFile);
+    this.proc.stderr.pipe(logFile);
+    this.exited = new Promise((r) => this.proc.on('exit', (code, signal) => r({ code, signal })));
+    await until(`${name} to be ready`, async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok);
+    log(`${name} ready on port ${this.port}`);
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const { code } = await this.exited;
+    assert.equal(code, 0, 'eventmart exits 0 on SIGTERM (console streams must not hold the shutdown up)');
+  }
+}
+
+// api calls the gateway as a client would.
+async function api(base, method, path, token, body) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const resp = await fetch(base + '/api/v1' + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  return { status: resp.status, headers: resp.headers, body: text ? JSON.parse(text) : null };
+}
+
+async function must(base, method, path, token, body, want) {
+  const r = await api(base, method, path, token, body);
+  assert.equal(r.status, want, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r;
+}
+
+// placeOrder orders one unit of product as the customer; it returns the
+// order id and its correlation id.
+async function placeOrder(base, token, product) {
+  const r = await must(base, 'POST', '/orders', token, {
+    items: [{ productId: product, quantity: 1 }], payment: { card: '4242424242424242' },
+    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
+  }, 202);
+  return { order: r.body.id, correlation: r.headers.get('x-correlation-id') };
+}
+
+async function orderStatus(base, token, id) {
+  return (await must(base, 'GET', '/orders/' + id, token, undefined, 200)).body.status;
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'eventmart-browser-'));
+  rmSync(SHOTS, { recursive: true, force: true });
+  mkdirSync(SHOTS, { recursive: true });
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2' };
+  let app = new App(dataDir, port, fast);
+  const profile = mkdtempSync(join(tmpdir(), 'eventmart-chromium-'));
+  let browser;
+  const problems = [];
+  try {
+    await app.start('eventmart');
+    // A fresh profile (--user-data-dir) in a temporary directory.
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1440, height: 1000 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    const page = browser.pages()[0] || await browser.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    page.on('pageerror', (err) => problems.push('page error: ' + err.message));
+    page.on('requestfailed', (req) => {
+      // Streams are aborted on purpose when leaving the view or on restarts.
+      if (!req.url().includes('/admin/stream')) problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`);
+    });
+    page.on('request', (req) => { if (!req.url().startsWith(base)) problems.push('request outside the gateway: ' + req.url()); });
+    const shot = async (name) => {
+      const path = join(SHOTS, name + '.png');
+      await page.screenshot({ path, fullPage: true });
+      log('screenshot', path);
+    };
+
+    // Log in: a customer is refused, the admin gets the console.
+    await page.goto(base + '/console');
+    await page.locator('#login-form').waitFor();
+    await page.fill('#login-form [name=email]', ADMIN.email);
+    await page.fill('#login-form [name=password]', 'wrong password');
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#login-error', { hasText: '401' }).waitFor();
+    await page.fill('#login-form [name=password]', ADMIN.password);
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#stream-status', { hasText: 'Live' }).waitFor();
+    log('logged in; the live stream is connected');
+
+    // Set up a product and a customer through the API, as a user would with curl.
+    const admin = (await must(base, 'POST', '/auth/token', '', ADMIN, 200)).body.token;
+    const product = (await must(base, 'POST', '/products', admin, { sku: 'MUG-1', name: 'Mug', priceCents: 1200, currency: 'EUR' }, 201)).body.id;
+    await until('inventory to know the product', async () => (await api(base, 'PUT', '/inventory/' + product, admin, { onHand: 10 })).status === 200);
+    const customer = { email: 'ada@example.com', password: 'a long passphrase', name: 'Ada' };
+    await must(base, 'POST', '/users', '', customer, 201);
+    const token = (await must(base, 'POST', '/auth/token', '', { email: customer.email, password: customer.password }, 200)).body.token;
+    await until('the welcome notification', async () => JSON.stringify((await api(base, 'GET', '/notifications', token)).body).includes('welcome'));
+
+    // An order flows through the services: the stream shows its steps.
+    const first = await placeOrder(base, token, product);
+    log('placed order', first.order);
+    const saga = ['OrderCreated', 'InventoryReserved', 'PaymentProcessed', 'ShippingCreated', 'NotificationSent', 'OrderShipped'];
+    for (const type of saga) {
+      await page.locator(`#stream-rows tr[data-correlation="${first.correlation}"][data-type="${type}"]`).first().waitFor();
+    }
+    await until('the order to ship', async () => (await orderStatus(base, token, first.order)) === 'SHIPPED');
+    log('the stream showed the saga; the order SHIPPED');
+    await shot('1-live-stream');
+
+    // Its sequence diagram, from the stream's link.
+    await page.locator(`#stream-rows tr[data-correlation="${first.correlation}"][data-type="OrderCreated"] a`).click();
+    await page.locator('#flow-order', { hasText: 'SHIPPED' }).waitFor();
+    const labels = await page.locator('#flow-diagram svg g.row').evaluateAll((gs) => gs.map((g) => g.dataset.label));
+    let at = -1;
+    for (const type of ['POST /orders', ...saga]) {
+      const i = labels.indexOf(type, at + 1);
+      assert.ok(i > at, `the diagram shows ${type} after the steps before it: ${labels.join(' | ')}`);
+      at = i;
+    }
+    assert.ok(labels.includes('InventoryReserved') && labels.filter((l) => l === 'OrderCreated').length >= 2, 'OrderCreated is published and delivered');
+    await shot('2-sequence-diagram');
+
+    await page.click('#tabs a[data-tab=topology]');
+    await page.locator('#topology-diagram svg .edge.pub').first().waitFor();
+    const topoText = await page.locator('#topology-pub').innerText();
+    assert.match(topoText, /order\s+OrderCreated\s+order-events/);
+    await shot('3-topology');
+
+    await page.click('#tabs a[data-tab=topics]');
+    await page.locator('#topics-rows tr[data-topic="order-events"] .group-name', { hasText: 'payment-service' }).waitFor();
+    await until('every group to catch up', async () => (await page.locator('#topics-rows .badge.lag').count()) === 0);
+    assert.equal(await page.locator('#topics-rows tr[data-topic="order-events"] td').nth(1).innerText(), '20');
+    await page.locator('#topics-rows tr[data-topic="order-events"] details').first().click();
+    await shot('4-topics-lag');
+
+    // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
+    await app.stop();
+    app = new App(dataDir, port, { ...fast, EVENTMART_FAIL_EVENTS: 'shipping:PaymentProcessed' });
+    await app.start('eventmart (shipping failing)');
+    const second = await placeOrder(base, token, product);
+    log('placed order', second.order, 'with shipping failing');
+    await until('the dead letter', async () => JSON.stringify((await api(base, 'GET', '/admin/dlq/shipping?status=dead', admin)).body).includes(second.correlation));
+    await page.goto(`${base}/console/#flow=${second.correlation}`);
+    await page.locator('#flow-order', { hasText: 'CONFIRMED' }).waitFor();
+    await page.locator('#flow-diagram g.row.failure', { hasText: 'dead letter' }).waitFor();
+    await shot('5-sequence-dead-letter');
+
+    await page.click('#tabs a[data-tab=sagas]');
+    await page.fill('#sagas-form [name=stuckAfter]', '1s');
+    await page.click('#sagas-form button[type=submit]');
+    await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).waitFor();
+    await shot('6-sagas-stuck');
+
+    // Heal shipping and redrive the dead letter with the button.
+    await app.stop();
+    app = new App(dataDir, port, fast);
+    await app.start('eventmart (healed)');
+    await page.click('#tabs a[data-tab=dlq]');
+    const row = page.locator('#dlq-rows tr[data-status=dead]', { hasText: second.correlation });
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Inspect' }).click();
+    await page.locator('#dlq-inspect', { hasText: 'PaymentProcessed' }).waitFor();
+    await shot('7-dead-letter-inspect');
+    await row.getByRole('button', { name: 'Redrive' }).click();
+    await page.locator('#dlq-status', { hasText: 'Redriven letter' }).waitFor();
+    await until('the redriven order to ship', async () => (await orderStatus(base, token, second.order)) === 'SHIPPED');
+    log('redriven; the second order SHIPPED');
+    await page.goto(`${base}/console/#flow=${second.correlation}`);
+    await page.locator('#flow-order', { hasText: 'SHIPPED' }).waitFor();
+    await page.locator('#flow-diagram g.row.failure', { hasText: 'dead letter' }).waitFor();
+    await page.locator('#flow-diagram .note.failure', { hasText: 'redriven' }).waitFor();
+    await page.locator('#flow-diagram g.row.done', { hasText: 'OrderShipped' }).waitFor();
+    await shot('8-sequence-redriven');
+
+    assert.deepEqual(problems, [], 'no page errors, no failed requests, nothing loaded from outside the gateway');
+    log(`passed; screenshots in ${SHOTS}`);
+  } finally {
+    await browser?.close();
+    await app.stop().catch((err) => console.error('stop:', err.message));
+    rmSync(profile, { recursive: true, force: true });
+    if (process.exitCode) console.error(`logs kept in ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error('FAIL:', err.stack || err.message);
+  process.exitCode = 1;
+});
