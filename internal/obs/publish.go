@@ -74,4 +74,3 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*bus.Message) error {
 	}
 	return err
 }
-
