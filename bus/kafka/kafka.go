@@ -114,10 +114,17 @@ func (b *Bus) metricsOpts(name string) []kgo.Opt {
 		name = fmt.Sprintf("%s#%d", name, n)
 	}
 	b.mu.Unlock()
-	m := kprom.NewMetrics("eventmart_kafka", kprom.Subsystem("client"), kprom.Registerer(b.cfg.metrics),
+	return []kgo.Opt{kgo.WithHooks(ClientMetrics(b.cfg.metrics, name))}
+}
+
+// ClientMetrics returns the kprom hook (kgo.WithHooks) of one client's
+// metrics, named eventmart_kafka_client_*, labelled client=name, and
+// registered on reg when the client is created. Names must be unique per
+// registry.
+func ClientMetrics(reg prometheus.Registerer, name string) *kprom.Metrics {
+	return kprom.NewMetrics("eventmart_kafka", kprom.Subsystem("client"), kprom.Registerer(reg),
 		kprom.WithStaticLabel(prometheus.Labels{"client": name}),
 		kprom.FetchAndProduceDetail(kprom.ByNode, kprom.ByTopic, kprom.Batches, kprom.Records, kprom.UncompressedBytes, kprom.ConsistentNaming))
-	return []kgo.Opt{kgo.WithHooks(m)}
 }
 
 var _ bus.Bus = (*Bus)(nil)
