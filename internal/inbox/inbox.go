@@ -103,7 +103,7 @@ func (c *Consumer) metricsOf(m *bus.Message) *obs.EventMetrics {
 	if c.Metrics == nil {
 		return nil
 	}
-	return c.Metrics.Event(m.Topic, m.Header(bus.HeaderEventType))
+	return c.Metrics.Of(m)
 }
 
 // consumed is an event's outcome, counted once its transaction commits.

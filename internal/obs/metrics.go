@@ -191,9 +191,8 @@ func (m *Metrics) Consumer(group string, topics []string) *ConsumerMetrics {
 }
 
 // Event returns the metrics of an event of type t (a header value, maybe
-// garbage) read from topic. It is nil-safe: a nil ConsumerMetrics returns a
-// nil *EventMetrics, whose use is a no-op only through the helpers of
-// package inbox.
+// garbage) read from topic: those of type "unknown" for a type outside the
+// catalog, nil for a topic the group does not consume, or when c is nil.
 func (c *ConsumerMetrics) Event(topic, t string) *EventMetrics {
 	if c == nil {
 		return nil
@@ -201,10 +200,23 @@ func (c *ConsumerMetrics) Event(topic, t string) *EventMetrics {
 	if e := c.byType[t]; e != nil {
 		return e
 	}
-	if e := c.byTopic[topic]; e != nil {
-		return e
+	return c.byTopic[topic]
+}
+
+// Of is Event for a record, by its eventType header, without allocating.
+func (c *ConsumerMetrics) Of(m *bus.Message) *EventMetrics {
+	if c == nil {
+		return nil
 	}
-	return nil
+	for _, h := range m.Headers {
+		if h.Key == bus.HeaderEventType {
+			if e := c.byType[string(h.Value)]; e != nil {
+				return e
+			}
+			break
+		}
+	}
+	return c.byTopic[m.Topic]
 }
 
 // Batch observes the duration of one batch transaction.
