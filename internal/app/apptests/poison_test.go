@@ -1,8 +1,8 @@
 package apptests
 
 import (
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
