@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go test-browser check fuzz bench bench-embedded bench-kafka servers-up servers-down clean
+.PHONY: all build run test test-go test-browser check check-rules fuzz bench bench-embedded bench-kafka servers-up servers-down clean
 
 all: build
 
@@ -25,7 +25,7 @@ test:
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a
 # server is named (EVENTMART_TEST_POSTGRES), one fresh database per test.
 SERVICES := ./user/ ./catalog/ ./inventory/ ./cart/ ./order/ ./payment/ ./shipping/ ./notification/ ./audit/
-test-go: check
+test-go: check check-rules
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 	$(MAKE) --no-print-directory test-browser
@@ -49,6 +49,20 @@ test-browser: build
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+# The Prometheus alert rules: syntax, and their unit tests. promtool comes
+# with Debian's prometheus package (.ci/run installs it); without it the
+# check is skipped, except under CI where it fails.
+check-rules:
+	@if command -v promtool >/dev/null; then \
+		promtool check rules deploy/prometheus/alerts.yml && \
+		promtool check config deploy/prometheus/prometheus.yml && \
+		promtool test rules deploy/prometheus/alerts_test.yml; \
+	elif [ -n "$$CI" ]; then \
+		echo "check-rules: promtool not found (apt-get install prometheus); required under CI" >&2; exit 1; \
+	else \
+		echo "check-rules: promtool not found, skipping the alert rule checks (apt-get install prometheus)"; \
+	fi
 
 # Fuzz the decoders of untrusted input for a while each (corpus in testdata/fuzz):
 # the envelope, the JSON body decoder, and every API operation that takes a body.

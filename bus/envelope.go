@@ -92,3 +92,9 @@ func (c headerCarrier) Keys() []string {
 	}
 	return ks
 }
+
+// SetTrace sets m's traceparent (and tracestate) to the span context of
+// ctx, replacing what m had; without a valid span in ctx it changes nothing.
+func SetTrace(ctx context.Context, m *Message) {
+	traceContext.Inject(ctx, headerCarrier{m})
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/obs"
 )
 
 // Routes maps the first path segment after /api/v1/ to the owning service.
@@ -83,7 +84,7 @@ func Handler(local http.Handler, localServices map[string]bool, remote map[strin
 	for name, u := range remote {
 		p := httputil.NewSingleHostReverseProxy(u)
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-			httpx.Logger(r.Context()).Warn("upstream unreachable", "upstream", name, "error", err)
+			httpx.Logger(r.Context()).WarnContext(r.Context(), "upstream unreachable", "upstream", name, "error", err)
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is unavailable", name))
 		}
 		proxies[name] = p
@@ -94,8 +95,10 @@ func Handler(local http.Handler, localServices map[string]bool, remote map[strin
 		case svc == "" || localServices[svc]:
 			local.ServeHTTP(w, r)
 		case proxies[svc] != nil:
-			// The correlation id chosen here travels on to the service.
+			// The correlation id chosen here, and the trace, travel on to the service.
 			r.Header.Set(httpx.HeaderCorrelationID, httpx.CorrelationID(r.Context()))
+			obs.InjectHTTP(r.Context(), r.Header)
+			obs.SetRoute(r.Context(), "proxy:"+svc)
 			proxies[svc].ServeHTTP(w, r)
 		default:
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is not configured (EVENTMART_SERVICE_URLS)", svc))

@@ -209,6 +209,7 @@ func (s *Service) tryShip(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 	if err != nil {
 		return err
 	}
+	s.metrics.ended(tx, o, StatusShipped, "", s.d.Now())
 	return s.emit(ctx, tx, e.Origin(), &event.OrderShipped{OrderID: o.ID, UserID: o.UserID, ShipmentID: o.ShipmentID, TrackingNumber: o.TrackingNumber})
 }
 
@@ -223,6 +224,7 @@ func (s *Service) cancel(ctx context.Context, tx *sqldb.Tx, o event.Origin, id s
 	if err != nil {
 		return false, err
 	}
+	s.metrics.ended(tx, ord, StatusCancelled, code, s.d.Now())
 	return true, s.emit(ctx, tx, o, &event.OrderCancelled{OrderID: id, UserID: ord.UserID, ReasonCode: code, Reason: reason})
 }
 

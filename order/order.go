@@ -114,6 +114,7 @@ type Service struct {
 	store   *store
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
+	metrics *sagaMetrics
 }
 
 // New returns the order service. It fails on a malformed setting.
@@ -124,6 +125,9 @@ func New(d service.Deps) (*Service, error) {
 		return nil, err
 	}
 	if s.sweep, err = d.Duration(SettingSweepInterval, DefaultSweepInterval); err != nil {
+		return nil, err
+	}
+	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
 		return nil, err
 	}
 	return s, nil

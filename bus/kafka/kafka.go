@@ -19,9 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/eventmart/eventmart/bus"
@@ -37,6 +39,7 @@ type config struct {
 	logger            *slog.Logger
 	clientLogs        bool
 	clientOpts        []kgo.Opt
+	metrics           prometheus.Registerer
 }
 
 // ReplicationFactor sets the replication factor of the topics EnsureTopics
@@ -69,6 +72,13 @@ func ClientOptions(opts ...kgo.Opt) Option {
 	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
 }
 
+// Metrics registers franz-go's client metrics (plugin kprom: connections,
+// bytes and records produced and fetched, request latencies, buffered
+// records) on reg, under the prefix eventmart_kafka_client_, with a label
+// client naming each of the bus's clients: "shared" (publishing, reading,
+// admin) and "group:<group>" per subscription.
+func Metrics(reg prometheus.Registerer) Option { return func(c *config) { c.metrics = reg } }
+
 // Bus is the Kafka driver. It implements bus.Bus; its methods are safe for
 // concurrent use.
 type Bus struct {
@@ -83,9 +93,38 @@ type Bus struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	subs   sync.WaitGroup // running Subscribe calls
+	mu      sync.Mutex
+	closed  bool
+	subs    sync.WaitGroup // running Subscribe calls
+	clients map[string]int // metrics clients by label, for unique labels
+}
+
+// metricsOpts returns the option hooking a new client's kprom metrics,
+// labelled client=name (made unique), or nothing without Metrics.
+func (b *Bus) metricsOpts(name string) []kgo.Opt {
+	if b.cfg.metrics == nil {
+		return nil
+	}
+	b.mu.Lock()
+	if b.clients == nil {
+		b.clients = map[string]int{}
+	}
+	b.clients[name]++
+	if n := b.clients[name]; n > 1 {
+		name = fmt.Sprintf("%s#%d", name, n)
+	}
+	b.mu.Unlock()
+	return []kgo.Opt{kgo.WithHooks(ClientMetrics(b.cfg.metrics, name))}
+}
+
+// ClientMetrics returns the kprom hook (kgo.WithHooks) of one client's
+// metrics, named eventmart_kafka_client_*, labelled client=name, and
+// registered on reg when the client is created. Names must be unique per
+// registry.
+func ClientMetrics(reg prometheus.Registerer, name string) *kprom.Metrics {
+	return kprom.NewMetrics("eventmart_kafka", kprom.Subsystem("client"), kprom.Registerer(reg),
+		kprom.WithStaticLabel(prometheus.Labels{"client": name}),
+		kprom.FetchAndProduceDetail(kprom.ByNode, kprom.ByTopic, kprom.Batches, kprom.Records, kprom.UncompressedBytes, kprom.ConsistentNaming))
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -111,7 +150,7 @@ func Open(ctx context.Context, brokers []string, opts ...Option) (*Bus, error) {
 	}
 	b.base = append(b.base, cfg.clientOpts...)
 
-	cl, err := kgo.NewClient(append(slices.Clone(b.base), producerOpts()...)...)
+	cl, err := kgo.NewClient(slices.Concat(b.base, producerOpts(), b.metricsOpts("shared"))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}

@@ -134,7 +134,7 @@ func (b *Bus) Subscribe(ctx context.Context, group string, topics []string, h bu
 		// A resumed partition joins the fetch after the one in flight to
 		// its broker, which waits up to this long when the others are idle.
 		kgo.FetchMaxWait(500 * time.Millisecond),
-	})...)
+	}, b.metricsOpts("group:"+group))...)
 	if err != nil {
 		return fmt.Errorf("kafka: subscribe: %w", err)
 	}

@@ -16,12 +16,16 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -40,6 +44,12 @@ type Config struct {
 	Log      *slog.Logger
 	Settings func(string) string
 	Now      func() time.Time // default time.Now
+	// Metrics are the app's Prometheus metrics, served at GET /metrics;
+	// nil: a fresh set on a registry of its own.
+	Metrics *obs.Metrics
+	// Tracer records spans of HTTP requests, publishes and event handlers;
+	// nil: tracing off (trace context received is still passed on).
+	Tracer trace.TracerProvider
 }
 
 // App is a running set of services.
@@ -56,6 +66,7 @@ type App struct {
 	consumers map[string]*inbox.Consumer
 	dbByName  map[string]*sqldb.DB
 	console   *console.Console
+	metrics   *obs.Metrics
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -72,8 +83,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Settings == nil {
 		cfg.Settings = func(string) string { return "" }
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = obs.New(nil)
+	}
+	tracing := obs.NewTracing(cfg.Tracer)
+	probes := &obs.Probes{Bus: cfg.Bus, Log: cfg.Log}
+	if k, ok := cfg.Bus.(*kafka.Bus); ok {
+		probes.Cluster = func(ctx context.Context) (obs.ClusterHealth, error) {
+			h, err := k.Health(ctx)
+			return obs.ClusterHealth{Brokers: h.Brokers, UnderReplicated: h.UnderReplicatedPartitions, Offline: h.OfflinePartitions}, err
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}}
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
 	mux := http.NewServeMux()
 	localNames := map[string]bool{}
@@ -107,10 +129,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.Close()
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
-		relay := outbox.NewRelay(db, cfg.Bus, log)
+		relay := outbox.NewRelay(db, cfg.Metrics.Publisher(cfg.Bus, tracing, service.Source(def.Name)), log)
+		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings,
+			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings, Metrics: cfg.Metrics.Registry,
 		})
 		if err != nil {
 			a.Close()
@@ -128,9 +151,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// for local services; it proxies the others to their processes, which
 	// authenticate and record in turn.
 	authenticate := func(h http.Handler) http.Handler { return cfg.Tokens.Authenticate(httpx.Error, h) }
-	services := newSecurityAuditor(relays).wrap(authenticate, mux)
+	routed := obs.Routed(mux) // names requests by route pattern for metrics and spans
+	services := newSecurityAuditor(relays).wrap(authenticate, routed)
 	a.local = httpx.Middleware(cfg.Log, "gateway", services)
 	root := http.NewServeMux()
+	// Prometheus metrics: unauthenticated, outside /api/v1 (see README,
+	// Monitoring): expose the listener only where it is meant to be scraped.
+	root.Handle("GET /metrics", cfg.Metrics.Handler())
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -145,14 +172,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	})
 	root.Handle("GET /console/{file...}", console.Assets())
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
-	// Every response, health checks included, carries X-Correlation-ID.
-	a.handler = httpx.Middleware(cfg.Log, "gateway", root)
+	// Every response, health checks included, carries X-Correlation-ID;
+	// every request is timed, counted and (with tracing on) has a span.
+	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(root)))
 
 	for _, s := range all {
 		a.goRun(s.log, "outbox relay", func() error { return s.relay.Run(runCtx) })
 		a.goRun(s.log, "background work", func() error { return s.svc.Run(runCtx) })
 		if hs := s.svc.Handlers(); len(hs) > 0 {
-			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify}
+			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify,
+				Tracing: tracing}
+			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
+			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.Depths})
 			if err := retryPolicy(cfg.Settings, c); err != nil {
 				a.Close()
 				return nil, err
@@ -161,6 +192,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.goRun(s.log, "delayed retries", func() error { return c.RunRetries(runCtx, time.Second) })
 			a.consumers[s.def.Name] = c
 		}
+	}
+	if err := cfg.Metrics.Registry.Register(probes); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
 }
@@ -192,6 +227,10 @@ func (a *App) DB(name string) *sqldb.DB { return a.dbByName[name] }
 // server shuts down (http.Server.RegisterOnShutdown), as a stream never
 // ends by itself.
 func (a *App) EndStreams() { a.console.EndStreams() }
+
+// Metrics returns the app's metrics (their registry is what GET /metrics
+// serves).
+func (a *App) Metrics() *obs.Metrics { return a.metrics }
 
 // Service returns a locally running service by name, for tests.
 func (a *App) Service(name string) service.Service { return a.services[name] }
@@ -240,7 +279,7 @@ func (a *App) baseURL(svc string) string {
 // the local handler when svc runs here, over the network otherwise.
 func (a *App) client(svc string) *http.Client {
 	if _, ok := a.cfg.Remote[svc]; ok {
-		return &http.Client{Timeout: 5 * time.Second}
+		return &http.Client{Transport: obs.Transport(http.DefaultTransport), Timeout: 5 * time.Second}
 	}
 	return &http.Client{Transport: localTransport{a}, Timeout: 5 * time.Second}
 }
@@ -254,6 +293,8 @@ func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Body = http.NoBody
 	}
 	rec := newRecorder(r)
+	// The call is part of the caller's request (its trace), not its route.
+	r = r.WithContext(obs.WithoutRoute(r.Context()))
 	t.a.local.ServeHTTP(rec, r)
 	return rec.result(), nil
 }

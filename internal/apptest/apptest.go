@@ -27,6 +27,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/service"
 )
 
@@ -72,7 +73,7 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	}
 	cfg := app.Config{
 		DataDir: dir, Services: defs, Tokens: tokens,
-		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))),
 	}
 	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
 		cfg.DB = postgresDB(t, defs)

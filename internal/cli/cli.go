@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os/signal"
 	"syscall"
+
+	"github.com/eventmart/eventmart/internal/obs"
 )
 
 // Main runs the command in args and returns the process exit code. SIGINT
@@ -71,7 +73,7 @@ var Version = "dev"
 // Run runs one command.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	env := &Env{Getenv: getenv, Stdout: stdout, Stderr: stderr,
-		Log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(getenv("EVENTMART_LOG_LEVEL"))}))}
+		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(getenv("EVENTMART_LOG_LEVEL"))})))}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/bus/kafka"
@@ -66,7 +68,8 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // openBus opens the bus the configuration names.
-func openBus(ctx context.Context, cfg Config) (bus.Bus, error) {
+// With a registry, the Kafka driver's client metrics are registered on it.
+func openBus(ctx context.Context, cfg Config, metrics ...*prometheus.Registry) (bus.Bus, error) {
 	switch {
 	case cfg.Bus == "" || cfg.Bus == "embedded":
 		eb, err := embedded.Open(filepath.Join(cfg.Data, "eventlog.db"))
@@ -79,7 +82,11 @@ func openBus(ctx context.Context, cfg Config) (bus.Bus, error) {
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		kb, err := kafka.Open(ctx, brokers)
+		var opts []kafka.Option
+		for _, reg := range metrics {
+			opts = append(opts, kafka.Metrics(reg))
+		}
+		kb, err := kafka.Open(ctx, brokers, opts...)
 		if err != nil {
 			return nil, err // not a nil *kafka.Bus inside a non-nil bus.Bus
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/service"
 )
 
@@ -82,17 +83,33 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 	if err != nil {
 		return err
 	}
-	b, err := openBus(ctx, cfg)
+	metrics := obs.New(nil)
+	b, err := openBus(ctx, cfg, metrics.Registry)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	names := []string{}
+	for _, d := range defs {
+		names = append(names, d.Name)
+	}
+	tracer, shutdownTracing, err := obs.SetupOTLP(ctx, env.Getenv, processName(names))
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			env.Log.Warn("flushing traces failed", "error", err)
+		}
+	}()
 	if _, err := b.EnsureTopics(ctx, adrTopics()); err != nil {
 		return fmt.Errorf("serve: topics: %w", err)
 	}
 	a, err := app.Start(ctx, app.Config{
 		Bus: b, DataDir: cfg.Data, DB: cfg.DB, Services: defs, Remote: remote,
-		Tokens: tokens, Log: env.Log, Settings: env.Getenv,
+		Tokens: tokens, Log: env.Log, Settings: env.Getenv, Metrics: metrics, Tracer: tracer,
 	})
 	if err != nil {
 		return err
@@ -104,10 +121,6 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(a.EndStreams) // open console streams would hold the shutdown up
-	names := []string{}
-	for _, d := range defs {
-		names = append(names, d.Name)
-	}
 	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
 	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
 
@@ -130,6 +143,19 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 		runErr = errors.Join(runErr, fmt.Errorf("serve: shutdown: %w", err))
 	}
 	return errors.Join(runErr, a.Close())
+}
+
+// processName is the OpenTelemetry service.name of a process running
+// services: "eventmart" for every service (eventmart run) or none (the
+// gateway alone: eventmart-gateway), else eventmart-<service>[+<service>…].
+func processName(services []string) string {
+	switch {
+	case len(services) == len(allServices()):
+		return "eventmart"
+	case len(services) == 0:
+		return "eventmart-gateway"
+	}
+	return "eventmart-" + strings.Join(services, "+")
 }
 
 // loadTokens uses EVENTMART_JWT_SECRET, or a secret kept in the data

@@ -115,7 +115,7 @@ func Status(code string) int {
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := eventmart.ErrorCode(err)
 	if code == eventmart.EINTERNAL {
-		Logger(r.Context()).Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		Logger(r.Context()).ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	JSON(w, Status(code), ErrorBodyOf(err))
 }
@@ -190,12 +190,12 @@ func Middleware(log *slog.Logger, service string, h http.Handler) http.Handler {
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
-				l.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				l.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !sw.wrote {
 					Error(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
-			l.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+			l.DebugContext(ctx, "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
 		}()
 		h.ServeHTTP(sw, r)
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -147,8 +148,12 @@ func (c *Consumer) park(ctx context.Context, tx *sqldb.Tx, m *bus.Message, cause
 		return fmt.Errorf("inbox: park %s: %w", m.Header(bus.HeaderEventID), err)
 	}
 	c.count(&c.stats.Parked)
-	c.Log.Warn("event parked for a delayed retry", "group", c.Group, "eventType", m.Header(bus.HeaderEventType),
-		"eventId", m.Header(bus.HeaderEventID), "correlationId", m.Header(bus.HeaderCorrelationID), "attempts", attempts, "retry_in", delay, "error", cause)
+	if ev := c.metricsOf(m); ev != nil {
+		ev.Parked.Inc()
+	}
+	c.Log.WarnContext(bus.ContextWithTrace(ctx, m), "event parked for a delayed retry", "group", c.Group, "eventType", m.Header(bus.HeaderEventType),
+		"eventId", m.Header(bus.HeaderEventID), "correlationId", m.Header(bus.HeaderCorrelationID), "causationId", m.Header(bus.HeaderCausationID),
+		"attempts", attempts, "retry_in", delay, "error", cause)
 	return nil
 }
 
@@ -190,8 +195,12 @@ func (c *Consumer) deadLetter(ctx context.Context, tx *sqldb.Tx, m *bus.Message,
 		return fmt.Errorf("inbox: dead-letter %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
 	}
 	c.count(&c.stats.DeadLettered)
-	c.Log.Error("event dead-lettered", "group", c.Group, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+	if ev := c.metricsOf(m); ev != nil {
+		ev.DeadLettered.Inc()
+	}
+	c.Log.ErrorContext(bus.ContextWithTrace(ctx, m), "event dead-lettered", "group", c.Group, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
 		"eventType", m.Header(bus.HeaderEventType), "eventId", m.Header(bus.HeaderEventID), "correlationId", m.Header(bus.HeaderCorrelationID),
+		"causationId", m.Header(bus.HeaderCausationID),
 		"attempts", attempts, "permanent", perm == 1, "error", cause)
 	return nil
 }
@@ -228,9 +237,10 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 	}
 	for _, d := range dues {
 		wrote := false
+		var outcome string
 		err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 			var herr error
-			wrote, herr = c.processIsolated(ctx, tx, d.m)
+			wrote, outcome, herr = c.processIsolated(ctx, tx, d.m)
 			if _, err := tx.Exec(ctx, `DELETE FROM retry_queue WHERE id = ?`, d.id); err != nil {
 				return err
 			}
@@ -238,20 +248,39 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 				return nil
 			}
 			c.count(&c.stats.Retried)
+			if ev := c.metricsOf(d.m); ev != nil {
+				ev.Retries.Inc()
+			}
 			attempts := d.attempts + 1
 			if IsPermanent(herr) || attempts >= c.maxAttempts() {
+				outcome = obs.OutcomeDeadLettered
 				return c.deadLetter(ctx, tx, d.m, herr, attempts, time.UnixMilli(d.first))
 			}
+			outcome = obs.OutcomeParked
 			return c.park(ctx, tx, d.m, herr, attempts, time.UnixMilli(d.first))
 		})
 		if err != nil {
 			return 0, fmt.Errorf("inbox: retry %d: %w", d.id, err)
 		}
+		c.countConsumed([]consumed{{d.m, outcome}})
 		if wrote && c.Committed != nil {
 			c.Committed()
 		}
 	}
 	return len(dues), nil
+}
+
+// Depths returns how many of the group's events wait in the delayed-retry
+// queue and how many dead letters it has (status dead): the gauges behind
+// the "DLQ non-empty" alert.
+func (c *Consumer) Depths(ctx context.Context) (retrying, dead int64, err error) {
+	if err := c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM retry_queue WHERE grp = ?`, c.Group).Scan(&retrying); err != nil {
+		return 0, 0, fmt.Errorf("inbox: retry queue depth: %w", err)
+	}
+	if err := c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM dead_letters WHERE status = ? AND grp = ?`, StatusDead, c.Group).Scan(&dead); err != nil {
+		return 0, 0, fmt.Errorf("inbox: dead letters: %w", err)
+	}
+	return retrying, dead, nil
 }
 
 // RunRetries runs RetryDue every interval until ctx is cancelled.

@@ -12,8 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -52,6 +57,14 @@ type Consumer struct {
 	RetryDelays    []time.Duration
 	Now            func() time.Time // default time.Now
 
+	// Metrics, if set, count consumed events by outcome, handler latency,
+	// retries and dead letters (see package obs).
+	Metrics *obs.ConsumerMetrics
+	// Tracing, if on, gives every handled event a consumer span, a child
+	// of the trace context in the record's traceparent; the handler's
+	// context carries it, so the events it emits continue the trace.
+	Tracing *obs.Tracing
+
 	mu       sync.Mutex
 	queue    []*pending
 	leading  bool
@@ -83,6 +96,31 @@ func (c *Consumer) count(n *int64) {
 	c.mu.Lock()
 	*n++
 	c.mu.Unlock()
+}
+
+// metricsOf returns the metrics of m's event type, or nil without metrics.
+func (c *Consumer) metricsOf(m *bus.Message) *obs.EventMetrics {
+	if c.Metrics == nil {
+		return nil
+	}
+	return c.Metrics.Of(m)
+}
+
+// consumed is an event's outcome, counted once its transaction commits.
+type consumed struct {
+	m       *bus.Message
+	outcome string
+}
+
+func (c *Consumer) countConsumed(cs []consumed) {
+	if c.Metrics == nil {
+		return
+	}
+	for _, x := range cs {
+		if ev := c.metricsOf(x.m); ev != nil {
+			ev.Consumed(x.outcome)
+		}
+	}
 }
 
 // pending is a batch waiting to be applied, and where its outcome goes.
@@ -162,12 +200,15 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 	}
 	wrote := false
 	var settled []string
+	var outcomes []consumed
+	start := time.Now()
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		wrote, settled = false, settled[:0]
+		wrote, settled, outcomes = false, settled[:0], outcomes[:0]
 		for _, m := range msgs {
-			w, herr := c.processIsolated(ctx, tx, m)
+			w, outcome, herr := c.processIsolated(ctx, tx, m)
 			wrote = wrote || w
 			if herr == nil {
+				outcomes = append(outcomes, consumed{m, outcome})
 				continue
 			}
 			key := recordKey(m)
@@ -175,27 +216,31 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 				if err := c.deadLetter(ctx, tx, m, herr, 1, c.now()); err != nil {
 					return err
 				}
+				outcomes = append(outcomes, consumed{m, obs.OutcomeDeadLettered})
 				continue
 			}
-			f := c.failed(key)
+			f := c.failed(key, m)
 			if f.n < int64(c.inPlace()) {
 				return herr // the bus redelivers the batch after its backoff
 			}
 			if err := c.park(ctx, tx, m, herr, f.n, f.first); err != nil {
 				return err
 			}
+			outcomes = append(outcomes, consumed{m, obs.OutcomeParked})
 			settled = append(settled, key)
 		}
 		return nil
 	})
+	c.Metrics.Batch(time.Since(start))
 	if err != nil {
 		var he *HandlerError
 		if errors.As(err, &he) {
-			c.Log.Warn("event handler failed; batch will be redelivered", "group", c.Group, "eventType", he.Envelope.EventType,
-				"eventId", he.Envelope.EventID, "correlationId", he.Envelope.CorrelationID, "error", he.Err)
+			c.Log.WarnContext(he.ctx, "event handler failed; batch will be redelivered", "group", c.Group, "eventType", he.Envelope.EventType,
+				"eventId", he.Envelope.EventID, "correlationId", he.Envelope.CorrelationID, "causationId", he.Envelope.CausationID, "error", he.Err)
 		}
 		return err
 	}
+	c.countConsumed(outcomes)
 	c.mu.Lock()
 	for _, k := range settled {
 		delete(c.attempts, k)
@@ -213,7 +258,10 @@ func recordKey(m *bus.Message) string {
 }
 
 // failed counts one more failure of the record with key and returns its tally.
-func (c *Consumer) failed(key string) failure {
+func (c *Consumer) failed(key string, m *bus.Message) failure {
+	if ev := c.metricsOf(m); ev != nil {
+		ev.Retries.Inc()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.attempts == nil {
@@ -234,21 +282,23 @@ func (c *Consumer) failed(key string) failure {
 
 // processIsolated runs process behind a savepoint, rolling back to it if
 // the record fails, so the transaction can go on with the next record.
-func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (bool, error) {
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (bool, string, error) {
 	if _, err := tx.Exec(ctx, `SAVEPOINT record`); err != nil {
-		return false, fmt.Errorf("inbox: savepoint: %w", err)
+		return false, "", fmt.Errorf("inbox: savepoint: %w", err)
 	}
-	wrote, herr := c.process(ctx, tx, m)
+	hooks := tx.CommitHooks()
+	wrote, outcome, herr := c.process(ctx, tx, m)
 	if herr != nil {
 		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT record`); err != nil {
-			return false, fmt.Errorf("inbox: rollback to savepoint: %w", err)
+			return false, "", fmt.Errorf("inbox: rollback to savepoint: %w", err)
 		}
+		tx.DropCommitHooks(hooks) // what the failed handler meant to do after commit did not happen
 		wrote = false
 	}
 	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT record`); err != nil {
-		return false, fmt.Errorf("inbox: release savepoint: %w", err)
+		return false, "", fmt.Errorf("inbox: release savepoint: %w", err)
 	}
-	return wrote, herr
+	return wrote, outcome, herr
 }
 
 // process applies one record: skipped if its eventType header names a
@@ -256,11 +306,11 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // record that is not a valid envelope of a known type and version (or
 // whose header disagrees with its envelope) is a permanent error, whatever
 // its header says. A panicking handler is an error.
-func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, err error) {
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
 	typ := event.Type(m.Header(bus.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	if _, known := event.Lookup(typ); known && !ok {
-		return false, nil // another group's event
+		return false, obs.OutcomeIgnored, nil // another group's event
 	}
 	// Handled here, or no known type at all: a record nobody can route
 	// must not pass unnoticed, so it is decoded and fails below.
@@ -270,7 +320,7 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 		typ = e.EventType
 		if h, ok = c.Handlers[typ]; !ok {
 			if _, known := event.Lookup(typ); known {
-				return false, nil
+				return false, obs.OutcomeIgnored, nil
 			}
 		}
 	}
@@ -282,31 +332,61 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 		p, err = e.Payload()
 	}
 	if err != nil {
-		return false, Permanent(err)
+		return false, "", Permanent(err)
 	}
 	res, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, event_type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
 		e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
 	if err != nil {
-		return false, fmt.Errorf("inbox: record %s: %w", e.EventID, err)
+		return false, "", fmt.Errorf("inbox: record %s: %w", e.EventID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil // processed before: a redelivery or replay
+		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
 	}
+	hctx := bus.ContextWithTrace(ctx, m)
+	var span trace.Span
+	if c.Tracing.On() {
+		hctx, span = c.Tracing.Tracer().Start(hctx, string(e.EventType)+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "eventmart"),
+				attribute.String("messaging.operation.type", "process"),
+				attribute.String("messaging.destination.name", m.Topic),
+				attribute.String("messaging.consumer.group.name", c.Group),
+				attribute.Int("messaging.destination.partition.id", int(m.Partition)),
+				attribute.Int64("messaging.kafka.offset", m.Offset),
+				attribute.String("messaging.message.id", e.EventID),
+				attribute.String("eventmart.event_type", string(e.EventType)),
+				attribute.String("eventmart.correlation_id", e.CorrelationID),
+				attribute.String("eventmart.causation_id", e.CausationID),
+				attribute.String("eventmart.service", c.Group),
+			))
+	}
+	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			wrote, err = false, &HandlerError{Envelope: e, Err: fmt.Errorf("panic: %v", r)}
+			wrote, err = false, &HandlerError{Envelope: e, Err: fmt.Errorf("panic: %v", r), ctx: hctx}
+		}
+		if ev := c.metricsOf(m); ev != nil {
+			ev.Duration.Observe(time.Since(start).Seconds())
+		}
+		if span != nil {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "handler failed")
+			}
+			span.End()
 		}
 	}()
-	if err := h(bus.ContextWithTrace(ctx, m), tx, e, p); err != nil {
-		return false, &HandlerError{Envelope: e, Err: err}
+	if err := h(hctx, tx, e, p); err != nil {
+		return false, "", &HandlerError{Envelope: e, Err: err, ctx: hctx}
 	}
-	return true, nil
+	return true, obs.OutcomeProcessed, nil
 }
 
 // HandlerError says which event's handler failed.
 type HandlerError struct {
 	Envelope *event.Envelope
 	Err      error
+	ctx      context.Context // the handler's: its trace context, for the log
 }
 
 func (e *HandlerError) Error() string {

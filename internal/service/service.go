@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
@@ -35,6 +37,9 @@ type Deps struct {
 	BaseURL func(service string) string
 	// Settings reads a setting (EVENTMART_* variables); "" when unset.
 	Settings func(name string) string
+	// Metrics is where a service registers its own metrics (exported at
+	// GET /metrics with the platform's); nil in tests that do not care.
+	Metrics prometheus.Registerer
 }
 
 // Def describes a service to the runtime.

@@ -276,6 +276,23 @@ type Tx struct {
 	db         *DB
 	tx         *sql.Tx
 	unprepared []string // queries to prepare after the transaction
+	onCommit   []func() // run after a successful commit
+}
+
+// OnCommit registers fn to run after the transaction commits, in the order
+// registered; never if it rolls back (for metrics of what really happened).
+func (tx *Tx) OnCommit(fn func()) { tx.onCommit = append(tx.onCommit, fn) }
+
+// CommitHooks returns how many OnCommit functions are registered, for
+// DropCommitHooks after a rollback to a savepoint.
+func (tx *Tx) CommitHooks() int { return len(tx.onCommit) }
+
+// DropCommitHooks forgets the OnCommit functions registered after the
+// first n: the work they belonged to was rolled back to a savepoint.
+func (tx *Tx) DropCommitHooks(n int) {
+	if n < len(tx.onCommit) {
+		tx.onCommit = tx.onCommit[:n]
+	}
 }
 
 // InTx runs fn in a write transaction and commits it if fn returns nil;
@@ -313,6 +330,9 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	for _, f := range t.onCommit {
+		f()
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func TestDistributed(t *testing.T) {
 	}
 	u.Path = "/e2e" + time.Now().Format("150405")
 	dir := t.TempDir()
-	s := startDistributed(t, brokers[0], u.String(), dir)
+	s := startDistributed(t, brokers[0], u.String(), dir, startOTLP(t)...)
 	defer s.stopAll()
 	sh := newShop(s)
 	runScenarios(t, sh)

@@ -244,8 +244,8 @@ func startEmbedded(t *testing.T, dataDir string) *system {
 var serviceNames = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
 
 // startDistributed runs every service as its own process, plus the
-// gateway, on Kafka and PostgreSQL.
-func startDistributed(t *testing.T, kafka, pgURL, dataDir string) *system {
+// gateway, on Kafka and PostgreSQL, with extra environment variables.
+func startDistributed(t *testing.T, kafka, pgURL, dataDir string, extra ...string) *system {
 	addrs := map[string]string{}
 	var urls []string
 	for _, name := range serviceNames {
@@ -254,6 +254,7 @@ func startDistributed(t *testing.T, kafka, pgURL, dataDir string) *system {
 	}
 	common := []string{"EVENTMART_BUS=kafka://" + kafka, "EVENTMART_DB=" + pgURL, "EVENTMART_DATA=" + dataDir,
 		"EVENTMART_SERVICE_URLS=" + strings.Join(urls, ",")}
+	common = append(common, extra...)
 	s := &system{t: t, procs: map[string]*proc{}, mode: "distributed"}
 	for _, name := range append(serviceNames, "gateway") {
 		addr := addrs[name]
