@@ -10,13 +10,14 @@ import (
 
 // Error codes.
 const (
-	EINVALID      = "invalid"      // bad input: 400/422
-	EUNAUTHORIZED = "unauthorized" // no or bad credentials: 401
-	EFORBIDDEN    = "forbidden"    // authenticated but not allowed: 403
-	ENOTFOUND     = "not_found"    // 404
-	ECONFLICT     = "conflict"     // state does not allow it: 409
-	EUNAVAILABLE  = "unavailable"  // a dependency is down: 503
-	EINTERNAL     = "internal"     // a bug or an unexpected failure: 500
+	EINVALID      = "invalid"            // bad input: 400/422
+	EUNAUTHORIZED = "unauthorized"       // no or bad credentials: 401
+	EFORBIDDEN    = "forbidden"          // authenticated but not allowed: 403
+	ENOTFOUND     = "not_found"          // 404
+	EMETHOD       = "method_not_allowed" // the resource does not take this method: 405
+	ECONFLICT     = "conflict"           // state does not allow it: 409
+	EUNAVAILABLE  = "unavailable"        // a dependency is down: 503
+	EINTERNAL     = "internal"           // a bug or an unexpected failure: 500
 )
 
 // Error is an application error with a code and a message meant for the

@@ -145,13 +145,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		all = append(all, started{def, svc, db, relay, log})
 	}
 	a.adminRoutes(mux)
-	mux.HandleFunc("/", httpx.NotFound)
 	// The local services' routes, behind token authentication and the
 	// recording of security events. The gateway hands them the requests
 	// for local services; it proxies the others to their processes, which
 	// authenticate and record in turn.
 	authenticate := func(h http.Handler) http.Handler { return cfg.Tokens.Authenticate(httpx.Error, h) }
-	routed := obs.Routed(mux) // names requests by route pattern for metrics and spans
+	routed := obs.Routed(httpx.Unmatched(mux)) // names requests by route pattern for metrics and spans
 	services := newSecurityAuditor(relays).wrap(authenticate, routed)
 	a.local = httpx.Middleware(cfg.Log, "gateway", services)
 	root := http.NewServeMux()

@@ -96,6 +96,7 @@ var statusOf = map[string]int{
 	eventmart.EUNAUTHORIZED: http.StatusUnauthorized,
 	eventmart.EFORBIDDEN:    http.StatusForbidden,
 	eventmart.ENOTFOUND:     http.StatusNotFound,
+	eventmart.EMETHOD:       http.StatusMethodNotAllowed,
 	eventmart.ECONFLICT:     http.StatusConflict,
 	eventmart.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	eventmart.EINTERNAL:     http.StatusInternalServerError,
@@ -268,3 +269,38 @@ func intParam(s string, def, min, max int) (int, error) {
 	}
 	return n, nil
 }
+
+// Unmatched serves mux, answering the requests no route of it matches
+// with the JSON error body instead of ServeMux's plain text: 404 for an
+// unknown path, 405 with the Allow header for a known path asked with a
+// method it does not take. Redirects to a canonical path pass through.
+func Unmatched(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &headerOnly{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusNotFound:
+			NotFound(w, r)
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			Error(w, r, eventmart.Errorf(eventmart.EMETHOD, "%s does not take %s (allowed: %s)", r.URL.Path, r.Method, probe.header.Get("Allow")))
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// headerOnly records a response's status and headers and drops its body.
+type headerOnly struct {
+	header http.Header
+	status int
+}
+
+func (w *headerOnly) Header() http.Header         { return w.header }
+func (w *headerOnly) WriteHeader(code int)        { w.status = code }
+func (w *headerOnly) Write(b []byte) (int, error) { return len(b), nil }

@@ -24,8 +24,10 @@ type route struct{ pattern string }
 
 // Routed wraps mux so that the pattern it matched (r.Pattern, e.g. "GET
 // /api/v1/orders/{id}") names the request in Middleware's metrics and span.
-// With nested muxes the innermost match wins.
-func Routed(mux *http.ServeMux) http.Handler {
+// With nested muxes the innermost match wins. mux is a ServeMux, or a
+// handler serving r itself with one (httpx.Unmatched): the ServeMux sets
+// r.Pattern on the request it is given.
+func Routed(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r) // sets r.Pattern on r itself
 		SetRoute(r.Context(), r.Pattern)
