@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go test-browser check check-rules fuzz bench bench-embedded bench-kafka servers-up servers-down clean
+.PHONY: all build run test test-go test-browser check check-rules fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short clean
 
 all: build
 
@@ -20,6 +20,7 @@ run: build
 # Every test, against real servers that this target starts and stops.
 test:
 	deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory chaos-short
 
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a
@@ -89,6 +90,22 @@ servers-up:
 servers-down:
 	-deploy/scripts/kafka.sh stop
 	-deploy/scripts/postgres.sh stop
+
+# Eventmart scaled out on this machine: a 3-broker Kafka cluster, PostgreSQL,
+# two processes of every service and the gateway (deploy/scripts/cluster.sh).
+cluster:
+	deploy/scripts/cluster.sh start
+
+cluster-down:
+	deploy/scripts/cluster.sh stop
+
+# Faults under load on a cluster of its own (free ports), then invariants:
+# chaos for three minutes, chaos-short (part of make test) for about one.
+chaos:
+	EVENTMART_CHAOS=full $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./test/chaos/
+
+chaos-short:
+	EVENTMART_CHAOS=short $(GO) test -count=1 -v -timeout 20m -run '^TestChaos$$' ./test/chaos/
 
 clean:
 	rm -rf bin

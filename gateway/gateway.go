@@ -77,12 +77,14 @@ func ServiceOf(path string) string {
 
 // Handler routes requests: a service in local is served by local (its
 // routes are on that handler); a service in remote is proxied to its base
-// URL; anything else is a JSON 404, or 503 for a known but unreachable
+// URL (spread over its instances when it has several, see Balancer);
+// anything else is a JSON 404, or 503 for a known but unreachable
 // service.
-func Handler(local http.Handler, localServices map[string]bool, remote map[string]*url.URL) http.Handler {
+func Handler(local http.Handler, localServices map[string]bool, remote map[string][]*url.URL) http.Handler {
 	proxies := map[string]*httputil.ReverseProxy{}
-	for name, u := range remote {
-		p := httputil.NewSingleHostReverseProxy(u)
+	for name, urls := range remote {
+		p := httputil.NewSingleHostReverseProxy(urls[0])
+		p.Transport = NewBalancer(urls, nil)
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			httpx.Logger(r.Context()).WarnContext(r.Context(), "upstream unreachable", "upstream", name, "error", err)
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is unavailable", name))

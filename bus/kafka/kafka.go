@@ -36,6 +36,8 @@ type config struct {
 	replicationFactor int16
 	minISR            int
 	clientID          string
+	instanceID        string
+	sessionTimeout    time.Duration
 	logger            *slog.Logger
 	clientLogs        bool
 	clientOpts        []kgo.Opt
@@ -55,6 +57,22 @@ func MinInsyncReplicas(n int) Option { return func(c *config) { c.minISR = n } }
 // ClientID sets the client id the bus's Kafka clients send to brokers (for
 // quotas and broker logs); default "eventmart".
 func ClientID(id string) Option { return func(c *config) { c.clientID = id } }
+
+// InstanceID makes every consumer-group member this bus creates a static
+// member with this group instance id (Kafka's group.instance.id, KIP-345):
+// a member that restarts with the same id within the session timeout gets
+// its partitions back without a rebalance of the group. Each process of a
+// group needs its own id ("order-1", "order-2"); two live members with the
+// same id fence each other. A static member does not leave its group when it
+// stops: its partitions wait for it until the session timeout
+// (SessionTimeout) expires. Empty (the default) means dynamic membership.
+func InstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
+
+// SessionTimeout sets how long the group coordinator waits for a silent
+// member (one that crashed, or a static member that stopped) before it
+// hands the member's partitions to the others; 0 keeps franz-go's default
+// of 45s. The broker bounds it (group.min/max.session.timeout.ms).
+func SessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
 
 // Logger sets where the driver logs: its own warnings (handler failures,
 // failed commits, fetch errors) and franz-go's client log. By default the

@@ -114,7 +114,14 @@ func (b *Bus) Subscribe(ctx context.Context, group string, topics []string, h bu
 	if cfg.Start == bus.Latest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(slices.Concat(b.base, []kgo.Opt{
+	groupOpts := []kgo.Opt{}
+	if b.cfg.instanceID != "" {
+		groupOpts = append(groupOpts, kgo.InstanceID(b.cfg.instanceID))
+	}
+	if b.cfg.sessionTimeout > 0 {
+		groupOpts = append(groupOpts, kgo.SessionTimeout(b.cfg.sessionTimeout))
+	}
+	cl, err := kgo.NewClient(slices.Concat(b.base, groupOpts, []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(reset),

@@ -13,7 +13,7 @@
 #   psql      run psql against the cluster
 #
 # Environment (defaults):
-#   PG_PORT=15432  PG_MAJOR=<highest installed>
+#   PG_PORT=15432  PG_MAJOR=<highest installed>  PG_MAX_CONNECTIONS=300
 #   EVENTMART_RUN=<repo>/.run   cluster in $EVENTMART_RUN/postgres-<port>; falls back to
 #                               /tmp/eventmart-<port> when the postgres OS user cannot reach it
 #   PG_START_TIMEOUT=60 PG_STOP_TIMEOUT=30 (seconds)
@@ -108,7 +108,7 @@ unix_socket_directories = '$DATA'
 # Test tuning. Durability settings stay at their defaults (fsync, full_page_writes,
 # synchronous_commit all on): tests see the same commit behaviour as production.
 fsync = on
-max_connections = 300
+max_connections = ${PG_MAX_CONNECTIONS:-300}
 shared_buffers = 256MB
 work_mem = 8MB
 maintenance_work_mem = 128MB

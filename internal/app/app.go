@@ -25,6 +25,7 @@ import (
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/lease"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -38,8 +39,9 @@ type Config struct {
 	DB       string // "" for SQLite, or a postgres:// URL (one database per service)
 	Services []service.Def
 	// Remote are the base URLs of services not run here, for the gateway
-	// and for synchronous calls.
-	Remote   map[string]*url.URL
+	// and for synchronous calls: one per instance of the service, requests
+	// spread over them (gateway.Balancer).
+	Remote   map[string][]*url.URL
 	Tokens   *auth.Tokens
 	Log      *slog.Logger
 	Settings func(string) string
@@ -67,6 +69,8 @@ type App struct {
 	dbByName  map[string]*sqldb.DB
 	console   *console.Console
 	metrics   *obs.Metrics
+	// remoteClients call the services in cfg.Remote.
+	remoteClients map[string]*http.Client
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -95,8 +99,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics}
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{}}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
+	for svc, urls := range cfg.Remote {
+		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
+	}
 	mux := http.NewServeMux()
 	localNames := map[string]bool{}
 	for _, def := range cfg.Services {
@@ -176,10 +183,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(root)))
 
 	for _, s := range all {
-		a.goRun(s.log, "outbox relay", func() error { return s.relay.Run(runCtx) })
-		a.goRun(s.log, "background work", func() error { return s.svc.Run(runCtx) })
+		// Every instance of a service consumes (its consumer group shares
+		// the partitions out) and serves HTTP; the work that must not run
+		// twice at once runs in the one instance holding the service's lease.
+		var c *inbox.Consumer
 		if hs := s.svc.Handlers(); len(hs) > 0 {
-			c := &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify,
+			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify,
 				Tracing: tracing}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.Depths})
@@ -188,15 +197,43 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				return nil, err
 			}
 			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
-			a.goRun(s.log, "delayed retries", func() error { return c.RunRetries(runCtx, time.Second) })
 			a.consumers[s.def.Name] = c
 		}
+		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}
+		a.goRun(s.log, "leased work", func() error {
+			return l.Run(runCtx, func(ctx context.Context) error {
+				jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
+				if c != nil {
+					jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, time.Second) })
+				}
+				return runAll(ctx, jobs...)
+			})
+		})
 	}
 	if err := cfg.Metrics.Registry.Register(probes); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// runAll runs jobs concurrently until all return; the first error cancels
+// the others' context and is returned.
+func runAll(ctx context.Context, jobs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(jobs))
+	for _, job := range jobs {
+		go func() { errs <- job(ctx) }()
+	}
+	var first error
+	for range jobs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }
 
 // goRun runs fn until the app stops; an error from it stops the app.
@@ -268,17 +305,18 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 const localBase = "http://in-process"
 
 func (a *App) baseURL(svc string) string {
-	if u, ok := a.cfg.Remote[svc]; ok {
-		return u.String()
+	if urls, ok := a.cfg.Remote[svc]; ok {
+		return urls[0].String()
 	}
 	return localBase
 }
 
 // client returns an HTTP client for synchronous calls to svc: straight into
-// the local handler when svc runs here, over the network otherwise.
+// the local handler when svc runs here, over the network otherwise, spread
+// over svc's instances.
 func (a *App) client(svc string) *http.Client {
-	if _, ok := a.cfg.Remote[svc]; ok {
-		return &http.Client{Transport: obs.Transport(http.DefaultTransport), Timeout: 5 * time.Second}
+	if c, ok := a.remoteClients[svc]; ok {
+		return c
 	}
 	return &http.Client{Transport: localTransport{a}, Timeout: 5 * time.Second}
 }

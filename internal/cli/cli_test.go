@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -79,5 +80,35 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if m, err := parseServiceURLs("order=http://127.0.0.1:1,user=http://h:2"); err != nil || len(m) != 2 {
 		t.Errorf("parseServiceURLs = %v, %v", m, err)
+	}
+	if m, err := parseServiceURLs("order=http://h:1|http://h:2,user=http://h:3"); err != nil || len(m["order"]) != 2 || m["order"][1].Host != "h:2" {
+		t.Errorf("parseServiceURLs with two order instances = %v, %v", m, err)
+	}
+	if _, err := parseServiceURLs("order=http://h:1|"); err == nil {
+		t.Error("empty instance URL accepted")
+	}
+}
+
+// Kafka settings from the environment are checked before anything opens.
+func TestKafkaSettings(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"EVENTMART_REPLICATION_FACTOR": "three"},
+		{"EVENTMART_REPLICATION_FACTOR": "0"},
+		{"EVENTMART_MIN_INSYNC_REPLICAS": "-1"},
+		{"EVENTMART_SESSION_TIMEOUT": "soon"},
+		{"EVENTMART_BUS": "kafka://127.0.0.1:1", "EVENTMART_REPLICATION_FACTOR": "1", "EVENTMART_MIN_INSYNC_REPLICAS": "2"},
+	} {
+		if _, err := runCLI(t, env, "topics"); !errors.As(err, new(usageError)) {
+			t.Errorf("%v: err = %v, want a usage error", env, err)
+		}
+	}
+	var cfg Config
+	if _, err := parseFlags(&Env{Getenv: func(k string) string {
+		return map[string]string{"EVENTMART_REPLICATION_FACTOR": "3", "EVENTMART_INSTANCE_ID": "order-1"}[k]
+	}, Stderr: io.Discard}, "serve", []string{"--min-insync-replicas", "2", "order"}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 || cfg.InstanceID != "order-1" {
+		t.Errorf("config %+v", cfg)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"sync"
 
 	"github.com/eventmart/eventmart/internal/loadgen"
 )
@@ -22,6 +24,7 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&cfg.Customers, "customers", 0, "customers to register (default: min(concurrency, 50))")
 	fs.IntVar(&cfg.Products, "products", 20, "products to seed")
 	fs.StringVar(&cfg.AdminEmail, "admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
+	acceptedOut := fs.String("accepted-out", "", "write the id of every order accepted with 202 to this file, one per line")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return err
@@ -30,6 +33,19 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}
+	}
+	if *acceptedOut != "" {
+		f, err := os.Create(*acceptedOut)
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		defer f.Close()
+		var mu sync.Mutex
+		cfg.OnAccepted = func(id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(f, id) // unbuffered: a reader sees each id at once
+		}
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if res != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
@@ -104,8 +105,8 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 			env.Log.Warn("flushing traces failed", "error", err)
 		}
 	}()
-	if _, err := b.EnsureTopics(ctx, adrTopics()); err != nil {
-		return fmt.Errorf("serve: topics: %w", err)
+	if err := ensureTopics(ctx, env, b); err != nil {
+		return err
 	}
 	a, err := app.Start(ctx, app.Config{
 		Bus: b, DataDir: cfg.Data, DB: cfg.DB, Services: defs, Remote: remote,
@@ -158,6 +159,27 @@ func processName(services []string) string {
 	return "eventmart-" + strings.Join(services, "+")
 }
 
+// ensureTopics creates or checks ADR-0006's topics. On a cluster whose
+// topics were just created, a broker may not know them yet for a moment
+// (metadata spreads asynchronously), so failures are retried for up to 30s.
+func ensureTopics(ctx context.Context, env *Env, b bus.Bus) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := b.EnsureTopics(ctx, adrTopics())
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("serve: topics: %w", err)
+		}
+		env.Log.Warn("topics not ready; retrying", "error", err, "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
 // loadTokens uses EVENTMART_JWT_SECRET, or a secret kept in the data
 // directory (created on first run), shared by processes using that directory.
 func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
@@ -179,22 +201,26 @@ func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
 	return auth.NewTokens(secret, ttl)
 }
 
-// parseServiceURLs parses "user=http://host:port,catalog=http://…".
-func parseServiceURLs(s string) (map[string]*url.URL, error) {
-	out := map[string]*url.URL{}
+// parseServiceURLs parses "user=http://host:port,catalog=http://…", where a
+// service with several instances has their URLs joined by "|":
+// "order=http://h:8105|http://h:8115".
+func parseServiceURLs(s string) (map[string][]*url.URL, error) {
+	out := map[string][]*url.URL{}
 	if s == "" {
 		return out, nil
 	}
 	for _, part := range strings.Split(s, ",") {
-		name, raw, ok := strings.Cut(strings.TrimSpace(part), "=")
+		name, raws, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || !slices.Contains(serviceNames(), name) {
 			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %q: want service=http://host:port with a service among %s", part, strings.Join(serviceNames(), ", "))
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %s: %q is not an http(s) URL", name, raw)
+		for _, raw := range strings.Split(raws, "|") {
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %s: %q is not an http(s) URL", name, raw)
+			}
+			out[name] = append(out[name], u)
 		}
-		out[name] = u
 	}
 	return out, nil
 }

@@ -32,14 +32,17 @@ type Config struct {
 	AdminEmail    string
 	AdminPassword string
 	Progress      io.Writer // progress bar; nil for none
+	// OnAccepted, if set, is called (from several goroutines) with the id
+	// of every order the API accepted with 202.
+	OnAccepted func(orderID string)
 }
 
 // Result is what a run measured.
 type Result struct {
-	Orders, Shipped, Cancelled, Failed int
-	Unexpected                         int // approved orders that did not ship, declined ones that did
-	Duration                           time.Duration
-	Latencies                          []time.Duration // POST to final status, sorted
+	Orders, Accepted, Shipped, Cancelled, Failed int
+	Unexpected                                   int // approved orders that did not ship, declined ones that did
+	Duration                                     time.Duration
+	Latencies                                    []time.Duration // POST to final status, sorted
 }
 
 // Throughput is finished orders per second.
@@ -57,8 +60,8 @@ func (r *Result) Percentile(p float64) time.Duration {
 }
 
 func (r *Result) String() string {
-	return fmt.Sprintf("orders %d: shipped %d, cancelled %d, failed %d, unexpected %d in %s\nthroughput %.1f orders/s\nlatency POST→final: p50 %s  p95 %s  p99 %s  max %s",
-		r.Orders, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
+	return fmt.Sprintf("orders %d: accepted %d, shipped %d, cancelled %d, failed %d, unexpected %d in %s\nthroughput %.1f orders/s\nlatency POST→final: p50 %s  p95 %s  p99 %s  max %s",
+		r.Orders, r.Accepted, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
 		r.Percentile(50).Round(time.Millisecond), r.Percentile(95).Round(time.Millisecond),
 		r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond))
 }
@@ -90,7 +93,7 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, w
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -150,8 +153,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			declined := rand.Float64() < cfg.DeclineRatio
-			status, lat, err := placeAndFollow(ctx, c, tokens[i%len(tokens)], products[rand.IntN(len(products))], declined)
+			status, lat, accepted, err := placeAndFollow(ctx, c, tokens[i%len(tokens)], products[rand.IntN(len(products))], declined, cfg.OnAccepted)
 			mu.Lock()
+			if accepted {
+				res.Accepted++
+			}
 			switch {
 			case err != nil:
 				res.Failed++
@@ -184,8 +190,11 @@ const (
 
 var address = map[string]string{"name": "Load Test", "line1": "1 Load Street", "city": "Benchville", "postalCode": "12345", "country": "DE"}
 
-// placeAndFollow places one order and polls it to its final status.
-func placeAndFollow(ctx context.Context, c *client, token, productID string, declined bool) (string, time.Duration, error) {
+// placeAndFollow places one order and polls it to its final status. It
+// reports whether the order was accepted (202). While following, answers
+// that say the service is briefly unavailable (5xx, a refused connection)
+// are retried, as a client would, until the order's 2-minute deadline.
+func placeAndFollow(ctx context.Context, c *client, token, productID string, declined bool, onAccepted func(string)) (string, time.Duration, bool, error) {
 	card := cardOK
 	if declined {
 		card = cardDeclined
@@ -196,27 +205,42 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 		"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address,
 	}, http.StatusAccepted, &o)
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
+	}
+	if onAccepted != nil {
+		onAccepted(o.ID)
 	}
 	wait := 5 * time.Millisecond
 	for {
-		if err := c.do(ctx, "GET", "/api/v1/orders/"+o.ID, token, nil, 200, &o); err != nil {
-			return "", 0, err
-		}
-		if o.Status == "SHIPPED" || o.Status == "CANCELLED" {
-			return o.Status, time.Since(start), nil
+		err := c.do(ctx, "GET", "/api/v1/orders/"+o.ID, token, nil, 200, &o)
+		var se *statusError
+		switch {
+		case err == nil && (o.Status == "SHIPPED" || o.Status == "CANCELLED"):
+			return o.Status, time.Since(start), true, nil
+		case err != nil && ctx.Err() != nil:
+			return "", 0, true, err
+		case err != nil && errors.As(err, &se) && se.code < 500:
+			return "", 0, true, err
 		}
 		if time.Since(start) > 2*time.Minute {
-			return "", 0, fmt.Errorf("order %s still %s after 2m", o.ID, o.Status)
+			return "", 0, true, fmt.Errorf("order %s still %s after 2m (last error: %v)", o.ID, o.Status, err)
 		}
 		select {
 		case <-time.After(wait): // polling the API, as a client without push would
 		case <-ctx.Done():
-			return "", 0, ctx.Err()
+			return "", 0, true, ctx.Err()
 		}
 		wait = min(wait*2, 50*time.Millisecond)
 	}
 }
+
+// statusError is an answer with an unexpected HTTP status.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
 
 // seed logs the admin in, creates products with ample stock and registers
 // customers, returning the customer tokens and product ids.

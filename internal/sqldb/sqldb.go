@@ -415,3 +415,14 @@ func IsUniqueViolation(err error) bool {
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// Conn takes one connection out of the write pool for the caller's sole
+// use, e.g. for a session-level lock (internal/lease). Close returns it to
+// the pool.
+func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
+	c, err := db.w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: %s: %w", db.Name, err)
+	}
+	return c, nil
+}

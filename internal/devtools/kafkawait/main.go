@@ -36,6 +36,7 @@ func main() {
 	interval := flag.Duration("interval", 200*time.Millisecond, "pause between attempts")
 	pid := flag.Int("pid", 0, "if > 0, fail fast when this process (the broker) exits")
 	quiet := flag.Bool("q", false, "print nothing on success")
+	minBrokers := flag.Int("min-brokers", 1, "wait until at least this many brokers are registered (a cluster)")
 	flag.Parse()
 
 	seeds := splitBrokers(*brokers)
@@ -58,7 +59,7 @@ func main() {
 			break
 		}
 		per := min(remaining, 5*time.Second)
-		summary, err := probe(seeds, per)
+		summary, err := probe(seeds, per, *minBrokers)
 		if err == nil {
 			if !*quiet {
 				fmt.Printf("kafkawait: %s ready after %s (%d attempts): %s\n",
@@ -85,7 +86,7 @@ func splitBrokers(s string) []string {
 
 // probe makes one attempt with a fresh client, so that no client-side backoff or
 // cached broker state carries over between attempts.
-func probe(seeds []string, within time.Duration) (string, error) {
+func probe(seeds []string, within time.Duration, minBrokers int) (string, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("eventmart-kafkawait"),
@@ -114,6 +115,9 @@ func probe(seeds []string, within time.Duration) (string, error) {
 	}
 	if len(resp.Brokers) == 0 {
 		return "", errors.New("metadata: no brokers registered yet")
+	}
+	if len(resp.Brokers) < minBrokers {
+		return "", fmt.Errorf("metadata: %d of %d brokers registered", len(resp.Brokers), minBrokers)
 	}
 	if resp.ControllerID < 0 {
 		return "", errors.New("metadata: no controller yet")
