@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,7 +81,9 @@ func NewID() string {
 //
 // An origin without a correlation id starts a new flow: the event's own id
 // becomes its correlationId and causationId. New fails if p's type is not in
-// the catalog or p does not marshal.
+// the catalog, p does not marshal, or its JSON does not match the schema of
+// its type and version (a *SchemaError): producers never publish a payload
+// consumers would reject.
 func New(source string, o Origin, p Payload) (*Envelope, error) {
 	spec, ok := Lookup(p.EventType())
 	if !ok {
@@ -89,6 +92,9 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("event: marshal %s: %w", p.EventType(), err)
+	}
+	if err := ValidatePayload(spec.Type, spec.Version, data); err != nil {
+		return nil, err
 	}
 	e := &Envelope{
 		Partition:     -1,
@@ -221,22 +227,50 @@ func Decode(b []byte) (*Envelope, error) {
 	return e, nil
 }
 
-// Payload decodes e's data into the payload type the catalog registers for
-// e's eventType and eventVersion. Errors wrap ErrUnknownType,
-// ErrUnsupportedVersion or ErrInvalidPayload.
+// Payload validates e's data against the schema of e's eventType at e's
+// eventVersion, decodes it into that version's payload type and, for a
+// prior version, upcasts it step by step to the catalog's current version:
+// handlers always receive the current version. Errors wrap ErrUnknownType,
+// ErrUnsupportedVersion or ErrInvalidPayload (a *SchemaError says which
+// fields are wrong).
 func (e *Envelope) Payload() (Payload, error) {
 	spec, ok := Lookup(e.EventType)
 	if !ok {
 		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
 	}
-	if e.EventVersion != spec.Version {
-		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, spec.Version)
+	p := spec.NewAt(e.EventVersion)
+	if p == nil {
+		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, strings.Join(spec.Versions(), ", "))
 	}
-	p := spec.New()
+	if err := ValidatePayload(e.EventType, e.EventVersion, e.Data); err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal(e.Data, p); err != nil {
 		return nil, fmt.Errorf("event: %w: %s: %s", ErrInvalidPayload, e.EventType, jsonReason(err))
 	}
-	return p, nil
+	for _, prior := range spec.Prior[priorIndex(spec, e.EventVersion):] {
+		next, err := prior.Upcast(e, p)
+		if err != nil {
+			return nil, fmt.Errorf("event: %w: upcast %s %s: %v", ErrInvalidPayload, e.EventType, prior.Version, err)
+		}
+		p = next
+	}
+	cur, ok := p.(Payload)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast %s %s gave %T, not a payload", e.EventType, e.EventVersion, p)
+	}
+	return cur, nil
+}
+
+// priorIndex is the index of version v in spec.Prior, or len(spec.Prior)
+// for the current version.
+func priorIndex(spec Spec, v string) int {
+	for i, p := range spec.Prior {
+		if p.Version == v {
+			return i
+		}
+	}
+	return len(spec.Prior)
 }
 
 // Marshal returns e's JSON form.
