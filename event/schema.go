@@ -16,10 +16,12 @@ import (
 
 // The JSON Schema (draft-07) of every event type at every version the
 // catalog accepts, one file each: schemas/<EventType>.<version>.json. They
-// are generated from the payload types (`eventmart schema gen`, or
-// `go generate ./event`); a test fails when they drift apart.
+// are generated from the payload types (`go generate ./event`, or
+// `eventmart schema gen`); a test fails when they drift apart. The second
+// run writes docs/asyncapi.json from the schemas the first one wrote.
 //
-//go:generate go run ../cmd/eventmart schema gen --dir schemas
+//go:generate go run ./internal/gen -dir schemas
+//go:generate go run ./internal/gen -dir schemas -asyncapi ../docs/asyncapi.json
 //go:embed schemas/*.json
 var schemaFiles embed.FS
 

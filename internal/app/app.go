@@ -17,12 +17,14 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event/asyncapi"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/registry"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -40,6 +42,10 @@ type Config struct {
 	Log      *slog.Logger
 	Settings func(string) string
 	Now      func() time.Time // default time.Now
+	// RegistryDir, if set, holds the built-in schema registry, served at
+	// /registry (the Confluent-compatible API; reads public, writes admins
+	// only).
+	RegistryDir string
 }
 
 // App is a running set of services.
@@ -144,6 +150,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
 	root.Handle("GET /console/{file...}", console.Assets())
+	root.HandleFunc("GET /api/v1/asyncapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(asyncapi.Document())
+	})
+	if cfg.RegistryDir != "" {
+		st, err := registry.OpenStore(cfg.RegistryDir)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		root.Handle("/registry/", authenticate(http.StripPrefix("/registry", registry.Handler(st, adminWrites))))
+	}
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID.
 	a.handler = httpx.Middleware(cfg.Log, "gateway", root)
@@ -163,6 +181,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// adminWrites lets only admins change the built-in schema registry; the
+// refusal is a registry error (401 without a token, 403 for others).
+func adminWrites(r *http.Request) error {
+	if _, err := auth.RequireAdmin(r.Context()); err != nil {
+		status := http.StatusForbidden
+		if eventmart.ErrorCode(err) == eventmart.EUNAUTHORIZED {
+			status = http.StatusUnauthorized
+		}
+		return &registry.Error{Status: status, Code: status, Msg: eventmart.ErrorMessage(err)}
+	}
+	return nil
 }
 
 // goRun runs fn until the app stops; an error from it stops the app.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -282,6 +283,7 @@ func (s *Store) Lookup(subject, schema, typ string) (Version, error) {
 type IncompatibleError struct {
 	Subject    string
 	Violations []Violation
+	Registry   string // a remote registry's own message, if the refusal came from one
 }
 
 func (e *IncompatibleError) Error() string {
@@ -289,7 +291,11 @@ func (e *IncompatibleError) Error() string {
 	for i, v := range e.Violations {
 		msgs[i] = v.String()
 	}
-	return fmt.Sprintf("Schema being registered is incompatible with an earlier schema for subject %q: %v", e.Subject, msgs)
+	s := fmt.Sprintf("Schema being registered is incompatible with an earlier schema for subject %q: %s", e.Subject, strings.Join(msgs, "; "))
+	if e.Registry != "" {
+		s += " (registry: " + e.Registry + ")"
+	}
+	return s
 }
 
 // Register adds schema to subject as a new version, unless an identical
