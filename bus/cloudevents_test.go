@@ -90,7 +90,6 @@ func (r kafkaRecord) GetExtension(name string) any {
 	return nil
 }
 
-
 func TestRecordReadsAsACloudEvent(t *testing.T) {
 	e, err := event.New("order-service", event.FromRequest("corr-7", event.Metadata{UserID: "u1"}),
 		&event.OrderCreated{OrderID: "o-7", Customer: event.Customer{UserID: "u1"}, Currency: "EUR", PlacedAt: time.Now().UTC()})
