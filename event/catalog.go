@@ -45,6 +45,11 @@ type Prior struct {
 	// payload of this version carried by e. It must not fail on a payload
 	// that passed this version's schema.
 	Upcast func(e *Envelope, p any) (any, error)
+	// Downcast, if set, returns this version's payload for next, a payload
+	// of the next version: producers can keep emitting this version while
+	// consumers that know only it are still running (see
+	// Envelope.AtVersion).
+	Downcast func(next any) (any, error)
 }
 
 // Versions returns every version of the type consumers accept, oldest
@@ -135,7 +140,7 @@ func init() {
 	register(TopicOrder, "userId", false, func() Payload { return &CartUpdated{} })
 	register(TopicOrder, "userId", false, func() Payload { return &CartAbandoned{} })
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderCreated{} },
-		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1})
+		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1, Downcast: downcastOrderCreatedToV1})
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderConfirmed{} })
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderCancelled{} })
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderShipped{} })

@@ -262,6 +262,48 @@ func (e *Envelope) Payload() (Payload, error) {
 	return cur, nil
 }
 
+// AtVersion returns a copy of e, an envelope of its type's current version,
+// carrying its payload at the prior version v: the payload is downcast
+// step by step and must match v's schema. It lets producers keep emitting
+// v while consumers that know only v are still running. e itself is
+// returned when it is already at v.
+func (e *Envelope) AtVersion(v string) (*Envelope, error) {
+	if e.EventVersion == v {
+		return e, nil
+	}
+	spec, ok := Lookup(e.EventType)
+	if !ok {
+		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
+	}
+	target := priorIndex(spec, v)
+	if e.EventVersion != spec.Version || target == len(spec.Prior) {
+		return nil, fmt.Errorf("event: %w: cannot turn %s %s into %q (from the current version %s to one of its prior versions only)", ErrUnsupportedVersion, e.EventType, e.EventVersion, v, spec.Version)
+	}
+	p, err := e.Payload()
+	if err != nil {
+		return nil, err
+	}
+	var cur any = p
+	for i := len(spec.Prior) - 1; i >= target; i-- {
+		if spec.Prior[i].Downcast == nil {
+			return nil, fmt.Errorf("event: %w: %s has no downcast to %s", ErrUnsupportedVersion, e.EventType, spec.Prior[i].Version)
+		}
+		if cur, err = spec.Prior[i].Downcast(cur); err != nil {
+			return nil, err
+		}
+	}
+	data, err := json.Marshal(cur)
+	if err != nil {
+		return nil, fmt.Errorf("event: marshal %s %s: %w", e.EventType, v, err)
+	}
+	if err := ValidatePayload(e.EventType, v, data); err != nil {
+		return nil, err
+	}
+	out := *e
+	out.EventVersion, out.Data = v, data
+	return &out, nil
+}
+
 // priorIndex is the index of version v in spec.Prior, or len(spec.Prior)
 // for the current version.
 func priorIndex(spec Spec, v string) int {

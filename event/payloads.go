@@ -219,6 +219,18 @@ type OrderCreatedV1 struct {
 	FromCart        bool          `json:"fromCart"`
 }
 
+// downcastOrderCreatedToV1 drops v2's PlacedAt.
+func downcastOrderCreatedToV1(p any) (any, error) {
+	v2, ok := p.(*OrderCreated)
+	if !ok {
+		return nil, fmt.Errorf("event: downcast OrderCreated to v1: got %T", p)
+	}
+	return &OrderCreatedV1{
+		OrderID: v2.OrderID, Customer: v2.Customer, Lines: v2.Lines, TotalCents: v2.TotalCents,
+		Currency: v2.Currency, Payment: v2.Payment, ShippingAddress: v2.ShippingAddress, FromCart: v2.FromCart,
+	}, nil
+}
+
 // upcastOrderCreatedV1 turns a v1 OrderCreated into v2: a v1 order was
 // placed when its event was emitted, so PlacedAt is the envelope's timestamp.
 func upcastOrderCreatedV1(e *Envelope, p any) (any, error) {

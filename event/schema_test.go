@@ -97,3 +97,31 @@ func TestOrderCreatedV1IsUpcast(t *testing.T) {
 		t.Errorf("v3: %v", err)
 	}
 }
+
+func TestAtVersionDowncastsForOldConsumers(t *testing.T) {
+	placed := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	e, err := event.New("order-service", event.Origin{}, &event.OrderCreated{OrderID: "o1", Currency: "EUR", PlacedAt: placed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := e.AtVersion("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.EventVersion != "v1" || v1.EventID != e.EventID || strings.Contains(string(v1.Data), "placedAt") || e.EventVersion != "v2" {
+		t.Errorf("AtVersion(v1) = %+v (original %+v)", v1, e)
+	}
+	if err := event.ValidatePayload("OrderCreated", "v1", v1.Data); err != nil {
+		t.Errorf("downcast payload is not v1: %v", err)
+	}
+	if same, err := e.AtVersion("v2"); err != nil || same != e {
+		t.Errorf("AtVersion(current) = %v, %v", same, err)
+	}
+	if _, err := e.AtVersion("v3"); !errors.Is(err, event.ErrUnsupportedVersion) {
+		t.Errorf("AtVersion(v3) = %v", err)
+	}
+	other, _ := event.New("s", event.Origin{}, &event.ProductDiscontinued{ProductID: "p"})
+	if _, err := other.AtVersion("v0"); !errors.Is(err, event.ErrUnsupportedVersion) {
+		t.Errorf("ProductDiscontinued v0: %v", err)
+	}
+}

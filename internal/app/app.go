@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/asyncapi"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
@@ -78,6 +79,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Settings == nil {
 		cfg.Settings = func(string) string { return "" }
 	}
+	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
+		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
@@ -114,6 +118,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
 		relay := outbox.NewRelay(db, cfg.Bus, log)
+		relay.Pin = func() map[event.Type]string {
+			pins, _ := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")) // checked at start; a later bad value pins nothing
+			return pins
+		}
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
 			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings,
