@@ -168,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.Close()
 			return nil, fmt.Errorf("app: %w", err)
 		}
+		registerCatalog(st, cfg.Log)
 		root.Handle("/registry/", authenticate(http.StripPrefix("/registry", registry.Handler(st, adminWrites))))
 	}
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
@@ -189,6 +190,23 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// registerCatalog registers the catalog's schemas in the built-in
+// registry, so it holds what this binary produces and accepts. A schema
+// the registry refuses is logged with the reasons (eventmart schema check
+// says the same); it does not stop the start.
+func registerCatalog(st *registry.Store, log *slog.Logger) {
+	entries, err := registry.Catalog()
+	if err != nil {
+		log.Error("schema registry: catalog", "error", err)
+		return
+	}
+	for _, e := range entries {
+		if _, err := st.Register(e.Subject, string(e.Schema), "JSON"); err != nil {
+			log.Error("schema registry: the catalog's schema is not registered", "subject", e.Subject, "error", err)
+		}
+	}
 }
 
 // adminWrites lets only admins change the built-in schema registry; the

@@ -137,6 +137,7 @@ func report(env *Env, findings []registry.Finding) error {
 	}
 	fmt.Fprintf(env.Stdout, "%d schema(s) checked: %d compatible, %d new, %d incompatible\n", len(findings), len(findings)-bad-fresh, fresh, bad)
 	if bad > 0 {
+		fmt.Fprintln(env.Stdout, "An incompatible change needs a new event version (a prior version with an upcaster in event/catalog.go), or a compatible form (e.g. an optional field: omitempty). See README, Schemas.")
 		return fmt.Errorf("schema check: %d incompatible schema change(s)", bad)
 	}
 	return nil

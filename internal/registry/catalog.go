@@ -230,30 +230,32 @@ func Register(ctx context.Context, cl *sr.Client, entries []Entry, mode Mode) ([
 }
 
 // GitSchemas returns the schema files of event/schemas at git revision rev
-// of the repository in dir, by file name.
+// of the repository in dir, by file name (none if rev has no such
+// directory yet).
 func GitSchemas(ctx context.Context, dir, rev string) (map[string][]byte, error) {
-	ls := exec.CommandContext(ctx, "git", "ls-tree", "--name-only", rev+":event/schemas")
+	verify := exec.CommandContext(ctx, "git", "rev-parse", "--verify", "--quiet", rev+"^{commit}")
+	verify.Dir = dir
+	if err := verify.Run(); err != nil {
+		return nil, fmt.Errorf("registry: %q is not a commit of the git repository in %s: %w", rev, dir, err)
+	}
+	ls := exec.CommandContext(ctx, "git", "ls-tree", "--full-tree", "--name-only", rev, "event/schemas/")
 	ls.Dir = dir
 	names, err := ls.Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "does not exist") {
-			return map[string][]byte{}, nil // no schemas at rev yet
-		}
-		return nil, fmt.Errorf("registry: git ls-tree %s:event/schemas: %w %s", rev, err, exitStderr(err))
+		return nil, fmt.Errorf("registry: git ls-tree %s event/schemas/: %w %s", rev, err, exitStderr(err))
 	}
 	out := map[string][]byte{}
 	for _, n := range strings.Fields(string(names)) {
 		if !strings.HasSuffix(n, ".json") {
 			continue
 		}
-		show := exec.CommandContext(ctx, "git", "show", rev+":event/schemas/"+n)
+		show := exec.CommandContext(ctx, "git", "show", rev+":"+n)
 		show.Dir = dir
 		b, err := show.Output()
 		if err != nil {
-			return nil, fmt.Errorf("registry: git show %s:event/schemas/%s: %w %s", rev, n, err, exitStderr(err))
+			return nil, fmt.Errorf("registry: git show %s:%s: %w %s", rev, n, err, exitStderr(err))
 		}
-		out[n] = b
+		out[strings.TrimPrefix(n, "event/schemas/")] = b
 	}
 	return out, nil
 }
