@@ -140,8 +140,12 @@ type diff struct {
 }
 
 func (d diff) violation(m Mode, dir string, version int) Violation {
+	msg := ruleText[d.rule]
+	if strings.HasPrefix(d.rule, "ENUM_TYPE") {
+		msg += fmt.Sprintf(" (%q)", d.member)
+	}
 	return Violation{Mode: m, Direction: dir, Version: version, Path: d.path, Field: fieldOf(d.path, d.member, d.rule),
-		Rule: d.rule, Message: ruleText[d.rule]}
+		Rule: d.rule, Message: msg}
 }
 
 // fieldOf turns a schema path into the payload field it constrains:
@@ -164,7 +168,7 @@ func fieldOf(path, member, rule string) string {
 			}
 		}
 	}
-	if member != "" && strings.HasPrefix(rule, "OBJECT_TYPE_REQUIRED") {
+	if member != "" && (strings.HasPrefix(rule, "OBJECT_TYPE_REQUIRED") || strings.HasPrefix(rule, "OBJECT_TYPE_PROPERTY_SCHEMAS")) {
 		parts = append(parts, member)
 	}
 	return strings.Join(parts, ".")
@@ -528,6 +532,7 @@ func (c *differ) object(path string, o, u map[string]any) {
 	op, _ := o["properties"].(map[string]any)
 	up, _ := u["properties"].(map[string]any)
 	var added, removed []any
+	var addedNames, removedNames []string
 	for _, name := range sortedKeys(op, up) {
 		os, inO := op[name]
 		us, inU := up[name]
@@ -540,36 +545,48 @@ func (c *differ) object(path string, o, u map[string]any) {
 			}
 			c.node(sub, on, un)
 		case inU:
-			added = append(added, us)
+			added, addedNames = append(added, us), append(addedNames, name)
 		default:
-			removed = append(removed, os)
+			removed, removedNames = append(removed, os), append(removedNames, name)
 		}
 	}
+	// One difference per property (Apicurio reports one for all of them;
+	// the verdict is the same), so the message names each field.
 	where := path + "/properties"
 	if len(added) > 0 {
+		var rule string
+		var ok bool
 		switch {
 		case !oPermits:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true
 		case oAdd == nil:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false
 		case !uPermits && allCompatible(added, oAdd, false):
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false
 		case uPermits && allCompatible(added, oAdd, true):
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true
 		default:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_CHANGED", false)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_CHANGED", false
+		}
+		for _, n := range addedNames {
+			c.addMember(where, n, rule, ok)
 		}
 	}
 	if len(removed) > 0 {
+		var rule string
+		var ok bool
 		switch {
 		case !uPermits:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED", false
 		case uAdd == nil:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_EXTENDED", true
 		case allCompatible(removed, uAdd, true):
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED_COMPATIBLE_WITH_ADDITIONAL_PROPERTIES", true)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_NARROWED_COMPATIBLE_WITH_ADDITIONAL_PROPERTIES", true
 		default:
-			c.add(where, "OBJECT_TYPE_PROPERTY_SCHEMAS_CHANGED", false)
+			rule, ok = "OBJECT_TYPE_PROPERTY_SCHEMAS_CHANGED", false
+		}
+		for _, n := range removedNames {
+			c.addMember(where, n, rule, ok)
 		}
 	}
 	for _, k := range []string{"patternProperties", "dependencies", "propertyNames", "if", "then", "else", "not", "$ref"} {
@@ -806,11 +823,14 @@ func (c *differ) combined(path string, o, u *node) {
 	// Match each original alternative with a compatible updated one, the
 	// most constrained first.
 	cands := make([][]int, len(o.subs))
+	found := make([][][]diff, len(o.subs)) // the incompatible differences of each pair
 	for i, os := range o.subs {
+		found[i] = make([][]diff, len(u.subs))
 		for j, us := range u.subs {
 			d := &differ{}
-			d.node("", os, us)
-			if len(incompatibleOf(d.diffs)) == 0 {
+			d.node(path, os, us)
+			found[i][j] = incompatibleOf(d.diffs)
+			if len(found[i][j]) == 0 {
 				cands[i] = append(cands[i], j)
 			}
 		}
@@ -835,9 +855,24 @@ func (c *differ) combined(path string, o, u *node) {
 				break
 			}
 		}
-		if !picked {
-			c.add(fmt.Sprintf("%s/%s/%d", path, o.criteria, best), "COMBINED_TYPE_SUBSCHEMA_NOT_COMPATIBLE", false)
+		if picked {
+			continue
 		}
+		// No counterpart. Say why against the alternative of the same
+		// kind (a type list's array against the new array), if there is
+		// one; the verdict is the same as Apicurio's, the reason precise.
+		var why []diff
+		for j, us := range u.subs {
+			if us.kind == o.subs[best].kind && len(found[best][j]) > 0 {
+				why = found[best][j]
+				break
+			}
+		}
+		if len(why) == 0 {
+			c.add(fmt.Sprintf("%s/%s/%d", path, o.criteria, best), "COMBINED_TYPE_SUBSCHEMA_NOT_COMPATIBLE", false)
+			continue
+		}
+		c.diffs = append(c.diffs, why...)
 	}
 }
 
