@@ -46,9 +46,6 @@ func build() ([]byte, error) {
 	channels := M{}
 	operations := M{}
 	for _, t := range event.Topics {
-		if t.Name == event.TopicAudit {
-			continue
-		}
 		chMsgs := M{}
 		var opMsgs []any
 		for _, s := range event.Catalog() {
