@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,16 @@ func TestBuiltInIsDurableAndShared(t *testing.T) {
 	}
 	if m, err := a.Config("s", true); err != nil || m != registry.Backward {
 		t.Errorf("default level %v %v", m, err)
+	}
+}
+
+func TestReadsDoNotWrite(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := registry.OpenStore(dir)
+	if subs, err := st.Subjects(); err != nil || len(subs) != 0 {
+		t.Fatalf("%v %v", subs, err)
+	}
+	if _, err := os.Stat(st.Path()); !os.IsNotExist(err) {
+		t.Errorf("a read created %s: %v", st.Path(), err)
 	}
 }

@@ -80,6 +80,10 @@ func (s *Store) update(fn func(st *state) error) error {
 	if st.Subjects == nil {
 		st.Subjects = map[string][]int{}
 	}
+	unchanged, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
 	if err := fn(st); err != nil {
 		return err
 	}
@@ -87,8 +91,8 @@ func (s *Store) update(fn func(st *state) error) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	if bytes.Equal(before, after) {
-		return nil
+	if bytes.Equal(unchanged, after) {
+		return nil // a read: nothing to write
 	}
 	tmp := s.path + ".tmp"
 	if err := os.WriteFile(tmp, after, 0o644); err != nil {
