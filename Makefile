@@ -1,13 +1,13 @@
 # Eventmart. `make run` runs the product on the embedded default;
-# `make test` runs every test, starting real Kafka and PostgreSQL if the
-# EVENTMART_TEST_* variables do not already point at running ones.
+# `make test` runs every test, starting real Kafka, PostgreSQL and Apicurio
+# Registry if the EVENTMART_TEST_* variables do not already point at running ones.
 
 GO      ?= go
 BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go test-browser check check-rules fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short clean
+.PHONY: all build run test test-go test-browser check check-rules schema-check fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short clean
 
 all: build
 
@@ -47,7 +47,7 @@ test-browser: build
 	cd test/browser && npm ci --no-audit --no-fund --loglevel=error && \
 		EVENTMART_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node console.test.mjs
 
-check:
+check: schema-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
@@ -64,6 +64,14 @@ check-rules:
 	else \
 		echo "check-rules: promtool not found, skipping the alert rule checks (apt-get install prometheus)"; \
 	fi
+
+# The event schemas must stay compatible with those at SCHEMA_BASE: by
+# default the branch's fork point from main (HEAD itself on main, or where
+# there is no main), so uncommitted and branch changes are both checked.
+# With a registry: eventmart schema check --registry URL.
+SCHEMA_BASE ?= $(shell git rev-parse -q --verify main >/dev/null 2>&1 && git merge-base HEAD main 2>/dev/null || echo HEAD)
+schema-check:
+	$(GO) run ./cmd/eventmart schema check --against git:$(SCHEMA_BASE)
 
 # Fuzz the decoders of untrusted input for a while each (corpus in testdata/fuzz):
 # the envelope, the JSON body decoder, and every API operation that takes a body.
@@ -86,10 +94,12 @@ bench-kafka:
 servers-up:
 	deploy/scripts/kafka.sh start && deploy/scripts/kafka.sh env
 	deploy/scripts/postgres.sh start && deploy/scripts/postgres.sh env
+	deploy/scripts/apicurio.sh start && deploy/scripts/apicurio.sh env
 
 servers-down:
 	-deploy/scripts/kafka.sh stop
 	-deploy/scripts/postgres.sh stop
+	-deploy/scripts/apicurio.sh stop
 
 # Eventmart scaled out on this machine: a 3-broker Kafka cluster, PostgreSQL,
 # two processes of every service and the gateway (deploy/scripts/cluster.sh).

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -22,11 +23,34 @@ const (
 	HeaderTracestate    = "tracestate"
 )
 
+// CloudEvents 1.0 Kafka protocol binding, binary content mode: the same
+// record read by a CloudEvents-aware tool is an event whose data is the
+// record value (the ADR envelope, JSON). ce_type is
+// "eventmart.<eventType>.<eventVersion>", ce_source "/eventmart/<source>",
+// ce_subject the record key; correlationid and causationid are extension
+// attributes.
+const (
+	HeaderCESpecVersion   = "ce_specversion"
+	HeaderCEID            = "ce_id"
+	HeaderCESource        = "ce_source"
+	HeaderCEType          = "ce_type"
+	HeaderCETime          = "ce_time"
+	HeaderCESubject       = "ce_subject"
+	HeaderCECorrelationID = "ce_correlationid"
+	HeaderCECausationID   = "ce_causationid"
+	HeaderContentType     = "content-type" // the binding's datacontenttype
+)
+
+// CloudEventType is the CloudEvents type of an event type at a version.
+func CloudEventType(t event.Type, version string) string {
+	return "eventmart." + string(t) + "." + version
+}
+
 var traceContext = propagation.TraceContext{}
 
 // NewMessage encodes e as a message for its catalog topic, keyed by e.Key,
-// with the envelope headers and, when ctx carries a span, the W3C
-// traceparent. It fails for a type missing from the catalog.
+// with the envelope headers, the CloudEvents binary-mode ce_ headers and,
+// when ctx carries a span, the W3C traceparent. It fails for a type missing from the catalog.
 func NewMessage(ctx context.Context, e *event.Envelope) (*Message, error) {
 	spec, ok := event.Lookup(e.EventType)
 	if !ok {
@@ -47,6 +71,15 @@ func NewMessage(ctx context.Context, e *event.Envelope) (*Message, error) {
 			{HeaderCorrelationID, []byte(e.CorrelationID)},
 			{HeaderCausationID, []byte(e.CausationID)},
 			{HeaderSource, []byte(e.Source)},
+			{HeaderCESpecVersion, []byte("1.0")},
+			{HeaderCEID, []byte(e.EventID)},
+			{HeaderCESource, []byte("/eventmart/" + e.Source)},
+			{HeaderCEType, []byte(CloudEventType(e.EventType, e.EventVersion))},
+			{HeaderCETime, []byte(e.Timestamp.UTC().Format(time.RFC3339Nano))},
+			{HeaderCESubject, []byte(e.Key)},
+			{HeaderCECorrelationID, []byte(e.CorrelationID)},
+			{HeaderCECausationID, []byte(e.CausationID)},
+			{HeaderContentType, []byte("application/json")},
 		},
 	}
 	traceContext.Inject(ctx, headerCarrier{m})

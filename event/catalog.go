@@ -21,25 +21,75 @@ type Payload interface {
 // Spec describes one event type of the catalog.
 type Spec struct {
 	Type    Type
-	Version string // the version producers emit, "v1"
+	Version string // the version producers emit and handlers receive, "v1", "v2"…
 	Topic   Topic
 	// Key names the payload field used as partition key, for documentation.
 	Key string
 	// Extension is true for event types the saga needs that ADR-0006 does
 	// not list (see docs/events.md).
 	Extension bool
-	// New returns a pointer to a zero payload of this type.
+	// New returns a pointer to a zero payload of this type at Version.
 	New func() Payload
+	// Prior are the earlier versions consumers still accept, oldest first;
+	// a record of one of them is upcast, step by step, to Version.
+	Prior []Prior
+}
+
+// Prior is an earlier version of an event type: its payload type and how
+// to turn it into the next version's payload.
+type Prior struct {
+	Version string
+	// New returns a pointer to a zero payload of this version.
+	New func() any
+	// Upcast returns the next version's payload (a pointer) for p, a
+	// payload of this version carried by e. It must not fail on a payload
+	// that passed this version's schema.
+	Upcast func(e *Envelope, p any) (any, error)
+	// Downcast, if set, returns this version's payload for next, a payload
+	// of the next version: producers can keep emitting this version while
+	// consumers that know only it are still running (see
+	// Envelope.AtVersion).
+	Downcast func(next any) (any, error)
+}
+
+// Versions returns every version of the type consumers accept, oldest
+// first; the last one is Version.
+func (s Spec) Versions() []string {
+	vs := make([]string, 0, len(s.Prior)+1)
+	for _, p := range s.Prior {
+		vs = append(vs, p.Version)
+	}
+	return append(vs, s.Version)
+}
+
+// NewAt returns a pointer to a zero payload of version v, or nil if the
+// type has no such version.
+func (s Spec) NewAt(v string) any {
+	if v == s.Version {
+		return s.New()
+	}
+	for _, p := range s.Prior {
+		if p.Version == v {
+			return p.New()
+		}
+	}
+	return nil
 }
 
 var catalog = map[Type]Spec{}
 
-func register(topic Topic, key string, extension bool, newPayload func() Payload) {
+func register(topic Topic, key string, extension bool, newPayload func() Payload, prior ...Prior) {
 	t := newPayload().EventType()
 	if _, dup := catalog[t]; dup {
 		panic(fmt.Sprintf("event: %s registered twice", t)) // a programming error in this package's init
 	}
-	catalog[t] = Spec{Type: t, Version: "v1", Topic: topic, Key: key, Extension: extension, New: newPayload}
+	version := fmt.Sprintf("v%d", len(prior)+1)
+	for i, p := range prior {
+		if p.Version != fmt.Sprintf("v%d", i+1) || p.New == nil || p.Upcast == nil {
+			panic(fmt.Sprintf("event: %s: prior version %d is incomplete or misnumbered", t, i+1))
+		}
+	}
+	catalog[t] = Spec{Type: t, Version: version, Topic: topic, Key: key, Extension: extension, New: newPayload, Prior: prior}
 }
 
 // Lookup returns the catalog entry of t.
@@ -89,7 +139,8 @@ func init() {
 	register(TopicOrder, "userId", false, func() Payload { return &CartCreated{} })
 	register(TopicOrder, "userId", false, func() Payload { return &CartUpdated{} })
 	register(TopicOrder, "userId", false, func() Payload { return &CartAbandoned{} })
-	register(TopicOrder, "orderId", false, func() Payload { return &OrderCreated{} })
+	register(TopicOrder, "orderId", false, func() Payload { return &OrderCreated{} },
+		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1, Downcast: downcastOrderCreatedToV1})
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderConfirmed{} })
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderCancelled{} })
 	register(TopicOrder, "orderId", false, func() Payload { return &OrderShipped{} })

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,7 +81,9 @@ func NewID() string {
 //
 // An origin without a correlation id starts a new flow: the event's own id
 // becomes its correlationId and causationId. New fails if p's type is not in
-// the catalog or p does not marshal.
+// the catalog, p does not marshal, or its JSON does not match the schema of
+// its type and version (a *SchemaError): producers never publish a payload
+// consumers would reject.
 func New(source string, o Origin, p Payload) (*Envelope, error) {
 	spec, ok := Lookup(p.EventType())
 	if !ok {
@@ -89,6 +92,9 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("event: marshal %s: %w", p.EventType(), err)
+	}
+	if err := ValidatePayload(spec.Type, spec.Version, data); err != nil {
+		return nil, err
 	}
 	e := &Envelope{
 		Partition:     -1,
@@ -221,22 +227,92 @@ func Decode(b []byte) (*Envelope, error) {
 	return e, nil
 }
 
-// Payload decodes e's data into the payload type the catalog registers for
-// e's eventType and eventVersion. Errors wrap ErrUnknownType,
-// ErrUnsupportedVersion or ErrInvalidPayload.
+// Payload validates e's data against the schema of e's eventType at e's
+// eventVersion, decodes it into that version's payload type and, for a
+// prior version, upcasts it step by step to the catalog's current version:
+// handlers always receive the current version. Errors wrap ErrUnknownType,
+// ErrUnsupportedVersion or ErrInvalidPayload (a *SchemaError says which
+// fields are wrong).
 func (e *Envelope) Payload() (Payload, error) {
 	spec, ok := Lookup(e.EventType)
 	if !ok {
 		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
 	}
-	if e.EventVersion != spec.Version {
-		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, spec.Version)
+	p := spec.NewAt(e.EventVersion)
+	if p == nil {
+		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, strings.Join(spec.Versions(), ", "))
 	}
-	p := spec.New()
+	if err := ValidatePayload(e.EventType, e.EventVersion, e.Data); err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal(e.Data, p); err != nil {
 		return nil, fmt.Errorf("event: %w: %s: %s", ErrInvalidPayload, e.EventType, jsonReason(err))
 	}
-	return p, nil
+	for _, prior := range spec.Prior[priorIndex(spec, e.EventVersion):] {
+		next, err := prior.Upcast(e, p)
+		if err != nil {
+			return nil, fmt.Errorf("event: %w: upcast %s %s: %v", ErrInvalidPayload, e.EventType, prior.Version, err)
+		}
+		p = next
+	}
+	cur, ok := p.(Payload)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast %s %s gave %T, not a payload", e.EventType, e.EventVersion, p)
+	}
+	return cur, nil
+}
+
+// AtVersion returns a copy of e, an envelope of its type's current version,
+// carrying its payload at the prior version v: the payload is downcast
+// step by step and must match v's schema. It lets producers keep emitting
+// v while consumers that know only v are still running. e itself is
+// returned when it is already at v.
+func (e *Envelope) AtVersion(v string) (*Envelope, error) {
+	if e.EventVersion == v {
+		return e, nil
+	}
+	spec, ok := Lookup(e.EventType)
+	if !ok {
+		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
+	}
+	target := priorIndex(spec, v)
+	if e.EventVersion != spec.Version || target == len(spec.Prior) {
+		return nil, fmt.Errorf("event: %w: cannot turn %s %s into %q (from the current version %s to one of its prior versions only)", ErrUnsupportedVersion, e.EventType, e.EventVersion, v, spec.Version)
+	}
+	p, err := e.Payload()
+	if err != nil {
+		return nil, err
+	}
+	var cur any = p
+	for i := len(spec.Prior) - 1; i >= target; i-- {
+		if spec.Prior[i].Downcast == nil {
+			return nil, fmt.Errorf("event: %w: %s has no downcast to %s", ErrUnsupportedVersion, e.EventType, spec.Prior[i].Version)
+		}
+		if cur, err = spec.Prior[i].Downcast(cur); err != nil {
+			return nil, err
+		}
+	}
+	data, err := json.Marshal(cur)
+	if err != nil {
+		return nil, fmt.Errorf("event: marshal %s %s: %w", e.EventType, v, err)
+	}
+	if err := ValidatePayload(e.EventType, v, data); err != nil {
+		return nil, err
+	}
+	out := *e
+	out.EventVersion, out.Data = v, data
+	return &out, nil
+}
+
+// priorIndex is the index of version v in spec.Prior, or len(spec.Prior)
+// for the current version.
+func priorIndex(spec Spec, v string) int {
+	for i, p := range spec.Prior {
+		if p.Version == v {
+			return i
+		}
+	}
+	return len(spec.Prior)
 }
 
 // Marshal returns e's JSON form.

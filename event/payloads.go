@@ -2,11 +2,13 @@ package event
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
 // This file holds the payload (the envelope's "data") of every event type
-// at version v1. Field names are the JSON names consumers rely on; adding an
+// at its current version (see Spec.Version), and of the prior versions
+// consumers still accept. Field names are the JSON names consumers rely on; adding an
 // optional field is a backward-compatible change, anything else needs a new
 // version.
 
@@ -189,7 +191,9 @@ type Customer struct {
 	Name   string `json:"name"`
 }
 
-// OrderCreated: an order was accepted (HTTP 202) and its saga starts.
+// OrderCreated (v2): an order was accepted (HTTP 202) and its saga starts.
+// v2 adds PlacedAt, required: when the customer placed the order, as the
+// order service recorded it. v1 records are upcast (upcastOrderCreatedV1).
 type OrderCreated struct {
 	OrderID         string        `json:"orderId"`
 	Customer        Customer      `json:"customer"`
@@ -199,6 +203,46 @@ type OrderCreated struct {
 	Payment         PaymentMethod `json:"payment"`
 	ShippingAddress Address       `json:"shippingAddress"`
 	FromCart        bool          `json:"fromCart"`
+	PlacedAt        time.Time     `json:"placedAt"`
+}
+
+// OrderCreatedV1 is OrderCreated at v1, without PlacedAt. Producers no
+// longer emit it; consumers still accept it.
+type OrderCreatedV1 struct {
+	OrderID         string        `json:"orderId"`
+	Customer        Customer      `json:"customer"`
+	Lines           []OrderLine   `json:"lines"`
+	TotalCents      int64         `json:"totalCents"`
+	Currency        string        `json:"currency"`
+	Payment         PaymentMethod `json:"payment"`
+	ShippingAddress Address       `json:"shippingAddress"`
+	FromCart        bool          `json:"fromCart"`
+}
+
+// downcastOrderCreatedToV1 drops v2's PlacedAt.
+func downcastOrderCreatedToV1(p any) (any, error) {
+	v2, ok := p.(*OrderCreated)
+	if !ok {
+		return nil, fmt.Errorf("event: downcast OrderCreated to v1: got %T", p)
+	}
+	return &OrderCreatedV1{
+		OrderID: v2.OrderID, Customer: v2.Customer, Lines: v2.Lines, TotalCents: v2.TotalCents,
+		Currency: v2.Currency, Payment: v2.Payment, ShippingAddress: v2.ShippingAddress, FromCart: v2.FromCart,
+	}, nil
+}
+
+// upcastOrderCreatedV1 turns a v1 OrderCreated into v2: a v1 order was
+// placed when its event was emitted, so PlacedAt is the envelope's timestamp.
+func upcastOrderCreatedV1(e *Envelope, p any) (any, error) {
+	v1, ok := p.(*OrderCreatedV1)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast OrderCreated v1: got %T", p)
+	}
+	return &OrderCreated{
+		OrderID: v1.OrderID, Customer: v1.Customer, Lines: v1.Lines, TotalCents: v1.TotalCents,
+		Currency: v1.Currency, Payment: v1.Payment, ShippingAddress: v1.ShippingAddress, FromCart: v1.FromCart,
+		PlacedAt: e.Timestamp,
+	}, nil
 }
 
 // OrderConfirmed: stock is reserved and payment processed.

@@ -19,6 +19,7 @@ import (
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/asyncapi"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/console"
@@ -171,7 +172,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 
 		// One tag: the owning service, or the gateway for its own routes.
-		api := strings.HasPrefix(o.path, "/api/v1/") && o.path != "/api/v1/openapi.json"
+		api := strings.HasPrefix(o.path, "/api/v1/") && o.path != "/api/v1/openapi.json" && o.path != "/api/v1/asyncapi.json"
 		want := "gateway"
 		if api {
 			want = gateway.ServiceOf(o.path)
@@ -309,7 +310,7 @@ func registeredRoutes(t *testing.T) map[string]bool {
 	for _, m := range rootRoute.FindAllStringSubmatch(string(src), -1) {
 		routes[m[1]+" "+openAPIPath(m[2])] = true
 	}
-	for _, r := range []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json"} {
+	for _, r := range []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "GET /api/v1/asyncapi.json"} {
 		if !routes[r] {
 			t.Errorf("internal/app/app.go does not register %s", r)
 		}
@@ -471,5 +472,21 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !bytes.Equal(body, gateway.OpenAPI()) {
 		t.Errorf("GET /api/v1/openapi.json served %d bytes that are not the document (%d bytes)", len(body), len(gateway.OpenAPI()))
+	}
+}
+
+// TestAsyncAPIServed checks that the gateway serves the events' AsyncAPI
+// document, to anyone.
+func TestAsyncAPIServed(t *testing.T) {
+	h := apptest.Start(t, []service.Def{catalog.Def()})
+	status, hdr, body := h.Do("GET", "/api/v1/asyncapi.json", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/asyncapi.json: status %d, body %.200s", status, body)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if !bytes.Equal(body, asyncapi.Document()) {
+		t.Errorf("GET /api/v1/asyncapi.json served %d bytes that are not the document (%d bytes)", len(body), len(asyncapi.Document()))
 	}
 }

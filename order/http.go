@@ -122,6 +122,7 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		Payment:         event.PaymentMethod{CardToken: vaulted.Token, CardLast4: vaulted.Last4},
 		ShippingAddress: addr,
 		FromCart:        in.FromCart,
+		PlacedAt:        o.CreatedAt,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Run a command with real Kafka and PostgreSQL servers available:
+# Run a command with real Kafka, PostgreSQL and Apicurio Registry servers available:
 #
 #   deploy/scripts/with-servers.sh go test ./...
 #
 # - Kafka is started (deploy/scripts/kafka.sh) unless EVENTMART_TEST_KAFKA is set;
-#   PostgreSQL (deploy/scripts/postgres.sh) unless EVENTMART_TEST_POSTGRES is set.
-#   Both start in parallel. A server that is already running is reused, not restarted.
-# - EVENTMART_TEST_KAFKA and EVENTMART_TEST_POSTGRES are exported to the command.
+#   PostgreSQL (deploy/scripts/postgres.sh) unless EVENTMART_TEST_POSTGRES is set;
+#   Apicurio Registry (deploy/scripts/apicurio.sh) unless EVENTMART_TEST_REGISTRY is set.
+#   They start in parallel. A server that is already running is reused, not restarted.
+# - EVENTMART_TEST_KAFKA, EVENTMART_TEST_POSTGRES and EVENTMART_TEST_REGISTRY are exported
+#   to the command.
 # - On exit (success, failure, Ctrl-C, SIGTERM) only the servers this script started
 #   are stopped. The exit status is the command's.
-# Ports etc. come from the same variables as kafka.sh / postgres.sh (KAFKA_PORT, PG_PORT...).
+# Ports etc. come from the same variables as kafka.sh / postgres.sh / apicurio.sh
+# (KAFKA_PORT, PG_PORT, APICURIO_PORT...).
 set -euo pipefail
 
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -65,12 +68,14 @@ start_bg() {
 	pids[$s]=$!
 }
 
-want_kafka=0 want_pg=0
+want_kafka=0 want_pg=0 want_reg=0
 [[ -n ${EVENTMART_TEST_KAFKA:-} ]] || want_kafka=1
 [[ -n ${EVENTMART_TEST_POSTGRES:-} ]] || want_pg=1
+[[ -n ${EVENTMART_TEST_REGISTRY:-} ]] || want_reg=1
 
 ((want_kafka)) && start_bg kafka
 ((want_pg)) && start_bg postgres
+((want_reg)) && start_bg apicurio
 
 failed=()
 if ((want_kafka)); then
@@ -78,6 +83,9 @@ if ((want_kafka)); then
 fi
 if ((want_pg)); then
 	wait "${pids[postgres]}" || failed+=(postgres)
+fi
+if ((want_reg)); then
+	wait "${pids[apicurio]}" || failed+=(apicurio)
 fi
 if ((${#failed[@]})); then
 	echo "with-servers: failed to start: ${failed[*]}" >&2
@@ -90,7 +98,10 @@ fi
 if ((want_pg)); then
 	export "$("$SCRIPTS/postgres.sh" env)"
 fi
-echo "with-servers: EVENTMART_TEST_KAFKA=$EVENTMART_TEST_KAFKA EVENTMART_TEST_POSTGRES=$EVENTMART_TEST_POSTGRES" >&2
+if ((want_reg)); then
+	export "$("$SCRIPTS/apicurio.sh" env)"
+fi
+echo "with-servers: EVENTMART_TEST_KAFKA=$EVENTMART_TEST_KAFKA EVENTMART_TEST_POSTGRES=$EVENTMART_TEST_POSTGRES EVENTMART_TEST_REGISTRY=$EVENTMART_TEST_REGISTRY" >&2
 
 set +e
 "$@"

@@ -20,6 +20,8 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/kafka"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/asyncapi"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
@@ -28,6 +30,7 @@ import (
 	"github.com/eventmart/eventmart/internal/lease"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/registry"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -52,6 +55,10 @@ type Config struct {
 	// Tracer records spans of HTTP requests, publishes and event handlers;
 	// nil: tracing off (trace context received is still passed on).
 	Tracer trace.TracerProvider
+	// RegistryDir, if set, holds the built-in schema registry, served at
+	// /registry (the Confluent-compatible API; reads public, writes admins
+	// only).
+	RegistryDir string
 }
 
 // App is a running set of services.
@@ -98,6 +105,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return obs.ClusterHealth{Brokers: h.Brokers, UnderReplicated: h.UnderReplicatedPartitions, Offline: h.OfflinePartitions}, err
 		}
 	}
+	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
+		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{}}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
@@ -137,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
 		relay := outbox.NewRelay(db, cfg.Metrics.Publisher(cfg.Bus, tracing, service.Source(def.Name)), log)
+		relay.Pin = func() map[event.Type]string {
+			pins, _ := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")) // checked at start; a later bad value pins nothing
+			return pins
+		}
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
@@ -177,6 +191,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
 	root.Handle("GET /console/{file...}", console.Assets())
+	root.HandleFunc("GET /api/v1/asyncapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(asyncapi.Document())
+	})
+	if cfg.RegistryDir != "" {
+		st, err := registry.OpenStore(cfg.RegistryDir)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		registerCatalog(st, cfg.Log)
+		root.Handle("/registry/", authenticate(http.StripPrefix("/registry", registry.Handler(st, adminWrites))))
+	}
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID;
 	// every request is timed, counted and (with tracing on) has a span.
@@ -234,6 +261,36 @@ func runAll(ctx context.Context, jobs ...func(context.Context) error) error {
 		}
 	}
 	return first
+}
+
+// registerCatalog registers the catalog's schemas in the built-in
+// registry, so it holds what this binary produces and accepts. A schema
+// the registry refuses is logged with the reasons (eventmart schema check
+// says the same); it does not stop the start.
+func registerCatalog(st *registry.Store, log *slog.Logger) {
+	entries, err := registry.Catalog()
+	if err != nil {
+		log.Error("schema registry: catalog", "error", err)
+		return
+	}
+	for _, e := range entries {
+		if _, err := st.Register(e.Subject, string(e.Schema), "JSON"); err != nil {
+			log.Error("schema registry: the catalog's schema is not registered", "subject", e.Subject, "error", err)
+		}
+	}
+}
+
+// adminWrites lets only admins change the built-in schema registry; the
+// refusal is a registry error (401 without a token, 403 for others).
+func adminWrites(r *http.Request) error {
+	if _, err := auth.RequireAdmin(r.Context()); err != nil {
+		status := http.StatusForbidden
+		if eventmart.ErrorCode(err) == eventmart.EUNAUTHORIZED {
+			status = http.StatusUnauthorized
+		}
+		return &registry.Error{Status: status, Code: status, Msg: eventmart.ErrorMessage(err)}
+	}
+	return nil
 }
 
 // goRun runs fn until the app stops; an error from it stops the app.

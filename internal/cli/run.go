@@ -31,7 +31,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) > 0 {
 		return usageError{fmt.Sprintf("run: unexpected arguments %v", pos)}
 	}
-	return serve(ctx, env, cfg, allServices())
+	return serve(ctx, env, cfg, allServices(), true)
 }
 
 // serveCmd runs the named services (and/or "gateway") in one process;
@@ -50,8 +50,10 @@ func serveCmd(ctx context.Context, env *Env, args []string) error {
 		byName[d.Name] = d
 	}
 	var defs []service.Def
+	gw := false
 	for _, name := range names {
 		if name == "gateway" {
+			gw = true
 			continue
 		}
 		d, ok := byName[name]
@@ -60,7 +62,7 @@ func serveCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		defs = append(defs, d)
 	}
-	return serve(ctx, env, cfg, defs)
+	return serve(ctx, env, cfg, defs, gw)
 }
 
 func serviceNames() []string {
@@ -71,8 +73,10 @@ func serviceNames() []string {
 	return names
 }
 
-// serve runs defs behind the gateway on cfg.Addr until ctx is cancelled.
-func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error {
+// serve runs defs behind the gateway on cfg.Addr until ctx is cancelled;
+// with registry, the built-in schema registry (under cfg.Data) is served at
+// /registry.
+func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, registry bool) error {
 	remote, err := parseServiceURLs(env.Getenv("EVENTMART_SERVICE_URLS"))
 	if err != nil {
 		return usageError{err.Error()}
@@ -108,10 +112,14 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def) error 
 	if err := ensureTopics(ctx, env, b); err != nil {
 		return err
 	}
-	a, err := app.Start(ctx, app.Config{
+	acfg := app.Config{
 		Bus: b, DataDir: cfg.Data, DB: cfg.DB, Services: defs, Remote: remote,
 		Tokens: tokens, Log: env.Log, Settings: env.Getenv, Metrics: metrics, Tracer: tracer,
-	})
+	}
+	if registry {
+		acfg.RegistryDir = cfg.Data
+	}
+	a, err := app.Start(ctx, acfg)
 	if err != nil {
 		return err
 	}

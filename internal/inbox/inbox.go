@@ -304,8 +304,11 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // process applies one record: skipped if its eventType header names a
 // catalog type no handler here wants, or if it was processed before. A
 // record that is not a valid envelope of a known type and version (or
-// whose header disagrees with its envelope) is a permanent error, whatever
-// its header says. A panicking handler is an error.
+// whose header disagrees with its envelope), or whose payload does not
+// match that version's JSON Schema (event.SchemaError: the reason names the
+// fields), is a permanent error, whatever its header says. A prior
+// version's payload is upcast before the handler sees it. A panicking
+// handler is an error.
 func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
 	typ := event.Type(m.Header(bus.HeaderEventType))
 	h, ok := c.Handlers[typ]

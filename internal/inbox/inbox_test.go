@@ -224,3 +224,39 @@ func TestDiscard(t *testing.T) {
 		t.Error("unknown dead letter found")
 	}
 }
+
+// A record whose payload does not match its event type's schema (here: a
+// producer that sent priceCents as a string and an extra field) never
+// reaches the handler: it goes to the dead-letter queue at once, with the
+// schema's reasons.
+func TestSchemaViolationIsDeadLetteredWithTheReason(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	bad := f.msg("p-schema")
+	bad.Value = []byte(strings.Replace(string(bad.Value), `"priceCents":0`, `"priceCents":"12","colour":"red"`, 1))
+	if _, err := bus.DecodeEnvelope(bad); err != nil {
+		t.Fatalf("the envelope itself must be valid: %v", err)
+	}
+	ok := f.msg("p-ok")
+	if err := f.c.Handle(ctx, []*bus.Message{bad, ok}); err != nil {
+		t.Fatalf("Handle = %v", err)
+	}
+	if f.effects("p-schema") != 0 || f.effects("p-ok") != 1 {
+		t.Error("the invalid record was applied, or the valid one was not")
+	}
+	dl, err := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1: %+v", len(dl), dl)
+	}
+	for _, want := range []string{"ProductCreated v1 does not match its schema", "at '/priceCents': got string, want integer", "'colour' not allowed"} {
+		if !strings.Contains(dl[0].Error, want) {
+			t.Errorf("dead letter reason %q lacks %q", dl[0].Error, want)
+		}
+	}
+	if !dl[0].Permanent || dl[0].Attempts != 1 || dl[0].Value != string(bad.Value) {
+		t.Errorf("dead letter = %+v", dl[0])
+	}
+}

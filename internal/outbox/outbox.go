@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart/bus"
@@ -75,6 +76,13 @@ type Relay struct {
 	wake  chan struct{}
 	batch int
 	poll  time.Duration
+
+	// Pin, if set, is asked once per batch which event types to publish at
+	// an older version than the one they were written at (type -> version,
+	// e.g. OrderCreated -> v1): such events are downcast
+	// (event.Envelope.AtVersion) so consumers that know only that version
+	// keep working during a rolling upgrade.
+	Pin func() map[event.Type]string
 }
 
 // NewRelay returns a relay of db's outbox to pub. It polls every 100ms
@@ -165,6 +173,13 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	if r.Pin != nil {
+		if pins := r.Pin(); len(pins) > 0 {
+			for _, m := range msgs {
+				r.pin(m, pins)
+			}
+		}
+	}
 	if err := r.pub.Publish(ctx, msgs...); err != nil {
 		return 0, fmt.Errorf("outbox: publish %d events: %w", len(msgs), err)
 	}
@@ -187,6 +202,65 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("outbox: delete published rows: %w", err)
 	}
 	return len(msgs), nil
+}
+
+// pin rewrites m at its type's pinned version, if any. An event that cannot
+// be downcast is published as written, and the failure logged.
+func (r *Relay) pin(m *bus.Message, pins map[event.Type]string) {
+	v, ok := pins[event.Type(m.Header(bus.HeaderEventType))]
+	if !ok || m.Header(bus.HeaderEventVersion) == v {
+		return
+	}
+	e, err := bus.DecodeEnvelope(m)
+	if err == nil {
+		e, err = e.AtVersion(v)
+	}
+	var value []byte
+	if err == nil {
+		value, err = e.Marshal()
+	}
+	if err != nil {
+		r.log.Error("outbox: cannot publish the pinned version; publishing as written", "eventType", m.Header(bus.HeaderEventType), "version", v, "error", err)
+		return
+	}
+	m.Value = value
+	for i, h := range m.Headers {
+		switch h.Key {
+		case bus.HeaderEventVersion:
+			m.Headers[i].Value = []byte(v)
+		case bus.HeaderCEType:
+			m.Headers[i].Value = []byte(bus.CloudEventType(e.EventType, v))
+		}
+	}
+}
+
+// ParsePins parses "Type=version,…" (EVENTMART_EMIT_VERSIONS): each type
+// must be in the catalog and the version one of its prior versions that
+// can be downcast to.
+func ParsePins(s string) (map[event.Type]string, error) {
+	out := map[event.Type]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		t, v, ok := strings.Cut(part, "=")
+		spec, known := event.Lookup(event.Type(t))
+		if !ok || !known {
+			return nil, fmt.Errorf("outbox: emit versions: %q: want EventType=version with a type of the catalog", part)
+		}
+		found := false
+		for _, p := range spec.Prior {
+			found = found || (p.Version == v && p.Downcast != nil)
+		}
+		if v != spec.Version && !found {
+			return nil, fmt.Errorf("outbox: emit versions: %s has no prior version %q to emit (versions %v)", t, v, spec.Versions())
+		}
+		if v != spec.Version {
+			out[event.Type(t)] = v
+		}
+	}
+	return out, nil
 }
 
 // Backlog returns the number of unsent rows and the age of the oldest.

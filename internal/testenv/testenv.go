@@ -1,7 +1,8 @@
 // Package testenv finds the real servers integration tests run against.
 //
-// make test starts Apache Kafka and PostgreSQL (deploy/scripts/with-servers.sh)
-// and names them in EVENTMART_TEST_KAFKA and EVENTMART_TEST_POSTGRES. A test
+// make test starts Apache Kafka, PostgreSQL and Apicurio Registry
+// (deploy/scripts/with-servers.sh) and names them in EVENTMART_TEST_KAFKA,
+// EVENTMART_TEST_POSTGRES and EVENTMART_TEST_REGISTRY. A test
 // that needs a server which is not named is skipped when run by hand, and
 // fails under CI (CI=true), so CI never silently skips them.
 package testenv
@@ -23,6 +24,14 @@ func Kafka(t testing.TB) []string {
 func Postgres(t testing.TB) string {
 	t.Helper()
 	return need(t, "EVENTMART_TEST_POSTGRES")
+}
+
+// Registry returns the base URL of the test schema registry's
+// Confluent-compatible API (Apicurio Registry's
+// http://host:port/apis/ccompat/v7).
+func Registry(t testing.TB) string {
+	t.Helper()
+	return strings.TrimSuffix(need(t, "EVENTMART_TEST_REGISTRY"), "/")
 }
 
 func need(t testing.TB, name string) string {

@@ -185,6 +185,7 @@ func rules(f *fixture) []rule {
 		{"GET /readyz", public(nil)},
 		{"GET /metrics", public(nil)},
 		{"GET /api/v1/openapi.json", public(nil)},
+		{"GET /api/v1/asyncapi.json", public(nil)},
 		{"POST /api/v1/users", public(func(a actor) any {
 			return map[string]string{"email": fmt.Sprintf("new-%d-%s@example.com", a, event.NewID()), "password": password, "name": "New"}
 		})},
