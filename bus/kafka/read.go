@@ -272,22 +272,41 @@ func toMessages(recs []*kgo.Record) []*bus.Message {
 }
 
 // Lag implements bus.Admin with kadm: the group's committed offsets
-// (OffsetFetch) against each partition's start and end offsets.
+// (OffsetFetch) against each partition's start and end offsets. Topics are
+// looked up first, so an unknown one fails with bus.ErrUnknownTopic; a
+// group coordinator still being elected (a fresh broker) is waited for
+// until ctx ends.
 func (b *Bus) Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error) {
 	if err := b.alive(); err != nil {
 		return nil, err
 	}
-	committed, err := b.adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
-	}
-	var out []bus.PartitionLag
-	for _, topic := range topics {
+	offsets := make([][]bus.PartitionOffsets, len(topics))
+	for i, topic := range topics {
 		offs, err := b.Offsets(ctx, topic)
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range offs {
+		offsets[i] = offs
+	}
+	var committed kadm.OffsetResponses
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var err error
+		committed, err = b.adm.FetchOffsets(ctx, group)
+		if err == nil {
+			break
+		}
+		if !kerr.IsRetriable(err) {
+			return nil, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kafka: committed offsets of %s: %w (%w)", group, err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	var out []bus.PartitionLag
+	for i, topic := range topics {
+		for _, o := range offsets[i] {
 			l := bus.PartitionLag{Topic: topic, Partition: o.Partition, Committed: -1, End: o.End}
 			if c, ok := committed.Lookup(topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
 				l.Committed = c.At
