@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -72,17 +75,13 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 	}()
 	apply := func(table string, counter *int64) func([]*bus.Message) error {
 		return func(msgs []*bus.Message) error {
+			events := decodeAll(msgs)
 			return db.InTx(ctx, func(tx *sqldb.Tx) error {
-				for _, m := range msgs {
-					e, err := bus.DecodeEnvelope(m)
-					if err != nil {
+				for _, d := range events {
+					if d.e == nil {
 						continue // not an event: the live consumer dead-lettered it
 					}
-					payload, err := e.Payload()
-					if err != nil {
-						continue
-					}
-					if err := p.Apply(ctx, tx, table, e, payload); err != nil {
+					if err := p.Apply(ctx, tx, table, d.e, d.p); err != nil {
 						return err
 					}
 					*counter++
@@ -192,4 +191,38 @@ func (s *progressStream) done(v any) {
 func (s *progressStream) fail(r *http.Request, err error) {
 	httpx.Logger(r.Context()).Error("admin operation failed", "path", r.URL.Path, "error", err)
 	s.done(httpx.ErrorBodyOf(err))
+}
+
+type decoded struct {
+	e *event.Envelope // nil: not a valid event
+	p event.Payload
+}
+
+// decodeAll decodes and validates msgs on every core (JSON decoding and
+// schema validation are most of a rebuild's work), keeping their order.
+func decodeAll(msgs []*bus.Message) []decoded {
+	out := make([]decoded, len(msgs))
+	workers := runtime.GOMAXPROCS(0)
+	per := (len(msgs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(msgs); lo += per {
+		hi := min(lo+per, len(msgs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				e, err := bus.DecodeEnvelope(msgs[i])
+				if err != nil {
+					continue
+				}
+				p, err := e.Payload()
+				if err != nil {
+					continue
+				}
+				out[i] = decoded{e, p}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
