@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -99,6 +100,10 @@ func ValidatePayload(t Type, v string, data []byte) error {
 	if spec.NewAt(v) == nil {
 		return fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, t, v, strings.Join(spec.Versions(), ", "))
 	}
+	key := validKey(t, v, data)
+	if valid.has(key) {
+		return nil
+	}
 	s, err := compiledSchema(t, v)
 	if err != nil {
 		return err
@@ -114,7 +119,56 @@ func ValidatePayload(t Type, v string, data []byte) error {
 		}
 		return &SchemaError{Type: t, Version: v, Violations: violations(ve)}
 	}
+	valid.add(key)
 	return nil
+}
+
+// valid remembers the payloads this process found valid. An event is
+// validated by its producer and again by every consumer group, and in
+// `eventmart run` they all share one process: the same bytes are checked
+// once. The key is a SHA-256 of type, version and payload, so only the
+// very same bytes skip validation.
+var valid = &validCache{}
+
+// validCacheSize bounds each of the cache's two generations.
+const validCacheSize = 8192
+
+// validCache is a set in two generations: when the current one is full it
+// becomes the old one, and the old one is dropped.
+type validCache struct {
+	mu       sync.Mutex
+	cur, old map[[sha256.Size]byte]struct{}
+}
+
+func validKey(t Type, v string, data []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(t))
+	h.Write([]byte{0})
+	h.Write([]byte(v))
+	h.Write([]byte{0})
+	h.Write(data)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *validCache) has(k [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.cur[k]
+	if !ok {
+		_, ok = c.old[k]
+	}
+	return ok
+}
+
+func (c *validCache) add(k [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= validCacheSize || c.cur == nil {
+		c.old, c.cur = c.cur, make(map[[sha256.Size]byte]struct{}, validCacheSize)
+	}
+	c.cur[k] = struct{}{}
 }
 
 // violations flattens a validation error to its leaves.
