@@ -198,20 +198,8 @@ wait_ready() {
 
 cmd_stop() {
 	local pid
-	if ! pid=$(running_pid); then
-		rm -f "$PIDFILE"
-		log "not running (127.0.0.1:$APICURIO_PORT)"
-		return 0
-	fi
-	log "stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_pid_exit "$pid" "$APICURIO_STOP_TIMEOUT"; then
-		log "still running after ${APICURIO_STOP_TIMEOUT}s; sending SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_pid_exit "$pid" 10 || die "pid $pid survived SIGKILL"
-	fi
-	rm -f "$PIDFILE"
-	log "stopped"
+	pid=$(running_pid) || pid=""
+	stop_process "$pid" "$PIDFILE" "$APICURIO_STOP_TIMEOUT" "127.0.0.1:$APICURIO_PORT"
 }
 
 cmd_status() {

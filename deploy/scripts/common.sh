@@ -56,3 +56,24 @@ apt_install() {
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
 }
+
+# stop_process PID PIDFILE TIMEOUT WHERE: stop the server PID ("" when it
+# is not running) with SIGTERM, SIGKILL after TIMEOUT seconds, and remove
+# its PIDFILE. WHERE names it in messages.
+stop_process() {
+	local pid=$1 pidfile=$2 timeout=$3 where=$4
+	if [[ -z $pid ]]; then
+		rm -f "$pidfile"
+		log "not running ($where)"
+		return 0
+	fi
+	log "stopping pid $pid"
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_pid_exit "$pid" "$timeout"; then
+		log "still running after ${timeout}s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_pid_exit "$pid" 10 || die "pid $pid survived SIGKILL"
+	fi
+	rm -f "$pidfile"
+	log "stopped"
+}
