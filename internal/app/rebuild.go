@@ -66,45 +66,35 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 	}
 	swapped := false
 	defer func() {
-		if !swapped {
-			db.InTx(context.WithoutCancel(ctx), func(tx *sqldb.Tx) error {
-				_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+fresh)
+		if !swapped { // a failed or cancelled rebuild leaves no table behind
+			dctx := context.WithoutCancel(ctx)
+			db.InTx(dctx, func(tx *sqldb.Tx) error {
+				_, err := tx.Exec(dctx, `DROP TABLE IF EXISTS `+fresh)
 				return err
 			})
 		}
 	}()
-	apply := func(table string, counter *int64) func([]*bus.Message) error {
-		return func(msgs []*bus.Message) error {
-			events := decodeAll(msgs)
-			return db.InTx(ctx, func(tx *sqldb.Tx) error {
-				for _, d := range events {
-					if d.e == nil {
-						continue // not an event: the live consumer dead-lettered it
-					}
-					if err := p.Apply(ctx, tx, table, d.e, d.p); err != nil {
-						return err
-					}
-					*counter++
-				}
-				return nil
-			})
-		}
-	}
 	ends := map[string][]bus.PartitionOffsets{}
-	for _, topic := range p.Topics {
-		offs, err := a.cfg.Bus.Offsets(ctx, topic)
-		if err != nil {
-			return res, err
-		}
-		ends[topic] = offs
-		for _, o := range offs {
-			if err := a.readRange(ctx, topic, o, 0, nil, &res.ReplayResult, apply(fresh, &res.Applied)); err != nil {
-				return res, err
+	err := a.applyPipelined(ctx, db, p, fresh, &res.Applied, func(fn func([]*bus.Message) error) error {
+		for _, topic := range p.Topics {
+			offs, err := a.cfg.Bus.Offsets(ctx, topic)
+			if err != nil {
+				return err
 			}
-			if progress != nil {
-				progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs)})
+			ends[topic] = offs
+			for _, o := range offs {
+				if err := a.readRange(ctx, topic, o, 0, nil, &res.ReplayResult, fn); err != nil {
+					return err
+				}
+				if progress != nil {
+					progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs)})
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	if err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP TABLE `+p.Table); err != nil {
@@ -116,16 +106,22 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 		return res, fmt.Errorf("swap in the rebuilt table: %w", err)
 	}
 	swapped = true
-	for _, topic := range p.Topics {
-		now, err := a.cfg.Bus.Offsets(ctx, topic)
-		if err != nil {
-			return res, err
-		}
-		for i, o := range now {
-			if err := a.readRange(ctx, topic, o, ends[topic][i].End, nil, &res.ReplayResult, apply(p.Table, &res.CaughtUp)); err != nil {
-				return res, err
+	err = a.applyPipelined(ctx, db, p, p.Table, &res.CaughtUp, func(fn func([]*bus.Message) error) error {
+		for _, topic := range p.Topics {
+			now, err := a.cfg.Bus.Offsets(ctx, topic)
+			if err != nil {
+				return err
+			}
+			for i, o := range now {
+				if err := a.readRange(ctx, topic, o, ends[topic][i].End, nil, &res.ReplayResult, fn); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -191,6 +187,57 @@ func (s *progressStream) done(v any) {
 func (s *progressStream) fail(r *http.Request, err error) {
 	httpx.Logger(r.Context()).Error("admin operation failed", "path", r.URL.Path, "error", err)
 	s.done(httpx.ErrorBodyOf(err))
+}
+
+// applyPipelined applies to table, in order, the records read hands to
+// its callback, while read goes on: a batch is decoded (on every core) as
+// soon as it is read, and applied in one transaction by a goroutine of its
+// own while the next batches are read and decoded. counter counts the
+// events applied. A failed transaction stops the reading; read's error or
+// the transaction's is returned.
+func (a *App) applyPipelined(ctx context.Context, db *sqldb.DB, p service.Projection, table string, counter *int64,
+	read func(fn func([]*bus.Message) error) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []decoded, 2)
+	applied := make(chan error, 1)
+	go func() {
+		var err error
+		for events := range batches {
+			if err != nil {
+				continue // drain: the reader stops at its next batch
+			}
+			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+				for _, d := range events {
+					if d.e == nil {
+						continue // not an event: the live consumer dead-lettered it
+					}
+					if err := p.Apply(ctx, tx, table, d.e, d.p); err != nil {
+						return err
+					}
+					*counter++
+				}
+				return nil
+			})
+			if err != nil {
+				cancel()
+			}
+		}
+		applied <- err
+	}()
+	rerr := read(func(msgs []*bus.Message) error {
+		select {
+		case batches <- decodeAll(msgs):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(batches)
+	if err := <-applied; err != nil {
+		return err // the cause of a reader's cancellation, if any
+	}
+	return rerr
 }
 
 type decoded struct {
