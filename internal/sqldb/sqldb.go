@@ -48,6 +48,7 @@ type DB struct {
 	// profiles showed to be a third of the CPU under load. (pgx caches
 	// prepared statements itself.)
 	wstmts, rstmts stmtCache
+	group          groupCommit // SQLite: concurrent InTx calls share a transaction
 }
 
 // stmtCache holds prepared statements of one pool, up to maxStmts; the
@@ -263,8 +264,18 @@ func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return db.r.QueryRowContext(ctx, db.Rebind(q), args...)
 }
 
-// Exec runs one write outside a transaction.
+// Exec runs one write outside a transaction. On SQLite it joins the
+// group commit (see InTx): a lone write is still a commit, and an fsync.
 func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if db.Dialect == SQLite {
+		var res sql.Result
+		err := db.InTx(ctx, func(tx *Tx) error {
+			var err error
+			res, err = tx.Exec(ctx, q, args...)
+			return err
+		})
+		return res, err
+	}
 	if st := db.prepared(ctx, true, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -277,6 +288,7 @@ type Tx struct {
 	tx         *sql.Tx
 	unprepared []string // queries to prepare after the transaction
 	onCommit   []func() // run after a successful commit
+	shared     bool     // several callers' work: statements ignore cancellation
 }
 
 // OnCommit registers fn to run after the transaction commits, in the order
@@ -296,12 +308,23 @@ func (tx *Tx) DropCommitHooks(n int) {
 }
 
 // InTx runs fn in a write transaction and commits it if fn returns nil;
-// otherwise it rolls back and returns fn's error. On PostgreSQL a
-// transaction that loses a deadlock or a serialization conflict is run
-// again (up to 5 times), so fn must only act through tx.
+// otherwise it rolls back and returns fn's error. It returns once the
+// transaction is durable (or has failed).
+//
+// On PostgreSQL a transaction that loses a deadlock or a serialization
+// conflict is run again (up to 5 times). On SQLite, calls made while
+// another runs are combined into one transaction, each fn behind its own
+// savepoint (see groupCommit), and may be run again alone if that shared
+// transaction fails. So fn must only act through tx, and must not call
+// InTx or DB.Exec itself.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.inTx(ctx, fn)
+		var err error
+		if db.Dialect == SQLite {
+			err = db.group.do(ctx, db, fn)
+		} else {
+			err = db.inTx(ctx, fn)
+		}
 		if attempt == 5 || !isRetryable(err) {
 			return err
 		}
@@ -319,12 +342,8 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
 	t := &Tx{db: db, tx: tx}
-	defer func() {
-		for _, q := range t.unprepared {
-			db.wstmts.get(ctx, db.w, q)
-		}
-	}()
-	if err := fn(t); err != nil {
+	defer db.prepareLater(t)
+	if err := call(fn, t); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -335,6 +354,157 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// prepareLater prepares the statements t ran unprepared, now that the
+// write connection is free.
+func (db *DB) prepareLater(t *Tx) {
+	for _, q := range t.unprepared {
+		db.wstmts.get(context.Background(), db.w, q)
+	}
+}
+
+// call runs fn, turning a panic into a *panicError so the write
+// connection is not left inside a transaction; InTx panics again in the
+// caller's goroutine.
+func call(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{v}
+		}
+	}()
+	return fn(t)
+}
+
+type panicError struct{ v any }
+
+func (p *panicError) Error() string {
+	return fmt.Sprintf("sqldb: transaction function panicked: %v", p.v)
+}
+
+// groupCommit combines SQLite write transactions. SQLite has one writer
+// and every commit is an fsync, so under load the services' writers (HTTP
+// requests, event batches, the outbox relay) queued for the connection
+// one commit at a time. Instead, the first caller leads: it runs every fn
+// queued meanwhile in one transaction, each behind a savepoint (a failing
+// fn rolls back to it and fails alone), commits once, and only then
+// answers each caller — one fsync for many callers, with the durability of
+// one transaction each. Statements of a shared transaction ignore their
+// caller's cancellation, which would otherwise interrupt SQLite and roll
+// back everyone's work; a caller whose context ends before its turn is
+// skipped. If the shared transaction itself fails (a savepoint or the
+// commit), each caller's fn runs again alone.
+type groupCommit struct {
+	mu      sync.Mutex
+	queue   []*txCall
+	leading bool
+}
+
+type txCall struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+// maxGroup bounds how many calls share one transaction, so one round's
+// duration (the first caller's latency) stays bounded.
+const maxGroup = 256
+
+func (g *groupCommit) do(ctx context.Context, db *DB, fn func(*Tx) error) error {
+	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	if !g.leading {
+		g.leading = true
+		g.mu.Unlock()
+		g.lead(db)
+	} else {
+		g.mu.Unlock()
+	}
+	err := <-c.done
+	var pe *panicError
+	if errors.As(err, &pe) {
+		panic(pe.v)
+	}
+	return err
+}
+
+// lead runs rounds until the queue is empty. Each caller's done receives
+// exactly one result.
+func (g *groupCommit) lead(db *DB) {
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), maxGroup)
+		round := g.queue[:n:n]
+		g.queue = g.queue[n:]
+		if n == 0 {
+			g.queue = nil
+			g.leading = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		if len(round) == 1 {
+			round[0].done <- db.inTx(round[0].ctx, round[0].fn)
+			continue
+		}
+		if errs, ok := db.shared(round); ok {
+			for i, c := range round {
+				c.done <- errs[i]
+			}
+			continue
+		}
+		for _, c := range round { // the shared transaction failed: each alone
+			c.done <- db.inTx(c.ctx, c.fn)
+		}
+	}
+}
+
+// shared runs calls in one transaction and returns each one's result, or
+// ok false if the transaction failed as a whole (nothing committed).
+func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false
+	}
+	t := &Tx{db: db, tx: tx, shared: true}
+	defer db.prepareLater(t)
+	errs = make([]error, len(calls))
+	hooks := make([][]func(), len(calls))
+	for i, c := range calls {
+		if err := c.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
+			tx.Rollback()
+			return nil, false
+		}
+		t.onCommit = nil
+		errs[i] = call(c.fn, t)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
+				tx.Rollback()
+				return nil, false
+			}
+		} else {
+			hooks[i] = t.onCommit
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT grouped`); err != nil {
+			tx.Rollback()
+			return nil, false
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false
+	}
+	for _, hs := range hooks {
+		for _, f := range hs {
+			f()
+		}
+	}
+	return errs, true
 }
 
 // isRetryable reports a PostgreSQL deadlock (40P01) or serialization
@@ -362,8 +532,18 @@ func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 	return nil
 }
 
+// context returns the context for a statement of the transaction: ctx,
+// without its cancellation in a shared transaction.
+func (tx *Tx) context(ctx context.Context) context.Context {
+	if tx.shared {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -372,6 +552,7 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -380,6 +561,7 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow runs a one-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -388,6 +570,7 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 
 // Prepare prepares a statement for repeated use in the transaction.
 func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	ctx = tx.context(ctx)
 	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
 }
 

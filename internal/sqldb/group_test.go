@@ -1,0 +1,182 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+func openTestSQLite(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), "group", "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(context.Background(), `CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// queued waits until n calls wait behind the leader: a condition on the
+// group's own queue, not a sleep.
+func queued(db *DB, n int) {
+	for {
+		db.group.mu.Lock()
+		l := len(db.group.queue)
+		db.group.mu.Unlock()
+		if l >= n {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestGroupCommitSharesATransaction: calls arriving while one runs are
+// committed together; a failing call, a panicking one and one whose context
+// ended roll back alone, and only the committed calls' hooks run.
+func TestGroupCommitSharesATransaction(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the leader, held inside its transaction
+		defer wg.Done()
+		if err := db.InTx(ctx, func(tx *Tx) error {
+			<-release
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (0)`)
+			return err
+		}); err != nil {
+			t.Error(err)
+		}
+	}()
+	for {
+		db.group.mu.Lock()
+		leading := db.group.leading
+		db.group.mu.Unlock()
+		if leading {
+			break
+		}
+		runtime.Gosched()
+	}
+
+	const n = 20
+	errs := make([]error, n+1)
+	var hooked, sharedSeen sync.Map
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	boom := errors.New("boom")
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					errs[i] = fmt.Errorf("panicked: %v", v)
+				}
+			}()
+			cctx := ctx
+			if i == 7 {
+				cctx = cancelled
+			}
+			errs[i] = db.InTx(cctx, func(tx *Tx) error {
+				sharedSeen.Store(i, tx.shared)
+				if _, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (?)`, i); err != nil {
+					return err
+				}
+				tx.OnCommit(func() { hooked.Store(i, true) })
+				switch i {
+				case 3:
+					return boom
+				case 5:
+					panic("five")
+				case 9: // a constraint error leaves the shared transaction usable
+					_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (0)`) // the leader's, committed
+					return err
+				}
+				return nil
+			})
+		}()
+	}
+	queued(db, n)
+	close(release)
+	wg.Wait()
+
+	for i := 1; i <= n; i++ {
+		var count int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM t WHERE k = ?`, i).Scan(&count); err != nil {
+			t.Fatal(err)
+		}
+		_, hook := hooked.Load(i)
+		shared, ran := sharedSeen.Load(i)
+		switch i {
+		case 3, 5, 7, 9:
+			if count != 0 || hook {
+				t.Errorf("call %d: row committed %v, hook run %v; want neither", i, count == 1, hook)
+			}
+		default:
+			if errs[i] != nil || count != 1 || !hook {
+				t.Errorf("call %d: err %v, rows %d, hook run %v", i, errs[i], count, hook)
+			}
+			if ran && shared != true {
+				t.Errorf("call %d ran in a transaction of its own, want a shared one", i)
+			}
+		}
+	}
+	if !errors.Is(errs[3], boom) {
+		t.Errorf("failing call: %v, want its own error", errs[3])
+	}
+	if errs[5] == nil || errs[5].Error() != "panicked: five" {
+		t.Errorf("panicking call: %v, want its panic again in its goroutine", errs[5])
+	}
+	if !errors.Is(errs[7], context.Canceled) {
+		t.Errorf("cancelled call: %v", errs[7])
+	}
+	if _, ran := sharedSeen.Load(7); ran {
+		t.Error("a call whose context had ended was run")
+	}
+	if errs[9] == nil || !IsUniqueViolation(errs[9]) {
+		t.Errorf("constraint-violating call: %v", errs[9])
+	}
+	var total int
+	db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&total)
+	if total != 1+n-4 {
+		t.Errorf("%d rows, want %d", total, 1+n-4)
+	}
+}
+
+// TestGroupCommitConcurrent hammers InTx from many goroutines (run with
+// -race): every successful call's row is there exactly once.
+func TestGroupCommitConcurrent(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				k := g*1000 + i
+				if err := db.InTx(ctx, func(tx *Tx) error {
+					_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (?)`, k)
+					return err
+				}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var total int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if total != 16*50 {
+		t.Fatalf("%d rows, want %d", total, 16*50)
+	}
+}
