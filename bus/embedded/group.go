@@ -192,6 +192,22 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 	if err != nil {
 		return // the member's supervisor restarts the worker at the next change
 	}
+	// An offset commit is written by the log's writer with its next batch;
+	// the worker goes on with the next batch meanwhile (a commit's fsync
+	// used to stall every partition once per batch), with at most one
+	// commit outstanding. It waits for that one before releasing the
+	// partition (the defers run last-in first-out), so the next owner
+	// starts from it: hand-overs still neither skip nor repeat.
+	var pending chan error
+	settle := func() error {
+		if pending == nil {
+			return nil
+		}
+		err := <-pending
+		pending = nil
+		return err
+	}
+	defer settle()
 	wanted := func() (bool, <-chan struct{}) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -226,11 +242,15 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		if !b.handle(batch, h, cfg, wanted) {
 			return // revoked or stopping while retrying: dropped uncommitted
 		}
-		next := batch[len(batch)-1].Offset + 1
-		c := &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: next}
-		if err := b.submit(context.Background(), &writeReq{commit: c, done: make(chan error, 1)}); err != nil {
-			return // not committed: whoever owns the partition next sees the batch again
+		if err := settle(); err != nil {
+			return // the previous commit failed: whoever owns the partition next sees its batch again
 		}
+		next := batch[len(batch)-1].Offset + 1
+		req := &writeReq{commit: &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: next}, done: make(chan error, 1)}
+		if err := b.enqueue(req); err != nil {
+			return
+		}
+		pending = req.done
 		offset = next
 	}
 }

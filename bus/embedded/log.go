@@ -55,6 +55,19 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*bus.Message) error {
 	return b.submit(ctx, &writeReq{msgs: msgs, done: make(chan error, 1)})
 }
 
+// enqueue hands req to the writer without waiting for it; req.done will
+// receive its outcome.
+func (b *Bus) enqueue(req *writeReq) (err error) {
+	defer func() {
+		// A send on the writes channel after Close is the only panic here.
+		if recover() != nil {
+			err = bus.ErrClosed
+		}
+	}()
+	b.writes <- req
+	return nil
+}
+
 func (b *Bus) submit(ctx context.Context, req *writeReq) (err error) {
 	defer func() {
 		// A send on the writes channel after Close is the only panic here.
