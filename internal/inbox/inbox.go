@@ -198,10 +198,56 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 	for _, b := range batches {
 		msgs = append(msgs, b.batch...)
 	}
+	// Optimistically first: the whole batch without a savepoint per record
+	// (two statements each, a sixth of a batch's SQL). Should any record
+	// fail, that transaction is rolled back and the batch applied again,
+	// record by record behind savepoints.
+	start := time.Now()
+	wrote, outcomes, err := c.applyFast(ctx, msgs)
+	if !errors.Is(err, errIsolate) {
+		c.Metrics.Batch(time.Since(start))
+		if err != nil {
+			return err
+		}
+		c.countConsumed(outcomes)
+		if wrote && c.Committed != nil {
+			c.Committed()
+		}
+		return nil
+	}
+	return c.applyIsolated(ctx, msgs, start)
+}
+
+// errIsolate makes applyFast roll back so that the batch is applied again
+// record by record.
+var errIsolate = errors.New("inbox: a record failed; applying the batch record by record")
+
+// applyFast applies msgs in one transaction without savepoints; any
+// record's failure rolls it all back with errIsolate.
+func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []consumed, error) {
+	wrote := false
+	var outcomes []consumed
+	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		wrote, outcomes = false, outcomes[:0]
+		for _, m := range msgs {
+			w, outcome, herr := c.process(ctx, tx, m)
+			if herr != nil {
+				return errIsolate
+			}
+			wrote = wrote || w
+			outcomes = append(outcomes, consumed{m, outcome})
+		}
+		return nil
+	})
+	return wrote, outcomes, err
+}
+
+// applyIsolated applies msgs with a savepoint around each record, following
+// the retry policy for those that fail.
+func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start time.Time) error {
 	wrote := false
 	var settled []string
 	var outcomes []consumed
-	start := time.Now()
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, settled, outcomes = false, settled[:0], outcomes[:0]
 		for _, m := range msgs {
@@ -283,6 +329,9 @@ func (c *Consumer) failed(key string, m *bus.Message) failure {
 // processIsolated runs process behind a savepoint, rolling back to it if
 // the record fails, so the transaction can go on with the next record.
 func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (bool, string, error) {
+	if c.ignored(m) {
+		return false, obs.OutcomeIgnored, nil
+	}
 	if _, err := tx.Exec(ctx, `SAVEPOINT record`); err != nil {
 		return false, "", fmt.Errorf("inbox: savepoint: %w", err)
 	}
@@ -310,11 +359,11 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // version's payload is upcast before the handler sees it. A panicking
 // handler is an error.
 func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
+	if c.ignored(m) {
+		return false, obs.OutcomeIgnored, nil
+	}
 	typ := event.Type(m.Header(bus.HeaderEventType))
 	h, ok := c.Handlers[typ]
-	if _, known := event.Lookup(typ); known && !ok {
-		return false, obs.OutcomeIgnored, nil // another group's event
-	}
 	// Handled here, or no known type at all: a record nobody can route
 	// must not pass unnoticed, so it is decoded and fails below.
 	e, err := bus.DecodeEnvelope(m)
@@ -383,6 +432,15 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 		return false, "", &HandlerError{Envelope: e, Err: err, ctx: hctx}
 	}
 	return true, obs.OutcomeProcessed, nil
+}
+
+// ignored reports whether m's eventType header names a catalog type no
+// handler here wants: another group's event, skipped without decoding.
+func (c *Consumer) ignored(m *bus.Message) bool {
+	typ := event.Type(m.Header(bus.HeaderEventType))
+	_, mine := c.Handlers[typ]
+	_, known := event.Lookup(typ)
+	return known && !mine
 }
 
 // HandlerError says which event's handler failed.
