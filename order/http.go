@@ -270,13 +270,75 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]any{"orders": orders, "limit": limit, "offset": offset})
 }
 
+// handleGet: GET /orders/{id}. The answer carries an ETag; with
+// If-None-Match naming it the answer is 304 Not Modified, and with
+// "Prefer: wait=N" as well (N ≤ 30 seconds) it is held until the order
+// changes or N seconds pass: clients follow an order's saga with one
+// request per change instead of polling.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	_, o, err := s.visibleOrder(r)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, o)
+	rep, err := httpx.Represent(o)
+	if err != nil {
+		httpx.Error(w, r, fmt.Errorf("order: encode order: %w", err))
+		return
+	}
+	if wait := httpx.PreferWait(r); wait > 0 && httpx.NoneMatch(r, rep.ETag) {
+		if rep, err = s.awaitChange(r.Context(), o.ID, rep, wait); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+	}
+	rep.Write(w, r, http.StatusOK)
+}
+
+// recheckEvery is how often a held GET reads the order again even without
+// a notification: a change committed by another instance of the service
+// (several serve processes) notifies only that instance's waiters.
+const recheckEvery = 500 * time.Millisecond
+
+// awaitChange waits up to wait for order id's representation to differ
+// from rep and returns the newest one (rep itself if nothing changed).
+func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration) (httpx.Representation, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		// Watch before reading, so a change committed in between wakes us.
+		changed, release := s.changed.Watch(id)
+		o, err := s.store.order(ctx, s.d.DB, id)
+		if err != nil {
+			release()
+			return rep, err
+		}
+		cur, err := httpx.Represent(o)
+		if err != nil {
+			release()
+			return rep, fmt.Errorf("order: encode order: %w", err)
+		}
+		if cur.ETag != rep.ETag {
+			release()
+			return cur, nil
+		}
+		recheck := time.NewTimer(recheckEvery)
+		select {
+		case <-changed:
+		case <-recheck.C:
+		case <-deadline.C:
+			recheck.Stop()
+			release()
+			return rep, nil
+		case <-ctx.Done():
+			recheck.Stop()
+			release()
+			return rep, nil
+		}
+		recheck.Stop()
+		release()
+	}
 }
 
 // visibleOrder returns the caller and the order of the path if the caller

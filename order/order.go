@@ -33,6 +33,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/watch"
 )
 
 //go:embed migrations/*.sql
@@ -115,11 +116,13 @@ type Service struct {
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
+	changed watch.Hub // orders changed, for held GETs (see handleGet)
 }
 
 // New returns the order service. It fails on a malformed setting.
 func New(d service.Deps) (*Service, error) {
-	s := &Service{d: d, store: &store{db: d.DB}}
+	s := &Service{d: d}
+	s.store = &store{db: d.DB, changed: &s.changed}
 	var err error
 	if s.timeout, err = d.Duration(SettingSagaTimeout, DefaultSagaTimeout); err != nil {
 		return nil, err

@@ -1097,3 +1097,51 @@ func permutations(s []string) [][]string {
 	}
 	return out
 }
+
+// TestGetHeldUntilTheOrderChanges: GET /orders/{id} carries an ETag;
+// If-None-Match with it answers 304, and with Prefer: wait the request is
+// held until the saga changes the order, then answers 200 with the change
+// and a new tag.
+func TestGetHeldUntilTheOrderChanges(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t)
+	tok := h.Token("cust-1", "customer")
+	s := place(t, h, tok)
+	path := orderPath + "/" + s.id
+
+	status, hdr, _ := do(t, h, "GET", path, tok, nil, nil)
+	etag := hdr.Get("ETag")
+	if status != http.StatusOK || etag == "" {
+		t.Fatalf("GET: %d, ETag %q", status, etag)
+	}
+	if status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag}); status != http.StatusNotModified || len(b) != 0 || hdr.Get("ETag") != etag {
+		t.Fatalf("conditional GET of an unchanged order: %d %q, ETag %q", status, b, hdr.Get("ETag"))
+	}
+	// Nothing changes within the wait: 304 after it, saying so.
+	if status, hdr, _ := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=1"}); status != http.StatusNotModified || hdr.Get("Preference-Applied") != "wait=1" {
+		t.Fatalf("held GET without a change: %d, Preference-Applied %q", status, hdr.Get("Preference-Applied"))
+	}
+
+	type answer struct {
+		status int
+		etag   string
+		order  order.Order
+	}
+	held := make(chan answer, 1)
+	go func() {
+		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=30"})
+		a := answer{status: status, etag: hdr.Get("ETag")}
+		json.Unmarshal(b, &a.order)
+		held <- a
+	}()
+	s.publish("inventory-service", s.created, &event.InventoryReservationFailed{OrderID: s.id, Reason: "not enough stock",
+		Shortages: []event.Shortage{{ProductID: "p-mug", Requested: 1}}})
+	a := <-held
+	if a.status != http.StatusOK || a.order.Status != "CANCELLED" || a.etag == "" || a.etag == etag {
+		t.Fatalf("held GET after the cancellation: %d %+v, ETag %q (was %q)", a.status, a.order, a.etag, etag)
+	}
+	// Someone else's order is not found, held or not.
+	if status, _, _ := do(t, h, "GET", path, h.Token("cust-2", "customer"), nil, map[string]string{"If-None-Match": "*", "Prefer": "wait=5"}); status != http.StatusNotFound {
+		t.Fatalf("another customer's held GET: %d", status)
+	}
+}

@@ -11,9 +11,22 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/internal/watch"
 )
 
-type store struct{ db *sqldb.DB }
+type store struct {
+	db      *sqldb.DB
+	changed *watch.Hub // notified of an order's id once a change to it commits
+}
+
+// changedIf notes, if ok, that order id changed, for the watchers of
+// GET /orders/{id} once tx commits.
+func (s *store) changedIf(tx *sqldb.Tx, id string, ok bool, err error) (bool, error) {
+	if ok && err == nil && s.changed != nil {
+		tx.OnCommit(func() { s.changed.Notify(id) })
+	}
+	return ok, err
+}
 
 // queryer is a database or a transaction.
 type queryer interface {
@@ -157,33 +170,38 @@ func (s *store) cancel(ctx context.Context, tx *sqldb.Tx, id string, from []stri
 	for _, f := range from {
 		args = append(args, f)
 	}
-	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, reason_code = ?, reason = ?, updated_at = ?
+	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, reason_code = ?, reason = ?, updated_at = ?
 		WHERE id = ? AND status IN (`+sqldb.Placeholders(len(from))+`)`, args...))
+	return s.changedIf(tx, id, ok, err)
 }
 
 // confirm moves a PENDING order to CONFIRMED with its payment.
 func (s *store) confirm(ctx context.Context, tx *sqldb.Tx, id, paymentID string, now time.Time) (bool, error) {
-	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, payment_id = ?, updated_at = ? WHERE id = ? AND status = ?`,
+	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, payment_id = ?, updated_at = ? WHERE id = ? AND status = ?`,
 		StatusConfirmed, paymentID, now.UnixMilli(), id, StatusPending))
+	return s.changedIf(tx, id, ok, err)
 }
 
 // ship moves a CONFIRMED order to SHIPPED once it has a shipment and the
 // customer was notified.
 func (s *store) ship(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) (bool, error) {
-	return affected(tx.Exec(ctx, `UPDATE orders SET status = ?, updated_at = ?
+	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, updated_at = ?
 		WHERE id = ? AND status = ? AND shipment_id <> '' AND notified = 1`,
 		StatusShipped, now.UnixMilli(), id, StatusConfirmed))
+	return s.changedIf(tx, id, ok, err)
 }
 
 // setShipment records the order's shipment, whatever its status.
 func (s *store) setShipment(ctx context.Context, tx *sqldb.Tx, id, shipmentID, tracking string, now time.Time) (bool, error) {
-	return affected(tx.Exec(ctx, `UPDATE orders SET shipment_id = ?, tracking_number = ?, updated_at = ? WHERE id = ?`,
+	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET shipment_id = ?, tracking_number = ?, updated_at = ? WHERE id = ?`,
 		shipmentID, tracking, now.UnixMilli(), id))
+	return s.changedIf(tx, id, ok, err)
 }
 
 // setNotified records that the customer was told (or could not be).
 func (s *store) setNotified(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
-	return affected(tx.Exec(ctx, `UPDATE orders SET notified = 1 WHERE id = ?`, id))
+	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET notified = 1 WHERE id = ?`, id))
+	return s.changedIf(tx, id, ok, err)
 }
 
 // timedOut returns PENDING orders created at or before cutoff, oldest first.

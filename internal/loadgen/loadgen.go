@@ -101,6 +101,38 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, w
 	return nil
 }
 
+// followWait is how long a conditional GET asks to be held (seconds).
+const followWait = "20"
+
+// follow GETs path, conditionally on etag if it is not empty, asking the
+// service to hold the request until the resource changes. It decodes a
+// 200's body into out and returns the resource's current entity tag; a 304
+// leaves out as it was.
+func (c *client) follow(ctx context.Context, path, token, etag string, out any) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	if err != nil {
+		return etag, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+		req.Header.Set("Prefer", "wait="+followWait)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return etag, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return etag, nil
+	case http.StatusOK:
+		return resp.Header.Get("ETag"), json.Unmarshal(b, out)
+	}
+	return etag, &statusError{resp.StatusCode, fmt.Sprintf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(b)))}
+}
+
 // Run performs the load run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Orders <= 0 || cfg.Concurrency <= 0 {
@@ -210,9 +242,15 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	if onAccepted != nil {
 		onAccepted(o.ID)
 	}
+	// Follow the order with conditional GETs held by the service until
+	// the order changes (If-None-Match + Prefer: wait), as a client
+	// without push would: one request per change instead of polling. A
+	// failed request is retried after a short, growing pause.
+	etag := ""
 	wait := 5 * time.Millisecond
 	for {
-		err := c.do(ctx, "GET", "/api/v1/orders/"+o.ID, token, nil, 200, &o)
+		var err error
+		etag, err = c.follow(ctx, "/api/v1/orders/"+o.ID, token, etag, &o)
 		var se *statusError
 		switch {
 		case err == nil && (o.Status == "SHIPPED" || o.Status == "CANCELLED"):
@@ -224,6 +262,10 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 		}
 		if time.Since(start) > 2*time.Minute {
 			return "", 0, true, fmt.Errorf("order %s still %s after 2m (last error: %v)", o.ID, o.Status, err)
+		}
+		if err == nil && etag != "" {
+			wait = 5 * time.Millisecond
+			continue // the service held the request until a change (or its wait ended): ask again at once
 		}
 		select {
 		case <-time.After(wait): // polling the API, as a client without push would

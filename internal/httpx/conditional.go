@@ -1,0 +1,80 @@
+package httpx
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxWait caps how long a request may ask to be held with Prefer: wait.
+const MaxWait = 30 * time.Second
+
+// Representation is a JSON body with its entity tag, for conditional GETs.
+type Representation struct {
+	Body []byte
+	ETag string // a strong tag: a digest of Body, quoted
+}
+
+// Represent encodes v as the JSON body JSON would write, and tags it.
+func Represent(v any) (Representation, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Representation{}, err
+	}
+	b = append(b, '\n')
+	sum := sha256.Sum256(b)
+	return Representation{Body: b, ETag: `"` + hex.EncodeToString(sum[:12]) + `"`}, nil
+}
+
+// Write sends the representation with its ETag: 304 Not Modified without
+// a body if the request's If-None-Match names it, else status and body.
+func (rep Representation) Write(w http.ResponseWriter, r *http.Request, status int) {
+	w.Header().Set("ETag", rep.ETag)
+	if NoneMatch(r, rep.ETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(rep.Body)
+}
+
+// NoneMatch reports whether the request's If-None-Match header matches
+// etag (RFC 9110 §13.1.2: weak comparison, "*" matches any).
+func NoneMatch(r *http.Request, etag string) bool {
+	h := r.Header.Get("If-None-Match")
+	if h == "" {
+		return false
+	}
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// PreferWait returns the wait the request asks for with "Prefer: wait=N"
+// (RFC 7240, seconds), capped at MaxWait; 0 if it asks for none or the
+// value is not a non-negative integer.
+func PreferWait(r *http.Request) time.Duration {
+	for _, h := range r.Header.Values("Prefer") {
+		for _, p := range strings.Split(h, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"`))
+			if err != nil || n < 0 {
+				return 0
+			}
+			return min(time.Duration(n)*time.Second, MaxWait)
+		}
+	}
+	return 0
+}
