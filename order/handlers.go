@@ -43,16 +43,15 @@ func (s *Service) saga(then inbox.Func) inbox.Func {
 		if id == "" {
 			return nil
 		}
-		ok, err := s.store.exists(ctx, tx, id)
+		// The inbox hands each event id over once, so not logged means
+		// not one of this service's orders.
+		logged, err := s.store.logSagaEvent(ctx, tx, id, e)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !logged {
 			s.d.Log.Debug("event of an unknown order ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
 			return nil
-		}
-		if err := s.store.addSagaEvent(ctx, tx, id, e); err != nil {
-			return err
 		}
 		if then == nil {
 			return nil

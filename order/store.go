@@ -72,15 +72,6 @@ func (s *store) order(ctx context.Context, q queryer, id string) (*Order, error)
 	return o, nil
 }
 
-// exists reports whether the order is one of this service's.
-func (s *store) exists(ctx context.Context, q queryer, id string) (bool, error) {
-	var n int
-	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM orders WHERE id = ?`, id).Scan(&n); err != nil {
-		return false, fmt.Errorf("order: look up order %s: %w", id, err)
-	}
-	return n > 0, nil
-}
-
 // list returns orders newest first; userID and status filter when not "".
 func (s *store) list(ctx context.Context, userID, status string, limit, offset int) ([]*Order, error) {
 	q := `SELECT ` + orderColumns + ` FROM orders WHERE 1 = 1`
@@ -294,6 +285,27 @@ func (s *store) addSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, 
 		return fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
 	}
 	return nil
+}
+
+// logSagaEvent logs e under orderID if that order is one of this
+// service's, in one statement, and reports whether it did: false for an
+// unknown order (or an event logged before).
+func (s *store) logSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, e *event.Envelope) (bool, error) {
+	b, err := e.Marshal()
+	if err != nil {
+		return false, fmt.Errorf("order: %w", err)
+	}
+	res, err := tx.Exec(ctx, `INSERT INTO saga_events (event_id, order_id, event_type, ts, causation_id, envelope)
+		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM orders WHERE id = ?)
+		ON CONFLICT (event_id) DO NOTHING`, e.EventID, orderID, string(e.EventType), e.Timestamp.UnixMicro(), e.CausationID, string(b), orderID)
+	if err != nil {
+		return false, fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
+	}
+	return n > 0, nil
 }
 
 // sagaEvents returns an order's logged events in timestamp order.
