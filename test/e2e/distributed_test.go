@@ -75,10 +75,10 @@ func malformedRecords(t *testing.T, s *shop, brokers []string) {
 		}
 	}
 	// The random bytes carry no type: every group reading order-events
-	// dead-letters them, the order service among them.
+	// dead-letters them, the shipping service among them.
 	key := string(apptest.Poison(event.TopicOrder, "kafka")[0].Msg.Key)
-	s.eventually("the order service dead-lettered the random bytes", func() bool {
-		_, ok := letters("order")[string(event.TopicOrder)+" "+key]
+	s.eventually("the shipping service dead-lettered the random bytes", func() bool {
+		_, ok := letters("shipping")[string(event.TopicOrder)+" "+key]
 		return ok
 	})
 	waitNoLag(t, brokers)
