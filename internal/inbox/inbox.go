@@ -174,10 +174,12 @@ func (c *Consumer) Handle(ctx context.Context, batch []*bus.Message) error {
 			break
 		}
 		c.mu.Unlock()
-		err := c.apply(ctx, round)
+		// A combined round does not count a failing record's attempt:
+		// each batch is then applied alone, and counts it there once.
+		err := c.apply(ctx, round, len(round) == 1)
 		if err != nil && len(round) > 1 {
 			for _, q := range round {
-				q.done <- c.apply(ctx, []*pending{q})
+				q.done <- c.apply(ctx, []*pending{q}, true)
 			}
 			continue
 		}
@@ -193,7 +195,11 @@ func (c *Consumer) Handle(ctx context.Context, batch []*bus.Message) error {
 // failed InPlaceRetries times is parked, and the rest of the batch commits.
 // Any other failure rolls the whole transaction back and is returned, so
 // the bus redelivers the batch after its backoff.
-func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
+//
+// With count false, a record failing with a transient error fails the
+// whole transaction at once, without counting the attempt (the caller
+// applies the batches again, counting).
+func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) error {
 	var msgs []*bus.Message
 	for _, b := range batches {
 		msgs = append(msgs, b.batch...)
@@ -215,7 +221,7 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending) error {
 		}
 		return nil
 	}
-	return c.applyIsolated(ctx, msgs, start)
+	return c.applyIsolated(ctx, msgs, start, count)
 }
 
 // errIsolate makes applyFast roll back so that the batch is applied again
@@ -244,12 +250,18 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 
 // applyIsolated applies msgs with a savepoint around each record, following
 // the retry policy for those that fail.
-func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start time.Time) error {
+func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start time.Time, count bool) error {
 	wrote := false
 	var settled []string
 	var outcomes []consumed
+	type failedRecord struct {
+		key   string
+		m     *bus.Message
+		first time.Time
+	}
+	var failures []failedRecord // counted once the transaction has ended
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		wrote, settled, outcomes = false, settled[:0], outcomes[:0]
+		wrote, settled, outcomes, failures = false, settled[:0], outcomes[:0], failures[:0]
 		for _, m := range msgs {
 			w, outcome, herr := c.processIsolated(ctx, tx, m)
 			wrote = wrote || w
@@ -265,7 +277,11 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start
 				outcomes = append(outcomes, consumed{m, obs.OutcomeDeadLettered})
 				continue
 			}
-			f := c.failed(key, m)
+			if !count {
+				return herr
+			}
+			f := c.tally(key)
+			failures = append(failures, failedRecord{key, m, f.first})
 			if f.n < int64(c.inPlace()) {
 				return herr // the bus redelivers the batch after its backoff
 			}
@@ -278,6 +294,9 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start
 		return nil
 	})
 	c.Metrics.Batch(time.Since(start))
+	for _, f := range failures {
+		c.failed(f.key, f.m, f.first)
+	}
 	if err != nil {
 		var he *HandlerError
 		if errors.As(err, &he) {
@@ -303,8 +322,21 @@ func recordKey(m *bus.Message) string {
 	return fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
 }
 
-// failed counts one more failure of the record with key and returns its tally.
-func (c *Consumer) failed(key string, m *bus.Message) failure {
+// tally returns what the record with key's tally will be with one more
+// failure, without counting it: the transaction function deciding on it
+// may run again (a shared or retried transaction), and counts once, with
+// failed, after its transaction has ended.
+func (c *Consumer) tally(key string) failure {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.attempts[key]; f != nil {
+		return failure{n: f.n + 1, first: f.first}
+	}
+	return failure{n: 1, first: c.now()}
+}
+
+// failed counts one more failure of the record with key.
+func (c *Consumer) failed(key string, m *bus.Message, first time.Time) {
 	if ev := c.metricsOf(m); ev != nil {
 		ev.Retries.Inc()
 	}
@@ -318,12 +350,11 @@ func (c *Consumer) failed(key string, m *bus.Message) failure {
 		if len(c.attempts) > 10000 { // bounded: forget stale tallies of records handled elsewhere since
 			clear(c.attempts)
 		}
-		f = &failure{first: c.now()}
+		f = &failure{first: first}
 		c.attempts[key] = f
 	}
 	f.n++
 	c.stats.Retried++
-	return *f
 }
 
 // processIsolated runs process behind a savepoint, rolling back to it if

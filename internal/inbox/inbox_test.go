@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +259,52 @@ func TestSchemaViolationIsDeadLetteredWithTheReason(t *testing.T) {
 	}
 	if !dl[0].Permanent || dl[0].Attempts != 1 || dl[0].Value != string(bad.Value) {
 		t.Errorf("dead letter = %+v", dl[0])
+	}
+}
+
+// TestCombinedRoundCountsAFailureOnce: batches of two partitions that
+// queue while a transaction runs are applied together; when one of them
+// fails, each is applied again alone, and the failing record's attempt is
+// counted once, not once per try of the same delivery.
+func TestCombinedRoundCountsAFailureOnce(t *testing.T) {
+	f := newFixture(t)
+	f.c.InPlaceRetries = 5
+	handler := f.c.Handlers["ProductCreated"]
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.c.Handlers["ProductCreated"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		if p.(*event.ProductCreated).ProductID == "slow" {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return handler(ctx, tx, e, p)
+	}
+	f.fail["bad"] = errors.New("transient")
+	ctx := context.Background()
+	slow, good, bad := f.msg("slow"), f.msg("good"), f.msg("bad")
+	good.Partition, bad.Partition = 1, 2
+	errs := make(chan error, 3)
+	go func() { errs <- f.c.Handle(ctx, []*bus.Message{slow}) }()
+	<-entered // the leader is inside its transaction
+	go func() { errs <- f.c.Handle(ctx, []*bus.Message{good}) }()
+	go func() { errs <- f.c.Handle(ctx, []*bus.Message{bad}) }()
+	for f.c.Queued() != 2 {
+		runtime.Gosched()
+	}
+	close(release)
+	var failed int
+	for range 3 {
+		if err := <-errs; err != nil {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d batches failed, want the bad one", failed)
+	}
+	if got := f.c.Stats().Retried; got != 1 {
+		t.Fatalf("the failing record's attempts counted %d times, want 1", got)
+	}
+	if f.effects("good") != 1 || f.effects("slow") != 1 || f.effects("bad") != 0 {
+		t.Fatalf("effects: good %d, slow %d, bad %d", f.effects("good"), f.effects("slow"), f.effects("bad"))
 	}
 }
