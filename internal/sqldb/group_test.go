@@ -180,3 +180,51 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		t.Fatalf("%d rows, want %d", total, 16*50)
 	}
 }
+
+// TestGroupCommitLeaderLeadsOneRound: a caller returns once its own round
+// has committed, while the calls queued meanwhile run in a round led by
+// one of them.
+func TestGroupCommitLeaderLeadsOneRound(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	hold, next := make(chan struct{}), make(chan struct{})
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- db.InTx(ctx, func(tx *Tx) error {
+			<-hold
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (1)`)
+			return err
+		})
+	}()
+	for {
+		db.group.mu.Lock()
+		leading := db.group.leading
+		db.group.mu.Unlock()
+		if leading {
+			break
+		}
+		runtime.Gosched()
+	}
+	queuedDone := make(chan error, 1)
+	go func() {
+		queuedDone <- db.InTx(ctx, func(tx *Tx) error {
+			<-next // held: the next round is still running when the first caller returns
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (2)`)
+			return err
+		})
+	}()
+	queued(db, 1)
+	close(hold)
+	if err := <-leaderDone; err != nil {
+		t.Fatal(err)
+	}
+	close(next)
+	if err := <-queuedDone; err != nil {
+		t.Fatal(err)
+	}
+	var total int
+	db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&total)
+	if total != 2 {
+		t.Fatalf("%d rows, want 2", total)
+	}
+}

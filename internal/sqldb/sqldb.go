@@ -325,6 +325,10 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		} else {
 			err = db.inTx(ctx, fn)
 		}
+		var pe *panicError
+		if errors.As(err, &pe) {
+			panic(pe.v) // fn's panic, in the caller's goroutine, its transaction rolled back
+		}
 		if attempt == 5 || !isRetryable(err) {
 			return err
 		}
@@ -385,11 +389,12 @@ func (p *panicError) Error() string {
 // groupCommit combines SQLite write transactions. SQLite has one writer
 // and every commit is an fsync, so under load the services' writers (HTTP
 // requests, event batches, the outbox relay) queued for the connection
-// one commit at a time. Instead, the first caller leads: it runs every fn
-// queued meanwhile in one transaction, each behind a savepoint (a failing
-// fn rolls back to it and fails alone), commits once, and only then
-// answers each caller — one fsync for many callers, with the durability of
-// one transaction each. Statements of a shared transaction ignore their
+// one commit at a time. Instead, a caller finding nobody leading leads a
+// round: it runs every fn queued (its own among them) in one transaction,
+// each behind a savepoint (a failing fn rolls back to it and fails alone),
+// commits once, and only then answers each caller — one fsync for many
+// callers, with the durability of one transaction each — then hands the
+// lead to the first caller queued meanwhile. Statements of a shared transaction ignore their
 // caller's cancellation, which would otherwise interrupt SQLite and roll
 // back everyone's work; a caller whose context ends before its turn is
 // skipped. If the shared transaction itself fails (a savepoint or the
@@ -403,7 +408,8 @@ type groupCommit struct {
 type txCall struct {
 	ctx  context.Context
 	fn   func(*Tx) error
-	done chan error
+	done chan error    // the call's result
+	lead chan struct{} // this caller is to run the next round
 }
 
 // maxGroup bounds how many calls share one transaction, so one round's
@@ -411,53 +417,55 @@ type txCall struct {
 const maxGroup = 256
 
 func (g *groupCommit) do(ctx context.Context, db *DB, fn func(*Tx) error) error {
-	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	if !g.leading {
 		g.leading = true
 		g.mu.Unlock()
-		g.lead(db)
+		g.round(db)
 	} else {
 		g.mu.Unlock()
 	}
-	err := <-c.done
-	var pe *panicError
-	if errors.As(err, &pe) {
-		panic(pe.v)
+	for {
+		select {
+		case err := <-c.done:
+			return err
+		case <-c.lead:
+			g.round(db)
+		}
 	}
-	return err
 }
 
-// lead runs rounds until the queue is empty. Each caller's done receives
-// exactly one result.
-func (g *groupCommit) lead(db *DB) {
-	for {
-		g.mu.Lock()
-		n := min(len(g.queue), maxGroup)
-		round := g.queue[:n:n]
-		g.queue = g.queue[n:]
-		if n == 0 {
-			g.queue = nil
-			g.leading = false
-			g.mu.Unlock()
-			return
+// round runs the queued calls (up to maxGroup) and answers each, then
+// hands the lead to the first caller still queued, if any: a caller leads
+// one round, not every round until the queue empties, so an HTTP request
+// is not held up serving others.
+func (g *groupCommit) round(db *DB) {
+	g.mu.Lock()
+	n := min(len(g.queue), maxGroup)
+	round := g.queue[:n:n]
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+	if len(round) == 1 {
+		round[0].done <- db.inTx(round[0].ctx, round[0].fn)
+	} else if errs, ok := db.shared(round); ok {
+		for i, c := range round {
+			c.done <- errs[i]
 		}
-		g.mu.Unlock()
-		if len(round) == 1 {
-			round[0].done <- db.inTx(round[0].ctx, round[0].fn)
-			continue
-		}
-		if errs, ok := db.shared(round); ok {
-			for i, c := range round {
-				c.done <- errs[i]
-			}
-			continue
-		}
+	} else {
 		for _, c := range round { // the shared transaction failed: each alone
 			c.done <- db.inTx(c.ctx, c.fn)
 		}
 	}
+	g.mu.Lock()
+	if len(g.queue) == 0 {
+		g.queue = nil
+		g.leading = false
+	} else {
+		g.queue[0].lead <- struct{}{}
+	}
+	g.mu.Unlock()
 }
 
 // shared runs calls in one transaction and returns each one's result, or
