@@ -326,11 +326,17 @@ func recordKey(m *bus.Message) string {
 // failure, without counting it: the transaction function deciding on it
 // may run again (a shared or retried transaction), and counts once, with
 // failed, after its transaction has ended.
+//
+// The tally stops at InPlaceRetries, the attempt that parks the record:
+// if a later record of the batch then fails in place, the park is rolled
+// back with the batch, and the record fails again at the redelivery —
+// the same attempt as far as the policy goes, or MaxAttempts would be
+// exceeded.
 func (c *Consumer) tally(key string) failure {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.attempts[key]; f != nil {
-		return failure{n: f.n + 1, first: f.first}
+		return failure{n: min(f.n+1, int64(c.inPlace())), first: f.first}
 	}
 	return failure{n: 1, first: c.now()}
 }

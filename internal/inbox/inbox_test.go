@@ -308,3 +308,46 @@ func TestCombinedRoundCountsAFailureOnce(t *testing.T) {
 		t.Fatalf("effects: good %d, slow %d, bad %d", f.effects("good"), f.effects("slow"), f.effects("bad"))
 	}
 }
+
+// TestParkRolledBackByALaterFailureKeepsItsCount: a record reaching the
+// in-place limit is parked, but a later record of its batch fails in
+// place and rolls the park back; at the redeliveries the first record
+// fails again. It is parked with InPlaceRetries attempts all the same, so
+// the delayed retries still end at MaxAttempts.
+func TestParkRolledBackByALaterFailureKeepsItsCount(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, later := f.msg("p-first"), f.msg("p-later")
+	f.fail["p-first"] = errors.New("down")
+	batch := []*bus.Message{first}
+	for i := 1; i < inbox.DefaultInPlaceRetries; i++ {
+		f.c.Handle(ctx, batch)
+	}
+	// Now with a later record that fails too: p-first reaches the limit,
+	// p-later rolls the batch back, twice, then is parked as well.
+	f.fail["p-later"] = errors.New("down too")
+	batch = append(batch, later)
+	for i := 1; i < inbox.DefaultInPlaceRetries; i++ {
+		if err := f.c.Handle(ctx, batch); err == nil {
+			t.Fatalf("redelivery %d succeeded, want p-later to fail it", i)
+		}
+	}
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatalf("both records should be parked now: %v", err)
+	}
+	for attempt := inbox.DefaultInPlaceRetries + 1; attempt <= inbox.DefaultMaxAttempts; attempt++ {
+		f.advance(time.Hour)
+		if n, err := f.c.RetryDue(ctx); err != nil || n != 2 {
+			t.Fatalf("attempt %d: retried %d, %v", attempt, n, err)
+		}
+	}
+	dl, _ := f.c.DeadLetters(ctx, "", 10, 0)
+	if len(dl) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dl))
+	}
+	for _, d := range dl {
+		if d.Attempts != inbox.DefaultMaxAttempts {
+			t.Errorf("%s dead after %d attempts, want %d", d.EventID, d.Attempts, inbox.DefaultMaxAttempts)
+		}
+	}
+}
