@@ -113,12 +113,37 @@ func (r *Relay) Notify() {
 
 // Run relays until ctx is cancelled, then returns nil. Publish failures are
 // logged and retried with backoff; rows stay until published.
+//
+// The rows of a published batch are deleted while the next batch is read
+// and published (at most one delete outstanding; the next read skips the
+// rows being deleted), so an event committed during a round waits for one
+// SELECT and one publish, not a delete transaction as well. Should a
+// delete fail, its rows are published again: at least once, as always.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var deleting *deletion
+	settle := func() {
+		if deleting == nil {
+			return
+		}
+		if err := <-deleting.done; err != nil {
+			r.log.Error("outbox relay: deleting published rows failed; they will be published again", "rows", len(deleting.ids), "error", err)
+		}
+		deleting = nil
+	}
+	defer settle()
 	for {
-		n, err := r.RelayOnce(ctx)
+		var skip []int64
+		if deleting != nil {
+			skip = deleting.ids
+		}
+		ids, err := r.publish(ctx, skip)
+		if len(ids) > 0 {
+			settle()
+			deleting = r.deleteAsync(context.WithoutCancel(ctx), ids)
+		}
 		wait := r.poll
 		switch {
 		case ctx.Err() != nil:
@@ -126,7 +151,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case err != nil:
 			r.log.Error("outbox relay failed", "error", err, "retry_in", backoff)
 			wait, backoff = backoff, min(backoff*2, 5*time.Second)
-		case n == r.batch:
+		case len(ids) == r.batch:
 			backoff = 50 * time.Millisecond
 			continue // more rows are waiting
 		default:
@@ -142,12 +167,42 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
+// deletion is a delete of published rows running in the background.
+type deletion struct {
+	ids  []int64
+	done chan error
+}
+
+func (r *Relay) deleteAsync(ctx context.Context, ids []int64) *deletion {
+	d := &deletion{ids: ids, done: make(chan error, 1)}
+	go func() { d.done <- r.delete(ctx, ids) }()
+	return d
+}
+
 // RelayOnce publishes one batch of the oldest rows and deletes them,
 // returning how many it relayed.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox ORDER BY id LIMIT ?`, r.batch)
+	ids, err := r.publish(ctx, nil)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	if err := r.delete(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// publish reads up to a batch of the oldest rows, except those in skip
+// (being deleted), publishes them and returns their ids once the bus has
+// acknowledged them.
+func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
+	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox ORDER BY id LIMIT ?`, r.batch+len(skip))
 	if err != nil {
-		return 0, fmt.Errorf("outbox: read: %w", err)
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	skipped := make(map[int64]bool, len(skip))
+	for _, id := range skip {
+		skipped[id] = true
 	}
 	var ids []int64
 	var msgs []*bus.Message
@@ -157,21 +212,24 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		m := &bus.Message{}
 		if err := rows.Scan(&id, &m.Topic, &m.Key, &m.Value, &hdr); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("outbox: read: %w", err)
+			return nil, fmt.Errorf("outbox: read: %w", err)
+		}
+		if skipped[id] || len(ids) == r.batch {
+			continue
 		}
 		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("outbox: headers of row %d: %w", id, err)
+			return nil, fmt.Errorf("outbox: headers of row %d: %w", id, err)
 		}
 		ids = append(ids, id)
 		msgs = append(msgs, m)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("outbox: read: %w", err)
+		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
 	if len(msgs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	if r.Pin != nil {
 		if pins := r.Pin(); len(pins) > 0 {
@@ -181,11 +239,16 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 	}
 	if err := r.pub.Publish(ctx, msgs...); err != nil {
-		return 0, fmt.Errorf("outbox: publish %d events: %w", len(msgs), err)
+		return nil, fmt.Errorf("outbox: publish %d events: %w", len(msgs), err)
 	}
-	// Delete exactly the published ids: on PostgreSQL a lower id may commit
-	// after a higher one was read, so "id <= max" could drop an unsent row.
-	err = r.db.InTx(ctx, func(tx *sqldb.Tx) error {
+	return ids, nil
+}
+
+// delete deletes the published rows ids. Exactly those: on PostgreSQL a
+// lower id may commit after a higher one was read, so "id <= max" could
+// drop an unsent row.
+func (r *Relay) delete(ctx context.Context, ids []int64) error {
+	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
 		for i := 0; i < len(ids); i += 500 {
 			chunk := ids[i:min(i+500, len(ids))]
 			args := make([]any, len(chunk))
@@ -199,9 +262,9 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("outbox: delete published rows: %w", err)
+		return fmt.Errorf("outbox: delete published rows: %w", err)
 	}
-	return len(msgs), nil
+	return nil
 }
 
 // pin rewrites m at its type's pinned version, if any. An event that cannot
