@@ -247,7 +247,7 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		}
 		next := batch[len(batch)-1].Offset + 1
 		req := &writeReq{commit: &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: next}, done: make(chan error, 1)}
-		if err := b.enqueue(req); err != nil {
+		if err := b.enqueue(context.Background(), req); err != nil {
 			return
 		}
 		pending = req.done

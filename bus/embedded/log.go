@@ -55,20 +55,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*bus.Message) error {
 	return b.submit(ctx, &writeReq{msgs: msgs, done: make(chan error, 1)})
 }
 
-// enqueue hands req to the writer without waiting for it; req.done will
-// receive its outcome.
-func (b *Bus) enqueue(req *writeReq) (err error) {
-	defer func() {
-		// A send on the writes channel after Close is the only panic here.
-		if recover() != nil {
-			err = bus.ErrClosed
-		}
-	}()
-	b.writes <- req
-	return nil
-}
-
-func (b *Bus) submit(ctx context.Context, req *writeReq) (err error) {
+// enqueue hands req to the writer without waiting for its outcome, which
+// req.done will receive.
+func (b *Bus) enqueue(ctx context.Context, req *writeReq) (err error) {
 	defer func() {
 		// A send on the writes channel after Close is the only panic here.
 		if recover() != nil {
@@ -77,8 +66,16 @@ func (b *Bus) submit(ctx context.Context, req *writeReq) (err error) {
 	}()
 	select {
 	case b.writes <- req:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("embedded: %w", ctx.Err())
+	}
+}
+
+// submit hands req to the writer and waits for its outcome.
+func (b *Bus) submit(ctx context.Context, req *writeReq) error {
+	if err := b.enqueue(ctx, req); err != nil {
+		return err
 	}
 	select {
 	case err := <-req.done:
