@@ -210,18 +210,18 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) er
 	// record by record behind savepoints.
 	start := time.Now()
 	wrote, outcomes, err := c.applyFast(ctx, msgs)
-	if !errors.Is(err, errIsolate) {
-		c.Metrics.Batch(time.Since(start))
-		if err != nil {
-			return err
-		}
-		c.countConsumed(outcomes)
-		if wrote && c.Committed != nil {
-			c.Committed()
-		}
-		return nil
+	if errors.Is(err, errIsolate) {
+		wrote, outcomes, err = c.applyIsolated(ctx, msgs, count)
 	}
-	return c.applyIsolated(ctx, msgs, start, count)
+	c.Metrics.Batch(time.Since(start))
+	if err != nil {
+		return err
+	}
+	c.countConsumed(outcomes)
+	if wrote && c.Committed != nil {
+		c.Committed()
+	}
+	return nil
 }
 
 // errIsolate makes applyFast roll back so that the batch is applied again
@@ -236,6 +236,10 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		for _, m := range msgs {
+			if c.ignored(m) {
+				outcomes = append(outcomes, consumed{m, obs.OutcomeIgnored})
+				continue
+			}
 			w, outcome, herr := c.process(ctx, tx, m)
 			if herr != nil {
 				return errIsolate
@@ -250,7 +254,7 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 
 // applyIsolated applies msgs with a savepoint around each record, following
 // the retry policy for those that fail.
-func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start time.Time, count bool) error {
+func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count bool) (bool, []consumed, error) {
 	wrote := false
 	var settled []string
 	var outcomes []consumed
@@ -293,7 +297,6 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start
 		}
 		return nil
 	})
-	c.Metrics.Batch(time.Since(start))
 	for _, f := range failures {
 		c.failed(f.key, f.m, f.first)
 	}
@@ -303,18 +306,14 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, start
 			c.Log.WarnContext(he.ctx, "event handler failed; batch will be redelivered", "group", c.Group, "eventType", he.Envelope.EventType,
 				"eventId", he.Envelope.EventID, "correlationId", he.Envelope.CorrelationID, "causationId", he.Envelope.CausationID, "error", he.Err)
 		}
-		return err
+		return false, nil, err
 	}
-	c.countConsumed(outcomes)
 	c.mu.Lock()
 	for _, k := range settled {
 		delete(c.attempts, k)
 	}
 	c.mu.Unlock()
-	if wrote && c.Committed != nil {
-		c.Committed()
-	}
-	return nil
+	return wrote, outcomes, nil
 }
 
 // recordKey identifies a record across redeliveries.
@@ -387,8 +386,8 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 	return wrote, outcome, herr
 }
 
-// process applies one record: skipped if its eventType header names a
-// catalog type no handler here wants, or if it was processed before. A
+// process applies one record that is not another group's (callers skip
+// those first, see ignored): skipped if it was processed before. A
 // record that is not a valid envelope of a known type and version (or
 // whose header disagrees with its envelope), or whose payload does not
 // match that version's JSON Schema (event.SchemaError: the reason names the
@@ -396,9 +395,6 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // version's payload is upcast before the handler sees it. A panicking
 // handler is an error.
 func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
-	if c.ignored(m) {
-		return false, obs.OutcomeIgnored, nil
-	}
 	typ := event.Type(m.Header(bus.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
