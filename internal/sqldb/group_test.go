@@ -36,6 +36,19 @@ func queued(db *DB, n int) {
 	}
 }
 
+// led waits until a caller leads a round.
+func led(db *DB) {
+	for {
+		db.group.mu.Lock()
+		leading := db.group.leading
+		db.group.mu.Unlock()
+		if leading {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
 // TestGroupCommitSharesATransaction: calls arriving while one runs are
 // committed together; a failing call, a panicking one and one whose context
 // ended roll back alone, and only the committed calls' hooks run.
@@ -55,15 +68,7 @@ func TestGroupCommitSharesATransaction(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	for {
-		db.group.mu.Lock()
-		leading := db.group.leading
-		db.group.mu.Unlock()
-		if leading {
-			break
-		}
-		runtime.Gosched()
-	}
+	led(db)
 
 	const n = 20
 	errs := make([]error, n+1)
@@ -196,15 +201,7 @@ func TestGroupCommitLeaderLeadsOneRound(t *testing.T) {
 			return err
 		})
 	}()
-	for {
-		db.group.mu.Lock()
-		leading := db.group.leading
-		db.group.mu.Unlock()
-		if leading {
-			break
-		}
-		runtime.Gosched()
-	}
+	led(db)
 	queuedDone := make(chan error, 1)
 	go func() {
 		queuedDone <- db.InTx(ctx, func(tx *Tx) error {

@@ -394,11 +394,11 @@ func (p *panicError) Error() string {
 // each behind a savepoint (a failing fn rolls back to it and fails alone),
 // commits once, and only then answers each caller — one fsync for many
 // callers, with the durability of one transaction each — then hands the
-// lead to the first caller queued meanwhile. Statements of a shared transaction ignore their
-// caller's cancellation, which would otherwise interrupt SQLite and roll
-// back everyone's work; a caller whose context ends before its turn is
-// skipped. If the shared transaction itself fails (a savepoint or the
-// commit), each caller's fn runs again alone.
+// lead to the first caller queued meanwhile. Statements of a shared
+// transaction ignore their caller's cancellation, which would otherwise
+// interrupt SQLite and roll back everyone's work; a caller whose context
+// ends before its turn is skipped. If the shared transaction itself fails
+// (a savepoint or the commit), each caller's fn runs again alone.
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*txCall
