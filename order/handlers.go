@@ -274,5 +274,6 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e *event.Envelope) e
 	if err := outbox.Add(ctx, tx, e); err != nil {
 		return err
 	}
-	return s.store.addSagaEvent(ctx, tx, e.Key, e)
+	_, err := s.store.logSagaEvent(ctx, tx, e.Key, e) // the order is written in tx before its events
+	return err
 }

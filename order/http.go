@@ -281,9 +281,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	rep, err := httpx.Represent(o)
+	rep, err := represent(o)
 	if err != nil {
-		httpx.Error(w, r, fmt.Errorf("order: encode order: %w", err))
+		httpx.Error(w, r, err)
 		return
 	}
 	if wait := httpx.PreferWait(r); wait > 0 && httpx.NoneMatch(r, rep.ETag) {
@@ -294,6 +294,15 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	}
 	rep.Write(w, r, http.StatusOK)
+}
+
+// represent is o as GET /orders/{id} answers it, with its ETag.
+func represent(o *Order) (httpx.Representation, error) {
+	rep, err := httpx.Represent(o)
+	if err != nil {
+		return rep, fmt.Errorf("order: encode order: %w", err)
+	}
+	return rep, nil
 }
 
 // recheckEvery is how often a held GET reads the order again even without
@@ -307,38 +316,38 @@ func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Represen
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		// Watch before reading, so a change committed in between wakes us.
-		changed, release := s.changed.Watch(id)
-		o, err := s.store.order(ctx, s.d.DB, id)
-		if err != nil {
-			release()
-			return rep, err
+		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C)
+		if done || err != nil {
+			return cur, err
 		}
-		cur, err := httpx.Represent(o)
-		if err != nil {
-			release()
-			return rep, fmt.Errorf("order: encode order: %w", err)
-		}
-		if cur.ETag != rep.ETag {
-			release()
-			return cur, nil
-		}
-		recheck := time.NewTimer(recheckEvery)
-		select {
-		case <-changed:
-		case <-recheck.C:
-		case <-deadline.C:
-			recheck.Stop()
-			release()
-			return rep, nil
-		case <-ctx.Done():
-			recheck.Stop()
-			release()
-			return rep, nil
-		}
-		recheck.Stop()
-		release()
 	}
+}
+
+// awaitOnce reads order id and, while it is still rep, waits for a
+// notification or the recheck; done reports a change (cur), the deadline
+// or the end of ctx (cur is rep).
+func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time) (cur httpx.Representation, done bool, err error) {
+	// Watch before reading, so a change committed in between wakes us.
+	changed, release := s.changed.Watch(id)
+	defer release()
+	o, err := s.store.order(ctx, s.d.DB, id)
+	if err != nil {
+		return rep, true, err
+	}
+	if cur, err = represent(o); err != nil || cur.ETag != rep.ETag {
+		return cur, true, err
+	}
+	recheck := time.NewTimer(recheckEvery)
+	defer recheck.Stop()
+	select {
+	case <-changed:
+	case <-recheck.C:
+	case <-deadline:
+		return rep, true, nil
+	case <-ctx.Done():
+		return rep, true, nil
+	}
+	return rep, false, nil
 }
 
 // visibleOrder returns the caller and the order of the path if the caller

@@ -273,20 +273,6 @@ type sagaEvent struct {
 	Envelope             json.RawMessage
 }
 
-// addSagaEvent logs e under orderID; a redelivered event is logged once.
-func (s *store) addSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, e *event.Envelope) error {
-	b, err := e.Marshal()
-	if err != nil {
-		return fmt.Errorf("order: %w", err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO saga_events (event_id, order_id, event_type, ts, causation_id, envelope) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (event_id) DO NOTHING`, e.EventID, orderID, string(e.EventType), e.Timestamp.UnixMicro(), e.CausationID, string(b))
-	if err != nil {
-		return fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
-	}
-	return nil
-}
-
 // logSagaEvent logs e under orderID if that order is one of this
 // service's, in one statement, and reports whether it did: false for an
 // unknown order (or an event logged before).
