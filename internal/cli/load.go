@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/eventmart/eventmart/internal/loadgen"
@@ -26,6 +28,7 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.AdminEmail, "admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
 	acceptedOut := fs.String("accepted-out", "", "write the id of every order accepted with 202 to this file, one per line")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	cpuPIDs := fs.String("cpu-pids", "", "comma-separated pids whose CPU (with their descendants') to report per order: every process serving the orders (Linux)")
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -33,6 +36,13 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}
+	}
+	for _, f := range strings.FieldsFunc(*cpuPIDs, func(r rune) bool { return r == ',' || r == ' ' }) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return usageError{fmt.Sprintf("--cpu-pids: %q is not a process id", f)}
+		}
+		cfg.CPUPIDs = append(cfg.CPUPIDs, pid)
 	}
 	if *acceptedOut != "" {
 		f, err := os.Create(*acceptedOut)

@@ -35,6 +35,10 @@ type Config struct {
 	// OnAccepted, if set, is called (from several goroutines) with the id
 	// of every order the API accepted with 202.
 	OnAccepted func(orderID string)
+	// CPUPIDs, if set, are the processes whose CPU the run measures (with
+	// all their descendants): every process serving the orders — Eventmart's,
+	// and in production mode Kafka's and PostgreSQL's. Linux only.
+	CPUPIDs []int
 }
 
 // Result is what a run measured.
@@ -43,6 +47,19 @@ type Result struct {
 	Unexpected                                   int // approved orders that did not ship, declined ones that did
 	Duration                                     time.Duration
 	Latencies                                    []time.Duration // POST to final status, sorted
+	// CPU is the CPU time Config.CPUPIDs spent from the first order until
+	// they were quiet after the last one (0 without CPUPIDs); LoadCPU is
+	// the load generator's own over the orders.
+	CPU, LoadCPU time.Duration
+}
+
+// CPUPerOrder is the watched processes' CPU per finished order.
+func (r *Result) CPUPerOrder() time.Duration {
+	n := r.Shipped + r.Cancelled
+	if n == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(n)
 }
 
 // Throughput is finished orders per second.
@@ -60,10 +77,17 @@ func (r *Result) Percentile(p float64) time.Duration {
 }
 
 func (r *Result) String() string {
-	return fmt.Sprintf("orders %d: accepted %d, shipped %d, cancelled %d, failed %d, unexpected %d in %s\nthroughput %.1f orders/s\nlatency POST→final: p50 %s  p95 %s  p99 %s  max %s",
+	s := fmt.Sprintf("orders %d: accepted %d, shipped %d, cancelled %d, failed %d, unexpected %d in %s\nthroughput %.1f orders/s\nlatency POST→final: p50 %s  p95 %s  p99 %s  max %s",
 		r.Orders, r.Accepted, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
 		r.Percentile(50).Round(time.Millisecond), r.Percentile(95).Round(time.Millisecond),
 		r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond))
+	if r.CPU > 0 {
+		n := max(r.Shipped+r.Cancelled, 1)
+		s += fmt.Sprintf("\ncpu: %.2f ms/order in the watched processes (%s in all), load generator %.2f ms/order",
+			float64(r.CPU)/float64(time.Millisecond)/float64(n), r.CPU.Round(time.Millisecond),
+			float64(r.LoadCPU)/float64(time.Millisecond)/float64(n))
+	}
+	return s
 }
 
 type client struct {
@@ -161,6 +185,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
+	var meter *cpuMeter
+	if len(cfg.CPUPIDs) > 0 {
+		if meter, err = startCPU(cfg.CPUPIDs); err != nil {
+			return nil, err
+		}
+	}
 	stopProgress := progress(cfg.Progress, cfg.Orders, &done)
 	start := time.Now()
 	for i := 0; i < cfg.Orders; i++ {
@@ -211,6 +241,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	res.Duration = time.Since(start)
 	stopProgress()
+	if meter != nil {
+		if res.CPU, res.LoadCPU, err = meter.stop(); err != nil {
+			return res, err
+		}
+	}
 	slices.Sort(res.Latencies)
 	return res, ctx.Err()
 }
