@@ -16,7 +16,9 @@ const (
 	ENOTFOUND     = "not_found"          // 404
 	EMETHOD       = "method_not_allowed" // the resource does not take this method: 405
 	ECONFLICT     = "conflict"           // state does not allow it: 409
-	EUNAVAILABLE  = "unavailable"        // a dependency is down: 503
+	EUNAVAILABLE  = "unavailable"        // a dependency is down, nothing was done: 503
+	EBADGATEWAY   = "bad_gateway"        // the upstream failed after the request was sent, outcome unknown: 502
+	ETIMEOUT      = "gateway_timeout"    // the upstream did not answer in time, outcome unknown: 504
 	EINTERNAL     = "internal"           // a bug or an unexpected failure: 500
 )
 

@@ -4,7 +4,10 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -79,15 +82,15 @@ func ServiceOf(path string) string {
 // routes are on that handler); a service in remote is proxied to its base
 // URL (spread over its instances when it has several, see Balancer);
 // anything else is a JSON 404, or 503 for a known but unreachable
-// service.
+// service. A proxied request that fails is answered as upstreamError says.
 func Handler(local http.Handler, localServices map[string]bool, remote map[string][]*url.URL) http.Handler {
 	proxies := map[string]*httputil.ReverseProxy{}
 	for name, urls := range remote {
 		p := httputil.NewSingleHostReverseProxy(urls[0])
 		p.Transport = NewBalancer(urls, nil)
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-			httpx.Logger(r.Context()).WarnContext(r.Context(), "upstream unreachable", "upstream", name, "error", err)
-			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is unavailable", name))
+			httpx.Logger(r.Context()).WarnContext(r.Context(), "upstream failed", "upstream", name, "error", err)
+			httpx.Error(w, r, upstreamError(name, r, err))
 		}
 		proxies[name] = p
 	}
@@ -106,4 +109,26 @@ func Handler(local http.Handler, localServices map[string]bool, remote map[strin
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is not configured (EVENTMART_SERVICE_URLS)", svc))
 		}
 	})
+}
+
+// upstreamError is the answer to a request proxied to service that failed
+// with err. Only a request that was never sent (the connection was refused)
+// is a 503: nothing happened, and retrying is safe. Once the request was
+// sent the service may have applied it before failing, so the answer says
+// the outcome is unknown — 504 when it did not answer in time, 502
+// otherwise — and tells a client to retry a write with the same
+// Idempotency-Key, which makes the retry harmless.
+func upstreamError(service string, r *http.Request, err error) error {
+	if refused(err) {
+		return eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is unavailable; the request was not delivered", service)
+	}
+	retry := "retry the request"
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		retry = "retry with the same Idempotency-Key header (send one with every write) so that it is applied at most once"
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return eventmart.Errorf(eventmart.ETIMEOUT, "the %s service did not answer in time; it may have applied the request: %s", service, retry)
+	}
+	return eventmart.Errorf(eventmart.EBADGATEWAY, "the %s service failed while handling the request; it may have applied it: %s", service, retry)
 }

@@ -99,6 +99,8 @@ var statusOf = map[string]int{
 	eventmart.EMETHOD:       http.StatusMethodNotAllowed,
 	eventmart.ECONFLICT:     http.StatusConflict,
 	eventmart.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	eventmart.EBADGATEWAY:   http.StatusBadGateway,
+	eventmart.ETIMEOUT:      http.StatusGatewayTimeout,
 	eventmart.EINTERNAL:     http.StatusInternalServerError,
 }
 

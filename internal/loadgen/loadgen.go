@@ -11,13 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Config is one load run.
@@ -47,6 +51,9 @@ type Result struct {
 	Unexpected                                   int // approved orders that did not ship, declined ones that did
 	Duration                                     time.Duration
 	Latencies                                    []time.Duration // POST to final status, sorted
+	// FailedBecause counts the failed orders by reason: the HTTP status
+	// and error code of the last answer, or the transport error.
+	FailedBecause map[string]int
 	// CPU is the CPU time Config.CPUPIDs spent from the first order until
 	// they were quiet after the last one (0 without CPUPIDs); LoadCPU is
 	// the load generator's own over the orders.
@@ -81,6 +88,13 @@ func (r *Result) String() string {
 		r.Orders, r.Accepted, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
 		r.Percentile(50).Round(time.Millisecond), r.Percentile(95).Round(time.Millisecond),
 		r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond))
+	if len(r.FailedBecause) > 0 {
+		reasons := slices.Sorted(maps.Keys(r.FailedBecause))
+		for i, k := range reasons {
+			reasons[i] = fmt.Sprintf("%d × %s", r.FailedBecause[k], k)
+		}
+		s += "\nfailed: " + strings.Join(reasons, "; ")
+	}
 	if r.CPU > 0 {
 		n := max(r.Shipped+r.Cancelled, 1)
 		s += fmt.Sprintf("\ncpu: %.2f ms/order in the watched processes (%s in all), load generator %.2f ms/order",
@@ -97,6 +111,11 @@ type client struct {
 
 // do sends a JSON request; a status other than want is an error.
 func (c *client) do(ctx context.Context, method, path, token string, body any, want int, out any) error {
+	return c.doWith(ctx, method, path, token, "", body, want, out)
+}
+
+// doWith is do with an Idempotency-Key header when idemKey is not empty.
+func (c *client) doWith(ctx context.Context, method, path, token, idemKey string, body any, want int, out any) error {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -110,6 +129,9 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, w
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -117,7 +139,7 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, w
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))}
+		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b)}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -154,7 +176,7 @@ func (c *client) follow(ctx context.Context, path, token, etag string, out any) 
 	case http.StatusOK:
 		return resp.Header.Get("ETag"), json.Unmarshal(b, out)
 	}
-	return etag, &statusError{resp.StatusCode, fmt.Sprintf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(b)))}
+	return etag, &statusError{resp.StatusCode, fmt.Sprintf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(b))), string(b)}
 }
 
 // Run performs the load run.
@@ -176,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Orders: cfg.Orders}
+	res := &Result{Orders: cfg.Orders, FailedBecause: map[string]int{}}
 	var mu sync.Mutex
 	var done atomic.Int64
 	sem := make(chan struct{}, cfg.Concurrency)
@@ -223,6 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			switch {
 			case err != nil:
 				res.Failed++
+				res.FailedBecause[failureReason(err, accepted)]++
 			case status == "SHIPPED":
 				res.Shipped++
 			default:
@@ -268,11 +291,30 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	}
 	start := time.Now()
 	var o struct{ ID, Status string }
-	err := c.do(ctx, "POST", "/api/v1/orders", token, map[string]any{
-		"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address,
-	}, http.StatusAccepted, &o)
-	if err != nil {
-		return "", 0, false, err
+	// Every order carries an Idempotency-Key, and an answer that leaves
+	// the outcome open (502, 504, a dropped connection) or says nothing
+	// happened (503) is retried with the same key, as a careful client
+	// would: the order is placed at most once.
+	key := uuid.NewString()
+	body := map[string]any{"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address}
+	pause := 20 * time.Millisecond
+	for {
+		err := c.doWith(ctx, "POST", "/api/v1/orders", token, key, body, http.StatusAccepted, &o)
+		if err == nil {
+			break
+		}
+		var se *statusError
+		retryable := ctx.Err() == nil && (!errors.As(err, &se) || se.code == http.StatusBadGateway ||
+			se.code == http.StatusServiceUnavailable || se.code == http.StatusGatewayTimeout)
+		if !retryable || time.Since(start) > 2*time.Minute {
+			return "", 0, false, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return "", 0, false, err
+		}
+		pause = min(pause*2, time.Second)
 	}
 	if onAccepted != nil {
 		onAccepted(o.ID)
@@ -311,10 +353,34 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	}
 }
 
+// failureReason names why an order failed, for Result.FailedBecause:
+// "POST 409 conflict" before it was acknowledged, "follow: …" after.
+func failureReason(err error, accepted bool) string {
+	stage := "POST"
+	if accepted {
+		stage = "follow"
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		var body struct{ Error struct{ Code string } }
+		json.Unmarshal([]byte(se.body), &body)
+		return fmt.Sprintf("%s %d %s", stage, se.code, body.Error.Code)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return stage + " cancelled"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return stage + " timeout"
+	}
+	return stage + " " + err.Error()
+}
+
 // statusError is an answer with an unexpected HTTP status.
 type statusError struct {
 	code int
 	msg  string
+	body string
 }
 
 func (e *statusError) Error() string { return e.msg }
