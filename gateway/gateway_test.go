@@ -75,7 +75,9 @@ func TestProxiedFailuresSayWhetherTheOutcomeIsKnown(t *testing.T) {
 			req := httptest.NewRequestWithContext(ctx, c.method, "/api/v1/orders", strings.NewReader(`{}`))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body %q: %v", rec.Body, err)
 			}
