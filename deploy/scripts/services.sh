@@ -28,7 +28,14 @@ start() {
 	for s in "${services[@]}" gateway; do
 		local addr=127.0.0.1:$((base + i))
 		[[ $s == gateway ]] && addr=${EVENTMART_ADDR:-127.0.0.1:8080}
-		EVENTMART_ADDR=$addr nohup "$bin" serve "$s" >"$run/$s.log" 2>&1 &
+		# Static group membership (a stable id per process) and a session
+		# timeout well below the saga timeout: a restarted process gets its
+		# partitions back at once instead of after the dead member's session
+		# expires, so the order service never times out sagas whose events
+		# sit unread meanwhile.
+		EVENTMART_ADDR=$addr EVENTMART_INSTANCE_ID=${EVENTMART_INSTANCE_ID:-$s-1} \
+			EVENTMART_SESSION_TIMEOUT=${EVENTMART_SESSION_TIMEOUT:-10s} \
+			nohup "$bin" serve "$s" >"$run/$s.log" 2>&1 &
 		echo $! >"$run/$s.pid"
 		i=$((i + 1))
 	done
