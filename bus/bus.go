@@ -2,6 +2,11 @@
 // consumer groups. Two drivers implement it: bus/kafka on Apache Kafka
 // (production) and bus/embedded on local disk (the default, one process).
 //
+// It is transport only: messages with keys, values and headers. Neither it
+// nor a driver knows the event catalog; event/eventmsg turns envelopes into
+// messages and back (a test keeps event and OpenTelemetry out of their
+// imports).
+//
 // The interfaces are small on purpose. Their doc comments are contracts
 // that every driver passes in the conformance suite, bus/bustest.
 package bus
@@ -15,7 +20,8 @@ import (
 )
 
 // Header is a record header. Envelope fields travel as headers (see
-// HeaderEventType and friends) so routing needs no decoding.
+// event/eventmsg) so routing needs no decoding; the bus itself gives no
+// header a meaning.
 type Header struct {
 	Key   string
 	Value []byte
