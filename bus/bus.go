@@ -170,6 +170,18 @@ type PartitionLag struct {
 	Lag       int64 // messages still to read: End - max(Committed, log start)
 }
 
+// ClusterHealth is what a driver running on a cluster of brokers reports
+// about it, from the cluster's metadata. It is an optional capability, not
+// part of Bus: the Kafka driver has a Health method returning it, the
+// embedded log (one process, no brokers) has none. Its users declare the
+// interface they need.
+type ClusterHealth struct {
+	Brokers                   int // brokers the cluster reports alive
+	Partitions                int // partitions of every topic, internal ones included
+	UnderReplicatedPartitions int // partitions with fewer in-sync replicas than replicas
+	OfflinePartitions         int // partitions without a leader
+}
+
 // Bus is everything a driver provides.
 type Bus interface {
 	Publisher
