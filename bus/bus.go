@@ -96,7 +96,8 @@ type Subscriber interface {
 	// partition until ctx is cancelled, then leaves the group gracefully:
 	// the current batches finish, their offsets are committed, partitions
 	// are handed over. It returns nil after a cancellation, or an error
-	// that stopped it (wrapping ErrUnknownTopic for a missing topic).
+	// that stopped it: one wrapping ErrUnknownTopic, at once, when a topic
+	// does not exist.
 	//
 	// Members of one group share the partitions; when a member joins or
 	// leaves, partitions move only after their current batch is committed,
@@ -107,6 +108,8 @@ type Subscriber interface {
 }
 
 // Reader reads partitions directly, outside any group: the base of replay.
+// Each method fails with an error wrapping ErrUnknownTopic for a topic that
+// does not exist.
 type Reader interface {
 	// Read returns up to max messages of topic's partition starting at
 	// offset from, in order, and an empty slice at or beyond the end of the log. An
@@ -189,11 +192,13 @@ type Bus interface {
 	Reader
 	Admin
 	// Close releases the driver's resources; call it after every
-	// subscription has returned. Later calls fail with ErrClosed.
+	// subscription has returned. After it every call of every method,
+	// Close included, fails at once with an error wrapping ErrClosed.
 	Close() error
 }
 
-// Errors returned (wrapped) by drivers; test with errors.Is.
+// Errors returned (wrapped) by drivers; test with errors.Is. The
+// conformance suite, bus/bustest, requires both of every driver.
 var (
 	ErrUnknownTopic = errors.New("bus: unknown topic")
 	ErrClosed       = errors.New("bus: closed")
