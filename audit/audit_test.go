@@ -15,6 +15,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -35,7 +36,7 @@ func publish(t *testing.T, h *apptest.Harness, envs ...*event.Envelope) {
 	t.Helper()
 	var msgs []*bus.Message
 	for _, e := range envs {
-		m, err := bus.NewMessage(context.Background(), e)
+		m, err := eventmsg.Encode(context.Background(), e)
 		if err != nil {
 			t.Fatal(err)
 		}

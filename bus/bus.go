@@ -2,6 +2,11 @@
 // consumer groups. Two drivers implement it: bus/kafka on Apache Kafka
 // (production) and bus/embedded on local disk (the default, one process).
 //
+// It is transport only: messages with keys, values and headers. Neither it
+// nor a driver knows the event catalog; event/eventmsg turns envelopes into
+// messages and back (a test keeps event and OpenTelemetry out of their
+// imports).
+//
 // The interfaces are small on purpose. Their doc comments are contracts
 // that every driver passes in the conformance suite, bus/bustest.
 package bus
@@ -15,7 +20,8 @@ import (
 )
 
 // Header is a record header. Envelope fields travel as headers (see
-// HeaderEventType and friends) so routing needs no decoding.
+// event/eventmsg) so routing needs no decoding; the bus itself gives no
+// header a meaning.
 type Header struct {
 	Key   string
 	Value []byte
@@ -90,7 +96,8 @@ type Subscriber interface {
 	// partition until ctx is cancelled, then leaves the group gracefully:
 	// the current batches finish, their offsets are committed, partitions
 	// are handed over. It returns nil after a cancellation, or an error
-	// that stopped it (wrapping ErrUnknownTopic for a missing topic).
+	// that stopped it: one wrapping ErrUnknownTopic, at once, when a topic
+	// does not exist.
 	//
 	// Members of one group share the partitions; when a member joins or
 	// leaves, partitions move only after their current batch is committed,
@@ -101,6 +108,8 @@ type Subscriber interface {
 }
 
 // Reader reads partitions directly, outside any group: the base of replay.
+// Each method fails with an error wrapping ErrUnknownTopic for a topic that
+// does not exist.
 type Reader interface {
 	// Read returns up to max messages of topic's partition starting at
 	// offset from, in order, and an empty slice at or beyond the end of the log. An
@@ -164,6 +173,18 @@ type PartitionLag struct {
 	Lag       int64 // messages still to read: End - max(Committed, log start)
 }
 
+// ClusterHealth is what a driver running on a cluster of brokers reports
+// about it, from the cluster's metadata. It is an optional capability, not
+// part of Bus: the Kafka driver has a Health method returning it, the
+// embedded log (one process, no brokers) has none. Its users declare the
+// interface they need.
+type ClusterHealth struct {
+	Brokers                   int // brokers the cluster reports alive
+	Partitions                int // partitions of every topic, internal ones included
+	UnderReplicatedPartitions int // partitions with fewer in-sync replicas than replicas
+	OfflinePartitions         int // partitions without a leader
+}
+
 // Bus is everything a driver provides.
 type Bus interface {
 	Publisher
@@ -171,11 +192,13 @@ type Bus interface {
 	Reader
 	Admin
 	// Close releases the driver's resources; call it after every
-	// subscription has returned. Later calls fail with ErrClosed.
+	// subscription has returned. After it every call of every method,
+	// Close included, fails at once with an error wrapping ErrClosed.
 	Close() error
 }
 
-// Errors returned (wrapped) by drivers; test with errors.Is.
+// Errors returned (wrapped) by drivers; test with errors.Is. The
+// conformance suite, bus/bustest, requires both of every driver.
 var (
 	ErrUnknownTopic = errors.New("bus: unknown topic")
 	ErrClosed       = errors.New("bus: closed")

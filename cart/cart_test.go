@@ -13,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -280,7 +281,7 @@ func TestCheckoutTakesOrderedItemsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		m, err := bus.NewMessage(context.Background(), env)
+		m, err := eventmsg.Encode(context.Background(), env)
 		if err != nil {
 			t.Fatal(err)
 		}

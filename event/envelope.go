@@ -35,7 +35,7 @@ type Envelope struct {
 	// document: it travels as the record key.
 	Key string `json:"-"`
 	// Partition and Offset locate the record an envelope was decoded from
-	// (set by bus.DecodeEnvelope; -1 when it did not come from the bus).
+	// (set by eventmsg.Decode; -1 when it did not come from the bus).
 	// Not part of the JSON document either.
 	Partition int32 `json:"-"`
 	Offset    int64 `json:"-"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -247,7 +248,7 @@ func TestDuplicateDeliveryReservesOnce(t *testing.T) {
 	}
 	var msgs []*bus.Message
 	for range 2 {
-		m, err := bus.NewMessage(context.Background(), env)
+		m, err := eventmsg.Encode(context.Background(), env)
 		if err != nil {
 			t.Fatal(err)
 		}

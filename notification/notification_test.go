@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -264,7 +264,7 @@ func TestSendIsRetried(t *testing.T) {
 // publish puts one envelope on the bus.
 func publish(t *testing.T, h *apptest.Harness, e *event.Envelope) {
 	t.Helper()
-	m, err := bus.NewMessage(context.Background(), e)
+	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {
 		t.Fatal(err)
 	}

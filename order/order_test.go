@@ -13,10 +13,10 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/auth"
@@ -780,7 +780,7 @@ func TestDuplicateDeliveryHasOneEffect(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			m, err := bus.NewMessage(context.Background(), e)
+			m, err := eventmsg.Encode(context.Background(), e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -963,7 +963,7 @@ func TestSagaEventsInCausalOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	late.Timestamp = s.created.Timestamp.Add(-time.Minute)
-	m, _ := bus.NewMessage(context.Background(), late)
+	m, _ := eventmsg.Encode(context.Background(), late)
 	if err := h.Bus.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}

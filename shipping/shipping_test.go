@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -42,7 +42,7 @@ func (f *fixture) publishTwice(source string, o event.Origin, p event.Payload) {
 		f.t.Fatal(err)
 	}
 	for range 2 {
-		m, err := bus.NewMessage(context.Background(), e)
+		m, err := eventmsg.Encode(context.Background(), e)
 		if err != nil {
 			f.t.Fatal(err)
 		}

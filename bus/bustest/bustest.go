@@ -20,37 +20,45 @@ import (
 )
 
 // Factory returns a bus for one test. It registers its own cleanup (closing
-// the bus) with t. Tests create their own uniquely named topics, so a
-// factory may hand out buses on one shared broker.
+// the bus, accepting ErrClosed if the test closed it already) with t.
 type Factory func(t *testing.T) bus.Bus
 
 // Timeout bounds every wait of the suite: long enough for a rebalance on a
 // real broker, short enough to fail a stuck test.
 var Timeout = 60 * time.Second
 
-// Run runs the conformance suite.
-func Run(t *testing.T, newBus Factory) {
+// Run runs the conformance suite. Tests create their own uniquely named
+// topics, so shared may hand out one bus to every test (as one process
+// holds one log). own must return a bus no other test uses: the test of
+// Close closes it.
+func Run(t *testing.T, shared, own Factory) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, bus.Bus)
+		own  bool // the test closes its bus
 	}{
-		{"PublishAssignsPartitionOffsetTimestamp", testPublishAssigns},
-		{"ConsumeKeepsOrderPerKey", testConsumeOrderPerKey},
-		{"FailedBatchIsRedeliveredThenCommitted", testRedelivery},
-		{"ResumeAfterGracefulShutdown", testResume},
-		{"GroupsAreIndependent", testGroupsIndependent},
-		{"MembersShareAndRebalanceWithoutLossOrRepeat", testRebalance},
-		{"PartitionsAreProcessedConcurrently", testConcurrentPartitions},
-		{"StartAtLatest", testStartAtLatest},
-		{"ReadOffsetsAndTimestamps", testRead},
-		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics},
-		{"LagCountsWhatTheGroupHasYetToRead", testLag},
-		{"UnknownTopic", testUnknownTopic},
+		{"PublishAssignsPartitionOffsetTimestamp", testPublishAssigns, false},
+		{"ConsumeKeepsOrderPerKey", testConsumeOrderPerKey, false},
+		{"FailedBatchIsRedeliveredThenCommitted", testRedelivery, false},
+		{"ResumeAfterGracefulShutdown", testResume, false},
+		{"GroupsAreIndependent", testGroupsIndependent, false},
+		{"MembersShareAndRebalanceWithoutLossOrRepeat", testRebalance, false},
+		{"PartitionsAreProcessedConcurrently", testConcurrentPartitions, false},
+		{"StartAtLatest", testStartAtLatest, false},
+		{"ReadOffsetsAndTimestamps", testRead, false},
+		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics, false},
+		{"LagCountsWhatTheGroupHasYetToRead", testLag, false},
+		{"UnknownTopic", testUnknownTopic, false},
+		{"EveryCallAfterCloseFailsWithErrClosed", testClosed, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newBus(t))
+			if tc.own {
+				tc.fn(t, own(t))
+			} else {
+				tc.fn(t, shared(t))
+			}
 		})
 	}
 }
@@ -536,22 +544,60 @@ func testEnsureTopics(t *testing.T, b bus.Bus) {
 	}
 }
 
+// Every call that names a topic fails with ErrUnknownTopic for a topic
+// that does not exist, and Subscribe returns instead of waiting for it.
 func testUnknownTopic(t *testing.T, b bus.Bus) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	missing := uniqueName("missing")
-	if err := b.Publish(ctx, msg(missing, "k", 0)); !errors.Is(err, bus.ErrUnknownTopic) {
-		t.Errorf("Publish to a missing topic = %v, want ErrUnknownTopic", err)
+	checks := map[string]error{
+		"Publish": b.Publish(ctx, msg(missing, "k", 0)),
+		"Subscribe": b.Subscribe(ctx, uniqueName("g"), []string{missing},
+			func(context.Context, []*bus.Message) error { return nil }),
 	}
-	if _, err := b.Lag(ctx, uniqueName("g"), []string{missing}); !errors.Is(err, bus.ErrUnknownTopic) {
-		t.Errorf("Lag of a missing topic = %v, want ErrUnknownTopic", err)
+	_, checks["Read"] = b.Read(ctx, missing, 0, 0, 10)
+	_, checks["Offsets"] = b.Offsets(ctx, missing)
+	_, checks["OffsetAfter"] = b.OffsetAfter(ctx, missing, time.Now().Add(-time.Hour))
+	_, checks["Lag"] = b.Lag(ctx, uniqueName("g"), []string{missing})
+	for op, err := range checks {
+		if !errors.Is(err, bus.ErrUnknownTopic) {
+			t.Errorf("%s of a missing topic = %v, want ErrUnknownTopic", op, err)
+		}
 	}
-	if _, err := b.Offsets(ctx, missing); !errors.Is(err, bus.ErrUnknownTopic) {
-		t.Errorf("Offsets of a missing topic = %v, want ErrUnknownTopic", err)
+	if ctx.Err() != nil {
+		t.Errorf("the calls waited out the suite timeout: %v", ctx.Err())
 	}
-	err := b.Subscribe(ctx, uniqueName("g"), []string{missing}, func(context.Context, []*bus.Message) error { return nil })
-	if !errors.Is(err, bus.ErrUnknownTopic) {
-		t.Errorf("Subscribe to a missing topic = %v, want ErrUnknownTopic", err)
+}
+
+// After Close every call fails with ErrClosed, Close included, even on a
+// topic that exists; none waits.
+func testClosed(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 2)
+	publish(t, b, msg(topic, "k", 0))
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	checks := map[string]error{
+		"Close":   b.Close(),
+		"Publish": b.Publish(ctx, msg(topic, "k", 1)),
+		"Subscribe": b.Subscribe(ctx, uniqueName("g"), []string{topic},
+			func(context.Context, []*bus.Message) error { return nil }),
+	}
+	_, checks["Read"] = b.Read(ctx, topic, 0, 0, 10)
+	_, checks["Offsets"] = b.Offsets(ctx, topic)
+	_, checks["OffsetAfter"] = b.OffsetAfter(ctx, topic, time.Now().Add(-time.Hour))
+	_, checks["EnsureTopics"] = b.EnsureTopics(ctx, []bus.TopicConfig{{Name: topic, Partitions: 2, Retention: time.Hour}})
+	_, checks["Topics"] = b.Topics(ctx)
+	_, checks["Lag"] = b.Lag(ctx, uniqueName("g"), []string{topic})
+	for op, err := range checks {
+		if !errors.Is(err, bus.ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", op, err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the calls waited out the suite timeout: %v", ctx.Err())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // envelopeOf1KiB returns a realistic ~1 KiB OrderCreated envelope.
@@ -25,7 +26,7 @@ func envelopeOf1KiB(b *testing.B) *bus.Message {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := bus.NewMessage(context.Background(), e)
+	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {
 		b.Fatal(err)
 	}

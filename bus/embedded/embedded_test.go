@@ -30,10 +30,15 @@ func open(t *testing.T, path string, opts ...embedded.Option) *embedded.Bus {
 
 func TestConformance(t *testing.T) {
 	// One log shared by every test, as in production where one process
-	// holds one log; tests use their own topics.
+	// holds one log; tests use their own topics. The test of Close gets a
+	// log of its own.
 	b := open(t, filepath.Join(t.TempDir(), "log.db"))
 	t.Cleanup(func() { b.Close() })
-	bustest.Run(t, func(t *testing.T) bus.Bus { return b })
+	bustest.Run(t, func(t *testing.T) bus.Bus { return b }, func(t *testing.T) bus.Bus {
+		own := open(t, filepath.Join(t.TempDir(), "log.db"))
+		t.Cleanup(func() { own.Close() })
+		return own
+	})
 }
 
 func TestReopenKeepsTopicsOffsetsAndCommits(t *testing.T) {

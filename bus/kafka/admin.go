@@ -429,25 +429,17 @@ func errMessage(m string) string {
 	return ": " + m
 }
 
-// ClusterHealth is what the cluster's metadata says about its health.
-type ClusterHealth struct {
-	Brokers                   int // brokers the cluster reports alive
-	Partitions                int // partitions of every topic, internal ones included
-	UnderReplicatedPartitions int // partitions with fewer in-sync replicas than replicas
-	OfflinePartitions         int // partitions without a leader
-}
-
 // Health asks a broker for the metadata of every topic and counts brokers,
 // under-replicated and offline partitions: one metadata request.
-func (b *Bus) Health(ctx context.Context) (ClusterHealth, error) {
+func (b *Bus) Health(ctx context.Context) (bus.ClusterHealth, error) {
 	if err := b.alive(); err != nil {
-		return ClusterHealth{}, err
+		return bus.ClusterHealth{}, err
 	}
 	md, err := b.adm.Metadata(ctx)
 	if err != nil {
-		return ClusterHealth{}, fmt.Errorf("kafka: cluster metadata: %w", err)
+		return bus.ClusterHealth{}, fmt.Errorf("kafka: cluster metadata: %w", err)
 	}
-	h := ClusterHealth{Brokers: len(md.Brokers)}
+	h := bus.ClusterHealth{Brokers: len(md.Brokers)}
 	for _, t := range md.Topics {
 		for _, p := range t.Partitions {
 			h.Partitions++

@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventmart/eventmart/bus"
-	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/asyncapi"
 	"github.com/eventmart/eventmart/gateway"
@@ -99,12 +98,6 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	tracing := obs.NewTracing(cfg.Tracer)
 	probes := &obs.Probes{Bus: cfg.Bus, Log: cfg.Log}
-	if k, ok := cfg.Bus.(*kafka.Bus); ok {
-		probes.Cluster = func(ctx context.Context) (obs.ClusterHealth, error) {
-			h, err := k.Health(ctx)
-			return obs.ClusterHealth{Brokers: h.Brokers, UnderReplicated: h.UnderReplicatedPartitions, Offline: h.OfflinePartitions}, err
-		}
-	}
 	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
 		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
 	}

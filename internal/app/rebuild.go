@@ -13,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
@@ -258,7 +259,7 @@ func decodeAll(msgs []*bus.Message) []decoded {
 		go func() {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				e, err := bus.DecodeEnvelope(msgs[i])
+				e, err := eventmsg.Decode(msgs[i])
 				if err != nil {
 					continue
 				}

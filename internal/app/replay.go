@@ -14,6 +14,7 @@ import (
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -91,7 +92,7 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 		}
 	}
 	keep := func(m *bus.Message) bool {
-		return (req.CorrelationID == "" || m.Header(bus.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key)
+		return (req.CorrelationID == "" || m.Header(eventmsg.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key)
 	}
 	for i, o := range offs {
 		err := a.readRange(ctx, req.Topic, o, from[i], req.FromTime, &res, func(msgs []*bus.Message) error {
@@ -174,7 +175,7 @@ func (a *App) readArchive(ctx context.Context, topic string, p int32, from, to i
 				return fmt.Errorf("app: archived record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 			}
 			e.Key = r.Key
-			m, err := bus.NewMessage(ctx, e)
+			m, err := eventmsg.Encode(ctx, e)
 			if err != nil {
 				return fmt.Errorf("app: archived record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 			}

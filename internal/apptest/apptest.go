@@ -25,6 +25,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
@@ -177,7 +178,7 @@ func (h *Harness) Publish(source string, origin event.Origin, payloads ...event.
 		if err != nil {
 			h.T.Fatal(err)
 		}
-		m, err := bus.NewMessage(context.Background(), e)
+		m, err := eventmsg.Encode(context.Background(), e)
 		if err != nil {
 			h.T.Fatal(err)
 		}
@@ -226,7 +227,7 @@ func record(t testing.TB, b bus.Bus) *Recorder {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			for _, m := range batch {
-				if e, err := bus.DecodeEnvelope(m); err == nil {
+				if e, err := eventmsg.Decode(m); err == nil {
 					r.all = append(r.all, e)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // PoisonRecord is a malformed record for a topic and the reason a
@@ -38,7 +39,7 @@ func Poison(topic event.Topic, tag string) []PoisonRecord {
 			len(tag), eventType, version, tag, tag, data))
 	}
 	hdr := func(eventType, version string) []bus.Header {
-		return []bus.Header{{Key: bus.HeaderEventType, Value: []byte(eventType)}, {Key: bus.HeaderEventVersion, Value: []byte(version)}}
+		return []bus.Header{{Key: eventmsg.HeaderEventType, Value: []byte(eventType)}, {Key: eventmsg.HeaderEventVersion, Value: []byte(version)}}
 	}
 	random := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0xff}, 50)
 	huge := envelope(string(typ), "v1", `{"padding":"`+strings.Repeat("x", event.MaxEnvelopeSize)+`"}`)

@@ -33,9 +33,18 @@ type Consumer struct {
 	Topics     []string `json:"topics"`     // sorted
 }
 
+// BusReader is what the console asks of the event bus: it reads partitions
+// and offsets, lists topics and a group's lag; it never publishes,
+// consumes or changes a topic.
+type BusReader interface {
+	bus.Reader
+	Topics(ctx context.Context) ([]bus.TopicConfig, error)
+	Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error)
+}
+
 // Console serves the console's endpoints from a bus.
 type Console struct {
-	Bus bus.Bus
+	Bus BusReader
 	// Consumers returns the consumer groups of every service this
 	// deployment runs (here or in other processes), with the errors of the
 	// services it could not ask. ctx carries the admin's identity.

@@ -14,6 +14,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/httpx"
 )
 
@@ -43,10 +44,10 @@ type streamFilter struct {
 }
 
 func (f streamFilter) match(m *bus.Message) bool {
-	if f.types != nil && !f.types[m.Header(bus.HeaderEventType)] {
+	if f.types != nil && !f.types[m.Header(eventmsg.HeaderEventType)] {
 		return false
 	}
-	return f.correlationID == "" || m.Header(bus.HeaderCorrelationID) == f.correlationID
+	return f.correlationID == "" || m.Header(eventmsg.HeaderCorrelationID) == f.correlationID
 }
 
 // MaxSince bounds how far back a stream may start.
@@ -324,8 +325,8 @@ func toStreamEvent(m *bus.Message) StreamEvent {
 	}
 	return StreamEvent{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: string(m.Key),
-		EventID: m.Header(bus.HeaderEventID), EventType: m.Header(bus.HeaderEventType), Source: m.Header(bus.HeaderSource),
-		CorrelationID: m.Header(bus.HeaderCorrelationID), CausationID: m.Header(bus.HeaderCausationID),
+		EventID: m.Header(eventmsg.HeaderEventID), EventType: m.Header(eventmsg.HeaderEventType), Source: m.Header(eventmsg.HeaderSource),
+		CorrelationID: m.Header(eventmsg.HeaderCorrelationID), CausationID: m.Header(eventmsg.HeaderCausationID),
 		Envelope: value,
 	}
 }

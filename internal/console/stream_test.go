@@ -15,6 +15,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // openBus returns an embedded bus with the ADR's topics.
@@ -43,7 +44,7 @@ func publish(t *testing.T, b bus.Bus, origin event.Origin, ps ...event.Payload) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := bus.NewMessage(context.Background(), e)
+		m, err := eventmsg.Encode(context.Background(), e)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
-	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/httpx"
 )
 
@@ -125,7 +125,7 @@ func (c *Console) topology(ctx context.Context, window time.Duration) (*Topology
 						break
 					}
 					start = m.Offset + 1
-					recs = append(recs, record{t, m.Header(bus.HeaderEventType), m.Header(bus.HeaderSource), m.Header(bus.HeaderEventID), m.Header(bus.HeaderCausationID)})
+					recs = append(recs, record{t, m.Header(eventmsg.HeaderEventType), m.Header(eventmsg.HeaderSource), m.Header(eventmsg.HeaderEventID), m.Header(eventmsg.HeaderCausationID)})
 				}
 			}
 		}

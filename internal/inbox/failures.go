@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -142,17 +143,17 @@ func (c *Consumer) park(ctx context.Context, tx *sqldb.Tx, m *bus.Message, cause
 	delay := c.retryDelay(attempts)
 	_, err := tx.Exec(ctx, `INSERT INTO retry_queue (grp, topic, part, msg_offset, msg_key, value, headers, event_id, event_type, attempts, last_error, first_failed_at, next_attempt_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Group, m.Topic, m.Partition, m.Offset, m.Key, m.Value, headersJSON(m), m.Header(bus.HeaderEventID), m.Header(bus.HeaderEventType),
+		c.Group, m.Topic, m.Partition, m.Offset, m.Key, m.Value, headersJSON(m), m.Header(eventmsg.HeaderEventID), m.Header(eventmsg.HeaderEventType),
 		attempts, cause.Error(), firstFailed.UnixMilli(), now.Add(delay).UnixMilli())
 	if err != nil {
-		return fmt.Errorf("inbox: park %s: %w", m.Header(bus.HeaderEventID), err)
+		return fmt.Errorf("inbox: park %s: %w", m.Header(eventmsg.HeaderEventID), err)
 	}
 	c.count(&c.stats.Parked)
 	if ev := c.metricsOf(m); ev != nil {
 		ev.Parked.Inc()
 	}
-	c.Log.WarnContext(bus.ContextWithTrace(ctx, m), "event parked for a delayed retry", "group", c.Group, "eventType", m.Header(bus.HeaderEventType),
-		"eventId", m.Header(bus.HeaderEventID), "correlationId", m.Header(bus.HeaderCorrelationID), "causationId", m.Header(bus.HeaderCausationID),
+	c.Log.WarnContext(eventmsg.ContextWithTrace(ctx, m), "event parked for a delayed retry", "group", c.Group, "eventType", m.Header(eventmsg.HeaderEventType),
+		"eventId", m.Header(eventmsg.HeaderEventID), "correlationId", m.Header(eventmsg.HeaderCorrelationID), "causationId", m.Header(eventmsg.HeaderCausationID),
 		"attempts", attempts, "retry_in", delay, "error", cause)
 	return nil
 }
@@ -189,7 +190,7 @@ func (c *Consumer) deadLetter(ctx context.Context, tx *sqldb.Tx, m *bus.Message,
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO dead_letters (grp, topic, part, msg_offset, msg_key, value, headers, event_id, event_type, error, permanent, attempts, first_failed_at, dead_at, status, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Group, m.Topic, m.Partition, m.Offset, m.Key, m.Value, headersJSON(m), m.Header(bus.HeaderEventID), m.Header(bus.HeaderEventType),
+		c.Group, m.Topic, m.Partition, m.Offset, m.Key, m.Value, headersJSON(m), m.Header(eventmsg.HeaderEventID), m.Header(eventmsg.HeaderEventType),
 		cause.Error(), perm, attempts, firstFailed.UnixMilli(), now, StatusDead, now)
 	if err != nil {
 		return fmt.Errorf("inbox: dead-letter %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
@@ -198,9 +199,9 @@ func (c *Consumer) deadLetter(ctx context.Context, tx *sqldb.Tx, m *bus.Message,
 	if ev := c.metricsOf(m); ev != nil {
 		ev.DeadLettered.Inc()
 	}
-	c.Log.ErrorContext(bus.ContextWithTrace(ctx, m), "event dead-lettered", "group", c.Group, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
-		"eventType", m.Header(bus.HeaderEventType), "eventId", m.Header(bus.HeaderEventID), "correlationId", m.Header(bus.HeaderCorrelationID),
-		"causationId", m.Header(bus.HeaderCausationID),
+	c.Log.ErrorContext(eventmsg.ContextWithTrace(ctx, m), "event dead-lettered", "group", c.Group, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+		"eventType", m.Header(eventmsg.HeaderEventType), "eventId", m.Header(eventmsg.HeaderEventID), "correlationId", m.Header(eventmsg.HeaderCorrelationID),
+		"causationId", m.Header(eventmsg.HeaderCausationID),
 		"attempts", attempts, "permanent", perm == 1, "error", cause)
 	return nil
 }

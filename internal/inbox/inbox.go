@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -395,11 +396,11 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // version's payload is upcast before the handler sees it. A panicking
 // handler is an error.
 func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
-	typ := event.Type(m.Header(bus.HeaderEventType))
+	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
 	// must not pass unnoticed, so it is decoded and fails below.
-	e, err := bus.DecodeEnvelope(m)
+	e, err := eventmsg.Decode(m)
 	if err == nil && typ == "" {
 		// No header (a producer that is not ours): route by the envelope.
 		typ = e.EventType
@@ -427,7 +428,7 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
 	}
-	hctx := bus.ContextWithTrace(ctx, m)
+	hctx := eventmsg.ContextWithTrace(ctx, m)
 	var span trace.Span
 	if c.Tracing.On() {
 		hctx, span = c.Tracing.Tracer().Start(hctx, string(e.EventType)+" process", trace.WithSpanKind(trace.SpanKindConsumer),
@@ -470,7 +471,7 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 // ignored reports whether m's eventType header names a catalog type no
 // handler here wants: another group's event, skipped without decoding.
 func (c *Consumer) ignored(m *bus.Message) bool {
-	typ := event.Type(m.Header(bus.HeaderEventType))
+	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	_, mine := c.Handlers[typ]
 	_, known := event.Lookup(typ)
 	return known && !mine

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -73,7 +74,7 @@ func (f *fixture) msg(productID string) *bus.Message {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	m, err := bus.NewMessage(context.Background(), e)
+	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestSchemaViolationIsDeadLetteredWithTheReason(t *testing.T) {
 	ctx := context.Background()
 	bad := f.msg("p-schema")
 	bad.Value = []byte(strings.Replace(string(bad.Value), `"priceCents":0`, `"priceCents":"12","colour":"red"`, 1))
-	if _, err := bus.DecodeEnvelope(bad); err != nil {
+	if _, err := eventmsg.Decode(bad); err != nil {
 		t.Fatalf("the envelope itself must be valid: %v", err)
 	}
 	ok := f.msg("p-ok")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 type nopPublisher struct{}
@@ -19,7 +20,7 @@ func messages(b *testing.B, n int) []*bus.Message {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := bus.NewMessage(context.Background(), e)
+	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // Namespace prefixes every Eventmart metric.
@@ -124,7 +125,7 @@ type publishCounters struct{ ok, err prometheus.Counter }
 // up without allocating).
 func (m *Metrics) publishedOf(msg *bus.Message) *publishCounters {
 	for _, h := range msg.Headers {
-		if h.Key == bus.HeaderEventType {
+		if h.Key == eventmsg.HeaderEventType {
 			if c := m.publishByType[string(h.Value)]; c != nil {
 				return c
 			}
@@ -209,7 +210,7 @@ func (c *ConsumerMetrics) Of(m *bus.Message) *EventMetrics {
 		return nil
 	}
 	for _, h := range m.Headers {
-		if h.Key == bus.HeaderEventType {
+		if h.Key == eventmsg.HeaderEventType {
 			if e := c.byType[string(h.Value)]; e != nil {
 				return e
 			}

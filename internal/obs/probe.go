@@ -19,10 +19,9 @@ import (
 // window get the same values), each within Timeout, so their cost is
 // bounded however often or concurrently /metrics is scraped.
 type Probes struct {
-	Bus         bus.Bus
+	Bus         ProbedBus // a ClusterReporter adds the cluster's gauges
 	Groups      []GroupProbe
 	Outboxes    []OutboxProbe
-	Cluster     func(ctx context.Context) (ClusterHealth, error) // Kafka only; nil otherwise
 	Log         *slog.Logger
 	MinInterval time.Duration // default 2s
 	Timeout     time.Duration // default 5s
@@ -45,9 +44,18 @@ type OutboxProbe struct {
 	Backlog func(ctx context.Context) (n int64, oldest time.Duration, err error)
 }
 
-// ClusterHealth is what the Kafka cluster's metadata says.
-type ClusterHealth struct {
-	Brokers, UnderReplicated, Offline int
+// ProbedBus is what the probes ask of the event bus: its topics (does it
+// answer at all) and a consumer group's lag.
+type ProbedBus interface {
+	Topics(ctx context.Context) ([]bus.TopicConfig, error)
+	Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error)
+}
+
+// ClusterReporter is the optional capability of a bus that runs on a
+// cluster of brokers and reports its health (the Kafka driver does, the
+// embedded one does not).
+type ClusterReporter interface {
+	Health(ctx context.Context) (bus.ClusterHealth, error)
 }
 
 var (
@@ -113,13 +121,13 @@ func (p *Probes) probe() []prometheus.Metric {
 		}
 	}
 	gauge(descBusUp, up)
-	if p.Cluster != nil && up == 1 {
-		if h, err := p.Cluster(ctx); err != nil {
+	if c, ok := p.Bus.(ClusterReporter); ok && up == 1 {
+		if h, err := c.Health(ctx); err != nil {
 			fail("cluster", err)
 		} else {
 			gauge(descBrokers, float64(h.Brokers))
-			gauge(descUnderRepl, float64(h.UnderReplicated))
-			gauge(descOffline, float64(h.Offline))
+			gauge(descUnderRepl, float64(h.UnderReplicatedPartitions))
+			gauge(descOffline, float64(h.OfflinePartitions))
 		}
 	}
 	for _, g := range p.Groups {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // Publisher wraps pub, the bus an outbox relay of service publishes to: it
@@ -33,18 +34,18 @@ func (p *publisher) Publish(ctx context.Context, msgs ...*bus.Message) error {
 	if p.tr.On() {
 		spans = make([]trace.Span, len(msgs))
 		for i, msg := range msgs {
-			sctx, span := p.tr.Tracer().Start(bus.ContextWithTrace(ctx, msg), msg.Topic+" publish",
+			sctx, span := p.tr.Tracer().Start(eventmsg.ContextWithTrace(ctx, msg), msg.Topic+" publish",
 				trace.WithSpanKind(trace.SpanKindProducer),
 				trace.WithAttributes(
 					attribute.String("messaging.system", "eventmart"),
 					attribute.String("messaging.operation.type", "publish"),
 					attribute.String("messaging.destination.name", msg.Topic),
-					attribute.String("messaging.message.id", msg.Header(bus.HeaderEventID)),
-					attribute.String("eventmart.event_type", msg.Header(bus.HeaderEventType)),
-					attribute.String("eventmart.correlation_id", msg.Header(bus.HeaderCorrelationID)),
+					attribute.String("messaging.message.id", msg.Header(eventmsg.HeaderEventID)),
+					attribute.String("eventmart.event_type", msg.Header(eventmsg.HeaderEventType)),
+					attribute.String("eventmart.correlation_id", msg.Header(eventmsg.HeaderCorrelationID)),
 					attribute.String("eventmart.service", p.service),
 				))
-			bus.SetTrace(sctx, msg)
+			eventmsg.SetTrace(sctx, msg)
 			spans[i] = span
 		}
 	}

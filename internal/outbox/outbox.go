@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 // any, becomes their traceparent.
 func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
 	for _, e := range envs {
-		m, err := bus.NewMessage(ctx, e)
+		m, err := eventmsg.Encode(ctx, e)
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
@@ -270,11 +271,11 @@ func (r *Relay) delete(ctx context.Context, ids []int64) error {
 // pin rewrites m at its type's pinned version, if any. An event that cannot
 // be downcast is published as written, and the failure logged.
 func (r *Relay) pin(m *bus.Message, pins map[event.Type]string) {
-	v, ok := pins[event.Type(m.Header(bus.HeaderEventType))]
-	if !ok || m.Header(bus.HeaderEventVersion) == v {
+	v, ok := pins[event.Type(m.Header(eventmsg.HeaderEventType))]
+	if !ok || m.Header(eventmsg.HeaderEventVersion) == v {
 		return
 	}
-	e, err := bus.DecodeEnvelope(m)
+	e, err := eventmsg.Decode(m)
 	if err == nil {
 		e, err = e.AtVersion(v)
 	}
@@ -283,16 +284,16 @@ func (r *Relay) pin(m *bus.Message, pins map[event.Type]string) {
 		value, err = e.Marshal()
 	}
 	if err != nil {
-		r.log.Error("outbox: cannot publish the pinned version; publishing as written", "eventType", m.Header(bus.HeaderEventType), "version", v, "error", err)
+		r.log.Error("outbox: cannot publish the pinned version; publishing as written", "eventType", m.Header(eventmsg.HeaderEventType), "version", v, "error", err)
 		return
 	}
 	m.Value = value
 	for i, h := range m.Headers {
 		switch h.Key {
-		case bus.HeaderEventVersion:
+		case eventmsg.HeaderEventVersion:
 			m.Headers[i].Value = []byte(v)
-		case bus.HeaderCEType:
-			m.Headers[i].Value = []byte(bus.CloudEventType(e.EventType, v))
+		case eventmsg.HeaderCEType:
+			m.Headers[i].Value = []byte(eventmsg.CloudEventType(e.EventType, v))
 		}
 	}
 }

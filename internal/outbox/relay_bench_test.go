@@ -16,6 +16,7 @@ import (
 	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -124,7 +125,7 @@ func (p *timedPublisher) Publish(ctx context.Context, msgs ...*bus.Message) erro
 	now := time.Now()
 	p.mu.Lock()
 	for _, m := range msgs {
-		p.acked[m.Header(bus.HeaderEventID)] = now
+		p.acked[m.Header(eventmsg.HeaderEventID)] = now
 	}
 	p.mu.Unlock()
 	return err

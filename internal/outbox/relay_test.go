@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -89,7 +90,7 @@ func TestRunRelaysEveryRowOnceInOrder(t *testing.T) {
 	seen := map[string]bool{}
 	next := map[string]int64{}
 	for _, m := range pub.msgs {
-		e, err := bus.DecodeEnvelope(m)
+		e, err := eventmsg.Decode(m)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/inbox"
 )
@@ -55,7 +56,7 @@ func TestMalformedRecordsOnEveryTopicAreDeadLettered(t *testing.T) {
 		var expect []apptest.PoisonRecord
 		for _, topic := range c.Topics() {
 			for _, r := range want[topic] {
-				typ := event.Type(r.Msg.Header(bus.HeaderEventType))
+				typ := event.Type(r.Msg.Header(eventmsg.HeaderEventType))
 				_, known := event.Lookup(typ)
 				if _, handled := c.Handlers[typ]; handled || !known {
 					expect = append(expect, r)

@@ -9,6 +9,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/service"
@@ -37,7 +38,7 @@ func BenchmarkRebuildAvailability(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := bus.NewMessage(ctx, e)
+		m, err := eventmsg.Encode(ctx, e)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 )
@@ -44,10 +45,10 @@ func (s *seen) subscribe(t *testing.T, b bus.Bus) {
 	}
 	run("legacy-v1-consumer", func(ctx context.Context, batch []*bus.Message) error {
 		for _, m := range batch {
-			if m.Header(bus.HeaderEventType) != "OrderCreated" {
+			if m.Header(eventmsg.HeaderEventType) != "OrderCreated" {
 				continue
 			}
-			e, err := bus.DecodeEnvelope(m)
+			e, err := eventmsg.Decode(m)
 			if err != nil {
 				return err
 			}
@@ -61,10 +62,10 @@ func (s *seen) subscribe(t *testing.T, b bus.Bus) {
 	})
 	run("current-consumer", func(ctx context.Context, batch []*bus.Message) error {
 		for _, m := range batch {
-			if m.Header(bus.HeaderEventType) != "OrderCreated" {
+			if m.Header(eventmsg.HeaderEventType) != "OrderCreated" {
 				continue
 			}
-			e, err := bus.DecodeEnvelope(m)
+			e, err := eventmsg.Decode(m)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,10 @@
-package bus
+// Package eventmsg converts between event envelopes and bus messages: the
+// envelope headers, the CloudEvents binary-mode headers and the W3C trace
+// context that travel beside the JSON value. It sits between the event
+// catalog and the bus so that neither depends on the other: bus and its
+// drivers know only messages and headers, and event knows nothing of
+// transport or tracing.
+package eventmsg
 
 import (
 	"context"
@@ -7,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 )
 
@@ -48,47 +55,47 @@ func CloudEventType(t event.Type, version string) string {
 
 var traceContext = propagation.TraceContext{}
 
-// NewMessage encodes e as a message for its catalog topic, keyed by e.Key,
+// Encode encodes e as a message for its catalog topic, keyed by e.Key,
 // with the envelope headers, the CloudEvents binary-mode ce_ headers and,
 // when ctx carries a span, the W3C traceparent. It fails for a type missing from the catalog.
-func NewMessage(ctx context.Context, e *event.Envelope) (*Message, error) {
+func Encode(ctx context.Context, e *event.Envelope) (*bus.Message, error) {
 	spec, ok := event.Lookup(e.EventType)
 	if !ok {
-		return nil, fmt.Errorf("bus: %w: %q", event.ErrUnknownType, e.EventType)
+		return nil, fmt.Errorf("eventmsg: %w: %q", event.ErrUnknownType, e.EventType)
 	}
 	value, err := e.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	m := &Message{
+	m := &bus.Message{
 		Topic: string(spec.Topic),
 		Key:   []byte(e.Key),
 		Value: value,
-		Headers: []Header{
-			{HeaderEventType, []byte(e.EventType)},
-			{HeaderEventVersion, []byte(e.EventVersion)},
-			{HeaderEventID, []byte(e.EventID)},
-			{HeaderCorrelationID, []byte(e.CorrelationID)},
-			{HeaderCausationID, []byte(e.CausationID)},
-			{HeaderSource, []byte(e.Source)},
-			{HeaderCESpecVersion, []byte("1.0")},
-			{HeaderCEID, []byte(e.EventID)},
-			{HeaderCESource, []byte("/eventmart/" + e.Source)},
-			{HeaderCEType, []byte(CloudEventType(e.EventType, e.EventVersion))},
-			{HeaderCETime, []byte(e.Timestamp.UTC().Format(time.RFC3339Nano))},
-			{HeaderCESubject, []byte(e.Key)},
-			{HeaderCECorrelationID, []byte(e.CorrelationID)},
-			{HeaderCECausationID, []byte(e.CausationID)},
-			{HeaderContentType, []byte("application/json")},
+		Headers: []bus.Header{
+			{Key: HeaderEventType, Value: []byte(e.EventType)},
+			{Key: HeaderEventVersion, Value: []byte(e.EventVersion)},
+			{Key: HeaderEventID, Value: []byte(e.EventID)},
+			{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)},
+			{Key: HeaderCausationID, Value: []byte(e.CausationID)},
+			{Key: HeaderSource, Value: []byte(e.Source)},
+			{Key: HeaderCESpecVersion, Value: []byte("1.0")},
+			{Key: HeaderCEID, Value: []byte(e.EventID)},
+			{Key: HeaderCESource, Value: []byte("/eventmart/" + e.Source)},
+			{Key: HeaderCEType, Value: []byte(CloudEventType(e.EventType, e.EventVersion))},
+			{Key: HeaderCETime, Value: []byte(e.Timestamp.UTC().Format(time.RFC3339Nano))},
+			{Key: HeaderCESubject, Value: []byte(e.Key)},
+			{Key: HeaderCECorrelationID, Value: []byte(e.CorrelationID)},
+			{Key: HeaderCECausationID, Value: []byte(e.CausationID)},
+			{Key: HeaderContentType, Value: []byte("application/json")},
 		},
 	}
 	traceContext.Inject(ctx, headerCarrier{m})
 	return m, nil
 }
 
-// DecodeEnvelope strictly decodes m's value (see event.Decode) and sets the
-// envelope's Key from the record key.
-func DecodeEnvelope(m *Message) (*event.Envelope, error) {
+// Decode strictly decodes m's value (see event.Decode) and sets the
+// envelope's Key, Partition and Offset from the record.
+func Decode(m *bus.Message) (*event.Envelope, error) {
 	e, err := event.Decode(m.Value)
 	if err != nil {
 		return nil, err
@@ -99,12 +106,12 @@ func DecodeEnvelope(m *Message) (*event.Envelope, error) {
 
 // ContextWithTrace returns ctx carrying the remote span context of m's
 // traceparent header, so a handler's spans join the publisher's trace.
-func ContextWithTrace(ctx context.Context, m *Message) context.Context {
+func ContextWithTrace(ctx context.Context, m *bus.Message) context.Context {
 	return traceContext.Extract(ctx, headerCarrier{m})
 }
 
 // headerCarrier adapts a message's headers to OpenTelemetry's TextMapCarrier.
-type headerCarrier struct{ m *Message }
+type headerCarrier struct{ m *bus.Message }
 
 func (c headerCarrier) Get(key string) string { return c.m.Header(key) }
 
@@ -115,7 +122,7 @@ func (c headerCarrier) Set(key, value string) {
 			return
 		}
 	}
-	c.m.Headers = append(c.m.Headers, Header{key, []byte(value)})
+	c.m.Headers = append(c.m.Headers, bus.Header{Key: key, Value: []byte(value)})
 }
 
 func (c headerCarrier) Keys() []string {
@@ -128,6 +135,6 @@ func (c headerCarrier) Keys() []string {
 
 // SetTrace sets m's traceparent (and tracestate) to the span context of
 // ctx, replacing what m had; without a valid span in ctx it changes nothing.
-func SetTrace(ctx context.Context, m *Message) {
+func SetTrace(ctx context.Context, m *bus.Message) {
 	traceContext.Inject(ctx, headerCarrier{m})
 }

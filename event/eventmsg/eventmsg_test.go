@@ -1,4 +1,4 @@
-package bus_test
+package eventmsg_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
@@ -20,7 +20,7 @@ func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
 
-	m, err := bus.NewMessage(ctx, e)
+	m, err := eventmsg.Encode(ctx, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +36,11 @@ func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", h, got, want)
 		}
 	}
-	back := trace.SpanContextFromContext(bus.ContextWithTrace(context.Background(), m))
+	back := trace.SpanContextFromContext(eventmsg.ContextWithTrace(context.Background(), m))
 	if back.TraceID() != tid || back.SpanID() != sid {
 		t.Errorf("extracted trace %s/%s", back.TraceID(), back.SpanID())
 	}
-	got, err := bus.DecodeEnvelope(m)
+	got, err := eventmsg.Decode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
 		t.Errorf("decoded %+v", got)
 	}
 
-	plain, _ := bus.NewMessage(context.Background(), e)
+	plain, _ := eventmsg.Encode(context.Background(), e)
 	if plain.Header("traceparent") != "" {
 		t.Error("traceparent set without a span")
 	}

@@ -1,4 +1,4 @@
-package bus_test
+package eventmsg_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 // kafkaRecord reads a bus message the way the CloudEvents Kafka protocol
@@ -96,7 +97,7 @@ func TestRecordReadsAsACloudEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := bus.NewMessage(context.Background(), e)
+	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {
 		t.Fatal(err)
 	}
