@@ -21,7 +21,7 @@ import (
 // fixture is a consumer over a SQLite database with a handler whose
 // behaviour per product id the test controls, and a clock it moves.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	c       *inbox.Consumer
 	mu      sync.Mutex
 	now     time.Time
@@ -31,7 +31,7 @@ type fixture struct {
 	offset  int64
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	db, err := sqldb.Open(context.Background(), "t", "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
