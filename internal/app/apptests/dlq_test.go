@@ -2,8 +2,10 @@
 package apptests
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -161,5 +163,21 @@ func TestReplayAppliesWhatTheGroupMissed(t *testing.T) {
 	}
 	if status, _, _ := h.Do("POST", "/api/v1/admin/replay/catalog", h.Token("c", "customer"), map[string]any{"topic": "inventory-events"}); status != 403 {
 		t.Errorf("customer replay: %d, want 403", status)
+	}
+}
+
+// TestBadFailEventsStopsTheStart: EVENTMART_FAIL_EVENTS is parsed once, at
+// start, and a bad value is an error naming the setting.
+func TestBadFailEventsStopsTheStart(t *testing.T) {
+	for _, bad := range []string{"shipping", "shipping:NoSuchEvent"} {
+		settings := map[string]string{"EVENTMART_FAIL_EVENTS": bad}
+		a, err := app.Start(context.Background(), app.Config{Settings: func(k string) string { return settings[k] }})
+		if err == nil {
+			a.Close()
+			t.Fatalf("%q: started, want an error", bad)
+		}
+		if !strings.Contains(err.Error(), "EVENTMART_FAIL_EVENTS") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v, want the setting and its value named", bad, err)
+		}
 	}
 }
