@@ -74,12 +74,12 @@ type InjectedFailures struct {
 
 // injectedFailures fails the records of the chosen event types before
 // their handler runs; without InjectedFailures it is left out.
-func (c *Consumer) injectedFailures(next Handler) Handler {
+func (c *Consumer) injectedFailures(next recordHandler) recordHandler {
 	f := c.InjectedFailures
 	if f == nil {
 		return next
 	}
-	return func(ctx context.Context, tx *sqldb.Tx, r *Record) error {
+	return func(ctx context.Context, tx *sqldb.Tx, r *record) error {
 		if t := r.Envelope.EventType; f.types[t] && !f.stopped.Load() {
 			return fmt.Errorf("injected failure of %s:%s (EVENTMART_FAIL_EVENTS)", f.service, t)
 		}

@@ -91,7 +91,7 @@ type Consumer struct {
 	InjectedFailures *InjectedFailures
 
 	setup    sync.Once
-	handle   Handler // the record middleware around the handlers, composed once
+	handle   recordHandler // the record middleware around the handlers, composed once
 	mu       sync.Mutex
 	queue    []*pending
 	leading  bool
@@ -215,7 +215,7 @@ var errIsolate = errors.New("inbox: a record failed; applying the batch record b
 func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []consumed, error) {
 	wrote := false
 	var outcomes []consumed
-	r := new(Record) // one for the batch: the middleware sees each record in turn
+	r := new(record) // one for the batch: the middleware sees each record in turn
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		for _, m := range msgs {
@@ -241,7 +241,7 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 	wrote := false
 	var outcomes []consumed
 	var t tallies // counted once the transaction has ended
-	r := new(Record)
+	r := new(record)
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		t.reset()
@@ -266,7 +266,7 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 
 // processIsolated runs process behind a savepoint, rolling back to it if
 // the record fails, so the transaction can go on with the next record.
-func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *Record) (bool, string, error) {
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (bool, string, error) {
 	if c.ignored(m) {
 		return false, obs.OutcomeIgnored, nil
 	}
@@ -296,7 +296,7 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // fields), is a permanent error, whatever its header says. A prior
 // version's payload is upcast before the handler sees it. The handler
 // runs inside the record middleware (middleware.go), in r.
-func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *Record) (wrote bool, outcome string, err error) {
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (wrote bool, outcome string, err error) {
 	typ := event.Type(m.Header(bus.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
@@ -329,7 +329,7 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
 	}
-	*r = Record{Message: m, Envelope: e, Payload: p, handler: h}
+	*r = record{Message: m, Envelope: e, Payload: p, handler: h}
 	if err := c.handle(ctx, tx, r); err != nil {
 		return false, "", err
 	}

@@ -11,11 +11,11 @@ import (
 
 // measure observes the handler's latency by event type; without Metrics
 // it is left out.
-func (c *Consumer) measure(next Handler) Handler {
+func (c *Consumer) measure(next recordHandler) recordHandler {
 	if c.Metrics == nil {
 		return next
 	}
-	return func(ctx context.Context, tx *sqldb.Tx, r *Record) error {
+	return func(ctx context.Context, tx *sqldb.Tx, r *record) error {
 		start := time.Now()
 		err := next(ctx, tx, r)
 		if ev := c.metricsOf(r.Message); ev != nil {

@@ -8,9 +8,9 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// Record is one decoded record on its way through the record middleware
+// record is one decoded record on its way through the record middleware
 // to its handler.
-type Record struct {
+type record struct {
 	Message  *bus.Message
 	Envelope *event.Envelope
 	Payload  event.Payload
@@ -18,25 +18,29 @@ type Record struct {
 	handler Func // the Consumer's handler of the event type
 }
 
-// Handler applies one record in tx: a handler with the middleware inside
-// it. The core reuses one Record per transaction; a Handler must not keep
-// r after it returns.
-type Handler func(ctx context.Context, tx *sqldb.Tx, r *Record) error
+// recordHandler applies one record in tx: a handler with the middleware
+// inside it. The core reuses one record per transaction; a recordHandler
+// must not keep r after it returns.
+type recordHandler func(ctx context.Context, tx *sqldb.Tx, r *record) error
 
-// Middleware wraps a Handler with what happens before and after it.
-type Middleware func(next Handler) Handler
+// middleware wraps a recordHandler with what happens before and after it.
+type middleware func(next recordHandler) recordHandler
 
 // compose builds the record middleware around the handlers, once, in the
 // order it runs (outermost first; see the package doc). A middleware that
 // is off (no metrics, no injected failures) is left out, costing nothing.
+//
+// Around the whole chain, the core applies the batch (group commit, then
+// the optimistic transaction, then record by record), and the retry
+// policy (retry.go) decides on each record that fails record by record.
 func (c *Consumer) compose() {
-	chain := []Middleware{
+	chain := []middleware{
 		c.trace,            // tracing.go
 		c.measure,          // metrics.go
 		recoverPanics,      // recover.go
 		c.injectedFailures, // failinject.go
 	}
-	h := Handler(callHandler)
+	h := recordHandler(callHandler)
 	for i := len(chain) - 1; i >= 0; i-- {
 		h = chain[i](h)
 	}
@@ -45,6 +49,6 @@ func (c *Consumer) compose() {
 
 // callHandler is the end of the chain: the handler registered for the
 // record's event type.
-func callHandler(ctx context.Context, tx *sqldb.Tx, r *Record) error {
+func callHandler(ctx context.Context, tx *sqldb.Tx, r *record) error {
 	return r.handler(ctx, tx, r.Envelope, r.Payload)
 }

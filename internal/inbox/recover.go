@@ -11,8 +11,8 @@ import (
 // recoverPanics turns a handler's failure into a *HandlerError naming the
 // event: an error, or a panic, which then fails the record like an error
 // instead of crashing the service.
-func recoverPanics(next Handler) Handler {
-	return func(ctx context.Context, tx *sqldb.Tx, r *Record) (err error) {
+func recoverPanics(next recordHandler) recordHandler {
+	return func(ctx context.Context, tx *sqldb.Tx, r *record) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = &HandlerError{Envelope: r.Envelope, Err: fmt.Errorf("panic: %v", p), ctx: ctx}

@@ -299,7 +299,7 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("inbox: due retries: %w", err)
 	}
-	r := new(Record)
+	r := new(record)
 	for _, d := range dues {
 		wrote := false
 		var outcome string

@@ -14,13 +14,13 @@ import (
 // trace gives the handler the trace context of the record's traceparent,
 // so that its logs and the events it emits continue the trace; with
 // Tracing on, inside a consumer span of its own, which records a failure.
-func (c *Consumer) trace(next Handler) Handler {
+func (c *Consumer) trace(next recordHandler) recordHandler {
 	if !c.Tracing.On() {
-		return func(ctx context.Context, tx *sqldb.Tx, r *Record) error {
+		return func(ctx context.Context, tx *sqldb.Tx, r *record) error {
 			return next(bus.ContextWithTrace(ctx, r.Message), tx, r)
 		}
 	}
-	return func(ctx context.Context, tx *sqldb.Tx, r *Record) error {
+	return func(ctx context.Context, tx *sqldb.Tx, r *record) error {
 		m, e := r.Message, r.Envelope
 		ctx, span := c.Tracing.Tracer().Start(bus.ContextWithTrace(ctx, m), string(e.EventType)+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(
