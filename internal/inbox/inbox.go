@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS processed_events (
 type Func func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error
 
 // Consumer is one service's consumer group: its handlers by event type.
+// Its fields are set before the first Handle or RetryDue, which composes
+// the record middleware from them.
 type Consumer struct {
 	Group    string
 	DB       *sqldb.DB
