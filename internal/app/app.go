@@ -24,6 +24,7 @@ import (
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/lease"
@@ -77,12 +78,14 @@ type App struct {
 	metrics   *obs.Metrics
 	// remoteClients call the services in cfg.Remote.
 	remoteClients map[string]*http.Client
+	// injected are the handler failures of EVENTMART_FAIL_EVENTS.
+	injected *inbox.FailureInjection
 }
 
 var platformMigrations = []sqldb.Migration{
 	{Name: "platform-0001_outbox.sql", SQL: outbox.Migration},
 	{Name: "platform-0002_processed_events.sql", SQL: inbox.Migration},
-	{Name: "platform-0003_failures.sql", SQL: inbox.FailuresMigration},
+	{Name: "platform-0003_failures.sql", SQL: deadletter.Migration},
 }
 
 // Start starts the services of cfg. Stop it with Close.
@@ -101,8 +104,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
 		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
 	}
+	injected, err := injectedFailures(cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{}}
+	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
+		injected: injected}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
@@ -208,10 +216,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		// twice at once runs in the one instance holding the service's lease.
 		var c *inbox.Consumer
 		if hs := s.svc.Handlers(); len(hs) > 0 {
-			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: injectFailures(cfg.Settings, s.def.Name, hs), Log: s.log, Committed: s.relay.Notify,
-				Tracing: tracing}
+			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify,
+				Tracing: tracing, InjectedFailures: injected.For(s.def.Name)}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
-			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.Depths})
+			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			if err := retryPolicy(cfg.Settings, c); err != nil {
 				a.Close()
 				return nil, err
@@ -305,6 +313,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Consumers returns the consumer of each local service that consumes
 // events, by service name.
 func (a *App) Consumers() map[string]*inbox.Consumer { return a.consumers }
+
+// StopInjectingFailures ends the handler failures of EVENTMART_FAIL_EVENTS,
+// as a restart without the setting would: tests deploy "the fix" with it.
+func (a *App) StopInjectingFailures() { a.injected.Stop() }
 
 // DB returns a local service's database by name, for tests.
 func (a *App) DB(name string) *sqldb.DB { return a.dbByName[name] }

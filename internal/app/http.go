@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -34,7 +35,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		status := r.URL.Query().Get("status")
 		switch status {
-		case "", inbox.StatusDead, inbox.StatusRedriven, inbox.StatusDiscarded:
+		case "", deadletter.StatusDead, deadletter.StatusRedriven, deadletter.StatusDiscarded:
 		default:
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "status must be dead, redriven or discarded"))
 			return
@@ -44,7 +45,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 			httpx.Error(w, r, err)
 			return
 		}
-		list, err := c.DeadLetters(r.Context(), status, limit, offset)
+		list, err := c.DeadLetters().List(r.Context(), status, limit, offset)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -56,7 +57,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		d, err := c.DeadLetter(r.Context(), id)
+		d, err := c.DeadLetters().Get(r.Context(), id)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -64,7 +65,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 		httpx.JSON(w, http.StatusOK, d)
 	}))
 	mux.HandleFunc("POST /api/v1/admin/dlq/{service}/redrive", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
-		n, err := c.Redrive(r.Context(), nil)
+		n, err := c.DeadLetters().Redrive(r.Context(), nil)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -76,7 +77,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		n, err := c.Redrive(r.Context(), []int64{id})
+		n, err := c.DeadLetters().Redrive(r.Context(), []int64{id})
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -88,11 +89,11 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		if err := c.Discard(r.Context(), id); err != nil {
+		if err := c.DeadLetters().Discard(r.Context(), id); err != nil {
 			httpx.Error(w, r, err)
 			return
 		}
-		d, err := c.DeadLetter(r.Context(), id)
+		d, err := c.DeadLetters().Get(r.Context(), id)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return

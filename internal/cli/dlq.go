@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/deadletter"
 )
 
 // dlqCmd operates a service's dead-letter queue through the admin API of a
@@ -50,7 +50,7 @@ func dlqCmd(ctx context.Context, env *Env, args []string) error {
 		if *status != "all" {
 			q += "&status=" + *status
 		}
-		var r struct{ DeadLetters []inbox.DeadLetter }
+		var r struct{ DeadLetters []deadletter.DeadLetter }
 		if err := c.do(ctx, "GET", path+q, &r); err != nil {
 			return err
 		}

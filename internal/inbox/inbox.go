@@ -2,6 +2,31 @@
 // a batch of records from one partition is applied in one database
 // transaction, and every event's id is recorded in that same transaction,
 // so a redelivered or replayed event has no second effect.
+//
+// The core (this file) decodes a record, skips it if it was processed
+// before, and applies a partition's batch in one transaction, combining
+// the batches of partitions that arrive meanwhile into one commit. Around
+// it, in the order they run for a batch and then for each record:
+//
+//  1. group commit (Handle): concurrent partitions' batches share a
+//     transaction; if it fails, each batch is applied again alone.
+//  2. the optimistic transaction: the whole batch without savepoints; if a
+//     record fails, it is rolled back and the batch applied again record
+//     by record, each behind a savepoint.
+//  3. the retry policy (retry.go), for a record that fails there: in place
+//     (the bus redelivers the batch) InPlaceRetries times, then parked for
+//     delayed retries until MaxAttempts, then dead-lettered
+//     (internal/deadletter); a permanent error is dead-lettered at once.
+//
+// Each record's handler runs inside the record middleware, outermost
+// first, as composed in middleware.go:
+//
+//  1. tracing (tracing.go): the record's trace context, and a consumer span
+//  2. metrics (metrics.go): the handler's latency
+//  3. panic recovery (recover.go): a panic, like an error, becomes a
+//     *HandlerError naming the event
+//  4. failure injection (failinject.go): EVENTMART_FAIL_EVENTS
+//  5. the handler registered for the event type (Consumer.Handlers)
 package inbox
 
 import (
@@ -12,13 +37,10 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -38,6 +60,8 @@ CREATE TABLE IF NOT EXISTS processed_events (
 type Func func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error
 
 // Consumer is one service's consumer group: its handlers by event type.
+// Its fields are set before the first Handle or RetryDue, which composes
+// the record middleware from them.
 type Consumer struct {
 	Group    string
 	DB       *sqldb.DB
@@ -47,12 +71,12 @@ type Consumer struct {
 	// example to wake the service's outbox relay).
 	Committed func()
 
-	// Retry policy: a failing event is retried in place (the batch is
-	// redelivered after the bus's backoff) InPlaceRetries times (default
-	// 3), then parked in the retry queue and retried without blocking its
-	// partition after RetryDelays (default 1s, 5s, 30s, 2m, 10m) until
-	// MaxAttempts (default 8) in all; then it is dead-lettered. Permanent
-	// errors are dead-lettered at once.
+	// Retry policy (retry.go): a failing event is retried in place (the
+	// batch is redelivered after the bus's backoff) InPlaceRetries times
+	// (default 3), then parked in the retry queue and retried without
+	// blocking its partition after RetryDelays (default 1s, 5s, 30s, 2m,
+	// 10m) until MaxAttempts (default 8) in all; then it is dead-lettered.
+	// Permanent errors are dead-lettered at once.
 	InPlaceRetries int
 	MaxAttempts    int
 	RetryDelays    []time.Duration
@@ -65,7 +89,12 @@ type Consumer struct {
 	// of the trace context in the record's traceparent; the handler's
 	// context carries it, so the events it emits continue the trace.
 	Tracing *obs.Tracing
+	// InjectedFailures, if set, makes the handlers of some event types fail
+	// on purpose (failinject.go).
+	InjectedFailures *InjectedFailures
 
+	setup    sync.Once
+	handle   recordHandler // the record middleware around the handlers, composed once
 	mu       sync.Mutex
 	queue    []*pending
 	leading  bool
@@ -73,55 +102,9 @@ type Consumer struct {
 	stats    Stats
 }
 
-// failure counts the in-place failures of one record.
-type failure struct {
-	n     int64
-	first time.Time
-}
-
-// Stats are the consumer's failure counters since start.
-type Stats struct {
-	Retried      int64 // failed attempts that will be retried
-	Parked       int64 // events moved to the delayed-retry queue
-	DeadLettered int64
-}
-
-// Stats returns a snapshot of the failure counters.
-func (c *Consumer) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
-}
-
-func (c *Consumer) count(n *int64) {
-	c.mu.Lock()
-	*n++
-	c.mu.Unlock()
-}
-
-// metricsOf returns the metrics of m's event type, or nil without metrics.
-func (c *Consumer) metricsOf(m *bus.Message) *obs.EventMetrics {
-	if c.Metrics == nil {
-		return nil
-	}
-	return c.Metrics.Of(m)
-}
-
-// consumed is an event's outcome, counted once its transaction commits.
-type consumed struct {
-	m       *bus.Message
-	outcome string
-}
-
-func (c *Consumer) countConsumed(cs []consumed) {
-	if c.Metrics == nil {
-		return
-	}
-	for _, x := range cs {
-		if ev := c.metricsOf(x.m); ev != nil {
-			ev.Consumed(x.outcome)
-		}
-	}
+// DeadLetters returns the consumer group's dead-letter queue.
+func (c *Consumer) DeadLetters() *deadletter.Store {
+	return &deadletter.Store{DB: c.DB, Group: c.Group, Now: c.Now}
 }
 
 // pending is a batch waiting to be applied, and where its outcome goes.
@@ -154,6 +137,7 @@ func (c *Consumer) Topics() []string {
 // transaction fails, each batch is retried alone, so one failing batch
 // does not fail the others.
 func (c *Consumer) Handle(ctx context.Context, batch []*bus.Message) error {
+	c.setup.Do(c.compose)
 	p := &pending{batch: batch, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, p)
@@ -234,6 +218,7 @@ var errIsolate = errors.New("inbox: a record failed; applying the batch record b
 func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []consumed, error) {
 	wrote := false
 	var outcomes []consumed
+	r := new(record) // one for the batch: the middleware sees each record in turn
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		for _, m := range msgs {
@@ -241,7 +226,7 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 				outcomes = append(outcomes, consumed{m, obs.OutcomeIgnored})
 				continue
 			}
-			w, outcome, herr := c.process(ctx, tx, m)
+			w, outcome, herr := c.process(ctx, tx, m, r)
 			if herr != nil {
 				return errIsolate
 			}
@@ -253,119 +238,38 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 	return wrote, outcomes, err
 }
 
-// applyIsolated applies msgs with a savepoint around each record, following
-// the retry policy for those that fail.
+// applyIsolated applies msgs with a savepoint around each record; the
+// retry policy decides on those that fail.
 func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count bool) (bool, []consumed, error) {
 	wrote := false
-	var settled []string
 	var outcomes []consumed
-	type failedRecord struct {
-		key   string
-		m     *bus.Message
-		first time.Time
-	}
-	var failures []failedRecord // counted once the transaction has ended
+	var t tallies // counted once the transaction has ended
+	r := new(record)
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		wrote, settled, outcomes, failures = false, settled[:0], outcomes[:0], failures[:0]
+		wrote, outcomes = false, outcomes[:0]
+		t.reset()
 		for _, m := range msgs {
-			w, outcome, herr := c.processIsolated(ctx, tx, m)
+			w, outcome, herr := c.processIsolated(ctx, tx, m, r)
 			wrote = wrote || w
-			if herr == nil {
-				outcomes = append(outcomes, consumed{m, outcome})
-				continue
-			}
-			key := recordKey(m)
-			if IsPermanent(herr) {
-				if err := c.deadLetter(ctx, tx, m, herr, 1, c.now()); err != nil {
+			if herr != nil {
+				var err error
+				if outcome, err = c.retry(ctx, tx, m, herr, count, &t); err != nil {
 					return err
 				}
-				outcomes = append(outcomes, consumed{m, obs.OutcomeDeadLettered})
-				continue
 			}
-			if !count {
-				return herr
-			}
-			f := c.tally(key)
-			failures = append(failures, failedRecord{key, m, f.first})
-			if f.n < int64(c.inPlace()) {
-				return herr // the bus redelivers the batch after its backoff
-			}
-			if err := c.park(ctx, tx, m, herr, f.n, f.first); err != nil {
-				return err
-			}
-			outcomes = append(outcomes, consumed{m, obs.OutcomeParked})
-			settled = append(settled, key)
+			outcomes = append(outcomes, consumed{m, outcome})
 		}
 		return nil
 	})
-	for _, f := range failures {
-		c.failed(f.key, f.m, f.first)
-	}
-	if err != nil {
-		var he *HandlerError
-		if errors.As(err, &he) {
-			c.Log.WarnContext(he.ctx, "event handler failed; batch will be redelivered", "group", c.Group, "eventType", he.Envelope.EventType,
-				"eventId", he.Envelope.EventID, "correlationId", he.Envelope.CorrelationID, "causationId", he.Envelope.CausationID, "error", he.Err)
-		}
+	if err := c.settle(&t, err); err != nil {
 		return false, nil, err
 	}
-	c.mu.Lock()
-	for _, k := range settled {
-		delete(c.attempts, k)
-	}
-	c.mu.Unlock()
 	return wrote, outcomes, nil
-}
-
-// recordKey identifies a record across redeliveries.
-func recordKey(m *bus.Message) string {
-	return fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
-}
-
-// tally returns what the record with key's tally will be with one more
-// failure, without counting it: the transaction function deciding on it
-// may run again (a shared or retried transaction), and counts once, with
-// failed, after its transaction has ended.
-//
-// The tally stops at InPlaceRetries, the attempt that parks the record:
-// if a later record of the batch then fails in place, the park is rolled
-// back with the batch, and the record fails again at the redelivery —
-// the same attempt as far as the policy goes, or MaxAttempts would be
-// exceeded.
-func (c *Consumer) tally(key string) failure {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f := c.attempts[key]; f != nil {
-		return failure{n: min(f.n+1, int64(c.inPlace())), first: f.first}
-	}
-	return failure{n: 1, first: c.now()}
-}
-
-// failed counts one more failure of the record with key.
-func (c *Consumer) failed(key string, m *bus.Message, first time.Time) {
-	if ev := c.metricsOf(m); ev != nil {
-		ev.Retries.Inc()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.attempts == nil {
-		c.attempts = map[string]*failure{}
-	}
-	f := c.attempts[key]
-	if f == nil {
-		if len(c.attempts) > 10000 { // bounded: forget stale tallies of records handled elsewhere since
-			clear(c.attempts)
-		}
-		f = &failure{first: first}
-		c.attempts[key] = f
-	}
-	f.n++
-	c.stats.Retried++
 }
 
 // processIsolated runs process behind a savepoint, rolling back to it if
 // the record fails, so the transaction can go on with the next record.
-func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (bool, string, error) {
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (bool, string, error) {
 	if c.ignored(m) {
 		return false, obs.OutcomeIgnored, nil
 	}
@@ -373,7 +277,7 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 		return false, "", fmt.Errorf("inbox: savepoint: %w", err)
 	}
 	hooks := tx.CommitHooks()
-	wrote, outcome, herr := c.process(ctx, tx, m)
+	wrote, outcome, herr := c.process(ctx, tx, m, r)
 	if herr != nil {
 		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT record`); err != nil {
 			return false, "", fmt.Errorf("inbox: rollback to savepoint: %w", err)
@@ -393,9 +297,9 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // whose header disagrees with its envelope), or whose payload does not
 // match that version's JSON Schema (event.SchemaError: the reason names the
 // fields), is a permanent error, whatever its header says. A prior
-// version's payload is upcast before the handler sees it. A panicking
-// handler is an error.
-func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (wrote bool, outcome string, err error) {
+// version's payload is upcast before the handler sees it. The handler
+// runs inside the record middleware (middleware.go), in r.
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (wrote bool, outcome string, err error) {
 	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
@@ -428,42 +332,9 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message) (w
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
 	}
-	hctx := eventmsg.ContextWithTrace(ctx, m)
-	var span trace.Span
-	if c.Tracing.On() {
-		hctx, span = c.Tracing.Tracer().Start(hctx, string(e.EventType)+" process", trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(
-				attribute.String("messaging.system", "eventmart"),
-				attribute.String("messaging.operation.type", "process"),
-				attribute.String("messaging.destination.name", m.Topic),
-				attribute.String("messaging.consumer.group.name", c.Group),
-				attribute.Int("messaging.destination.partition.id", int(m.Partition)),
-				attribute.Int64("messaging.kafka.offset", m.Offset),
-				attribute.String("messaging.message.id", e.EventID),
-				attribute.String("eventmart.event_type", string(e.EventType)),
-				attribute.String("eventmart.correlation_id", e.CorrelationID),
-				attribute.String("eventmart.causation_id", e.CausationID),
-				attribute.String("eventmart.service", c.Group),
-			))
-	}
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			wrote, err = false, &HandlerError{Envelope: e, Err: fmt.Errorf("panic: %v", r), ctx: hctx}
-		}
-		if ev := c.metricsOf(m); ev != nil {
-			ev.Duration.Observe(time.Since(start).Seconds())
-		}
-		if span != nil {
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, "handler failed")
-			}
-			span.End()
-		}
-	}()
-	if err := h(hctx, tx, e, p); err != nil {
-		return false, "", &HandlerError{Envelope: e, Err: err, ctx: hctx}
+	*r = record{Message: m, Envelope: e, Payload: p, handler: h}
+	if err := c.handle(ctx, tx, r); err != nil {
+		return false, "", err
 	}
 	return true, obs.OutcomeProcessed, nil
 }
@@ -476,16 +347,3 @@ func (c *Consumer) ignored(m *bus.Message) bool {
 	_, known := event.Lookup(typ)
 	return known && !mine
 }
-
-// HandlerError says which event's handler failed.
-type HandlerError struct {
-	Envelope *event.Envelope
-	Err      error
-	ctx      context.Context // the handler's: its trace context, for the log
-}
-
-func (e *HandlerError) Error() string {
-	return fmt.Sprintf("inbox: handle %s %s: %v", e.Envelope.EventType, e.Envelope.EventID, e.Err)
-}
-
-func (e *HandlerError) Unwrap() error { return e.Err }

@@ -14,6 +14,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -22,7 +23,7 @@ import (
 // fixture is a consumer over a SQLite database with a handler whose
 // behaviour per product id the test controls, and a clock it moves.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	c       *inbox.Consumer
 	mu      sync.Mutex
 	now     time.Time
@@ -32,7 +33,7 @@ type fixture struct {
 	offset  int64
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	db, err := sqldb.Open(context.Background(), "t", "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { db.Close() })
 	err = db.Migrate(context.Background(),
 		sqldb.Migration{Name: "1", SQL: outbox.Migration}, sqldb.Migration{Name: "2", SQL: inbox.Migration},
-		sqldb.Migration{Name: "3", SQL: inbox.FailuresMigration},
+		sqldb.Migration{Name: "3", SQL: deadletter.Migration},
 		sqldb.Migration{Name: "4", SQL: `CREATE TABLE effects (product_id TEXT NOT NULL)`})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestPoisonRecordIsDeadLetteredAndTheBatchGoesOn(t *testing.T) {
 	if f.effects("p-ok") != 1 || f.effects("p-bad") != 0 {
 		t.Error("good record not applied, or failed record's effects kept")
 	}
-	dl, err := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
+	dl, err := f.c.DeadLetters().List(ctx, deadletter.StatusDead, 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestTransientFailureRetriesInPlaceThenParksThenDeadLetters(t *testing.T) {
 			t.Fatalf("attempt %d: retried %d, %v", attempt, n, err)
 		}
 	}
-	dl, _ := f.c.DeadLetters(ctx, "", 10, 0)
+	dl, _ := f.c.DeadLetters().List(ctx, "", 10, 0)
 	if len(dl) != 1 || dl[0].Attempts != inbox.DefaultMaxAttempts || dl[0].Permanent || !strings.Contains(dl[0].Error, "warehouse API timeout") {
 		t.Fatalf("dead letters %+v", dl)
 	}
@@ -171,10 +172,10 @@ func TestTransientFailureRetriesInPlaceThenParksThenDeadLetters(t *testing.T) {
 	f.mu.Lock()
 	delete(f.fail, "p-flaky")
 	f.mu.Unlock()
-	if n, err := f.c.Redrive(ctx, nil); err != nil || n != 1 {
+	if n, err := f.c.DeadLetters().Redrive(ctx, nil); err != nil || n != 1 {
 		t.Fatalf("Redrive = %d, %v", n, err)
 	}
-	if _, err := f.c.Redrive(ctx, []int64{dl[0].ID}); err == nil {
+	if _, err := f.c.DeadLetters().Redrive(ctx, []int64{dl[0].ID}); err == nil {
 		t.Error("redriving a redriven letter succeeded")
 	}
 	if n, err := f.c.RetryDue(ctx); err != nil || n != 1 {
@@ -183,7 +184,7 @@ func TestTransientFailureRetriesInPlaceThenParksThenDeadLetters(t *testing.T) {
 	if f.effects("p-flaky") != 1 {
 		t.Fatal("redriven event not applied")
 	}
-	if n, _ := f.c.Redrive(ctx, nil); n != 0 {
+	if n, _ := f.c.DeadLetters().Redrive(ctx, nil); n != 0 {
 		t.Error("nothing should be left to redrive")
 	}
 	// Redelivered after all (an offset commit lost): no second effect.
@@ -207,26 +208,6 @@ func TestPanickingHandlerIsAnErrorNotACrash(t *testing.T) {
 	}
 }
 
-func TestDiscard(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	f.fail["p"] = inbox.Permanent(errors.New("bad"))
-	f.c.Handle(ctx, []*bus.Message{f.msg("p")})
-	dl, _ := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
-	if err := f.c.Discard(ctx, dl[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.c.Discard(ctx, dl[0].ID); err == nil {
-		t.Error("discarded twice")
-	}
-	if n, _ := f.c.Redrive(ctx, nil); n != 0 {
-		t.Error("a discarded letter was redriven")
-	}
-	if _, err := f.c.DeadLetter(ctx, 12345); err == nil {
-		t.Error("unknown dead letter found")
-	}
-}
-
 // A record whose payload does not match its event type's schema (here: a
 // producer that sent priceCents as a string and an extra field) never
 // reaches the handler: it goes to the dead-letter queue at once, with the
@@ -246,7 +227,7 @@ func TestSchemaViolationIsDeadLetteredWithTheReason(t *testing.T) {
 	if f.effects("p-schema") != 0 || f.effects("p-ok") != 1 {
 		t.Error("the invalid record was applied, or the valid one was not")
 	}
-	dl, err := f.c.DeadLetters(ctx, inbox.StatusDead, 10, 0)
+	dl, err := f.c.DeadLetters().List(ctx, deadletter.StatusDead, 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +323,7 @@ func TestParkRolledBackByALaterFailureKeepsItsCount(t *testing.T) {
 			t.Fatalf("attempt %d: retried %d, %v", attempt, n, err)
 		}
 	}
-	dl, _ := f.c.DeadLetters(ctx, "", 10, 0)
+	dl, _ := f.c.DeadLetters().List(ctx, "", 10, 0)
 	if len(dl) != 2 {
 		t.Fatalf("%d dead letters, want 2", len(dl))
 	}

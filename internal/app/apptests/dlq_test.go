@@ -2,8 +2,10 @@
 package apptests
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,7 +13,7 @@ import (
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
-	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/inventory"
 	"github.com/eventmart/eventmart/notification"
@@ -38,10 +40,10 @@ func (s *settings) set(k, v string)     { s.mu.Lock(); defer s.mu.Unlock(); s.m[
 // walk-through: break shipping, place orders, see them in the DLQ, fix,
 // redrive, and every order completes once.
 func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
-	st := &settings{m: map[string]string{
+	env := apptest.Settings(map[string]string{
 		"EVENTMART_FAIL_EVENTS": "shipping:PaymentProcessed", "EVENTMART_RETRY_DELAYS": "20ms", "EVENTMART_RETRY_ATTEMPTS": "5",
-	}}
-	h := apptest.Start(t, all(), func(c *app.Config) { c.Settings = st.get })
+	})
+	h := apptest.Start(t, all(), env)
 	admin := h.Token("admin-1", "admin")
 	// A registered customer: notification needs the recipient's user event.
 	h.JSON("POST", "/api/v1/users", "", map[string]string{"email": "c@example.com", "password": "long enough password", "name": "C"}, 201, nil)
@@ -62,7 +64,7 @@ func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
 		h.JSON("POST", "/api/v1/orders", customer, body, 202, &o)
 		ids = append(ids, o.ID)
 	}
-	var list struct{ DeadLetters []inbox.DeadLetter }
+	var list struct{ DeadLetters []deadletter.DeadLetter }
 	h.Eventually("three dead letters in shipping", func() bool {
 		h.JSON("GET", "/api/v1/admin/dlq/shipping?status=dead", admin, nil, 200, &list)
 		return len(list.DeadLetters) == 3
@@ -83,8 +85,8 @@ func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
 		t.Errorf("customer read the DLQ: %d", status)
 	}
 
-	st.set("EVENTMART_FAIL_EVENTS", "") // the fix is deployed
-	var one inbox.DeadLetter
+	h.App.StopInjectingFailures() // the fix is deployed
+	var one deadletter.DeadLetter
 	h.JSON("GET", fmt.Sprintf("/api/v1/admin/dlq/shipping/%d", list.DeadLetters[0].ID), admin, nil, 200, &one)
 	var r struct{ Redriven int }
 	h.JSON("POST", "/api/v1/admin/dlq/shipping/redrive", admin, nil, 200, &r)
@@ -120,10 +122,10 @@ func TestBrokenHandlerDeadLettersThenRedriveCompletesOnce(t *testing.T) {
 // inventory-events to the catalog's group: availability is rebuilt, and a
 // second replay changes nothing.
 func TestReplayAppliesWhatTheGroupMissed(t *testing.T) {
-	st := &settings{m: map[string]string{
+	env := apptest.Settings(map[string]string{
 		"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "4",
-	}}
-	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def()}, func(c *app.Config) { c.Settings = st.get })
+	})
+	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def()}, env)
 	admin := h.Token("admin-1", "admin")
 	var p struct {
 		ID           string
@@ -134,12 +136,12 @@ func TestReplayAppliesWhatTheGroupMissed(t *testing.T) {
 		status, _, _ := h.Do("PUT", "/api/v1/inventory/"+p.ID, admin, map[string]int{"onHand": 7})
 		return status == 200
 	})
-	var list struct{ DeadLetters []inbox.DeadLetter }
+	var list struct{ DeadLetters []deadletter.DeadLetter }
 	h.Eventually("the stock event dead-lettered", func() bool {
 		h.JSON("GET", "/api/v1/admin/dlq/catalog", admin, nil, 200, &list)
 		return len(list.DeadLetters) == 1
 	})
-	st.set("EVENTMART_FAIL_EVENTS", "")
+	h.App.StopInjectingFailures()
 	var res app.ReplayResult
 	h.JSON("POST", "/api/v1/admin/replay/catalog", admin, map[string]any{"topic": "inventory-events", "key": p.ID}, 200, &res)
 	if res.Redelivered != 1 || res.Read < 1 {
@@ -161,5 +163,21 @@ func TestReplayAppliesWhatTheGroupMissed(t *testing.T) {
 	}
 	if status, _, _ := h.Do("POST", "/api/v1/admin/replay/catalog", h.Token("c", "customer"), map[string]any{"topic": "inventory-events"}); status != 403 {
 		t.Errorf("customer replay: %d, want 403", status)
+	}
+}
+
+// TestBadFailEventsStopsTheStart: EVENTMART_FAIL_EVENTS is parsed once, at
+// start, and a bad value is an error naming the setting.
+func TestBadFailEventsStopsTheStart(t *testing.T) {
+	for _, bad := range []string{"shipping", "shipping:NoSuchEvent"} {
+		settings := map[string]string{"EVENTMART_FAIL_EVENTS": bad}
+		a, err := app.Start(context.Background(), app.Config{Settings: func(k string) string { return settings[k] }})
+		if err == nil {
+			a.Close()
+			t.Fatalf("%q: started, want an error", bad)
+		}
+		if !strings.Contains(err.Error(), "EVENTMART_FAIL_EVENTS") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v, want the setting and its value named", bad, err)
+		}
 	}
 }

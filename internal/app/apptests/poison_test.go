@@ -13,7 +13,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
-	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/deadletter"
 )
 
 // TestMalformedRecordsOnEveryTopicAreDeadLettered publishes every kind of
@@ -63,7 +63,7 @@ func TestMalformedRecordsOnEveryTopicAreDeadLettered(t *testing.T) {
 				}
 			}
 		}
-		var list struct{ DeadLetters []inbox.DeadLetter }
+		var list struct{ DeadLetters []deadletter.DeadLetter }
 		h.Eventually(fmt.Sprintf("%d dead letters in %s", len(expect), svc), func() bool {
 			h.JSON("GET", "/api/v1/admin/dlq/"+svc+"?status=dead&limit=500", admin, nil, 200, &list)
 			return len(list.DeadLetters) >= len(expect)
@@ -72,7 +72,7 @@ func TestMalformedRecordsOnEveryTopicAreDeadLettered(t *testing.T) {
 			t.Errorf("%s: %d dead letters, want %d", svc, len(list.DeadLetters), len(expect))
 		}
 		for _, r := range expect {
-			i := slices.IndexFunc(list.DeadLetters, func(d inbox.DeadLetter) bool {
+			i := slices.IndexFunc(list.DeadLetters, func(d deadletter.DeadLetter) bool {
 				return d.Topic == r.Msg.Topic && d.Key == string(r.Msg.Key)
 			})
 			if i < 0 {
@@ -103,7 +103,7 @@ func totalLag(lags []bus.PartitionLag) (n int64) {
 }
 
 // value is the record a dead letter kept, decoded.
-func value(d inbox.DeadLetter) string {
+func value(d deadletter.DeadLetter) string {
 	if d.ValueBase64 == "" {
 		return d.Value
 	}

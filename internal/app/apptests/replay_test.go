@@ -32,10 +32,10 @@ func TestReplayBeyondRetentionReadsTheAuditArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &settings{m: map[string]string{
+	env := apptest.Settings(map[string]string{
 		"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "2",
-	}}
-	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def(), audit.Def()}, apptest.OnBus(b), func(c *app.Config) { c.Settings = st.get })
+	})
+	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def(), audit.Def()}, apptest.OnBus(b), env)
 	admin := h.Token("admin-1", "admin")
 	var p struct {
 		ID           string
@@ -68,7 +68,7 @@ func TestReplayBeyondRetentionReadsTheAuditArchive(t *testing.T) {
 			t.Fatalf("partition %d still holds offsets %d to %d after retention", o.Partition, o.Start, o.End)
 		}
 	}
-	st.set("EVENTMART_FAIL_EVENTS", "") // the fix is deployed
+	h.App.StopInjectingFailures() // the fix is deployed
 
 	// What the topic still holds is nothing: a replay from its log start
 	// finds nothing, one from offset 0 reads the archive.
