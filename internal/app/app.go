@@ -32,6 +32,7 @@ import (
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/registry"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -47,6 +48,8 @@ type Config struct {
 	Remote   map[string][]*url.URL
 	Tokens   *auth.Tokens
 	Log      *slog.Logger
+	// Settings is the environment the settings (internal/settings) are
+	// parsed from, once, by Start; nil: every default.
 	Settings func(string) string
 	Now      func() time.Time // default time.Now
 	// Metrics are the app's Prometheus metrics, served at GET /metrics;
@@ -105,8 +108,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return obs.ClusterHealth{Brokers: h.Brokers, UnderReplicated: h.UnderReplicatedPartitions, Offline: h.OfflinePartitions}, err
 		}
 	}
-	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
-		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
+	values, err := settings.Parse(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	pins, err := outbox.ParsePins(values.String(settings.EmitVersions))
+	if err != nil {
+		return nil, fmt.Errorf("app: %s: %w", settings.EmitVersions.Name, err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{}}
@@ -147,14 +155,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
 		relay := outbox.NewRelay(db, cfg.Metrics.Publisher(cfg.Bus, tracing, service.Source(def.Name)), log)
-		relay.Pin = func() map[event.Type]string {
-			pins, _ := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")) // checked at start; a later bad value pins nothing
-			return pins
-		}
+		relay.Pin = func() map[event.Type]string { return pins }
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings, Metrics: cfg.Metrics.Registry,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry,
 		})
 		if err != nil {
 			a.Close()
@@ -219,10 +224,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				Tracing: tracing}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.Depths})
-			if err := retryPolicy(cfg.Settings, c); err != nil {
-				a.Close()
-				return nil, err
-			}
+			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
 			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
 			a.consumers[s.def.Name] = c
 		}
