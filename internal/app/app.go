@@ -45,9 +45,9 @@ type Config struct {
 	// Remote are the base URLs of services not run here, for the gateway
 	// and for synchronous calls: one per instance of the service, requests
 	// spread over them (gateway.Balancer).
-	Remote   map[string][]*url.URL
-	Tokens   *auth.Tokens
-	Log      *slog.Logger
+	Remote map[string][]*url.URL
+	Tokens *auth.Tokens
+	Log    *slog.Logger
 	// Settings is the environment the settings (internal/settings) are
 	// parsed from, once, by Start; nil: every default.
 	Settings func(string) string

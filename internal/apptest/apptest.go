@@ -44,7 +44,7 @@ type Harness struct {
 	Tokens *auth.Tokens
 	Events *Recorder
 
-	cfg     app.Config                  // what App was started with, for Restart
+	cfg     app.Config                   // what App was started with, for Restart
 	handler atomic.Pointer[http.Handler] // App's handler, which Server serves
 }
 
