@@ -45,12 +45,10 @@ type Config struct {
 	// Remote are the base URLs of services not run here, for the gateway
 	// and for synchronous calls: one per instance of the service, requests
 	// spread over them (gateway.Balancer).
-	Remote map[string][]*url.URL
-	Tokens *auth.Tokens
-	Log    *slog.Logger
-	// Settings is the environment the settings (internal/settings) are
-	// parsed from, once, by Start; nil: every default.
-	Settings func(string) string
+	Remote   map[string][]*url.URL
+	Tokens   *auth.Tokens
+	Log      *slog.Logger
+	Settings func(string) string // the environment Start parses the settings (internal/settings) from, once; nil: every default
 	Now      func() time.Time // default time.Now
 	// Metrics are the app's Prometheus metrics, served at GET /metrics;
 	// nil: a fresh set on a registry of its own.
