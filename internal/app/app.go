@@ -49,7 +49,7 @@ type Config struct {
 	Tokens   *auth.Tokens
 	Log      *slog.Logger
 	Settings func(string) string // the environment Start parses the settings (internal/settings) from, once; nil: every default
-	Now      func() time.Time // default time.Now
+	Now      func() time.Time    // default time.Now
 	// Metrics are the app's Prometheus metrics, served at GET /metrics;
 	// nil: a fresh set on a registry of its own.
 	Metrics *obs.Metrics
