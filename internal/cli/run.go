@@ -18,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // runCmd runs every service and the gateway in one process on the
@@ -77,7 +78,7 @@ func serviceNames() []string {
 // with registry, the built-in schema registry (under cfg.Data) is served at
 // /registry.
 func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, registry bool) error {
-	remote, err := parseServiceURLs(env.Getenv("EVENTMART_SERVICE_URLS"))
+	remote, err := parseServiceURLs(env.Settings.String(settings.ServiceURLs))
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -133,7 +134,7 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
 	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
 
-	if addr := env.Getenv("EVENTMART_PPROF_ADDR"); addr != "" {
+	if addr := env.Settings.String(settings.PprofAddr); addr != "" {
 		// Profiling stays off unless asked for, and on its own listener.
 		go func() { env.Log.Warn("pprof server stopped", "error", http.ListenAndServe(addr, pprofMux())) }()
 	}
@@ -191,22 +192,14 @@ func ensureTopics(ctx context.Context, env *Env, b bus.Bus) error {
 // loadTokens uses EVENTMART_JWT_SECRET, or a secret kept in the data
 // directory (created on first run), shared by processes using that directory.
 func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
-	secret := []byte(env.Getenv("EVENTMART_JWT_SECRET"))
+	secret := []byte(env.Settings.String(settings.JWTSecret))
 	if len(secret) == 0 {
 		var err error
 		if secret, err = auth.SecretFromFile(filepath.Join(cfg.Data, "jwt.secret")); err != nil {
 			return nil, err
 		}
 	}
-	ttl := 24 * time.Hour
-	if v := env.Getenv("EVENTMART_TOKEN_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, usageError{fmt.Sprintf("EVENTMART_TOKEN_TTL %q: want a positive duration such as 24h", v)}
-		}
-		ttl = d
-	}
-	return auth.NewTokens(secret, ttl)
+	return auth.NewTokens(secret, env.Settings.Duration(settings.TokenTTL))
 }
 
 // parseServiceURLs parses "user=http://host:port,catalog=http://…", where a
