@@ -213,12 +213,12 @@ func parseServiceURLs(s string) (map[string][]*url.URL, error) {
 	for _, part := range strings.Split(s, ",") {
 		name, raws, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || !slices.Contains(serviceNames(), name) {
-			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %q: want service=http://host:port with a service among %s", part, strings.Join(serviceNames(), ", "))
+			return nil, fmt.Errorf("%s: %q: want service=http://host:port with a service among %s", settings.ServiceURLs.Name, part, strings.Join(serviceNames(), ", "))
 		}
 		for _, raw := range strings.Split(raws, "|") {
 			u, err := url.Parse(raw)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %s: %q is not an http(s) URL", name, raw)
+				return nil, fmt.Errorf("%s: %s: %q is not an http(s) URL", settings.ServiceURLs.Name, name, raw)
 			}
 			out[name] = append(out[name], u)
 		}
