@@ -242,7 +242,7 @@ func (v *Values) Shown(s *Setting) string {
 // Flag defines s's flag on fs: its name, usage and default come from the
 // declaration, and setting it overrides s in v.
 func (v *Values) Flag(fs *flag.FlagSet, s *Setting) {
-	usage := fmt.Sprintf("%s (%s)", s.Meaning, s.Name)
+	usage := fmt.Sprintf("%s (%s; `%s`)", s.Meaning, s.Name, s.Kind) // the flag package shows the backquoted kind as the flag's argument
 	fs.Var(flagValue{v, s}, s.Flag, usage)
 }
 
@@ -251,11 +251,12 @@ type flagValue struct {
 	s *Setting
 }
 
+// String is the value shown as the flag's default: the current one, masked.
 func (f flagValue) String() string {
-	if f.v == nil || f.s == nil || f.s.Secret {
+	if f.v == nil || f.s == nil {
 		return ""
 	}
-	return f.v.String(f.s)
+	return f.v.Shown(f.s)
 }
 
 func (f flagValue) Set(raw string) error {
