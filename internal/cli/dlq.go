@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/internal/inbox"
-
 	"github.com/eventmart/eventmart/internal/settings"
 )
 
@@ -123,10 +122,7 @@ func newAdminClient(env *Env, timeout time.Duration) *adminClient {
 
 // login logs in as the admin account the settings name.
 func (c *adminClient) login(ctx context.Context, env *Env) error {
-	return c.loginAs(ctx, env.Settings.String(settings.AdminEmail), env.Settings.String(settings.AdminPassword))
-}
-
-func (c *adminClient) loginAs(ctx context.Context, email, password string) error {
+	email, password := env.Settings.String(settings.AdminEmail), env.Settings.String(settings.AdminPassword)
 	if email == "" || password == "" {
 		return usageError{"set --admin-email and --admin-password (or EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD)"}
 	}

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/eventmart/eventmart/internal/loadgen"
-
 	"github.com/eventmart/eventmart/internal/settings"
 )
 
