@@ -131,7 +131,7 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(a.EndStreams) // open console streams would hold the shutdown up
-	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
+	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), busName(cfg))
 	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
 
 	if addr := env.Settings.String(settings.PprofAddr); addr != "" {
