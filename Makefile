@@ -18,9 +18,10 @@ run: build
 	./$(BIN) run
 
 # Every test, against real servers that this target starts and stops.
+# The tests must leave the working tree as they found it (clean-tree.sh).
 test:
-	deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
-	$(MAKE) --no-print-directory chaos-short
+	deploy/scripts/clean-tree.sh deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
+	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory chaos-short
 
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a

@@ -22,6 +22,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 //go:embed migrations/*.sql
@@ -39,12 +40,6 @@ func Def() service.Def {
 // MaxLineQuantity bounds the quantity of one product in a cart, and of one
 // addition.
 const MaxLineQuantity = 100
-
-// Setting defaults.
-const (
-	DefaultSweepInterval = time.Minute
-	DefaultAbandonAfter  = 24 * time.Hour
-)
 
 // Cart is a customer's cart. A customer without one gets an empty Cart
 // with no CartID and no UpdatedAt.
@@ -70,17 +65,10 @@ type Service struct {
 	abandonAfter time.Duration
 }
 
-// New returns the cart service, or an error if a setting is malformed.
+// New returns the cart service.
 func New(d service.Deps) (*Service, error) {
-	sweep, err := d.Duration("EVENTMART_CART_SWEEP_INTERVAL", DefaultSweepInterval)
-	if err != nil {
-		return nil, err
-	}
-	abandon, err := d.Duration("EVENTMART_CART_ABANDON_AFTER", DefaultAbandonAfter)
-	if err != nil {
-		return nil, err
-	}
-	return &Service{d: d, store: &store{db: d.DB}, sweepEvery: sweep, abandonAfter: abandon}, nil
+	return &Service{d: d, store: &store{db: d.DB},
+		sweepEvery: d.Settings.Duration(settings.CartSweepInterval), abandonAfter: d.Settings.Duration(settings.CartAbandonAfter)}, nil
 }
 
 // Run reports abandoned carts every sweep interval until ctx is cancelled.

@@ -45,6 +45,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 //go:embed migrations/*.sql
@@ -148,10 +149,7 @@ func NewWithSender(d service.Deps, sender Sender) (*Service, error) {
 		return nil, err
 	}
 	failing := map[string]bool{}
-	for _, t := range strings.Split(d.Settings("EVENTMART_NOTIFY_FAIL_TEMPLATES"), ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
+	for _, t := range d.Settings.List(settings.NotifyFailTemplates) {
 		if !slices.Contains(Templates, t) {
 			return nil, fmt.Errorf("notification: EVENTMART_NOTIFY_FAIL_TEMPLATES: unknown template %q (templates: %s)", t, strings.Join(Templates, ", "))
 		}

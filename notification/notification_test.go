@@ -18,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/notification"
 )
 
@@ -359,7 +360,10 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{map[string]string{"EVENTMART_SMTP_ADDR": "mail.example.com"}, "EVENTMART_SMTP_ADDR must be host:port"},
 		{map[string]string{"EVENTMART_SMTP_ADDR": "mail:25", "EVENTMART_SMTP_FROM": "Shop <shop@example.com>"}, "EVENTMART_SMTP_FROM"},
 	} {
-		_, err := notification.New(service.Deps{Settings: func(k string) string { return c.settings[k] }})
+		vals, err := settings.Parse(func(k string) string { return c.settings[k] })
+		if err == nil {
+			_, err = notification.New(service.Deps{Settings: vals})
+		}
 		if err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%v: err %v, want %q", c.settings, err, c.msg)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // Message is one email to send.
@@ -34,7 +35,7 @@ type Sender interface {
 // senderFromSettings returns the SMTP sender when EVENTMART_SMTP_ADDR is
 // set, else the mailbox sender.
 func senderFromSettings(d service.Deps) (Sender, error) {
-	addr := d.Settings("EVENTMART_SMTP_ADDR")
+	addr := d.Settings.String(settings.SMTPAddr)
 	if addr == "" {
 		return mailboxSender{log: d.Log}, nil
 	}
@@ -42,16 +43,13 @@ func senderFromSettings(d service.Deps) (Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notification: EVENTMART_SMTP_ADDR must be host:port: %w", err)
 	}
-	from := d.Settings("EVENTMART_SMTP_FROM")
-	if from == "" {
-		from = "eventmart@localhost"
-	}
+	from := d.Settings.String(settings.SMTPFrom)
 	if a, err := mail.ParseAddress(from); err != nil || a.Name != "" || a.Address != from {
 		return nil, fmt.Errorf("notification: EVENTMART_SMTP_FROM must be a bare email address, got %q", from)
 	}
 	s := &smtpSender{addr: addr, host: host, from: from, timeout: smtpTimeout}
-	if user := d.Settings("EVENTMART_SMTP_USERNAME"); user != "" {
-		s.auth = smtp.PlainAuth("", user, d.Settings("EVENTMART_SMTP_PASSWORD"), host)
+	if user := d.Settings.String(settings.SMTPUsername); user != "" {
+		s.auth = smtp.PlainAuth("", user, d.Settings.String(settings.SMTPPassword), host)
 	}
 	return s, nil
 }

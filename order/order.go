@@ -33,6 +33,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/watch"
 )
 
@@ -62,19 +63,6 @@ const (
 	ReasonPaymentFailed     = "payment-failed"
 	ReasonCustomerCancelled = "customer-cancelled"
 	ReasonTimeout           = "timeout"
-)
-
-// Settings and their defaults.
-const (
-	// SettingSagaTimeout is how long an order may stay PENDING before it is
-	// cancelled with reason code "timeout" (a Go duration, default 30s).
-	SettingSagaTimeout = "EVENTMART_SAGA_TIMEOUT"
-	// SettingSweepInterval is how often PENDING orders are checked against
-	// the saga timeout (a Go duration, default 1s).
-	SettingSweepInterval = "EVENTMART_SAGA_SWEEP_INTERVAL"
-
-	DefaultSagaTimeout   = 30 * time.Second
-	DefaultSweepInterval = time.Second
 )
 
 // Order is an order as the API shows it.
@@ -119,17 +107,12 @@ type Service struct {
 	changed watch.Hub // orders changed, for held GETs (see handleGet)
 }
 
-// New returns the order service. It fails on a malformed setting.
+// New returns the order service; its saga timeout and sweep interval are
+// the settings EVENTMART_SAGA_TIMEOUT and EVENTMART_SAGA_SWEEP_INTERVAL.
 func New(d service.Deps) (*Service, error) {
-	s := &Service{d: d}
+	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.store = &store{db: d.DB, changed: &s.changed}
 	var err error
-	if s.timeout, err = d.Duration(SettingSagaTimeout, DefaultSagaTimeout); err != nil {
-		return nil, err
-	}
-	if s.sweep, err = d.Duration(SettingSweepInterval, DefaultSweepInterval); err != nil {
-		return nil, err
-	}
 	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/order"
 )
 
@@ -1047,12 +1048,16 @@ func TestOrderAgainstTheRealCatalogAndCart(t *testing.T) {
 func TestMalformedSettingsAreRejected(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"EVENTMART_SAGA_TIMEOUT", "EVENTMART_SAGA_SWEEP_INTERVAL"} {
-		_, err := order.New(service.Deps{Settings: func(k string) string {
+		// Checked at start, when the settings are parsed.
+		vals, err := settings.Parse(func(k string) string {
 			if k == name {
 				return "soon"
 			}
 			return ""
-		}})
+		})
+		if err == nil {
+			_, err = order.New(service.Deps{Settings: vals})
+		}
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=soon: %v", name, err)
 		}

@@ -2,10 +2,10 @@ package shipping
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -18,38 +18,19 @@ type carrierSettings struct {
 	maxPerTick    int
 }
 
-func readCarrierSettings(get func(string) string) (carrierSettings, error) {
-	c := carrierSettings{tick: 500 * time.Millisecond, maxPerTick: 100}
-	if get == nil {
-		return c, nil
-	}
-	duration := func(name string, into *time.Duration, positive bool) error {
-		v := get(name)
-		if v == "" {
-			return nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || (positive && d == 0) {
-			return fmt.Errorf("shipping: %s=%q: want a duration such as \"2s\" or \"500ms\"", name, v)
-		}
-		*into = d
-		return nil
-	}
-	if err := duration("EVENTMART_CARRIER_TICK", &c.tick, true); err != nil {
-		return c, err
-	}
-	if get("EVENTMART_CARRIER_DISPATCH_AFTER") == "" {
-		return c, nil
+// readCarrierSettings returns the carrier the settings ask for.
+func readCarrierSettings(v *settings.Values) carrierSettings {
+	c := carrierSettings{tick: v.Duration(settings.CarrierTick), maxPerTick: 100}
+	if !v.IsSet(settings.CarrierDispatchAfter) {
+		return c
 	}
 	c.enabled = true
-	if err := duration("EVENTMART_CARRIER_DISPATCH_AFTER", &c.dispatchAfter, false); err != nil {
-		return c, err
-	}
+	c.dispatchAfter = v.Duration(settings.CarrierDispatchAfter)
 	c.deliverAfter = c.dispatchAfter
-	if err := duration("EVENTMART_CARRIER_DELIVER_AFTER", &c.deliverAfter, false); err != nil {
-		return c, err
+	if v.IsSet(settings.CarrierDeliverAfter) {
+		c.deliverAfter = v.Duration(settings.CarrierDeliverAfter)
 	}
-	return c, nil
+	return c
 }
 
 // carryOnce dispatches parcels of shipped orders whose time has come and

@@ -111,14 +111,10 @@ type Service struct {
 	carrier carrierSettings
 }
 
-// New returns the shipping service, or an error naming a carrier setting
-// that is not a valid duration.
+// New returns the shipping service, with the simulated carrier its
+// settings ask for.
 func New(d service.Deps) (*Service, error) {
-	c, err := readCarrierSettings(d.Settings)
-	if err != nil {
-		return nil, err
-	}
-	return &Service{d: d, store: &store{db: d.DB}, carrier: c}, nil
+	return &Service{d: d, store: &store{db: d.DB}, carrier: readCarrierSettings(d.Settings)}, nil
 }
 
 // Handlers: the events the per-order state machine needs.

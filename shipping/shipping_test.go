@@ -13,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/shipping"
 )
 
@@ -323,7 +324,11 @@ func TestBadCarrierSettings(t *testing.T) {
 		{"EVENTMART_CARRIER_DISPATCH_AFTER": "1s", "EVENTMART_CARRIER_DELIVER_AFTER": "later"},
 		{"EVENTMART_CARRIER_TICK": "0s"},
 	} {
-		_, err := shipping.New(service.Deps{Settings: func(k string) string { return m[k] }})
+		// Checked at start: parsing the settings, or New.
+		vals, err := settings.Parse(func(k string) string { return m[k] })
+		if err == nil {
+			_, err = shipping.New(service.Deps{Settings: vals})
+		}
 		if err == nil || !strings.Contains(err.Error(), "EVENTMART_CARRIER_") {
 			t.Errorf("%v: error %v", m, err)
 		}

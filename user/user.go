@@ -29,6 +29,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 //go:embed migrations/*.sql
@@ -94,7 +95,7 @@ const bootstrapTimeout = 30 * time.Second
 // of the two is an error too, as it is surely a mistake.
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, store: &store{db: d.DB}, dummyHash: sync.OnceValues(func() ([]byte, error) { return hashPassword(event.NewID()) })}
-	email, password := d.Settings("EVENTMART_ADMIN_EMAIL"), d.Settings("EVENTMART_ADMIN_PASSWORD")
+	email, password := d.Settings.String(settings.AdminEmail), d.Settings.String(settings.AdminPassword)
 	switch {
 	case email == "" && password == "":
 		return s, nil

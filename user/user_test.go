@@ -13,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/user"
 )
 
@@ -407,16 +408,19 @@ func TestAdminBootstrapPromotesAndReactivatesAnAccount(t *testing.T) {
 
 func TestNewRejectsBadAdminSettings(t *testing.T) {
 	t.Parallel()
-	for _, settings := range []map[string]string{
+	for _, m := range []map[string]string{
 		{"EVENTMART_ADMIN_EMAIL": "root@example.com"},
 		{"EVENTMART_ADMIN_PASSWORD": "root passphrase"},
 		{"EVENTMART_ADMIN_EMAIL": "root", "EVENTMART_ADMIN_PASSWORD": "root passphrase"},
 		{"EVENTMART_ADMIN_EMAIL": "root@example.com", "EVENTMART_ADMIN_PASSWORD": "short"},
 	} {
 		// Settings are checked before the database is touched.
-		_, err := user.New(service.Deps{Settings: func(k string) string { return settings[k] }})
+		vals, err := settings.Parse(func(k string) string { return m[k] })
+		if err == nil {
+			_, err = user.New(service.Deps{Settings: vals})
+		}
 		if err == nil || !strings.Contains(err.Error(), "EVENTMART_ADMIN") {
-			t.Errorf("%v: err %v", settings, err)
+			t.Errorf("%v: err %v", m, err)
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/registry"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -47,8 +48,8 @@ type Config struct {
 	Remote   map[string][]*url.URL
 	Tokens   *auth.Tokens
 	Log      *slog.Logger
-	Settings func(string) string
-	Now      func() time.Time // default time.Now
+	Settings func(string) string // the environment Start parses the settings (internal/settings) from, once; nil: every default
+	Now      func() time.Time    // default time.Now
 	// Metrics are the app's Prometheus metrics, served at GET /metrics;
 	// nil: a fresh set on a registry of its own.
 	Metrics *obs.Metrics
@@ -101,10 +102,15 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	tracing := obs.NewTracing(cfg.Tracer)
 	probes := &obs.Probes{Bus: cfg.Bus, Log: cfg.Log}
-	if _, err := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")); err != nil {
-		return nil, fmt.Errorf("app: EVENTMART_EMIT_VERSIONS: %w", err)
+	values, err := settings.Parse(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
-	injected, err := injectedFailures(cfg.Settings)
+	pins, err := outbox.ParsePins(values.String(settings.EmitVersions))
+	if err != nil {
+		return nil, fmt.Errorf("app: %s: %w", settings.EmitVersions.Name, err)
+	}
+	injected, err := injectedFailures(values)
 	if err != nil {
 		return nil, err
 	}
@@ -148,14 +154,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
 		relay := outbox.NewRelay(db, cfg.Metrics.Publisher(cfg.Bus, tracing, service.Source(def.Name)), log)
-		relay.Pin = func() map[event.Type]string {
-			pins, _ := outbox.ParsePins(cfg.Settings("EVENTMART_EMIT_VERSIONS")) // checked at start; a later bad value pins nothing
-			return pins
-		}
+		relay.Pin = func() map[event.Type]string { return pins }
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: cfg.Settings, Metrics: cfg.Metrics.Registry,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry,
 		})
 		if err != nil {
 			a.Close()
@@ -220,10 +223,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				Tracing: tracing, InjectedFailures: injected.For(s.def.Name)}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
-			if err := retryPolicy(cfg.Settings, c); err != nil {
-				a.Close()
-				return nil, err
-			}
+			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
 			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
 			a.consumers[s.def.Name] = c
 		}

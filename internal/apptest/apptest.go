@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type Harness struct {
 	Server *httptest.Server
 	Tokens *auth.Tokens
 	Events *Recorder
+
+	cfg     app.Config                   // what App was started with, for Restart
+	handler atomic.Pointer[http.Handler] // App's handler, which Server serves
 }
 
 // Option adjusts the harness configuration.
@@ -99,17 +103,40 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Harness{T: t, App: a, Bus: b, Tokens: tokens, Server: httptest.NewServer(a.Handler())}
+	h := &Harness{T: t, App: a, Bus: b, Tokens: tokens, cfg: cfg}
+	handler := a.Handler()
+	h.handler.Store(&handler)
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.handler.Load()).ServeHTTP(w, r) }))
 	h.Events = record(t, b)
 	t.Cleanup(func() {
 		h.Server.Close()
 		h.Events.stop()
-		if err := a.Close(); err != nil {
+		if err := h.App.Close(); err != nil {
 			t.Errorf("app: %v", err)
 		}
 		b.Close()
 	})
 	return h
+}
+
+// Restart stops the services and starts them again on the same bus and
+// databases, with opts applied to their configuration (new settings, say):
+// a deployment's rolling restart. The gateway URL stays the same.
+func (h *Harness) Restart(opts ...Option) {
+	h.T.Helper()
+	if err := h.App.Close(); err != nil {
+		h.T.Fatalf("app: %v", err)
+	}
+	for _, o := range opts {
+		o(&h.cfg)
+	}
+	a, err := app.Start(context.Background(), h.cfg)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	h.App = a
+	handler := a.Handler()
+	h.handler.Store(&handler)
 }
 
 // Token mints a token for a user id and role ("customer" or "admin").

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 )
 
@@ -18,9 +16,7 @@ import (
 func auditCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart audit", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	target := fs.String("target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL (EVENTMART_TARGET)")
-	email := fs.String("admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
-	password := fs.String("admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	clientFlags(fs, env)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -28,8 +24,8 @@ func auditCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 || pos[0] != "verify" {
 		return usageError{"audit: want verify"}
 	}
-	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: 5 * time.Minute}}
-	if err := c.login(ctx, *email, *password); err != nil {
+	c := newAdminClient(env, 5*time.Minute)
+	if err := c.login(ctx, env); err != nil {
 		return err
 	}
 	var r struct {

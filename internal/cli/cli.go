@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/eventmart/eventmart/internal/obs"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // Main runs the command in args and returns the process exit code. SIGINT
@@ -56,16 +57,18 @@ func commands() []command {
 		{"replay", "SERVICE --topic T [--from-offset N|--from-time T]", "re-deliver a topic's records to a service's consumer group", replayCmd},
 		{"schema", "gen|check|register", "generate the event schemas, check them against a registry or git revision, register them", schemaCmd},
 		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},
+		{"config", "[flags]", "print every setting with its value and where it came from (flag, environment, default)", configCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }
 
 // Env is what a command gets besides its arguments.
 type Env struct {
-	Getenv func(string) string
-	Stdout io.Writer
-	Stderr io.Writer
-	Log    *slog.Logger
+	Getenv   func(string) string
+	Settings *settings.Values // parsed from Getenv at start; a command's flags override them
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Log      *slog.Logger
 }
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
@@ -73,11 +76,13 @@ var Version = "dev"
 
 // Run runs one command.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	env := &Env{Getenv: getenv, Stdout: stdout, Stderr: stderr,
-		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(getenv("EVENTMART_LOG_LEVEL"))})))}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return nil
+	}
+	env, err := newEnv(getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -93,15 +98,19 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-22s %s\n", c.name+" "+c.args, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'eventmart COMMAND -h' for a command's flags. Every flag has an EVENTMART_* environment variable.")
+	fmt.Fprintln(w, "\nRun 'eventmart COMMAND -h' for a command's flags, 'eventmart config' for every setting. Every flag has an EVENTMART_* environment variable.")
 }
 
-func logLevel(s string) slog.Level {
-	var l slog.Level
-	if l.UnmarshalText([]byte(s)) != nil {
-		return slog.LevelInfo
+// newEnv parses the settings in getenv; a malformed one is a usage error
+// naming it and its value.
+func newEnv(getenv func(string) string, stdout, stderr io.Writer) (*Env, error) {
+	vals, err := settings.Parse(getenv)
+	if err != nil {
+		return nil, usageError{err.Error()}
 	}
-	return l
+	level := vals.Level(settings.LogLevel)
+	return &Env{Getenv: getenv, Settings: vals, Stdout: stdout, Stderr: stderr,
+		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))}, nil
 }
 
 func versionCmd(ctx context.Context, env *Env, args []string) error {

@@ -5,17 +5,28 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/testenv"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := runCLIStderr(t, env, args...)
+	return out, err
+}
+
+// runCLIStderr runs the command and returns its stdout and stderr.
+func runCLIStderr(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	err := Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
-	return out.String(), err
+	return out.String(), errOut.String(), err
 }
 
 // topicsApplyThenList checks the done-when of the foundation issue on one
@@ -32,9 +43,12 @@ func topicsApplyThenList(t *testing.T, args ...string) {
 	if strings.Count(out, "unchanged") != 8 {
 		t.Errorf("second apply changed something:\n%s", out)
 	}
-	out, err = runCLI(t, nil, append([]string{"topics"}, args...)...)
+	out, stderr, err := runCLIStderr(t, nil, append([]string{"topics"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stderr, "bus: ") {
+		t.Errorf("the listing does not say which bus it read; stderr:\n%s", stderr)
 	}
 	for _, row := range [][]string{
 		{"user-events", "12", "30d", "2592000000"}, {"catalog-events", "8", "90d", "7776000000"},
@@ -66,6 +80,8 @@ func TestTopicsOnKafka(t *testing.T) {
 	topicsApplyThenList(t, "--bus", "kafka://"+strings.Join(brokers, ","))
 }
 
+// TestUsageErrors also checks that a usage error opens nothing: run in the
+// package's directory, no ./data may appear.
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"teleport"}, {"topics", "remove"}, {"dlq"}, {"dlq", "list"}, {"audit"}, {"audit", "check"}, {"replay", "catalog"}, {"serve"}, {"serve", "warehouse"}, {"topics", "--bus", "amqp://x"}, {"run", "extra"},
@@ -74,6 +90,9 @@ func TestUsageErrors(t *testing.T) {
 		if !errors.As(err, new(usageError)) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
+	}
+	if _, err := os.Stat("data"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a usage error created ./data (%v)", err)
 	}
 	if _, err := parseServiceURLs("order=ftp://x"); err == nil {
 		t.Error("ftp service URL accepted")
@@ -103,12 +122,89 @@ func TestKafkaSettings(t *testing.T) {
 		}
 	}
 	var cfg Config
-	if _, err := parseFlags(&Env{Getenv: func(k string) string {
+	env, err := newEnv(func(k string) string {
 		return map[string]string{"EVENTMART_REPLICATION_FACTOR": "3", "EVENTMART_INSTANCE_ID": "order-1"}[k]
-	}, Stderr: io.Discard}, "serve", []string{"--min-insync-replicas", "2", "order"}, &cfg); err != nil {
+	}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseFlags(env, "serve", []string{"--min-insync-replicas", "2", "order"}, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 || cfg.InstanceID != "order-1" {
 		t.Errorf("config %+v", cfg)
+	}
+}
+
+// Read-only commands on a data directory that does not exist fail with an
+// error saying what is missing and how to fix it, and create nothing.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nothing-here")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"topics", "--data", dir}, []string{"no event log at " + filepath.Join(dir, "eventlog.db"), "eventmart run --data " + dir, "--bus"}},
+		{[]string{"schema", "check", "--data", dir}, []string{"no schema registry at " + filepath.Join(dir, "schema-registry.json"), "eventmart schema register", "--registry"}},
+	} {
+		_, stderr, err := runCLIStderr(t, nil, c.args...)
+		if err == nil {
+			t.Errorf("%v: no error", c.args)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q lacks %q", c.args, err, w)
+			}
+		}
+		if c.args[0] == "topics" && !strings.Contains(stderr, "bus: embedded log "+filepath.Join(dir, "eventlog.db")) {
+			t.Errorf("%v: stderr does not name the bus:\n%s", c.args, stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%v created %s (%v)", c.args, dir, err)
+		}
+	}
+}
+
+// Client commands say which Eventmart they talk to.
+func TestClientCommandsNameTheirTarget(t *testing.T) {
+	_, stderr, err := runCLIStderr(t, map[string]string{"EVENTMART_TARGET": "http://127.0.0.1:1"}, "audit", "verify")
+	if err == nil || !strings.Contains(stderr, "target: http://127.0.0.1:1") {
+		t.Errorf("err %v, stderr:\n%s", err, stderr)
+	}
+}
+
+// eventmart config lists every setting with its value and source; secrets
+// are masked, and a malformed setting is an error naming it and its value.
+func TestConfig(t *testing.T) {
+	secret := "a jwt secret of thirty-two bytes!"
+	out, err := runCLI(t, map[string]string{"EVENTMART_JWT_SECRET": secret, "EVENTMART_SAGA_TIMEOUT": "5s", "EVENTMART_BUS": "kafka://h:1"},
+		"config", "--bus", "embedded", "--admin-password", "hunter2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "hunter2") {
+		t.Errorf("config shows a secret:\n%s", out)
+	}
+	for _, row := range [][]string{
+		{"EVENTMART_JWT_SECRET", "****", "environment", "runtime"},
+		{"EVENTMART_ADMIN_PASSWORD", "****", "flag", "--admin-password", "user,", "cli"},
+		{"EVENTMART_SAGA_TIMEOUT", "5s", "environment", "order"},
+		{"EVENTMART_BUS", "embedded", "flag", "--bus", "runtime"},
+		{"EVENTMART_TOKEN_TTL", "24h", "default", "runtime"},
+		{"EVENTMART_SMTP_PASSWORD", "-", "default", "notification"},
+	} {
+		if !containsFields(out, row) {
+			t.Errorf("config lacks the row %v:\n%s", row, out)
+		}
+	}
+	for _, s := range settings.All {
+		if !strings.Contains(out, s.Name+" ") {
+			t.Errorf("config lacks %s", s.Name)
+		}
+	}
+	_, err = runCLI(t, map[string]string{"EVENTMART_CART_SWEEP_INTERVAL": "often"}, "config")
+	if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), `EVENTMART_CART_SWEEP_INTERVAL="often"`) {
+		t.Errorf("malformed setting: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/internal/deadletter"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // dlqCmd operates a service's dead-letter queue through the admin API of a
@@ -25,9 +26,7 @@ import (
 func dlqCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart dlq", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	target := fs.String("target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL (EVENTMART_TARGET)")
-	email := fs.String("admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
-	password := fs.String("admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	clientFlags(fs, env)
 	status := fs.String("status", "dead", "list: dead, redriven, discarded, or all")
 	all := fs.Bool("all", false, "redrive: every dead letter of the service")
 	pos, err := parseInterleaved(fs, args)
@@ -38,8 +37,8 @@ func dlqCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) < 2 {
 		return usage
 	}
-	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
-	if err := c.login(ctx, *email, *password); err != nil {
+	c := newAdminClient(env, 30*time.Second)
+	if err := c.login(ctx, env); err != nil {
 		return err
 	}
 	verb, svc := pos[0], pos[1]
@@ -105,7 +104,25 @@ type adminClient struct {
 	http        *http.Client
 }
 
-func (c *adminClient) login(ctx context.Context, email, password string) error {
+// clientFlags defines the flags of the commands that call a running
+// Eventmart: its URL and the admin account.
+func clientFlags(fs *flag.FlagSet, env *Env) {
+	for _, s := range []*settings.Setting{settings.Target, settings.AdminEmail, settings.AdminPassword} {
+		env.Settings.Flag(fs, s)
+	}
+}
+
+// newAdminClient returns a client of the admin API at the target the
+// settings name, and says which on stderr.
+func newAdminClient(env *Env, timeout time.Duration) *adminClient {
+	target := strings.TrimRight(env.Settings.String(settings.Target), "/")
+	fmt.Fprintln(env.Stderr, "target:", target)
+	return &adminClient{base: target + "/api/v1", http: &http.Client{Timeout: timeout}}
+}
+
+// login logs in as the admin account the settings name.
+func (c *adminClient) login(ctx context.Context, env *Env) error {
+	email, password := env.Settings.String(settings.AdminEmail), env.Settings.String(settings.AdminPassword)
 	if email == "" || password == "" {
 		return usageError{"set --admin-email and --admin-password (or EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD)"}
 	}

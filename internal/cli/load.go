@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/eventmart/eventmart/internal/loadgen"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // loadCmd drives a running Eventmart with orders and reports throughput and
@@ -18,22 +19,23 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart load", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfg := loadgen.Config{Progress: env.Stderr}
-	fs.StringVar(&cfg.Target, "target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL")
+	clientFlags(fs, env)
 	fs.IntVar(&cfg.Orders, "orders", 1000, "orders to place")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "orders per second to start (0: as fast as --concurrency allows)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "orders in flight at most")
 	fs.Float64Var(&cfg.DeclineRatio, "decline-ratio", 0, "share of orders paid with the declined test card (0-1)")
 	fs.IntVar(&cfg.Customers, "customers", 0, "customers to register (default: min(concurrency, 50))")
 	fs.IntVar(&cfg.Products, "products", 20, "products to seed")
-	fs.StringVar(&cfg.AdminEmail, "admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
 	acceptedOut := fs.String("accepted-out", "", "write the id of every order accepted with 202 to this file, one per line")
-	fs.StringVar(&cfg.AdminPassword, "admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
 	cpuPIDs := fs.String("cpu-pids", "", "comma-separated pids whose CPU (with their descendants') to report per order: every process serving the orders (Linux)")
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("load: unexpected arguments %v", pos)}
 	}
+	cfg.Target = env.Settings.String(settings.Target)
+	cfg.AdminEmail, cfg.AdminPassword = env.Settings.String(settings.AdminEmail), env.Settings.String(settings.AdminPassword)
+	fmt.Fprintln(env.Stderr, "target:", cfg.Target)
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 )
 
@@ -20,9 +18,7 @@ import (
 func replayCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart replay", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	target := fs.String("target", envOr(env.Getenv, "EVENTMART_TARGET", "http://127.0.0.1:8080"), "gateway URL (EVENTMART_TARGET)")
-	email := fs.String("admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account (EVENTMART_ADMIN_EMAIL)")
-	password := fs.String("admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
+	clientFlags(fs, env)
 	topic := fs.String("topic", "", "topic to replay (one the service consumes)")
 	fromOffset := fs.Int64("from-offset", -1, "replay every partition from this offset (default: the log start)")
 	fromTime := fs.String("from-time", "", "or from this time (RFC 3339)")
@@ -36,9 +32,9 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 || (*topic == "") == !*rebuild {
 		return usageError{"replay: want SERVICE --topic TOPIC [--from-offset N | --from-time T] [--correlation-id ID] [--key K], or SERVICE --rebuild"}
 	}
-	c := &adminClient{base: strings.TrimRight(*target, "/") + "/api/v1", http: &http.Client{Timeout: time.Hour}}
+	c := newAdminClient(env, time.Hour)
 	if *rebuild {
-		if err := c.login(ctx, *email, *password); err != nil {
+		if err := c.login(ctx, env); err != nil {
 			return err
 		}
 		return rebuildReadModel(ctx, env, c, pos[0])
@@ -54,7 +50,7 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		req["fromTime"] = t
 	}
-	if err := c.login(ctx, *email, *password); err != nil {
+	if err := c.login(ctx, env); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(req)

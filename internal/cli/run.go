@@ -18,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // runCmd runs every service and the gateway in one process on the
@@ -77,7 +78,7 @@ func serviceNames() []string {
 // with registry, the built-in schema registry (under cfg.Data) is served at
 // /registry.
 func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, registry bool) error {
-	remote, err := parseServiceURLs(env.Getenv("EVENTMART_SERVICE_URLS"))
+	remote, err := parseServiceURLs(env.Settings.String(settings.ServiceURLs))
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -130,10 +131,10 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(a.EndStreams) // open console streams would hold the shutdown up
-	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), cfg.Bus)
+	fmt.Fprintf(env.Stdout, "eventmart listening on http://%s (services: %s; bus: %s)\n", ln.Addr(), strings.Join(names, ","), busName(cfg))
 	env.Log.Info("listening", "addr", ln.Addr().String(), "services", names, "bus", cfg.Bus, "data", cfg.Data)
 
-	if addr := env.Getenv("EVENTMART_PPROF_ADDR"); addr != "" {
+	if addr := env.Settings.String(settings.PprofAddr); addr != "" {
 		// Profiling stays off unless asked for, and on its own listener.
 		go func() { env.Log.Warn("pprof server stopped", "error", http.ListenAndServe(addr, pprofMux())) }()
 	}
@@ -191,22 +192,14 @@ func ensureTopics(ctx context.Context, env *Env, b bus.Bus) error {
 // loadTokens uses EVENTMART_JWT_SECRET, or a secret kept in the data
 // directory (created on first run), shared by processes using that directory.
 func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
-	secret := []byte(env.Getenv("EVENTMART_JWT_SECRET"))
+	secret := []byte(env.Settings.String(settings.JWTSecret))
 	if len(secret) == 0 {
 		var err error
 		if secret, err = auth.SecretFromFile(filepath.Join(cfg.Data, "jwt.secret")); err != nil {
 			return nil, err
 		}
 	}
-	ttl := 24 * time.Hour
-	if v := env.Getenv("EVENTMART_TOKEN_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, usageError{fmt.Sprintf("EVENTMART_TOKEN_TTL %q: want a positive duration such as 24h", v)}
-		}
-		ttl = d
-	}
-	return auth.NewTokens(secret, ttl)
+	return auth.NewTokens(secret, env.Settings.Duration(settings.TokenTTL))
 }
 
 // parseServiceURLs parses "user=http://host:port,catalog=http://…", where a
@@ -220,12 +213,12 @@ func parseServiceURLs(s string) (map[string][]*url.URL, error) {
 	for _, part := range strings.Split(s, ",") {
 		name, raws, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || !slices.Contains(serviceNames(), name) {
-			return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %q: want service=http://host:port with a service among %s", part, strings.Join(serviceNames(), ", "))
+			return nil, fmt.Errorf("%s: %q: want service=http://host:port with a service among %s", settings.ServiceURLs.Name, part, strings.Join(serviceNames(), ", "))
 		}
 		for _, raw := range strings.Split(raws, "|") {
 			u, err := url.Parse(raw)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("EVENTMART_SERVICE_URLS: %s: %q is not an http(s) URL", name, raw)
+				return nil, fmt.Errorf("%s: %s: %q is not an http(s) URL", settings.ServiceURLs.Name, name, raw)
 			}
 			out[name] = append(out[name], u)
 		}

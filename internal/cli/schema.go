@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/eventmart/eventmart/event/schemagen"
 	"github.com/eventmart/eventmart/internal/registry"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // schemaCmd manages the event schemas:
@@ -31,12 +35,11 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart schema", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	dir := fs.String("dir", "event/schemas", "gen: directory to write the schemas to")
-	regURL := fs.String("registry", env.Getenv("EVENTMART_REGISTRY"), "schema registry URL (EVENTMART_REGISTRY); empty: the built-in registry under --data")
-	data := fs.String("data", envOr(env.Getenv, "EVENTMART_DATA", "./data"), "data directory of the built-in registry (EVENTMART_DATA)")
+	for _, s := range []*settings.Setting{settings.Registry, settings.Data, settings.AdminEmail, settings.AdminPassword} {
+		env.Settings.Flag(fs, s)
+	}
 	against := fs.String("against", "", "check: compare with the schemas at a git revision (git:REV) instead of a registry")
 	compat := fs.String("compatibility", "", "register: level of subjects that have none yet; check --against: the level to apply (default BACKWARD)")
-	email := fs.String("admin-email", env.Getenv("EVENTMART_ADMIN_EMAIL"), "admin account, to register through a running Eventmart's /registry (EVENTMART_ADMIN_EMAIL)")
-	password := fs.String("admin-password", env.Getenv("EVENTMART_ADMIN_PASSWORD"), "admin password (EVENTMART_ADMIN_PASSWORD)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -80,7 +83,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 		} else {
-			cl, where, err := schemaClient(ctx, *regURL, *data, *email, *password, false)
+			cl, where, err := schemaClient(ctx, env, false)
 			if err != nil {
 				return err
 			}
@@ -91,7 +94,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return report(env, findings)
 	case "register":
-		cl, where, err := schemaClient(ctx, *regURL, *data, *email, *password, true)
+		cl, where, err := schemaClient(ctx, env, true)
 		if err != nil {
 			return err
 		}
@@ -143,11 +146,17 @@ func report(env *Env, findings []registry.Finding) error {
 	return nil
 }
 
-// schemaClient returns an sr client of the registry at url, or of the
-// built-in registry under data (served in-process) when url is empty. For
-// writes through a running Eventmart (…/registry) it logs in as the admin.
-func schemaClient(ctx context.Context, url, data, email, password string, write bool) (*sr.Client, string, error) {
+// schemaClient returns an sr client of the registry the settings name, or
+// of the built-in registry under the data directory (served in-process)
+// when they name none: to read it, it must exist. For writes through a
+// running Eventmart (…/registry) it logs in as the admin.
+func schemaClient(ctx context.Context, env *Env, write bool) (*sr.Client, string, error) {
+	url, data := env.Settings.String(settings.Registry), env.Settings.String(settings.Data)
 	if url == "" {
+		path := filepath.Join(data, "schema-registry.json")
+		if _, err := os.Stat(path); !write && errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("no schema registry at %s: register the schemas first (`eventmart schema register --data %s`, or run Eventmart with --data %s), or pass --registry URL (EVENTMART_REGISTRY), --data, or --against git:REV", path, data, data)
+		}
 		st, err := registry.OpenStore(data)
 		if err != nil {
 			return nil, "", err
@@ -159,7 +168,7 @@ func schemaClient(ctx context.Context, url, data, email, password string, write 
 	token := ""
 	if base, ok := strings.CutSuffix(strings.TrimRight(url, "/"), "/registry"); ok && write {
 		c := &adminClient{base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
-		if err := c.login(ctx, email, password); err != nil {
+		if err := c.login(ctx, env); err != nil {
 			return nil, "", err
 		}
 		token = c.token

@@ -33,19 +33,24 @@ func topicsCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) == 1 {
 		sub = pos[0]
 	}
-	b, err := openBus(ctx, cfg)
+	if sub != "" && sub != "apply" {
+		return usageError{fmt.Sprintf("topics: unknown subcommand %q (want nothing or apply)", sub)}
+	}
+	fmt.Fprintln(env.Stderr, "bus:", busName(cfg))
+	var b bus.Bus
+	if sub == "apply" {
+		b, err = openBus(ctx, cfg)
+	} else {
+		b, err = openExistingBus(ctx, cfg) // listing only reads: it creates no log, nor a data directory
+	}
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	switch sub {
-	case "":
-		return listTopics(ctx, env, b)
-	case "apply":
+	if sub == "apply" {
 		return applyTopics(ctx, env, b)
-	default:
-		return usageError{fmt.Sprintf("topics: unknown subcommand %q (want nothing or apply)", sub)}
 	}
+	return listTopics(ctx, env, b)
 }
 
 func applyTopics(ctx context.Context, env *Env, b bus.Bus) error {

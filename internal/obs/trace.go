@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 // TracerName is the instrumentation scope of Eventmart's spans.
@@ -51,10 +53,10 @@ func (t *Tracing) Tracer() trace.Tracer {
 // which /v1/traces is appended) or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the
 // full URL), or "" when none is: tracing is off.
 func OTLPEndpoint(getenv func(string) string) string {
-	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+	if v := getenv(settings.OTELTracesEndpoint.Name); v != "" {
 		return v
 	}
-	for _, k := range []string{"EVENTMART_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+	for _, k := range []string{settings.OTLPEndpoint.Name, settings.OTELEndpoint.Name} {
 		if v := getenv(k); v != "" {
 			return strings.TrimRight(v, "/") + "/v1/traces"
 		}
@@ -76,7 +78,7 @@ func SetupOTLP(ctx context.Context, getenv func(string) string, service string) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("obs: OTLP exporter for %s: %w", url, err)
 	}
-	if v := getenv("OTEL_SERVICE_NAME"); v != "" {
+	if v := getenv(settings.OTELServiceName.Name); v != "" {
 		service = v
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", service))

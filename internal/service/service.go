@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -35,8 +35,9 @@ type Deps struct {
 	Call func(service string) *http.Client
 	// BaseURL is the URL prefix to use with Call's client for a service.
 	BaseURL func(service string) string
-	// Settings reads a setting (EVENTMART_* variables); "" when unset.
-	Settings func(name string) string
+	// Settings are the process's settings, parsed at start (declared in
+	// internal/settings); nil holds every default.
+	Settings *settings.Values
 	// Metrics is where a service registers its own metrics (exported at
 	// GET /metrics with the platform's); nil in tests that do not care.
 	Metrics prometheus.Registerer
@@ -72,21 +73,6 @@ func RequestOrigin(ctx context.Context) event.Origin {
 		md = event.Metadata{UserID: id.UserID, SessionID: id.SessionID}
 	}
 	return event.FromRequest(httpx.CorrelationID(ctx), md)
-}
-
-// Duration reads setting name as a positive Go duration ("30s", "24h"),
-// or def when it is unset. A malformed or non-positive value is an error
-// naming the setting, so a service refuses to start on a typo.
-func (d Deps) Duration(name string, def time.Duration) (time.Duration, error) {
-	v := d.Settings(name)
-	if v == "" {
-		return def, nil
-	}
-	x, err := time.ParseDuration(v)
-	if err != nil || x <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive duration such as %s", name, v, def)
-	}
-	return x, nil
 }
 
 // Every calls fn every interval until ctx is cancelled, then returns nil.

@@ -10,7 +10,6 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
-	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 )
 
@@ -85,14 +84,14 @@ func (s *seen) subscribe(t *testing.T, b bus.Bus) {
 
 // TestOrderCreatedV1AndV2OnOneTopic is a rolling upgrade of OrderCreated:
 // first the order service still emits v1 (EVENTMART_EMIT_VERSIONS pins
-// it), so a consumer that knows only v1 keeps working; then it emits v2.
+// it), so a consumer that knows only v1 keeps working; restarted without
+// the pin, it emits v2.
 // Both versions travel on order-events, and every service's consumer
 // (inventory, payment, shipping, cart, order's saga log) handles both: both
 // orders ship. A v2 consumer gets v1 records upcast (placedAt = the
 // envelope's timestamp).
 func TestOrderCreatedV1AndV2OnOneTopic(t *testing.T) {
-	st := &settings{m: map[string]string{"EVENTMART_EMIT_VERSIONS": "OrderCreated=v1"}}
-	h := apptest.Start(t, all(), func(c *app.Config) { c.Settings = st.get })
+	h := apptest.Start(t, all(), apptest.Settings(map[string]string{"EVENTMART_EMIT_VERSIONS": "OrderCreated=v1"}))
 	s := &seen{legacy: map[string]bool{}, placedAt: map[string]time.Time{}, version: map[string]string{}, stamp: map[string]time.Time{}}
 	s.subscribe(t, h.Bus)
 
@@ -129,7 +128,7 @@ func TestOrderCreatedV1AndV2OnOneTopic(t *testing.T) {
 		_, b := s.placedAt[old]
 		return a && b
 	})
-	st.set("EVENTMART_EMIT_VERSIONS", "") // every consumer now understands v2: emit it
+	h.Restart(apptest.Settings(nil)) // every consumer now understands v2: the services restart without the pin and emit it
 	cur, createdAt := order()
 	h.Eventually("the test consumers saw the v2 order", func() bool {
 		s.mu.Lock()

@@ -1,0 +1,103 @@
+package settings
+
+// Every setting, in the order `eventmart config` and the README list them.
+// A new setting is declared here (and in All), read through Values, and
+// documented in README's Configuration table (TestREADMETable).
+
+// The runtime: eventmart run and serve.
+var (
+	Bus = &Setting{Name: "EVENTMART_BUS", Flag: "bus", Kind: String, Default: "embedded", Scope: "runtime",
+		Meaning: "event bus: embedded, or kafka://host:port[,host:port]"}
+	Data = &Setting{Name: "EVENTMART_DATA", Flag: "data", Kind: String, Default: "./data", Scope: "runtime",
+		Meaning: "data directory: the embedded log (eventlog.db), each service's SQLite file, the generated JWT secret and the built-in schema registry"}
+	DB = &Setting{Name: "EVENTMART_DB", Flag: "db", Kind: String, Scope: "runtime",
+		Meaning: "service databases: unset for SQLite files under --data, or postgres://user@host:port/PREFIX for one PostgreSQL database per service, named PREFIX_SERVICE (eventmart_SERVICE without a prefix), created if missing"}
+	Addr = &Setting{Name: "EVENTMART_ADDR", Flag: "addr", Kind: String, Default: "127.0.0.1:8080", Scope: "runtime",
+		Meaning: "HTTP listen address"}
+	ReplicationFactor = &Setting{Name: "EVENTMART_REPLICATION_FACTOR", Flag: "replication-factor", Kind: Int, Min: 1, Max: 32767, Scope: "runtime",
+		Meaning: "Kafka: replication factor of the topics created; unset: the broker's default.replication.factor"}
+	MinInsyncReplicas = &Setting{Name: "EVENTMART_MIN_INSYNC_REPLICAS", Flag: "min-insync-replicas", Kind: Int, Min: 1, Max: 32767, Scope: "runtime",
+		Meaning: "Kafka: min.insync.replicas of the topics created; unset: the broker's min.insync.replicas"}
+	InstanceID = &Setting{Name: "EVENTMART_INSTANCE_ID", Flag: "instance-id", Kind: String, Scope: "runtime",
+		Meaning: "Kafka: consumer-group instance id of this process (static membership), unique per service instance; unset: dynamic membership"}
+	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Scope: "runtime",
+		Meaning: "Kafka: consumer-group session timeout; unset: franz-go's 45s"}
+	ServiceURLs = &Setting{Name: "EVENTMART_SERVICE_URLS", Kind: String, Scope: "runtime",
+		Meaning: "for serve: where the services this process does not run listen, user=http://h:p,catalog=http://h:p,…; several instances of one service as order=http://h:p1|http://h:p2"}
+	JWTSecret = &Setting{Name: "EVENTMART_JWT_SECRET", Kind: String, Secret: true, Scope: "runtime",
+		Meaning: "HS256 secret shared by every process of a deployment (at least 32 bytes); unset: one generated into jwt.secret under --data"}
+	TokenTTL = &Setting{Name: "EVENTMART_TOKEN_TTL", Kind: Duration, Default: "24h", Scope: "runtime",
+		Meaning: "lifetime of issued tokens"}
+	EmitVersions = &Setting{Name: "EVENTMART_EMIT_VERSIONS", Kind: List, Scope: "runtime",
+		Meaning: "publish these event types at a prior version during a rolling upgrade, e.g. OrderCreated=v1 (see Schemas)"}
+	RetryDelays = &Setting{Name: "EVENTMART_RETRY_DELAYS", Kind: Durations, Default: "1s,5s,30s,2m,10m", Scope: "runtime",
+		Meaning: "waits of the delayed retries of a failing event before the dead-letter queue"}
+	RetryAttempts = &Setting{Name: "EVENTMART_RETRY_ATTEMPTS", Kind: Int, Default: "8", Min: 1, Max: 1 << 30, Scope: "runtime",
+		Meaning: "attempts in all of a failing event before the dead-letter queue"}
+	FailEvents = &Setting{Name: "EVENTMART_FAIL_EVENTS", Kind: List, Scope: "runtime",
+		Meaning: "failure injection: the handlers service:EventType,… fail"}
+	PprofAddr = &Setting{Name: "EVENTMART_PPROF_ADDR", Kind: String, Scope: "runtime",
+		Meaning: "serve Go profiles on this address; unset: off"}
+	LogLevel = &Setting{Name: "EVENTMART_LOG_LEVEL", Kind: Level, Default: "info", Scope: "runtime",
+		Meaning: "debug, info, warn or error; logs are JSON on stderr"}
+	OTLPEndpoint = &Setting{Name: "EVENTMART_OTLP_ENDPOINT", Kind: URL, Scope: "runtime",
+		Meaning: "export traces over OTLP/HTTP to this base URL (/v1/traces is appended; docs/monitoring.md); unset: tracing off"}
+	OTELEndpoint = &Setting{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Kind: URL, Scope: "runtime",
+		Meaning: "OpenTelemetry's name for EVENTMART_OTLP_ENDPOINT, used when that is unset"}
+	OTELTracesEndpoint = &Setting{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Kind: URL, Scope: "runtime",
+		Meaning: "the full OTLP/HTTP traces URL; wins over both base URLs"}
+	OTELServiceName = &Setting{Name: "OTEL_SERVICE_NAME", Kind: String, Scope: "runtime",
+		Meaning: "service.name of the traces; unset: eventmart, eventmart-gateway or eventmart-SERVICE[+SERVICE…]"}
+)
+
+// The services.
+var (
+	AdminEmail = &Setting{Name: "EVENTMART_ADMIN_EMAIL", Flag: "admin-email", Kind: String, Scope: "user, cli",
+		Meaning: "the admin account: the user service ensures it at start; the client commands log in with it"}
+	AdminPassword = &Setting{Name: "EVENTMART_ADMIN_PASSWORD", Flag: "admin-password", Kind: String, Secret: true, Scope: "user, cli",
+		Meaning: "the admin account's password"}
+	SagaTimeout = &Setting{Name: "EVENTMART_SAGA_TIMEOUT", Kind: Duration, Default: "30s", Scope: "order",
+		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated"}
+	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
+		Meaning: "how often PENDING orders are checked against the saga timeout"}
+	CartSweepInterval = &Setting{Name: "EVENTMART_CART_SWEEP_INTERVAL", Kind: Duration, Default: "1m", Scope: "cart",
+		Meaning: "how often idle carts are looked for"}
+	CartAbandonAfter = &Setting{Name: "EVENTMART_CART_ABANDON_AFTER", Kind: Duration, Default: "24h", Scope: "cart",
+		Meaning: "idle time after which a non-empty cart is CartAbandoned"}
+	CarrierDispatchAfter = &Setting{Name: "EVENTMART_CARRIER_DISPATCH_AFTER", Kind: Duration, ZeroOK: true, Scope: "shipping",
+		Meaning: "simulated carrier: dispatch shipped orders this long after shipping; unset: no carrier, admins dispatch and deliver (POST /api/v1/shipments/{id}/dispatch, /deliver)"}
+	CarrierDeliverAfter = &Setting{Name: "EVENTMART_CARRIER_DELIVER_AFTER", Kind: Duration, ZeroOK: true, Scope: "shipping",
+		Meaning: "simulated carrier: deliver this long after dispatch; unset: EVENTMART_CARRIER_DISPATCH_AFTER"}
+	CarrierTick = &Setting{Name: "EVENTMART_CARRIER_TICK", Kind: Duration, Default: "500ms", Scope: "shipping",
+		Meaning: "how often the simulated carrier looks for parcels to move"}
+	SMTPAddr = &Setting{Name: "EVENTMART_SMTP_ADDR", Kind: String, Scope: "notification",
+		Meaning: "send notifications through this SMTP server (host:port); unset: keep them in the notification service's mailbox"}
+	SMTPFrom = &Setting{Name: "EVENTMART_SMTP_FROM", Kind: String, Default: "eventmart@localhost", Scope: "notification",
+		Meaning: "the sender address of notifications sent by SMTP"}
+	SMTPUsername = &Setting{Name: "EVENTMART_SMTP_USERNAME", Kind: String, Scope: "notification",
+		Meaning: "SMTP PLAIN authentication user; unset: no authentication"}
+	SMTPPassword = &Setting{Name: "EVENTMART_SMTP_PASSWORD", Kind: String, Secret: true, Scope: "notification",
+		Meaning: "SMTP PLAIN authentication password"}
+	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
+		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+)
+
+// The command line client: the commands that talk to a running Eventmart.
+var (
+	Target = &Setting{Name: "EVENTMART_TARGET", Flag: "target", Kind: URL, Default: "http://127.0.0.1:8080", Scope: "cli",
+		Meaning: "the gateway URL of the running Eventmart that audit, dlq, replay and load talk to"}
+	Registry = &Setting{Name: "EVENTMART_REGISTRY", Flag: "registry", Kind: URL, Scope: "cli",
+		Meaning: "for schema: a schema registry's Confluent-compatible API (Apicurio: http://host:port/apis/ccompat/v7, a running Eventmart: http://host:port/registry); unset: the built-in registry under --data"}
+)
+
+// All is every declared setting.
+var All = []*Setting{
+	Bus, Data, DB, Addr, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
+	ServiceURLs, JWTSecret, TokenTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
+	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, OTELServiceName,
+	AdminEmail, AdminPassword,
+	SagaTimeout, SagaSweepInterval, CartSweepInterval, CartAbandonAfter,
+	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
+	Target, Registry,
+}
