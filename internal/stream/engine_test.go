@@ -90,7 +90,7 @@ func TestWindows(t *testing.T) {
 			name:    "hopping: a record counts in every window that overlaps it",
 			windows: stream.HoppingWindows(10*time.Second, 5*time.Second, 0),
 			recs:    []stream.Record{rec("a", 1), rec("a", 7), rec("a", 12), rec("a", 30)},
-			want: []string{"w a [-5,5) {1 1}", "w a [0,10) {2 8}", "w a [5,15) {2 19}", "w a [10,20) {1 12}"},
+			want:    []string{"w a [-5,5) {1 1}", "w a [0,10) {2 8}", "w a [5,15) {2 19}", "w a [10,20) {1 12}"},
 		},
 		{
 			name:    "hopping: late for the older window only",
