@@ -14,6 +14,7 @@ var (
 	ErrUnknownOperator  = errors.New("state entry of an unknown operator")
 	ErrBadState         = errors.New("malformed state entry")
 	ErrConfig           = errors.New("invalid engine configuration")
+	ErrNoEventTime      = errors.New("record without an event time")
 )
 
 // Engine runs operators over records from a fixed set of partitions.
@@ -83,11 +84,15 @@ type Output struct {
 
 // Process applies a batch. Records of one partition must come in offset
 // order; partitions may interleave in any way. A batch with a record of an
-// unknown partition is rejected whole, before any state changes.
+// unknown partition or without an event time is rejected whole, before any
+// state changes.
 func (e *Engine) Process(batch []Record) (Output, error) {
 	for i := range batch {
 		if _, ok := e.parts[batch[i].Partition]; !ok {
 			return Output{}, fmt.Errorf("record %d (%s@%d): %w", i, batch[i].Partition, batch[i].Offset, ErrUnknownPartition)
+		}
+		if batch[i].Time.IsZero() {
+			return Output{}, fmt.Errorf("record %d (%s@%d): %w", i, batch[i].Partition, batch[i].Offset, ErrNoEventTime)
 		}
 	}
 	var out Output

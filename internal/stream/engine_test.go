@@ -172,6 +172,10 @@ func TestWatermarkIsTheSlowestPartition(t *testing.T) {
 	if !errors.Is(err, stream.ErrUnknownPartition) {
 		t.Fatalf("err = %v", err)
 	}
+	_, err = e.Process([]stream.Record{r(p0, 2, 26), {Partition: p0, Offset: 3}})
+	if !errors.Is(err, stream.ErrNoEventTime) {
+		t.Fatalf("err = %v", err)
+	}
 	out, err = e.Idle(p1, at(30))
 	if err != nil {
 		t.Fatal(err)
