@@ -307,3 +307,57 @@ func interleave(rng *rand.Rand, parts [][]stream.Record) [][]stream.Record {
 	}
 	return batches
 }
+
+func TestRestoreWithChangedRules(t *testing.T) {
+	sla := cep.StandardRules(time.Hour)[1]
+	fraud := cep.StandardRules(time.Hour)[0]
+	fraud.Detection, fraud.DryRun = "FraudTrial", true
+	h := newHarness(t, []cep.Rule{sla, fraud}, 0, payments)
+	var store stream.MemoryStore
+	for i, r := range []stream.Record{
+		ev(payments, 0, "OrderCreated", "c1", map[string]any{"orderId": "o1"}),
+		failed(1, "f1", "u1"), failed(2, "f2", "u1"),
+	} {
+		r.Offset = int64(i)
+		out, err := h.e.Process([]stream.Record{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.Apply(out.Changes)
+	}
+	// The SLA rule is gone: its pending order is deleted with the next
+	// changes; the fraud rule keeps its two failures.
+	op, err := cep.New("patterns", []cep.Rule{fraud}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := stream.New([]stream.Partition{payments}, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Restore(store.Entries()); err != nil {
+		t.Fatal(err)
+	}
+	third := failed(3, "f3", "u1")
+	third.Offset = 3
+	out, err := e.Process([]stream.Record{third})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Apply(out.Changes)
+	out, err = e.Idle(payments, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Apply(out.Changes)
+	if len(out.Results) != 1 {
+		t.Fatalf("results %v", out.Results)
+	}
+	d := out.Results[0].Value.(cep.Detection)
+	if d.Type != "FraudTrial" || d.Rule != "FraudSuspected" || !d.DryRun || strings.Join(d.Evidence, ",") != "f1,f2,f3" {
+		t.Errorf("detection %+v", d)
+	}
+	if store.Len() != 1 {
+		t.Errorf("store holds %v, want only the partition's entry", store.Entries())
+	}
+}
