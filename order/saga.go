@@ -10,26 +10,9 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// ---- users projection ----
-
-func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserRegistered) error {
-	return s.store.upsertUser(ctx, tx, u.UserID, u.Email, u.Name)
-}
-
-// onUserUpdated also rewrites the customer data of the user's orders: order
-// history shows the customer as they are now.
-func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserUpdated) error {
-	if err := s.store.upsertUser(ctx, tx, u.UserID, u.Email, u.Name); err != nil {
-		return err
-	}
-	return s.store.updateCustomer(ctx, tx, u.UserID, u.Email, u.Name)
-}
-
-func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.UserDeactivated) error {
-	return s.store.deactivateUser(ctx, tx, p.UserID)
-}
-
-// ---- the saga ----
+// The order's saga (docs/saga.md): the other services' events that move an
+// order on, its compensations and timeout, and the log of every event of
+// an order (GET /orders/{id}/events).
 
 // sagaHandlers returns the handlers of the order's saga: each of hs runs
 // after its event is logged under its order, and every other event type the
