@@ -301,3 +301,18 @@ func BenchmarkNew(b *testing.B) {
 		}
 	}
 }
+
+// TestKeyAndOrderCostNoAllocation: the partition key and the order of an
+// event are read from the fields the catalog found at registration, on
+// every event, so reading them must not allocate.
+func TestKeyAndOrderCostNoAllocation(t *testing.T) {
+	spec, _ := event.Lookup("NotificationSent")
+	p := &event.NotificationSent{UserID: "u", Subject: event.Subject{Type: "order", ID: "o"}}
+	var key, order string
+	if n := testing.AllocsPerRun(100, func() { key, order = event.PartitionKey(p), spec.OrderID(p) }); n != 0 {
+		t.Errorf("%v allocations per event", n)
+	}
+	if key != "u" || order != "o" {
+		t.Errorf("key %q, order %q", key, order)
+	}
+}
