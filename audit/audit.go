@@ -60,14 +60,14 @@ func New(d service.Deps) *Service {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers records every event type of the catalog but AuditRecorded:
-// the trail does not record its own records. The map is built from
+// the trail does not record its own records. The list is built from
 // event.Catalog(), so a type added to the catalog is audited without a
-// change here.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	hs := map[event.Type]inbox.Func{}
+// change here; onEvent reads the envelope, not the payload.
+func (s *Service) Handlers() []inbox.Handler {
+	var hs []inbox.Handler
 	for _, spec := range event.Catalog() {
 		if spec.Type != (&event.AuditRecorded{}).EventType() {
-			hs[spec.Type] = s.onEvent
+			hs = append(hs, inbox.Handler{Type: spec.Type, Func: s.onEvent})
 		}
 	}
 	return hs

@@ -407,9 +407,9 @@ func TestAuthorizationAndBadQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch d := p.(*event.AccessDenied); {
-		case d.Status == 401 && d.UserID == "" && d.PartitionKey() == "anonymous" && d.Method == "GET":
+		case d.Status == 401 && d.UserID == "" && event.PartitionKey(d) == "anonymous" && d.Method == "GET":
 			anonymous++
-		case d.Status == 403 && d.UserID == "cust-1" && d.Role == "customer" && d.PartitionKey() == "cust-1" && strings.HasPrefix(d.Path, "/api/v1/admin/"):
+		case d.Status == 403 && d.UserID == "cust-1" && d.Role == "customer" && event.PartitionKey(d) == "cust-1" && strings.HasPrefix(d.Path, "/api/v1/admin/"):
 			customers++
 		default:
 			t.Errorf("AccessDenied %+v key %q", d, e.Key)

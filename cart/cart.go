@@ -79,10 +79,10 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Handlers: checkout, discontinued products and deactivated accounts take
 // items out of carts.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"OrderCreated":        s.onOrderCreated,
-		"ProductDiscontinued": s.onProductDiscontinued,
-		"UserDeactivated":     s.onUserDeactivated,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onOrderCreated),
+		inbox.On(s.onProductDiscontinued),
+		inbox.On(s.onUserDeactivated),
 	}
 }

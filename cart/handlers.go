@@ -14,8 +14,7 @@ import (
 // onOrderCreated takes an order placed from the cart out of it: each
 // ordered quantity is subtracted from its line, and lines that reach zero
 // are removed, so items added after the order was placed stay.
-func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	oc := p.(*event.OrderCreated)
+func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, oc *event.OrderCreated) error {
 	if !oc.FromCart {
 		return nil
 	}
@@ -56,8 +55,8 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 }
 
 // onProductDiscontinued removes the product from every cart holding it.
-func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	productID := p.(*event.ProductDiscontinued).ProductID
+func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.ProductDiscontinued) error {
+	productID := p.ProductID
 	users, err := s.store.usersWithProduct(ctx, tx, productID)
 	if err != nil {
 		return err
@@ -81,8 +80,8 @@ func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *ev
 }
 
 // onUserDeactivated stops the account from filling a cart and empties it.
-func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	userID := p.(*event.UserDeactivated).UserID
+func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.UserDeactivated) error {
+	userID := p.UserID
 	if err := s.store.deactivate(ctx, tx, userID, s.d.Now()); err != nil {
 		return err
 	}

@@ -78,11 +78,11 @@ func New(d service.Deps) *Service {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: every inventory event carries stock levels.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"InventoryAdjusted": s.onStockEvent,
-		"InventoryReserved": s.onStockEvent,
-		"InventoryReleased": s.onStockEvent,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onInventoryAdjusted),
+		inbox.On(s.onInventoryReserved),
+		inbox.On(s.onInventoryReleased),
 	}
 }
 

@@ -7,24 +7,38 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// onStockEvent keeps the availability read model: every inventory event
-// carries the stock levels it changed.
-func (s *Service) onStockEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	return s.applyStock(ctx, tx, stockTable, e, p)
+// onInventoryAdjusted, onInventoryReserved and onInventoryReleased keep
+// the availability read model: every inventory event carries the stock
+// levels it changed.
+func (s *Service) onInventoryAdjusted(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryAdjusted) error {
+	return s.applyLevels(ctx, tx, stockTable, p.Level)
+}
+
+func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryReserved) error {
+	return s.applyLevels(ctx, tx, stockTable, p.Levels...)
+}
+
+func (s *Service) onInventoryReleased(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryReleased) error {
+	return s.applyLevels(ctx, tx, stockTable, p.Levels...)
 }
 
 // applyStock applies an inventory event's stock levels to table (the live
-// one, or a fresh one being rebuilt); other events change nothing.
+// one, or a fresh one being rebuilt); other events change nothing. It is
+// the availability projection's Apply, which sees every event of the topic.
 func (s *Service) applyStock(ctx context.Context, tx *sqldb.Tx, table string, _ *event.Envelope, p event.Payload) error {
-	var levels []event.StockLevel
 	switch p := p.(type) {
 	case *event.InventoryAdjusted:
-		levels = []event.StockLevel{p.Level}
+		return s.applyLevels(ctx, tx, table, p.Level)
 	case *event.InventoryReserved:
-		levels = p.Levels
+		return s.applyLevels(ctx, tx, table, p.Levels...)
 	case *event.InventoryReleased:
-		levels = p.Levels
+		return s.applyLevels(ctx, tx, table, p.Levels...)
 	}
+	return nil
+}
+
+// applyLevels keeps the newest of levels in table.
+func (s *Service) applyLevels(ctx context.Context, tx *sqldb.Tx, table string, levels ...event.StockLevel) error {
 	for _, l := range levels {
 		if err := s.store.applyLevel(ctx, tx, table, l); err != nil {
 			return err

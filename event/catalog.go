@@ -2,20 +2,33 @@ package event
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
+	"strings"
 )
 
 // Type is an event type name such as "OrderCreated".
 type Type string
 
 // Payload is the data of one event type. Every payload type in the catalog
-// implements it.
+// implements it (event/names.go) and is a pointer to a struct whose fields
+// declare, in an `event:"…"` tag, what the catalog needs to know:
+//
+//   - `event:"key"` marks the partition key (exactly one string field): the
+//     id of the entity the event is about. All events of one entity carry
+//     the same key, land in one partition and stay in order.
+//     `event:"key,default=anonymous"` keys an event whose field is empty
+//     by "anonymous".
+//   - `event:"order"` marks the id of the order whose saga the event belongs
+//     to (a string field, or a Subject field: the order when its Type is
+//     "order"). Such events are logged under that order by the order service
+//     and listed by GET /orders/{id}/events.
+//
+// The tags are read once, when the type is registered; reading the fields
+// per event costs a few nanoseconds and no allocation.
 type Payload interface {
 	// EventType names the payload's event type.
 	EventType() Type
-	// PartitionKey is the id of the entity the event is about; all events of
-	// one entity carry the same key, land in one partition and stay in order.
-	PartitionKey() string
 }
 
 // Spec describes one event type of the catalog.
@@ -23,8 +36,13 @@ type Spec struct {
 	Type    Type
 	Version string // the version producers emit and handlers receive, "v1", "v2"…
 	Topic   Topic
-	// Key names the payload field used as partition key, for documentation.
+	// Key is the JSON name of the payload's partition key field (tagged
+	// `event:"key"`), for documentation; PartitionKey reads it.
 	Key string
+	// Saga is the JSON name of the payload field naming the order whose saga
+	// the event belongs to (tagged `event:"order"`), "" for an event of no
+	// order's saga; OrderID reads it.
+	Saga string
 	// Extension is true for event types the saga needs that ADR-0006 does
 	// not list (see docs/events.md).
 	Extension bool
@@ -33,6 +51,11 @@ type Spec struct {
 	// Prior are the earlier versions consumers still accept, oldest first;
 	// a record of one of them is upcast, step by step, to Version.
 	Prior []Prior
+
+	key        int    // index of the key field
+	keyDefault string // the key of an event whose key field is empty
+	order      int    // index of the order field, -1 without one
+	orderIsSub bool   // the order field is a Subject
 }
 
 // Prior is an earlier version of an event type: its payload type and how
@@ -76,12 +99,64 @@ func (s Spec) NewAt(v string) any {
 	return nil
 }
 
+// partitionKey returns the partition key of p, a payload of s's type.
+func (s *Spec) partitionKey(p Payload) string {
+	k := reflect.ValueOf(p).Elem().Field(s.key).String()
+	if k == "" {
+		return s.keyDefault
+	}
+	return k
+}
+
+// PartitionKey returns the partition key of p: its field tagged
+// `event:"key"`. It returns "" if p's type is not in the catalog.
+func PartitionKey(p Payload) string {
+	s, ok := catalog[p.EventType()]
+	if !ok {
+		return ""
+	}
+	return s.partitionKey(p)
+}
+
+// InSaga reports whether events of the type belong to an order's saga:
+// their payload has a field tagged `event:"order"`.
+func (s Spec) InSaga() bool { return s.order >= 0 }
+
+// OrderID returns the id of the order whose saga p, a payload of s's type,
+// belongs to, or "" if it belongs to none (the type is no saga member, the
+// field is empty, or its Subject is not an order).
+func (s Spec) OrderID(p Payload) string {
+	if s.order < 0 {
+		return ""
+	}
+	f := reflect.ValueOf(p).Elem().Field(s.order)
+	if !s.orderIsSub {
+		return f.String()
+	}
+	if f.Field(subjectType).String() != "order" {
+		return ""
+	}
+	return f.Field(subjectID).String()
+}
+
+// The indexes of Subject's fields, for OrderID.
+var subjectType, subjectID = fieldIndex[Subject]("Type"), fieldIndex[Subject]("ID")
+
+func fieldIndex[T any](name string) int {
+	f, _ := reflect.TypeFor[T]().FieldByName(name)
+	return f.Index[0]
+}
+
 var catalog = map[Type]Spec{}
 
-func register(topic Topic, key string, extension bool, newPayload func() Payload, prior ...Prior) {
+// register adds the payload type newPayload returns to the catalog; its
+// partition key and saga membership come from its fields' `event` tags
+// (see Payload). It panics on a mistake: a programming error in this
+// package's init.
+func register(topic Topic, extension bool, newPayload func() Payload, prior ...Prior) {
 	t := newPayload().EventType()
 	if _, dup := catalog[t]; dup {
-		panic(fmt.Sprintf("event: %s registered twice", t)) // a programming error in this package's init
+		panic(fmt.Sprintf("event: %s registered twice", t))
 	}
 	version := fmt.Sprintf("v%d", len(prior)+1)
 	for i, p := range prior {
@@ -89,7 +164,39 @@ func register(topic Topic, key string, extension bool, newPayload func() Payload
 			panic(fmt.Sprintf("event: %s: prior version %d is incomplete or misnumbered", t, i+1))
 		}
 	}
-	catalog[t] = Spec{Type: t, Version: version, Topic: topic, Key: key, Extension: extension, New: newPayload, Prior: prior}
+	s := Spec{Type: t, Version: version, Topic: topic, Extension: extension, New: newPayload, Prior: prior, key: -1, order: -1}
+	if err := s.readTags(reflect.TypeOf(newPayload()).Elem()); err != nil {
+		panic(fmt.Sprintf("event: %s: %v", t, err))
+	}
+	catalog[t] = s
+}
+
+// readTags sets s's key and saga fields from the `event` tags of st.
+func (s *Spec) readTags(st reflect.Type) error {
+	for i := range st.NumField() {
+		f := st.Field(i)
+		tag, ok := f.Tag.Lookup("event")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		for _, opt := range strings.Split(tag, ",") {
+			switch opt, arg, _ := strings.Cut(opt, "="); {
+			case opt == "key" && f.Type.Kind() == reflect.String && s.key < 0:
+				s.key, s.Key = i, name
+			case opt == "default" && s.key == i:
+				s.keyDefault = arg
+			case opt == "order" && (f.Type.Kind() == reflect.String || f.Type == reflect.TypeFor[Subject]()) && s.order < 0:
+				s.order, s.Saga, s.orderIsSub = i, name, f.Type.Kind() != reflect.String
+			default:
+				return fmt.Errorf("field %s: tag `event:%q`: %q is not a key or order of the right type, or is the second one", f.Name, tag, opt)
+			}
+		}
+	}
+	if s.key < 0 {
+		return fmt.Errorf("no string field tagged `event:\"key\"`")
+	}
+	return nil
 }
 
 // Lookup returns the catalog entry of t.
@@ -123,44 +230,44 @@ func TopicOf(t Type) Topic { return catalog[t].Topic }
 
 func init() {
 	const ext = true
-	register(TopicUser, "userId", false, func() Payload { return &UserRegistered{} })
-	register(TopicUser, "userId", false, func() Payload { return &UserUpdated{} })
-	register(TopicUser, "userId", false, func() Payload { return &UserDeactivated{} })
+	register(TopicUser, false, func() Payload { return &UserRegistered{} })
+	register(TopicUser, false, func() Payload { return &UserUpdated{} })
+	register(TopicUser, false, func() Payload { return &UserDeactivated{} })
 
-	register(TopicCatalog, "productId", false, func() Payload { return &ProductCreated{} })
-	register(TopicCatalog, "productId", false, func() Payload { return &ProductUpdated{} })
-	register(TopicCatalog, "productId", false, func() Payload { return &ProductDiscontinued{} })
+	register(TopicCatalog, false, func() Payload { return &ProductCreated{} })
+	register(TopicCatalog, false, func() Payload { return &ProductUpdated{} })
+	register(TopicCatalog, false, func() Payload { return &ProductDiscontinued{} })
 
-	register(TopicInventory, "productId", false, func() Payload { return &InventoryAdjusted{} })
-	register(TopicInventory, "orderId", false, func() Payload { return &InventoryReserved{} })
-	register(TopicInventory, "orderId", false, func() Payload { return &InventoryReleased{} })
-	register(TopicInventory, "orderId", ext, func() Payload { return &InventoryReservationFailed{} })
+	register(TopicInventory, false, func() Payload { return &InventoryAdjusted{} })
+	register(TopicInventory, false, func() Payload { return &InventoryReserved{} })
+	register(TopicInventory, false, func() Payload { return &InventoryReleased{} })
+	register(TopicInventory, ext, func() Payload { return &InventoryReservationFailed{} })
 
-	register(TopicOrder, "userId", false, func() Payload { return &CartCreated{} })
-	register(TopicOrder, "userId", false, func() Payload { return &CartUpdated{} })
-	register(TopicOrder, "userId", false, func() Payload { return &CartAbandoned{} })
-	register(TopicOrder, "orderId", false, func() Payload { return &OrderCreated{} },
+	register(TopicOrder, false, func() Payload { return &CartCreated{} })
+	register(TopicOrder, false, func() Payload { return &CartUpdated{} })
+	register(TopicOrder, false, func() Payload { return &CartAbandoned{} })
+	register(TopicOrder, false, func() Payload { return &OrderCreated{} },
 		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1, Downcast: downcastOrderCreatedToV1})
-	register(TopicOrder, "orderId", false, func() Payload { return &OrderConfirmed{} })
-	register(TopicOrder, "orderId", false, func() Payload { return &OrderCancelled{} })
-	register(TopicOrder, "orderId", false, func() Payload { return &OrderShipped{} })
+	register(TopicOrder, false, func() Payload { return &OrderConfirmed{} })
+	register(TopicOrder, false, func() Payload { return &OrderCancelled{} })
+	register(TopicOrder, false, func() Payload { return &OrderShipped{} })
 
-	register(TopicPayment, "orderId", false, func() Payload { return &PaymentInitiated{} })
-	register(TopicPayment, "orderId", false, func() Payload { return &PaymentProcessed{} })
-	register(TopicPayment, "orderId", false, func() Payload { return &PaymentFailed{} })
-	register(TopicPayment, "orderId", false, func() Payload { return &PaymentRefunded{} })
+	register(TopicPayment, false, func() Payload { return &PaymentInitiated{} })
+	register(TopicPayment, false, func() Payload { return &PaymentProcessed{} })
+	register(TopicPayment, false, func() Payload { return &PaymentFailed{} })
+	register(TopicPayment, false, func() Payload { return &PaymentRefunded{} })
 
-	register(TopicShipping, "orderId", false, func() Payload { return &ShippingCreated{} })
-	register(TopicShipping, "orderId", false, func() Payload { return &ShippingDispatched{} })
-	register(TopicShipping, "orderId", false, func() Payload { return &ShippingDelivered{} })
-	register(TopicShipping, "orderId", ext, func() Payload { return &ShippingCancelled{} })
+	register(TopicShipping, false, func() Payload { return &ShippingCreated{} })
+	register(TopicShipping, false, func() Payload { return &ShippingDispatched{} })
+	register(TopicShipping, false, func() Payload { return &ShippingDelivered{} })
+	register(TopicShipping, ext, func() Payload { return &ShippingCancelled{} })
 
-	register(TopicNotification, "userId", false, func() Payload { return &NotificationSent{} })
-	register(TopicNotification, "userId", false, func() Payload { return &NotificationFailed{} })
+	register(TopicNotification, false, func() Payload { return &NotificationSent{} })
+	register(TopicNotification, false, func() Payload { return &NotificationFailed{} })
 
-	register(TopicAudit, "userId", ext, func() Payload { return &UserLoggedIn{} })
-	register(TopicAudit, "email", ext, func() Payload { return &LoginFailed{} })
-	register(TopicAudit, "userId", ext, func() Payload { return &AccessDenied{} })
-	register(TopicAudit, "adminId", ext, func() Payload { return &AdminActionPerformed{} })
-	register(TopicAudit, "key", ext, func() Payload { return &AuditRecorded{} })
+	register(TopicAudit, ext, func() Payload { return &UserLoggedIn{} })
+	register(TopicAudit, ext, func() Payload { return &LoginFailed{} })
+	register(TopicAudit, ext, func() Payload { return &AccessDenied{} })
+	register(TopicAudit, ext, func() Payload { return &AdminActionPerformed{} })
+	register(TopicAudit, ext, func() Payload { return &AuditRecorded{} })
 }

@@ -77,7 +77,7 @@ func NewID() string {
 
 // New builds the envelope of payload p emitted by source with origin o. It
 // assigns a UUIDv7 eventId and a UTC timestamp, looks up p's version in the
-// catalog and sets Key to p's partition key.
+// catalog and sets Key to p's partition key (see PartitionKey).
 //
 // An origin without a correlation id starts a new flow: the event's own id
 // becomes its correlationId and causationId. New fails if p's type is not in
@@ -108,7 +108,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 		CausationID:   o.CausationID,
 		Data:          data,
 		Metadata:      o.Metadata,
-		Key:           p.PartitionKey(),
+		Key:           spec.partitionKey(p),
 	}
 	if e.CorrelationID == "" {
 		e.CorrelationID = e.EventID

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -204,10 +205,51 @@ func TestPartitionKeysAreEntityIDs(t *testing.T) {
 		{&event.PaymentRefunded{OrderID: "o", PaymentID: "p"}, "o"},
 		{&event.ShippingDelivered{OrderID: "o", ShipmentID: "s"}, "o"},
 		{&event.NotificationSent{UserID: "u", NotificationID: "n"}, "u"},
+		{&event.LoginFailed{Email: "a@b.c"}, "a@b.c"},
+		{&event.AccessDenied{UserID: "u"}, "u"},
+		{&event.AccessDenied{}, "anonymous"},
+		{&event.AuditRecorded{Key: "k", EventID: "e"}, "k"},
 	} {
-		if got := c.p.PartitionKey(); got != c.want {
+		if got := event.PartitionKey(c.p); got != c.want {
 			t.Errorf("%s key = %q, want %q", c.p.EventType(), got, c.want)
 		}
+	}
+}
+
+// TestEventsOfAnOrderAreInItsSaga fails when a payload that carries an
+// order id (a field named OrderID, or a Subject that may be an order) is not
+// declared a member of the order's saga (`event:"order"`), so its events
+// would be missing from GET /orders/{id}/events; and checks that OrderID
+// reads the declared field.
+func TestEventsOfAnOrderAreInItsSaga(t *testing.T) {
+	members := 0
+	for _, s := range event.Catalog() {
+		p := s.New()
+		v := reflect.ValueOf(p).Elem()
+		var want string
+		if f := v.FieldByName("OrderID"); f.IsValid() {
+			f.SetString("order-1")
+			want = "order-1"
+		}
+		if f := v.FieldByName("Subject"); f.IsValid() {
+			f.Set(reflect.ValueOf(event.Subject{Type: "order", ID: "order-2"}))
+			want = "order-2"
+		}
+		if got := s.OrderID(p); got != want || s.InSaga() != (want != "") {
+			t.Errorf("%s: OrderID = %q, InSaga = %v; want %q: tag its order field `event:\"order\"`", s.Type, got, s.InSaga(), want)
+		}
+		if s.InSaga() {
+			members++
+		}
+		if f := v.FieldByName("Subject"); f.IsValid() {
+			f.Set(reflect.ValueOf(event.Subject{Type: "user", ID: "user-1"}))
+			if got := s.OrderID(p); got != "" {
+				t.Errorf("%s about a user: OrderID = %q, want none", s.Type, got)
+			}
+		}
+	}
+	if members != 18 { // the order's 4, inventory's 4, payment's 4, shipping's 4, notification's 2
+		t.Errorf("%d event types in an order's saga, want 18", members)
 	}
 }
 
@@ -237,9 +279,40 @@ func TestCatalogIsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range event.Catalog() {
-		row := fmt.Sprintf("| %s | %s | %s | %s |", s.Topic, s.Type, s.Version, s.Key)
+		saga := s.Saga
+		if saga == "" {
+			saga = "–"
+		}
+		row := fmt.Sprintf("| %s | %s | %s | %s | %s |", s.Topic, s.Type, s.Version, s.Key, saga)
 		if !strings.Contains(string(doc), row) {
 			t.Errorf("docs/events.md lacks the row %q", row)
 		}
+	}
+}
+
+// BenchmarkNew is the producer's cost of one event: key, marshal, schema
+// check, envelope.
+func BenchmarkNew(b *testing.B) {
+	p := &event.PaymentProcessed{PaymentID: "p-1", OrderID: "o-1", UserID: "u-1", AmountCents: 1999, Currency: "EUR", AuthCode: "A1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := event.New("payment-service", event.Origin{}, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestKeyAndOrderCostNoAllocation: the partition key and the order of an
+// event are read from the fields the catalog found at registration, on
+// every event, so reading them must not allocate.
+func TestKeyAndOrderCostNoAllocation(t *testing.T) {
+	spec, _ := event.Lookup("NotificationSent")
+	p := &event.NotificationSent{UserID: "u", Subject: event.Subject{Type: "order", ID: "o"}}
+	var key, order string
+	if n := testing.AllocsPerRun(100, func() { key, order = event.PartitionKey(p), spec.OrderID(p) }); n != 0 {
+		t.Errorf("%v allocations per event", n)
+	}
+	if key != "u" || order != "o" {
+		t.Errorf("key %q, order %q", key, order)
 	}
 }

@@ -10,13 +10,15 @@ import (
 // at its current version (see Spec.Version), and of the prior versions
 // consumers still accept. Field names are the JSON names consumers rely on; adding an
 // optional field is a backward-compatible change, anything else needs a new
-// version.
+// version. A field's `event` tag declares the partition key (`event:"key"`)
+// and the order whose saga the event belongs to (`event:"order"`): see
+// Payload.
 
 // ---- user-events (key: userId) ----
 
 // UserRegistered: a customer or admin account was created.
 type UserRegistered struct {
-	UserID string `json:"userId"`
+	UserID string `json:"userId" event:"key"`
 	Email  string `json:"email"`
 	Name   string `json:"name"`
 	Role   string `json:"role"` // "customer" or "admin"
@@ -24,7 +26,7 @@ type UserRegistered struct {
 
 // UserUpdated: profile fields changed; Changed lists which.
 type UserUpdated struct {
-	UserID  string   `json:"userId"`
+	UserID  string   `json:"userId" event:"key"`
 	Email   string   `json:"email"`
 	Name    string   `json:"name"`
 	Changed []string `json:"changed"`
@@ -32,7 +34,7 @@ type UserUpdated struct {
 
 // UserDeactivated: the account can no longer log in or order.
 type UserDeactivated struct {
-	UserID string `json:"userId"`
+	UserID string `json:"userId" event:"key"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -40,7 +42,7 @@ type UserDeactivated struct {
 
 // ProductCreated: a product entered the catalog.
 type ProductCreated struct {
-	ProductID  string `json:"productId"`
+	ProductID  string `json:"productId" event:"key"`
 	SKU        string `json:"sku"`
 	Name       string `json:"name"`
 	PriceCents int64  `json:"priceCents"`
@@ -50,7 +52,7 @@ type ProductCreated struct {
 // ProductUpdated: a product's name or price changed. It carries the full new
 // state, so consumers need no earlier event to apply it.
 type ProductUpdated struct {
-	ProductID  string `json:"productId"`
+	ProductID  string `json:"productId" event:"key"`
 	SKU        string `json:"sku"`
 	Name       string `json:"name"`
 	PriceCents int64  `json:"priceCents"`
@@ -59,7 +61,7 @@ type ProductUpdated struct {
 
 // ProductDiscontinued: the product can no longer be ordered.
 type ProductDiscontinued struct {
-	ProductID string `json:"productId"`
+	ProductID string `json:"productId" event:"key"`
 }
 
 // ---- inventory-events ----
@@ -85,16 +87,16 @@ type Line struct {
 // an admin set it (reason "set"), or an order's reserved goods left the
 // warehouse (reason "shipped", with orderId).
 type InventoryAdjusted struct {
-	ProductID string     `json:"productId"`
+	ProductID string     `json:"productId" event:"key"`
 	Delta     int64      `json:"delta"`
 	Level     StockLevel `json:"level"`
 	Reason    string     `json:"reason,omitempty"`
-	OrderID   string     `json:"orderId,omitempty"`
+	OrderID   string     `json:"orderId,omitempty" event:"order"`
 }
 
 // InventoryReserved (key: orderId): every line of an order was reserved, atomically.
 type InventoryReserved struct {
-	OrderID string       `json:"orderId"`
+	OrderID string       `json:"orderId" event:"key,order"`
 	Lines   []Line       `json:"lines"`
 	Levels  []StockLevel `json:"levels"`
 }
@@ -102,7 +104,7 @@ type InventoryReserved struct {
 // InventoryReleased (key: orderId): an order's reservation was given back
 // (payment failed, order cancelled, saga timed out).
 type InventoryReleased struct {
-	OrderID string       `json:"orderId"`
+	OrderID string       `json:"orderId" event:"key,order"`
 	Lines   []Line       `json:"lines"`
 	Levels  []StockLevel `json:"levels"`
 	Reason  string       `json:"reason"`
@@ -118,7 +120,7 @@ type Shortage struct {
 // InventoryReservationFailed (key: orderId; extension): an order could not be
 // reserved in full, so nothing was reserved.
 type InventoryReservationFailed struct {
-	OrderID   string     `json:"orderId"`
+	OrderID   string     `json:"orderId" event:"key,order"`
 	Reason    string     `json:"reason"`
 	Shortages []Shortage `json:"shortages"`
 }
@@ -136,14 +138,14 @@ type CartItem struct {
 // CartCreated: a customer's cart came into being with its first item.
 type CartCreated struct {
 	CartID string `json:"cartId"`
-	UserID string `json:"userId"`
+	UserID string `json:"userId" event:"key"`
 }
 
 // CartUpdated: the cart's full contents after a change (an empty Items means
 // emptied, for example by checkout).
 type CartUpdated struct {
 	CartID string     `json:"cartId"`
-	UserID string     `json:"userId"`
+	UserID string     `json:"userId" event:"key"`
 	Items  []CartItem `json:"items"`
 	Reason string     `json:"reason,omitempty"` // "", "checkout", "product-discontinued", "user-deactivated"
 }
@@ -151,7 +153,7 @@ type CartUpdated struct {
 // CartAbandoned: a non-empty cart was left idle past the configured time.
 type CartAbandoned struct {
 	CartID    string     `json:"cartId"`
-	UserID    string     `json:"userId"`
+	UserID    string     `json:"userId" event:"key"`
 	Items     []CartItem `json:"items"`
 	IdleSince time.Time  `json:"idleSince"`
 }
@@ -195,7 +197,7 @@ type Customer struct {
 // v2 adds PlacedAt, required: when the customer placed the order, as the
 // order service recorded it. v1 records are upcast (upcastOrderCreatedV1).
 type OrderCreated struct {
-	OrderID         string        `json:"orderId"`
+	OrderID         string        `json:"orderId" event:"key,order"`
 	Customer        Customer      `json:"customer"`
 	Lines           []OrderLine   `json:"lines"`
 	TotalCents      int64         `json:"totalCents"`
@@ -247,7 +249,7 @@ func upcastOrderCreatedV1(e *Envelope, p any) (any, error) {
 
 // OrderConfirmed: stock is reserved and payment processed.
 type OrderConfirmed struct {
-	OrderID    string `json:"orderId"`
+	OrderID    string `json:"orderId" event:"key,order"`
 	UserID     string `json:"userId"`
 	PaymentID  string `json:"paymentId"`
 	TotalCents int64  `json:"totalCents"`
@@ -258,7 +260,7 @@ type OrderConfirmed struct {
 // ReasonCode for programs: "out-of-stock", "payment-failed",
 // "customer-cancelled", "timeout", "user-deactivated".
 type OrderCancelled struct {
-	OrderID    string `json:"orderId"`
+	OrderID    string `json:"orderId" event:"key,order"`
 	UserID     string `json:"userId"`
 	ReasonCode string `json:"reasonCode"`
 	Reason     string `json:"reason"`
@@ -266,7 +268,7 @@ type OrderCancelled struct {
 
 // OrderShipped: the order's shipment exists and the customer was told.
 type OrderShipped struct {
-	OrderID        string `json:"orderId"`
+	OrderID        string `json:"orderId" event:"key,order"`
 	UserID         string `json:"userId"`
 	ShipmentID     string `json:"shipmentId"`
 	TrackingNumber string `json:"trackingNumber"`
@@ -277,7 +279,7 @@ type OrderShipped struct {
 // PaymentInitiated: a charge for an order was started.
 type PaymentInitiated struct {
 	PaymentID   string `json:"paymentId"`
-	OrderID     string `json:"orderId"`
+	OrderID     string `json:"orderId" event:"key,order"`
 	UserID      string `json:"userId"`
 	AmountCents int64  `json:"amountCents"`
 	Currency    string `json:"currency"`
@@ -287,7 +289,7 @@ type PaymentInitiated struct {
 // PaymentProcessed: the charge was approved.
 type PaymentProcessed struct {
 	PaymentID   string `json:"paymentId"`
-	OrderID     string `json:"orderId"`
+	OrderID     string `json:"orderId" event:"key,order"`
 	UserID      string `json:"userId"`
 	AmountCents int64  `json:"amountCents"`
 	Currency    string `json:"currency"`
@@ -297,7 +299,7 @@ type PaymentProcessed struct {
 // PaymentFailed: the charge was declined or could not be made.
 type PaymentFailed struct {
 	PaymentID   string `json:"paymentId"`
-	OrderID     string `json:"orderId"`
+	OrderID     string `json:"orderId" event:"key,order"`
 	UserID      string `json:"userId"`
 	AmountCents int64  `json:"amountCents"`
 	Currency    string `json:"currency"`
@@ -308,7 +310,7 @@ type PaymentFailed struct {
 // PaymentRefunded: an approved charge was given back.
 type PaymentRefunded struct {
 	PaymentID   string `json:"paymentId"`
-	OrderID     string `json:"orderId"`
+	OrderID     string `json:"orderId" event:"key,order"`
 	UserID      string `json:"userId"`
 	AmountCents int64  `json:"amountCents"`
 	Currency    string `json:"currency"`
@@ -320,7 +322,7 @@ type PaymentRefunded struct {
 // ShippingCreated: a shipping label was created.
 type ShippingCreated struct {
 	ShipmentID     string  `json:"shipmentId"`
-	OrderID        string  `json:"orderId"`
+	OrderID        string  `json:"orderId" event:"key,order"`
 	UserID         string  `json:"userId"`
 	Carrier        string  `json:"carrier"`
 	TrackingNumber string  `json:"trackingNumber"`
@@ -330,7 +332,7 @@ type ShippingCreated struct {
 // ShippingDispatched: the carrier picked the parcel up.
 type ShippingDispatched struct {
 	ShipmentID     string `json:"shipmentId"`
-	OrderID        string `json:"orderId"`
+	OrderID        string `json:"orderId" event:"key,order"`
 	UserID         string `json:"userId"`
 	TrackingNumber string `json:"trackingNumber"`
 }
@@ -338,7 +340,7 @@ type ShippingDispatched struct {
 // ShippingDelivered: the parcel reached the customer.
 type ShippingDelivered struct {
 	ShipmentID     string `json:"shipmentId"`
-	OrderID        string `json:"orderId"`
+	OrderID        string `json:"orderId" event:"key,order"`
 	UserID         string `json:"userId"`
 	TrackingNumber string `json:"trackingNumber"`
 }
@@ -347,7 +349,7 @@ type ShippingDelivered struct {
 // cancelled before dispatch.
 type ShippingCancelled struct {
 	ShipmentID string `json:"shipmentId"`
-	OrderID    string `json:"orderId"`
+	OrderID    string `json:"orderId" event:"key,order"`
 	UserID     string `json:"userId"`
 	Reason     string `json:"reason"`
 }
@@ -358,21 +360,21 @@ type ShippingCancelled struct {
 // Subject says what it was about, e.g. {Type: "order", ID: orderId}.
 type NotificationSent struct {
 	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId"`
+	UserID         string  `json:"userId" event:"key"`
 	Channel        string  `json:"channel"` // "email"
 	Template       string  `json:"template"`
 	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject"`
+	Subject        Subject `json:"subject" event:"order"`
 }
 
 // NotificationFailed: a message could not be sent after retries.
 type NotificationFailed struct {
 	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId"`
+	UserID         string  `json:"userId" event:"key"`
 	Channel        string  `json:"channel"`
 	Template       string  `json:"template"`
 	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject"`
+	Subject        Subject `json:"subject" event:"order"`
 	Reason         string  `json:"reason"`
 	Attempts       int     `json:"attempts"`
 }
@@ -387,7 +389,7 @@ type Subject struct {
 
 // UserLoggedIn (key: userId): a user was issued a token.
 type UserLoggedIn struct {
-	UserID string `json:"userId"`
+	UserID string `json:"userId" event:"key"`
 	Email  string `json:"email"`
 	Role   string `json:"role"`
 }
@@ -396,14 +398,14 @@ type UserLoggedIn struct {
 // "invalid-credentials" (unknown email or wrong password: the API does not
 // tell them apart) or "deactivated".
 type LoginFailed struct {
-	Email  string `json:"email"`
+	Email  string `json:"email" event:"key"`
 	Reason string `json:"reason"`
 }
 
 // AccessDenied (key: userId, or "anonymous"): a request was refused with
 // 401 or 403. Path is the request path without its query.
 type AccessDenied struct {
-	UserID string `json:"userId,omitempty"`
+	UserID string `json:"userId,omitempty" event:"key,default=anonymous"`
 	Role   string `json:"role,omitempty"`
 	Method string `json:"method"`
 	Path   string `json:"path"`
@@ -415,7 +417,7 @@ type AccessDenied struct {
 // the API (a request other than GET/HEAD that succeeded). The business
 // events the change caused carry the same correlationId.
 type AdminActionPerformed struct {
-	AdminID string `json:"adminId"`
+	AdminID string `json:"adminId" event:"key"`
 	Method  string `json:"method"`
 	Path    string `json:"path"`
 	Status  int    `json:"status"`
@@ -432,7 +434,7 @@ type AuditRecorded struct {
 	Topic      string `json:"topic"`
 	Partition  int32  `json:"partition"`
 	Offset     int64  `json:"offset"`
-	Key        string `json:"key"`
+	Key        string `json:"key" event:"key"`
 	RecordedAt int64  `json:"recordedAt"` // Unix milliseconds
 	PrevHash   string `json:"prevHash"`
 	Hash       string `json:"hash"`

@@ -13,19 +13,18 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-func (s *Service) onProductCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	return s.store.createStock(ctx, tx, p.(*event.ProductCreated).ProductID, s.d.Now())
+func (s *Service) onProductCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.ProductCreated) error {
+	return s.store.createStock(ctx, tx, p.ProductID, s.d.Now())
 }
 
-func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	return s.store.discontinue(ctx, tx, p.(*event.ProductDiscontinued).ProductID, s.d.Now())
+func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.ProductDiscontinued) error {
+	return s.store.discontinue(ctx, tx, p.ProductID, s.d.Now())
 }
 
 // onOrderCreated reserves every line of the order or none. The reservation
 // row it leaves (reserved or failed) makes a second OrderCreated of the
 // order a no-op, and a tombstone left by an earlier OrderCancelled stops it.
-func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	oc := p.(*event.OrderCreated)
+func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, oc *event.OrderCreated) error {
 	r, err := s.store.reservation(ctx, tx, oc.OrderID)
 	if err != nil {
 		return err
@@ -107,8 +106,7 @@ func mergeLines(in []event.OrderLine) ([]event.Line, []string) {
 // onOrderCancelled gives a held reservation back. An order cancelled before
 // its OrderCreated arrived gets a tombstone, so that OrderCreated reserves
 // nothing.
-func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	oc := p.(*event.OrderCancelled)
+func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, oc *event.OrderCancelled) error {
 	now := s.d.Now()
 	r, err := s.store.reservation(ctx, tx, oc.OrderID)
 	if err != nil {
@@ -140,8 +138,7 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 
 // onOrderShipped takes a held reservation's goods off the shelf: on hand
 // and reserved drop by each line's quantity, so availability is unchanged.
-func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	sh := p.(*event.OrderShipped)
+func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, sh *event.OrderShipped) error {
 	r, err := s.store.reservation(ctx, tx, sh.OrderID)
 	if err != nil {
 		return err

@@ -81,12 +81,12 @@ func New(d service.Deps) *Service {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: products make stock rows; order events move reservations.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"ProductCreated":      s.onProductCreated,
-		"ProductDiscontinued": s.onProductDiscontinued,
-		"OrderCreated":        s.onOrderCreated,
-		"OrderCancelled":      s.onOrderCancelled,
-		"OrderShipped":        s.onOrderShipped,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onProductCreated),
+		inbox.On(s.onProductDiscontinued),
+		inbox.On(s.onOrderCreated),
+		inbox.On(s.onOrderCancelled),
+		inbox.On(s.onOrderShipped),
 	}
 }

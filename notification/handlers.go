@@ -14,8 +14,7 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	u := p.(*event.UserRegistered)
+func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserRegistered) error {
 	r := &recipient{UserID: u.UserID, Email: u.Email, Name: u.Name, Status: recipientActive}
 	if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
 		return err
@@ -26,8 +25,7 @@ func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.E
 // onUserUpdated records the new address and tells the address held
 // before the change: if someone else changed the email, the owner still
 // hears of it.
-func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	u := p.(*event.UserUpdated)
+func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserUpdated) error {
 	prev, err := s.store.recipient(ctx, tx, u.UserID)
 	if err != nil {
 		return err
@@ -50,8 +48,7 @@ func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Enve
 	return s.notify(ctx, tx, e, &to, message{template: TemplateProfileUpdated, userID: u.UserID, subject: userSubject(u.UserID), view: v})
 }
 
-func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	u := p.(*event.UserDeactivated)
+func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserDeactivated) error {
 	r, err := s.store.recipient(ctx, tx, u.UserID)
 	if err != nil {
 		return err
@@ -69,8 +66,7 @@ func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.
 // onShippingCreated tells the customer their order is on its way. Like
 // every transactional message it goes to deactivated accounts too: it is
 // about something they did.
-func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	sc := p.(*event.ShippingCreated)
+func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, sc *event.ShippingCreated) error {
 	r, err := s.store.recipient(ctx, tx, sc.UserID)
 	if err != nil {
 		return err
@@ -79,8 +75,7 @@ func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.
 	return s.notify(ctx, tx, e, r, message{template: TemplateOrderShipped, userID: sc.UserID, subject: orderSubject(sc.OrderID), view: v})
 }
 
-func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	oc := p.(*event.OrderCancelled)
+func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, oc *event.OrderCancelled) error {
 	r, err := s.store.recipient(ctx, tx, oc.UserID)
 	if err != nil {
 		return err

@@ -42,7 +42,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
@@ -168,12 +167,12 @@ func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: user events keep the recipients and send account messages;
 // shipping and cancellation send order messages.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"UserRegistered":  s.onUserRegistered,
-		"UserUpdated":     s.onUserUpdated,
-		"UserDeactivated": s.onUserDeactivated,
-		"ShippingCreated": s.onShippingCreated,
-		"OrderCancelled":  s.onOrderCancelled,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onUserRegistered),
+		inbox.On(s.onUserUpdated),
+		inbox.On(s.onUserDeactivated),
+		inbox.On(s.onShippingCreated),
+		inbox.On(s.onOrderCancelled),
 	}
 }

@@ -127,33 +127,21 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Handlers: user events for the customer projection, the saga's events
-// that move an order, and every other event of an order's saga for its log.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"UserRegistered":  s.onUserRegistered,
-		"UserUpdated":     s.onUserUpdated,
-		"UserDeactivated": s.onUserDeactivated,
-
-		"InventoryReservationFailed": s.saga(s.onReservationFailed),
-		"PaymentProcessed":           s.saga(s.onPaymentProcessed),
-		"PaymentFailed":              s.saga(s.onPaymentFailed),
-		"ShippingCreated":            s.saga(s.onShippingCreated),
-		"NotificationSent":           s.saga(s.onNotification),
-		"NotificationFailed":         s.saga(s.onNotification),
-
-		// Logged only. The service's own events (OrderCreated, …) are
-		// logged in the transaction that emits them (see record), so it
-		// does not consume them back: a third of its records, each a
-		// processed-event insert, a lookup and a no-op log insert.
-		"InventoryReserved":  s.saga(nil),
-		"InventoryReleased":  s.saga(nil),
-		"InventoryAdjusted":  s.saga(nil),
-		"PaymentInitiated":   s.saga(nil),
-		"PaymentRefunded":    s.saga(nil),
-		"ShippingDispatched": s.saga(nil),
-		"ShippingDelivered":  s.saga(nil),
-		"ShippingCancelled":  s.saga(nil),
-	}
+// that move an order, and every other event of an order's saga for its log
+// (see sagaHandlers).
+func (s *Service) Handlers() []inbox.Handler {
+	return append([]inbox.Handler{
+		inbox.On(s.onUserRegistered),
+		inbox.On(s.onUserUpdated),
+		inbox.On(s.onUserDeactivated),
+	}, s.sagaHandlers(
+		inbox.On(s.onReservationFailed),
+		inbox.On(s.onPaymentProcessed),
+		inbox.On(s.onPaymentFailed),
+		inbox.On(s.onShippingCreated),
+		inbox.On(s.onNotificationSent),
+		inbox.On(s.onNotificationFailed),
+	)...)
 }
 
 // OrderInput is the body of POST /orders: either items or fromCart (the

@@ -78,9 +78,9 @@ func (f *fakes) vaultedCards() []string {
 // fakeService is a service with only an HTTP API.
 type fakeService struct{ routes func(*http.ServeMux) }
 
-func (f fakeService) Routes(mux *http.ServeMux)         { f.routes(mux) }
-func (fakeService) Handlers() map[event.Type]inbox.Func { return nil }
-func (fakeService) Run(context.Context) error           { return nil }
+func (f fakeService) Routes(mux *http.ServeMux) { f.routes(mux) }
+func (fakeService) Handlers() []inbox.Handler   { return nil }
+func (fakeService) Run(context.Context) error   { return nil }
 
 func fakeDef(name string, routes func(*http.ServeMux)) service.Def {
 	return service.Def{Name: name, Migrations: fstest.MapFS{}, New: func(service.Deps) (service.Service, error) {

@@ -13,8 +13,7 @@ import (
 
 // onOrderCreated remembers what to charge, and to whom; it may be the last
 // thing the charge waited for.
-func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	o := p.(*event.OrderCreated)
+func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, o *event.OrderCreated) error {
 	pay, err := s.store.lock(ctx, tx, o.OrderID, s.d.Now().UTC())
 	if err != nil {
 		return err
@@ -30,8 +29,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 }
 
 // onInventoryReserved: the goods are held, so the order may be charged.
-func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	r := p.(*event.InventoryReserved)
+func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r *event.InventoryReserved) error {
 	pay, err := s.store.lock(ctx, tx, r.OrderID, s.d.Now().UTC())
 	if err != nil {
 		return err
@@ -45,8 +43,7 @@ func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *even
 
 // onOrderCancelled refunds a processed payment and voids one not charged
 // yet; a declined or already refunded payment needs nothing more.
-func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	c := p.(*event.OrderCancelled)
+func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, c *event.OrderCancelled) error {
 	pay, err := s.store.lock(ctx, tx, c.OrderID, s.d.Now().UTC())
 	if err != nil {
 		return err

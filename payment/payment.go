@@ -26,7 +26,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 )
@@ -118,10 +117,10 @@ func New(d service.Deps, p Provider) *Service {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: the three events the per-order state machine needs.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"OrderCreated":      s.onOrderCreated,
-		"InventoryReserved": s.onInventoryReserved,
-		"OrderCancelled":    s.onOrderCancelled,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onOrderCreated),
+		inbox.On(s.onInventoryReserved),
+		inbox.On(s.onOrderCancelled),
 	}
 }

@@ -13,8 +13,7 @@ import (
 
 // onOrderCreated remembers where to ship, and for whom; it may be the last
 // thing the label waited for.
-func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	o := p.(*event.OrderCreated)
+func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, o *event.OrderCreated) error {
 	now := s.d.Now().UTC()
 	sh, err := s.store.lock(ctx, tx, o.OrderID, now)
 	if err != nil {
@@ -29,8 +28,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 }
 
 // onPaymentProcessed: the order is paid for, so it may be labelled.
-func (s *Service) onPaymentProcessed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	pp := p.(*event.PaymentProcessed)
+func (s *Service) onPaymentProcessed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, pp *event.PaymentProcessed) error {
 	now := s.d.Now().UTC()
 	sh, err := s.store.lock(ctx, tx, pp.OrderID, now)
 	if err != nil {
@@ -48,8 +46,7 @@ func (s *Service) onPaymentProcessed(ctx context.Context, tx *sqldb.Tx, e *event
 
 // onOrderCancelled voids a label not dispatched yet, or makes sure none is
 // ever created. A parcel already with the carrier is not called back.
-func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	c := p.(*event.OrderCancelled)
+func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, c *event.OrderCancelled) error {
 	now := s.d.Now().UTC()
 	sh, err := s.store.lock(ctx, tx, c.OrderID, now)
 	if err != nil {
@@ -76,8 +73,7 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 }
 
 // onOrderShipped lets the carrier take the parcel.
-func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
-	shipped := p.(*event.OrderShipped)
+func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, shipped *event.OrderShipped) error {
 	now := s.d.Now().UTC()
 	sh, err := s.store.lock(ctx, tx, shipped.OrderID, now)
 	if err != nil {

@@ -118,12 +118,12 @@ func New(d service.Deps) (*Service, error) {
 }
 
 // Handlers: the events the per-order state machine needs.
-func (s *Service) Handlers() map[event.Type]inbox.Func {
-	return map[event.Type]inbox.Func{
-		"OrderCreated":     s.onOrderCreated,
-		"PaymentProcessed": s.onPaymentProcessed,
-		"OrderCancelled":   s.onOrderCancelled,
-		"OrderShipped":     s.onOrderShipped,
+func (s *Service) Handlers() []inbox.Handler {
+	return []inbox.Handler{
+		inbox.On(s.onOrderCreated),
+		inbox.On(s.onPaymentProcessed),
+		inbox.On(s.onOrderCancelled),
+		inbox.On(s.onOrderShipped),
 	}
 }
 

@@ -114,4 +114,4 @@ func New(d service.Deps) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: the user service consumes no events.
-func (s *Service) Handlers() map[event.Type]inbox.Func { return nil }
+func (s *Service) Handlers() []inbox.Handler { return nil }

@@ -218,7 +218,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		// the partitions out) and serves HTTP; the work that must not run
 		// twice at once runs in the one instance holding the service's lease.
 		var c *inbox.Consumer
-		if hs := s.svc.Handlers(); len(hs) > 0 {
+		hs, err := inbox.ByType(s.svc.Handlers())
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", s.def.Name, err)
+		}
+		if len(hs) > 0 {
 			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify,
 				Tracing: tracing, InjectedFailures: injected.For(s.def.Name)}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())

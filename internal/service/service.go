@@ -54,9 +54,12 @@ type Def struct {
 type Service interface {
 	// Routes registers the service's HTTP API (paths under /api/v1) on mux.
 	Routes(mux *http.ServeMux)
-	// Handlers returns its event handlers by type; its consumer group is
-	// "<name>-service". nil when it consumes nothing.
-	Handlers() map[event.Type]inbox.Func
+	// Handlers returns its event handlers, one per event type, made with
+	// inbox.On (the payload type names the event type); its consumer group
+	// is "<name>-service". nil when it consumes nothing. The runtime turns
+	// them into the consumer's map with inbox.ByType and refuses to start
+	// on a type handled twice or missing from the catalog.
+	Handlers() []inbox.Handler
 	// Run does background work (timeouts, schedulers) until ctx is
 	// cancelled, then returns nil. Services without any return at once.
 	Run(ctx context.Context) error
