@@ -1,0 +1,135 @@
+package sqldb_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/internal/testenv"
+)
+
+// listDialects runs test on an empty database of each dialect holding
+// the rows (name, n) = (a,1) … (e,5); PostgreSQL is skipped without a
+// server.
+func listDialects(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
+	ctx := context.Background()
+	open := []struct {
+		name string
+		open func(t *testing.T) (*sqldb.DB, error)
+	}{
+		{"sqlite", func(t *testing.T) (*sqldb.DB, error) { return sqldb.Open(ctx, "list", "", t.TempDir()) }},
+		{"postgres", func(t *testing.T) (*sqldb.DB, error) {
+			url := testenv.Postgres(t)
+			b := make([]byte, 4)
+			rand.Read(b)
+			return sqldb.Open(ctx, "list", strings.Replace(url, "/postgres?", "/t"+hex.EncodeToString(b)+"?", 1), "")
+		}},
+	}
+	for _, d := range open {
+		t.Run(d.name, func(t *testing.T) {
+			db, err := d.open(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if _, err := tx.Exec(ctx, `CREATE TABLE rows_ (name TEXT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+					return err
+				}
+				for i, name := range []string{"a", "b", "c", "d", "e"} {
+					if _, err := tx.Exec(ctx, `INSERT INTO rows_ (name, n) VALUES (?, ?)`, name, i+1); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			test(t, db)
+		})
+	}
+}
+
+type item struct {
+	Name string
+	N    int64
+}
+
+func scanItem(r sqldb.Scanner) (item, error) {
+	var it item
+	err := r.Scan(&it.Name, &it.N)
+	return it, err
+}
+
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	errScan := errors.New("scan refused")
+	cases := []struct {
+		name    string
+		query   string
+		args    []any
+		scan    func(sqldb.Scanner) (item, error)
+		want    []string // names, in order
+		wantErr error    // errors.Is target; any error if errAny
+		errAny  bool
+	}{
+		{name: "first page", query: `SELECT name, n FROM rows_ ORDER BY n LIMIT ? OFFSET ?`, args: []any{2, 0}, scan: scanItem, want: []string{"a", "b"}},
+		{name: "later page", query: `SELECT name, n FROM rows_ ORDER BY n LIMIT ? OFFSET ?`, args: []any{2, 3}, scan: scanItem, want: []string{"d", "e"}},
+		{name: "newest first", query: `SELECT name, n FROM rows_ ORDER BY n DESC LIMIT ? OFFSET ?`, args: []any{3, 1}, scan: scanItem, want: []string{"d", "c", "b"}},
+		{name: "filter then page", query: `SELECT name, n FROM rows_ WHERE n > ? AND name <> ? ORDER BY n LIMIT ? OFFSET ?`, args: []any{1, "c", 2, 1}, scan: scanItem, want: []string{"d", "e"}},
+		{name: "past the end is empty, not nil", query: `SELECT name, n FROM rows_ ORDER BY n LIMIT ? OFFSET ?`, args: []any{2, 10}, scan: scanItem, want: []string{}},
+		{name: "no args", query: `SELECT name, n FROM rows_ WHERE name = 'b'`, scan: scanItem, want: []string{"b"}},
+		{name: "scan error", query: `SELECT name, n FROM rows_ ORDER BY n`, scan: func(sqldb.Scanner) (item, error) { return item{}, errScan }, wantErr: errScan},
+		{name: "query error", query: `SELECT name, n FROM no_such_table`, scan: scanItem, errAny: true},
+		{name: "column count mismatch", query: `SELECT name FROM rows_`, scan: scanItem, errAny: true},
+	}
+	listDialects(t, func(t *testing.T, db *sqldb.DB) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				check := func(t *testing.T, got []item, err error) {
+					t.Helper()
+					if c.wantErr != nil || c.errAny {
+						if err == nil || (c.wantErr != nil && !errors.Is(err, c.wantErr)) {
+							t.Fatalf("err = %v, want %v", err, c.wantErr)
+						}
+						if got != nil {
+							t.Fatalf("got %v with an error, want nil", got)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got == nil {
+						t.Fatal("got a nil slice, want an empty one")
+					}
+					names := []string{}
+					for _, it := range got {
+						names = append(names, it.Name)
+					}
+					if !reflect.DeepEqual(names, c.want) {
+						t.Fatalf("got %v, want %v", names, c.want)
+					}
+				}
+				got, err := sqldb.List(ctx, db, c.query, c.args, c.scan)
+				check(t, got, err)
+				// The same inside a write transaction (*Tx is a Querier too),
+				// which a failed statement aborts on PostgreSQL.
+				err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+					got, err := sqldb.List(ctx, tx, c.query, c.args, c.scan)
+					check(t, got, err)
+					return err
+				})
+				if (err != nil) != (c.wantErr != nil || c.errAny) {
+					t.Fatalf("transaction: %v", err)
+				}
+			})
+		}
+	})
+}
