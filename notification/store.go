@@ -79,24 +79,20 @@ func (s *store) list(ctx context.Context, f filter, limit, offset int) ([]*Notif
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanNotification)
 	if err != nil {
 		return nil, fmt.Errorf("notification: list: %w", err)
 	}
-	defer rows.Close()
-	out := []*Notification{}
-	for rows.Next() {
-		var n Notification
-		var created int64
-		if err := rows.Scan(&n.ID, &n.UserID, &n.Channel, &n.Template, &n.Recipient, &n.Subject, &n.Body, &n.SubjectType, &n.SubjectID,
-			&n.Status, &n.Attempts, &n.Error, &n.EventID, &created); err != nil {
-			return nil, fmt.Errorf("notification: list: %w", err)
-		}
-		n.CreatedAt = time.UnixMilli(created).UTC()
-		out = append(out, &n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("notification: list: %w", err)
-	}
 	return out, nil
+}
+
+func scanNotification(r sqldb.Scanner) (*Notification, error) {
+	var n Notification
+	var created int64
+	if err := r.Scan(&n.ID, &n.UserID, &n.Channel, &n.Template, &n.Recipient, &n.Subject, &n.Body, &n.SubjectType, &n.SubjectID,
+		&n.Status, &n.Attempts, &n.Error, &n.EventID, &created); err != nil {
+		return nil, err
+	}
+	n.CreatedAt = time.UnixMilli(created).UTC()
+	return &n, nil
 }

@@ -14,9 +14,7 @@ type store struct{ db *sqldb.DB }
 
 const paymentColumns = `payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status, auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scanPayment(r scanner) (*Payment, error) {
+func scanPayment(r sqldb.Scanner) (*Payment, error) {
 	var p Payment
 	var hasOrder, reserved, cancelled, created, updated int64
 	err := r.Scan(&p.ID, &p.OrderID, &p.UserID, &p.AmountCents, &p.Currency, &p.cardToken, &p.CardLast4, &p.Status,
@@ -76,20 +74,11 @@ func (s *store) list(ctx context.Context, orderID, userID string, limit, offset 
 	}
 	q += ` ORDER BY created_at DESC, payment_id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanPayment)
 	if err != nil {
 		return nil, fmt.Errorf("payment: list payments: %w", err)
 	}
-	defer rows.Close()
-	out := []*Payment{}
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("payment: list payments: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // vaultedCard is a card with its number, for charging.

@@ -45,3 +45,11 @@ func List[T any](ctx context.Context, q Querier, query string, args []any, scan 
 	}
 	return out, nil
 }
+
+// ScanOne reads a row of one column into a T: List's scan function for a
+// query of ids and the like.
+func ScanOne[T any](r Scanner) (T, error) {
+	var v T
+	err := r.Scan(&v)
+	return v, err
+}

@@ -133,3 +133,20 @@ func TestList(t *testing.T) {
 		}
 	})
 }
+
+func TestScanOne(t *testing.T) {
+	ctx := context.Background()
+	listDialects(t, func(t *testing.T, db *sqldb.DB) {
+		names, err := sqldb.List(ctx, db, `SELECT name FROM rows_ WHERE n >= ? ORDER BY n DESC LIMIT ?`, []any{2, 3}, sqldb.ScanOne[string])
+		if err != nil || !reflect.DeepEqual(names, []string{"e", "d", "c"}) {
+			t.Fatalf("names = %v, %v", names, err)
+		}
+		ns, err := sqldb.List(ctx, db, `SELECT n FROM rows_ ORDER BY n LIMIT ? OFFSET ?`, []any{2, 1}, sqldb.ScanOne[int64])
+		if err != nil || !reflect.DeepEqual(ns, []int64{2, 3}) {
+			t.Fatalf("ns = %v, %v", ns, err)
+		}
+		if _, err := sqldb.List(ctx, db, `SELECT name, n FROM rows_`, nil, sqldb.ScanOne[string]); err == nil {
+			t.Fatal("two columns read into one value without an error")
+		}
+	})
+}
