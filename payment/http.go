@@ -69,9 +69,15 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	orderID, userID := q.Get("orderId"), id.UserID
-	if orderID != "" && id.IsAdmin() {
-		userID = ""
+	orderID := q.Get("orderId")
+	asked := id.UserID // without orderId, the caller's own
+	if orderID != "" {
+		asked = "" // the order's, whoever's (if the rule lets the caller)
+	}
+	userID, err := id.ListOwner(asked, "payments")
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
 	}
 	payments, err := s.store.list(r.Context(), orderID, userID, limit, offset)
 	if err != nil {
