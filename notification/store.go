@@ -69,14 +69,8 @@ type filter struct {
 
 // list returns notifications newest first, after the given offset.
 func (s *store) list(ctx context.Context, f filter, limit, offset int) ([]*Notification, error) {
-	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE 1 = 1`
-	var args []any
-	for _, c := range []struct{ col, v string }{{"user_id", f.UserID}, {"template", f.Template}, {"subject_id", f.SubjectID}} {
-		if c.v != "" {
-			q += ` AND ` + c.col + ` = ?`
-			args = append(args, c.v)
-		}
-	}
+	q, args := sqldb.AndEq(`SELECT `+notificationColumns+` FROM notifications WHERE 1 = 1`, nil,
+		sqldb.Eq{Col: "user_id", Value: f.UserID}, sqldb.Eq{Col: "template", Value: f.Template}, sqldb.Eq{Col: "subject_id", Value: f.SubjectID})
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
 	out, err := sqldb.List(ctx, s.db, q, args, scanNotification)

@@ -72,16 +72,8 @@ func (s *store) order(ctx context.Context, q queryer, id string) (*Order, error)
 
 // list returns orders newest first; userID and status filter when not "".
 func (s *store) list(ctx context.Context, userID, status string, limit, offset int) ([]*Order, error) {
-	q := `SELECT ` + orderColumns + ` FROM orders WHERE 1 = 1`
-	var args []any
-	if userID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
-	}
-	if status != "" {
-		q += ` AND status = ?`
-		args = append(args, status)
-	}
+	q, args := sqldb.AndEq(`SELECT `+orderColumns+` FROM orders WHERE 1 = 1`, nil,
+		sqldb.Eq{Col: "user_id", Value: userID}, sqldb.Eq{Col: "status", Value: status})
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
 	out, err := sqldb.List(ctx, s.db, q, args, scanOrder)

@@ -93,16 +93,8 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, sh *Shipment) error {
 // list returns shipments whose order is known (OrderCreated seen), newest
 // first: of one order if orderID is set, of one user if userID is set.
 func (s *store) list(ctx context.Context, orderID, userID string, limit, offset int) ([]*Shipment, error) {
-	q := `SELECT ` + shipmentColumns + ` FROM shipments WHERE has_order = 1`
-	var args []any
-	if orderID != "" {
-		q += ` AND order_id = ?`
-		args = append(args, orderID)
-	}
-	if userID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
-	}
+	q, args := sqldb.AndEq(`SELECT `+shipmentColumns+` FROM shipments WHERE has_order = 1`, nil,
+		sqldb.Eq{Col: "order_id", Value: orderID}, sqldb.Eq{Col: "user_id", Value: userID})
 	q += ` ORDER BY created_at DESC, order_id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
 	out, err := sqldb.List(ctx, s.db, q, args, scanShipment)

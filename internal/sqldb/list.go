@@ -53,3 +53,21 @@ func ScanOne[T any](r Scanner) (T, error) {
 	err := r.Scan(&v)
 	return v, err
 }
+
+// Eq is an optional filter of a list query: column Col equals Value, or,
+// when Value is "", no filter.
+type Eq struct{ Col, Value string }
+
+// AndEq appends " AND <Col> = ?" to query, and Value to args, for each
+// filter that has a value, in order: the optional filters of a listing
+// (?userId=, ?status=, …) after a WHERE clause. Col is written into the
+// SQL as it is, so it must be a column name of the caller's, never input.
+func AndEq(query string, args []any, filters ...Eq) (string, []any) {
+	for _, f := range filters {
+		if f.Value != "" {
+			query += ` AND ` + f.Col + ` = ?`
+			args = append(args, f.Value)
+		}
+	}
+	return query, args
+}

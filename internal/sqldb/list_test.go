@@ -14,7 +14,7 @@ import (
 )
 
 // listDialects runs test on an empty database of each dialect holding
-// the rows (name, n) = (a,1) … (e,5); PostgreSQL is skipped without a
+// the rows (name, n, kind) = (a,1,odd) … (e,5,odd); PostgreSQL is skipped without a
 // server.
 func listDialects(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
 	ctx := context.Background()
@@ -38,11 +38,12 @@ func listDialects(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
 			}
 			defer db.Close()
 			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
-				if _, err := tx.Exec(ctx, `CREATE TABLE rows_ (name TEXT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+				if _, err := tx.Exec(ctx, `CREATE TABLE rows_ (name TEXT PRIMARY KEY, n BIGINT NOT NULL, kind TEXT NOT NULL)`); err != nil {
 					return err
 				}
 				for i, name := range []string{"a", "b", "c", "d", "e"} {
-					if _, err := tx.Exec(ctx, `INSERT INTO rows_ (name, n) VALUES (?, ?)`, name, i+1); err != nil {
+					kind := map[bool]string{true: "odd", false: "even"}[i%2 == 0]
+					if _, err := tx.Exec(ctx, `INSERT INTO rows_ (name, n, kind) VALUES (?, ?, ?)`, name, i+1, kind); err != nil {
 						return err
 					}
 				}
@@ -147,6 +148,47 @@ func TestScanOne(t *testing.T) {
 		}
 		if _, err := sqldb.List(ctx, db, `SELECT name, n FROM rows_`, nil, sqldb.ScanOne[string]); err == nil {
 			t.Fatal("two columns read into one value without an error")
+		}
+	})
+}
+
+func TestAndEq(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		filters  []sqldb.Eq
+		wantSQL  string
+		wantArgs []any
+		want     []string // names listed, after the page's LIMIT 2 OFFSET 0
+	}{
+		{name: "no filters", wantSQL: "", wantArgs: nil, want: []string{"a", "b"}},
+		{name: "empty values filter nothing", filters: []sqldb.Eq{{Col: "kind", Value: ""}, {Col: "name", Value: ""}}, want: []string{"a", "b"}},
+		{name: "one filter", filters: []sqldb.Eq{{Col: "kind", Value: "even"}}, wantSQL: " AND kind = ?", wantArgs: []any{"even"}, want: []string{"b", "d"}},
+		{name: "two filters, in order", filters: []sqldb.Eq{{Col: "kind", Value: "odd"}, {Col: "name", Value: "c"}},
+			wantSQL: " AND kind = ? AND name = ?", wantArgs: []any{"odd", "c"}, want: []string{"c"}},
+		{name: "a skipped filter keeps the others' order", filters: []sqldb.Eq{{Col: "kind", Value: ""}, {Col: "name", Value: "e"}},
+			wantSQL: " AND name = ?", wantArgs: []any{"e"}, want: []string{"e"}},
+		{name: "nothing matches", filters: []sqldb.Eq{{Col: "kind", Value: "even"}, {Col: "name", Value: "a"}},
+			wantSQL: " AND kind = ? AND name = ?", wantArgs: []any{"even", "a"}, want: []string{}},
+	}
+	const base = `SELECT name FROM rows_ WHERE 1 = 1`
+	for _, c := range cases {
+		q, args := sqldb.AndEq(base, nil, c.filters...)
+		if q != base+c.wantSQL || !reflect.DeepEqual(args, c.wantArgs) {
+			t.Errorf("%s: AndEq = %q %v, want %q %v", c.name, q, args, base+c.wantSQL, c.wantArgs)
+		}
+	}
+	// Args already given stay first.
+	if q, args := sqldb.AndEq(`x WHERE n > ?`, []any{1}, sqldb.Eq{Col: "kind", Value: "odd"}); q != `x WHERE n > ? AND kind = ?` || !reflect.DeepEqual(args, []any{1, "odd"}) {
+		t.Errorf("AndEq after an argument = %q %v", q, args)
+	}
+	listDialects(t, func(t *testing.T, db *sqldb.DB) {
+		for _, c := range cases {
+			q, args := sqldb.AndEq(base, nil, c.filters...)
+			got, err := sqldb.List(ctx, db, q+` ORDER BY n LIMIT ? OFFSET ?`, append(args, 2, 0), sqldb.ScanOne[string])
+			if err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Errorf("%s: listed %v, %v; want %v", c.name, got, err, c.want)
+			}
 		}
 	})
 }
