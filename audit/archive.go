@@ -104,7 +104,7 @@ func (s *Service) handleArchive(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	if q.Limit, err = intParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
+	if q.Limit, err = httpx.IntParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
