@@ -15,17 +15,10 @@ import (
 // origin it was given and is the one the relay then publishes.
 func TestEmitOneReturnsTheEventItAdded(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "emit", "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx, sqldb.Migration{Name: "outbox.sql", SQL: outbox.Migration}); err != nil {
-		t.Fatal(err)
-	}
+	db := outboxDB(t)
 	o := event.Origin{CorrelationID: "corr-1", CausationID: "cause-1"}
 	var e *event.Envelope
-	err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 		var err error
 		e, err = outbox.EmitOne(ctx, tx, "test-service", o, &event.InventoryAdjusted{ProductID: "p1", Delta: 3})
 		return err
