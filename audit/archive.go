@@ -11,6 +11,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // ArchivedRecord is a recorded event where it sat on its topic: what
@@ -51,21 +52,16 @@ func (s *Service) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, err
 		cond += ` AND occurred_at >= ?`
 		args = append(args, *q.FromTime)
 	}
-	rows, err := s.d.DB.Query(ctx, `SELECT record_offset, record_key, envelope FROM audit_log WHERE `+cond+` ORDER BY record_offset LIMIT ?`, append(args, q.Limit)...)
+	var err error
+	page.Records, err = sqldb.List(ctx, s.d.DB, `SELECT record_offset, record_key, envelope FROM audit_log WHERE `+cond+` ORDER BY record_offset LIMIT ?`,
+		append(args, q.Limit), func(r sqldb.Scanner) (ArchivedRecord, error) {
+			rec := ArchivedRecord{Topic: q.Topic, Partition: q.Partition}
+			var env string
+			err := r.Scan(&rec.Offset, &rec.Key, &env)
+			rec.Envelope = json.RawMessage(env)
+			return rec, err
+		})
 	if err != nil {
-		return page, fmt.Errorf("audit: archive: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r := ArchivedRecord{Topic: q.Topic, Partition: q.Partition}
-		var env string
-		if err := rows.Scan(&r.Offset, &r.Key, &env); err != nil {
-			return page, fmt.Errorf("audit: archive: %w", err)
-		}
-		r.Envelope = json.RawMessage(env)
-		page.Records = append(page.Records, r)
-	}
-	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("audit: archive: %w", err)
 	}
 	if len(page.Records) == q.Limit {
@@ -108,7 +104,7 @@ func (s *Service) handleArchive(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	if q.Limit, err = intParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
+	if q.Limit, err = httpx.IntParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}

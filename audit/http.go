@@ -2,7 +2,6 @@ package audit
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -94,10 +93,10 @@ func parseQuery(r *http.Request) (Query, error) {
 	if q.From != nil && q.To != nil && *q.From > *q.To {
 		return Query{}, eventmart.Errorf(eventmart.EINVALID, "from must not be after to")
 	}
-	if q.Limit, err = intParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
+	if q.Limit, err = httpx.IntParam(v.Get("limit"), "limit", DefaultLimit, 1, MaxLimit); err != nil {
 		return Query{}, err
 	}
-	if q.Offset, err = intParam(v.Get("offset"), "offset", 0, 0, 1<<31); err != nil {
+	if q.Offset, err = httpx.IntParam(v.Get("offset"), "offset", 0, 0, httpx.MaxOffset); err != nil {
 		return Query{}, err
 	}
 	return q, nil
@@ -115,16 +114,4 @@ func timeParam(s, name string) (*int64, error) {
 	}
 	ms := t.UnixMilli()
 	return &ms, nil
-}
-
-// intParam is httpx.Page's rule with this API's bounds (limit up to 1000).
-func intParam(s, name string, def, min, max int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, eventmart.Errorf(eventmart.EINVALID, "%s: must be an integer from %d to %d", name, min, max)
-	}
-	return n, nil
 }

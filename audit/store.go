@@ -201,20 +201,16 @@ const maxCausal = 10000
 func (s *store) list(ctx context.Context, q Query) ([]json.RawMessage, error) {
 	cond, args := q.where()
 	if q.CorrelationID == "" {
-		rows, err := s.db.Query(ctx, `SELECT envelope FROM audit_log WHERE `+cond+` ORDER BY seq LIMIT ? OFFSET ?`, append(args, q.Limit, q.Offset)...)
+		out, err := sqldb.List(ctx, s.db, `SELECT envelope FROM audit_log WHERE `+cond+` ORDER BY seq LIMIT ? OFFSET ?`,
+			append(args, q.Limit, q.Offset), func(r sqldb.Scanner) (json.RawMessage, error) {
+				var env string
+				err := r.Scan(&env)
+				return json.RawMessage(env), err
+			})
 		if err != nil {
 			return nil, fmt.Errorf("audit: list events: %w", err)
 		}
-		defer rows.Close()
-		out := []json.RawMessage{}
-		for rows.Next() {
-			var env string
-			if err := rows.Scan(&env); err != nil {
-				return nil, fmt.Errorf("audit: list events: %w", err)
-			}
-			out = append(out, json.RawMessage(env))
-		}
-		return out, rows.Err()
+		return out, nil
 	}
 	seqs, err := s.causalPage(ctx, q, cond, args)
 	if err != nil {
@@ -249,22 +245,12 @@ func (s *store) causalPage(ctx context.Context, q Query, cond string, args []any
 	if len(match) == 0 {
 		return nil, nil
 	}
-	rows, err = s.db.Query(ctx, `SELECT seq, event_id, causation_id, occurred_at FROM audit_log WHERE correlation_id = ? ORDER BY seq LIMIT ?`,
-		q.CorrelationID, maxCausal+1)
+	nodes, err := sqldb.List(ctx, s.db, `SELECT seq, event_id, causation_id, occurred_at FROM audit_log WHERE correlation_id = ? ORDER BY seq LIMIT ?`,
+		[]any{q.CorrelationID, maxCausal + 1}, func(r sqldb.Scanner) (*node, error) {
+			n := &node{}
+			return n, r.Scan(&n.seq, &n.id, &n.cause, &n.at)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("audit: list events: %w", err)
-	}
-	var nodes []*node
-	for rows.Next() {
-		n := &node{}
-		if err := rows.Scan(&n.seq, &n.id, &n.cause, &n.at); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("audit: list events: %w", err)
-		}
-		nodes = append(nodes, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("audit: list events: %w", err)
 	}
 	if len(nodes) > maxCausal {

@@ -39,20 +39,13 @@ func (s *store) cart(ctx context.Context, q querier, userID string) (*Cart, erro
 }
 
 func (s *store) items(ctx context.Context, q querier, userID string) ([]event.CartItem, error) {
-	rows, err := q.Query(ctx, `SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY added_at, product_id`, userID)
+	items, err := sqldb.List(ctx, q, `SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY added_at, product_id`,
+		[]any{userID}, func(r sqldb.Scanner) (event.CartItem, error) {
+			var it event.CartItem
+			err := r.Scan(&it.ProductID, &it.Quantity)
+			return it, err
+		})
 	if err != nil {
-		return nil, fmt.Errorf("cart: read items of %s: %w", userID, err)
-	}
-	defer rows.Close()
-	items := []event.CartItem{}
-	for rows.Next() {
-		var it event.CartItem
-		if err := rows.Scan(&it.ProductID, &it.Quantity); err != nil {
-			return nil, fmt.Errorf("cart: read items of %s: %w", userID, err)
-		}
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cart: read items of %s: %w", userID, err)
 	}
 	return items, nil
@@ -140,20 +133,11 @@ func (s *store) touch(ctx context.Context, tx *sqldb.Tx, userID string, now time
 
 // usersWithProduct returns the owners of the carts holding productID, sorted.
 func (s *store) usersWithProduct(ctx context.Context, tx *sqldb.Tx, productID string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT user_id FROM cart_items WHERE product_id = ? ORDER BY user_id`, productID)
+	users, err := sqldb.List(ctx, tx, `SELECT user_id FROM cart_items WHERE product_id = ? ORDER BY user_id`, []any{productID}, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("cart: carts holding %s: %w", productID, err)
 	}
-	defer rows.Close()
-	var users []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("cart: carts holding %s: %w", productID, err)
-		}
-		users = append(users, u)
-	}
-	return users, rows.Err()
+	return users, nil
 }
 
 func (s *store) deactivated(ctx context.Context, q querier, userID string) (bool, error) {
@@ -181,22 +165,17 @@ type idleCart struct {
 // idleCarts returns up to limit unreported non-empty carts unchanged since
 // before cutoff, oldest first.
 func (s *store) idleCarts(ctx context.Context, tx *sqldb.Tx, cutoff time.Time, limit int) ([]idleCart, error) {
-	rows, err := tx.Query(ctx, `SELECT user_id, cart_id, updated_at FROM carts
+	out, err := sqldb.List(ctx, tx, `SELECT user_id, cart_id, updated_at FROM carts
 		WHERE abandoned_at = 0 AND updated_at < ? AND EXISTS (SELECT 1 FROM cart_items i WHERE i.user_id = carts.user_id)
-		ORDER BY updated_at, user_id LIMIT ?`, cutoff.UnixMilli(), limit)
+		ORDER BY updated_at, user_id LIMIT ?`, []any{cutoff.UnixMilli(), limit}, func(r sqldb.Scanner) (idleCart, error) {
+		var c idleCart
+		err := r.Scan(&c.UserID, &c.CartID, &c.UpdatedAt)
+		return c, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cart: find idle carts: %w", err)
 	}
-	defer rows.Close()
-	var out []idleCart
-	for rows.Next() {
-		var c idleCart
-		if err := rows.Scan(&c.UserID, &c.CartID, &c.UpdatedAt); err != nil {
-			return nil, fmt.Errorf("cart: find idle carts: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // markAbandoned records that c's idle period was reported, unless the cart

@@ -22,9 +22,7 @@ const (
 	productFrom = ` FROM products p LEFT JOIN product_stock s ON s.product_id = p.id`
 )
 
-type scanner interface{ Scan(...any) error }
-
-func scanProduct(r scanner) (*Product, error) {
+func scanProduct(r sqldb.Scanner) (*Product, error) {
 	var p Product
 	var created, updated int64
 	err := r.Scan(&p.ID, &p.SKU, &p.Name, &p.PriceCents, &p.Currency, &p.Status,
@@ -67,20 +65,11 @@ func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool
 	}
 	q += ` ORDER BY p.created_at, p.id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanProduct)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: list products: %w", err)
 	}
-	defer rows.Close()
-	out := []*Product{}
-	for rows.Next() {
-		p, err := scanProduct(rows)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: list products: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *store) insert(ctx context.Context, tx *sqldb.Tx, p *Product) error {

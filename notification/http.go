@@ -3,7 +3,6 @@ package notification
 import (
 	"net/http"
 
-	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
 )
@@ -23,13 +22,10 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := filter{UserID: q.Get("userId"), Template: q.Get("template"), SubjectID: q.Get("subjectId")}
-	if !id.IsAdmin() {
-		if f.UserID != "" && f.UserID != id.UserID {
-			httpx.Error(w, r, eventmart.Errorf(eventmart.EFORBIDDEN, "userId: customers may list only their own notifications"))
-			return
-		}
-		f.UserID = id.UserID
+	f := filter{Template: q.Get("template"), SubjectID: q.Get("subjectId")}
+	if f.UserID, err = id.ListOwner(q.Get("userId"), "notifications"); err != nil {
+		httpx.Error(w, r, err)
+		return
 	}
 	limit, offset, err := httpx.Page(r)
 	if err != nil {

@@ -69,34 +69,24 @@ type filter struct {
 
 // list returns notifications newest first, after the given offset.
 func (s *store) list(ctx context.Context, f filter, limit, offset int) ([]*Notification, error) {
-	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE 1 = 1`
-	var args []any
-	for _, c := range []struct{ col, v string }{{"user_id", f.UserID}, {"template", f.Template}, {"subject_id", f.SubjectID}} {
-		if c.v != "" {
-			q += ` AND ` + c.col + ` = ?`
-			args = append(args, c.v)
-		}
-	}
+	q, args := sqldb.AndEq(`SELECT `+notificationColumns+` FROM notifications WHERE 1 = 1`, nil,
+		sqldb.Eq{Col: "user_id", Value: f.UserID}, sqldb.Eq{Col: "template", Value: f.Template}, sqldb.Eq{Col: "subject_id", Value: f.SubjectID})
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanNotification)
 	if err != nil {
 		return nil, fmt.Errorf("notification: list: %w", err)
 	}
-	defer rows.Close()
-	out := []*Notification{}
-	for rows.Next() {
-		var n Notification
-		var created int64
-		if err := rows.Scan(&n.ID, &n.UserID, &n.Channel, &n.Template, &n.Recipient, &n.Subject, &n.Body, &n.SubjectType, &n.SubjectID,
-			&n.Status, &n.Attempts, &n.Error, &n.EventID, &created); err != nil {
-			return nil, fmt.Errorf("notification: list: %w", err)
-		}
-		n.CreatedAt = time.UnixMilli(created).UTC()
-		out = append(out, &n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("notification: list: %w", err)
-	}
 	return out, nil
+}
+
+func scanNotification(r sqldb.Scanner) (*Notification, error) {
+	var n Notification
+	var created int64
+	if err := r.Scan(&n.ID, &n.UserID, &n.Channel, &n.Template, &n.Recipient, &n.Subject, &n.Body, &n.SubjectType, &n.SubjectID,
+		&n.Status, &n.Attempts, &n.Error, &n.EventID, &created); err != nil {
+		return nil, err
+	}
+	n.CreatedAt = time.UnixMilli(created).UTC()
+	return &n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // Saga is an order whose saga is in flight (PENDING or CONFIRMED), as
@@ -89,21 +90,16 @@ func (s *store) sagas(ctx context.Context, cutoff time.Time, limit int) (map[str
 	if err := rows.Err(); err != nil {
 		return nil, 0, nil, fmt.Errorf("order: count sagas: %w", err)
 	}
-	rows, err = s.db.Query(ctx, `SELECT id, status, correlation_id, created_at, updated_at FROM orders
-		WHERE status IN (?, ?) ORDER BY updated_at, id LIMIT ?`, StatusPending, StatusConfirmed, limit)
+	sagas, err := sqldb.List(ctx, s.db, `SELECT id, status, correlation_id, created_at, updated_at FROM orders
+		WHERE status IN (?, ?) ORDER BY updated_at, id LIMIT ?`, []any{StatusPending, StatusConfirmed, limit}, func(r sqldb.Scanner) (Saga, error) {
+		var sg Saga
+		var created, updated int64
+		err := r.Scan(&sg.OrderID, &sg.Status, &sg.CorrelationID, &created, &updated)
+		sg.CreatedAt, sg.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		return sg, err
+	})
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("order: list sagas: %w", err)
 	}
-	defer rows.Close()
-	sagas := []Saga{}
-	for rows.Next() {
-		var sg Saga
-		var created, updated int64
-		if err := rows.Scan(&sg.OrderID, &sg.Status, &sg.CorrelationID, &created, &updated); err != nil {
-			return nil, 0, nil, fmt.Errorf("order: list sagas: %w", err)
-		}
-		sg.CreatedAt, sg.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-		sagas = append(sagas, sg)
-	}
-	return inFlight, stuck, sagas, rows.Err()
+	return inFlight, stuck, sagas, nil
 }

@@ -254,13 +254,10 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "status must be one of PENDING, CONFIRMED, SHIPPED, CANCELLED"))
 		return
 	}
-	userID := q.Get("userId")
-	if !id.IsAdmin() {
-		if userID != "" && userID != id.UserID {
-			httpx.Error(w, r, eventmart.Errorf(eventmart.EFORBIDDEN, "userId: only admins may list other users' orders"))
-			return
-		}
-		userID = id.UserID
+	userID, err := id.ListOwner(q.Get("userId"), "orders")
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
 	}
 	orders, err := s.store.list(r.Context(), userID, status, limit, offset)
 	if err != nil {

@@ -37,9 +37,7 @@ const orderColumns = `id, user_id, status, reason_code, reason, lines, total_cen
 	shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, notified, correlation_id, created_event_id,
 	created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scanOrder(r scanner) (*Order, error) {
+func scanOrder(r sqldb.Scanner) (*Order, error) {
 	var o Order
 	var lines, addr string
 	var fromCart, notified, created, updated int64
@@ -74,32 +72,15 @@ func (s *store) order(ctx context.Context, q queryer, id string) (*Order, error)
 
 // list returns orders newest first; userID and status filter when not "".
 func (s *store) list(ctx context.Context, userID, status string, limit, offset int) ([]*Order, error) {
-	q := `SELECT ` + orderColumns + ` FROM orders WHERE 1 = 1`
-	var args []any
-	if userID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
-	}
-	if status != "" {
-		q += ` AND status = ?`
-		args = append(args, status)
-	}
+	q, args := sqldb.AndEq(`SELECT `+orderColumns+` FROM orders WHERE 1 = 1`, nil,
+		sqldb.Eq{Col: "user_id", Value: userID}, sqldb.Eq{Col: "status", Value: status})
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanOrder)
 	if err != nil {
 		return nil, fmt.Errorf("order: list orders: %w", err)
 	}
-	defer rows.Close()
-	out := []*Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("order: list orders: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // orderIDByKey returns the order a user created with an Idempotency-Key,
@@ -197,21 +178,12 @@ func (s *store) setNotified(ctx context.Context, tx *sqldb.Tx, id string) (bool,
 
 // timedOut returns PENDING orders created at or before cutoff, oldest first.
 func (s *store) timedOut(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT id FROM orders WHERE status = ? AND created_at <= ? ORDER BY created_at LIMIT ?`,
-		StatusPending, cutoff.UnixMilli(), limit)
+	ids, err := sqldb.List(ctx, s.db, `SELECT id FROM orders WHERE status = ? AND created_at <= ? ORDER BY created_at LIMIT ?`,
+		[]any{StatusPending, cutoff.UnixMilli(), limit}, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("order: find timed-out orders: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("order: find timed-out orders: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // ---- users projection ----
@@ -296,22 +268,18 @@ func (s *store) logSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, 
 
 // sagaEvents returns an order's logged events in timestamp order.
 func (s *store) sagaEvents(ctx context.Context, orderID string) ([]sagaEvent, error) {
-	rows, err := s.db.Query(ctx, `SELECT event_id, causation_id, ts, envelope FROM saga_events WHERE order_id = ? ORDER BY ts, event_id`, orderID)
+	out, err := sqldb.List(ctx, s.db, `SELECT event_id, causation_id, ts, envelope FROM saga_events WHERE order_id = ? ORDER BY ts, event_id`,
+		[]any{orderID}, func(r sqldb.Scanner) (sagaEvent, error) {
+			var ev sagaEvent
+			var env string
+			err := r.Scan(&ev.EventID, &ev.CausationID, &ev.TS, &env)
+			ev.Envelope = json.RawMessage(env)
+			return ev, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("order: read saga of %s: %w", orderID, err)
 	}
-	defer rows.Close()
-	var out []sagaEvent
-	for rows.Next() {
-		var ev sagaEvent
-		var env string
-		if err := rows.Scan(&ev.EventID, &ev.CausationID, &ev.TS, &env); err != nil {
-			return nil, fmt.Errorf("order: read saga of %s: %w", orderID, err)
-		}
-		ev.Envelope = json.RawMessage(env)
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func affected(res sql.Result, err error) (bool, error) {

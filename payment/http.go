@@ -8,6 +8,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/service"
 )
 
 // Routes registers the payment API.
@@ -58,25 +59,5 @@ func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
 // one order, or without orderId the caller's own. Customers see only their
 // own payments (another customer's order lists nothing); admins see any.
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
-	id, err := auth.Require(r.Context())
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	limit, offset, err := httpx.Page(r)
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	orderID, userID := q.Get("orderId"), id.UserID
-	if orderID != "" && id.IsAdmin() {
-		userID = ""
-	}
-	payments, err := s.store.list(r.Context(), orderID, userID, limit, offset)
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"payments": payments})
+	service.ServeOrderRecords(w, r, "payments", s.store.list)
 }

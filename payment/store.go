@@ -14,9 +14,7 @@ type store struct{ db *sqldb.DB }
 
 const paymentColumns = `payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status, auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scanPayment(r scanner) (*Payment, error) {
+func scanPayment(r sqldb.Scanner) (*Payment, error) {
 	var p Payment
 	var hasOrder, reserved, cancelled, created, updated int64
 	err := r.Scan(&p.ID, &p.OrderID, &p.UserID, &p.AmountCents, &p.Currency, &p.cardToken, &p.CardLast4, &p.Status,
@@ -64,32 +62,15 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, p *Payment) error {
 // list returns payments whose order is known (OrderCreated seen), newest
 // first: of one order if orderID is set, of one user if userID is set.
 func (s *store) list(ctx context.Context, orderID, userID string, limit, offset int) ([]*Payment, error) {
-	q := `SELECT ` + paymentColumns + ` FROM payments WHERE has_order = 1`
-	var args []any
-	if orderID != "" {
-		q += ` AND order_id = ?`
-		args = append(args, orderID)
-	}
-	if userID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
-	}
+	q, args := sqldb.AndEq(`SELECT `+paymentColumns+` FROM payments WHERE has_order = 1`, nil,
+		sqldb.Eq{Col: "order_id", Value: orderID}, sqldb.Eq{Col: "user_id", Value: userID})
 	q += ` ORDER BY created_at DESC, payment_id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanPayment)
 	if err != nil {
 		return nil, fmt.Errorf("payment: list payments: %w", err)
 	}
-	defer rows.Close()
-	out := []*Payment{}
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("payment: list payments: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // vaultedCard is a card with its number, for charging.

@@ -113,11 +113,8 @@ func (s *Service) deliver(sh *Shipment, now time.Time) event.Payload {
 // origin o, remembering that event as the cause of the shipment's next one.
 func (s *Service) saveAndEmit(ctx context.Context, tx *sqldb.Tx, o event.Origin, sh *Shipment, now time.Time, p event.Payload) error {
 	if p != nil {
-		e, err := event.New(service.Source(Name), o, p)
+		e, err := outbox.EmitOne(ctx, tx, service.Source(Name), o, p)
 		if err != nil {
-			return fmt.Errorf("shipping: %w", err)
-		}
-		if err := outbox.Add(ctx, tx, e); err != nil {
 			return fmt.Errorf("shipping: %w", err)
 		}
 		sh.lastEventID = e.EventID

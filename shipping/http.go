@@ -23,27 +23,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // one order, or without orderId the caller's own. Customers see only their
 // own shipments (another customer's order lists nothing); admins see any.
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
-	id, err := auth.Require(r.Context())
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	limit, offset, err := httpx.Page(r)
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	orderID, userID := q.Get("orderId"), id.UserID
-	if orderID != "" && id.IsAdmin() {
-		userID = ""
-	}
-	shipments, err := s.store.list(r.Context(), orderID, userID, limit, offset)
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"shipments": shipments})
+	service.ServeOrderRecords(w, r, "shipments", s.store.list)
 }
 
 // handleDispatch: POST /shipments/{id}/dispatch (admins) hands a labelled

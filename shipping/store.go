@@ -18,9 +18,7 @@ type store struct{ db *sqldb.DB }
 const shipmentColumns = `order_id, shipment_id, user_id, address, has_order, paid, cancelled, shipped_order, status, carrier, tracking_number,
 	correlation_id, last_event_id, created_at, updated_at, shipped_at, dispatched_at, delivered_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scanShipment(r scanner) (*Shipment, error) {
+func scanShipment(r sqldb.Scanner) (*Shipment, error) {
 	var sh Shipment
 	var address string
 	var hasOrder, paid, cancelled, shippedOrder, created, updated int64
@@ -95,55 +93,29 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, sh *Shipment) error {
 // list returns shipments whose order is known (OrderCreated seen), newest
 // first: of one order if orderID is set, of one user if userID is set.
 func (s *store) list(ctx context.Context, orderID, userID string, limit, offset int) ([]*Shipment, error) {
-	q := `SELECT ` + shipmentColumns + ` FROM shipments WHERE has_order = 1`
-	var args []any
-	if orderID != "" {
-		q += ` AND order_id = ?`
-		args = append(args, orderID)
-	}
-	if userID != "" {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
-	}
+	q, args := sqldb.AndEq(`SELECT `+shipmentColumns+` FROM shipments WHERE has_order = 1`, nil,
+		sqldb.Eq{Col: "order_id", Value: orderID}, sqldb.Eq{Col: "user_id", Value: userID})
 	q += ` ORDER BY created_at DESC, order_id LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := sqldb.List(ctx, s.db, q, args, scanShipment)
 	if err != nil {
 		return nil, fmt.Errorf("shipping: list shipments: %w", err)
 	}
-	defer rows.Close()
-	out := []*Shipment{}
-	for rows.Next() {
-		sh, err := scanShipment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("shipping: list shipments: %w", err)
-		}
-		out = append(out, sh)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // due returns the orders whose parcel the carrier should move now: shipped
 // (OrderShipped) by dispatchBy and still only labelled, or dispatched by
 // deliverBy. Oldest change first, at most limit.
 func (s *store) due(ctx context.Context, tx *sqldb.Tx, dispatchBy, deliverBy time.Time, limit int) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT order_id FROM shipments
+	ids, err := sqldb.List(ctx, tx, `SELECT order_id FROM shipments
 		WHERE (status = ? AND shipped_order = 1 AND shipped_at <= ?) OR (status = ? AND dispatched_at <= ?)
 		ORDER BY updated_at, order_id LIMIT ?`,
-		StatusCreated, dispatchBy.UnixMilli(), StatusDispatched, deliverBy.UnixMilli(), limit)
+		[]any{StatusCreated, dispatchBy.UnixMilli(), StatusDispatched, deliverBy.UnixMilli(), limit}, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("shipping: due shipments: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("shipping: due shipments: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 func b2i(b bool) int64 {

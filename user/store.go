@@ -15,13 +15,11 @@ type store struct{ db *sqldb.DB }
 
 const userColumns = `id, email, name, password_hash, role, status, created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
 type queryer interface {
 	QueryRow(context.Context, string, ...any) *sql.Row
 }
 
-func scanUser(r scanner) (*User, error) {
+func scanUser(r sqldb.Scanner) (*User, error) {
 	var u User
 	var created, updated int64
 	if err := r.Scan(&u.ID, &u.Email, &u.Name, &u.passwordHash, &u.Role, &u.Status, &created, &updated); err != nil {
@@ -57,20 +55,8 @@ func (s *store) byEmail(ctx context.Context, q queryer, email string) (*User, er
 
 // list returns accounts in creation order, after the given offset.
 func (s *store) list(ctx context.Context, limit, offset int) ([]*User, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY created_at, id LIMIT ? OFFSET ?`, limit, offset)
+	out, err := sqldb.List(ctx, s.db, `SELECT `+userColumns+` FROM users ORDER BY created_at, id LIMIT ? OFFSET ?`, []any{limit, offset}, scanUser)
 	if err != nil {
-		return nil, fmt.Errorf("user: list users: %w", err)
-	}
-	defer rows.Close()
-	out := []*User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("user: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("user: list users: %w", err)
 	}
 	return out, nil

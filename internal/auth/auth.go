@@ -49,6 +49,23 @@ func (id Identity) IsAdmin() bool { return id.Role == RoleAdmin }
 // its owner or an admin.
 func (id Identity) Can(userID string) bool { return id.IsAdmin() || id.UserID == userID }
 
+// ListOwner applies the rule of every listing of records owned by users —
+// customers see their own, admins anyone's — and returns the user id the
+// listing is filtered by, "" for every user's. asked is the user whose
+// records the request asks for, "" for none (a listing narrowed otherwise,
+// e.g. to one order, asks for none). An admin gets asked; a customer gets
+// its own id, or EFORBIDDEN if it asked for another user's (?userId=; what
+// names the records in the message, e.g. "orders").
+func (id Identity) ListOwner(asked, what string) (string, error) {
+	if id.IsAdmin() {
+		return asked, nil
+	}
+	if asked != "" && asked != id.UserID {
+		return "", eventmart.Errorf(eventmart.EFORBIDDEN, "userId: customers may list only their own %s", what)
+	}
+	return id.UserID, nil
+}
+
 // Tokens issues and verifies tokens.
 type Tokens struct {
 	secret []byte

@@ -252,22 +252,29 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 // (default 0) of r; a bad value is an EINVALID error naming it.
 func Page(r *http.Request) (limit, offset int, err error) {
 	q := r.URL.Query()
-	if limit, err = intParam(q.Get("limit"), 50, 1, 500); err != nil {
-		return 0, 0, eventmart.Errorf(eventmart.EINVALID, "limit: %v", err)
+	if limit, err = IntParam(q.Get("limit"), "limit", 50, 1, 500); err != nil {
+		return 0, 0, err
 	}
-	if offset, err = intParam(q.Get("offset"), 0, 0, 1<<31); err != nil {
-		return 0, 0, eventmart.Errorf(eventmart.EINVALID, "offset: %v", err)
+	if offset, err = IntParam(q.Get("offset"), "offset", 0, 0, MaxOffset); err != nil {
+		return 0, 0, err
 	}
 	return limit, offset, nil
 }
 
-func intParam(s string, def, min, max int) (int, error) {
+// MaxOffset is the largest ?offset= of a list.
+const MaxOffset = 1 << 31
+
+// IntParam reads the integer query parameter name, whose value is s: def
+// when s is empty, an EINVALID error naming it and the bounds when s is
+// not an integer from min to max. Page reads ?limit= and ?offset= with it;
+// an API with other bounds uses it directly.
+func IntParam(s, name string, def, min, max int) (int, error) {
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+		return 0, eventmart.Errorf(eventmart.EINVALID, "%s: must be an integer from %d to %d", name, min, max)
 	}
 	return n, nil
 }

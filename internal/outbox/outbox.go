@@ -57,15 +57,25 @@ func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
 // them to the outbox within tx.
 func Emit(ctx context.Context, tx *sqldb.Tx, source string, o event.Origin, payloads ...event.Payload) error {
 	for _, p := range payloads {
-		e, err := event.New(source, o, p)
-		if err != nil {
-			return fmt.Errorf("outbox: %w", err)
-		}
-		if err := Add(ctx, tx, e); err != nil {
+		if _, err := EmitOne(ctx, tx, source, o, p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// EmitOne is Emit of one payload that returns the event it added, for a
+// record that keeps the event's id or correlation id to continue its saga
+// later.
+func EmitOne(ctx context.Context, tx *sqldb.Tx, source string, o event.Origin, p event.Payload) (*event.Envelope, error) {
+	e, err := event.New(source, o, p)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	if err := Add(ctx, tx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // Relay publishes a database's outbox rows to the bus in id order, in

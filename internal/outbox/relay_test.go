@@ -45,20 +45,29 @@ func (p *recorder) count() int {
 	return len(p.msgs)
 }
 
+// outboxDB opens a SQLite database with the outbox table, closed when
+// the test ends.
+func outboxDB(t *testing.T) *sqldb.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "relay", "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, sqldb.Migration{Name: "outbox.sql", SQL: outbox.Migration}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestRunRelaysEveryRowOnceInOrder: rows committed while Run works through
 // several batches (the delete of one overlapping the next) are published
 // once each, in commit order per key, and deleted.
 func TestRunRelaysEveryRowOnceInOrder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	db, err := sqldb.Open(ctx, "relay", "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx, sqldb.Migration{Name: "outbox.sql", SQL: outbox.Migration}); err != nil {
-		t.Fatal(err)
-	}
+	db := outboxDB(t)
 	pub := &recorder{fails: 2, got: make(chan struct{}, 1)}
 	r := outbox.NewRelay(db, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan error)

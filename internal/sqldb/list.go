@@ -1,0 +1,73 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Scanner is a row to read columns from: *sql.Row or *sql.Rows. A
+// service's scan function takes it, so one function reads a record for a
+// QueryRow and for each row of a List.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// Querier runs reads with ? placeholders: *DB, or *Tx inside a write
+// transaction.
+type Querier interface {
+	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// List runs query with args on q and returns its rows in the query's
+// order, each read by scan; a list page is a query ending in
+// "LIMIT ? OFFSET ?" with limit and offset last among args (httpx.Page
+// reads them from a request). The slice is empty, never nil, when no row
+// matches, so a JSON list shows [] rather than null. An error of the
+// query, of scan or of reading the rows is returned as it is, for the
+// caller to wrap with what it was listing; the rows are closed in every
+// case.
+func List[T any](ctx context.Context, q Querier, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ScanOne reads a row of one column into a T: List's scan function for a
+// query of ids and the like.
+func ScanOne[T any](r Scanner) (T, error) {
+	var v T
+	err := r.Scan(&v)
+	return v, err
+}
+
+// Eq is an optional filter of a list query: column Col equals Value, or,
+// when Value is "", no filter.
+type Eq struct{ Col, Value string }
+
+// AndEq appends " AND <Col> = ?" to query, and Value to args, for each
+// filter that has a value, in order: the optional filters of a listing
+// (?userId=, ?status=, …) after a WHERE clause. Col is written into the
+// SQL as it is, so it must be a column name of the caller's, never input.
+func AndEq(query string, args []any, filters ...Eq) (string, []any) {
+	for _, f := range filters {
+		if f.Value != "" {
+			query += ` AND ` + f.Col + ` = ?`
+			args = append(args, f.Value)
+		}
+	}
+	return query, args
+}
