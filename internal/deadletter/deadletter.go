@@ -147,7 +147,7 @@ func (s *Store) Depths(ctx context.Context) (retrying, dead int64, err error) {
 
 const deadLetterColumns = `id, grp, topic, part, msg_offset, msg_key, value, headers, event_id, event_type, error, permanent, attempts, first_failed_at, dead_at, status, updated_at`
 
-func scanDeadLetter(r interface{ Scan(...any) error }) (*DeadLetter, error) {
+func scanDeadLetter(r sqldb.Scanner) (*DeadLetter, error) {
 	var d DeadLetter
 	var key, value []byte
 	var hdr string
@@ -170,21 +170,12 @@ func scanDeadLetter(r interface{ Scan(...any) error }) (*DeadLetter, error) {
 // List lists the group's dead letters with status ("" for any),
 // oldest first.
 func (s *Store) List(ctx context.Context, status string, limit, offset int) ([]*DeadLetter, error) {
-	rows, err := s.DB.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE grp = ? AND (? = '' OR status = ?) ORDER BY id LIMIT ? OFFSET ?`,
-		s.Group, status, status, limit, offset)
+	out, err := sqldb.List(ctx, s.DB, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE grp = ? AND (? = '' OR status = ?) ORDER BY id LIMIT ? OFFSET ?`,
+		[]any{s.Group, status, status, limit, offset}, scanDeadLetter)
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: dead letters: %w", err)
 	}
-	defer rows.Close()
-	out := []*DeadLetter{}
-	for rows.Next() {
-		d, err := scanDeadLetter(rows)
-		if err != nil {
-			return nil, fmt.Errorf("deadletter: dead letters: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Get returns one dead letter; ENOTFOUND if there is none.
@@ -216,20 +207,10 @@ func (s *Store) Redrive(ctx context.Context, ids []int64) (int, error) {
 			q += ` AND id = ?`
 			args = append(args, ids[0])
 		}
-		rows, err := tx.Query(ctx, q, args...)
+		letters, err := sqldb.List(ctx, tx, q, args, scanDeadLetter)
 		if err != nil {
 			return err
 		}
-		var letters []*DeadLetter
-		for rows.Next() {
-			d, err := scanDeadLetter(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			letters = append(letters, d)
-		}
-		rows.Close()
 		if ids != nil && len(letters) == 0 {
 			if _, err := s.Get(ctx, ids[0]); err != nil {
 				return err
