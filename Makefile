@@ -56,9 +56,9 @@ check: schema-check
 # check is skipped, except under CI where it fails.
 check-rules:
 	@if command -v promtool >/dev/null; then \
-		promtool check rules deploy/prometheus/alerts.yml && \
+		promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/kafka_alerts.yml && \
 		promtool check config deploy/prometheus/prometheus.yml && \
-		promtool test rules deploy/prometheus/alerts_test.yml; \
+		promtool test rules deploy/prometheus/alerts_test.yml deploy/prometheus/kafka_alerts_test.yml; \
 	elif [ -n "$$CI" ]; then \
 		echo "check-rules: promtool not found (apt-get install prometheus); required under CI" >&2; exit 1; \
 	else \
