@@ -28,13 +28,17 @@ import (
 //   - starting it again resolves them.
 //
 // It runs with EVENTMART_MONITORING=cluster (make test-monitoring, part of
-// make test); it needs what the chaos test needs, plus /usr/bin/prometheus.
+// make test); it needs what the chaos test needs, plus Debian's prometheus
+// package (skipped without it, except under CI where it fails).
 func TestBrokerAlertFiresAndResolves(t *testing.T) {
 	if os.Getenv("EVENTMART_MONITORING") != "cluster" {
 		t.Skip("set EVENTMART_MONITORING=cluster (make test-monitoring) to run Prometheus against a cluster")
 	}
 	if _, err := exec.LookPath("prometheus"); err != nil {
-		t.Fatal("prometheus not found: apt-get install prometheus")
+		if os.Getenv("CI") != "" {
+			t.Fatal("prometheus not found: apt-get install prometheus (required under CI)")
+		}
+		t.Skip("prometheus not found: apt-get install prometheus")
 	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
