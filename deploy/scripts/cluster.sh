@@ -17,7 +17,8 @@
 #             Prometheus (skipped with a note when /usr/bin/prometheus is missing)
 #   stop      stop it all (Prometheus, services, then the brokers, then PostgreSQL)
 #   status    what runs; exit 3 when something is down
-#   env       the variables to talk to it (EVENTMART_BUS, EVENTMART_DB, gateway URL, admin)
+#   env       the variables to talk to it (EVENTMART_BUS, EVENTMART_DB, gateway URL, admin,
+#             Prometheus URL)
 #   broker, instance, postgres: one part, for fault injection (test/chaos); kill is SIGKILL
 #
 # Environment (defaults):
@@ -203,8 +204,8 @@ export EVENTMART_DATA=$DIR/data
 export EVENTMART_CARRIER_DISPATCH_AFTER=\${EVENTMART_CARRIER_DISPATCH_AFTER:-2s}
 export EVENTMART_CARRIER_DELIVER_AFTER=\${EVENTMART_CARRIER_DELIVER_AFTER:-4s}
 export EVENTMART_GATEWAY=http://$GATEWAY
-export EVENTMART_PROMETHEUS=http://$PROMETHEUS
 EOF
+	[[ $PROMETHEUS == off ]] || echo "export EVENTMART_PROMETHEUS=http://$PROMETHEUS" >>"$DIR/cluster.env"
 }
 
 proc_pid() { # NAME
