@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go test-browser check check-rules schema-check fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short clean
+.PHONY: all build run test test-go test-browser check check-rules schema-check fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short test-monitoring clean
 
 all: build
 
@@ -22,6 +22,7 @@ run: build
 test:
 	deploy/scripts/clean-tree.sh deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
 	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory chaos-short
+	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory test-monitoring
 
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a
@@ -57,9 +58,9 @@ check: schema-check
 # check is skipped, except under CI where it fails.
 check-rules:
 	@if command -v promtool >/dev/null; then \
-		promtool check rules deploy/prometheus/alerts.yml && \
+		promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/kafka_alerts.yml && \
 		promtool check config deploy/prometheus/prometheus.yml && \
-		promtool test rules deploy/prometheus/alerts_test.yml; \
+		promtool test rules deploy/prometheus/alerts_test.yml deploy/prometheus/kafka_alerts_test.yml; \
 	elif [ -n "$$CI" ]; then \
 		echo "check-rules: promtool not found (apt-get install prometheus); required under CI" >&2; exit 1; \
 	else \
@@ -117,6 +118,13 @@ chaos:
 
 chaos-short:
 	EVENTMART_CHAOS=short $(GO) test -count=1 -v -timeout 20m -run '^TestChaos$$' ./test/chaos/
+
+# Debian's Prometheus with deploy/prometheus's configuration against a
+# cluster of its own (free ports): the dashboards' metrics are scraped, and
+# stopping a broker fires the under-replicated alert, which resolves once
+# the broker is back (test/monitoring; about three minutes).
+test-monitoring:
+	EVENTMART_MONITORING=cluster $(GO) test -count=1 -v -timeout 15m -run '^TestBrokerAlertFiresAndResolves$$' ./test/monitoring/
 
 clean:
 	rm -rf bin

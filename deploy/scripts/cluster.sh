@@ -2,7 +2,10 @@
 # Eventmart scaled out on one machine: a 3-node Apache Kafka cluster (KRaft, each node a
 # combined broker+controller, one static voters list), PostgreSQL (one database per
 # service), every service as its own `eventmart serve` processes — $CLUSTER_INSTANCES of
-# each, members of the service's consumer group — and the gateway in front.
+# each, members of the service's consumer group — the gateway in front, and Prometheus
+# (Debian's package, when installed) scraping all of them with deploy/prometheus's
+# configuration and alert rules. Each broker serves its metrics through the JMX exporter
+# agent (deploy/kafka/jmx-exporter.yml).
 #
 # Usage: deploy/scripts/cluster.sh start|stop|status|env
 #        deploy/scripts/cluster.sh broker start|stop|kill N           (N = 1..3)
@@ -10,14 +13,19 @@
 #        deploy/scripts/cluster.sh postgres restart
 #
 #   start     start whatever is not running: brokers, PostgreSQL, topics (replication
-#             factor 3, min.insync.replicas 2), the services' instances, the gateway
-#   stop      stop it all (services first, then the brokers, then PostgreSQL)
+#             factor 3, min.insync.replicas 2), the services' instances, the gateway,
+#             Prometheus (skipped with a note when /usr/bin/prometheus is missing)
+#   stop      stop it all (Prometheus, services, then the brokers, then PostgreSQL)
 #   status    what runs; exit 3 when something is down
-#   env       the variables to talk to it (EVENTMART_BUS, EVENTMART_DB, gateway URL, admin)
+#   env       the variables to talk to it (EVENTMART_BUS, EVENTMART_DB, gateway URL, admin,
+#             Prometheus URL)
 #   broker, instance, postgres: one part, for fault injection (test/chaos); kill is SIGKILL
 #
 # Environment (defaults):
 #   CLUSTER_BROKER_PORTS="59092 59093 59094"  CLUSTER_CONTROLLER_PORTS="59192 59193 59194"
+#   CLUSTER_METRICS_PORTS="59292 59293 59294" (the brokers' /metrics)
+#   CLUSTER_PROMETHEUS=127.0.0.1:59090 ("off": none)  CLUSTER_SCRAPE_INTERVAL (default:
+#   prometheus.yml's; the scrape and rule evaluation interval of the cluster's copy)
 #   PG_PORT=55432  CLUSTER_INSTANCES=2  CLUSTER_SERVICE_PORT=58101 (instance I of the k-th
 #   service listens on CLUSTER_SERVICE_PORT + 10*(I-1) + k)  CLUSTER_GATEWAY=127.0.0.1:58080
 #   CLUSTER_KAFKA_HEAP="-Xms256m -Xmx384m"
@@ -32,7 +40,11 @@ SCRIPTS=$EVENTMART_REPO/deploy/scripts
 
 read -r -a BROKER_PORTS <<<"${CLUSTER_BROKER_PORTS:-59092 59093 59094}"
 read -r -a CONTROLLER_PORTS <<<"${CLUSTER_CONTROLLER_PORTS:-59192 59193 59194}"
-((${#BROKER_PORTS[@]} == 3 && ${#CONTROLLER_PORTS[@]} == 3)) || die "CLUSTER_BROKER_PORTS and CLUSTER_CONTROLLER_PORTS need three ports each"
+read -r -a METRICS_PORTS <<<"${CLUSTER_METRICS_PORTS:-59292 59293 59294}"
+((${#BROKER_PORTS[@]} == 3 && ${#CONTROLLER_PORTS[@]} == 3 && ${#METRICS_PORTS[@]} == 3)) ||
+	die "CLUSTER_BROKER_PORTS, CLUSTER_CONTROLLER_PORTS and CLUSTER_METRICS_PORTS need three ports each"
+PROMETHEUS=${CLUSTER_PROMETHEUS:-127.0.0.1:59090}
+SCRAPE_INTERVAL=${CLUSTER_SCRAPE_INTERVAL:-}
 export PG_PORT=${PG_PORT:-55432}
 INSTANCES=${CLUSTER_INSTANCES:-2}
 SERVICE_PORT=${CLUSTER_SERVICE_PORT:-58101}
@@ -123,6 +135,8 @@ broker_start() {
 		-XX:ErrorFile="$d/logs/hs_err_pid%p.log" -Djava.awt.headless=true
 		-Dlog4j2.configurationFile="$EVENTMART_REPO/deploy/kafka/log4j2.properties" -Dkafka.logs.dir="$d/logs"
 		-cp "$LIB/*")
+	local agent
+	agent=$("$SCRIPTS/kafka.sh" javaagent "${METRICS_PORTS[n - 1]}")
 	if [[ ! -f $d/data/meta.properties ]]; then
 		"${jvm[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$(cat "$DIR/cluster.id")" \
 			-c "$d/server.properties" >"$d/logs/format.out" 2>&1 || {
@@ -130,9 +144,10 @@ broker_start() {
 			die "formatting broker $n failed"
 		}
 	fi
-	(cd "$d" && exec setsid nohup "${jvm[@]}" kafka.Kafka "$d/server.properties" >>"$d/logs/kafka.out" 2>&1 </dev/null) &
+	# The metrics agent on the broker only (StorageTool above would bind its port).
+	(cd "$d" && exec setsid nohup "${jvm[@]}" "$agent" kafka.Kafka "$d/server.properties" >>"$d/logs/kafka.out" 2>&1 </dev/null) &
 	echo $! >"$d/kafka.pid"
-	log "broker $n starting on 127.0.0.1:${BROKER_PORTS[n - 1]} (pid $!)"
+	log "broker $n starting on 127.0.0.1:${BROKER_PORTS[n - 1]} (pid $!, metrics :${METRICS_PORTS[n - 1]})"
 }
 
 broker_stop() { # N SIGNAL
@@ -154,7 +169,7 @@ kafka_start() {
 	local n
 	for n in 1 2 3; do broker_start "$n"; done
 	"$WAITER" -brokers "$(brokers_csv)" -min-brokers 3 -timeout 120s -q || die "the Kafka cluster did not come up; see $DIR/kafka-*/logs"
-	log "Kafka cluster ready on $(brokers_csv)"
+	log "Kafka cluster ready on $(brokers_csv) (metrics on :$(IFS=,; echo "${METRICS_PORTS[*]}"))"
 }
 
 # ---- services ------------------------------------------------------------------------
@@ -190,6 +205,7 @@ export EVENTMART_CARRIER_DISPATCH_AFTER=\${EVENTMART_CARRIER_DISPATCH_AFTER:-2s}
 export EVENTMART_CARRIER_DELIVER_AFTER=\${EVENTMART_CARRIER_DELIVER_AFTER:-4s}
 export EVENTMART_GATEWAY=http://$GATEWAY
 EOF
+	[[ $PROMETHEUS == off ]] || echo "export EVENTMART_PROMETHEUS=http://$PROMETHEUS" >>"$DIR/cluster.env"
 }
 
 proc_pid() { # NAME
@@ -288,6 +304,79 @@ services_stop() {
 	done
 }
 
+# ---- Prometheus ----------------------------------------------------------------------
+
+PROM_DIR=$DIR/prometheus
+
+prometheus_pid() {
+	local pid
+	[[ -f $PROM_DIR/prometheus.pid ]] || return 1
+	pid=$(cat "$PROM_DIR/prometheus.pid")
+	pid_alive "$pid" && pid_cmdline_has "$pid" prometheus "$PROM_DIR/prometheus.yml" || return 1
+	echo "$pid"
+}
+
+# write_prometheus_config: the project's prometheus.yml and alert rules, copied as
+# they are, with this cluster's targets in the files they read (targets/*.yml).
+write_prometheus_config() {
+	local s i
+	mkdir -p "$PROM_DIR/targets" "$PROM_DIR/data"
+	cp "$EVENTMART_REPO"/deploy/prometheus/{prometheus.yml,alerts.yml,kafka_alerts.yml} "$PROM_DIR/"
+	if [[ -n $SCRAPE_INTERVAL ]]; then
+		sed -i -E "s/^(  (scrape|evaluation)_interval:).*/\1 $SCRAPE_INTERVAL/" "$PROM_DIR/prometheus.yml"
+	fi
+	{
+		echo "# Generated by deploy/scripts/cluster.sh."
+		for s in "${SERVICES[@]}"; do
+			for ((i = 1; i <= INSTANCES; i++)); do
+				printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {process: service, service: %s}\n' "$(port_of "$s" "$i")" "$s"
+			done
+		done
+		printf -- '- targets: ["%s"]\n  labels: {process: gateway}\n' "$GATEWAY"
+	} >"$PROM_DIR/targets/eventmart.yml"
+	{
+		echo "# Generated by deploy/scripts/cluster.sh."
+		for i in 1 2 3; do
+			printf -- '- targets: ["127.0.0.1:%s"]\n  labels: {broker: "%s"}\n' "${METRICS_PORTS[i - 1]}" "$i"
+		done
+	} >"$PROM_DIR/targets/kafka.yml"
+	echo "[] # no node_exporter on this machine" >"$PROM_DIR/targets/node.yml"
+}
+
+prometheus_start() {
+	[[ $PROMETHEUS != off ]] || return 0
+	prometheus_pid >/dev/null && return 0
+	if ! command -v prometheus >/dev/null; then
+		log "prometheus not found (apt-get install prometheus): the cluster runs without it"
+		return 0
+	fi
+	! port_in_use "${PROMETHEUS##*:}" || die "port $PROMETHEUS is in use (set CLUSTER_PROMETHEUS)"
+	write_prometheus_config
+	(
+		cd "$PROM_DIR" && exec setsid nohup prometheus --config.file="$PROM_DIR/prometheus.yml" \
+			--storage.tsdb.path="$PROM_DIR/data" --storage.tsdb.retention.time=7d \
+			--web.listen-address="$PROMETHEUS" --web.enable-lifecycle \
+			>>"$PROM_DIR/prometheus.log" 2>&1 </dev/null
+	) &
+	echo $! >"$PROM_DIR/prometheus.pid"
+	local t
+	for ((t = 0; t < 300; t++)); do
+		port_in_use "${PROMETHEUS##*:}" && { log "Prometheus on http://$PROMETHEUS"; return 0; }
+		pid_alive "$!" || break
+		sleep 0.1
+	done
+	tail -20 "$PROM_DIR/prometheus.log" >&2
+	die "Prometheus did not start; see $PROM_DIR/prometheus.log"
+}
+
+prometheus_stop() {
+	local pid
+	pid=$(prometheus_pid) || { rm -f "$PROM_DIR/prometheus.pid"; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_pid_exit "$pid" 30 || { kill -KILL "$pid" 2>/dev/null || true; wait_pid_exit "$pid" 10 || true; }
+	rm -f "$PROM_DIR/prometheus.pid"
+}
+
 # ---- commands ------------------------------------------------------------------------
 
 cmd_start() {
@@ -297,10 +386,12 @@ cmd_start() {
 	kafka_start
 	PG_MAX_CONNECTIONS=${PG_MAX_CONNECTIONS:-600} "$SCRIPTS/postgres.sh" start
 	services_start
+	prometheus_start
 	cmd_env
 }
 
 cmd_stop() {
+	prometheus_stop
 	services_stop
 	# All brokers at once: stopped one by one, the last would wait for a
 	# controller quorum that left with the others.
@@ -322,6 +413,9 @@ cmd_status() {
 		done
 	done
 	if pid=$(proc_pid gateway); then echo "gateway: running (pid $pid) on http://$GATEWAY"; else echo "gateway: down"; down=1; fi
+	if [[ $PROMETHEUS != off ]]; then
+		if pid=$(prometheus_pid); then echo "prometheus: running (pid $pid) on http://$PROMETHEUS"; else echo "prometheus: down"; down=1; fi
+	fi
 	((down == 0)) || return 3
 }
 

@@ -3,17 +3,22 @@
 # No Docker: the broker jars come from Maven Central via deploy/kafka/pom.xml.
 #
 # Usage: deploy/scripts/kafka.sh install|start [--fresh]|stop|restart [--fresh]|status|env|logs|version
+#        deploy/scripts/kafka.sh javaagent PORT
 #
-#   install   copy the broker jars into $EVENTMART_CACHE/kafka-<version>/lib (once)
+#   install   copy the broker jars into $EVENTMART_CACHE/kafka-<version>/lib and the
+#             Prometheus JMX exporter agent into .../agent (once)
 #   start     start on 127.0.0.1:$KAFKA_PORT in the background and wait until a real
-#             Kafka client (internal/devtools/kafkawait) gets metadata; --fresh wipes data
+#             Kafka client (internal/devtools/kafkawait) gets metadata; --fresh wipes data.
+#             Broker metrics for Prometheus: http://127.0.0.1:$KAFKA_METRICS_PORT/metrics
+#             (the JMX exporter agent with the rules in deploy/kafka/jmx-exporter.yml)
 #   stop      SIGTERM, wait $KAFKA_STOP_TIMEOUT s, then SIGKILL
 #   status    exit 0 when running, 3 when not
 #   env       print EVENTMART_TEST_KAFKA=127.0.0.1:<port>
 #   logs      tail the broker log
+#   javaagent print the JVM flag that serves a broker's metrics on 127.0.0.1:PORT (cluster.sh)
 #
 # Environment (defaults):
-#   KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093
+#   KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_METRICS_PORT=19094
 #   EVENTMART_RUN=<repo>/.run          data, logs, pid file in $EVENTMART_RUN/kafka-<port>
 #   EVENTMART_CACHE=~/.cache/eventmart jars in $EVENTMART_CACHE/kafka-<version>/lib
 #   KAFKA_START_TIMEOUT=90 KAFKA_STOP_TIMEOUT=30 (seconds)
@@ -26,6 +31,7 @@ EM_NAME=kafka
 
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_METRICS_PORT=${KAFKA_METRICS_PORT:-19094}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}
@@ -36,6 +42,13 @@ KAFKA_VERSION=$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$PO
 [[ -n $KAFKA_VERSION ]] || die "cannot read <kafka.version> from $POM"
 HOME_DIR=$EVENTMART_CACHE/kafka-$KAFKA_VERSION
 LIB=$HOME_DIR/lib
+# io.prometheus.jmx:jmx_prometheus_javaagent: 1.0.1 is the newest agent on Maven Central
+# (1.1.0 and later are published elsewhere). Cached apart from the broker jars, off
+# their classpath: it is loaded with -javaagent.
+JMX_EXPORTER_VERSION=1.0.1
+AGENT_DIR=$EVENTMART_CACHE/jmx-exporter-$JMX_EXPORTER_VERSION
+AGENT=$AGENT_DIR/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar
+JMX_RULES=$EVENTMART_REPO/deploy/kafka/jmx-exporter.yml
 
 DIR=$EVENTMART_RUN/kafka-$KAFKA_PORT
 DATA=$DIR/data
@@ -46,8 +59,10 @@ WAITER=$EVENTMART_RUN/bin/kafkawait
 
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
-[[ $KAFKA_PORT =~ ^[0-9]+$ && $KAFKA_CONTROLLER_PORT =~ ^[0-9]+$ ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must be numbers"
-[[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
+[[ $KAFKA_PORT =~ ^[0-9]+$ && $KAFKA_CONTROLLER_PORT =~ ^[0-9]+$ && $KAFKA_METRICS_PORT =~ ^[0-9]+$ ]] ||
+	die "KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_METRICS_PORT must be numbers"
+[[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" && $KAFKA_METRICS_PORT != "$KAFKA_PORT" && $KAFKA_METRICS_PORT != "$KAFKA_CONTROLLER_PORT" ]] ||
+	die "KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_METRICS_PORT must differ"
 
 pom_sum() { sha256sum "$POM" | cut -d' ' -f1; }
 
@@ -55,8 +70,14 @@ installed() {
 	[[ -f $HOME_DIR/.installed && $(cat "$HOME_DIR/.installed") == "$(pom_sum)" && -f $LIB/kafka_2.13-$KAFKA_VERSION.jar ]]
 }
 
+# javaagent PORT: the JVM flag that makes a broker serve its metrics (JMX MBeans
+# mapped by the rules file, and the JVM's) at http://127.0.0.1:PORT/metrics.
+javaagent() {
+	echo "-javaagent:$AGENT=127.0.0.1:$1:$JMX_RULES"
+}
+
 cmd_install() {
-	installed && return 0
+	installed && [[ -f $AGENT ]] && return 0
 	command -v mvn >/dev/null || die "mvn not found (Maven 3.8+ and Java 17+ are required)"
 	mkdir -p "$EVENTMART_CACHE"
 	# Serialise concurrent installs (parallel CI jobs, with-servers.sh).
@@ -80,6 +101,21 @@ cmd_install() {
 		pom_sum >"$tmp/.installed"
 		rm -rf "$HOME_DIR"
 		mv "$tmp" "$HOME_DIR"
+	fi
+	if [[ ! -f $AGENT ]]; then
+		log "installing the Prometheus JMX exporter agent $JMX_EXPORTER_VERSION from Maven Central into $AGENT_DIR"
+		local tmp
+		tmp=$(mktemp -d "$EVENTMART_CACHE/.jmx-exporter-install.XXXXXX")
+		if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy \
+			-Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" \
+			-DoutputDirectory="$tmp" >"$tmp/mvn.log" 2>&1 || [[ ! -f $tmp/${AGENT##*/} ]]; then
+			cat "$tmp/mvn.log" >&2
+			rm -rf "$tmp"
+			die "mvn dependency:copy of the JMX exporter agent $JMX_EXPORTER_VERSION failed"
+		fi
+		rm -f "$tmp/mvn.log"
+		rm -rf "$AGENT_DIR"
+		mv "$tmp" "$AGENT_DIR"
 	fi
 	exec 9>&-
 }
@@ -188,8 +224,8 @@ cmd_start() {
 	rm -f "$PIDFILE"
 
 	local p
-	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-		! port_in_use "$p" || die "port 127.0.0.1:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_METRICS_PORT"; do
+		! port_in_use "$p" || die "port 127.0.0.1:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_METRICS_PORT)"
 	done
 
 	if ((fresh)); then
@@ -225,10 +261,11 @@ cmd_start() {
 	local t0=$SECONDS log_off out_off
 	log_off=$(stat -c %s "$LOGS/server.log" 2>/dev/null || echo 0)
 	out_off=$(stat -c %s "$LOGS/kafka.out" 2>/dev/null || echo 0)
-	log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, dir $DIR)"
+	log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, metrics :$KAFKA_METRICS_PORT, dir $DIR)"
 	# setsid: own session, so a Ctrl-C in the terminal does not hit the broker directly;
-	# the subshell execs into java, so $! is the broker pid.
-	(cd "$DIR" && exec setsid nohup "${jvm[@]}" kafka.Kafka "$CONF" >>"$LOGS/kafka.out" 2>&1 </dev/null) &
+	# the subshell execs into java, so $! is the broker pid. The agent only on the
+	# broker, not on StorageTool above (it would bind the metrics port).
+	(cd "$DIR" && exec setsid nohup "${jvm[@]}" "$(javaagent "$KAFKA_METRICS_PORT")" kafka.Kafka "$CONF" >>"$LOGS/kafka.out" 2>&1 </dev/null) &
 	pid=$!
 	echo "$pid" >"$PIDFILE"
 
@@ -260,7 +297,7 @@ cmd_stop() {
 cmd_status() {
 	local pid
 	if pid=$(running_pid); then
-		echo "kafka: running (pid $pid) on 127.0.0.1:$KAFKA_PORT, dir $DIR"
+		echo "kafka: running (pid $pid) on 127.0.0.1:$KAFKA_PORT, metrics http://127.0.0.1:$KAFKA_METRICS_PORT/metrics, dir $DIR"
 	else
 		echo "kafka: not running (127.0.0.1:$KAFKA_PORT)"
 		return 3
@@ -276,6 +313,10 @@ status) cmd_status ;;
 env) echo "EVENTMART_TEST_KAFKA=127.0.0.1:$KAFKA_PORT" ;;
 logs) tail -n 100 -F "$LOGS/server.log" ;;
 version) echo "$KAFKA_VERSION" ;;
+javaagent)
+	[[ ${2:-} =~ ^[0-9]+$ ]] || die "javaagent PORT"
+	javaagent "$2"
+	;;
 *)
 	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
 	exit 2

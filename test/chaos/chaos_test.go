@@ -199,11 +199,13 @@ func (c *cluster) sh(args ...string) (string, error) {
 // ports lie below Linux's ephemeral range (32768–60999), so that no
 // outgoing connection takes one while an instance is down.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := freeRange(t, 28) // 20 for service instances, 3 brokers, 3 controllers, PostgreSQL, the gateway
+	p := freeRange(t, 31) // 20 for service instances, 3 brokers, 3 controllers, PostgreSQL, the gateway, 3 broker metrics
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
 		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+20, p+21, p+22),
 		fmt.Sprintf("CLUSTER_CONTROLLER_PORTS=%d %d %d", p+23, p+24, p+25),
+		fmt.Sprintf("CLUSTER_METRICS_PORTS=%d %d %d", p+28, p+29, p+30),
+		"CLUSTER_PROMETHEUS=off", // test/monitoring runs Prometheus against a cluster
 		fmt.Sprintf("PG_PORT=%d", p+26),
 		fmt.Sprintf("CLUSTER_GATEWAY=127.0.0.1:%d", p+27),
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
