@@ -3,10 +3,12 @@
 # measured in one sitting (runs interleaved, so the machine's noise falls
 # on all of them alike):
 #
-#   deploy/scripts/bench-saga.sh [--runs 3] [--orders 2000] [--concurrency 64] BIN [BIN...]
+#   deploy/scripts/bench-saga.sh [--runs 3] [--orders 2000] [--concurrency 64] [--load LOADBIN] BIN [BIN...]
 #
 # Each run starts `BIN run` on a fresh data directory and a free port,
-# drives it with `BIN load --rate 0 --cpu-pids <its pid>` (orders followed to
+# drives it with `LOADBIN load --rate 0 --cpu-pids <its pid>` (LOADBIN: the
+# last BIN unless given, so older builds are driven by the same load
+# generator; orders followed to
 # their final status), and records throughput and the CPU the Eventmart
 # process spent per order, from the first order until it was quiet after
 # the last (seeding excluded), read from /proc. Prints every run, then the
@@ -17,20 +19,22 @@ EM_NAME=bench-saga
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-runs=3 orders=2000 concurrency=64
+runs=3 orders=2000 concurrency=64 loadbin=
 bins=()
 while (($#)); do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--orders) orders=$2; shift 2 ;;
 	--concurrency) concurrency=$2; shift 2 ;;
+	--load) loadbin=$(realpath "$2"); shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) die "unknown flag $1" ;;
 	*) bins+=("$(realpath "$1")"); shift ;;
 	esac
 done
 ((${#bins[@]})) || die "name at least one eventmart binary (make build gives bin/eventmart)"
-for b in "${bins[@]}"; do [[ -x $b ]] || die "$b is not an executable"; done
+[[ -n $loadbin ]] || loadbin=${bins[-1]}
+for b in "${bins[@]}" "$loadbin"; do [[ -x $b ]] || die "$b is not an executable"; done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-saga.XXXXXX")
 server=
@@ -63,7 +67,7 @@ one() {
 		pid_alive "$server" || { tail -20 "$dir/run.log" >&2; die "$bin run exited"; }
 		sleep 0.1
 	done
-	out=$("$bin" load --target "http://127.0.0.1:$port" --orders "$orders" --rate 0 \
+	out=$("$loadbin" load --target "http://127.0.0.1:$port" --orders "$orders" --rate 0 \
 		--concurrency "$concurrency" --cpu-pids "$server" 2>"$dir/load.err") ||
 		{ cat "$dir/load.err" >&2; die "load failed against $bin"; }
 	kill "$server"
