@@ -266,6 +266,9 @@ func TestHelmTemplate(t *testing.T) {
 			c.Ports[0].ContainerPort != 8080 || env(c, "EVENTMART_ADDR") == nil || env(c, "EVENTMART_ADDR").Value != "0.0.0.0:8080" {
 			t.Errorf("%s: probes on port %v, ports %+v, EVENTMART_ADDR %+v: want the port 8080 the process listens on", name, c.ReadinessProbe.HTTPGet.Port, c.Ports, env(c, "EVENTMART_ADDR"))
 		}
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds <= 0 {
+			t.Errorf("%s: no preStop sleep: requests routed to a stopping pod would be refused", name)
+		}
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("%s: resources %+v without cpu and memory requests and a memory limit", name, c.Resources)
 		}
@@ -464,19 +467,25 @@ func TestHelmExistingSecret(t *testing.T) {
 	}
 }
 
-// The chart refuses values that would deploy something broken.
+// The chart refuses values that would deploy something broken, saying why.
 func TestHelmRefuses(t *testing.T) {
-	for name, flags := range map[string][]string{
-		"no JWT secret":           {"--set", "secrets.jwtSecret="},
-		"short JWT secret":        {"--set", "secrets.jwtSecret=short"},
-		"no database":             {"--set", "secrets.databaseURL="},
-		"session above half saga": {"--set", "sessionTimeoutSeconds=20", "--set", "sagaTimeoutSeconds=30"},
-		"database of no service":  {"--set", "secrets.databaseURLs.shop=postgres://x"},
-		"no Kafka":                {"--set", "kafka.bootstrap="},
-		"no admin password":       {"--set", "secrets.adminPassword="},
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--set", "secrets.jwtSecret="}, "secrets.jwtSecret"},
+		{[]string{"--set", "secrets.jwtSecret=short"}, "at least 32 bytes"},
+		{[]string{"--set", "secrets.databaseURL="}, "secrets.databaseURL"},
+		{[]string{"--set", "secrets.adminPassword="}, "secrets.adminPassword"},
+		{[]string{"--set", "secrets.databaseURLs.shop=postgres://x"}, "shop is not a service"},
+		{[]string{"--set", "sessionTimeoutSeconds=20", "--set", "sagaTimeoutSeconds=30"}, "at most half of sagaTimeoutSeconds"},
+		{[]string{"--set", "kafka.bootstrap="}, "kafka.bootstrap"},
 	} {
-		if out, err := render(t, flags...); err == nil {
-			t.Errorf("%s: rendered (%d bytes)", name, len(out))
+		out, err := render(t, tc.flags...)
+		if err == nil {
+			t.Errorf("%v: rendered (%d bytes)", tc.flags, len(out))
+		} else if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error about %q", tc.flags, err, tc.want)
 		}
 	}
 }
@@ -502,5 +511,19 @@ func TestHelmDefaults(t *testing.T) {
 	}
 	if hpas != 0 {
 		t.Errorf("%d autoscalers by default; they need a metrics adapter", hpas)
+	}
+}
+
+// The kubelet's sleep action exists from Kubernetes 1.30; before, the chart
+// leaves the preStop hook out, and it refuses a cluster older than 1.25.
+func TestHelmKubeVersions(t *testing.T) {
+	r := renderChart(t, "--kube-version", "1.29.0")
+	for name, pod := range r.pods() {
+		if pod.Spec.Containers[0].Lifecycle != nil {
+			t.Errorf("%s: lifecycle %+v on Kubernetes 1.29", name, pod.Spec.Containers[0].Lifecycle)
+		}
+	}
+	if _, err := render(t, "--kube-version", "1.24.0"); err == nil {
+		t.Error("rendered for Kubernetes 1.24")
 	}
 }

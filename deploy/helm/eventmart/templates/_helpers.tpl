@@ -132,4 +132,12 @@ readinessProbe:
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 3
+{{- if semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version }}
+# Keep serving while the Services drop the pod from their endpoints
+# (serve stops accepting connections on SIGTERM); the image has no shell,
+# hence the kubelet's own sleep.
+lifecycle:
+  preStop:
+    sleep: {seconds: 5}
+{{- end }}
 {{- end -}}
