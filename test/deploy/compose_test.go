@@ -3,7 +3,9 @@
 // and validates with compose-go (the library `docker compose` uses), runs
 // each service in its own container of the image deploy/Dockerfile builds,
 // sets only environment variables Eventmart reads, mounts files that exist,
-// and Prometheus's targets there name its containers.
+// and Prometheus's targets there name its containers. helm_test.go checks
+// the Helm chart deploy/helm/eventmart the same way, with Helm and the
+// Kubernetes API types.
 package deploy_test
 
 import (
