@@ -82,6 +82,28 @@ func TestComposeLoads(t *testing.T) {
 			t.Errorf("%s: does not wait for PostgreSQL", name)
 		}
 	}
+	// Static group membership with a distinct id per container, and a
+	// session timeout well below the saga timeout's 30s default (issue 20).
+	ids := map[string]string{}
+	for _, name := range services {
+		env := p.Services[name].Environment
+		id := env["EVENTMART_INSTANCE_ID"]
+		if id == nil || *id == "" {
+			t.Errorf("%s: no EVENTMART_INSTANCE_ID (dynamic membership waits out a dead member's session)", name)
+			continue
+		}
+		if other, dup := ids[*id]; dup {
+			t.Errorf("%s and %s share the instance id %s", name, other, *id)
+		}
+		ids[*id] = name
+		if st := env["EVENTMART_SESSION_TIMEOUT"]; st == nil || *st != "15s" {
+			t.Errorf("%s: EVENTMART_SESSION_TIMEOUT %v, want 15s", name, st)
+		}
+	}
+	// The user service ensures the admin account: it needs the credentials.
+	if pw := p.Services["user"].Environment["EVENTMART_ADMIN_PASSWORD"]; pw == nil || *pw != "admin-secret" {
+		t.Errorf("user: EVENTMART_ADMIN_PASSWORD %v, want the admin secret", pw)
+	}
 	if got := []string(p.Services["topics"].Command); !slices.Equal(got, []string{"topics", "apply"}) {
 		t.Errorf("topics: command %v", got)
 	}
