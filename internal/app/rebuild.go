@@ -56,6 +56,11 @@ func (a *App) rebuild(ctx context.Context, svc string, progress func(ReplayProgr
 
 func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection, progress func(ReplayProgress)) (RebuildResult, error) {
 	res := RebuildResult{Projection: p.Name, Table: p.Table}
+	if p.Rebuild != nil { // from the service's event store
+		var err error
+		res.Applied, err = p.Rebuild(ctx, db)
+		return res, err
+	}
 	// A name of its own per rebuild: PostgreSQL names the primary key's
 	// index after the table, and keeps that name through the rename.
 	fresh := fmt.Sprintf("%s_rebuild_%d", p.Table, time.Now().UnixMilli())
