@@ -5,10 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
+
+// RetriedConflicts returns how many tries of Retry and RetryInTx in this
+// process ended in a version conflict (a measure of contention).
+func RetriedConflicts() int64 { return retried.Load() }
+
+var retried atomic.Int64
 
 // RetryInTx runs fn within tx until it returns without a version conflict,
 // at most attempts times, and returns its last error. It is Retry for a
@@ -39,6 +46,7 @@ func RetryInTx(ctx context.Context, tx *sqldb.Tx, attempts int, fn func() error)
 		hooks := tx.CommitHooks()
 		err := fn()
 		if err != nil && errors.Is(err, ErrConflict) {
+			retried.Add(1)
 			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT eventstore_retry`); rerr != nil {
 				return fmt.Errorf("eventstore: rollback to savepoint: %w (after %w)", rerr, err)
 			}
