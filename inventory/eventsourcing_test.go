@@ -98,9 +98,9 @@ func TestStockHistory(t *testing.T) {
 	var hist struct{ History []inventory.Movement }
 	h.JSON("GET", "/api/v1/inventory/MUG/history", admin, nil, http.StatusOK, &hist)
 	type step struct {
-		typ                      string
-		order                    string
-		qty, delta               int64
+		typ                     string
+		order                   string
+		qty, delta              int64
 		onHand, reserved, level int64
 	}
 	want := []step{
