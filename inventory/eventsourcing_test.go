@@ -183,7 +183,7 @@ func TestRebuildStockFromTheStore(t *testing.T) {
 	}
 	var body struct{ Rebuilt []app.RebuildResult }
 	h.JSON("POST", "/api/v1/admin/rebuild/inventory", admin, nil, http.StatusOK, &body)
-	if len(body.Rebuilt) != 1 || body.Rebuilt[0].Table != "stock" || body.Rebuilt[0].Applied != 6 {
+	if len(body.Rebuilt) != 1 || body.Rebuilt[0].Table != "stock" || body.Rebuilt[0].Applied != 6 || !body.Rebuilt[0].FromStore {
 		t.Errorf("rebuilt %+v, want the stock table from 6 events", body.Rebuilt)
 	}
 	if got := stock(t, h, "MUG"); got != mug {

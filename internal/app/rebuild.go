@@ -29,6 +29,9 @@ type RebuildResult struct {
 	// that arrived during the rebuild, applied again after the swap.
 	Applied  int64 `json:"applied"`
 	CaughtUp int64 `json:"caughtUp"`
+	// FromStore: rebuilt from the service's event store (Applied counts
+	// the events read), not from topics.
+	FromStore bool `json:"fromStore,omitempty"`
 }
 
 // rebuild rebuilds every projection of service svc from scratch: a fresh
@@ -58,6 +61,7 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 	res := RebuildResult{Projection: p.Name, Table: p.Table}
 	if p.Rebuild != nil { // from the service's event store
 		var err error
+		res.FromStore = true
 		res.Applied, err = p.Rebuild(ctx, db)
 		return res, err
 	}
