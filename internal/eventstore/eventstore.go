@@ -13,6 +13,9 @@
 //     cause commit together or not at all.
 //   - ReadAll returns events in an order every reader sees the same and
 //     never passes an event that commits later (see ReadAll).
+//   - A command that conflicts re-reads and decides again: Retry runs it
+//     in a fresh transaction per try, RetryInTx behind a savepoint in a
+//     transaction the caller owns (an inbox handler's).
 package eventstore
 
 import (
