@@ -248,7 +248,7 @@ func TestImportOfRowsWithoutStreams(t *testing.T) {
 // streams.
 func TestMigrationOfAPreviousReleaseDataDirectory(t *testing.T) {
 	dir := t.TempDir()
-	copyFile(t, filepath.Join("testdata", "previous-release", "inventory.db"), filepath.Join(dir, "inventory.db"))
+	copyFile(t, filepath.Join("testdata", "previous-release", "inventory.sqlite"), filepath.Join(dir, "inventory.db"))
 	h := apptest.Start(t, []service.Def{inventory.Def()}, func(c *app.Config) { c.DataDir, c.DB = dir, "" })
 	admin := h.Token("admin-1", "admin")
 	const (
