@@ -13,6 +13,9 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
+// store reads the stock table — the projection of the stock streams,
+// written by stockstore.go — and keeps the reservations table, the outcome
+// of each order.
 type store struct{ db *sqldb.DB }
 
 const stockColumns = `product_id, on_hand, reserved, version, discontinued`
