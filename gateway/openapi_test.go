@@ -396,6 +396,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ProductUpdateInput": {catalog.ProductInput{}, false},
 		"Stock":              {inventory.Stock{}, true},
 		"StockInput":         {inventory.StockInput{}, false},
+		"StockMovement":      {inventory.Movement{}, true},
 		"Cart":               {cart.Cart{}, true},
 		"CartItem":           {event.CartItem{}, true},
 		"CartItemInput":      {cart.ItemInput{}, false},

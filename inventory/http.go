@@ -1,11 +1,14 @@
 package inventory
 
 import (
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -16,6 +19,7 @@ import (
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/inventory/{productId}", s.handleGet)
 	mux.HandleFunc("PUT /api/v1/inventory/{productId}", s.handleSet)
+	mux.HandleFunc("GET /api/v1/inventory/{productId}/history", s.handleHistory)
 }
 
 // handleGet answers a product's stock to anyone: availability is public in
@@ -52,28 +56,38 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "onHand must be between 0 and %d", MaxOnHand))
 		return
 	}
+	id := r.PathValue("productId")
 	var st *Stock
 	changed := false
-	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		var err error
-		if st, err = s.store.lockStock(ctx, tx, r.PathValue("productId")); err != nil {
+	// A conflicting append (a reservation committed meanwhile) decides
+	// again on the new stock, in a new transaction.
+	err := eventstore.Retry(ctx, s.d.DB, maxTries, func(tx *sqldb.Tx) error {
+		changed = false
+		cur, err := loadStock(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		if onHand < st.Reserved {
+		evs, err := decide(cur.State, StockCommand{Kind: SetOnHand, OnHand: onHand, Reason: "set"})
+		switch {
+		case errors.Is(err, ErrUnknownProduct):
+			return eventmart.Errorf(eventmart.ENOTFOUND, "unknown product %s", id)
+		case errors.Is(err, ErrBelowReserved):
 			return eventmart.Errorf(eventmart.ECONFLICT, "onHand %d is below the %d units of product %s reserved for open orders; set at least %d",
-				onHand, st.Reserved, st.ProductID, st.Reserved)
+				onHand, cur.State.Reserved, id, cur.State.Reserved)
+		case err != nil:
+			return err
 		}
-		if onHand == st.OnHand {
+		if len(evs) == 0 {
+			st = cur.view()
 			return nil
 		}
-		delta := onHand - st.OnHand
-		st.OnHand, st.Version = onHand, st.Version+1
-		if err := s.store.saveLevel(ctx, tx, st, s.d.Now()); err != nil {
+		origin := service.RequestOrigin(ctx)
+		if err := saveStock(ctx, tx, cur, metadata(origin), s.d.Now(), evs...); err != nil {
 			return err
 		}
-		changed = true
-		return outbox.Emit(ctx, tx, service.Source(Name), service.RequestOrigin(ctx),
-			&event.InventoryAdjusted{ProductID: st.ProductID, Delta: delta, Level: st.Level(), Reason: "set"})
+		st, changed = cur.view(), true
+		return outbox.Emit(ctx, tx, service.Source(Name), origin,
+			&event.InventoryAdjusted{ProductID: id, Delta: evs[0].Delta, Level: st.Level(), Reason: "set"})
 	})
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -83,4 +97,38 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 		s.d.Outbox.Notify()
 	}
 	httpx.JSON(w, http.StatusOK, st)
+}
+
+// handleHistory: GET /inventory/{productId}/history?from=&to=&limit=&offset=
+// (admins) → {"history": [Movement]}: the product's stock movements
+// recorded from from to to (RFC 3339, both optional and inclusive), oldest
+// first, each with the stock after it, its stream version and time.
+func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if _, err := auth.RequireAdmin(ctx); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	limit, offset, err := httpx.Page(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var bounds [2]time.Time
+	for i, name := range []string{"from", "to"} {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			continue
+		}
+		if bounds[i], err = time.Parse(time.RFC3339Nano, v); err != nil {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "%s: must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name))
+			return
+		}
+	}
+	h, err := history(ctx, s.d.DB, r.PathValue("productId"), bounds[0], bounds[1], limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"history": h})
 }

@@ -1,7 +1,12 @@
 // Package inventory is the inventory service: the stock of every product
 // and the reservations orders hold on it.
 //
-// It owns the stock and reservations tables. Products become known from
+// Each product's stock is event-sourced: a stream "stock-<productId>" of
+// domain events (stock.go decides and applies them, purely; stockstore.go
+// loads, saves and projects them), whose fold the stock table mirrors in
+// the same transaction (see docs/event-sourcing.md). It owns the stock
+// and reservations tables (the latter the outcome per order, which makes
+// each order event count once). Products become known from
 // ProductCreated (with no stock) and stop taking reservations on
 // ProductDiscontinued. Admins set the stock on hand (InventoryAdjusted).
 // For every OrderCreated it reserves all lines or none
@@ -14,6 +19,7 @@ package inventory
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 
 	"github.com/eventmart/eventmart/event"
@@ -30,7 +36,18 @@ const Name = "inventory"
 // Def describes the inventory service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
+	return service.Def{Name: Name, Migrations: sub, EventStore: true, New: func(d service.Deps) (service.Service, error) {
+		// A database of the release before streams: its rows become the
+		// first events of their streams, before any handler or request runs.
+		n, err := importRows(context.Background(), d.DB, d.Now())
+		if err != nil {
+			return nil, fmt.Errorf("inventory: import the stock rows into streams: %w", err)
+		}
+		if n > 0 {
+			d.Log.Info("stock rows imported into streams", "products", n)
+		}
+		return New(d), nil
+	}}
 }
 
 // MaxOnHand bounds the stock on hand an admin may set.
@@ -75,6 +92,13 @@ type Service struct {
 // New returns the inventory service.
 func New(d service.Deps) *Service {
 	return &Service{d: d, store: &store{db: d.DB}}
+}
+
+// Projections: the stock table is a projection of the stock streams,
+// updated inline; it is rebuilt from the event store (eventmart replay
+// inventory --rebuild), not from topics.
+func (s *Service) Projections() []service.Projection {
+	return []service.Projection{{Name: "stock", Table: "stock", Rebuild: rebuildStock}}
 }
 
 // Run has no background work.

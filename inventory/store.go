@@ -13,6 +13,9 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
+// store reads the stock table — the projection of the stock streams,
+// written by stockstore.go — and keeps the reservations table, the outcome
+// of each order.
 type store struct{ db *sqldb.DB }
 
 const stockColumns = `product_id, on_hand, reserved, version, discontinued`
@@ -39,46 +42,6 @@ func scanStock(r *sql.Row, id string) (*Stock, error) {
 // stock reads a product's stock; ENOTFOUND "unknown product" if absent.
 func (s *store) stock(ctx context.Context, q queryRower, id string) (*Stock, error) {
 	return scanStock(q.QueryRow(ctx, `SELECT `+stockColumns+` FROM stock WHERE product_id = ?`, id), id)
-}
-
-// lockStock reads a product's stock for update within tx.
-func (s *store) lockStock(ctx context.Context, tx *sqldb.Tx, id string) (*Stock, error) {
-	return scanStock(tx.QueryRow(ctx, `SELECT `+stockColumns+` FROM stock WHERE product_id = ?`+tx.ForUpdate(), id), id)
-}
-
-// createStock makes a product known with no stock; an existing row is kept.
-func (s *store) createStock(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO stock (product_id, updated_at) VALUES (?, ?) ON CONFLICT (product_id) DO NOTHING`, id, now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("inventory: create stock of %s: %w", id, err)
-	}
-	return nil
-}
-
-// discontinue marks a product discontinued, creating its row if it is not
-// known yet.
-func (s *store) discontinue(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO stock (product_id, discontinued, updated_at) VALUES (?, 1, ?)
-		ON CONFLICT (product_id) DO UPDATE SET discontinued = 1, updated_at = excluded.updated_at`, id, now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("inventory: discontinue %s: %w", id, err)
-	}
-	return nil
-}
-
-// saveLevel stores st's on hand, reserved and version.
-func (s *store) saveLevel(ctx context.Context, tx *sqldb.Tx, st *Stock, now time.Time) error {
-	if st.Reserved < 0 || st.OnHand < st.Reserved {
-		// The handlers never get here; refusing keeps a bug from breaking the invariant.
-		return fmt.Errorf("inventory: stock of %s would be on hand %d, reserved %d", st.ProductID, st.OnHand, st.Reserved)
-	}
-	_, err := tx.Exec(ctx, `UPDATE stock SET on_hand = ?, reserved = ?, version = ?, updated_at = ? WHERE product_id = ?`,
-		st.OnHand, st.Reserved, st.Version, now.UnixMilli(), st.ProductID)
-	if err != nil {
-		return fmt.Errorf("inventory: update stock of %s: %w", st.ProductID, err)
-	}
-	st.Available = st.OnHand - st.Reserved
-	return nil
 }
 
 // reservation is what the service knows of one order.

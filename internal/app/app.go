@@ -25,6 +25,7 @@ import (
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/deadletter"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/lease"
@@ -149,7 +150,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.Close()
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
-		if err := db.Migrate(ctx, append(platformMigrations, migrations...)...); err != nil {
+		platform := platformMigrations
+		if def.EventStore {
+			platform = append(platform[:len(platform):len(platform)], sqldb.Migration{Name: "platform-0004_eventstore.sql", SQL: eventstore.Migration})
+		}
+		if err := db.Migrate(ctx, append(platform, migrations...)...); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}

@@ -29,6 +29,9 @@ type RebuildResult struct {
 	// that arrived during the rebuild, applied again after the swap.
 	Applied  int64 `json:"applied"`
 	CaughtUp int64 `json:"caughtUp"`
+	// FromStore: rebuilt from the service's event store (Applied counts
+	// the events read), not from topics.
+	FromStore bool `json:"fromStore,omitempty"`
 }
 
 // rebuild rebuilds every projection of service svc from scratch: a fresh
@@ -56,6 +59,12 @@ func (a *App) rebuild(ctx context.Context, svc string, progress func(ReplayProgr
 
 func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection, progress func(ReplayProgress)) (RebuildResult, error) {
 	res := RebuildResult{Projection: p.Name, Table: p.Table}
+	if p.Rebuild != nil { // from the service's event store
+		var err error
+		res.FromStore = true
+		res.Applied, err = p.Rebuild(ctx, db)
+		return res, err
+	}
 	// A name of its own per rebuild: PostgreSQL names the primary key's
 	// index after the table, and keeps that name through the rename.
 	fresh := fmt.Sprintf("%s_rebuild_%d", p.Table, time.Now().UnixMilli())

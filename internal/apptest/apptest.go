@@ -346,3 +346,32 @@ func postgresDB(t testing.TB, defs []service.Def) string {
 	})
 	return u.String()
 }
+
+// OnPostgres runs the services on fresh PostgreSQL databases, whatever
+// EVENTMART_TEST_SERVICES_DB says; the test is skipped without a server.
+func OnPostgres(t testing.TB, defs []service.Def) Option {
+	dsn := postgresDB(t, defs)
+	return func(c *app.Config) { c.DB = dsn }
+}
+
+// StartInstance starts another instance of the harness's services on the
+// same bus and databases (PostgreSQL: see OnPostgres), as a second process
+// of a deployment would be: its consumers join the same groups and share
+// the partitions. It is stopped at the end of the test, before the
+// harness.
+func (h *Harness) StartInstance() *app.App {
+	h.T.Helper()
+	if h.cfg.DB == "" {
+		h.T.Fatal("apptest: a second instance needs PostgreSQL databases (OnPostgres)")
+	}
+	a, err := app.Start(context.Background(), h.cfg)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	h.T.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			h.T.Errorf("second instance: %v", err)
+		}
+	})
+	return a
+}

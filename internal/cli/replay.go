@@ -104,6 +104,7 @@ func rebuildReadModel(ctx context.Context, env *Env, c *adminClient, svc string)
 		Rebuilt           []struct {
 			Projection, Table                    string
 			Read, FromArchive, Applied, CaughtUp int64
+			FromStore                            bool
 		}
 		Error *struct{ Code, Message string }
 	}
@@ -121,6 +122,10 @@ func rebuildReadModel(ctx context.Context, env *Env, c *adminClient, svc string)
 		}
 	}
 	for _, r := range line.Rebuilt {
+		if r.FromStore {
+			fmt.Fprintf(env.Stdout, "rebuilt %s of %s-service (table %s) from its event store: %d events applied\n", r.Projection, svc, r.Table, r.Applied)
+			continue
+		}
 		fmt.Fprintf(env.Stdout, "rebuilt %s of %s-service (table %s): %d events applied from %d records read (%d from the audit archive); %d that arrived meanwhile applied after the swap\n",
 			r.Projection, svc, r.Table, r.Applied, r.Read, r.FromArchive, r.CaughtUp)
 	}

@@ -109,6 +109,9 @@ func SaveSnapshot(ctx context.Context, tx *sqldb.Tx, stream string, version int6
 func Retry(ctx context.Context, db *sqldb.DB, attempts int, fn func(tx *sqldb.Tx) error) error {
 	for i := 1; ; i++ {
 		err := db.InTx(ctx, fn)
+		if err != nil && errors.Is(err, ErrConflict) {
+			retried.Add(1)
+		}
 		if err == nil || !errors.Is(err, ErrConflict) || i >= attempts {
 			return err
 		}

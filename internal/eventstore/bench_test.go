@@ -3,11 +3,21 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/internal/testenv"
 )
 
 // onSQLite runs a benchmark on a fresh, migrated SQLite database.
@@ -89,4 +99,105 @@ func BenchmarkLoad1000(b *testing.B) {
 			})
 		})
 	}
+}
+
+// A hot stream under 16 concurrent writers, each command reading the
+// stream's version and appending one event, retried on a conflict as the
+// services do: in a fresh transaction (Retry, HTTP requests) and in place
+// behind a savepoint (RetryInTx, inbox handlers). It reports the events
+// appended per second, the conflicts per appended event and the largest
+// number of tries one command needed. On SQLite writes are serial and no
+// append conflicts; on PostgreSQL (when EVENTMART_TEST_POSTGRES names a
+// server) they race.
+func BenchmarkHotStream16Writers(b *testing.B) {
+	for _, mode := range []string{"retry", "retryInTx"} {
+		b.Run(mode, func(b *testing.B) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
+				ctx := context.Background()
+				const writers = 16
+				var conflicts, maxTries atomic.Int64
+				command := func(tx *sqldb.Tx, tries *int64) error {
+					*tries++
+					v, err := eventstore.StreamVersion(ctx, tx, "hot")
+					if err != nil {
+						return err
+					}
+					_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
+					if errors.Is(err, eventstore.ErrConflict) {
+						conflicts.Add(1)
+					}
+					return err
+				}
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				errs := make(chan error, writers)
+				b.ResetTimer()
+				for w := 0; w < writers; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for next.Add(1) <= int64(b.N) {
+							var tries int64
+							var err error
+							if mode == "retry" {
+								err = eventstore.Retry(ctx, db, 10000, func(tx *sqldb.Tx) error { return command(tx, &tries) })
+							} else {
+								err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+									return eventstore.RetryInTx(ctx, tx, 10000, func() error { return command(tx, &tries) })
+								})
+							}
+							if err != nil {
+								errs <- err
+								return
+							}
+							for m := maxTries.Load(); tries > m && !maxTries.CompareAndSwap(m, tries); m = maxTries.Load() {
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				b.ReportMetric(float64(conflicts.Load())/float64(b.N), "conflicts/event")
+				b.ReportMetric(float64(maxTries.Load()), "max-tries")
+			})
+		})
+	}
+}
+
+// eachBenchDB runs fn on a fresh SQLite database and, when the test server
+// is named, a fresh PostgreSQL database.
+func eachBenchDB(b *testing.B, fn func(b *testing.B, db *sqldb.DB)) {
+	onSQLite(b, fn)
+	if os.Getenv("EVENTMART_TEST_POSTGRES") == "" {
+		return
+	}
+	b.Run("postgres", func(b *testing.B) {
+		base := testenv.Postgres(b)
+		u, err := url.Parse(base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prefix := "b" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
+		u.Path = "/" + prefix
+		db, err := sqldb.Open(context.Background(), "es", u.String(), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			db.Close()
+			if conn, err := pgx.Connect(context.Background(), base); err == nil {
+				conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{prefix + "_es"}.Sanitize()+" WITH (FORCE)")
+				conn.Close(context.Background())
+			}
+		}()
+		if err := db.Migrate(context.Background(), sqldb.Migration{Name: "eventstore.sql", SQL: eventstore.Migration}); err != nil {
+			b.Fatal(err)
+		}
+		fn(b, db)
+	})
 }

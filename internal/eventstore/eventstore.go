@@ -13,6 +13,9 @@
 //     cause commit together or not at all.
 //   - ReadAll returns events in an order every reader sees the same and
 //     never passes an event that commits later (see ReadAll).
+//   - A command that conflicts re-reads and decides again: Retry runs it
+//     in a fresh transaction per try, RetryInTx behind a savepoint in a
+//     transaction the caller owns (an inbox handler's).
 package eventstore
 
 import (
@@ -158,18 +161,16 @@ func Append(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected,
 	if len(events) == 0 || len(events) > MaxAppend {
 		return 0, fmt.Errorf("eventstore: append to %s: %d events, want 1 to %d", stream, len(events), MaxAppend)
 	}
-	var current int64
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM es_events WHERE stream_id = ?`, stream).Scan(&current); err != nil {
+	// The stream's version and whether the first event is stored in it,
+	// in one round trip (two index lookups).
+	var current, stored int64
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0),
+		(SELECT COUNT(*) FROM es_events WHERE event_id = ? AND stream_id = ?) FROM es_events WHERE stream_id = ?`,
+		events[0].ID, stream, stream).Scan(&current, &stored); err != nil {
 		return 0, fmt.Errorf("eventstore: append to %s: %w", stream, err)
 	}
-	if current > 0 {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM es_events WHERE stream_id = ? AND event_id = ?`, stream, events[0].ID).Scan(&n); err != nil {
-			return 0, fmt.Errorf("eventstore: append to %s: %w", stream, err)
-		}
-		if n > 0 {
-			return current, nil
-		}
+	if stored > 0 {
+		return current, nil
 	}
 	if !expected.holds(current) {
 		return 0, &ConflictError{Stream: stream, Expected: expected, Actual: current}
@@ -244,18 +245,59 @@ func StreamVersion(ctx context.Context, q Querier, stream string) (int64, error)
 	return v, nil
 }
 
+// ReadCategory calls fn with every event of the streams whose id starts
+// with prefix ("stock-": every product's stock), stream after stream in
+// id order, each in version order: what rebuilding a projection of one
+// kind of stream from the store reads. An error from fn stops it.
+func ReadCategory(ctx context.Context, q Querier, prefix string, fn func(Event) error) error {
+	if prefix == "" {
+		return errors.New("eventstore: read category: empty prefix")
+	}
+	// The ids in [prefix, prefix with its last byte incremented): a range
+	// of the (stream_id, version) index, unlike LIKE with its wildcards.
+	end := []byte(prefix)
+	end[len(end)-1]++
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM es_events WHERE stream_id >= ? AND stream_id < ? ORDER BY stream_id, version`,
+		prefix, string(end))
+	if err != nil {
+		return fmt.Errorf("eventstore: read category %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return fmt.Errorf("eventstore: read category %s: %w", prefix, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("eventstore: read category %s: %w", prefix, err)
+	}
+	return nil
+}
+
 func scanEvents(rows *sql.Rows) ([]Event, error) {
 	defer rows.Close()
 	var evs []Event
 	for rows.Next() {
-		var e Event
-		var data, md string
-		var at int64
-		if err := rows.Scan(&e.Position, &e.Stream, &e.Version, &e.ID, &e.Type, &e.SchemaVersion, &data, &md, &at, &e.txID); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Data, e.Metadata, e.Time = json.RawMessage(data), json.RawMessage(md), time.UnixMicro(at).UTC()
 		evs = append(evs, e)
 	}
 	return evs, rows.Err()
+}
+
+func scanEvent(rows *sql.Rows) (Event, error) {
+	var e Event
+	var data, md string
+	var at int64
+	if err := rows.Scan(&e.Position, &e.Stream, &e.Version, &e.ID, &e.Type, &e.SchemaVersion, &data, &md, &at, &e.txID); err != nil {
+		return e, err
+	}
+	e.Data, e.Metadata, e.Time = json.RawMessage(data), json.RawMessage(md), time.UnixMicro(at).UTC()
+	return e, nil
 }

@@ -47,6 +47,10 @@ type Deps struct {
 type Def struct {
 	Name       string // "catalog"; its database is catalog.db / eventmart_catalog
 	Migrations fs.FS  // *.sql applied in name order
+	// EventStore: the service keeps streams of domain events
+	// (internal/eventstore); the runtime creates the store's tables
+	// before the service's own migrations.
+	EventStore bool
 	New        func(Deps) (Service, error)
 }
 
@@ -113,6 +117,13 @@ type Projection struct {
 	// partitions (keep the newest version, say): around the swap some
 	// events are applied twice.
 	Apply func(ctx context.Context, tx *sqldb.Tx, table string, e *event.Envelope, p event.Payload) error
+	// Rebuild, when set, rebuilds the projection from the service's own
+	// event store instead (Topics, Create and Apply unused): a projection
+	// of domain event streams updated inline, in the transaction of every
+	// append, is rebuilt by folding the streams again — live, in one
+	// transaction that holds off the writers of the table meanwhile. It
+	// returns the number of events read.
+	Rebuild func(ctx context.Context, db *sqldb.DB) (int64, error)
 }
 
 // Projector is implemented by services that have projections.

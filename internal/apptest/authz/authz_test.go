@@ -203,6 +203,7 @@ func rules(f *fixture) []rule {
 		{"PATCH /api/v1/products/{id}", adminOnly(fixed(map[string]any{"name": "Widget renamed"}))},
 		{"GET /api/v1/inventory/{productId}", public(nil)},
 		{"PUT /api/v1/inventory/{productId}", adminOnly(fixed(map[string]any{"onHand": 500}))},
+		{"GET /api/v1/inventory/{productId}/history", adminOnly(nil)},
 
 		{"GET /api/v1/cart", func(*fixture) []call {
 			return []call{

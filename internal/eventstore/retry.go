@@ -1,0 +1,67 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// RetriedConflicts returns how many tries of Retry and RetryInTx in this
+// process ended in a version conflict (a measure of contention).
+func RetriedConflicts() int64 { return retried.Load() }
+
+var retried atomic.Int64
+
+// RetryInTx runs fn within tx until it returns without a version conflict,
+// at most attempts times, and returns its last error. It is Retry for a
+// command that must commit in a transaction the caller owns — an inbox
+// handler's, whose batch holds other records and the processed-event ids:
+// failing the handler would roll the whole batch back and count an
+// attempt towards parking and dead-lettering the event, for a conflict
+// that re-reading fixes at once.
+//
+// On PostgreSQL each try runs behind a savepoint, rolled back on a
+// conflict (a failed statement aborts the rest of a transaction otherwise),
+// together with the OnCommit hooks registered meanwhile; under READ
+// COMMITTED the next try reads what the winner committed: an append that
+// conflicts waits for the concurrent transaction first. Tries are spread
+// by a short random pause, as Retry's, or the losers of one round would
+// all race again for the next version at once.
+// On SQLite writes are serial (one write connection, see sqldb), so no
+// append can conflict with a concurrent one; fn runs once, without a
+// savepoint, and a conflict (an expectation not met) is returned.
+func RetryInTx(ctx context.Context, tx *sqldb.Tx, attempts int, fn func() error) error {
+	if tx.Dialect() != sqldb.Postgres {
+		return fn()
+	}
+	for i := 1; ; i++ {
+		if _, err := tx.Exec(ctx, `SAVEPOINT eventstore_retry`); err != nil {
+			return fmt.Errorf("eventstore: savepoint: %w", err)
+		}
+		hooks := tx.CommitHooks()
+		err := fn()
+		if err != nil && errors.Is(err, ErrConflict) {
+			retried.Add(1)
+			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT eventstore_retry`); rerr != nil {
+				return fmt.Errorf("eventstore: rollback to savepoint: %w (after %w)", rerr, err)
+			}
+			tx.DropCommitHooks(hooks)
+		}
+		if _, rerr := tx.Exec(ctx, `RELEASE SAVEPOINT eventstore_retry`); rerr != nil && err == nil {
+			return fmt.Errorf("eventstore: release savepoint: %w", rerr)
+		}
+		if err == nil || !errors.Is(err, ErrConflict) || i >= attempts {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(rand.Int64N(int64(i) * int64(2*time.Millisecond)))):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}

@@ -1,0 +1,330 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// stockStream is the stream of a product's stock.
+func stockStream(productID string) string { return stockPrefix + productID }
+
+const stockPrefix = "stock-"
+
+// stockEventVersion is the schema version of the stored StockEvent
+// payloads; an older one would be upcast in decodeStockEvent.
+const stockEventVersion = "v1"
+
+// snapshotEvery bounds a stock load to a snapshot and at most this many
+// events after it.
+const snapshotEvery = 100
+
+// maxTries bounds the tries of one command against conflicting appends.
+const maxTries = 100
+
+var stockAggregate = eventstore.Aggregate[StockState]{
+	SchemaVersion: stockSchemaVersion,
+	SnapshotEvery: snapshotEvery,
+	Apply: func(s StockState, e eventstore.Event) (StockState, error) {
+		se, err := decodeStockEvent(e)
+		if err != nil {
+			return s, err
+		}
+		return apply(s, se)
+	},
+}
+
+func decodeStockEvent(e eventstore.Event) (StockEvent, error) {
+	var se StockEvent
+	if e.SchemaVersion != stockEventVersion {
+		return se, fmt.Errorf("inventory: %s event of schema %s, want %s", e.Type, e.SchemaVersion, stockEventVersion)
+	}
+	if err := json.Unmarshal(e.Data, &se); err != nil {
+		return se, fmt.Errorf("inventory: %s event: %w", e.Type, err)
+	}
+	se.Type = e.Type
+	return se, nil
+}
+
+// stock is a product's stock as loaded from its stream.
+type stock struct {
+	ProductID string
+	State     StockState
+	Version   int64 // the stream's
+}
+
+// view is the stock as the API shows it.
+func (st *stock) view() *Stock {
+	s := st.State
+	return &Stock{ProductID: st.ProductID, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available(), Version: s.Level, Discontinued: s.Discontinued}
+}
+
+// loadStock loads a product's stock from its snapshot and stream.
+func loadStock(ctx context.Context, q eventstore.Querier, productID string) (*stock, error) {
+	s, v, err := stockAggregate.Load(ctx, q, stockStream(productID))
+	if err != nil {
+		return nil, fmt.Errorf("inventory: load stock of %s: %w", productID, err)
+	}
+	return &stock{ProductID: productID, State: s, Version: v}, nil
+}
+
+// saveStock appends events to st's stream, expecting it unchanged since
+// loaded (an eventstore.ErrConflict otherwise), and updates st and the
+// stock table (the projection) within tx. meta is the events' metadata.
+func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessage, at time.Time, events ...StockEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	recs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("inventory: encode %s: %w", e.Type, err)
+		}
+		recs[i] = eventstore.Event{ID: event.NewID(), Type: e.Type, SchemaVersion: stockEventVersion, Data: data, Metadata: meta, Time: at}
+	}
+	s, v, err := stockAggregate.Save(ctx, tx, stockStream(st.ProductID), st.State, st.Version, recs...)
+	if err != nil {
+		return fmt.Errorf("inventory: save stock of %s: %w", st.ProductID, err)
+	}
+	st.State, st.Version = s, v
+	return projectStock(ctx, tx, "stock", st.ProductID, s, at)
+}
+
+// projectStock writes a product's state to the stock table (or to the
+// table being rebuilt).
+func projectStock(ctx context.Context, tx *sqldb.Tx, table, productID string, s StockState, at time.Time) error {
+	if s.Reserved < 0 || s.OnHand < s.Reserved {
+		// decide never gets here; refusing keeps a bug from breaking the invariant.
+		return fmt.Errorf("inventory: stock of %s would be on hand %d, reserved %d", productID, s.OnHand, s.Reserved)
+	}
+	discontinued := 0
+	if s.Discontinued {
+		discontinued = 1
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (product_id, on_hand, reserved, version, discontinued, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+			discontinued = excluded.discontinued, updated_at = excluded.updated_at`,
+		productID, s.OnHand, s.Reserved, s.Level, discontinued, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("inventory: project stock of %s: %w", productID, err)
+	}
+	return nil
+}
+
+// metadata is what a stock event records of its cause, for its history.
+func metadata(o event.Origin) json.RawMessage {
+	b, err := json.Marshal(struct {
+		CorrelationID string `json:"correlationId,omitempty"`
+		CausationID   string `json:"causationId,omitempty"`
+		UserID        string `json:"userId,omitempty"`
+	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Movement is one event of a product's stock history, with the stock
+// after it.
+type Movement struct {
+	Version   int64     `json:"version"` // in the product's stream
+	Type      string    `json:"type"`    // the domain event: StockReserved, …
+	Time      time.Time `json:"time"`
+	OrderID   string    `json:"orderId,omitempty"`
+	Quantity  int64     `json:"quantity,omitempty"`
+	Delta     int64     `json:"delta,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	OnHand    int64     `json:"onHand"`
+	Reserved  int64     `json:"reserved"`
+	Available int64     `json:"available"`
+	Level     int64     `json:"level"` // the StockLevel version after it
+	UserID    string    `json:"userId,omitempty"`
+}
+
+// history folds a product's stream and returns the movements recorded
+// from from to to (both inclusive; zero: unbounded), oldest first, after
+// skipping offset of them, at most limit. ENOTFOUND when the product has
+// no stream.
+func history(ctx context.Context, q eventstore.Querier, productID string, from, to time.Time, limit, offset int) ([]Movement, error) {
+	evs, err := eventstore.ReadStream(ctx, q, stockStream(productID), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "unknown product %s", productID)
+	}
+	out := []Movement{}
+	var s StockState
+	for _, e := range evs {
+		if !to.IsZero() && e.Time.After(to) {
+			break
+		}
+		se, err := decodeStockEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = apply(s, se); err != nil {
+			return nil, err
+		}
+		if e.Time.Before(from) {
+			continue
+		}
+		if offset > 0 {
+			offset--
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		var md struct{ UserID string }
+		json.Unmarshal(e.Metadata, &md)
+		out = append(out, Movement{Version: e.Version, Type: e.Type, Time: e.Time, OrderID: se.OrderID, Quantity: se.Quantity,
+			Delta: se.Delta, Reason: se.Reason, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available(), Level: s.Level, UserID: md.UserID})
+	}
+	return out, nil
+}
+
+// importRows gives every stock row without a stream — written by the
+// release before streams — a StockImported event holding it as it is (on
+// hand, reserved, version, discontinued, and the open reservations of the
+// reservations table), and returns how many it imported. It is
+// idempotent: a product with a stream is left alone; instances starting
+// at once on one PostgreSQL database conflict on the streams' first
+// version, and the loser finds nothing left to do on its next try.
+func importRows(ctx context.Context, db *sqldb.DB, now time.Time) (int, error) {
+	n := 0
+	err := eventstore.Retry(ctx, db, maxTries, func(tx *sqldb.Tx) error {
+		n = 0
+		type row struct {
+			state StockState
+			id    string
+		}
+		rows, err := tx.Query(ctx, `SELECT product_id, on_hand, reserved, version, discontinued FROM stock s
+			WHERE NOT EXISTS (SELECT 1 FROM es_events e WHERE e.stream_id = '`+stockPrefix+`' || s.product_id) ORDER BY product_id`)
+		if err != nil {
+			return fmt.Errorf("inventory: rows to import: %w", err)
+		}
+		var todo []row
+		for rows.Next() {
+			var r row
+			var discontinued int64
+			if err := rows.Scan(&r.id, &r.state.OnHand, &r.state.Reserved, &r.state.Level, &discontinued); err != nil {
+				rows.Close()
+				return fmt.Errorf("inventory: rows to import: %w", err)
+			}
+			r.state.Discontinued = discontinued != 0
+			todo = append(todo, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(todo) == 0 {
+			return err
+		}
+		holds, err := openHolds(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range todo {
+			r.state.Reservations = holds[r.id]
+			st := &stock{ProductID: r.id}
+			evs, err := decide(st.State, StockCommand{Kind: Import, Imported: r.state})
+			if err != nil {
+				return err
+			}
+			if err := saveStock(ctx, tx, st, json.RawMessage(`{"reason":"import"}`), now, evs...); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// openHolds returns the quantities held per product and order by the
+// reservations in status reserved.
+func openHolds(ctx context.Context, tx *sqldb.Tx) (map[string]map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT order_id, lines FROM reservations WHERE status = ?`, StatusReserved)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: open reservations: %w", err)
+	}
+	defer rows.Close()
+	holds := map[string]map[string]int64{}
+	for rows.Next() {
+		var orderID, lines string
+		if err := rows.Scan(&orderID, &lines); err != nil {
+			return nil, fmt.Errorf("inventory: open reservations: %w", err)
+		}
+		var ls []event.Line
+		if err := json.Unmarshal([]byte(lines), &ls); err != nil {
+			return nil, fmt.Errorf("inventory: lines of reservation %s: %w", orderID, err)
+		}
+		for _, l := range ls {
+			if holds[l.ProductID] == nil {
+				holds[l.ProductID] = map[string]int64{}
+			}
+			holds[l.ProductID][orderID] += l.Quantity
+		}
+	}
+	return holds, rows.Err()
+}
+
+// rebuildStock rebuilds the stock table from the streams: in one
+// transaction that holds off its writers (they write the table after
+// appending, and wait), every row is rewritten from the fold of its
+// product's whole stream — snapshots unused — and rows without a stream
+// are deleted. It returns the number of events read.
+func rebuildStock(ctx context.Context, db *sqldb.DB) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+		n = 0
+		if tx.Dialect() == sqldb.Postgres {
+			// Writers update rows after appending; SHARE ROW EXCLUSIVE
+			// keeps them out until this commits, readers not.
+			if _, err := tx.Exec(ctx, `LOCK TABLE stock IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return fmt.Errorf("inventory: lock stock: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM stock`); err != nil {
+			return fmt.Errorf("inventory: clear stock: %w", err)
+		}
+		// Folded first, written after: a transaction's connection runs
+		// one statement at a time.
+		var folded []*stock
+		var times []time.Time
+		err := eventstore.ReadCategory(ctx, tx, stockPrefix, func(e eventstore.Event) error {
+			n++
+			if id := e.Stream[len(stockPrefix):]; len(folded) == 0 || folded[len(folded)-1].ProductID != id {
+				folded, times = append(folded, &stock{ProductID: id}), append(times, time.Time{})
+			}
+			cur := folded[len(folded)-1]
+			se, err := decodeStockEvent(e)
+			if err != nil {
+				return err
+			}
+			cur.State, err = apply(cur.State, se)
+			times[len(times)-1] = e.Time
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i, st := range folded {
+			if err := projectStock(ctx, tx, "stock", st.ProductID, st.State, times[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return n, fmt.Errorf("inventory: rebuild stock: %w", err)
+	}
+	return n, err
+}
