@@ -63,11 +63,6 @@ func (s *Service) logged(t event.Type, then inbox.Func) inbox.Func {
 	}
 }
 
-// shippedTemplate is the notification that tells the customer the order is
-// on its way; the order ships once it was sent (or failed: a lost email
-// does not hold the parcel back).
-const shippedTemplate = "order-shipped"
-
 func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, f *event.InventoryReservationFailed) error {
 	reason := f.Reason
 	if reason == "" {
@@ -128,31 +123,11 @@ func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.
 	return s.tryShip(ctx, tx, e, c.OrderID)
 }
 
-// onNotificationSent and onNotificationFailed: the order ships once the
-// customer was told, or telling failed (see shippedTemplate). Other
-// notifications change nothing.
-func (s *Service) onNotificationSent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, n *event.NotificationSent) error {
-	return s.onNotification(ctx, tx, e, n.Template, n.Subject.ID)
-}
-
-func (s *Service) onNotificationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, n *event.NotificationFailed) error {
-	return s.onNotification(ctx, tx, e, n.Template, n.Subject.ID)
-}
-
-// onNotification records that the order was notified with template and
-// ships it if that was the shipping notice.
-func (s *Service) onNotification(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, template, orderID string) error {
-	if template != shippedTemplate {
-		return nil
-	}
-	if _, err := s.store.setNotified(ctx, tx, orderID); err != nil {
-		return err
-	}
-	return s.tryShip(ctx, tx, e, orderID)
-}
-
-// tryShip ships the order if it is CONFIRMED, has a shipment and the
-// customer was notified — whichever of these came last, e caused it.
+// tryShip ships the order if it is CONFIRMED and has a shipment — whichever
+// came last, e caused it. The order does not wait for the customer's
+// e-mail: the notification service sends "on its way" on OrderShipped, so
+// the mail follows the order and never precedes (or contradicts) it
+// (docs/saga.md, "Notifications").
 func (s *Service) tryShip(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id string) error {
 	ok, err := s.store.ship(ctx, tx, id, s.d.Now())
 	if err != nil || !ok {

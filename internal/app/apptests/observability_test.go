@@ -157,7 +157,7 @@ func TestTraceCoversTheSagaOnTheEmbeddedBus(t *testing.T) {
 		"payment-service/InventoryReserved":    false,
 		"order-service/PaymentProcessed":       false,
 		"shipping-service/PaymentProcessed":    false,
-		"notification-service/ShippingCreated": false,
+		"notification-service/OrderShipped":    false,
 		"order-service/NotificationSent":       false,
 	}
 	h.Eventually("handler spans in the order's trace", func() bool {
