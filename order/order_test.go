@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
@@ -753,6 +755,74 @@ func TestPendingOrderTimesOut(t *testing.T) {
 	s.paid(s.created)
 	if o := s.get(); o.Status != "CANCELLED" || o.PaymentID != "" || s.count("OrderConfirmed") != 0 || s.count("OrderCancelled") != 1 {
 		t.Errorf("after a late payment: %+v %v", o, types(s.events()))
+	}
+}
+
+// heldBus is the real bus with the order service's consumer group held
+// back: its Subscribe waits until release is closed, as a restarted process
+// waits while a dead member still holds the group's partitions. It counts
+// the group's Lag calls (only the timeout sweep makes them).
+type heldBus struct {
+	bus.Bus
+	release chan struct{}
+	lags    atomic.Int32
+}
+
+func (b *heldBus) Subscribe(ctx context.Context, group string, topics []string, h bus.Handler, opts ...bus.SubscribeOption) error {
+	if group == "order-service" {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.release:
+		}
+	}
+	return b.Bus.Subscribe(ctx, group, topics, h, opts...)
+}
+
+func (b *heldBus) Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error) {
+	if group == "order-service" {
+		b.lags.Add(1)
+	}
+	return b.Bus.Lag(ctx, group, topics)
+}
+
+// The order service restarts and cannot read for a while (issue 20: the
+// group's partitions are still held by the killed process), its orders past
+// the saga timeout meanwhile: a payment that waits unread in the log keeps
+// its order from being cancelled, and once the service has read past an
+// order's deadline a real timeout still cancels.
+func TestTimeoutNeverCancelsAnOrderWhosePaymentIsUnread(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_TIMEOUT": "5s", "EVENTMART_SAGA_SWEEP_INTERVAL": "10ms"}),
+		func(c *app.Config) { c.Now = clk.Now })
+	tok := h.Token("cust-1", "customer")
+	paid := place(t, h, tok)
+	paid.reserved()
+	abandoned := place(t, h, tok) // nothing will ever happen to it
+
+	held := &heldBus{release: make(chan struct{})}
+	h.Restart(func(c *app.Config) { held.Bus = c.Bus; c.Bus = held })
+	h.Publish("payment-service", paid.created.Origin(), &event.PaymentProcessed{PaymentID: "pay-" + paid.id, OrderID: paid.id, AmountCents: 1200, Currency: "EUR"})
+	clk.advance(6 * time.Second)
+	// Two sweeps asked what was read (the first has decided once the
+	// second asks): neither order may be cancelled, as the abandoned
+	// order's events, for all the service knows, may be unread too.
+	h.Eventually("two sweeps to look at the timed-out orders", func() bool { return held.lags.Load() >= 2 })
+	for _, s := range []*saga{paid, abandoned} {
+		if o := s.get(); o.Status != "PENDING" {
+			t.Fatalf("order %s is %s (%s) while its payment waits unread", s.id, o.Status, o.ReasonCode)
+		}
+	}
+
+	close(held.release)
+	paid.waitStatus("CONFIRMED")
+	e := h.Events.Wait(t, "OrderCancelled", apptest.Keyed(abandoned.id))
+	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
+		t.Errorf("abandoned order cancelled for %s", c.ReasonCode)
+	}
+	if o := paid.get(); o.Status != "CONFIRMED" || paid.count("OrderCancelled") != 0 {
+		t.Errorf("paid order %+v, saga %v", o, types(paid.events()))
 	}
 }
 

@@ -2,6 +2,8 @@ package order
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
@@ -156,13 +158,47 @@ func (s *Service) cancel(ctx context.Context, tx *sqldb.Tx, o event.Origin, id s
 	return true, s.emit(ctx, tx, o, &event.OrderCancelled{OrderID: id, UserID: ord.UserID, ReasonCode: code, Reason: reason})
 }
 
+// decidingTopics are the topics of the events that decide a PENDING order:
+// InventoryReservationFailed, PaymentProcessed and PaymentFailed.
+var decidingTopics = func() []string {
+	var ts []string
+	for _, t := range []event.Type{"InventoryReservationFailed", "PaymentProcessed", "PaymentFailed"} {
+		if topic := string(event.TopicOf(t)); !slices.Contains(ts, topic) {
+			ts = append(ts, topic)
+		}
+	}
+	return ts
+}()
+
 // cancelTimedOut cancels, one transaction each, the orders PENDING for
-// longer than the saga timeout. Their OrderCancelled continues the order's
-// saga: its correlation id, caused by OrderCreated.
+// longer than the saga timeout — but only those whose deadline this
+// service's consumer group has read past on the topics of the events that
+// decide a PENDING order (decidingTopics): an order's payment that sits
+// unread in the log (the group lags, rebalances, or a dead member still
+// holds its partitions) is not a timeout. Until the group has read past
+// their deadline, the orders wait for the next sweep (docs/saga.md,
+// "Timeouts"). Their OrderCancelled continues the order's saga: its
+// correlation id, caused by OrderCreated.
 func (s *Service) cancelTimedOut(ctx context.Context) error {
-	ids, err := s.store.timedOut(ctx, s.d.Now().Add(-s.timeout), 100)
-	if err != nil {
+	now := s.d.Now()
+	ids, err := s.store.timedOut(ctx, now.Add(-s.timeout), 100)
+	if err != nil || len(ids) == 0 {
 		return err
+	}
+	if s.d.Consumed != nil {
+		read, err := s.d.Consumed(ctx, decidingTopics)
+		if err != nil {
+			return fmt.Errorf("order: saga timeout: what the consumer group has read: %w", err)
+		}
+		if read.Before(now) {
+			if ids, err = s.store.timedOut(ctx, read.Add(-s.timeout), 100); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				s.d.Log.Debug("saga timeouts deferred: events of the orders may be unread", "readUntil", read, "topics", decidingTopics)
+				return nil
+			}
+		}
 	}
 	reason := "the order did not progress within " + s.timeout.String()
 	for _, id := range ids {
