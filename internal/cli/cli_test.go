@@ -211,7 +211,7 @@ func TestConfig(t *testing.T) {
 
 // On Kafka, services refuse to start with a saga timeout below twice the
 // consumer-group session timeout (franz-go's 45s when unset); the message
-// names both settings and what to set. The gateway alone has no group.
+// names both settings and what to set.
 func TestServeRefusesASagaTimeoutBelowTwiceTheSessionTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
@@ -245,8 +245,5 @@ func TestServeRefusesASagaTimeoutBelowTwiceTheSessionTimeout(t *testing.T) {
 		if err := checkGroupTimeouts(env, config(env.Settings)); err != nil {
 			t.Errorf("%v: %v", ok, err)
 		}
-	}
-	if _, err := runCLI(t, map[string]string{"EVENTMART_BUS": "kafka://127.0.0.1:1"}, "serve", "gateway"); err != nil && strings.Contains(err.Error(), "EVENTMART_SAGA_TIMEOUT") {
-		t.Errorf("the gateway alone was refused: %v", err)
 	}
 }
