@@ -628,6 +628,13 @@ func (v *verifier) check() {
 		}
 	}
 	v.checkNotifications(status)
+	byReason := map[string]int{}
+	for id, st := range status {
+		if st == "CANCELLED" {
+			byReason[reason[id]]++
+		}
+	}
+	t.Logf("cancelled orders by reason: %v", byReason)
 	// A row per order the shipping service heard of; a parcel for the
 	// labelled ones (the carrier moves them on to dispatched, delivered).
 	if n := v.count("shipping", `SELECT COUNT(*) FROM shipments WHERE status IN ('created', 'dispatched', 'delivered')`); n != int64(v.countStatus(status, "SHIPPED")) {
