@@ -3,8 +3,9 @@
 // every service and the gateway), drives orders through it with `eventmart
 // load`, and meanwhile injects faults: SIGKILL of a random service instance
 // every few seconds (restarted a moment later; every service at least
-// once), SIGKILL of a Kafka broker (restarted later) and a restart of
-// PostgreSQL. Once the faults stop it waits for the system to settle and
+// once), SIGKILL of a Kafka broker (restarted later), a restart of
+// PostgreSQL, and one outage of the order service longer than the saga
+// timeout. Once the faults stop it waits for the system to settle and
 // checks that no business effect was lost or doubled, that no paid order
 // was cancelled for timeout (a crash must not pass for a stuck saga), and
 // that no customer got contradicting e-mails (issue 20).
@@ -254,27 +255,32 @@ func readEnv(t *testing.T, path string) map[string]string {
 
 // ---- faults --------------------------------------------------------------
 
+// orderOutage is how long both order instances stay down once: longer than
+// the saga timeout the cluster runs with (the default, 30s).
+const orderOutage = 35 * time.Second
+
 type faults struct {
-	c                                      *cluster
-	instanceKills, brokerKills, pgRestarts atomic.Int32
-	killed                                 map[string]int // kills by service
+	c                                                    *cluster
+	instanceKills, brokerKills, pgRestarts, orderOutages atomic.Int32
+	killed                                               map[string]int // kills by service
 }
 
 func (f *faults) String() string {
-	return fmt.Sprintf("%d instance kills, %d broker kills, %d PostgreSQL restarts",
-		f.instanceKills.Load(), f.brokerKills.Load(), f.pgRestarts.Load())
+	return fmt.Sprintf("%d instance kills, %d broker kills, %d PostgreSQL restarts, %d order service outages",
+		f.instanceKills.Load(), f.brokerKills.Load(), f.pgRestarts.Load(), f.orderOutages.Load())
 }
 
 // inject kills a service instance every 3–6 s (restarting it 0.5–2 s
 // later; the services in a shuffled round, so every one is killed once
-// before any twice), kills a broker at 20% of d and restarts it at 60%, and
-// restarts PostgreSQL at 40%. It goes on past d until every service has
-// been killed at least once.
+// before any twice), kills a broker at 20% of d and restarts it at 60%,
+// restarts PostgreSQL at 40%, and at 70% kills both order instances for
+// orderOutage. It goes on past d until every service has been killed at
+// least once.
 func (f *faults) inject(d time.Duration) {
 	t := f.c.t
 	start := time.Now()
 	broker := 1 + rand.IntN(3)
-	brokerDown, brokerDone, pgDone := false, false, false
+	brokerDown, brokerDone, pgDone, outageDone := false, false, false, false
 	f.killed = map[string]int{}
 	var round []string // services still to kill in this round
 	for time.Since(start) < d || len(f.killed) < len(services) {
@@ -294,6 +300,21 @@ func (f *faults) inject(d time.Duration) {
 			f.pgRestarts.Add(1)
 			pgDone = true
 			t.Logf("%s: restarted PostgreSQL", elapsed.Round(time.Second))
+		case !outageDone && brokerDone && elapsed > d*7/10:
+			// The probe's scenario: the order service is down for longer
+			// than the saga timeout while payments and labels go on; when
+			// it is back, its sweep must not cancel the orders whose
+			// events wait unread.
+			for _, i := range []string{"1", "2"} {
+				f.must("instance", "kill", "order", i)
+			}
+			time.Sleep(orderOutage) // the fault schedule, not a wait for anything
+			for _, i := range []string{"1", "2"} {
+				f.must("instance", "start", "order", i)
+			}
+			f.orderOutages.Add(1)
+			outageDone = true
+			t.Logf("%s: killed both order instances, restarted them %s later", elapsed.Round(time.Second), orderOutage)
 		default:
 			if len(round) == 0 {
 				round = slices.Clone(services)
