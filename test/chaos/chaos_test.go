@@ -273,8 +273,8 @@ func (f *faults) String() string {
 // inject kills a service instance every 3–6 s (restarting it 0.5–2 s
 // later; the services in a shuffled round, so every one is killed once
 // before any twice), kills a broker at 20% of d and restarts it at 60%,
-// restarts PostgreSQL at 40%, and at 70% kills both order instances for
-// orderOutage. It goes on past d until every service has been killed at
+// restarts PostgreSQL at 40% and then kills both order instances for
+// orderOutage (while orders flow: the load lasts longer than d). It goes on past d until every service has been killed at
 // least once.
 func (f *faults) inject(d time.Duration) {
 	t := f.c.t
@@ -300,7 +300,7 @@ func (f *faults) inject(d time.Duration) {
 			f.pgRestarts.Add(1)
 			pgDone = true
 			t.Logf("%s: restarted PostgreSQL", elapsed.Round(time.Second))
-		case !outageDone && brokerDone && elapsed > d*7/10:
+		case !outageDone && pgDone:
 			// The probe's scenario: the order service is down for longer
 			// than the saga timeout while payments and labels go on; when
 			// it is back, its sweep must not cancel the orders whose
