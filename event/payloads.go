@@ -266,7 +266,8 @@ type OrderCancelled struct {
 	Reason     string `json:"reason"`
 }
 
-// OrderShipped: the order's shipment exists and the customer was told.
+// OrderShipped: the order is paid and its shipment exists; it is final (the
+// customer is told "on its way" after it).
 type OrderShipped struct {
 	OrderID        string `json:"orderId" event:"key,order"`
 	UserID         string `json:"userId"`

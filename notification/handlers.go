@@ -63,16 +63,18 @@ func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.
 	return s.notify(ctx, tx, e, r, m)
 }
 
-// onShippingCreated tells the customer their order is on its way. Like
-// every transactional message it goes to deactivated accounts too: it is
-// about something they did.
-func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, sc *event.ShippingCreated) error {
-	r, err := s.store.recipient(ctx, tx, sc.UserID)
+// onOrderShipped tells the customer their order is on its way. It follows
+// OrderShipped, not the shipping label (ShippingCreated): an order is final
+// once SHIPPED, so this message is never followed by "was cancelled"
+// (docs/saga.md, "Notifications"). Like every transactional message it
+// goes to deactivated accounts too: it is about something they did.
+func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, o *event.OrderShipped) error {
+	r, err := s.store.recipient(ctx, tx, o.UserID)
 	if err != nil {
 		return err
 	}
-	v := view{OrderID: sc.OrderID, Carrier: sc.Carrier, TrackingNumber: sc.TrackingNumber}
-	return s.notify(ctx, tx, e, r, message{template: TemplateOrderShipped, userID: sc.UserID, subject: orderSubject(sc.OrderID), view: v})
+	v := view{OrderID: o.OrderID, TrackingNumber: o.TrackingNumber}
+	return s.notify(ctx, tx, e, r, message{template: TemplateOrderShipped, userID: o.UserID, subject: orderSubject(o.OrderID), view: v})
 }
 
 func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, oc *event.OrderCancelled) error {

@@ -7,14 +7,14 @@
 //	UserRegistered   → "welcome"
 //	UserUpdated      → "profile-updated" (to the address held before the change)
 //	UserDeactivated  → "account-deactivated"
-//	ShippingCreated  → "order-shipped" (tracking number and carrier)
+//	OrderShipped     → "order-shipped" (the tracking number)
 //	OrderCancelled   → "order-cancelled" (the reason)
 //
 // Every message is stored in the notifications table, the service's
 // mailbox, in the same transaction as the outbox event that reports it
 // (NotificationSent, or NotificationFailed after three attempts) on
 // notification-events keyed by the user id. A failed message never fails
-// the handler: the order saga counts a failed email as told.
+// the handler.
 //
 // A message for a user whose user event has not arrived yet (user-events and
 // the order topics are consumed independently) is retried as a transient
@@ -166,13 +166,13 @@ func NewWithSender(d service.Deps, sender Sender) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers: user events keep the recipients and send account messages;
-// shipping and cancellation send order messages.
+// an order shipped or cancelled sends an order message.
 func (s *Service) Handlers() []inbox.Handler {
 	return []inbox.Handler{
 		inbox.On(s.onUserRegistered),
 		inbox.On(s.onUserUpdated),
 		inbox.On(s.onUserDeactivated),
-		inbox.On(s.onShippingCreated),
+		inbox.On(s.onOrderShipped),
 		inbox.On(s.onOrderCancelled),
 	}
 }

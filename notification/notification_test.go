@@ -150,7 +150,7 @@ func TestOrderShippedAndCancelled(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	registerUser(h, "u-dan", "dan@example.com", "Dan")
-	h.Publish("shipping-service", origin, &event.ShippingCreated{ShipmentID: "s1", OrderID: "o1", UserID: "u-dan", Carrier: "ACME Post", TrackingNumber: "TRK-123"})
+	h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o1", UserID: "u-dan", ShipmentID: "s1", TrackingNumber: "TRK-123"})
 	h.Publish("order-service", origin, &event.OrderCancelled{OrderID: "o2", UserID: "u-dan", ReasonCode: "payment-failed", Reason: "the card was declined."})
 
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-dan", "order-shipped"))
@@ -164,7 +164,7 @@ func TestOrderShippedAndCancelled(t *testing.T) {
 	tok := h.Token("u-dan", "customer")
 	shipped := list(h, tok, "?subjectId=o1")
 	if len(shipped) != 1 || shipped[0].SubjectType != "order" || !strings.Contains(shipped[0].Subject, "o1") ||
-		!strings.Contains(shipped[0].Body, "TRK-123") || !strings.Contains(shipped[0].Body, "ACME Post") {
+		!strings.Contains(shipped[0].Body, "TRK-123") || !strings.Contains(shipped[0].Body, "has shipped") {
 		t.Errorf("order-shipped notification %+v", shipped)
 	}
 	cancelled := list(h, tok, "?subjectId=o2")
@@ -173,12 +173,12 @@ func TestOrderShippedAndCancelled(t *testing.T) {
 	}
 }
 
-// The shipping event may arrive before the user's: the batch is retried
+// The order event may arrive before the user's: the batch is retried
 // until the recipient is known.
 func TestOrderEventBeforeUserEvent(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
-	h.Publish("shipping-service", origin, &event.ShippingCreated{ShipmentID: "s1", OrderID: "o1", UserID: "u-eve", Carrier: "ACME", TrackingNumber: "T1"})
+	h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o1", UserID: "u-eve", ShipmentID: "s1", TrackingNumber: "T1"})
 	registerUser(h, "u-eve", "eve@example.com", "Eve")
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-eve", "order-shipped"))
 	if p := payload[*event.NotificationSent](t, e); p.Recipient != "eve@example.com" {
@@ -193,7 +193,7 @@ func TestOrderEventBeforeUserEvent(t *testing.T) {
 func TestUnknownRecipientFailsOnceTheWaitIsOver(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
-	e, err := event.New("shipping-service", origin, &event.ShippingCreated{ShipmentID: "s9", OrderID: "o9", UserID: "u-ghost", Carrier: "ACME", TrackingNumber: "T9"})
+	e, err := event.New("order-service", origin, &event.OrderShipped{OrderID: "o9", UserID: "u-ghost", ShipmentID: "s9", TrackingNumber: "T9"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestFailureInjection(t *testing.T) {
 	t.Parallel()
 	h := start(t, map[string]string{"EVENTMART_NOTIFY_FAIL_TEMPLATES": " order-shipped ,order-cancelled"})
 	registerUser(h, "u-fay", "fay@example.com", "Fay")
-	h.Publish("shipping-service", origin, &event.ShippingCreated{ShipmentID: "s1", OrderID: "o1", UserID: "u-fay", Carrier: "ACME", TrackingNumber: "T1"})
+	h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o1", UserID: "u-fay", ShipmentID: "s1", TrackingNumber: "T1"})
 	h.Events.Wait(t, "NotificationSent", sentFor(t, "u-fay", "welcome")) // other templates still go out
 	e := h.Events.Wait(t, "NotificationFailed", sentFor(t, "u-fay", "order-shipped"))
 	p := payload[*event.NotificationFailed](t, e)

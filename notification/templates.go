@@ -22,7 +22,6 @@ type view struct {
 	NewEmail string // set when the email address changed
 	// order templates
 	OrderID        string
-	Carrier        string
 	TrackingNumber string
 	Reason         string
 }

@@ -6,7 +6,7 @@
 // OrderCreated in one transaction. From then on the order moves only
 // through events, whatever their arrival order:
 //
-//	PENDING --PaymentProcessed--> CONFIRMED --(ShippingCreated + order-shipped notification)--> SHIPPED
+//	PENDING --PaymentProcessed--> CONFIRMED --ShippingCreated--> SHIPPED
 //	PENDING --InventoryReservationFailed | PaymentFailed | timeout--> CANCELLED
 //	PENDING | CONFIRMED --customer cancels--> CANCELLED
 //
@@ -85,7 +85,6 @@ type Order struct {
 	CreatedAt       time.Time         `json:"createdAt"`
 	UpdatedAt       time.Time         `json:"updatedAt"`
 
-	notified       bool   // the order-shipped notification was sent or failed
 	correlationID  string // the saga's correlation id
 	createdEventID string // the OrderCreated eventId, cause of a timeout
 }
@@ -139,8 +138,6 @@ func (s *Service) Handlers() []inbox.Handler {
 		inbox.On(s.onPaymentProcessed),
 		inbox.On(s.onPaymentFailed),
 		inbox.On(s.onShippingCreated),
-		inbox.On(s.onNotificationSent),
-		inbox.On(s.onNotificationFailed),
 	)...)
 }
 

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
@@ -540,14 +542,15 @@ func TestIdempotencyKeyReturnsTheFirstOrder(t *testing.T) {
 	}
 }
 
-// The payment, the label and the notification reach the order service on
-// three topics, so they may arrive in any order; the order ships once it
-// has all three.
+// The payment and the label reach the order service on two topics, so they
+// may arrive in either order; the order ships once it has both. It does not
+// wait for the customer's e-mail, which follows OrderShipped (a notice of
+// the order that arrives first changes nothing).
 func TestOrderShipsWhateverTheArrivalOrder(t *testing.T) {
 	t.Parallel()
 	h, _ := start(t)
 	tok := h.Token("cust-1", "customer")
-	steps := []string{"payment", "label", "notification"}
+	steps := []string{"notification", "payment", "label"}
 	for _, perm := range permutations(steps) {
 		t.Run(strings.Join(perm, "-"), func(t *testing.T) {
 			t.Parallel()
@@ -565,10 +568,17 @@ func TestOrderShipsWhateverTheArrivalOrder(t *testing.T) {
 					s.notified(s.created, false)
 				}
 				want := "PENDING"
+				if i == 0 && step == "notification" {
+					// only the notice so far: it never moves an order
+					if o := s.get(); o.Status != want {
+						t.Fatalf("after a notice alone: status %s", o.Status)
+					}
+					continue
+				}
 				if paid != nil {
 					want = "CONFIRMED"
 				}
-				if i == len(perm)-1 {
+				if paid != nil && slices.Contains(perm[:i+1], "label") {
 					want = "SHIPPED"
 				}
 				if o := s.get(); o.Status != want {
@@ -596,23 +606,24 @@ func TestOrderShipsWhateverTheArrivalOrder(t *testing.T) {
 	}
 }
 
-func TestFailedNotificationStillShipsButOtherNotificationsDoNot(t *testing.T) {
+// Notifications of an order are logged, never acted on: the order ships
+// on its label, and the e-mail follows OrderShipped (no wait on the
+// notification service, so no dead-lock either).
+func TestNotificationsDoNotMoveTheOrder(t *testing.T) {
 	t.Parallel()
 	h, _ := start(t)
 	s := place(t, h, h.Token("cust-1", "customer"))
 	paid := s.paid(s.reserved())
-	s.labelled(paid)
-	// A notification about the order with another template is logged but
-	// is not the shipping notice.
+	s.notified(paid, true)
 	s.publish("notification-service", s.created, &event.NotificationSent{NotificationID: "n-x", UserID: "cust-1", Channel: "email",
-		Template: "order-confirmed", Recipient: "a@example.com", Subject: event.Subject{Type: "order", ID: s.id}})
-	if o := s.get(); o.Status != "CONFIRMED" {
-		t.Fatalf("status %s before the shipping notice", o.Status)
+		Template: "order-shipped", Recipient: "a@example.com", Subject: event.Subject{Type: "order", ID: s.id}})
+	if o := s.get(); o.Status != "CONFIRMED" || s.count("OrderShipped") != 0 {
+		t.Fatalf("status %s after notices without a label", o.Status)
 	}
-	failed := s.notified(paid, true)
+	label := s.labelled(paid)
 	s.waitStatus("SHIPPED")
-	if e := h.Events.Wait(t, "OrderShipped", apptest.Keyed(s.id)); e.CausationID != failed.EventID {
-		t.Errorf("OrderShipped caused by %s, want the NotificationFailed %s", e.CausationID, failed.EventID)
+	if e := h.Events.Wait(t, "OrderShipped", apptest.Keyed(s.id)); e.CausationID != label.EventID {
+		t.Errorf("OrderShipped caused by %s, want the ShippingCreated %s", e.CausationID, label.EventID)
 	}
 }
 
@@ -690,7 +701,7 @@ func TestCustomerCancels(t *testing.T) {
 
 	shipped := place(t, h, tok)
 	paid := shipped.paid(shipped.reserved())
-	shipped.notified(shipped.labelled(paid), false)
+	shipped.labelled(paid)
 	shipped.waitStatus("SHIPPED")
 	status, _, b = do(t, h, "POST", orderPath+"/"+shipped.id+"/cancel", tok, nil, nil)
 	if eb := errorOf(b); status != 409 || !strings.Contains(eb.Error.Message, "is SHIPPED and can no longer be cancelled") {
@@ -744,6 +755,74 @@ func TestPendingOrderTimesOut(t *testing.T) {
 	s.paid(s.created)
 	if o := s.get(); o.Status != "CANCELLED" || o.PaymentID != "" || s.count("OrderConfirmed") != 0 || s.count("OrderCancelled") != 1 {
 		t.Errorf("after a late payment: %+v %v", o, types(s.events()))
+	}
+}
+
+// heldBus is the real bus with the order service's consumer group held
+// back: its Subscribe waits until release is closed, as a restarted process
+// waits while a dead member still holds the group's partitions. It counts
+// the group's Lag calls (only the timeout sweep makes them).
+type heldBus struct {
+	bus.Bus
+	release chan struct{}
+	lags    atomic.Int32
+}
+
+func (b *heldBus) Subscribe(ctx context.Context, group string, topics []string, h bus.Handler, opts ...bus.SubscribeOption) error {
+	if group == "order-service" {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.release:
+		}
+	}
+	return b.Bus.Subscribe(ctx, group, topics, h, opts...)
+}
+
+func (b *heldBus) Lag(ctx context.Context, group string, topics []string) ([]bus.PartitionLag, error) {
+	if group == "order-service" {
+		b.lags.Add(1)
+	}
+	return b.Bus.Lag(ctx, group, topics)
+}
+
+// The order service restarts and cannot read for a while (issue 20: the
+// group's partitions are still held by the killed process), its orders past
+// the saga timeout meanwhile: a payment that waits unread in the log keeps
+// its order from being cancelled, and once the service has read past an
+// order's deadline a real timeout still cancels.
+func TestTimeoutNeverCancelsAnOrderWhosePaymentIsUnread(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_TIMEOUT": "5s", "EVENTMART_SAGA_SWEEP_INTERVAL": "10ms"}),
+		func(c *app.Config) { c.Now = clk.Now })
+	tok := h.Token("cust-1", "customer")
+	paid := place(t, h, tok)
+	paid.reserved()
+	abandoned := place(t, h, tok) // nothing will ever happen to it
+
+	held := &heldBus{release: make(chan struct{})}
+	h.Restart(func(c *app.Config) { held.Bus = c.Bus; c.Bus = held })
+	h.Publish("payment-service", paid.created.Origin(), &event.PaymentProcessed{PaymentID: "pay-" + paid.id, OrderID: paid.id, AmountCents: 1200, Currency: "EUR"})
+	clk.advance(6 * time.Second)
+	// Two sweeps asked what was read (the first has decided once the
+	// second asks): neither order may be cancelled, as the abandoned
+	// order's events, for all the service knows, may be unread too.
+	h.Eventually("two sweeps to look at the timed-out orders", func() bool { return held.lags.Load() >= 2 })
+	for _, s := range []*saga{paid, abandoned} {
+		if o := s.get(); o.Status != "PENDING" {
+			t.Fatalf("order %s is %s (%s) while its payment waits unread", s.id, o.Status, o.ReasonCode)
+		}
+	}
+
+	close(held.release)
+	paid.waitStatus("CONFIRMED")
+	e := h.Events.Wait(t, "OrderCancelled", apptest.Keyed(abandoned.id))
+	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
+		t.Errorf("abandoned order cancelled for %s", c.ReasonCode)
+	}
+	if o := paid.get(); o.Status != "CONFIRMED" || paid.count("OrderCancelled") != 0 {
+		t.Errorf("paid order %+v, saga %v", o, types(paid.events()))
 	}
 }
 
@@ -946,6 +1025,8 @@ func TestSagaEventsInCausalOrder(t *testing.T) {
 	initiated := s.publish("payment-service", reserved, &event.PaymentInitiated{PaymentID: "pay-1", OrderID: s.id, AmountCents: 1200, Currency: "EUR"})
 	paid := s.paid(initiated)
 	label := s.labelled(paid)
+	s.waitStatus("SHIPPED")
+	shippedEvent := h.Events.Wait(t, "OrderShipped", apptest.Keyed(s.id))
 
 	// Events of no order, another order or another subject are not logged.
 	// Each goes before a logged event of the same partition, so it has been
@@ -958,7 +1039,7 @@ func TestSagaEventsInCausalOrder(t *testing.T) {
 
 	// The notification service's clock is behind: its event has an
 	// earlier timestamp than its cause, and must still come after it.
-	late, err := event.New("notification-service", label.Origin(), &event.NotificationSent{NotificationID: "n-1", UserID: "cust-1",
+	late, err := event.New("notification-service", shippedEvent.Origin(), &event.NotificationSent{NotificationID: "n-1", UserID: "cust-1",
 		Template: "order-shipped", Subject: event.Subject{Type: "order", ID: s.id}})
 	if err != nil {
 		t.Fatal(err)
@@ -968,14 +1049,14 @@ func TestSagaEventsInCausalOrder(t *testing.T) {
 	if err := h.Bus.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	s.waitStatus("SHIPPED")
+	h.Eventually("the late notification logged", func() bool { return s.logged(late.EventID) })
 	adjusted := s.publish("inventory-service", reserved, &event.InventoryAdjusted{ProductID: "p-mug", Delta: -1, Reason: "shipped", OrderID: s.id})
 	s.publish("shipping-service", label, &event.ShippingDispatched{ShipmentID: "shp-" + s.id, OrderID: s.id})
 
 	evs := s.events()
 	got := types(evs)
 	want := []event.Type{"OrderCreated", "InventoryReserved", "PaymentInitiated", "PaymentProcessed", "OrderConfirmed", "ShippingCreated",
-		"NotificationSent", "OrderShipped", "InventoryAdjusted", "ShippingDispatched"}
+		"OrderShipped", "NotificationSent", "InventoryAdjusted", "ShippingDispatched"}
 	if !sameMembers(got, want) {
 		t.Fatalf("saga %v, want the members of %v", got, want)
 	}
@@ -996,7 +1077,7 @@ func TestSagaEventsInCausalOrder(t *testing.T) {
 			t.Errorf("%s: its cause %s is not in the saga", e.EventType, e.CausationID)
 		}
 	}
-	if pos[late.EventID] < pos[label.EventID] {
+	if pos[late.EventID] < pos[shippedEvent.EventID] {
 		t.Error("the early-stamped notification precedes its cause")
 	}
 	if pos[adjusted.EventID] < pos[reserved.EventID] {

@@ -2,6 +2,8 @@ package order
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
@@ -63,11 +65,6 @@ func (s *Service) logged(t event.Type, then inbox.Func) inbox.Func {
 	}
 }
 
-// shippedTemplate is the notification that tells the customer the order is
-// on its way; the order ships once it was sent (or failed: a lost email
-// does not hold the parcel back).
-const shippedTemplate = "order-shipped"
-
 func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, f *event.InventoryReservationFailed) error {
 	reason := f.Reason
 	if reason == "" {
@@ -128,31 +125,11 @@ func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.
 	return s.tryShip(ctx, tx, e, c.OrderID)
 }
 
-// onNotificationSent and onNotificationFailed: the order ships once the
-// customer was told, or telling failed (see shippedTemplate). Other
-// notifications change nothing.
-func (s *Service) onNotificationSent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, n *event.NotificationSent) error {
-	return s.onNotification(ctx, tx, e, n.Template, n.Subject.ID)
-}
-
-func (s *Service) onNotificationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, n *event.NotificationFailed) error {
-	return s.onNotification(ctx, tx, e, n.Template, n.Subject.ID)
-}
-
-// onNotification records that the order was notified with template and
-// ships it if that was the shipping notice.
-func (s *Service) onNotification(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, template, orderID string) error {
-	if template != shippedTemplate {
-		return nil
-	}
-	if _, err := s.store.setNotified(ctx, tx, orderID); err != nil {
-		return err
-	}
-	return s.tryShip(ctx, tx, e, orderID)
-}
-
-// tryShip ships the order if it is CONFIRMED, has a shipment and the
-// customer was notified — whichever of these came last, e caused it.
+// tryShip ships the order if it is CONFIRMED and has a shipment — whichever
+// came last, e caused it. The order does not wait for the customer's
+// e-mail: the notification service sends "on its way" on OrderShipped, so
+// the mail follows the order and never precedes (or contradicts) it
+// (docs/saga.md, "Notifications").
 func (s *Service) tryShip(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id string) error {
 	ok, err := s.store.ship(ctx, tx, id, s.d.Now())
 	if err != nil || !ok {
@@ -181,13 +158,47 @@ func (s *Service) cancel(ctx context.Context, tx *sqldb.Tx, o event.Origin, id s
 	return true, s.emit(ctx, tx, o, &event.OrderCancelled{OrderID: id, UserID: ord.UserID, ReasonCode: code, Reason: reason})
 }
 
+// decidingTopics are the topics of the events that decide a PENDING order:
+// InventoryReservationFailed, PaymentProcessed and PaymentFailed.
+var decidingTopics = func() []string {
+	var ts []string
+	for _, t := range []event.Type{"InventoryReservationFailed", "PaymentProcessed", "PaymentFailed"} {
+		if topic := string(event.TopicOf(t)); !slices.Contains(ts, topic) {
+			ts = append(ts, topic)
+		}
+	}
+	return ts
+}()
+
 // cancelTimedOut cancels, one transaction each, the orders PENDING for
-// longer than the saga timeout. Their OrderCancelled continues the order's
-// saga: its correlation id, caused by OrderCreated.
+// longer than the saga timeout — but only those whose deadline this
+// service's consumer group has read past on the topics of the events that
+// decide a PENDING order (decidingTopics): an order's payment that sits
+// unread in the log (the group lags, rebalances, or a dead member still
+// holds its partitions) is not a timeout. Until the group has read past
+// their deadline, the orders wait for the next sweep (docs/saga.md,
+// "Timeouts"). Their OrderCancelled continues the order's saga: its
+// correlation id, caused by OrderCreated.
 func (s *Service) cancelTimedOut(ctx context.Context) error {
-	ids, err := s.store.timedOut(ctx, s.d.Now().Add(-s.timeout), 100)
-	if err != nil {
+	now := s.d.Now()
+	ids, err := s.store.timedOut(ctx, now.Add(-s.timeout), 100)
+	if err != nil || len(ids) == 0 {
 		return err
+	}
+	if s.d.Consumed != nil {
+		read, err := s.d.Consumed(ctx, decidingTopics)
+		if err != nil {
+			return fmt.Errorf("order: saga timeout: what the consumer group has read: %w", err)
+		}
+		if read.Before(now) {
+			if ids, err = s.store.timedOut(ctx, read.Add(-s.timeout), 100); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				s.d.Log.Debug("saga timeouts deferred: events of the orders may be unread", "readUntil", read, "topics", decidingTopics)
+				return nil
+			}
+		}
 	}
 	reason := "the order did not progress within " + s.timeout.String()
 	for _, id := range ids {

@@ -34,16 +34,16 @@ type queryer interface {
 }
 
 const orderColumns = `id, user_id, status, reason_code, reason, lines, total_cents, currency, customer_email, customer_name,
-	shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, notified, correlation_id, created_event_id,
+	shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, correlation_id, created_event_id,
 	created_at, updated_at`
 
 func scanOrder(r sqldb.Scanner) (*Order, error) {
 	var o Order
 	var lines, addr string
-	var fromCart, notified, created, updated int64
+	var fromCart, created, updated int64
 	err := r.Scan(&o.ID, &o.UserID, &o.Status, &o.ReasonCode, &o.Reason, &lines, &o.TotalCents, &o.Currency,
 		&o.Customer.Email, &o.Customer.Name, &addr, &o.CardLast4, &fromCart, &o.PaymentID, &o.ShipmentID, &o.TrackingNumber,
-		&notified, &o.correlationID, &o.createdEventID, &created, &updated)
+		&o.correlationID, &o.createdEventID, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func scanOrder(r sqldb.Scanner) (*Order, error) {
 	if err := json.Unmarshal([]byte(addr), &o.ShippingAddress); err != nil {
 		return nil, fmt.Errorf("shipping address of order %s: %w", o.ID, err)
 	}
-	o.FromCart, o.notified = fromCart != 0, notified != 0
+	o.FromCart = fromCart != 0
 	o.CreatedAt, o.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return &o, nil
 }
@@ -154,11 +154,10 @@ func (s *store) confirm(ctx context.Context, tx *sqldb.Tx, id, paymentID string,
 	return s.changedIf(tx, id, ok, err)
 }
 
-// ship moves a CONFIRMED order to SHIPPED once it has a shipment and the
-// customer was notified.
+// ship moves a CONFIRMED order to SHIPPED once it has a shipment.
 func (s *store) ship(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) (bool, error) {
 	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, updated_at = ?
-		WHERE id = ? AND status = ? AND shipment_id <> '' AND notified = 1`,
+		WHERE id = ? AND status = ? AND shipment_id <> ''`,
 		StatusShipped, now.UnixMilli(), id, StatusConfirmed))
 	return s.changedIf(tx, id, ok, err)
 }
@@ -167,12 +166,6 @@ func (s *store) ship(ctx context.Context, tx *sqldb.Tx, id string, now time.Time
 func (s *store) setShipment(ctx context.Context, tx *sqldb.Tx, id, shipmentID, tracking string, now time.Time) (bool, error) {
 	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET shipment_id = ?, tracking_number = ?, updated_at = ? WHERE id = ?`,
 		shipmentID, tracking, now.UnixMilli(), id))
-	return s.changedIf(tx, id, ok, err)
-}
-
-// setNotified records that the customer was told (or could not be).
-func (s *store) setNotified(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
-	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET notified = 1 WHERE id = ?`, id))
 	return s.changedIf(tx, id, ok, err)
 }
 

@@ -68,10 +68,15 @@ func ClientID(id string) Option { return func(c *config) { c.clientID = id } }
 // (SessionTimeout) expires. Empty (the default) means dynamic membership.
 func InstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
 
+// DefaultSessionTimeout is the session timeout of a bus opened without
+// SessionTimeout: franz-go's default.
+const DefaultSessionTimeout = 45 * time.Second
+
 // SessionTimeout sets how long the group coordinator waits for a silent
 // member (one that crashed, or a static member that stopped) before it
-// hands the member's partitions to the others; 0 keeps franz-go's default
-// of 45s. The broker bounds it (group.min/max.session.timeout.ms).
+// hands the member's partitions to the others; 0 keeps
+// DefaultSessionTimeout. The broker bounds it
+// (group.min/max.session.timeout.ms).
 func SessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
 
 // Logger sets where the driver logs: its own warnings (handler failures,

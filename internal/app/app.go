@@ -164,6 +164,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
 			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry,
+			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
+				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)
+			},
 		})
 		if err != nil {
 			a.Close()

@@ -208,3 +208,42 @@ func TestConfig(t *testing.T) {
 		t.Errorf("malformed setting: %v", err)
 	}
 }
+
+// On Kafka, services refuse to start with a saga timeout below twice the
+// consumer-group session timeout (franz-go's 45s when unset); the message
+// names both settings and what to set.
+func TestServeRefusesASagaTimeoutBelowTwiceTheSessionTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"EVENTMART_BUS": "kafka://127.0.0.1:1"},
+			[]string{"EVENTMART_SAGA_TIMEOUT=30s", "EVENTMART_SESSION_TIMEOUT=45s, unset: franz-go's default", "EVENTMART_SESSION_TIMEOUT to at most 15s", "EVENTMART_SAGA_TIMEOUT to at least 1m30s"}},
+		{map[string]string{"EVENTMART_BUS": "kafka://127.0.0.1:1", "EVENTMART_SESSION_TIMEOUT": "20s", "EVENTMART_SAGA_TIMEOUT": "39s"},
+			[]string{"EVENTMART_SAGA_TIMEOUT=39s", "EVENTMART_SESSION_TIMEOUT=20s)", "at least 40s"}},
+	} {
+		_, err := runCLI(t, tc.env, "serve", "order")
+		var usage usageError
+		if !errors.As(err, &usage) {
+			t.Fatalf("%v: err %v, want a usage error", tc.env, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q lacks %q", tc.env, err, w)
+			}
+		}
+	}
+	for _, ok := range []map[string]string{
+		{"EVENTMART_BUS": "kafka://127.0.0.1:1", "EVENTMART_SESSION_TIMEOUT": "15s"}, // the cluster script's
+		{"EVENTMART_BUS": "kafka://127.0.0.1:1", "EVENTMART_SAGA_TIMEOUT": "90s"},
+		{"EVENTMART_SAGA_TIMEOUT": "1s"}, // the embedded bus has no sessions
+	} {
+		env, err := newEnv(func(k string) string { return ok[k] }, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkGroupTimeouts(env, config(env.Settings)); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+}

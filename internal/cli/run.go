@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
@@ -84,6 +85,11 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	}
 	for _, d := range defs {
 		delete(remote, d.Name) // a service run here is never proxied
+	}
+	if len(defs) > 0 {
+		if err := checkGroupTimeouts(env, cfg); err != nil {
+			return err
+		}
 	}
 	tokens, err := loadTokens(env, cfg)
 	if err != nil {
@@ -233,4 +239,47 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// checkGroupTimeouts refuses to run services on Kafka with a saga timeout
+// shorter than twice the consumer-group session timeout. A member that dies
+// keeps its partitions for a session timeout, then the group rebalances and
+// the new owner reads the backlog: if the payment or inventory service's
+// group stalls that long, the order service's sweep cancels orders whose
+// outcome is merely late (the order service's own stall is covered by the
+// sweep itself, see docs/saga.md). Twice the session timeout leaves the
+// rebalance and the backlog as much time again. It refuses rather than
+// warns: the damage (orders charged, then refunded, their labels voided)
+// falls on customers, and the fix is one setting. Without an instance id
+// (dynamic membership) a restarted process waits out its predecessor's
+// session every time: that is allowed, with a warning.
+func checkGroupTimeouts(env *Env, cfg Config) error {
+	if !strings.HasPrefix(cfg.Bus, "kafka://") {
+		return nil
+	}
+	session := cfg.SessionTimeout
+	if session <= 0 {
+		session = kafka.DefaultSessionTimeout
+	}
+	saga := env.Settings.Duration(settings.SagaTimeout)
+	if saga < 2*session {
+		return usageError{fmt.Sprintf("%s=%s is less than twice the Kafka consumer-group session timeout (%s=%s): "+
+			"a service instance that dies holds its partitions that long, and the order saga would time out orders that are only late. "+
+			"Set %s to at most %s (with a stable %s per process), or %s to at least %s",
+			settings.SagaTimeout.Name, saga, settings.SessionTimeout.Name, sessionSource(cfg, session),
+			settings.SessionTimeout.Name, saga/2, settings.InstanceID.Name, settings.SagaTimeout.Name, 2*session)}
+	}
+	if cfg.InstanceID == "" {
+		env.Log.Warn("no consumer-group instance id: dynamic membership, so a restarted process waits up to the session timeout before it reads again; give each process a stable one",
+			"setting", settings.InstanceID.Name, "sessionTimeout", session)
+	}
+	return nil
+}
+
+// sessionSource names the session timeout in effect and where it comes from.
+func sessionSource(cfg Config, session time.Duration) string {
+	if cfg.SessionTimeout <= 0 {
+		return session.String() + ", unset: franz-go's default"
+	}
+	return session.String()
 }

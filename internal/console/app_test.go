@@ -327,7 +327,7 @@ func TestConsoleFollowsAnOrder(t *testing.T) {
 			return c.Service == svc && c.EventType == typ && c.Declared && c.Observed == observed
 		})
 	}
-	for _, c := range [][2]string{{"inventory-service", "OrderCreated"}, {"payment-service", "InventoryReserved"}, {"shipping-service", "PaymentProcessed"}, {"notification-service", "ShippingCreated"}} {
+	for _, c := range [][2]string{{"inventory-service", "OrderCreated"}, {"payment-service", "InventoryReserved"}, {"shipping-service", "PaymentProcessed"}, {"notification-service", "OrderShipped"}} {
 		if !cons(c[0], c[1], true) {
 			t.Errorf("topology: %s does not consume %s (declared and observed) in %+v", c[0], c[1], topo.Consumes)
 		}

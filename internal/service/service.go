@@ -41,6 +41,11 @@ type Deps struct {
 	// Metrics is where a service registers its own metrics (exported at
 	// GET /metrics with the platform's); nil in tests that do not care.
 	Metrics prometheus.Registerer
+	// Consumed returns a time before which the service's consumer group
+	// has consumed (handled and committed) every record of topics, all of
+	// its instances together (inbox.ConsumedUntil): a timeout asks it
+	// whether what it waits for may be in the log unread. nil: no bus.
+	Consumed func(ctx context.Context, topics []string) (time.Time, error)
 }
 
 // Def describes a service to the runtime.

@@ -21,7 +21,7 @@ var (
 	InstanceID = &Setting{Name: "EVENTMART_INSTANCE_ID", Flag: "instance-id", Kind: String, Scope: "runtime",
 		Meaning: "Kafka: consumer-group instance id of this process (static membership), unique per service instance; unset: dynamic membership"}
 	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Scope: "runtime",
-		Meaning: "Kafka: consumer-group session timeout; unset: franz-go's 45s"}
+		Meaning: "Kafka: consumer-group session timeout; unset: franz-go's 45s. Services refuse to start with EVENTMART_SAGA_TIMEOUT below twice it"}
 	ServiceURLs = &Setting{Name: "EVENTMART_SERVICE_URLS", Kind: String, Scope: "runtime",
 		Meaning: "for serve: where the services this process does not run listen, user=http://h:p,catalog=http://h:p,…; several instances of one service as order=http://h:p1|http://h:p2"}
 	JWTSecret = &Setting{Name: "EVENTMART_JWT_SECRET", Kind: String, Secret: true, Scope: "runtime",
@@ -57,7 +57,7 @@ var (
 	AdminPassword = &Setting{Name: "EVENTMART_ADMIN_PASSWORD", Flag: "admin-password", Kind: String, Secret: true, Scope: "user, cli",
 		Meaning: "the admin account's password"}
 	SagaTimeout = &Setting{Name: "EVENTMART_SAGA_TIMEOUT", Kind: Duration, Default: "30s", Scope: "order",
-		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated"}
+		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated, once the order service has read its inventory and payment events past that deadline"}
 	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
 		Meaning: "how often PENDING orders are checked against the saga timeout"}
 	CartSweepInterval = &Setting{Name: "EVENTMART_CART_SWEEP_INTERVAL", Kind: Duration, Default: "1m", Scope: "cart",

@@ -166,7 +166,7 @@ async function main() {
     // An order flows through the services: the stream shows its steps.
     const first = await placeOrder(base, token, product);
     log('placed order', first.order);
-    const saga = ['OrderCreated', 'InventoryReserved', 'PaymentProcessed', 'ShippingCreated', 'NotificationSent', 'OrderShipped'];
+    const saga = ['OrderCreated', 'InventoryReserved', 'PaymentProcessed', 'ShippingCreated', 'OrderShipped', 'NotificationSent']; // the e-mail follows OrderShipped
     for (const type of saga) {
       await page.locator(`#stream-rows tr[data-correlation="${first.correlation}"][data-type="${type}"]`).first().waitFor();
     }

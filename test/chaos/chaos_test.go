@@ -2,10 +2,13 @@
 // 3-broker Kafka cluster, PostgreSQL, two `eventmart serve` processes of
 // every service and the gateway), drives orders through it with `eventmart
 // load`, and meanwhile injects faults: SIGKILL of a random service instance
-// every few seconds (restarted a moment later), SIGKILL of a Kafka broker
-// (restarted later) and a restart of PostgreSQL. Once the faults stop it
-// waits for the system to settle and checks that no business effect was
-// lost or doubled.
+// every few seconds (restarted a moment later; every service at least
+// once), SIGKILL of a Kafka broker (restarted later), a restart of
+// PostgreSQL, and one outage of the order service longer than the saga
+// timeout. Once the faults stop it waits for the system to settle and
+// checks that no business effect was lost or doubled, that no paid order
+// was cancelled for timeout (a crash must not pass for a stuck saga), and
+// that no customer got contradicting e-mails (issue 20).
 //
 // It runs when EVENTMART_CHAOS is "short" (CI: about a minute of faults) or
 // "full" (`make chaos`: three minutes); otherwise it is skipped. It needs
@@ -27,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +129,7 @@ func TestChaos(t *testing.T) {
 
 	f := &faults{c: c}
 	f.inject(p.faults)
-	t.Logf("faults injected: %s", f)
+	t.Logf("faults injected: %s; kills by service %v", f, f.killed)
 
 	select {
 	case err := <-loadDone:
@@ -253,25 +257,35 @@ func readEnv(t *testing.T, path string) map[string]string {
 
 // ---- faults --------------------------------------------------------------
 
+// orderOutage is how long both order instances stay down once: longer than
+// the saga timeout the cluster runs with (the default, 30s).
+const orderOutage = 35 * time.Second
+
 type faults struct {
-	c                                      *cluster
-	instanceKills, brokerKills, pgRestarts atomic.Int32
+	c                                                    *cluster
+	instanceKills, brokerKills, pgRestarts, orderOutages atomic.Int32
+	killed                                               map[string]int // kills by service
 }
 
 func (f *faults) String() string {
-	return fmt.Sprintf("%d instance kills, %d broker kills, %d PostgreSQL restarts",
-		f.instanceKills.Load(), f.brokerKills.Load(), f.pgRestarts.Load())
+	return fmt.Sprintf("%d instance kills, %d broker kills, %d PostgreSQL restarts, %d order service outages",
+		f.instanceKills.Load(), f.brokerKills.Load(), f.pgRestarts.Load(), f.orderOutages.Load())
 }
 
-// inject kills a random service instance every 3–6 s (restarting it 0.5–2 s
-// later), kills a broker at 20% of d and restarts it at 60%, and restarts
-// PostgreSQL at 40%.
+// inject kills a service instance every 3–6 s (restarting it 0.5–2 s
+// later; the services in a shuffled round, so every one is killed once
+// before any twice), kills a broker at 20% of d and restarts it at 60%,
+// restarts PostgreSQL at 40% and then kills both order instances for
+// orderOutage (while orders flow: the load lasts longer than d). It goes on past d until every service has been killed at
+// least once.
 func (f *faults) inject(d time.Duration) {
 	t := f.c.t
 	start := time.Now()
 	broker := 1 + rand.IntN(3)
-	brokerDown, brokerDone, pgDone := false, false, false
-	for time.Since(start) < d {
+	brokerDown, brokerDone, pgDone, outageDone := false, false, false, false
+	f.killed = map[string]int{}
+	var round []string // services still to kill in this round
+	for time.Since(start) < d || len(f.killed) < len(services) {
 		elapsed := time.Since(start)
 		switch {
 		case !brokerDown && !brokerDone && elapsed > d/5:
@@ -288,10 +302,31 @@ func (f *faults) inject(d time.Duration) {
 			f.pgRestarts.Add(1)
 			pgDone = true
 			t.Logf("%s: restarted PostgreSQL", elapsed.Round(time.Second))
+		case !outageDone && pgDone:
+			// The probe's scenario: the order service is down for longer
+			// than the saga timeout while payments and labels go on; when
+			// it is back, its sweep must not cancel the orders whose
+			// events wait unread.
+			for _, i := range []string{"1", "2"} {
+				f.must("instance", "kill", "order", i)
+			}
+			time.Sleep(orderOutage) // the fault schedule, not a wait for anything
+			for _, i := range []string{"1", "2"} {
+				f.must("instance", "start", "order", i)
+			}
+			f.orderOutages.Add(1)
+			outageDone = true
+			t.Logf("%s: killed both order instances, restarted them %s later", elapsed.Round(time.Second), orderOutage)
 		default:
-			s, i := services[rand.IntN(len(services))], strconv.Itoa(1+rand.IntN(2))
+			if len(round) == 0 {
+				round = slices.Clone(services)
+				rand.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+			}
+			s, i := round[0], strconv.Itoa(1+rand.IntN(2))
+			round = round[1:]
 			f.must("instance", "kill", s, i)
 			f.instanceKills.Add(1)
+			f.killed[s]++
 			time.Sleep(500*time.Millisecond + rand.N(1500*time.Millisecond)) // the fault schedule, not a wait for anything
 			f.must("instance", "start", s, i)
 			t.Logf("%s: killed and restarted %s-%s", elapsed.Round(time.Second), s, i)
@@ -475,15 +510,15 @@ func (v *verifier) lag() (string, error) {
 func (v *verifier) check() {
 	t := v.t
 	// Orders: every accepted one is final, through the API and in the database.
-	status := map[string]string{}
-	rows, err := v.dbs["order"].Query(`SELECT id, status FROM orders`)
+	status, reason := map[string]string{}, map[string]string{}
+	rows, err := v.dbs["order"].Query(`SELECT id, status, reason_code FROM orders`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var id, st string
-		rows.Scan(&id, &st)
-		status[id] = st
+		var id, st, rc string
+		rows.Scan(&id, &st, &rc)
+		status[id], reason[id] = st, rc
 	}
 	rows.Close()
 	for i, id := range v.accepted {
@@ -608,8 +643,21 @@ func (v *verifier) check() {
 			v.violation("cancelled order %s: %d charges, %d refunds", id, charged, refunded)
 		case st == "CANCELLED" && shipments != 0:
 			v.violation("cancelled order %s has %d shipments", id, shipments)
+		case st == "CANCELLED" && reason[id] == "timeout" && charged > 0:
+			// The probe's defect: a crash (the order service's own, or a
+			// slow rebalance) passed for a stuck saga, and a paid order
+			// was cancelled, refunded and its label voided.
+			v.violation("paid order %s was cancelled for timeout", id)
 		}
 	}
+	v.checkNotifications(status)
+	byReason := map[string]int{}
+	for id, st := range status {
+		if st == "CANCELLED" {
+			byReason[reason[id]]++
+		}
+	}
+	t.Logf("cancelled orders by reason: %v", byReason)
 	// A row per order the shipping service heard of; a parcel for the
 	// labelled ones (the carrier moves them on to dispatched, delivered).
 	if n := v.count("shipping", `SELECT COUNT(*) FROM shipments WHERE status IN ('created', 'dispatched', 'delivered')`); n != int64(v.countStatus(status, "SHIPPED")) {
@@ -659,6 +707,47 @@ func (v *verifier) check() {
 	}
 	t.Logf("checked %d orders (%d in the order database), %d products, %d distinct events published, %d audit records",
 		len(v.accepted), len(status), len(stock), len(published), vr.Records)
+}
+
+// checkNotifications: the customer hears of every final order once, and
+// what they hear is true: "on its way" (order-shipped) only for a SHIPPED
+// order, "cancelled" only for a CANCELLED one — never both of one order.
+func (v *verifier) checkNotifications(status map[string]string) {
+	sent := map[string]map[string]int{} // order id -> template -> messages
+	rows, err := v.dbs["notification"].Query(`SELECT subject_id, template, COUNT(*) FROM notifications
+		WHERE subject_type = 'order' GROUP BY subject_id, template`)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, tmpl string
+		var n int
+		rows.Scan(&id, &tmpl, &n)
+		if sent[id] == nil {
+			sent[id] = map[string]int{}
+		}
+		sent[id][tmpl] = n
+	}
+	rows.Close()
+	contradicting := 0
+	for id, st := range status {
+		shipped, cancelled := sent[id]["order-shipped"], sent[id]["order-cancelled"]
+		switch {
+		case shipped > 0 && cancelled > 0:
+			contradicting++
+			v.violation("order %s (%s): %d order-shipped and %d order-cancelled e-mails", id, st, shipped, cancelled)
+		case st == "SHIPPED" && (shipped != 1 || cancelled != 0):
+			v.violation("shipped order %s: %d order-shipped, %d order-cancelled e-mails, want 1 and 0", id, shipped, cancelled)
+		case st == "CANCELLED" && (cancelled != 1 || shipped != 0):
+			v.violation("cancelled order %s: %d order-cancelled, %d order-shipped e-mails, want 1 and 0", id, cancelled, shipped)
+		}
+	}
+	for id := range sent {
+		if _, ok := status[id]; !ok {
+			v.violation("e-mails about order %s, which the order service does not know", id)
+		}
+	}
+	v.t.Logf("e-mails of %d orders checked, %d contradicting", len(sent), contradicting)
 }
 
 func (v *verifier) countStatus(status map[string]string, want string) int {

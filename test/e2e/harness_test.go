@@ -252,8 +252,10 @@ func startDistributed(t *testing.T, kafka, pgURL, dataDir string, extra ...strin
 		addrs[name] = freeAddr(t)
 		urls = append(urls, name+"=http://"+addrs[name])
 	}
+	// The session timeout of the README's production commands: services
+	// refuse to start on Kafka with one above half the saga timeout.
 	common := []string{"EVENTMART_BUS=kafka://" + kafka, "EVENTMART_DB=" + pgURL, "EVENTMART_DATA=" + dataDir,
-		"EVENTMART_SERVICE_URLS=" + strings.Join(urls, ",")}
+		"EVENTMART_SERVICE_URLS=" + strings.Join(urls, ","), "EVENTMART_SESSION_TIMEOUT=10s"}
 	common = append(common, extra...)
 	s := &system{t: t, procs: map[string]*proc{}, mode: "distributed"}
 	for _, name := range append(serviceNames, "gateway") {

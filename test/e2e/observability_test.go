@@ -118,7 +118,7 @@ func traceAcrossProcesses(t *testing.T, s *shop, _ []string) {
 		{service: "eventmart-payment", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "InventoryReserved process"},
 		{service: "eventmart-order", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "PaymentProcessed process"},
 		{service: "eventmart-shipping", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "PaymentProcessed process"},
-		{service: "eventmart-notification", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "ShippingCreated process"},
+		{service: "eventmart-notification", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "OrderShipped process"},
 		{service: "eventmart-order", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "NotificationSent process"},
 		{service: "eventmart-audit", kind: tracepb.Span_SPAN_KIND_CONSUMER, name: "OrderShipped process"},
 	}

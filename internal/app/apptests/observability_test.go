@@ -153,12 +153,12 @@ func TestTraceCoversTheSagaOnTheEmbeddedBus(t *testing.T) {
 		t.Fatalf("no server span POST /api/v1/orders among %d spans", len(rec.Ended()))
 	}
 	want := map[string]bool{ // group/event handled in the order's trace
-		"inventory-service/OrderCreated":       false,
-		"payment-service/InventoryReserved":    false,
-		"order-service/PaymentProcessed":       false,
-		"shipping-service/PaymentProcessed":    false,
-		"notification-service/ShippingCreated": false,
-		"order-service/NotificationSent":       false,
+		"inventory-service/OrderCreated":    false,
+		"payment-service/InventoryReserved": false,
+		"order-service/PaymentProcessed":    false,
+		"shipping-service/PaymentProcessed": false,
+		"notification-service/OrderShipped": false,
+		"order-service/NotificationSent":    false,
 	}
 	h.Eventually("handler spans in the order's trace", func() bool {
 		for _, sp := range rec.Ended() {
