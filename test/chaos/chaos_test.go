@@ -17,14 +17,12 @@
 package chaos_test
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,6 +35,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventmart/eventmart/test/clustertest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -100,7 +100,7 @@ func TestChaos(t *testing.T) {
 			t.Logf("logs kept in %s/cluster", runDir)
 		}
 	}()
-	cfg := readEnv(t, filepath.Join(runDir, "cluster/cluster.env"))
+	cfg := clustertest.ReadEnv(t, filepath.Join(runDir, "cluster/cluster.env"))
 	bin := filepath.Join(runDir, "cluster/bin/eventmart")
 
 	// Load: enough orders to last the faults and some more.
@@ -122,7 +122,7 @@ func TestChaos(t *testing.T) {
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- load.Wait() }()
 	// Faults begin once orders flow (seeding is over).
-	waitFor(t, 3*time.Minute, "the first accepted order", func() (bool, string) {
+	clustertest.WaitFor(t, 3*time.Minute, "the first accepted order", func() (bool, string) {
 		b, _ := os.ReadFile(accepted)
 		return len(b) > 0, "none yet"
 	})
@@ -160,7 +160,7 @@ func TestChaos(t *testing.T) {
 	// Quiet twice in a row: a handler may write its outbox between the
 	// outbox check and the lag check of one look.
 	quietLooks := 0
-	waitFor(t, 5*time.Minute, "quiescence (orders final, parcels delivered, outboxes empty, no consumer lag)", func() (bool, string) {
+	clustertest.WaitFor(t, 5*time.Minute, "quiescence (orders final, parcels delivered, outboxes empty, no consumer lag)", func() (bool, string) {
 		ok, why := v.quiescent()
 		if !ok {
 			quietLooks = 0
@@ -203,7 +203,7 @@ func (c *cluster) sh(args ...string) (string, error) {
 // ports lie below Linux's ephemeral range (32768–60999), so that no
 // outgoing connection takes one while an instance is down.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := freeRange(t, 31) // 20 for service instances, 3 brokers, 3 controllers, PostgreSQL, the gateway, 3 broker metrics
+	p := clustertest.FreeRange(t, 31) // 20 for service instances, 3 brokers, 3 controllers, PostgreSQL, the gateway, 3 broker metrics
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
 		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+20, p+21, p+22),
@@ -215,44 +215,6 @@ func clusterEnv(t *testing.T, runDir string) []string {
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
 		"CLUSTER_INSTANCES=2",
 	)
-}
-
-// freeRange finds n consecutive free ports in 20000–32767.
-func freeRange(t *testing.T, n int) int {
-	for try := 0; try < 100; try++ {
-		base := 20000 + rand.IntN((32768-20000-n)/10)*10
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no range of free ports")
-	return 0
-}
-
-func readEnv(t *testing.T, path string) map[string]string {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
-		if ok {
-			out[k] = strings.Trim(v, "'")
-		}
-	}
-	return out
 }
 
 // ---- faults --------------------------------------------------------------
@@ -795,25 +757,4 @@ func (v *verifier) publishedEventIDs() map[string]bool {
 		}
 	}
 	return ids
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if why != last {
-			t.Logf("waiting for %s: %s", what, why)
-			last = why
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s: %s", what, timeout, why)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }

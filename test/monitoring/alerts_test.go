@@ -1,12 +1,9 @@
 package monitoring_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventmart/eventmart/test/clustertest"
 )
 
 // TestBrokerAlertFiresAndResolves runs `deploy/scripts/cluster.sh start` on
@@ -75,11 +74,11 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 			t.Logf("logs kept in %s/cluster", runDir)
 		}
 	}()
-	cfg := readEnv(t, filepath.Join(runDir, "cluster/cluster.env"))
+	cfg := clustertest.ReadEnv(t, filepath.Join(runDir, "cluster/cluster.env"))
 	prom := &promAPI{t: t, base: cfg["EVENTMART_PROMETHEUS"]}
 
 	// Every target answers: 3 brokers, 9 services, the gateway.
-	waitFor(t, 2*time.Minute, "every target up", func() (bool, string) {
+	clustertest.WaitFor(t, 2*time.Minute, "every target up", func() (bool, string) {
 		targets, err := prom.targets()
 		if err != nil {
 			return false, err.Error()
@@ -102,7 +101,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 		t.Fatalf("eventmart load: %v\n%s", err, out)
 	}
 	used := dashboardMetrics(t)
-	waitFor(t, 2*time.Minute, "every metric the dashboards name in Prometheus", func() (bool, string) {
+	clustertest.WaitFor(t, 2*time.Minute, "every metric the dashboards name in Prometheus", func() (bool, string) {
 		names, err := prom.names()
 		if err != nil {
 			return false, err.Error()
@@ -119,7 +118,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 	t.Logf("all %d metrics the dashboards name are scraped", len(used))
 
 	// No broker alert before the fault: the check below is not vacuous.
-	waitFor(t, 2*time.Minute, "no under-replicated partitions before the fault", func() (bool, string) {
+	clustertest.WaitFor(t, 2*time.Minute, "no under-replicated partitions before the fault", func() (bool, string) {
 		a, err := prom.alerts("KafkaUnderReplicatedPartitions")
 		return err == nil && len(a) == 0, fmt.Sprintf("%v %v", a, err)
 	})
@@ -130,7 +129,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 	}
 	t.Logf("broker 3 stopped in %s", time.Since(stopped).Round(100*time.Millisecond))
 	var pending time.Duration
-	waitFor(t, 4*time.Minute, "KafkaUnderReplicatedPartitions firing", func() (bool, string) {
+	clustertest.WaitFor(t, 4*time.Minute, "KafkaUnderReplicatedPartitions firing", func() (bool, string) {
 		a, err := prom.alerts("KafkaUnderReplicatedPartitions")
 		if err != nil {
 			return false, err.Error()
@@ -145,7 +144,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 	if pending == 0 {
 		t.Error("the alert was never seen pending: it must wait its `for` duration before firing")
 	}
-	waitFor(t, time.Minute, "KafkaBrokerDown firing for broker 3", func() (bool, string) {
+	clustertest.WaitFor(t, time.Minute, "KafkaBrokerDown firing for broker 3", func() (bool, string) {
 		a, err := prom.alerts("KafkaBrokerDown")
 		return err == nil && len(a) == 1 && a[0].State == "firing" && a[0].Labels["broker"] == "3", fmt.Sprint(a, err)
 	})
@@ -154,7 +153,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 	if out, err := sh("broker", "start", "3"); err != nil {
 		t.Fatalf("broker start 3: %v\n%s", err, out)
 	}
-	waitFor(t, 4*time.Minute, "KafkaUnderReplicatedPartitions and KafkaBrokerDown resolved", func() (bool, string) {
+	clustertest.WaitFor(t, 4*time.Minute, "KafkaUnderReplicatedPartitions and KafkaBrokerDown resolved", func() (bool, string) {
 		urp, err1 := prom.alerts("KafkaUnderReplicatedPartitions")
 		down, err2 := prom.alerts("KafkaBrokerDown")
 		return err1 == nil && err2 == nil && len(urp)+len(down) == 0, fmt.Sprint(urp, down, err1, err2)
@@ -287,7 +286,7 @@ func logScrapeSizes(t *testing.T, p *promAPI) {
 // durations stay as they are). The ports lie below Linux's ephemeral range
 // (32768–60999), so that no outgoing connection takes one.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := freeRange(t, 22) // 9 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
+	p := clustertest.FreeRange(t, 22) // 9 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
@@ -300,60 +299,4 @@ func clusterEnv(t *testing.T, runDir string) []string {
 		"CLUSTER_INSTANCES=1",
 		"CLUSTER_SCRAPE_INTERVAL=5s",
 	)
-}
-
-// freeRange finds n consecutive free ports in 20000–32767.
-func freeRange(t *testing.T, n int) int {
-	for try := 0; try < 100; try++ {
-		base := 20000 + rand.IntN((32768-20000-n)/10)*10
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no range of free ports")
-	return 0
-}
-
-// readEnv reads the `export K=V` lines of cluster.sh's cluster.env.
-func readEnv(t *testing.T, path string) map[string]string {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
-		if ok {
-			out[k] = strings.Trim(v, "'")
-		}
-	}
-	return out
-}
-
-// waitFor polls cond every 500 ms until it holds, failing the test with the
-// last reason after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, d, why)
-		}
-		time.Sleep(500 * time.Millisecond) // polling interval
-	}
 }
