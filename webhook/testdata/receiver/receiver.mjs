@@ -3,7 +3,7 @@
 // standardwebhooks), answers 204 when the signature holds and 400 when it
 // does not, and prints one JSON line per request on stdout. It prints
 // {"port": N} first; the endpoint's secret arrives on stdin (one line;
-// a later line replaces it).
+// a later line replaces it), acknowledged with {"secretSet": true}.
 import http from "node:http";
 import readline from "node:readline";
 import { Webhook } from "standardwebhooks";
@@ -11,6 +11,7 @@ import { Webhook } from "standardwebhooks";
 let secret = null;
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   secret = line.trim();
+  process.stdout.write(JSON.stringify({ secretSet: true }) + "\n");
 });
 
 const server = http.createServer((req, res) => {
