@@ -20,16 +20,15 @@ import (
 
 // Routes registers the webhook API (admins only).
 func (s *Service) Routes(mux *http.ServeMux) {
-	const p = "/api/v1/webhooks/endpoints"
-	mux.HandleFunc("POST "+p, s.admin(s.handleCreate))
-	mux.HandleFunc("GET "+p, s.admin(s.handleList))
-	mux.HandleFunc("GET "+p+"/{id}", s.admin(s.handleGet))
-	mux.HandleFunc("PATCH "+p+"/{id}", s.admin(s.handleUpdate))
-	mux.HandleFunc("DELETE "+p+"/{id}", s.admin(s.handleDelete))
-	mux.HandleFunc("POST "+p+"/{id}/rotate", s.admin(s.handleRotate))
-	mux.HandleFunc("GET "+p+"/{id}/deliveries", s.admin(s.handleDeliveries))
-	mux.HandleFunc("POST "+p+"/{id}/test", s.admin(s.handleTest))
-	mux.HandleFunc("POST "+p+"/{id}/replay", s.admin(s.handleReplay))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints", s.admin(s.handleCreate))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints", s.admin(s.handleList))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}", s.admin(s.handleGet))
+	mux.HandleFunc("PATCH /api/v1/webhooks/endpoints/{id}", s.admin(s.handleUpdate))
+	mux.HandleFunc("DELETE /api/v1/webhooks/endpoints/{id}", s.admin(s.handleDelete))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/rotate", s.admin(s.handleRotate))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}/deliveries", s.admin(s.handleDeliveries))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/test", s.admin(s.handleTest))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/replay", s.admin(s.handleReplay))
 }
 
 // admin refuses everyone but admins.
@@ -349,7 +348,7 @@ func (s *Service) handleReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.nudge()
-	httpx.JSON(w, http.StatusAccepted, map[string]any{"queued": n})
+	httpx.JSON(w, http.StatusOK, map[string]any{"queued": n})
 }
 
 // replayRange queues the events of [from, to] that ep wants, read page by

@@ -235,7 +235,7 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 		t.Errorf("endpoint %+v", got)
 	}
 	// Replaying the delivery sends it again, under the same webhook-id.
-	h.JSON("POST", "/api/v1/webhooks/endpoints/"+ep.ID+"/replay", h.Token("admin-1", "admin"), map[string]string{"deliveryId": reqs[0].ID}, http.StatusAccepted, nil)
+	h.JSON("POST", "/api/v1/webhooks/endpoints/"+ep.ID+"/replay", h.Token("admin-1", "admin"), map[string]string{"deliveryId": reqs[0].ID}, http.StatusOK, nil)
 	if r := rcv.wait(t, 4)[3]; r.ID != reqs[0].ID {
 		t.Errorf("replayed as %s, want %s", r.ID, reqs[0].ID)
 	}
