@@ -24,7 +24,7 @@ import (
 // private): tests never send traffic beyond loopback.
 var loopback = map[string]string{"EVENTMART_WEBHOOK_ALLOW": "127.0.0.0/8", "EVENTMART_WEBHOOK_RETRY_DELAYS": "20ms,20ms,20ms"}
 
-func start(t *testing.T, settings map[string]string, defs ...service.Def) *apptest.Harness {
+func start(t testing.TB, settings map[string]string, defs ...service.Def) *apptest.Harness {
 	return apptest.Start(t, append([]service.Def{webhook.Def()}, defs...), apptest.Settings(settings))
 }
 

@@ -44,7 +44,7 @@ CREATE TABLE deliveries (
 	created_at      BIGINT NOT NULL,
 	updated_at      BIGINT NOT NULL
 );
-CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX deliveries_due ON deliveries (endpoint_id, status, next_attempt_at);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, status, seq);
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
