@@ -20,13 +20,11 @@ import (
 )
 
 // Loop timings: how often the queues are looked at without a nudge (a
-// retry falling due, a delivery queued by another instance), how often
-// other instances' endpoint changes are picked up, and how often finished
-// deliveries are pruned.
+// retry falling due, a delivery queued by another instance), and how
+// often finished deliveries are pruned.
 const (
-	pollInterval   = 200 * time.Millisecond
-	reloadInterval = 2 * time.Second
-	pruneInterval  = time.Hour
+	pollInterval  = 200 * time.Millisecond
+	pruneInterval = time.Hour
 	// batch is how many deliveries of one endpoint a worker takes at once.
 	batch = 100
 	// maxRetryAfter caps a receiver's Retry-After.
@@ -45,15 +43,9 @@ func (s *Service) Run(ctx context.Context) error {
 	done := make(chan struct{}, 1)
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
-	lastReload, lastPrune := s.d.Now(), time.Time{}
+	var lastPrune time.Time
 	for {
 		now := s.d.Now()
-		if now.Sub(lastReload) >= reloadInterval {
-			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
-				s.d.Log.Error("reading webhook endpoints failed", "error", err)
-			}
-			lastReload = now
-		}
 		if now.Sub(lastPrune) >= pruneInterval {
 			if err := s.store.prune(ctx, now); err != nil && ctx.Err() == nil {
 				s.d.Log.Error("pruning webhook deliveries failed", "error", err)
@@ -201,7 +193,7 @@ func (s *Service) deliver(ctx context.Context, ep *Endpoint, d *Delivery) error 
 		if s.d.Outbox != nil {
 			s.d.Outbox.Notify()
 		}
-		return s.reload(ctx)
+		return s.reload(ctx, nil)
 	}
 	return nil
 }

@@ -121,7 +121,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	if err := s.reload(r.Context()); err != nil {
+	if err := s.reload(r.Context(), nil); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
@@ -137,7 +137,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	eps, err := s.store.endpoints(r.Context(), limit, offset)
+	eps, err := s.store.endpoints(r.Context(), nil, limit, offset)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -186,7 +186,7 @@ func (s *Service) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err == nil {
-		err = s.reload(ctx)
+		err = s.reload(ctx, nil)
 	}
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -201,7 +201,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	if err := s.reload(r.Context()); err != nil {
+	if err := s.reload(r.Context(), nil); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}

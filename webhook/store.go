@@ -117,13 +117,17 @@ func (s *store) endpoint(ctx context.Context, id string) (*Endpoint, error) {
 	return ep, nil
 }
 
-// endpoints lists endpoints oldest first; limit 0 lists all.
-func (s *store) endpoints(ctx context.Context, limit, offset int) ([]*Endpoint, error) {
-	q, args := `SELECT `+endpointColumns+` FROM endpoints ORDER BY created_at, id`, []any{}
-	if limit > 0 {
-		q, args = q+` LIMIT ? OFFSET ?`, []any{limit, offset}
+// endpoints lists endpoints oldest first, read through q (s.db when
+// nil); limit 0 lists all.
+func (s *store) endpoints(ctx context.Context, q sqldb.Querier, limit, offset int) ([]*Endpoint, error) {
+	if q == nil {
+		q = s.db
 	}
-	out, err := sqldb.List(ctx, s.db, q, args, scanEndpoint)
+	query, args := `SELECT `+endpointColumns+` FROM endpoints ORDER BY created_at, id`, []any{}
+	if limit > 0 {
+		query, args = query+` LIMIT ? OFFSET ?`, []any{limit, offset}
+	}
+	out, err := sqldb.List(ctx, q, query, args, scanEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: list endpoints: %w", err)
 	}

@@ -90,8 +90,10 @@ type Service struct {
 
 	// endpoints is every endpoint, as the consumer matches events
 	// against them without a query per event; reload refreshes it after a
-	// change here, and Run periodically for changes by other instances.
+	// change here, and the consumer when it is older than reloadInterval,
+	// for changes made by other instances.
 	endpoints atomic.Pointer[[]*Endpoint]
+	loadedAt  atomic.Int64 // Unix ms of the last reload
 	reloadMu  sync.Mutex
 	// wake tells the delivery loop deliveries were queued.
 	wake chan struct{}
@@ -112,7 +114,7 @@ func New(d service.Deps) (*Service, error) {
 		wake:         make(chan struct{}, 1),
 	}
 	s.client = g.client(s.timeout)
-	if err := s.reload(context.Background()); err != nil {
+	if err := s.reload(context.Background(), nil); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -139,6 +141,11 @@ func deliverable(spec event.Spec) bool { return spec.Topic != event.TopicAudit }
 // onEvent queues e for every enabled endpoint that wants its type, within
 // the inbox transaction. With no such endpoint it touches no table.
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
+	if s.d.Now().UnixMilli()-s.loadedAt.Load() >= reloadInterval.Milliseconds() {
+		if err := s.reload(ctx, tx); err != nil {
+			return err
+		}
+	}
 	var eps []*Endpoint
 	for _, ep := range *s.endpoints.Load() {
 		if ep.Enabled && ep.wants(string(e.EventType)) {
@@ -167,15 +174,23 @@ func (s *Service) nudge() {
 	}
 }
 
-// reload reads every endpoint into the consumer's cache.
-func (s *Service) reload(ctx context.Context) error {
+// reloadInterval is how old the consumer's endpoints may get: an
+// endpoint registered, changed or deleted on another instance takes
+// effect here within it.
+const reloadInterval = 2 * time.Second
+
+// reload reads every endpoint into the consumer's cache, through q (the
+// database when nil).
+func (s *Service) reload(ctx context.Context, q sqldb.Querier) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	eps, err := s.store.endpoints(ctx, 0, 0)
+	now := s.d.Now()
+	eps, err := s.store.endpoints(ctx, q, 0, 0)
 	if err != nil {
 		return err
 	}
 	s.endpoints.Store(&eps)
+	s.loadedAt.Store(now.UnixMilli())
 	return nil
 }
 
