@@ -95,7 +95,7 @@ var (
 // The command line client: the commands that talk to a running Eventmart.
 var (
 	Target = &Setting{Name: "EVENTMART_TARGET", Flag: "target", Kind: URL, Default: "http://127.0.0.1:8080", Scope: "cli",
-		Meaning: "the gateway URL of the running Eventmart that audit, dlq, replay and load talk to"}
+		Meaning: "the gateway URL of the running Eventmart that audit, dlq, webhooks, replay and load talk to"}
 	Registry = &Setting{Name: "EVENTMART_REGISTRY", Flag: "registry", Kind: URL, Scope: "cli",
 		Meaning: "for schema: a schema registry's Confluent-compatible API (Apicurio: http://host:port/apis/ccompat/v7, a running Eventmart: http://host:port/registry); unset: the built-in registry under --data"}
 )
