@@ -418,3 +418,36 @@ func TestTestMessageAndEndpointLifecycle(t *testing.T) {
 	h.JSON("DELETE", "/api/v1/webhooks/endpoints/"+ep.ID, admin, nil, http.StatusNoContent, nil)
 	h.JSON("GET", "/api/v1/webhooks/endpoints/"+ep.ID, admin, nil, http.StatusNotFound, nil)
 }
+
+// An ordered endpoint gets its deliveries strictly in queue order: a
+// failing one holds up the next until it succeeds.
+func TestOrderedEndpointKeepsOrder(t *testing.T) {
+	t.Parallel()
+	h := start(t, loopback)
+	rcv := newReceiver(t, func(n int, w http.ResponseWriter) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	var ep webhook.Endpoint
+	h.JSON("POST", "/api/v1/webhooks/endpoints", h.Token("admin-1", "admin"), map[string]any{"url": rcv.URL, "ordered": true}, http.StatusCreated, &ep)
+	if !ep.Ordered {
+		t.Fatalf("created %+v", ep)
+	}
+	var want []string
+	for i := range 4 {
+		e := h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o-ord", UserID: "cust-1", ShipmentID: fmt.Sprint(i)})[0]
+		want = append(want, webhook.MessageID(ep.ID, e.EventID))
+	}
+	reqs := rcv.wait(t, 6)
+	var got []string
+	for _, r := range reqs {
+		got = append(got, r.ID)
+	}
+	// The first twice refused, then accepted; then the rest in order.
+	if exp := append([]string{want[0], want[0]}, want...); strings.Join(got, " ") != strings.Join(exp, " ") {
+		t.Errorf("order of webhook-ids\n got %v\nwant %v", got, exp)
+	}
+}
