@@ -369,8 +369,9 @@ func (s *Service) replayRange(ctx context.Context, ep *Endpoint, from, to string
 		if err := s.d.CallJSON(ctx, "audit", "GET", "/api/v1/admin/events?"+q.Encode(), nil, &resp); err != nil {
 			return n, err
 		}
-		now := s.d.Now()
+		now, queued := s.d.Now(), 0
 		err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+			queued = 0
 			for _, raw := range resp.Events {
 				e, err := event.Decode(raw)
 				if err != nil {
@@ -383,13 +384,14 @@ func (s *Service) replayRange(ctx context.Context, ep *Endpoint, from, to string
 				if err := s.store.enqueue(ctx, tx, e.EventID, string(e.EventType), e.Timestamp, raw, []*Endpoint{ep}, now, true); err != nil {
 					return err
 				}
-				n++
+				queued++
 			}
 			return nil
 		})
 		if err != nil {
 			return n, err
 		}
+		n += queued
 		if len(resp.Events) < page || offset+page >= MaxReplay {
 			return n, nil
 		}

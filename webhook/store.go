@@ -214,12 +214,16 @@ func (s *store) enqueue(ctx context.Context, tx *sqldb.Tx, eventID, eventType st
 	return nil
 }
 
-// dueEndpoints lists the enabled endpoints with a delivery due at now.
+// dueEndpoints lists the enabled endpoints with a delivery due at now;
+// for an ordered endpoint, its queue's head must be due (the rest wait
+// behind it).
 func (s *store) dueEndpoints(ctx context.Context, now time.Time) ([]string, error) {
-	// One index probe per endpoint (deliveries_due), however long the
-	// queues: this runs whenever a worker finishes.
-	out, err := sqldb.List(ctx, s.db, `SELECT e.id FROM endpoints e WHERE e.enabled = 1 AND EXISTS
-		(SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= ?)`, []any{now.UnixMilli()}, sqldb.ScanOne[string])
+	// One index probe per endpoint (deliveries_due, deliveries_endpoint),
+	// however long the queues: this runs whenever a worker finishes.
+	out, err := sqldb.List(ctx, s.db, `SELECT e.id FROM endpoints e WHERE e.enabled = 1 AND (
+		(e.ordered = 0 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= ?))
+		OR (e.ordered = 1 AND (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1) <= ?))`,
+		[]any{now.UnixMilli(), now.UnixMilli()}, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("webhook: due endpoints: %w", err)
 	}
