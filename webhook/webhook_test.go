@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/service"
@@ -450,4 +451,45 @@ func TestOrderedEndpointKeepsOrder(t *testing.T) {
 	if exp := append([]string{want[0], want[0]}, want...); strings.Join(got, " ") != strings.Join(exp, " ") {
 		t.Errorf("order of webhook-ids\n got %v\nwant %v", got, exp)
 	}
+}
+
+// A time range is replayed from the audit trail, under the same
+// webhook-ids: not limited to what the deliveries table holds (here, an
+// event from before the endpoint existed).
+func TestReplayTimeRangeFromTheAuditTrail(t *testing.T) {
+	t.Parallel()
+	h := start(t, loopback, audit.Def())
+	before := h.Publish("order-service", origin, orderCreated("o-r1"))[0]
+	admin := h.Token("admin-1", "admin")
+	h.Eventually("the audit trail to hold the first event", func() bool {
+		status, _, body := h.Do("GET", "/api/v1/admin/events?correlationId=corr-1", admin, nil)
+		return status == http.StatusOK && strings.Contains(string(body), before.EventID)
+	})
+	rcv := newReceiver(t, nil)
+	ep := create(h, rcv.URL, "OrderCreated")
+	after := h.Publish("order-service", origin, &event.CartCreated{CartID: "c-r", UserID: "cust-1"}, orderCreated("o-r2"))[1]
+	if r := rcv.wait(t, 1)[0]; r.ID != webhook.MessageID(ep.ID, after.EventID) {
+		t.Fatalf("first delivery %s", r.ID)
+	}
+	h.Eventually("the audit trail to hold every event", func() bool {
+		status, _, body := h.Do("GET", "/api/v1/admin/events?correlationId=corr-1", admin, nil)
+		return status == http.StatusOK && strings.Contains(string(body), after.EventID)
+	})
+	var res struct{ Queued int }
+	h.JSON("POST", "/api/v1/webhooks/endpoints/"+ep.ID+"/replay", admin, map[string]string{
+		"from": before.Timestamp.Add(-time.Second).Format(time.RFC3339Nano), "to": time.Now().Add(time.Second).Format(time.RFC3339Nano)}, http.StatusOK, &res)
+	if res.Queued != 2 {
+		t.Errorf("queued %d, want the two OrderCreated (not the CartCreated)", res.Queued)
+	}
+	got := map[string]bool{}
+	for _, r := range rcv.wait(t, 3)[1:] {
+		got[r.ID] = verify(t, ep.Secret, r) == 1
+	}
+	for _, e := range []*event.Envelope{before, after} {
+		if !got[webhook.MessageID(ep.ID, e.EventID)] {
+			t.Errorf("%s not replayed (signed) under its webhook-id; got %v", e.EventID, got)
+		}
+	}
+	// The time range is required in full.
+	h.JSON("POST", "/api/v1/webhooks/endpoints/"+ep.ID+"/replay", admin, map[string]string{"from": "yesterday"}, http.StatusBadRequest, nil)
 }
