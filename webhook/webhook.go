@@ -19,7 +19,9 @@
 //
 // Every endpoint has its own queue; up to EVENTMART_WEBHOOK_WORKERS
 // endpoints are sent to at once, each one delivery at a time, so a slow
-// or dead endpoint holds up only itself. An attempt that gets no 2xx
+// or dead endpoint holds up only itself. An endpoint registered with
+// "ordered" gets its deliveries strictly in queue order (so in order per
+// aggregate), a failing one holding up the rest. An attempt that gets no 2xx
 // within EVENTMART_WEBHOOK_TIMEOUT is retried after the waits of
 // EVENTMART_WEBHOOK_RETRY_DELAYS (with jitter; a longer Retry-After of a
 // 429 or 503 wins) and then marked failed. Redirects are not followed.
