@@ -270,4 +270,5 @@ func init() {
 	register(TopicAudit, ext, func() Payload { return &AccessDenied{} })
 	register(TopicAudit, ext, func() Payload { return &AdminActionPerformed{} })
 	register(TopicAudit, ext, func() Payload { return &AuditRecorded{} })
+	register(TopicAudit, ext, func() Payload { return &WebhookEndpointDisabled{} })
 }

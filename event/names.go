@@ -36,3 +36,4 @@ func (*LoginFailed) EventType() Type                { return "LoginFailed" }
 func (*AccessDenied) EventType() Type               { return "AccessDenied" }
 func (*AdminActionPerformed) EventType() Type       { return "AdminActionPerformed" }
 func (*AuditRecorded) EventType() Type              { return "AuditRecorded" }
+func (*WebhookEndpointDisabled) EventType() Type    { return "WebhookEndpointDisabled" }

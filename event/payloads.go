@@ -424,6 +424,16 @@ type AdminActionPerformed struct {
 	Status  int    `json:"status"`
 }
 
+// WebhookEndpointDisabled (key: endpointId): the webhook service stopped
+// delivering to an endpoint: it answered 410 Gone, or every delivery to it
+// failed for longer than EVENTMART_WEBHOOK_DISABLE_AFTER. Its deliveries
+// wait until an admin enables it again.
+type WebhookEndpointDisabled struct {
+	EndpointID string `json:"endpointId" event:"key"`
+	URL        string `json:"url"`
+	Reason     string `json:"reason"`
+}
+
 // AuditRecorded (key: the recorded event's key): the audit service
 // appended an event to its hash-chained trail. It carries the whole record,
 // so audit-events (kept 7 years) is an archive of every business event:

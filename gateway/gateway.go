@@ -31,6 +31,7 @@ var Routes = map[string]string{
 	"shipments":     "shipping",
 	"notifications": "notification",
 	"admin":         "audit",
+	"webhooks":      "webhook",
 }
 
 // Console are the admin paths of the event-flow console that the gateway

@@ -31,6 +31,7 @@ import (
 	"github.com/eventmart/eventmart/payment"
 	"github.com/eventmart/eventmart/shipping"
 	"github.com/eventmart/eventmart/user"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 // doc is the decoded OpenAPI document.
@@ -424,6 +425,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Consume":            {console.Consume{}, true},
 		"Topology":           {console.Topology{}, true},
 		"Saga":               {order.Saga{}, true},
+		"WebhookEndpoint":    {webhook.Endpoint{}, true},
+		"WebhookDelivery":    {webhook.Delivery{}, true},
+		"WebhookAttempt":     {webhook.Attempt{}, true},
 	}
 	for name, p := range bodies {
 		s, ok := schemas[name].(map[string]any)

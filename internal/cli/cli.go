@@ -54,6 +54,7 @@ func commands() []command {
 		{"topics", "[apply]", "show the bus's topics, or create/update them to ADR-0006's table", topicsCmd},
 		{"audit", "verify", "verify the audit trail's hash chain on a running Eventmart", auditCmd},
 		{"dlq", "list|show|redrive|discard SERVICE [ID]", "operate a service's dead-letter queue on a running Eventmart", dlqCmd},
+		{"webhooks", "list|create URL|enable|disable|delete|test|rotate|deliveries|replay ID", "manage webhook endpoints on a running Eventmart", webhooksCmd},
 		{"replay", "SERVICE --topic T [--from-offset N|--from-time T]", "re-deliver a topic's records to a service's consumer group", replayCmd},
 		{"schema", "gen|check|register", "generate the event schemas, check them against a registry or git revision, register them", schemaCmd},
 		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},

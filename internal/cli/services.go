@@ -11,12 +11,13 @@ import (
 	"github.com/eventmart/eventmart/payment"
 	"github.com/eventmart/eventmart/shipping"
 	"github.com/eventmart/eventmart/user"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 // allServices lists every domain service.
 func allServices() []service.Def {
 	return []service.Def{
 		user.Def(), catalog.Def(), inventory.Def(), cart.Def(),
-		order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(),
+		order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def(),
 	}
 }

@@ -80,12 +80,22 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+	WebhookAllow = &Setting{Name: "EVENTMART_WEBHOOK_ALLOW", Kind: List, Scope: "webhook",
+		Meaning: "CIDRs webhook deliveries may reach although loopback, private, link-local or otherwise special (e.g. 127.0.0.1/32 for a local receiver); plain http:// URLs are allowed only to these; unset: public https only"}
+	WebhookRetryDelays = &Setting{Name: "EVENTMART_WEBHOOK_RETRY_DELAYS", Kind: Durations, Default: "5s,5m,30m,2h,5h,10h,10h", Scope: "webhook",
+		Meaning: "waits between a webhook delivery's attempts (each with up to 20% jitter; a longer Retry-After wins); after the last, the delivery is failed"}
+	WebhookTimeout = &Setting{Name: "EVENTMART_WEBHOOK_TIMEOUT", Kind: Duration, Default: "15s", Scope: "webhook",
+		Meaning: "how long one webhook attempt may take, connecting included"}
+	WebhookDisableAfter = &Setting{Name: "EVENTMART_WEBHOOK_DISABLE_AFTER", Kind: Duration, Default: "120h", Scope: "webhook",
+		Meaning: "an endpoint whose every attempt failed for this long is disabled (WebhookEndpointDisabled)"}
+	WebhookWorkers = &Setting{Name: "EVENTMART_WEBHOOK_WORKERS", Kind: Int, Default: "32", Min: 1, Max: 4096, Scope: "webhook",
+		Meaning: "endpoints delivered to at once (each endpoint's queue is sent one delivery at a time)"}
 )
 
 // The command line client: the commands that talk to a running Eventmart.
 var (
 	Target = &Setting{Name: "EVENTMART_TARGET", Flag: "target", Kind: URL, Default: "http://127.0.0.1:8080", Scope: "cli",
-		Meaning: "the gateway URL of the running Eventmart that audit, dlq, replay and load talk to"}
+		Meaning: "the gateway URL of the running Eventmart that audit, dlq, webhooks, replay and load talk to"}
 	Registry = &Setting{Name: "EVENTMART_REGISTRY", Flag: "registry", Kind: URL, Scope: "cli",
 		Meaning: "for schema: a schema registry's Confluent-compatible API (Apicurio: http://host:port/apis/ccompat/v7, a running Eventmart: http://host:port/registry); unset: the built-in registry under --data"}
 )
@@ -99,5 +109,6 @@ var All = []*Setting{
 	SagaTimeout, SagaSweepInterval, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
+	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
 	Target, Registry,
 }

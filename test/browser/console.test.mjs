@@ -7,7 +7,9 @@
 // steps, the order SHIPPED), looks at the topology and the topics, then
 // restarts the product with shipping failing: a second order is
 // dead-lettered and shows as stuck; restarted healthy, the dead letter is
-// redriven with the console's button and the order ships.
+// redriven with the console's button and the order ships. A webhook
+// endpoint on a local receiver gets the first order's events, each
+// attempt listed in the console's Webhooks tab.
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -17,6 +19,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHTTPServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,7 +117,11 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2' };
+  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2', EVENTMART_WEBHOOK_ALLOW: '127.0.0.1/32' };
+  // A webhook receiver on loopback: it answers 204 and keeps the webhook-ids.
+  const hooks = [];
+  const receiver = createHTTPServer((req, res) => { req.resume(); req.on('end', () => { hooks.push(req.headers['webhook-id']); res.writeHead(204).end(); }); });
+  await new Promise((ok) => receiver.listen(0, '127.0.0.1', ok));
   let app = new App(dataDir, port, fast);
   const profile = mkdtempSync(join(tmpdir(), 'eventmart-chromium-'));
   let browser;
@@ -163,6 +170,9 @@ async function main() {
     const token = (await must(base, 'POST', '/auth/token', '', { email: customer.email, password: customer.password }, 200)).body.token;
     await until('the welcome notification', async () => JSON.stringify((await api(base, 'GET', '/notifications', token)).body).includes('welcome'));
 
+    const endpoint = (await must(base, 'POST', '/webhooks/endpoints', admin,
+      { url: `http://127.0.0.1:${receiver.address().port}/hooks`, eventTypes: ['OrderCreated', 'OrderShipped'], description: 'ERP' }, 201)).body;
+
     // An order flows through the services: the stream shows its steps.
     const first = await placeOrder(base, token, product);
     log('placed order', first.order);
@@ -199,6 +209,19 @@ async function main() {
     assert.equal(await page.locator('#topics-rows tr[data-topic="order-events"] td').nth(1).innerText(), '20');
     await page.locator('#topics-rows tr[data-topic="order-events"] details').first().click();
     await shot('4-topics-lag');
+
+    // The webhook deliveries of the first order, each with its attempt.
+    await until('two webhook deliveries', async () => hooks.length >= 2);
+    await page.click('#tabs a[data-tab=webhooks]');
+    await page.locator('#webhooks-form [name=endpoint] option', { hasText: 'ERP' }).waitFor({ state: 'attached' });
+    for (const type of ['OrderCreated', 'OrderShipped']) {
+      await page.locator('#webhooks-rows tr[data-status=delivered]', { hasText: type }).locator('ol.attempts li.ok', { hasText: '204' }).waitFor();
+    }
+    await page.click('#webhooks-test');
+    await page.locator('#webhooks-status', { hasText: 'delivered (204' }).waitFor();
+    assert.ok(hooks.some((id) => id.startsWith('msg_test_')), 'the test message reached the receiver');
+    assert.equal(endpoint.secret.startsWith('whsec_'), true);
+    await shot('4b-webhooks');
 
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
     await app.stop();
@@ -242,6 +265,7 @@ async function main() {
     assert.deepEqual(problems, [], 'no page errors, no failed requests, nothing loaded from outside the gateway');
     log(`passed; screenshots in ${SHOTS}`);
   } finally {
+    receiver.close();
     await browser?.close();
     await app.stop().catch((err) => console.error('stop:', err.message));
     rmSync(profile, { recursive: true, force: true });

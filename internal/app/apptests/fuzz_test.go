@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 // operation is one request-body-taking operation of the API.
@@ -46,7 +47,7 @@ var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 // decoders): whatever the body, the answer is never a 5xx, and an error
 // is the JSON error body with a code and a message.
 func FuzzEndpoints(f *testing.F) {
-	h := apptest.Start(f, append(all(), audit.Def()))
+	h := apptest.Start(f, append(all(), audit.Def(), webhook.Def()))
 	admin := h.Token("admin-1", "admin")
 	var p struct{ ID string }
 	h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": "FUZZ", "name": "Mug", "priceCents": 500, "currency": "EUR"}, 201, &p)

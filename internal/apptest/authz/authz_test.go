@@ -31,6 +31,7 @@ import (
 	"github.com/eventmart/eventmart/payment"
 	"github.com/eventmart/eventmart/shipping"
 	"github.com/eventmart/eventmart/user"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 const (
@@ -167,6 +168,13 @@ func adminOnlyWant(adminWant check) func(*fixture) []call {
 	}
 }
 
+// adminOnlyBody: admins only, sending body; the admin gets adminWant.
+func adminOnlyBody(body func(actor) any, adminWant check) func(*fixture) []call {
+	return func(*fixture) []call {
+		return []call{{body: body, want: [nActors]check{unauthorized, forbidden, forbidden, adminWant}}}
+	}
+}
+
 // ownedByA: the path names A's resource; A and admins get ownerWant.
 func ownedByA(ownerWant check) func(*fixture) []call {
 	return func(*fixture) []call {
@@ -286,6 +294,17 @@ func rules(f *fixture) []rule {
 		{"GET /api/v1/admin/consumers/{service}", adminOnly(nil)},
 		{"GET /api/v1/admin/sagas", adminOnly(nil)},
 
+		{"GET /api/v1/webhooks/endpoints", adminOnly(nil)},
+		// A private address: refused at registration, no connection made.
+		{"POST /api/v1/webhooks/endpoints", adminOnlyBody(fixed(map[string]any{"url": "https://10.0.0.1/hooks"}), statusIn(http.StatusBadRequest))},
+		{"GET /api/v1/webhooks/endpoints/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"PATCH /api/v1/webhooks/endpoints/{id}", adminOnlyBody(fixed(map[string]any{"description": "x"}), statusIn(http.StatusNotFound))},
+		{"DELETE /api/v1/webhooks/endpoints/{id}", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"POST /api/v1/webhooks/endpoints/{id}/rotate", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"GET /api/v1/webhooks/endpoints/{id}/deliveries", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"POST /api/v1/webhooks/endpoints/{id}/test", adminOnlyWant(statusIn(http.StatusNotFound))},
+		{"POST /api/v1/webhooks/endpoints/{id}/replay", adminOnlyBody(fixed(map[string]any{"deliveryId": "x"}), statusIn(http.StatusNotFound))},
+
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
 		{"DELETE /api/v1/users/me", self(nil)},
@@ -361,7 +380,7 @@ func TestAuthorizationWalk(t *testing.T) {
 // product with stock, lets A order it (and put it in the cart), and waits
 // until A's order has shipped.
 func setUp(t *testing.T) *fixture {
-	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def()},
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def()},
 		apptest.Settings(map[string]string{"EVENTMART_ADMIN_EMAIL": adminEmail, "EVENTMART_ADMIN_PASSWORD": adminPassword}))
 	f := &fixture{h: h}
 	f.tokens[admin] = login(h, adminEmail, adminPassword)
@@ -447,6 +466,8 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			segs[i] = f.orderA
 		case orig[i-1] == "shipments":
 			segs[i] = f.shipmentA
+		case orig[i-1] == "endpoints":
+			segs[i] = "no-such-endpoint" // admins only: no customer data behind it
 		case orig[i-1] == "console":
 			segs[i] = "index.html"
 		case orig[i-1] == "dlq" || orig[i-1] == "replay" || orig[i-1] == "consumers":

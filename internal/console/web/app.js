@@ -7,8 +7,9 @@ import * as topologyView from './topology.js';
 import * as topicsView from './topics.js';
 import * as sagasView from './sagas.js';
 import * as dlqView from './dlq.js';
+import * as webhooksView from './webhooks.js';
 
-const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView };
+const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView };
 let current = null;
 
 function showLogin(message = '') {

@@ -60,7 +60,7 @@ export function kind(type) {
 }
 
 // The services that have a consumer group (and so a dead-letter queue).
-export const CONSUMING = ['catalog', 'inventory', 'cart', 'order', 'payment', 'shipping', 'notification', 'audit'];
+export const CONSUMING = ['catalog', 'inventory', 'cart', 'order', 'payment', 'shipping', 'notification', 'audit', 'webhook'];
 
 // correlationOf reads the correlation id of a dead letter: from its
 // headers, else from the envelope it holds.
