@@ -52,7 +52,7 @@ GATEWAY=${CLUSTER_GATEWAY:-127.0.0.1:58080}
 KAFKA_HEAP=${CLUSTER_KAFKA_HEAP:--Xms256m -Xmx384m}
 ADMIN_EMAIL=${EVENTMART_ADMIN_EMAIL:-admin@example.com}
 ADMIN_PASSWORD=${EVENTMART_ADMIN_PASSWORD:-change me please}
-SERVICES=(user catalog inventory cart order payment shipping notification audit)
+SERVICES=() # the binary's own list (internal/cli), read by services_list
 
 DIR=$EVENTMART_RUN/cluster
 BIN=$DIR/bin/eventmart
@@ -174,6 +174,19 @@ kafka_start() {
 
 # ---- services ------------------------------------------------------------------------
 
+# services_list reads the domain services from the binary (`eventmart
+# services`: internal/cli's list, the one place a service is registered),
+# building it first when it is missing or too old to list them.
+services_list() {
+	if [[ ! -x $BIN ]] || ! "$BIN" services >/dev/null 2>&1; then
+		mkdir -p "$(dirname "$BIN")"
+		(cd "$EVENTMART_REPO" && go build -o "$BIN" ./cmd/eventmart)
+	fi
+	mapfile -t SERVICES < <("$BIN" services)
+	((${#SERVICES[@]} > 0 && ${#SERVICES[@]} <= 10)) ||
+		die "$BIN services listed ${#SERVICES[@]} services; the port plan (CLUSTER_SERVICE_PORT + 10*(I-1) + k) holds 1 to 10"
+}
+
 port_of() { # SERVICE I
 	local i
 	for i in "${!SERVICES[@]}"; do
@@ -274,6 +287,7 @@ instance_start() { # SERVICE I [wait]
 services_start() {
 	log "building $BIN"
 	(cd "$EVENTMART_REPO" && go build -o "$BIN" ./cmd/eventmart)
+	services_list
 	write_env
 	# shellcheck disable=SC1091
 	(. "$DIR/cluster.env" && "$BIN" topics apply >"$DIR/topics.out") || { cat "$DIR/topics.out" >&2; die "topics apply failed"; }
@@ -424,6 +438,9 @@ cmd_env() {
 	sed -n 's/^export //p' "$DIR/cluster.env" | grep -v '^EVENTMART_CARRIER'
 }
 
+case ${1:-} in
+status | env | instance) services_list ;;
+esac
 case ${1:-} in
 start) cmd_start ;;
 stop) cmd_stop ;;

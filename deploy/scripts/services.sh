@@ -5,20 +5,21 @@
 #   deploy/scripts/services.sh start   # needs EVENTMART_BUS=kafka://… and EVENTMART_DB=postgres://…
 #   deploy/scripts/services.sh stop
 #
-# Ports: services on ${SERVICES_BASE_PORT:-8101}..+7, the gateway on
+# Ports: services (as `eventmart services` lists them) on ${SERVICES_BASE_PORT:-8101} and up, the gateway on
 # ${EVENTMART_ADDR:-127.0.0.1:8080}. Logs and pid files in ${EVENTMART_RUN:-<repo>/.run}/services.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 run=${EVENTMART_RUN:-$repo/.run}/services
 bin=${EVENTMART_BIN:-$repo/bin/eventmart}
 base=${SERVICES_BASE_PORT:-8101}
-services=(user catalog inventory cart order payment shipping notification audit)
+services=() # the binary's own list (`eventmart services`), read after it is built
 
 start() {
 	: "${EVENTMART_BUS:?set EVENTMART_BUS=kafka://host:port}" "${EVENTMART_DB:?set EVENTMART_DB=postgres://…}"
 	[[ -n ${EVENTMART_JWT_SECRET:-} ]] || { echo "services: set EVENTMART_JWT_SECRET (shared by every process)" >&2; exit 2; }
 	mkdir -p "$run"
 	(cd "$repo" && go build -o "$bin" ./cmd/eventmart)
+	mapfile -t services < <("$bin" services)
 	local urls=() i=0
 	for s in "${services[@]}"; do urls+=("$s=http://127.0.0.1:$((base + i))"); i=$((i + 1)); done
 	export EVENTMART_SERVICE_URLS

@@ -59,6 +59,7 @@ func commands() []command {
 		{"schema", "gen|check|register", "generate the event schemas, check them against a registry or git revision, register them", schemaCmd},
 		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},
 		{"config", "[flags]", "print every setting with its value and where it came from (flag, environment, default)", configCmd},
+		{"services", "", "list the domain services, one a line (for scripts that start a process per service)", servicesCmd},
 		{"version", "", "print the version", versionCmd},
 	}
 }

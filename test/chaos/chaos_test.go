@@ -36,6 +36,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmart/eventmart/internal/cli"
+
 	"github.com/eventmart/eventmart/test/clustertest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -44,10 +46,12 @@ import (
 	"github.com/eventmart/eventmart/event"
 )
 
-var services = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
+// services are the domain services, from the one list (internal/cli).
+var services = cli.ServiceNames()
 
-// consumers are the services with a consumer group ("<name>-service").
-var consumers = []string{"catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
+// consumers are the services with a consumer group ("<name>-service"):
+// all but the user service, which consumes nothing.
+var consumers = slices.DeleteFunc(cli.ServiceNames(), func(s string) bool { return s == "user" })
 
 type params struct {
 	faults      time.Duration // how long faults are injected

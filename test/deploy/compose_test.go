@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	eventmart "github.com/eventmart/eventmart/internal/cli"
+
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/eventmart/eventmart/internal/settings"
@@ -28,7 +30,8 @@ const (
 	composeFile = "../../deploy/compose/compose.yaml"
 )
 
-var services = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
+// services are the domain services, from the one list (internal/cli).
+var services = eventmart.ServiceNames()
 
 // secrets are the variables compose.yaml requires (${VAR:?}).
 var secrets = []string{"POSTGRES_PASSWORD=pg-secret", "EVENTMART_JWT_SECRET=jwt-secret", "EVENTMART_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret"}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventmart/eventmart/internal/cli"
 )
 
 // binary is the eventmart binary built by TestMain.
@@ -241,7 +243,8 @@ func startEmbedded(t *testing.T, dataDir string) *system {
 	return &system{t: t, base: "http://" + addr, procs: map[string]*proc{"run": p}, mode: "embedded"}
 }
 
-var serviceNames = []string{"user", "catalog", "inventory", "cart", "order", "payment", "shipping", "notification", "audit"}
+// serviceNames are the domain services, from the one list (internal/cli).
+var serviceNames = cli.ServiceNames()
 
 // startDistributed runs every service as its own process, plus the
 // gateway, on Kafka and PostgreSQL, with extra environment variables.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmart/eventmart/internal/cli"
+
 	"github.com/eventmart/eventmart/test/clustertest"
 )
 
@@ -89,7 +91,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 				down = append(down, tg.ScrapeURL+" "+tg.Health+" "+tg.LastError)
 			}
 		}
-		return len(targets) == 13 && len(down) == 0, fmt.Sprintf("%d targets, not up: %v", len(targets), down)
+		return len(targets) == len(cli.ServiceNames())+4 && len(down) == 0, fmt.Sprintf("%d targets, not up: %v", len(targets), down)
 	})
 	logScrapeSizes(t, prom)
 
@@ -286,7 +288,7 @@ func logScrapeSizes(t *testing.T, p *promAPI) {
 // durations stay as they are). The ports lie below Linux's ephemeral range
 // (32768–60999), so that no outgoing connection takes one.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := clustertest.FreeRange(t, 22) // 9 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
+	p := clustertest.FreeRange(t, 22) // 10 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
