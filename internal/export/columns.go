@@ -235,4 +235,3 @@ func snake(s string) string {
 	}
 	return b.String()
 }
-
