@@ -1,12 +1,11 @@
 package export
 
 import (
-	"encoding/json"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -44,10 +43,19 @@ var envelopeColumns = []string{
 
 // typedField is one typed payload column of a topic.
 type typedField struct {
-	column string       // data_<snake>
-	json   string       // the payload's JSON name
-	kind   reflect.Kind // String, Int64, Bool, or Struct for time.Time
+	column string // data_<snake>
+	json   string // the payload's JSON name
+	kind   fieldKind
 }
+
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindInt
+	kindBool
+	kindTime
+)
 
 var timeType = reflect.TypeFor[time.Time]()
 
@@ -55,13 +63,12 @@ var timeType = reflect.TypeFor[time.Time]()
 type topicLayout struct {
 	schema *parquet.Schema
 	fields []typedField
-	// decode is a struct type with one pointer field per typed field, in
-	// fields' order, tagged with its JSON name: decoding a payload into it
-	// reads every typed column in one pass.
-	decode reflect.Type
+	// byKey is the index in fields of each quoted JSON name.
+	byKey map[string]int
 	// col is the Parquet column index of each named column; Group sorts
 	// its fields by name, so the index is not the declaration order.
-	col map[string]int
+	col  map[string]int
+	cols []int // the column index of each of fields
 }
 
 // layouts are computed once, per topic, from the catalog.
@@ -83,8 +90,8 @@ func layoutOf(topic string) *topicLayout {
 }
 
 func newLayout(topic event.Topic) *topicLayout {
-	l := &topicLayout{col: map[string]int{}}
-	seen := map[string]reflect.Kind{}
+	l := &topicLayout{col: map[string]int{}, byKey: map[string]int{}}
+	seen := map[string]bool{}
 	for _, s := range event.Catalog() {
 		if s.Topic != topic {
 			continue
@@ -96,20 +103,24 @@ func newLayout(topic event.Topic) *topicLayout {
 			if name == "" || name == "-" {
 				continue
 			}
-			kind := f.Type.Kind()
-			switch {
+			var kind fieldKind
+			switch k := f.Type.Kind(); {
 			case f.Type == timeType:
-				kind = reflect.Struct
-			case kind == reflect.String || kind == reflect.Bool:
-			case kind >= reflect.Int && kind <= reflect.Int64:
-				kind = reflect.Int64
+				kind = kindTime
+			case k == reflect.String:
+				kind = kindString
+			case k == reflect.Bool:
+				kind = kindBool
+			case k >= reflect.Int && k <= reflect.Int64:
+				kind = kindInt
 			default:
 				continue // nested or repeated: in data only
 			}
-			if _, ok := seen[name]; ok {
+			if seen[name] {
 				continue // one column per name (none for a second kind)
 			}
-			seen[name] = kind
+			seen[name] = true
+			l.byKey[`"`+name+`"`] = len(l.fields)
 			l.fields = append(l.fields, typedField{column: "data_" + snake(name), json: name, kind: kind})
 		}
 	}
@@ -130,27 +141,25 @@ func newLayout(topic event.Topic) *topicLayout {
 		"session_id":       parquet.String(),
 		"data":             parquet.JSON(),
 	}
-	sf := make([]reflect.StructField, len(l.fields))
-	for i, f := range l.fields {
-		var n parquet.Node
-		var t reflect.Type
+	for _, f := range l.fields {
+		n := parquet.Timestamp(parquet.Microsecond)
 		switch f.kind {
-		case reflect.String:
-			n, t = parquet.String(), reflect.TypeFor[*string]()
-		case reflect.Bool:
-			n, t = parquet.Leaf(parquet.BooleanType), reflect.TypeFor[*bool]()
-		case reflect.Int64:
-			n, t = parquet.Int(64), reflect.TypeFor[*int64]()
-		default:
-			n, t = parquet.Timestamp(parquet.Microsecond), reflect.TypeFor[*time.Time]()
+		case kindString:
+			n = parquet.String()
+		case kindBool:
+			n = parquet.Leaf(parquet.BooleanType)
+		case kindInt:
+			n = parquet.Int(64)
 		}
 		g[f.column] = parquet.Optional(n)
-		sf[i] = reflect.StructField{Name: "F" + strconv.Itoa(i), Type: t, Tag: reflect.StructTag(`json:"` + f.json + `"`)}
 	}
-	l.decode = reflect.StructOf(sf)
+	l.cols = make([]int, len(l.fields))
 	l.schema = parquet.NewSchema(string(topic), g)
 	for i, path := range l.schema.Columns() {
 		l.col[path[0]] = i
+	}
+	for i, f := range l.fields {
+		l.cols[i] = l.col[f.column]
 	}
 	return l
 }
@@ -159,9 +168,9 @@ func newLayout(topic event.Topic) *topicLayout {
 // reader (DuckDB, pyarrow, Spark, Trino) reads it.
 var codec compress.Codec = &parquet.Snappy
 
-// row appends r as a Parquet row of l to row (reusing its memory) and
-// returns it. tmp holds the decoded typed fields between calls.
-func (l *topicLayout) row(row parquet.Row, r *Record, tmp reflect.Value) parquet.Row {
+// row sets row (reusing its memory) to r as a Parquet row of l and
+// returns it.
+func (l *topicLayout) row(row parquet.Row, r *Record) parquet.Row {
 	n := len(l.col)
 	if cap(row) < n {
 		row = make(parquet.Row, n)
@@ -170,7 +179,7 @@ func (l *topicLayout) row(row parquet.Row, r *Record, tmp reflect.Value) parquet
 	e := r.Envelope
 	str := func(name, s string) {
 		c := l.col[name]
-		row[c] = parquet.ByteArrayValue([]byte(s)).Level(0, 0, c)
+		row[c] = parquet.ByteArrayValue(unsafeBytes(s)).Level(0, 0, c)
 	}
 	str("topic", r.Topic)
 	c := l.col["record_partition"]
@@ -195,31 +204,34 @@ func (l *topicLayout) row(row parquet.Row, r *Record, tmp reflect.Value) parquet
 	if len(l.fields) == 0 {
 		return row
 	}
-	tmp.SetZero()
-	// A payload that does not fit the current version's types (an older
-	// version) leaves the typed columns it could not read null; data keeps
-	// it whole.
-	_ = json.Unmarshal(e.Data, tmp.Addr().Interface())
-	for i, f := range l.fields {
-		c := l.col[f.column]
-		v := tmp.Field(i)
-		if v.IsNil() {
-			row[c] = parquet.NullValue().Level(0, 0, c)
-			continue
-		}
-		switch f.kind {
-		case reflect.String:
-			row[c] = parquet.ByteArrayValue([]byte(v.Elem().String())).Level(0, 1, c)
-		case reflect.Bool:
-			row[c] = parquet.BooleanValue(v.Elem().Bool()).Level(0, 1, c)
-		case reflect.Int64:
-			row[c] = parquet.Int64Value(v.Elem().Int()).Level(0, 1, c)
-		default:
-			row[c] = parquet.Int64Value(v.Interface().(*time.Time).UnixMicro()).Level(0, 1, c)
-		}
+	for _, c := range l.cols {
+		row[c] = parquet.NullValue().Level(0, 0, c)
 	}
+	// A field that does not have the current version's type (a payload of
+	// an older version) stays null; data keeps it whole.
+	eachField(e.Data, func(k, v []byte) bool {
+		i, ok := l.byKey[string(k)]
+		if !ok {
+			return true
+		}
+		c := l.cols[i]
+		switch s, n, b, ok := scalar(v, l.fields[i]); {
+		case !ok:
+		case l.fields[i].kind == kindString:
+			row[c] = parquet.ByteArrayValue(unsafeBytes(s)).Level(0, 1, c)
+		case l.fields[i].kind == kindBool:
+			row[c] = parquet.BooleanValue(b).Level(0, 1, c)
+		default:
+			row[c] = parquet.Int64Value(n).Level(0, 1, c)
+		}
+		return true
+	})
 	return row
 }
+
+// unsafeBytes returns s's bytes without copying: the Parquet writer copies
+// what it keeps, and the strings outlive the row.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // snake turns a JSON name such as totalCents into total_cents.
 func snake(s string) string {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -30,7 +29,6 @@ type fileWriter struct {
 	layout     *topicLayout
 	pw         *parquet.Writer
 	rows       []parquet.Row
-	tmpl       reflect.Value
 	groupStart int64 // pw.Size() when the row group began
 	groupBytes int64
 
@@ -70,7 +68,6 @@ func newFileWriter(opts Options, first *Record, hour time.Time) (*fileWriter, er
 	if opts.Format == "parquet" {
 		w.layout = layoutOf(first.Topic)
 		w.pw = parquet.NewWriter(w.buf, w.layout.schema, parquet.Compression(codec))
-		w.tmpl = reflect.New(w.layout.decode).Elem()
 	}
 	return w, nil
 }
@@ -91,7 +88,7 @@ func (w *fileWriter) write(r *Record) error {
 	} else {
 		w.rows = append(w.rows, nil)
 	}
-	w.rows[n] = w.layout.row(w.rows[n], r, w.tmpl)
+	w.rows[n] = w.layout.row(w.rows[n], r)
 	if len(w.rows) == rowBatch {
 		return w.flushRows()
 	}
