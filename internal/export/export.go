@@ -430,3 +430,30 @@ func (x *exporter) readArchive(ctx context.Context, pr PartitionRange, from, to 
 func fileName(topic string, p int32, first, last int64, format string) string {
 	return fmt.Sprintf("topics/%s/partition=%d/%s+%d+%010d-%010d.%s", topic, p, topic, p, first, last, format)
 }
+
+// Scan hands fn, batch by batch, the records sel selects from r (those the
+// bus still keeps: it reads no archive), in offset order per partition,
+// partition after partition. It writes nothing.
+func Scan(ctx context.Context, r bus.Reader, sel Selection, fn func([]*Record) error) error {
+	ranges, err := plan(ctx, r, Options{Selection: sel, Warn: func(string) {}})
+	if err != nil {
+		return err
+	}
+	x := &exporter{r: r, opts: Options{Selection: sel, Warn: func(string) {}}, res: &Result{}}
+	for _, pr := range ranges {
+		err := x.read(ctx, pr, func(recs []*Record) error {
+			kept := recs[:0]
+			for _, rec := range recs {
+				ts := rec.Envelope.Timestamp
+				if (sel.From == nil || !ts.Before(*sel.From)) && (sel.To == nil || ts.Before(*sel.To)) {
+					kept = append(kept, rec)
+				}
+			}
+			return fn(kept)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
