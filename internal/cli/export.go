@@ -72,7 +72,7 @@ func exportCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer b.Close()
-	bar := newProgressBar(env.Stderr, "exported")
+	bar := newProgressBar(env.Stderr, "export")
 	opts.Progress = bar.update
 	res, err := export.Export(ctx, b, opts)
 	bar.done()
@@ -191,7 +191,7 @@ func importCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	cfg := config(env.Settings)
 	var res *export.ImportResult
-	bar := newProgressBar(env.Stderr, "imported")
+	bar := newProgressBar(env.Stderr, "import")
 	opts.Progress = bar.update
 	if *dry {
 		res, err = export.Import(ctx, nil, opts)

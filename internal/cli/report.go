@@ -129,9 +129,9 @@ func (b *progressBar) draw(final bool) {
 	if rate > 0 {
 		eta = time.Duration(float64(b.p.Total-b.p.Read) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	line := fmt.Sprintf("%s %d/%d records (%.0f%%), %d files, %.0f records/s, ETA %s", b.what, b.p.Read, b.p.Total, pct, b.p.Files, rate, eta)
+	line := fmt.Sprintf("%s: read %d/%d records (%.0f%%), %d files, %.0f records/s, ETA %s", b.what, b.p.Read, b.p.Total, pct, b.p.Files, rate, eta)
 	if final {
-		line = fmt.Sprintf("%s %d/%d records, %d files, %.0f records/s in %s", b.what, b.p.Read, b.p.Total, b.p.Files, rate, elapsed.Round(time.Millisecond))
+		line = fmt.Sprintf("%s: read %d/%d records, %d files, %.0f records/s in %s", b.what, b.p.Read, b.p.Total, b.p.Files, rate, elapsed.Round(time.Millisecond))
 	}
 	if !b.tty {
 		fmt.Fprintln(b.w, line)

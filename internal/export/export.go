@@ -177,6 +177,9 @@ feed:
 	close(work)
 	wg.Wait()
 	close(errs)
+	if opts.Progress != nil {
+		opts.Progress(x.progress)
+	}
 	if err := <-errs; err != nil {
 		return res, err
 	}
