@@ -80,3 +80,36 @@ func samplePeak() (stop func(), peak *uint64) {
 	})
 	return func() { close(done); wg.Wait() }, peak
 }
+
+// BenchmarkImport measures importing an export of about 100,000 events
+// into a fresh embedded log (fsynced batches of 500 per source partition).
+//
+//	go test -run '^$' -bench Import -benchtime 2x ./internal/export/
+func BenchmarkImport(b *testing.B) {
+	for _, format := range []string{"parquet", "jsonl"} {
+		b.Run(format, func(b *testing.B) {
+			src := exporttest.OpenBus(b)
+			n := exporttest.Seed(b, src, 14000, 500*time.Millisecond)
+			dir := filepath.Join(b.TempDir(), "x")
+			if _, err := export.Export(context.Background(), src, export.Options{Dir: dir, Format: format, Selection: export.Selection{Topics: businessTopics}}); err != nil {
+				b.Fatal(err)
+			}
+			var elapsed, cpu time.Duration
+			for range b.N {
+				dst := exporttest.OpenBus(b)
+				start, cpu0 := time.Now(), cpuTime()
+				res, err := export.Import(context.Background(), dst, export.ImportOptions{Dir: dir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				elapsed, cpu = elapsed+time.Since(start), cpu+cpuTime()-cpu0
+				if res.Records != int64(n) {
+					b.Fatalf("imported %d of %d", res.Records, n)
+				}
+				dst.Close()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "events/cpu-s")
+		})
+	}
+}

@@ -29,7 +29,7 @@ type ImportResult struct {
 }
 
 // publishBatch is how many records Import publishes at once.
-const publishBatch = 500
+const publishBatch = 2000
 
 // Import publishes the records of the export in opts.Dir to p (nil for a
 // dry run): every file is checked against the manifest's SHA-256 first,
