@@ -58,6 +58,13 @@ func fate(i int) (cancelled, refunded bool) {
 // it published.
 func Seed(t testing.TB, b bus.Publisher, n int, step time.Duration) int {
 	t.Helper()
+	return SeedPrefixed(t, b, n, step, "")
+}
+
+// SeedPrefixed is Seed publishing to the catalog's topics with prefix
+// before their names (test topics on a shared cluster).
+func SeedPrefixed(t testing.TB, b bus.Publisher, n int, step time.Duration, prefix string) int {
+	t.Helper()
 	ctx := context.Background()
 	var msgs []*bus.Message
 	total := 0
@@ -114,6 +121,7 @@ func Seed(t testing.TB, b bus.Publisher, n int, step time.Duration) int {
 			if err != nil {
 				t.Fatal(err)
 			}
+			m.Topic = prefix + m.Topic
 			msgs = append(msgs, m)
 		}
 		if len(msgs) >= 2000 {
