@@ -161,7 +161,7 @@ func TestExportReportImport(t *testing.T) {
 	if len(d.Cancellations) != 1 || d.Cancellations[0] != (reports.Count{Reason: "out-of-stock", Count: cancelled}) {
 		t.Errorf("cancellations %+v, want %d out-of-stock", d.Cancellations, cancelled)
 	}
-	if d.Parcels.Dispatched != dispatched || d.Parcels.Created != dispatched {
+	if d.Parcels.Shipped != dispatched || d.Parcels.Dispatched != dispatched || d.Parcels.Created != dispatched {
 		t.Errorf("parcels %+v, want %d dispatched", d.Parcels, dispatched)
 	}
 	if len(d.TopProducts) != reports.TopN || d.TopProducts[0].Quantity < d.TopProducts[reports.TopN-1].Quantity {

@@ -69,8 +69,9 @@ type Product struct {
 
 // Parcels counts shipment events.
 type Parcels struct {
+	Shipped    int64 `json:"shipped"`    // OrderShipped: orders whose parcel exists and whose customer was told
 	Created    int64 `json:"created"`    // ShippingCreated: labels made
-	Dispatched int64 `json:"dispatched"` // ShippingDispatched: handed to the carrier, the parcels shipped
+	Dispatched int64 `json:"dispatched"` // ShippingDispatched: picked up by the carrier
 	Delivered  int64 `json:"delivered"`  // ShippingDelivered
 	Cancelled  int64 `json:"cancelled"`  // ShippingCancelled
 }
@@ -106,7 +107,7 @@ func (b *Builder) Add(e *event.Envelope) error {
 		return nil
 	}
 	switch e.EventType {
-	case "OrderCreated", "OrderConfirmed", "OrderCancelled", "PaymentProcessed", "PaymentRefunded",
+	case "OrderCreated", "OrderConfirmed", "OrderCancelled", "OrderShipped", "PaymentProcessed", "PaymentRefunded",
 		"ShippingCreated", "ShippingDispatched", "ShippingDelivered", "ShippingCancelled":
 	default:
 		return nil
@@ -143,6 +144,8 @@ func (b *Builder) Add(e *event.Envelope) error {
 		add(b.revenue, p.Currency, p.AmountCents)
 	case *event.PaymentRefunded:
 		add(b.refunds, p.Currency, p.AmountCents)
+	case *event.OrderShipped:
+		b.parcels.Shipped++
 	case *event.ShippingCreated:
 		b.parcels.Created++
 	case *event.ShippingDispatched:

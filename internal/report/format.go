@@ -50,7 +50,8 @@ func writeCSV(w io.Writer, d *Daily) error {
 	for _, p := range d.TopProducts {
 		rows = append(rows, []string{"top products", p.ProductID + " " + p.SKU + " " + p.Name, p.Currency, i(p.Quantity, 10), i(p.ValueCents, 10)})
 	}
-	rows = append(rows, []string{"parcels", "created", "", i(d.Parcels.Created, 10), ""},
+	rows = append(rows, []string{"parcels", "shipped", "", i(d.Parcels.Shipped, 10), ""},
+		[]string{"parcels", "created", "", i(d.Parcels.Created, 10), ""},
 		[]string{"parcels", "dispatched", "", i(d.Parcels.Dispatched, 10), ""},
 		[]string{"parcels", "delivered", "", i(d.Parcels.Delivered, 10), ""},
 		[]string{"parcels", "cancelled", "", i(d.Parcels.Cancelled, 10), ""})
@@ -110,8 +111,8 @@ func writeTable(w io.Writer, d *Daily) error {
 		fmt.Fprintf(t, "  %s\t%s\t%s\t%d\t%s %s\n", p.ProductID, p.SKU, p.Name, p.Quantity, money(p.ValueCents), p.Currency)
 	}
 	t.Flush()
-	_, err := fmt.Fprintf(w, "\nParcels: %d labels created, %d shipped (dispatched), %d delivered, %d cancelled\n",
-		d.Parcels.Created, d.Parcels.Dispatched, d.Parcels.Delivered, d.Parcels.Cancelled)
+	_, err := fmt.Fprintf(w, "\nParcels: %d orders shipped; labels: %d created, %d picked up by the carrier, %d delivered, %d cancelled\n",
+		d.Parcels.Shipped, d.Parcels.Created, d.Parcels.Dispatched, d.Parcels.Delivered, d.Parcels.Cancelled)
 	return err
 }
 
