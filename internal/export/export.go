@@ -62,7 +62,8 @@ type Options struct {
 	Archive       Archive // nil: records retention deleted are not exported (Warn says so)
 	// Progress, if set, is called (never concurrently) as records are read.
 	Progress func(Progress)
-	// Warn, if set, is told what the export leaves out and why.
+	// Warn, if set, is told what the export leaves out and why (never
+	// concurrently).
 	Warn func(string)
 }
 
@@ -115,6 +116,13 @@ func Export(ctx context.Context, r bus.Reader, opts Options) (*Result, error) {
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
+	}
+	var warnMu sync.Mutex // workers warn concurrently
+	warn := opts.Warn
+	opts.Warn = func(s string) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		warn(s)
 	}
 	res := &Result{}
 	m, err := ReadManifest(opts.Dir)
