@@ -218,8 +218,9 @@ func plan(ctx context.Context, r bus.Reader, opts Options) ([]PartitionRange, er
 			}
 			for i, a := range after {
 				if a.Start > offs[i].Start {
-					from[i] = a.Start // else what retention deleted may be as late as From
-				}
+					from[i] = a.Start
+				} // else the first record kept was stored after From: what retention deleted may be as late as From
+
 			}
 		}
 		// To bounds nothing: a record stored long after its event time (an
@@ -233,7 +234,7 @@ func plan(ctx context.Context, r bus.Reader, opts Options) ([]PartitionRange, er
 			}
 			if from[i] < o.Start && opts.Archive == nil {
 				if from[i] < end[i] && (s.FromOffset != nil || s.From != nil || o.Start > 0) {
-					opts.Warn(fmt.Sprintf("%s/%d: offsets %d to %d were deleted by retention and are not exported (--archive reads them from the audit archive of a running Eventmart)",
+					opts.Warn(fmt.Sprintf("%s/%d: offsets %d to %d, deleted by retention, may hold records of the selection and are not exported (--archive reads them from the audit archive of a running Eventmart)",
 						topic, o.Partition, from[i], min(o.Start, end[i])-1))
 				}
 				from[i] = o.Start
