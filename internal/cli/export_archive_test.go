@@ -81,3 +81,27 @@ func TestExportReadsBeyondRetentionFromTheArchive(t *testing.T) {
 		}
 	}
 }
+
+// The scheduled export is off unless EVENTMART_EXPORT_DIR is set; on, the
+// process running the audit service has its metrics.
+func TestNightlyExportRunsWithTheAuditService(t *testing.T) {
+	has := func(h *apptest.Harness) bool {
+		mfs, err := h.App.Metrics().Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "eventmart_export_lag_seconds" {
+				return true
+			}
+		}
+		return false
+	}
+	if h := apptest.Start(t, []service.Def{audit.Def()}); has(h) {
+		t.Error("the scheduled export runs without EVENTMART_EXPORT_DIR")
+	}
+	h := apptest.Start(t, []service.Def{audit.Def()}, apptest.Settings(map[string]string{"EVENTMART_EXPORT_DIR": t.TempDir(), "EVENTMART_EXPORT_AT": "2h"}))
+	if !has(h) {
+		t.Error("EVENTMART_EXPORT_DIR is set and the audit service runs, but there are no scheduled export metrics")
+	}
+}

@@ -80,6 +80,10 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+	ExportDir = &Setting{Name: "EVENTMART_EXPORT_DIR", Kind: String, Scope: "audit",
+		Meaning: "scheduled export: every night the process running the audit service exports the previous day's events into DIR/YYYY-MM-DD as Parquet (see Batch); unset: off"}
+	ExportAt = &Setting{Name: "EVENTMART_EXPORT_AT", Kind: Duration, Default: "1h", ZeroOK: true, Scope: "audit",
+		Meaning: "when the scheduled export runs, after midnight UTC"}
 )
 
 // The command line client: the commands that talk to a running Eventmart.
@@ -99,5 +103,6 @@ var All = []*Setting{
 	SagaTimeout, SagaSweepInterval, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
+	ExportDir, ExportAt,
 	Target, Registry,
 }
