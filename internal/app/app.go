@@ -18,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/asyncapi"
@@ -26,6 +27,7 @@ import (
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/lease"
@@ -241,11 +243,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.consumers[s.def.Name] = c
 		}
 		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}
+		nightly, err := a.nightlyExport(s.def.Name, values, s.log)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
 		a.goRun(s.log, "leased work", func() error {
 			return l.Run(runCtx, func(ctx context.Context) error {
 				jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
 				if c != nil {
 					jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, time.Second) })
+				}
+				if nightly != nil {
+					jobs = append(jobs, nightly.Run)
 				}
 				return runAll(ctx, jobs...)
 			})
@@ -256,6 +266,21 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// nightlyExport returns the scheduled export (EVENTMART_EXPORT_DIR) if
+// svc is the audit service and it is on, else nil. It runs with the audit
+// service's leased work, so one instance runs it.
+func (a *App) nightlyExport(svc string, values *settings.Values, log *slog.Logger) (*export.Nightly, error) {
+	dir := values.String(settings.ExportDir)
+	if svc != audit.Name || dir == "" {
+		return nil, nil
+	}
+	n, err := export.NewNightly(a.cfg.Bus, dir, values.Duration(settings.ExportAt), log, a.cfg.Metrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return n, nil
 }
 
 // runAll runs jobs concurrently until all return; the first error cancels

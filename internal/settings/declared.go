@@ -90,6 +90,10 @@ var (
 		Meaning: "an endpoint whose every attempt failed for this long is disabled (WebhookEndpointDisabled)"}
 	WebhookWorkers = &Setting{Name: "EVENTMART_WEBHOOK_WORKERS", Kind: Int, Default: "32", Min: 1, Max: 4096, Scope: "webhook",
 		Meaning: "endpoints delivered to at once (each endpoint's queue is sent one delivery at a time)"}
+	ExportDir = &Setting{Name: "EVENTMART_EXPORT_DIR", Kind: String, Scope: "audit",
+		Meaning: "scheduled export: every night the process running the audit service exports the previous day's events into DIR/YYYY-MM-DD as Parquet (see Batch); unset: off"}
+	ExportAt = &Setting{Name: "EVENTMART_EXPORT_AT", Kind: Duration, Default: "1h", ZeroOK: true, Scope: "audit",
+		Meaning: "when the scheduled export runs, after midnight UTC"}
 )
 
 // The command line client: the commands that talk to a running Eventmart.
@@ -110,5 +114,6 @@ var All = []*Setting{
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
+	ExportDir, ExportAt,
 	Target, Registry,
 }
