@@ -93,7 +93,9 @@ func chargeRacesCancellation(t *testing.T, f *fixture) {
 		created = append(created, orderCreated(fmt.Sprintf("race-%d", i), "u1", tok, 700))
 	}
 	last := f.Publish("order-service", o, created...)
-	f.Eventually("orders noted", func() bool { return payment.Processed(f.App.Service("payment"), last[n-1].EventID) || processedElsewhere(f, last[n-1].EventID) })
+	f.Eventually("orders noted", func() bool {
+		return payment.Processed(f.App.Service("payment"), last[n-1].EventID) || processedElsewhere(f, last[n-1].EventID)
+	})
 	for i := range n {
 		id := fmt.Sprintf("race-%d", i)
 		go f.Publish("inventory-service", o, reserved(id))
