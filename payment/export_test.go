@@ -2,8 +2,11 @@ package payment
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // Processed reports whether svc (the running payment service) has consumed
@@ -13,4 +16,29 @@ func Processed(svc service.Service, eventID string) bool {
 	var n int
 	err := svc.(*Service).d.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM processed_events WHERE event_id = ?`, eventID).Scan(&n)
 	return err == nil && n == 1
+}
+
+// PaymentID is the id of an order's payment.
+var PaymentID = paymentID
+
+// Handle runs svc's handler of e in a transaction of its own, as its
+// consumer would, so that tests can run handlers of one order at the same
+// moment.
+func Handle(ctx context.Context, svc service.Service, e *event.Envelope) error {
+	s := svc.(*Service)
+	p, err := e.Payload()
+	if err != nil {
+		return err
+	}
+	return s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		switch p := p.(type) {
+		case *event.OrderCreated:
+			return s.onOrderCreated(ctx, tx, e, p)
+		case *event.InventoryReserved:
+			return s.onInventoryReserved(ctx, tx, e, p)
+		case *event.OrderCancelled:
+			return s.onOrderCancelled(ctx, tx, e, p)
+		}
+		return fmt.Errorf("no handler of %s", e.EventType)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -14,111 +15,130 @@ import (
 // onOrderCreated remembers what to charge, and to whom; it may be the last
 // thing the charge waited for.
 func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, o *event.OrderCreated) error {
-	pay, err := s.store.lock(ctx, tx, o.OrderID, s.d.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if pay.hasOrder {
-		s.d.Log.Debug("OrderCreated seen before; ignored", "orderId", o.OrderID, "eventId", e.EventID)
-		return nil
-	}
-	pay.hasOrder = true
-	pay.UserID, pay.AmountCents, pay.Currency = o.Customer.UserID, o.TotalCents, o.Currency
-	pay.cardToken, pay.CardLast4 = o.Payment.CardToken, o.Payment.CardLast4
-	return s.advance(ctx, tx, e, pay)
+	return s.command(ctx, tx, e, o.OrderID, LedgerCommand{Kind: NoteOrder, OrderID: o.OrderID, UserID: o.Customer.UserID,
+		AmountCents: o.TotalCents, Currency: o.Currency, CardToken: o.Payment.CardToken, CardLast4: o.Payment.CardLast4})
 }
 
 // onInventoryReserved: the goods are held, so the order may be charged.
 func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r *event.InventoryReserved) error {
-	pay, err := s.store.lock(ctx, tx, r.OrderID, s.d.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if pay.reserved {
-		return nil
-	}
-	pay.reserved = true
-	return s.advance(ctx, tx, e, pay)
+	return s.command(ctx, tx, e, r.OrderID, LedgerCommand{Kind: NoteReservation, OrderID: r.OrderID})
 }
 
 // onOrderCancelled refunds a processed payment and voids one not charged
 // yet; a declined or already refunded payment needs nothing more.
 func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, c *event.OrderCancelled) error {
-	pay, err := s.store.lock(ctx, tx, c.OrderID, s.d.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if pay.cancelled {
-		return nil
-	}
-	pay.cancelled = true
-	if pay.UserID == "" {
-		pay.UserID = c.UserID
-	}
-	var out []event.Payload
-	switch pay.Status {
-	case StatusAwaiting:
-		pay.Status, pay.Reason = StatusVoided, c.ReasonCode
-	case StatusProcessed:
-		if err := s.provider.Refund(ctx, pay.ID, pay.AmountCents); err != nil {
-			return fmt.Errorf("payment: refund order %s: %w", pay.OrderID, err) // transient: the batch is retried
-		}
-		pay.Status, pay.Reason = StatusRefunded, c.ReasonCode
-		out = append(out, &event.PaymentRefunded{PaymentID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID,
-			AmountCents: pay.AmountCents, Currency: pay.Currency, Reason: c.ReasonCode})
-	default:
-		s.d.Log.Debug("order cancelled; payment needs no compensation", "orderId", pay.OrderID, "status", pay.Status)
-	}
-	return s.saveAndEmit(ctx, tx, e, pay, out...)
+	return s.command(ctx, tx, e, c.OrderID, LedgerCommand{Kind: NoteCancellation, OrderID: c.OrderID, UserID: c.UserID, Reason: c.ReasonCode})
 }
 
-// advance charges pay if the saga now asks for it, and saves it.
-func (s *Service) advance(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, pay *Payment) error {
-	if !pay.readyToCharge() {
-		return s.saveAndEmit(ctx, tx, e, pay)
-	}
-	card, err := s.store.card(ctx, tx, pay.cardToken)
+// command notes one of the saga's inputs in the order's ledger and, if
+// that was news, does what the saga then asks: the charge, once the order
+// and its reservation are known and no cancellation; the refund of the
+// balance, on a cancellation after the charge. A conflicting append (a
+// handler of another topic appending to the same stream, on PostgreSQL)
+// makes it decide again on what the winner committed.
+//
+// The note is appended before the provider is called: it claims the
+// stream's next version, so a concurrent command on the order waits for
+// this transaction at its own append and then retries on the outcome — a
+// cancellation racing the charge sees the capture and refunds it, or wins
+// and the charge is never sent.
+func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, orderID string, c LedgerCommand) error {
+	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
+		l, err := loadLedger(ctx, tx, orderID)
+		if err != nil {
+			return err
+		}
+		evs, err := decide(l.State, c)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			s.d.Log.Debug("payment input seen before; ignored", "orderId", orderID, "eventId", e.EventID, "type", e.EventType)
+			return nil
+		}
+		if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+			return err
+		}
+		switch {
+		case l.State.readyToCharge():
+			return s.charge(ctx, tx, e, l)
+		case c.Kind == NoteCancellation && l.State.Balance() > 0:
+			return s.refund(ctx, tx, e, l, c.Reason)
+		case c.Kind == NoteCancellation:
+			s.d.Log.Debug("order cancelled; payment needs no refund", "orderId", orderID, "status", l.State.Status)
+		}
+		return nil
+	})
+}
+
+// charge charges the order through the provider and records the outcome.
+func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger) error {
+	p := l.State
+	card, err := s.store.card(ctx, tx, p.CardToken)
 	if err != nil {
 		return err
 	}
+	last4 := p.CardLast4
 	var authCode string
-	if card == nil || card.UserID != pay.UserID {
+	if card == nil || card.UserID != p.UserID {
 		// The order names a card this customer never vaulted: nothing to
 		// charge, which is a decline rather than a failure to retry.
 		err = &DeclineError{Code: "card-not-found", Reason: "The card on file was not found."}
 	} else {
-		pay.CardLast4 = card.Last4
-		authCode, err = s.provider.Charge(ctx, ChargeRequest{PaymentID: pay.ID, CardNumber: card.Number, AmountCents: pay.AmountCents, Currency: pay.Currency})
+		last4 = card.Last4
+		authCode, err = s.provider.Charge(ctx, ChargeRequest{PaymentID: l.PaymentID, CardNumber: card.Number, AmountCents: p.AmountCents, Currency: p.Currency})
 	}
 	var decline *DeclineError
-	out := []event.Payload{&event.PaymentInitiated{PaymentID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID,
-		AmountCents: pay.AmountCents, Currency: pay.Currency, CardLast4: pay.CardLast4}}
+	cmd := LedgerCommand{Kind: Capture, AuthCode: authCode, CardLast4: last4}
 	switch {
 	case err == nil:
-		pay.Status, pay.AuthCode = StatusProcessed, authCode
-		out = append(out, &event.PaymentProcessed{PaymentID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID,
-			AmountCents: pay.AmountCents, Currency: pay.Currency, AuthCode: authCode})
 	case errors.As(err, &decline):
-		pay.Status, pay.FailureCode, pay.Reason = StatusFailed, decline.Code, decline.Reason
-		out = append(out, &event.PaymentFailed{PaymentID: pay.ID, OrderID: pay.OrderID, UserID: pay.UserID,
-			AmountCents: pay.AmountCents, Currency: pay.Currency, Code: decline.Code, Reason: decline.Reason})
+		cmd = LedgerCommand{Kind: Decline, Code: decline.Code, Reason: decline.Reason, CardLast4: last4}
 	default:
-		// The provider could not answer: roll back (PaymentInitiated too)
-		// and let the bus redeliver; the retry uses the same payment id.
-		return fmt.Errorf("payment: charge order %s: %w", pay.OrderID, err)
+		// The provider could not answer: roll back (the note too) and let
+		// the bus redeliver; the retry uses the same payment id.
+		return fmt.Errorf("payment: charge order %s: %w", p.OrderID, err)
 	}
-	return s.saveAndEmit(ctx, tx, e, pay, out...)
-}
-
-// saveAndEmit stores pay and the events it caused, which follow e in its saga.
-func (s *Service) saveAndEmit(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, pay *Payment, out ...event.Payload) error {
-	pay.UpdatedAt = s.d.Now().UTC()
-	if err := s.store.save(ctx, tx, pay); err != nil {
+	evs, err := decide(p, cmd)
+	if err != nil {
 		return err
 	}
-	if len(out) == 0 {
-		return nil
+	if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+		return err
 	}
+	p = l.State
+	out := []event.Payload{&event.PaymentInitiated{PaymentID: l.PaymentID, OrderID: p.OrderID, UserID: p.UserID,
+		AmountCents: p.AmountCents, Currency: p.Currency, CardLast4: p.CardLast4}}
+	if cmd.Kind == Capture {
+		out = append(out, &event.PaymentProcessed{PaymentID: l.PaymentID, OrderID: p.OrderID, UserID: p.UserID,
+			AmountCents: p.AmountCents, Currency: p.Currency, AuthCode: p.AuthCode})
+	} else {
+		out = append(out, &event.PaymentFailed{PaymentID: l.PaymentID, OrderID: p.OrderID, UserID: p.UserID,
+			AmountCents: p.AmountCents, Currency: p.Currency, Code: p.FailureCode, Reason: p.Reason})
+	}
+	return emit(ctx, tx, e, out...)
+}
+
+// refund gives the balance back through the provider and records it.
+func (s *Service) refund(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger, reason string) error {
+	amount := l.State.Balance()
+	evs, err := decide(l.State, LedgerCommand{Kind: Refund, AmountCents: amount, Reason: reason})
+	if err != nil {
+		return err
+	}
+	if err := s.provider.Refund(ctx, l.PaymentID, amount); err != nil {
+		return fmt.Errorf("payment: refund order %s: %w", l.State.OrderID, err) // transient: the batch is retried
+	}
+	if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+		return err
+	}
+	p := l.State
+	return emit(ctx, tx, e, &event.PaymentRefunded{PaymentID: l.PaymentID, OrderID: p.OrderID, UserID: p.UserID,
+		AmountCents: amount, Currency: p.Currency, Reason: reason})
+}
+
+// emit enqueues the integration events e caused, which follow it in its saga.
+func emit(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, out ...event.Payload) error {
 	if err := outbox.Emit(ctx, tx, service.Source(Name), e.Origin(), out...); err != nil {
 		return fmt.Errorf("payment: %w", err)
 	}

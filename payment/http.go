@@ -15,6 +15,7 @@ import (
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/payments/cards", s.handleVaultCard)
 	mux.HandleFunc("GET /api/v1/payments", s.handleList)
+	mux.HandleFunc("GET /api/v1/payments/{id}/ledger", s.handleLedger)
 }
 
 // CardInput is the body of POST /payments/cards.
@@ -60,4 +61,26 @@ func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
 // own payments (another customer's order lists nothing); admins see any.
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	service.ServeOrderRecords(w, r, "payments", s.store.list)
+}
+
+// handleLedger: GET /payments/{id}/ledger (its owner or an admin) →
+// {paymentId, orderId, userId, entries: [Entry]}: the payment's ledger,
+// oldest first, each entry with its stream version, time, amount and the
+// balance (captured − refunded) after it. Another customer's payment is
+// not found, as one that does not exist.
+func (s *Service) handleLedger(w http.ResponseWriter, r *http.Request) {
+	id, err := auth.Require(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	l, err := readLedger(r.Context(), s.d.DB, r.PathValue("id"))
+	if err == nil && !id.Can(l.UserID) {
+		err = eventmart.Errorf(eventmart.ENOTFOUND, "payment %s not found", r.PathValue("id"))
+	}
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, l)
 }

@@ -9,8 +9,11 @@
 // this service's cards table: the number never leaves this service and is
 // never put in an event, a response or a log line.
 //
-// Per order it keeps a small state machine (the payments table) fed by
-// events that arrive in any order across topics: OrderCreated (amount,
+// Per order it keeps a ledger, event-sourced: a stream "payment-<id>" of
+// domain events (ledger.go decides and applies them, purely; ledgerstore.go
+// loads, saves and projects them), whose fold the payments table mirrors
+// in the same transaction (see docs/event-sourcing.md). The stream notes
+// the saga's inputs, which arrive in any order across topics: OrderCreated (amount,
 // currency, card token, customer), InventoryReserved and OrderCancelled. It
 // charges exactly once, when it has the first two and not the third,
 // emitting PaymentInitiated then PaymentProcessed or PaymentFailed. An
@@ -21,6 +24,7 @@ package payment
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"time"
 
@@ -44,7 +48,18 @@ func Def() service.Def { return DefWith(Simulated{}) }
 // make the provider fail).
 func DefWith(p Provider) service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d, p), nil }}
+	return service.Def{Name: Name, Migrations: sub, EventStore: true, New: func(d service.Deps) (service.Service, error) {
+		// A database of the release before streams: its rows become the
+		// first events of their streams, before any handler or request runs.
+		n, err := importRows(context.Background(), d.DB)
+		if err != nil {
+			return nil, fmt.Errorf("payment: import the payment rows into streams: %w", err)
+		}
+		if n > 0 {
+			d.Log.Info("payment rows imported into streams", "payments", n)
+		}
+		return New(d, p), nil
+	}}
 }
 
 // Payment statuses.
@@ -78,11 +93,6 @@ type Payment struct {
 	cancelled bool // OrderCancelled
 }
 
-// readyToCharge reports whether the saga asks for the charge now.
-func (p *Payment) readyToCharge() bool {
-	return p.hasOrder && p.reserved && !p.cancelled && p.Status == StatusAwaiting
-}
-
 // Card is a vaulted card as the API shows it; the number is never shown.
 type Card struct {
 	Token string `json:"token"`
@@ -111,6 +121,13 @@ type Service struct {
 // New returns the payment service charging through p.
 func New(d service.Deps, p Provider) *Service {
 	return &Service{d: d, store: &store{db: d.DB}, provider: p}
+}
+
+// Projections: the payments table is a projection of the payment streams,
+// updated inline; it is rebuilt from the event store (eventmart replay
+// payment --rebuild), not from topics.
+func (s *Service) Projections() []service.Projection {
+	return []service.Projection{{Name: "payments", Table: "payments", Rebuild: rebuildPayments}}
 }
 
 // Run has no background work.

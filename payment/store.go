@@ -27,38 +27,6 @@ func scanPayment(r sqldb.Scanner) (*Payment, error) {
 	return &p, nil
 }
 
-// lock returns the payment row of orderID for a read-modify-write within
-// tx, creating it (awaiting, nothing seen yet) if this is the first event
-// about the order. The upsert's DO UPDATE takes the row lock on PostgreSQL
-// even though it changes nothing, so handlers of one order running
-// concurrently (its events come on different topics, hence partitions)
-// take turns and none loses another's update; SQLite has a single writer.
-func (s *store) lock(ctx context.Context, tx *sqldb.Tx, orderID string, now time.Time) (*Payment, error) {
-	_, err := tx.Exec(ctx, `INSERT INTO payments (payment_id, order_id, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id`,
-		paymentID(orderID), orderID, StatusAwaiting, now.UnixMilli(), now.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("payment: lock payment of order %s: %w", orderID, err)
-	}
-	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE order_id = ?`, orderID))
-	if err != nil {
-		return nil, fmt.Errorf("payment: read payment of order %s: %w", orderID, err)
-	}
-	return p, nil
-}
-
-// save writes every changeable column of p.
-func (s *store) save(ctx context.Context, tx *sqldb.Tx, p *Payment) error {
-	_, err := tx.Exec(ctx, `UPDATE payments SET user_id = ?, amount_cents = ?, currency = ?, card_token = ?, card_last4 = ?, status = ?,
-		auth_code = ?, failure_code = ?, reason = ?, has_order = ?, reserved = ?, cancelled = ?, updated_at = ? WHERE order_id = ?`,
-		p.UserID, p.AmountCents, p.Currency, p.cardToken, p.CardLast4, p.Status, p.AuthCode, p.FailureCode, p.Reason,
-		b2i(p.hasOrder), b2i(p.reserved), b2i(p.cancelled), p.UpdatedAt.UnixMilli(), p.OrderID)
-	if err != nil {
-		return fmt.Errorf("payment: save payment of order %s: %w", p.OrderID, err)
-	}
-	return nil
-}
-
 // list returns payments whose order is known (OrderCreated seen), newest
 // first: of one order if orderID is set, of one user if userID is set.
 func (s *store) list(ctx context.Context, orderID, userID string, limit, offset int) ([]*Payment, error) {

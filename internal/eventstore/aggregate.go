@@ -28,12 +28,17 @@ type Aggregate[S any] struct {
 
 // Load returns the state of stream and its version (0 and the zero S for a
 // stream with no event), from its latest fresh snapshot and the events after it.
+// An aggregate that never snapshots (SnapshotEvery 0) reads no snapshot: one
+// query less per load of its short streams.
 func (a Aggregate[S]) Load(ctx context.Context, q Querier, stream string) (S, int64, error) {
 	var s S
 	var version int64
 	var data string
 	var schema int
-	err := q.QueryRow(ctx, `SELECT version, schema_version, data FROM es_snapshots WHERE stream_id = ?`, stream).Scan(&version, &schema, &data)
+	err := sql.ErrNoRows
+	if a.SnapshotEvery > 0 {
+		err = q.QueryRow(ctx, `SELECT version, schema_version, data FROM es_snapshots WHERE stream_id = ?`, stream).Scan(&version, &schema, &data)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:

@@ -271,6 +271,12 @@ func TestAggregateSnapshots(t *testing.T) {
 		if s, v, err := agg.Load(ctx, db, "c"); err != nil || v != 25 || s.Sum != want || applied != 25 {
 			t.Fatalf("load with a stale snapshot = %+v at %d (%d applied), %v; want all 25 applied", s, v, applied, err)
 		}
+		// An aggregate that never snapshots reads none, even one stored.
+		agg.SchemaVersion, agg.SnapshotEvery = 1, 0
+		applied = 0
+		if s, v, err := agg.Load(ctx, db, "c"); err != nil || v != 25 || s.Sum != want || applied != 25 {
+			t.Fatalf("load without snapshots = %+v at %d (%d applied), %v; want all 25 applied", s, v, applied, err)
+		}
 	})
 }
 

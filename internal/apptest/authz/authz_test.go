@@ -246,6 +246,7 @@ func rules(f *fixture) []rule {
 					want: [nActors]check{unauthorized, contains(paymentA), filtered, contains(paymentA)}},
 			}
 		}},
+		{"GET /api/v1/payments/{id}/ledger", ownedByA(contains(paymentA))},
 		{"GET /api/v1/shipments", func(*fixture) []call {
 			return []call{
 				{want: [nActors]check{unauthorized, contains(shipmentA), success, success}},
@@ -464,6 +465,8 @@ func (f *fixture) substitute(t *testing.T, path string) string {
 			segs[i] = f.productA
 		case orig[i-1] == "orders":
 			segs[i] = f.orderA
+		case orig[i-1] == "payments":
+			segs[i] = f.paymentA
 		case orig[i-1] == "shipments":
 			segs[i] = f.shipmentA
 		case orig[i-1] == "endpoints":

@@ -1,0 +1,315 @@
+package payment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// ledgerStream is the stream of an order's payment. It is named by the
+// payment id, which is derived from the order id (paymentID): every event
+// the service consumes names the order, so a handler finds the stream
+// without a lookup, and GET /payments/{id}/ledger finds it by the id the
+// API shows.
+func ledgerStream(paymentID string) string { return ledgerPrefix + paymentID }
+
+const ledgerPrefix = "payment-"
+
+// ledgerEventVersion is the schema version of the stored LedgerEvent
+// payloads; an older one would be upcast in decodeLedgerEvent.
+const ledgerEventVersion = "v1"
+
+// maxTries bounds the tries of one command against conflicting appends.
+const maxTries = 100
+
+// A payment's stream is short (at most eight events), so it is never
+// snapshotted: SnapshotEvery 0.
+var ledgerAggregate = eventstore.Aggregate[PaymentState]{
+	SchemaVersion: ledgerSchemaVersion,
+	Apply: func(s PaymentState, e eventstore.Event) (PaymentState, error) {
+		le, err := decodeLedgerEvent(e)
+		if err != nil {
+			return s, err
+		}
+		return applyAt(s, le, e.Time)
+	},
+}
+
+// applyAt is apply with the event's time recorded in the state.
+func applyAt(s PaymentState, e LedgerEvent, at time.Time) (PaymentState, error) {
+	first := !s.Known
+	s, err := apply(s, e)
+	if err != nil {
+		return s, err
+	}
+	if first && e.Type != LedgerImported {
+		s.CreatedAt = at.UTC()
+	}
+	if e.Type != LedgerImported {
+		s.UpdatedAt = at.UTC()
+	}
+	return s, nil
+}
+
+func decodeLedgerEvent(e eventstore.Event) (LedgerEvent, error) {
+	var le LedgerEvent
+	if e.SchemaVersion != ledgerEventVersion {
+		return le, fmt.Errorf("payment: %s event of schema %s, want %s", e.Type, e.SchemaVersion, ledgerEventVersion)
+	}
+	if err := json.Unmarshal(e.Data, &le); err != nil {
+		return le, fmt.Errorf("payment: %s event: %w", e.Type, err)
+	}
+	le.Type = e.Type
+	return le, nil
+}
+
+// ledger is an order's payment as loaded from its stream.
+type ledger struct {
+	PaymentID string
+	State     PaymentState
+	Version   int64 // the stream's
+}
+
+// loadLedger loads the payment of orderID from its stream.
+func loadLedger(ctx context.Context, q eventstore.Querier, orderID string) (*ledger, error) {
+	id := paymentID(orderID)
+	s, v, err := ledgerAggregate.Load(ctx, q, ledgerStream(id))
+	if err != nil {
+		return nil, fmt.Errorf("payment: load payment of order %s: %w", orderID, err)
+	}
+	if s.OrderID == "" {
+		s.OrderID = orderID
+	}
+	return &ledger{PaymentID: id, State: s, Version: v}, nil
+}
+
+// saveLedger appends events to l's stream, expecting it unchanged since
+// loaded (an eventstore.ErrConflict otherwise), and updates l and the
+// payments table (the projection) within tx. meta is the events' metadata.
+func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessage, at time.Time, events ...LedgerEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	recs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("payment: encode %s: %w", e.Type, err)
+		}
+		recs[i] = eventstore.Event{ID: event.NewID(), Type: e.Type, SchemaVersion: ledgerEventVersion, Data: data, Metadata: meta, Time: at}
+	}
+	s, v, err := ledgerAggregate.Save(ctx, tx, ledgerStream(l.PaymentID), l.State, l.Version, recs...)
+	if err != nil {
+		return fmt.Errorf("payment: save payment %s: %w", l.PaymentID, err)
+	}
+	l.State, l.Version = s, v
+	return projectPayment(ctx, tx, l.PaymentID, s)
+}
+
+// projectPayment writes a payment's state to the payments table.
+func projectPayment(ctx context.Context, tx *sqldb.Tx, paymentID string, s PaymentState) error {
+	if s.RefundedCents > s.CapturedCents || s.CapturedCents > max(s.AmountCents, 0) {
+		// decide never gets here; refusing keeps a bug from breaking the invariant.
+		return fmt.Errorf("payment: payment %s would have captured %d of %d, refunded %d", paymentID, s.CapturedCents, s.AmountCents, s.RefundedCents)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO payments (payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status,
+			auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (payment_id) DO UPDATE SET user_id = excluded.user_id, amount_cents = excluded.amount_cents,
+			currency = excluded.currency, card_token = excluded.card_token, card_last4 = excluded.card_last4, status = excluded.status,
+			auth_code = excluded.auth_code, failure_code = excluded.failure_code, reason = excluded.reason,
+			has_order = excluded.has_order, reserved = excluded.reserved, cancelled = excluded.cancelled,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		paymentID, s.OrderID, s.UserID, s.AmountCents, s.Currency, s.CardToken, s.CardLast4, s.Status,
+		s.AuthCode, s.FailureCode, s.Reason, b2i(s.HasOrder), b2i(s.Reserved), b2i(s.Cancelled),
+		s.CreatedAt.UnixMilli(), s.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("payment: project payment %s: %w", paymentID, err)
+	}
+	return nil
+}
+
+// metadata is what a ledger event records of its cause, for the ledger read.
+func metadata(o event.Origin) json.RawMessage {
+	b, err := json.Marshal(struct {
+		CorrelationID string `json:"correlationId,omitempty"`
+		CausationID   string `json:"causationId,omitempty"`
+		UserID        string `json:"userId,omitempty"`
+	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Entry is one event of a payment's ledger, with the balance after it.
+type Entry struct {
+	Version     int64     `json:"version"` // in the payment's stream
+	Type        string    `json:"type"`    // the domain event: ChargeCaptured, …
+	Time        time.Time `json:"time"`
+	AmountCents int64     `json:"amountCents"` // of money moving: captured or refunded; the order's total for OrderNoted, Authorised and Imported
+	Currency    string    `json:"currency"`
+	Status      string    `json:"status"` // the payment's after it
+	// BalanceCents is captured minus refunded after it.
+	BalanceCents int64  `json:"balanceCents"`
+	AuthCode     string `json:"authCode,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// Ledger is a payment's ledger as the API shows it.
+type Ledger struct {
+	PaymentID string  `json:"paymentId"`
+	OrderID   string  `json:"orderId"`
+	UserID    string  `json:"userId"`
+	Entries   []Entry `json:"entries"`
+}
+
+// readLedger folds the payment's stream and returns its entries, oldest
+// first. ENOTFOUND when there is none or the order is not known yet
+// (OrderCreated unseen, as GET /payments hides it).
+func readLedger(ctx context.Context, q eventstore.Querier, paymentID string) (*Ledger, error) {
+	evs, err := eventstore.ReadStream(ctx, q, ledgerStream(paymentID), 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("payment: ledger of %s: %w", paymentID, err)
+	}
+	out := &Ledger{PaymentID: paymentID, Entries: []Entry{}}
+	var s PaymentState
+	for _, e := range evs {
+		le, err := decodeLedgerEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = applyAt(s, le, e.Time); err != nil {
+			return nil, err
+		}
+		amount := le.AmountCents
+		if le.Type == LedgerImported {
+			amount = s.AmountCents
+		}
+		out.Entries = append(out.Entries, Entry{Version: e.Version, Type: e.Type, Time: e.Time, AmountCents: amount, Currency: s.Currency,
+			Status: s.Status, BalanceCents: s.Balance(), AuthCode: le.AuthCode, Code: le.Code, Reason: le.Reason})
+	}
+	if !s.HasOrder {
+		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "payment %s not found", paymentID)
+	}
+	out.OrderID, out.UserID = s.OrderID, s.UserID
+	return out, nil
+}
+
+// importRows gives every payments row without a stream — written by the
+// release before streams — a LedgerImported event holding it as it is
+// (a processed payment captured its amount; a refunded one, captured and
+// refunded it), and returns how many it imported. It is idempotent: a
+// payment with a stream is left alone; instances starting at once on one
+// PostgreSQL database conflict on the streams' first version, and the
+// loser finds nothing left to do on its next try.
+func importRows(ctx context.Context, db *sqldb.DB) (int, error) {
+	n := 0
+	err := eventstore.Retry(ctx, db, maxTries, func(tx *sqldb.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `SELECT `+paymentColumns+` FROM payments p
+			WHERE NOT EXISTS (SELECT 1 FROM es_events e WHERE e.stream_id = '`+ledgerPrefix+`' || p.payment_id) ORDER BY payment_id`)
+		if err != nil {
+			return fmt.Errorf("payment: rows to import: %w", err)
+		}
+		var todo []*Payment
+		for rows.Next() {
+			p, err := scanPayment(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("payment: rows to import: %w", err)
+			}
+			todo = append(todo, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(todo) == 0 {
+			return err
+		}
+		for _, p := range todo {
+			l := &ledger{PaymentID: p.ID}
+			evs, err := decide(l.State, LedgerCommand{Kind: ImportRow, Imported: importedState(p)})
+			if err != nil {
+				return err
+			}
+			if err := saveLedger(ctx, tx, l, json.RawMessage(`{"reason":"import"}`), p.UpdatedAt, evs...); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// importedState is the state a row of the previous release stands for.
+func importedState(p *Payment) PaymentState {
+	s := PaymentState{Known: true, OrderID: p.OrderID, UserID: p.UserID, AmountCents: p.AmountCents, Currency: p.Currency,
+		CardToken: p.cardToken, CardLast4: p.CardLast4, Status: p.Status, AuthCode: p.AuthCode, FailureCode: p.FailureCode,
+		Reason: p.Reason, HasOrder: p.hasOrder, Reserved: p.reserved, Cancelled: p.cancelled, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+	switch p.Status {
+	case StatusProcessed:
+		s.CapturedCents = p.AmountCents
+	case StatusRefunded:
+		s.CapturedCents, s.RefundedCents = p.AmountCents, p.AmountCents
+	}
+	return s
+}
+
+// rebuildPayments rebuilds the payments table from the streams: in one
+// transaction that holds off its writers (they write the table after
+// appending, and wait), every row is rewritten from the fold of its
+// payment's whole stream and rows without a stream are deleted. It returns
+// the number of events read.
+func rebuildPayments(ctx context.Context, db *sqldb.DB) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+		n = 0
+		if tx.Dialect() == sqldb.Postgres {
+			// Writers update rows after appending; SHARE ROW EXCLUSIVE
+			// keeps them out until this commits, readers not.
+			if _, err := tx.Exec(ctx, `LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return fmt.Errorf("payment: lock payments: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM payments`); err != nil {
+			return fmt.Errorf("payment: clear payments: %w", err)
+		}
+		// Folded first, written after: a transaction's connection runs
+		// one statement at a time.
+		var folded []*ledger
+		err := eventstore.ReadCategory(ctx, tx, ledgerPrefix, func(e eventstore.Event) error {
+			n++
+			if id := e.Stream[len(ledgerPrefix):]; len(folded) == 0 || folded[len(folded)-1].PaymentID != id {
+				folded = append(folded, &ledger{PaymentID: id})
+			}
+			cur := folded[len(folded)-1]
+			le, err := decodeLedgerEvent(e)
+			if err != nil {
+				return err
+			}
+			cur.State, err = applyAt(cur.State, le, e.Time)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, l := range folded {
+			if err := projectPayment(ctx, tx, l.PaymentID, l.State); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return n, fmt.Errorf("payment: rebuild payments: %w", err)
+	}
+	return n, err
+}
