@@ -239,7 +239,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
-			a.goRun(s.log, "consumer", func() error { return cfg.Bus.Subscribe(runCtx, c.Group, c.Topics(), c.Handle) })
+			a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) })
 			a.consumers[s.def.Name] = c
 		}
 		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}
@@ -281,6 +281,32 @@ func (a *App) nightlyExport(svc string, values *settings.Values, log *slog.Logge
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return n, nil
+}
+
+// topicsVisibleWithin bounds how long a consumer waits at start for its
+// topics to be known to the broker it asks.
+const topicsVisibleWithin = 30 * time.Second
+
+// subscribe runs c's consumer group until ctx ends. On a Kafka cluster
+// whose topics were just created, the broker a consumer asks may not know
+// them yet although another one already answered that they exist (metadata
+// spreads asynchronously): an unknown topic at start is asked again, with
+// growing pauses, for up to topicsVisibleWithin, instead of leaving the
+// service running without its consumer.
+func subscribe(ctx context.Context, b bus.Subscriber, c *inbox.Consumer, log *slog.Logger) error {
+	deadline := time.Now().Add(topicsVisibleWithin)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := b.Subscribe(ctx, c.Group, c.Topics(), c.Handle)
+		if !errors.Is(err, bus.ErrUnknownTopic) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("topics not visible yet; subscribing again", "group", c.Group, "error", err, "retryIn", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // runAll runs jobs concurrently until all return; the first error cancels
