@@ -75,6 +75,7 @@ type App struct {
 	wg        sync.WaitGroup
 	errOnce   sync.Once
 	err       error
+	failed    chan struct{} // closed when err is set
 	services  map[string]service.Service
 	consumers map[string]*inbox.Consumer
 	dbByName  map[string]*sqldb.DB
@@ -119,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
-		injected: injected}
+		injected: injected, failed: make(chan struct{})}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
@@ -365,7 +366,10 @@ func (a *App) goRun(log *slog.Logger, what string, fn func() error) {
 		defer a.wg.Done()
 		if err := fn(); err != nil {
 			log.Error(what+" stopped", "error", err)
-			a.errOnce.Do(func() { a.err = fmt.Errorf("app: %s: %w", what, err) })
+			a.errOnce.Do(func() {
+				a.err = fmt.Errorf("app: %s: %w", what, err)
+				close(a.failed)
+			})
 			a.cancel()
 		}
 	}()
@@ -396,6 +400,12 @@ func (a *App) Metrics() *obs.Metrics { return a.metrics }
 
 // Service returns a locally running service by name, for tests.
 func (a *App) Service(name string) service.Service { return a.services[name] }
+
+// Failed is closed when a consumer or a background job stopped with an
+// error, which stops the others: the process must then exit (and be
+// restarted) rather than go on serving HTTP without them. Close returns
+// the error.
+func (a *App) Failed() <-chan struct{} { return a.failed }
 
 // Close stops background work and consumers (each finishing its batch),
 // closes the databases, and returns the first error that stopped the app

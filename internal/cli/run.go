@@ -150,6 +150,11 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	select {
 	case err := <-served:
 		runErr = fmt.Errorf("serve: %w", err)
+	case <-a.Failed():
+		// A consumer or background job died: exit non-zero so that the
+		// supervisor restarts the process, instead of serving without it.
+		runErr = errors.New("serve: a consumer or background job stopped; see the error logged before")
+		env.Log.Error("shutting down: a consumer or background job stopped")
 	case <-ctx.Done():
 		env.Log.Info("shutting down")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/eventmart/eventmart/bus"
@@ -51,5 +52,21 @@ func TestSubscribeWaitsForTopicsToBecomeVisible(t *testing.T) {
 	f = &flakySubscriber{errs: []error{boom}, running: make(chan struct{})}
 	if err := subscribe(context.Background(), f, c, log); !errors.Is(err, boom) || f.calls != 1 {
 		t.Fatalf("subscribe = %v after %d calls; want boom after 1", err, f.calls)
+	}
+}
+
+// A job that stops with an error marks the app failed, stops the others,
+// and is what Close returns.
+func TestAJobThatStopsFailsTheApp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &App{cancel: cancel, failed: make(chan struct{})}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	other := make(chan struct{})
+	a.goRun(log, "leased work", func() error { <-ctx.Done(); close(other); return nil })
+	a.goRun(log, "consumer", func() error { return errors.New("boom") })
+	<-a.Failed()
+	<-other // the other job was stopped too
+	if err := a.Close(); err == nil || !strings.Contains(err.Error(), "consumer: boom") {
+		t.Fatalf("Close = %v, want the consumer's error", err)
 	}
 }
