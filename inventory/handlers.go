@@ -34,7 +34,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 		if err != nil {
 			return err
 		}
-		return saveStock(ctx, tx, st, metadata(e.Origin()), s.d.Now(), evs...)
+		return saveStock(ctx, tx, st, eventstore.OriginMetadata(e.Origin()), s.d.Now(), evs...)
 	})
 }
 
@@ -101,7 +101,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 			return err
 		}
 		levels := make([]event.StockLevel, len(lines))
-		md := metadata(e.Origin())
+		md := eventstore.OriginMetadata(e.Origin())
 		for i, st := range stocks {
 			if err := saveStock(ctx, tx, st, md, now, decided[i]...); err != nil {
 				return err
@@ -222,7 +222,7 @@ func (s *Service) onOrderShipped(ctx context.Context, tx *sqldb.Tx, e *event.Env
 // the event forever.
 func (s *Service) takeReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r *reservation, c StockCommand) ([]event.StockLevel, []int64, error) {
 	now := s.d.Now()
-	md := metadata(e.Origin())
+	md := eventstore.OriginMetadata(e.Origin())
 	levels := []event.StockLevel{}
 	var taken []int64
 	for _, l := range r.Lines { // sorted by product id when reserved

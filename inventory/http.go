@@ -82,7 +82,7 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		origin := service.RequestOrigin(ctx)
-		if err := saveStock(ctx, tx, cur, metadata(origin), s.d.Now(), evs...); err != nil {
+		if err := saveStock(ctx, tx, cur, eventstore.OriginMetadata(origin), s.d.Now(), evs...); err != nil {
 			return err
 		}
 		st, changed = cur.view(), true

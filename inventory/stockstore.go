@@ -42,15 +42,9 @@ var stockAggregate = eventstore.Aggregate[StockState]{
 }
 
 func decodeStockEvent(e eventstore.Event) (StockEvent, error) {
-	var se StockEvent
-	if e.SchemaVersion != stockEventVersion {
-		return se, fmt.Errorf("inventory: %s event of schema %s, want %s", e.Type, e.SchemaVersion, stockEventVersion)
-	}
-	if err := json.Unmarshal(e.Data, &se); err != nil {
-		return se, fmt.Errorf("inventory: %s event: %w", e.Type, err)
-	}
+	se, err := eventstore.Decode[StockEvent](e, stockEventVersion)
 	se.Type = e.Type
-	return se, nil
+	return se, err
 }
 
 // stock is a product's stock as loaded from its stream.
@@ -82,13 +76,9 @@ func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessag
 	if len(events) == 0 {
 		return nil
 	}
-	recs := make([]eventstore.Event, len(events))
-	for i, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("inventory: encode %s: %w", e.Type, err)
-		}
-		recs[i] = eventstore.Event{ID: event.NewID(), Type: e.Type, SchemaVersion: stockEventVersion, Data: data, Metadata: meta, Time: at}
+	recs, err := eventstore.Encode(events, func(e StockEvent) string { return e.Type }, stockEventVersion, meta, at)
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
 	}
 	s, v, err := stockAggregate.Save(ctx, tx, stockStream(st.ProductID), st.State, st.Version, recs...)
 	if err != nil {
@@ -117,19 +107,6 @@ func projectStock(ctx context.Context, tx *sqldb.Tx, table, productID string, s 
 		return fmt.Errorf("inventory: project stock of %s: %w", productID, err)
 	}
 	return nil
-}
-
-// metadata is what a stock event records of its cause, for its history.
-func metadata(o event.Origin) json.RawMessage {
-	b, err := json.Marshal(struct {
-		CorrelationID string `json:"correlationId,omitempty"`
-		CausationID   string `json:"causationId,omitempty"`
-		UserID        string `json:"userId,omitempty"`
-	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // Movement is one event of a product's stock history, with the stock

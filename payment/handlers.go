@@ -56,7 +56,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 			s.d.Log.Debug("payment input seen before; ignored", "orderId", orderID, "eventId", e.EventID, "type", e.EventType)
 			return nil
 		}
-		if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+		if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 			return err
 		}
 		switch {
@@ -103,7 +103,7 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err != nil {
 		return err
 	}
-	if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 		return err
 	}
 	p = l.State
@@ -129,7 +129,7 @@ func (s *Service) refund(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err := s.provider.Refund(ctx, l.PaymentID, amount); err != nil {
 		return fmt.Errorf("payment: refund order %s: %w", l.State.OrderID, err) // transient: the batch is retried
 	}
-	if err := saveLedger(ctx, tx, l, metadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 		return err
 	}
 	p := l.State

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
-	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -59,15 +58,9 @@ func applyAt(s PaymentState, e LedgerEvent, at time.Time) (PaymentState, error) 
 }
 
 func decodeLedgerEvent(e eventstore.Event) (LedgerEvent, error) {
-	var le LedgerEvent
-	if e.SchemaVersion != ledgerEventVersion {
-		return le, fmt.Errorf("payment: %s event of schema %s, want %s", e.Type, e.SchemaVersion, ledgerEventVersion)
-	}
-	if err := json.Unmarshal(e.Data, &le); err != nil {
-		return le, fmt.Errorf("payment: %s event: %w", e.Type, err)
-	}
+	le, err := eventstore.Decode[LedgerEvent](e, ledgerEventVersion)
 	le.Type = e.Type
-	return le, nil
+	return le, err
 }
 
 // ledger is an order's payment as loaded from its stream.
@@ -97,13 +90,9 @@ func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessa
 	if len(events) == 0 {
 		return nil
 	}
-	recs := make([]eventstore.Event, len(events))
-	for i, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("payment: encode %s: %w", e.Type, err)
-		}
-		recs[i] = eventstore.Event{ID: event.NewID(), Type: e.Type, SchemaVersion: ledgerEventVersion, Data: data, Metadata: meta, Time: at}
+	recs, err := eventstore.Encode(events, func(e LedgerEvent) string { return e.Type }, ledgerEventVersion, meta, at)
+	if err != nil {
+		return fmt.Errorf("payment: %w", err)
 	}
 	s, v, err := ledgerAggregate.Save(ctx, tx, ledgerStream(l.PaymentID), l.State, l.Version, recs...)
 	if err != nil {
@@ -134,19 +123,6 @@ func projectPayment(ctx context.Context, tx *sqldb.Tx, paymentID string, s Payme
 		return fmt.Errorf("payment: project payment %s: %w", paymentID, err)
 	}
 	return nil
-}
-
-// metadata is what a ledger event records of its cause, for the ledger read.
-func metadata(o event.Origin) json.RawMessage {
-	b, err := json.Marshal(struct {
-		CorrelationID string `json:"correlationId,omitempty"`
-		CausationID   string `json:"causationId,omitempty"`
-		UserID        string `json:"userId,omitempty"`
-	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // Entry is one event of a payment's ledger, with the balance after it.

@@ -1,0 +1,49 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/eventmart/eventmart/event"
+)
+
+// Encode turns a service's domain events into store events: each gets a new
+// id, its type (typeOf), schemaVersion, its JSON as data, meta and time at.
+func Encode[E any](events []E, typeOf func(E) string, schemaVersion string, meta json.RawMessage, at time.Time) ([]Event, error) {
+	out := make([]Event, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("eventstore: encode %s: %w", typeOf(e), err)
+		}
+		out[i] = Event{ID: event.NewID(), Type: typeOf(e), SchemaVersion: schemaVersion, Data: data, Metadata: meta, Time: at}
+	}
+	return out, nil
+}
+
+// Decode reads e's data into a domain event of type E. A stored event of
+// another schema version than the code's is refused: upcasting it is the
+// caller's, before Decode.
+func Decode[E any](e Event, schemaVersion string) (E, error) {
+	var d E
+	if e.SchemaVersion != schemaVersion {
+		return d, fmt.Errorf("eventstore: %s event of schema %s, want %s", e.Type, e.SchemaVersion, schemaVersion)
+	}
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		return d, fmt.Errorf("eventstore: %s event: %w", e.Type, err)
+	}
+	return d, nil
+}
+
+// OriginMetadata is what a domain event records of its cause: the
+// correlation and causation ids and the user of the origin o, for history
+// reads.
+func OriginMetadata(o event.Origin) json.RawMessage {
+	b, _ := json.Marshal(struct { // strings only: it cannot fail
+		CorrelationID string `json:"correlationId,omitempty"`
+		CausationID   string `json:"causationId,omitempty"`
+		UserID        string `json:"userId,omitempty"`
+	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
+	return b
+}
