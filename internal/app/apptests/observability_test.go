@@ -77,7 +77,13 @@ func TestMetricsAfterAKnownFlow(t *testing.T) {
 	h.Eventually("the OrderCancelled notification dead-lettered and every group caught up", func() bool {
 		m = scrape(t, h)
 		lag, found := m.Sum("eventmart_consumer_lag")
-		return m.Value("eventmart_dead_letter_queue_events", "group", "notification-service") == 1 &&
+		// The consumer's counters move as its transactions commit, a
+		// moment apart from the queue's depth that the probe reads from
+		// the database: wait for both.
+		notified := []string{"group", "notification-service", "event_type", "OrderCancelled"}
+		dead, _ := m.Sum("eventmart_consumer_dead_letters_total", notified...)
+		parked, _ := m.Sum("eventmart_consumer_parked_total", notified...)
+		return m.Value("eventmart_dead_letter_queue_events", "group", "notification-service") == 1 && dead == 1 && parked == 1 &&
 			found && lag == 0 && m.Value("eventmart_outbox_backlog") == 0
 	})
 	checks := []struct {
