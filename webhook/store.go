@@ -175,8 +175,9 @@ type Delivery struct {
 	UpdatedAt     time.Time  `json:"updatedAt"`
 	AttemptLog    []*Attempt `json:"attemptLog"`
 
-	seq  int64
-	body []byte
+	seq      int64
+	requeues int64 // as read: recordAttempt applies only if no replay came since
+	body     []byte
 }
 
 // Attempt is one try of a delivery.
@@ -202,7 +203,8 @@ func (s *store) enqueue(ctx context.Context, tx *sqldb.Tx, eventID, eventType st
 	}
 	conflict := `DO NOTHING`
 	if reset {
-		conflict = `DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at`
+		conflict = `DO UPDATE SET status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,
+			requeues = deliveries.requeues + 1`
 	}
 	for _, ep := range eps {
 		if _, err := tx.Exec(ctx, `INSERT INTO deliveries (id, endpoint_id, event_id, event_type, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at)
@@ -230,13 +232,13 @@ func (s *store) dueEndpoints(ctx context.Context, now time.Time) ([]string, erro
 	return out, nil
 }
 
-const deliveryColumns = `d.seq, d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at`
+const deliveryColumns = `d.seq, d.id, d.endpoint_id, d.event_id, d.event_type, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at, d.requeues`
 
 func scanDelivery(r sqldb.Scanner, withBody bool) (*Delivery, error) {
 	var d Delivery
 	var next, created, updated int64
 	var body string
-	dest := []any{&d.seq, &d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.Status, &d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated}
+	dest := []any{&d.seq, &d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.Status, &d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated, &d.requeues}
 	if withBody {
 		dest = append(dest, &body)
 	}
@@ -325,7 +327,7 @@ func (s *store) delivery(ctx context.Context, endpointID, id string) (*Delivery,
 // requeue makes one delivery pending again, due now, with a fresh
 // retry schedule.
 func (s *store) requeue(ctx context.Context, id string, now time.Time) error {
-	if _, err := s.db.Exec(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?`,
+	if _, err := s.db.Exec(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, requeues = requeues + 1 WHERE id = ?`,
 		now.UnixMilli(), now.UnixMilli(), id); err != nil {
 		return fmt.Errorf("webhook: requeue %s: %w", id, err)
 	}
@@ -342,8 +344,10 @@ func (s *store) recordAttempt(ctx context.Context, tx *sqldb.Tx, d *Delivery, a 
 	if d.NextAttemptAt != nil {
 		next = d.NextAttemptAt.UnixMilli()
 	}
-	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ? WHERE id = ?`,
-		d.Status, d.Attempts, next, d.LastStatus, d.LastError, a.At.UnixMilli(), d.ID); err != nil {
+	// A replay or re-send while the attempt was in flight queued the
+	// delivery afresh: the attempt is logged but does not end it.
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ? WHERE id = ? AND requeues = ?`,
+		d.Status, d.Attempts, next, d.LastStatus, d.LastError, a.At.UnixMilli(), d.ID, d.requeues); err != nil {
 		return fmt.Errorf("webhook: update delivery %s: %w", d.ID, err)
 	}
 	return nil

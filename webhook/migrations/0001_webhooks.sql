@@ -42,7 +42,10 @@ CREATE TABLE deliveries (
 	last_status     BIGINT NOT NULL,
 	last_error      TEXT NOT NULL,
 	created_at      BIGINT NOT NULL,
-	updated_at      BIGINT NOT NULL
+	updated_at      BIGINT NOT NULL,
+	-- requeues counts replays and re-sends: an attempt in flight when one
+	-- happens must not overwrite the delivery's new pending state.
+	requeues        BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX deliveries_due ON deliveries (endpoint_id, status, next_attempt_at);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, status, seq);
