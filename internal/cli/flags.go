@@ -20,7 +20,7 @@ type Config struct {
 	ReplicationFactor int           // settings.ReplicationFactor: of topics created; 0 for the broker's default.replication.factor
 	MinInsyncReplicas int           // settings.MinInsyncReplicas: of topics created; 0 for the broker's min.insync.replicas
 	InstanceID        string        // settings.InstanceID: static consumer-group membership; "" for dynamic
-	SessionTimeout    time.Duration // settings.SessionTimeout: consumer-group session timeout; 0 for franz-go's 45s
+	SessionTimeout    time.Duration // settings.SessionTimeout: consumer-group session timeout (default 10s; 0: franz-go's 45s)
 }
 
 // runtimeFlags are the settings Config holds, each with its flag.

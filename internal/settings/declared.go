@@ -20,8 +20,8 @@ var (
 		Meaning: "Kafka: min.insync.replicas of the topics created; unset: the broker's min.insync.replicas"}
 	InstanceID = &Setting{Name: "EVENTMART_INSTANCE_ID", Flag: "instance-id", Kind: String, Scope: "runtime",
 		Meaning: "Kafka: consumer-group instance id of this process (static membership), unique per service instance; unset: dynamic membership"}
-	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Scope: "runtime",
-		Meaning: "Kafka: consumer-group session timeout; unset: franz-go's 45s. Services refuse to start with EVENTMART_SAGA_TIMEOUT below twice it"}
+	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Default: "10s", Scope: "runtime",
+		Meaning: "Kafka: consumer-group session timeout (Kafka clients' 45s would outlast the saga timeout). Services refuse to start with EVENTMART_SAGA_TIMEOUT below twice it"}
 	ServiceURLs = &Setting{Name: "EVENTMART_SERVICE_URLS", Kind: String, Scope: "runtime",
 		Meaning: "for serve: where the services this process does not run listen, user=http://h:p,catalog=http://h:p,…; several instances of one service as order=http://h:p1|http://h:p2"}
 	JWTSecret = &Setting{Name: "EVENTMART_JWT_SECRET", Kind: String, Secret: true, Scope: "runtime",
