@@ -3,6 +3,8 @@ package inventory
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eventmart/eventmart/internal/eventstore"
 )
 
 // This file is the stock aggregate: a product's stock as the fold of its
@@ -22,6 +24,14 @@ const (
 	StockDiscontinued = "StockDiscontinued" // no more reservations (ProductDiscontinued)
 	StockImported     = "StockImported"     // the stock as the release before streams kept it in rows
 )
+
+// stockEvents is the catalog of the stored StockEvent payloads' schema
+// versions: every type at v1. When a type's payload changes, add an
+// upcaster from its last version here (eventstore.Upcaster: the stored
+// JSON at From to the JSON at To); events of the older version are then
+// upcast on every read (load, history, rebuild) and new ones are written
+// at the chain's end. TestStockEventsCatalog checks the chain.
+var stockEvents = eventstore.NewCatalog("v1")
 
 // StockEvent is a domain event of a stock stream: its type and the fields
 // that type uses (the stored payload is the JSON of the fields).

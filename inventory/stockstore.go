@@ -18,10 +18,6 @@ func stockStream(productID string) string { return stockPrefix + productID }
 
 const stockPrefix = "stock-"
 
-// stockEventVersion is the schema version of the stored StockEvent
-// payloads; an older one would be upcast in decodeStockEvent.
-const stockEventVersion = "v1"
-
 // snapshotEvery bounds a stock load to a snapshot and at most this many
 // events after it.
 const snapshotEvery = 100
@@ -42,7 +38,7 @@ var stockAggregate = eventstore.Aggregate[StockState]{
 }
 
 func decodeStockEvent(e eventstore.Event) (StockEvent, error) {
-	se, err := eventstore.Decode[StockEvent](e, stockEventVersion)
+	se, err := eventstore.DecodeFrom[StockEvent](stockEvents, e)
 	se.Type = e.Type
 	return se, err
 }
@@ -76,7 +72,7 @@ func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessag
 	if len(events) == 0 {
 		return nil
 	}
-	recs, err := eventstore.Encode(events, func(e StockEvent) string { return e.Type }, stockEventVersion, meta, at)
+	recs, err := eventstore.EncodeFor(stockEvents, events, func(e StockEvent) string { return e.Type }, meta, at)
 	if err != nil {
 		return fmt.Errorf("inventory: %w", err)
 	}

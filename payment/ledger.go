@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/eventmart/eventmart/internal/eventstore"
 )
 
 // This file is the payment ledger aggregate: an order's payment as the
@@ -26,6 +28,14 @@ const (
 	ChargeRefunded    = "ChargeRefunded"    // AmountCents were given back (PaymentRefunded)
 	LedgerImported    = "LedgerImported"    // the payment as the release before streams kept it in a row
 )
+
+// ledgerEvents is the catalog of the stored LedgerEvent payloads' schema
+// versions: every type at v1. When a type's payload changes, add an
+// upcaster from its last version here (eventstore.Upcaster); events of the
+// older version are then upcast on every read (load, ledger, rebuild) and
+// new ones are written at the chain's end. TestLedgerEventsCatalog checks
+// the chain.
+var ledgerEvents = eventstore.NewCatalog("v1")
 
 // LedgerEvent is a domain event of a payment stream: its type and the
 // fields that type uses (the stored payload is the JSON of the fields).

@@ -177,3 +177,9 @@ func TestLedgerAnyArrivalOrderAndDuplicates(t *testing.T) {
 		}
 	}
 }
+
+func TestLedgerEventsCatalog(t *testing.T) {
+	if err := ledgerEvents.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

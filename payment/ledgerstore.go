@@ -21,10 +21,6 @@ func ledgerStream(paymentID string) string { return ledgerPrefix + paymentID }
 
 const ledgerPrefix = "payment-"
 
-// ledgerEventVersion is the schema version of the stored LedgerEvent
-// payloads; an older one would be upcast in decodeLedgerEvent.
-const ledgerEventVersion = "v1"
-
 // maxTries bounds the tries of one command against conflicting appends.
 const maxTries = 100
 
@@ -58,7 +54,7 @@ func applyAt(s PaymentState, e LedgerEvent, at time.Time) (PaymentState, error) 
 }
 
 func decodeLedgerEvent(e eventstore.Event) (LedgerEvent, error) {
-	le, err := eventstore.Decode[LedgerEvent](e, ledgerEventVersion)
+	le, err := eventstore.DecodeFrom[LedgerEvent](ledgerEvents, e)
 	le.Type = e.Type
 	return le, err
 }
@@ -90,7 +86,7 @@ func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessa
 	if len(events) == 0 {
 		return nil
 	}
-	recs, err := eventstore.Encode(events, func(e LedgerEvent) string { return e.Type }, ledgerEventVersion, meta, at)
+	recs, err := eventstore.EncodeFor(ledgerEvents, events, func(e LedgerEvent) string { return e.Type }, meta, at)
 	if err != nil {
 		return fmt.Errorf("payment: %w", err)
 	}
