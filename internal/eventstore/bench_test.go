@@ -36,11 +36,12 @@ func onSQLite(b *testing.B, fn func(b *testing.B, db *sqldb.DB)) {
 }
 
 // Appends of one event in a transaction each, to one stream and spread
-// over 1,000 streams.
+// over 1,000 streams, on SQLite and (with EVENTMART_TEST_POSTGRES) on
+// PostgreSQL.
 func BenchmarkAppend(b *testing.B) {
 	for _, streams := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
-			onSQLite(b, func(b *testing.B, db *sqldb.DB) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
 				ctx := context.Background()
 				versions := make([]int64, streams)
 				b.ResetTimer()
@@ -61,11 +62,12 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// Loading a 1,000-event stream, without a snapshot and with one at 1,000.
+// Loading a 1,000-event stream, without a snapshot and with one at 1,000,
+// on SQLite and (with EVENTMART_TEST_POSTGRES) on PostgreSQL.
 func BenchmarkLoad1000(b *testing.B) {
 	for _, every := range []int64{0, 100} {
 		b.Run(fmt.Sprintf("snapshotEvery=%d", every), func(b *testing.B) {
-			onSQLite(b, func(b *testing.B, db *sqldb.DB) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
 				ctx := context.Background()
 				agg := eventstore.Aggregate[counter]{SchemaVersion: 1, SnapshotEvery: every,
 					Apply: func(s counter, e eventstore.Event) (counter, error) {
@@ -105,8 +107,9 @@ func BenchmarkLoad1000(b *testing.B) {
 // stream's version and appending one event, retried on a conflict as the
 // services do: in a fresh transaction (Retry, HTTP requests) and in place
 // behind a savepoint (RetryInTx, inbox handlers). It reports the events
-// appended per second, the conflicts per appended event and the largest
-// number of tries one command needed. On SQLite writes are serial and no
+// appended per second, the conflicts per appended event (each conflict is
+// one retry), the conflict rate (the share of appends that conflicted) and
+// the largest number of tries one command needed. On SQLite writes are serial and no
 // append conflicts; on PostgreSQL (when EVENTMART_TEST_POSTGRES names a
 // server) they race.
 func BenchmarkHotStream16Writers(b *testing.B) {
@@ -163,6 +166,7 @@ func BenchmarkHotStream16Writers(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 				b.ReportMetric(float64(conflicts.Load())/float64(b.N), "conflicts/event")
+				b.ReportMetric(100*float64(conflicts.Load())/float64(int64(b.N)+conflicts.Load()), "conflict-%")
 				b.ReportMetric(float64(maxTries.Load()), "max-tries")
 			})
 		})
