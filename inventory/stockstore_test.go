@@ -12,6 +12,18 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
+// stockMigrations are the event store's and the service's migrations.
+func stockMigrations(t *testing.T) []sqldb.Migration {
+	t.Helper()
+	sub, _ := fs.Sub(migrations, "migrations")
+	own, err := sqldb.ReadMigrations(sub, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]sqldb.Migration{{Name: "es.sql", SQL: eventstore.Migration}}, own...)
+}
+
+// stockDB is a fresh SQLite database of the service.
 func stockDB(t *testing.T) *sqldb.DB {
 	t.Helper()
 	ctx := context.Background()
@@ -20,12 +32,7 @@ func stockDB(t *testing.T) *sqldb.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	sub, _ := fs.Sub(migrations, "migrations")
-	own, err := sqldb.ReadMigrations(sub, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Migrate(ctx, append([]sqldb.Migration{{Name: "es.sql", SQL: eventstore.Migration}}, own...)...); err != nil {
+	if err := db.Migrate(ctx, stockMigrations(t)...); err != nil {
 		t.Fatal(err)
 	}
 	return db

@@ -1,0 +1,184 @@
+package inventory
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// crashProducts are the products the child's transactions adjust, three
+// at a time.
+const crashProducts = 5
+
+// TestKillMidAppendLosesNothing runs commands on the embedded default's
+// database (SQLite, as `eventmart run` opens it) in a child process and
+// kills it with SIGKILL while it appends. Command k sets the on hand of
+// three products to k in one transaction — three streams, their
+// snapshots and the stock table — and is acknowledged once committed.
+// After the kill, on the same file: every acknowledged command is stored;
+// every command is stored in all three streams or in none; the stock table
+// (the projection) equals its rebuild from the store; and the load from a
+// snapshot equals the fold of the whole stream.
+func TestKillMidAppendLosesNothing(t *testing.T) {
+	if dir := os.Getenv("INVENTORY_KILL_CHILD"); dir != "" {
+		killChild(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillMidAppendLosesNothing$")
+	cmd.Env = append(os.Environ(), "INVENTORY_KILL_CHILD="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child writes "ack k" after command k committed. Kill it after
+	// enough of them for several snapshots, while it is appending.
+	acked := -1
+	sc := bufio.NewScanner(out)
+	deadline := time.Now().Add(apptest.Timeout)
+	for sc.Scan() && acked < 300 && time.Now().Before(deadline) {
+		if k, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
+			if acked, err = strconv.Atoi(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if acked < 300 {
+		t.Fatalf("the child acknowledged %d commands before the deadline", acked+1)
+	}
+
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "inventory", "", dir) // recovers the WAL
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stored := map[int64][]string{} // command k → the products it is stored in
+	for p := range crashProducts {
+		id := fmt.Sprintf("P%d", p)
+		evs, err := eventstore.ReadStream(ctx, db, stockStream(id), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s StockState
+		for _, e := range evs {
+			se, err := decodeStockEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, err = apply(s, se); err != nil {
+				t.Fatal(err)
+			}
+			if se.Type == StockAdjusted {
+				stored[s.OnHand] = append(stored[s.OnHand], id)
+			}
+		}
+		st, err := loadStock(ctx, db, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Version != int64(len(evs)) || st.State.OnHand != s.OnHand || st.State.Level != s.Level {
+			t.Errorf("%s loads as %+v at %d; its stream folds to %+v at %d", id, st.State, st.Version, s, len(evs))
+		}
+	}
+	for k := range int64(acked) + 1 {
+		if len(stored[k+1]) != 3 {
+			t.Errorf("acknowledged command %d is stored in %v, want 3 streams", k, stored[k+1])
+		}
+	}
+	for k, in := range stored {
+		if len(in) != 3 {
+			t.Errorf("command %d is stored in %v: half applied", k-1, in)
+		}
+	}
+	t.Logf("%d commands acknowledged, %d stored", acked+1, len(stored))
+
+	rows := func() string {
+		rs, err := db.Query(ctx, `SELECT product_id, on_hand, reserved, version, discontinued FROM stock ORDER BY product_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		var all []string
+		for rs.Next() {
+			var id string
+			var a, b, c, d int64
+			if err := rs.Scan(&id, &a, &b, &c, &d); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, fmt.Sprint(id, a, b, c, d))
+		}
+		sort.Strings(all)
+		return strings.Join(all, "; ")
+	}
+	projected := rows()
+	if _, err := rebuildStock(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt := rows(); rebuilt != projected || len(strings.Split(rebuilt, "; ")) != crashProducts {
+		t.Fatalf("the stock table after the kill:\n  %s\nrebuilt from the store:\n  %s", projected, rebuilt)
+	}
+}
+
+// killChild runs commands until killed: command k sets the on hand of
+// products k, k+1 and k+2 (mod crashProducts) to k+1, in one transaction.
+func killChild(t *testing.T, dir string) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "inventory", "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx, stockMigrations(t)...); err != nil {
+		t.Fatal(err)
+	}
+	for p := range crashProducts {
+		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+			st := &stock{ProductID: fmt.Sprintf("P%d", p)}
+			return saveStock(ctx, tx, st, nil, time.Now(), StockEvent{Type: StockRegistered})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := 0; ; k++ {
+		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+			for i := range 3 {
+				st, err := loadStock(ctx, tx, fmt.Sprintf("P%d", (k+i)%crashProducts))
+				if err != nil {
+					return err
+				}
+				evs, err := decide(st.State, StockCommand{Kind: SetOnHand, OnHand: int64(k + 1), Reason: "set"})
+				if err != nil {
+					return err
+				}
+				if err := saveStock(ctx, tx, st, nil, time.Now(), evs...); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ack %d\n", k)
+	}
+}
