@@ -9,7 +9,8 @@
 // dead-lettered and shows as stuck; restarted healthy, the dead letter is
 // redriven with the console's button and the order ships. A webhook
 // endpoint on a local receiver gets the first order's events, each
-// attempt listed in the console's Webhooks tab.
+// attempt listed in the console's Webhooks tab. The History tab steps
+// through the product's stock and the first order's payment.
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -223,6 +224,63 @@ async function main() {
     assert.equal(endpoint.secret.startsWith('whsec_'), true);
     await shot('4b-webhooks');
 
+    // History: the product's stock and the first order's payment, stepped
+    // through event by event, the state after each beside it. The Flow tab
+    // links the order to its history.
+    await page.goto(`${base}/console/#flow=${first.correlation}`);
+    await page.locator('#flow-order', { hasText: 'SHIPPED' }).waitFor();
+    assert.equal(await page.locator('#flow-history').getAttribute('href'), '#history=order:' + first.order);
+    await page.click('#tabs a[data-tab=history]');
+    await page.selectOption('#history-form [name=kind]', 'product');
+    assert.equal(await page.locator('#history-asof').isHidden(), true, '"as of" is for orders only');
+    await page.fill('#history-form [name=id]', product);
+    await page.click('#history-form button[type=submit]');
+    const stockSteps = ['StockRegistered', 'StockAdjusted', 'StockReserved', 'StockShipped'];
+    await until('the stock history', async () => (await page.locator('#history-rows tr').count()) === stockSteps.length);
+    assert.deepEqual(await page.locator('#history-rows tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.type)), stockSteps);
+    const stateOf = () => page.locator('#history-state tr').evaluateAll((trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.field, tr.querySelector('td').textContent])));
+    // The latest state first: shipped, one unit off the shelf.
+    await page.locator('#history-rows tr.selected[data-type=StockShipped]').waitFor();
+    assert.deepEqual(await stateOf(), { onHand: '9', reserved: '0', available: '9', level: '3' });
+    assert.equal(await page.locator('#history-pos').innerText(), '4 of 4');
+    assert.equal(await page.locator('#history-next').isDisabled(), true);
+    await page.click('#history-prev');
+    await page.locator('#history-rows tr.selected[data-type=StockReserved]').waitFor();
+    assert.deepEqual(await stateOf(), { onHand: '10', reserved: '1', available: '9', level: '2' });
+    assert.deepEqual(await page.locator('#history-state tr.changed').evaluateAll((trs) => trs.map((tr) => tr.dataset.field)), ['reserved', 'available', 'level']);
+    await page.locator('#history-rows tr[data-type=StockAdjusted]').click();
+    assert.deepEqual(await stateOf(), { onHand: '10', reserved: '0', available: '10', level: '1' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await shot('4c-history-stock-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('4d-history-stock-390');
+    await page.setViewportSize({ width: 1440, height: 1000 });
+
+    // The payment, found from the order's id; then by its own id.
+    await page.selectOption('#history-form [name=kind]', 'payment');
+    await page.fill('#history-form [name=id]', first.order);
+    await page.click('#history-form button[type=submit]');
+    await page.locator('#history-rows tr[data-type=ChargeCaptured]').waitFor();
+    const ledgerSteps = await page.locator('#history-rows tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.type));
+    assert.deepEqual(ledgerSteps.filter((t) => t.startsWith('Charge')), ['ChargeAuthorised', 'ChargeCaptured'], ledgerSteps.join(' '));
+    const captured = await page.locator('#history-rows tr[data-type=ChargeCaptured]').innerText();
+    const paid = captured.match(/amountCents (\d+)/)[1];
+    assert.deepEqual(await stateOf(), { status: 'processed', balanceCents: paid });
+    const paymentTitle = await page.locator('#history-status strong').innerText();
+    assert.match(paymentTitle, /^Payment [0-9a-f-]{36}$/);
+    await page.click('#history-prev');
+    await page.locator('#history-rows tr.selected[data-type=ChargeAuthorised]').waitFor();
+    assert.deepEqual(await stateOf(), { status: 'awaiting', balanceCents: '0' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await shot('4e-history-payment-1280');
+    await page.goto(`${base}/console/#history=payment:${paymentTitle.slice('Payment '.length)}`);
+    await page.locator('#history-rows tr.selected[data-type=ChargeCaptured]').waitFor();
+    await page.locator('#history-status a', { hasText: first.order }).waitFor();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('4f-history-payment-390');
+    await page.setViewportSize({ width: 1440, height: 1000 });
+    log('the History tab stepped through the stock and the payment');
+
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
     await app.stop();
     app = new App(dataDir, port, { ...fast, EVENTMART_FAIL_EVENTS: 'shipping:PaymentProcessed' });
@@ -239,6 +297,7 @@ async function main() {
     await page.fill('#sagas-form [name=stuckAfter]', '1s');
     await page.click('#sagas-form button[type=submit]');
     await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).waitFor();
+    assert.equal(await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).locator('a.history-link').getAttribute('href'), '#history=order:' + second.order);
     await shot('6-sagas-stuck');
 
     // Heal shipping and redrive the dead letter with the button.

@@ -137,11 +137,12 @@ async function load(id, quiet) {
     const { correlationId, events } = await resolve(id);
     if (id !== currentId) return;
     const letters = await deadLetters(correlationId);
-    let orderLine = '';
+    let orderLine = '', orderID = '';
     const created = events.find((e) => e.eventType === 'OrderCreated');
     if (created) {
       try {
         const o = await api('/api/v1/orders/' + created.data.orderId);
+        orderID = o.id;
         orderLine = `Order ${o.id}: ${o.status}${o.reason ? ' (' + o.reason + ')' : ''}`;
       } catch { /* the order service is away */ }
     }
@@ -156,6 +157,7 @@ async function load(id, quiet) {
     const dead = letters.filter((d) => d.status === 'dead').length;
     summary.replaceChildren(
       orderLine ? el('strong', { id: 'flow-order', class: 'badge ' + (orderLine.endsWith('SHIPPED') ? 'done' : orderLine.includes('CANCELLED') ? 'compensation' : 'publish') }, orderLine) : '',
+      orderID ? el('span', {}, ' ', el('a', { id: 'flow-history', href: '#history=order:' + orderID }, 'history')) : '',
       ` Correlation id ${correlationId} · ${events.length} events over ${duration(span)} from ${time(events[0].timestamp)}`,
       letters.length ? ` · ${letters.length} dead letter(s), ${dead} still dead` : '');
     $('#flow-diagram').replaceChildren(draw(rows(events, letters)));

@@ -10,7 +10,7 @@ async function load() {
     const r = await api('/api/v1/admin/sagas?limit=100' + (after ? '&stuckAfter=' + encodeURIComponent(after) : ''));
     $('#sagas-status').textContent = `In flight: ${r.inFlight.PENDING} PENDING, ${r.inFlight.CONFIRMED} CONFIRMED; ${r.stuck} stuck (no change for ${r.stuckAfter}). Longest idle first.`;
     $('#sagas-rows').replaceChildren(...r.sagas.map((s) => el('tr', { class: s.stuck ? 'stuck' : '' },
-      el('td', { class: 'mono' }, el('a', { href: '#flow=' + s.correlationId }, s.orderId)),
+      el('td', { class: 'mono' }, el('a', { href: '#flow=' + s.correlationId }, s.orderId), ' ', el('a', { href: '#history=order:' + s.orderId, class: 'small history-link' }, 'history')),
       el('td', {}, s.status), el('td', { class: 'num' }, duration(s.ageMs)), el('td', { class: 'num' }, duration(s.idleMs)),
       el('td', {}, s.stuck ? el('span', { class: 'badge failure' }, 'stuck') : ''),
       el('td', { class: 'mono small' }, s.correlationId))));
