@@ -205,3 +205,32 @@ func eachBenchDB(b *testing.B, fn func(b *testing.B, db *sqldb.DB)) {
 		fn(b, db)
 	})
 }
+
+// Decoding one stored event: Decode alone, through a catalog when the
+// event is at its type's current version (the hot path: no upcasting),
+// and through a one-step upcast.
+func BenchmarkDecode(b *testing.B) {
+	catalog := eventstore.NewCatalog("v1", eventstore.Upcaster{Type: "Renamed", From: "v1", To: "v2",
+		Up: func(data json.RawMessage) (json.RawMessage, error) {
+			return json.RawMessage(strings.Replace(string(data), `"n"`, `"amount"`, 1)), nil
+		}})
+	type payload struct{ N, Amount int }
+	current, old := ev("Added", 7), ev("Renamed", 7)
+	for _, c := range []struct {
+		name   string
+		decode func() (payload, error)
+	}{
+		{"decode", func() (payload, error) { return eventstore.Decode[payload](current, "v1") }},
+		{"catalog-current", func() (payload, error) { return eventstore.DecodeFrom[payload](catalog, current) }},
+		{"catalog-upcast", func() (payload, error) { return eventstore.DecodeFrom[payload](catalog, old) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if p, err := c.decode(); err != nil || p.N+p.Amount != 7 {
+					b.Fatalf("%+v, %v", p, err)
+				}
+			}
+		})
+	}
+}
