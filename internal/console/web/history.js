@@ -14,7 +14,7 @@ const kinds = {
     label: 'Order',
     async page(id, offset) {
       const r = await api(`/api/v1/orders/${encodeURIComponent(id)}/history?limit=${PAGE}&offset=${offset}`);
-      return { title: `Order ${id}`, entries: r.items.map((i) => ({ version: i.version, type: i.type, at: i.at, details: i.data || {}, state: i.state || {} })), more: r.items.length === PAGE };
+      return { title: `Order ${id}`, entries: r.items.map((i) => ({ version: i.version, type: i.type, at: i.at, details: i.data || {}, state: i.state || {} })), more: r.items.length === (r.limit || PAGE) };
     },
   },
   product: {
