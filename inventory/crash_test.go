@@ -21,11 +21,17 @@ import (
 // at a time.
 const crashProducts = 5
 
+// setupOnHand and above are the on-hand values the child sets up each
+// stream with: snapshotEvery-5 events, so that the commands' appends cross
+// a snapshot within their first few.
+const setupOnHand = 1_000_000
+
 // TestKillMidAppendLosesNothing runs commands on the embedded default's
 // database (SQLite, as `eventmart run` opens it) in a child process and
 // kills it with SIGKILL while it appends. Command k sets the on hand of
 // three products to k in one transaction — three streams, their
 // snapshots and the stock table — and is acknowledged once committed.
+// Each stream starts a few events short of its first snapshot.
 // After the kill, on the same file: every acknowledged command is stored;
 // every command is stored in all three streams or in none; the stock table
 // (the projection) equals its rebuild from the store; and the load from a
@@ -46,24 +52,53 @@ func TestKillMidAppendLosesNothing(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The child writes "ack k" after command k committed. Kill it after
-	// enough of them for several snapshots, while it is appending.
-	acked := -1
-	sc := bufio.NewScanner(out)
-	deadline := time.Now().Add(apptest.Timeout)
-	for sc.Scan() && acked < 300 && time.Now().Before(deadline) {
-		if k, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
-			if acked, err = strconv.Atoi(k); err != nil {
-				t.Fatal(err)
+	// The child writes "ack k" after command k committed. It is killed
+	// after 60 acknowledgements or 5 s after the first (a slow machine,
+	// -race), whichever comes first, while it appends.
+	acks := make(chan int, 1<<16)
+	go func() {
+		defer close(acks)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if k, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
+				n, err := strconv.Atoi(k)
+				if err != nil {
+					t.Errorf("child: %q", sc.Text())
+					continue
+				}
+				acks <- n
 			}
+		}
+	}()
+	acked := -1
+	var enough <-chan time.Time
+	deadline := time.After(apptest.Timeout)
+wait:
+	for acked < 60 {
+		select {
+		case k, ok := <-acks:
+			if !ok {
+				break wait
+			}
+			acked = k
+			if enough == nil {
+				enough = time.After(5 * time.Second)
+			}
+		case <-enough:
+			break wait
+		case <-deadline:
+			break wait
 		}
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
+	for k := range acks { // printed before the kill: acknowledged too
+		acked = k
+	}
 	cmd.Wait()
-	if acked < 300 {
-		t.Fatalf("the child acknowledged %d commands before the deadline", acked+1)
+	if acked < 20 {
+		t.Fatalf("the child acknowledged %d commands before the deadline, want at least 20", acked+1)
 	}
 
 	ctx := context.Background()
@@ -88,9 +123,13 @@ func TestKillMidAppendLosesNothing(t *testing.T) {
 			if s, err = apply(s, se); err != nil {
 				t.Fatal(err)
 			}
-			if se.Type == StockAdjusted {
+			if se.Type == StockAdjusted && s.OnHand < setupOnHand {
 				stored[s.OnHand] = append(stored[s.OnHand], id)
 			}
+		}
+		var snapshot int64
+		if err := db.QueryRow(ctx, `SELECT version FROM es_snapshots WHERE stream_id = ?`, stockStream(id)).Scan(&snapshot); err != nil || snapshot < snapshotEvery {
+			t.Errorf("%s: snapshot at %d, %v; want one at %d or later", id, snapshot, err, snapshotEvery)
 		}
 		st, err := loadStock(ctx, db, id)
 		if err != nil {
@@ -153,7 +192,15 @@ func killChild(t *testing.T, dir string) {
 	for p := range crashProducts {
 		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 			st := &stock{ProductID: fmt.Sprintf("P%d", p)}
-			return saveStock(ctx, tx, st, nil, time.Now(), StockEvent{Type: StockRegistered})
+			evs := []StockEvent{{Type: StockRegistered}}
+			for i := range snapshotEvery - 6 { // on hand setupOnHand, then +1 each
+				delta := int64(1)
+				if i == 0 {
+					delta = setupOnHand
+				}
+				evs = append(evs, StockEvent{Type: StockAdjusted, Delta: delta, Reason: "set"})
+			}
+			return saveStock(ctx, tx, st, nil, time.Now(), evs...)
 		})
 		if err != nil {
 			t.Fatal(err)
