@@ -23,8 +23,8 @@ func Encode[E any](events []E, typeOf func(E) string, schemaVersion string, meta
 }
 
 // Decode reads e's data into a domain event of type E. A stored event of
-// another schema version than the code's is refused: upcasting it is the
-// caller's, before Decode.
+// another schema version than the code's is refused: DecodeFrom upcasts it
+// through a Catalog first.
 func Decode[E any](e Event, schemaVersion string) (E, error) {
 	var d E
 	if e.SchemaVersion != schemaVersion {

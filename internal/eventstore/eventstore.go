@@ -16,6 +16,9 @@
 //   - A command that conflicts re-reads and decides again: Retry runs it
 //     in a fresh transaction per try, RetryInTx behind a savepoint in a
 //     transaction the caller owns (an inbox handler's).
+//   - Reads return events as stored, with their schema version; a
+//     service's Catalog upcasts older versions as it decodes them
+//     (DecodeFrom). Stored events are never rewritten.
 package eventstore
 
 import (
