@@ -164,8 +164,9 @@ func (t *Tokens) Authenticate(onError func(http.ResponseWriter, *http.Request, e
 			h.ServeHTTP(w, r)
 			return
 		}
-		token, ok := strings.CutPrefix(hdr, "Bearer ")
-		if !ok {
+		// The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is Bearer.
+		scheme, token, ok := strings.Cut(hdr, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			onError(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, "Authorization must be \"Bearer <token>\""))
 			return
 		}
