@@ -42,18 +42,27 @@ func Decode(r *http.Request, v any) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
+	b, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return DecodeBytes(b, v)
+}
+
+// ReadBody reads r's body: more than MaxBody bytes is ETOOLARGE (413).
+func ReadBody(r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxBody {
-		return tooLarge()
+		return nil, tooLarge()
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
-		return tooLarge()
+		return nil, tooLarge()
 	}
 	if err != nil {
-		return eventmart.Errorf(eventmart.EINVALID, "request body: %v", err)
+		return nil, eventmart.Errorf(eventmart.EINVALID, "request body: %v", err)
 	}
-	return DecodeBytes(b, v)
+	return b, nil
 }
 
 // DecodeBytes is Decode of a body already read (at most MaxBody bytes).

@@ -60,6 +60,8 @@ var (
 		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated, once the order service has read its inventory and payment events past that deadline"}
 	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
 		Meaning: "how often PENDING orders are checked against the saga timeout"}
+	OrderMaxTotal = &Setting{Name: "EVENTMART_ORDER_MAX_TOTAL", Kind: Int, Default: "100000000", Min: 1, Max: 1 << 62, Scope: "order",
+		Meaning: "the largest total of one order, in the currency's minor unit (cents); a larger order is refused (400)"}
 	CartSweepInterval = &Setting{Name: "EVENTMART_CART_SWEEP_INTERVAL", Kind: Duration, Default: "1m", Scope: "cart",
 		Meaning: "how often idle carts are looked for"}
 	CartAbandonAfter = &Setting{Name: "EVENTMART_CART_ABANDON_AFTER", Kind: Duration, Default: "24h", Scope: "cart",
@@ -110,7 +112,7 @@ var All = []*Setting{
 	ServiceURLs, JWTSecret, TokenTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, OTELServiceName,
 	AdminEmail, AdminPassword,
-	SagaTimeout, SagaSweepInterval, CartSweepInterval, CartAbandonAfter,
+	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
