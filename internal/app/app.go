@@ -118,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnWidePermissions(cfg.Log, cfg.DataDir)
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
 		injected: injected, failed: make(chan struct{})}
@@ -187,7 +188,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// authenticate and record in turn.
 	authenticate := func(h http.Handler) http.Handler { return cfg.Tokens.Authenticate(httpx.Error, h) }
 	routed := obs.Routed(httpx.Unmatched(mux)) // names requests by route pattern for metrics and spans
-	services := newSecurityAuditor(relays).wrap(authenticate, routed)
+	auditor, err := newSecurityAuditor(relays, cfg.Metrics.Registry)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	services := auditor.wrap(authenticate, routed)
 	a.local = httpx.Middleware(cfg.Log, "gateway", services)
 	root := http.NewServeMux()
 	// Prometheus metrics: unauthenticated, outside /api/v1 (see README,

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Roles.
@@ -95,10 +96,10 @@ func SecretFromFile(path string) ([]byte, error) {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	secret := []byte(hex.EncodeToString(raw))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	if err := os.WriteFile(path, secret, 0o600); err != nil {
+	if err := os.WriteFile(path, secret, fsperm.File); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return secret, nil
