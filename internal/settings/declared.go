@@ -82,6 +82,8 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+	CardKeys = &Setting{Name: "EVENTMART_CARD_KEYS", Kind: List, Secret: true, Scope: "payment",
+		Meaning: "card vault keys (AES-256-GCM), ID:HEX,… with 64 hex digits each; the last encrypts, the others decrypt older cards, which are re-encrypted at start; unset: card-vault.keys under --data, generated at the first start (docs/security.md)"}
 	WebhookAllow = &Setting{Name: "EVENTMART_WEBHOOK_ALLOW", Kind: List, Scope: "webhook",
 		Meaning: "CIDRs webhook deliveries may reach although loopback, private, link-local or otherwise special (e.g. 127.0.0.1/32 for a local receiver); plain http:// URLs are allowed only to these; unset: public https only"}
 	WebhookRetryDelays = &Setting{Name: "EVENTMART_WEBHOOK_RETRY_DELAYS", Kind: Durations, Default: "5s,5m,30m,2h,5h,10h,10h", Scope: "webhook",
@@ -114,7 +116,7 @@ var All = []*Setting{
 	AdminEmail, AdminPassword,
 	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
-	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
 	ExportDir, ExportAt,
 	Target, Registry,
