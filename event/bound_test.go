@@ -18,7 +18,7 @@ func TestBound(t *testing.T) {
 		{strings.Repeat("a", 10), 10, strings.Repeat("a", 10)},
 		{strings.Repeat("a", 30), 20, strings.Repeat("a", 20-len(event.TruncatedMark)) + event.TruncatedMark},
 		// Not cut inside a character: é is two bytes.
-		{strings.Repeat("é", 20), 20, strings.Repeat("é", 2) + event.TruncatedMark},
+		{strings.Repeat("é", 20), 20, strings.Repeat("é", 3) + event.TruncatedMark}, // the mark is 14 bytes
 	} {
 		got := event.Bound(c.in, c.max)
 		if got != c.want || len(got) > c.max || !utf8.ValidString(got) {

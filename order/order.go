@@ -105,8 +105,8 @@ type Service struct {
 	// maxTotal caps an order's total (EVENTMART_ORDER_MAX_TOTAL), so a
 	// mistyped quantity is not charged.
 	maxTotal int64
-	metrics *sagaMetrics
-	changed watch.Hub // orders changed, for held GETs (see handleGet)
+	metrics  *sagaMetrics
+	changed  watch.Hub // orders changed, for held GETs (see handleGet)
 }
 
 // New returns the order service; its saga timeout and sweep interval are

@@ -3,8 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
