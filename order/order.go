@@ -102,19 +102,20 @@ type Service struct {
 	store   *store
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
+	metrics *sagaMetrics
+	changed watch.Hub // orders changed, for held GETs (see handleGet)
+
 	// maxTotal caps an order's total (EVENTMART_ORDER_MAX_TOTAL), so a
 	// mistyped quantity is not charged.
 	maxTotal int64
-	metrics  *sagaMetrics
-	changed  watch.Hub // orders changed, for held GETs (see handleGet)
 }
 
 // New returns the order service; its saga timeout and sweep interval are
 // the settings EVENTMART_SAGA_TIMEOUT and EVENTMART_SAGA_SWEEP_INTERVAL.
 func New(d service.Deps) (*Service, error) {
-	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval),
-		maxTotal: int64(d.Settings.Int(settings.OrderMaxTotal))}
+	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.store = &store{db: d.DB, changed: &s.changed}
+	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
 	var err error
 	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
 		return nil, err
