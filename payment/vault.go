@@ -117,19 +117,27 @@ func keysFromFile(path string) ([][2]string, error) {
 		if err := fsperm.MkdirAll(filepath.Dir(path)); err != nil {
 			return nil, fmt.Errorf("payment: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fsperm.File)
-		if errors.Is(err, fs.ErrExist) { // another instance won the race
-			return keysFromFile(path)
-		}
+		// Written aside and linked into place: an instance starting at
+		// the same time reads either no file or the whole of it.
+		tmp, err := os.CreateTemp(filepath.Dir(path), VaultKeysFile+".*")
 		if err != nil {
 			return nil, fmt.Errorf("payment: %w", err)
 		}
-		_, err = f.Write(b)
-		if cerr := f.Close(); err == nil {
+		defer os.Remove(tmp.Name())
+		_, err = tmp.Write(b)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return nil, fmt.Errorf("payment: write %s: %w", path, err)
+		}
+		if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) { // another instance won the race
+			return keysFromFile(path)
+		} else if err != nil {
+			return nil, fmt.Errorf("payment: %w", err)
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("payment: %w", err)
