@@ -28,8 +28,8 @@ import (
 // business events and reach audit-events through the same relay. A flood
 // of refused requests must not become a flood of writes: past
 // securityEventRate per second (bursts of securityEventBurst) in all, or
-// clientEventRate (bursts of clientEventBurst) from one client address,
-// they are dropped, counted (eventmart_security_events_dropped_total) and
+// AccessDenied past clientEventRate (bursts of clientEventBurst) from one
+// client address, they are dropped, counted (eventmart_security_events_dropped_total) and
 // logged. Each record is small whatever the request (event.Bound).
 const (
 	securityEventRate  = 200
@@ -62,7 +62,7 @@ func newSecurityAuditor(relays map[string]*outbox.Relay, reg prometheus.Register
 		s.fallback = names[0]
 	}
 	s.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: obs.Namespace, Name: "security_events_dropped_total",
-		Help: "Security events (AccessDenied, AdminActionPerformed) not recorded because their rate was over the limit, overall or of one client address."},
+		Help: "Security events not recorded because their rate was over the limit: of all clients (AccessDenied, AdminActionPerformed) or of one client address (AccessDenied)."},
 		[]string{"limit"})
 	s.dropped.WithLabelValues("overall")
 	s.dropped.WithLabelValues("client")
@@ -72,9 +72,17 @@ func newSecurityAuditor(relays map[string]*outbox.Relay, reg prometheus.Register
 	return s, nil
 }
 
-// allow takes a token from the buckets of the client at addr and of all
-// clients, and returns the limit that refused it, or "".
-func (s *securityAuditor) allow(addr string) string {
+// allow takes a token from the bucket of all clients and, for a refused
+// request (perClient), from that of the client at addr; it returns the
+// limit that refused it, or "". An admin's actions are authenticated, not
+// a flood anyone can send: they have no per-client bucket.
+func (s *securityAuditor) allow(addr string, perClient bool) string {
+	if !perClient {
+		if !s.limit.Allow() {
+			return "overall"
+		}
+		return ""
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		host = addr
@@ -158,7 +166,8 @@ func (s *securityAuditor) record(r *http.Request, status int, seen *seenIdentity
 	if relay == nil {
 		return // a process with no service (the gateway alone): the service that answers records it
 	}
-	if limit := s.allow(r.RemoteAddr); limit != "" {
+	_, denied := p.(*event.AccessDenied)
+	if limit := s.allow(r.RemoteAddr, denied); limit != "" {
 		s.dropped.WithLabelValues(limit).Inc()
 		log.Warn("security event dropped: rate limit", "limit", limit, "eventType", p.EventType(), "status", status)
 		return
