@@ -77,8 +77,8 @@ func DecodeBytes(b []byte, v any) error {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: trailing data after the JSON object")
 	}
 	// The document is valid and every key names a field, in some case;
-	// a second pass over its tokens refuses what encoding/json forgives.
-	if err := strictNames(json.NewDecoder(bytes.NewReader(b)), reflect.TypeOf(v)); err != nil {
+	// a second pass over it refuses what encoding/json forgives.
+	if err := strictNames(b, reflect.TypeOf(v)); err != nil {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: %v", err)
 	}
 	return nil

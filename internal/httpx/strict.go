@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/json"
 	"fmt"
@@ -9,69 +10,144 @@ import (
 	"sync"
 )
 
-// strictNames walks the tokens of one JSON value, already known to decode
-// into a value of type t, and refuses what encoding/json forgives: an
-// object key that names a field of t in another case only, and a key
+// strictNames walks the JSON document b, already known to be valid and to
+// decode into a value of type t, and refuses what encoding/json forgives:
+// an object key that names a field of t in another case only, and a key
 // given twice in one object. t is nil where the value's shape is not
 // declared (interfaces, raw messages, custom unmarshalers): only
-// duplicates are checked there.
-func strictNames(dec *json.Decoder, t reflect.Type) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+// duplicates are checked there. It scans b in place: request bodies are
+// on the order path, and json.Decoder.Token allocates per token.
+func strictNames(b []byte, t reflect.Type) error {
+	w := &walker{b: b}
+	return w.value(t)
+}
+
+type walker struct {
+	b []byte
+	i int
+}
+
+// peek skips white space and returns the next byte, 0 at the end.
+func (w *walker) peek() byte {
+	for w.i < len(w.b) {
+		switch c := w.b[w.i]; c {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return c
+		}
 	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	t = declared(t)
-	switch delim {
+	return 0
+}
+
+func (w *walker) value(t reflect.Type) error {
+	switch w.peek() {
 	case '{':
-		var fields map[string]reflect.Type
-		var elem reflect.Type
-		if t != nil && t.Kind() == reflect.Struct {
-			fields = fieldsOf(t)
-		} else if t != nil && t.Kind() == reflect.Map {
-			elem = t.Elem()
-		}
-		var seen []string // objects are small: a slice beats a map
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			k := tok.(string)
-			for _, s := range seen {
-				if s == k {
-					return fmt.Errorf("duplicate field %q", k)
-				}
-			}
-			seen = append(seen, k)
-			next := elem
-			if fields != nil {
-				ft, ok := fields[k]
-				if !ok {
-					return fmt.Errorf("unknown field %q%s (field names are case-sensitive)", k, suggestion(fields, k))
-				}
-				next = ft
-			}
-			if err := strictNames(dec, next); err != nil {
-				return err
-			}
-		}
+		return w.object(t)
 	case '[':
-		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			elem = t.Elem()
-		}
-		for dec.More() {
-			if err := strictNames(dec, elem); err != nil {
-				return err
+		return w.array(t)
+	case '"':
+		w.str()
+	default: // a number, true, false or null
+		for w.i < len(w.b) {
+			switch w.b[w.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return nil
 			}
+			w.i++
 		}
 	}
-	_, err = dec.Token() // the closing delimiter
-	return err
+	return nil
+}
+
+// str skips a string starting at w.i and returns its raw contents, and
+// whether they hold an escape.
+func (w *walker) str() ([]byte, bool) {
+	start := w.i + 1
+	escaped := false
+	for w.i++; w.i < len(w.b); w.i++ {
+		switch w.b[w.i] {
+		case '\\':
+			escaped = true
+			w.i++
+		case '"':
+			w.i++
+			return w.b[start : w.i-1], escaped
+		}
+	}
+	return w.b[start:], escaped
+}
+
+func (w *walker) object(t reflect.Type) error {
+	t = declared(t)
+	var fields map[string]reflect.Type
+	var elem reflect.Type
+	if t != nil && t.Kind() == reflect.Struct {
+		fields = fieldsOf(t)
+	} else if t != nil && t.Kind() == reflect.Map {
+		elem = t.Elem()
+	}
+	var buf [16][]byte
+	seen := buf[:0] // objects are small: a slice beats a map
+	w.i++           // {
+	for {
+		switch w.peek() {
+		case '}', 0:
+			w.i++
+			return nil
+		case ',':
+			w.i++
+			w.peek()
+		}
+		k, escaped := w.str()
+		if escaped { // rare: decode it (keys are compared unescaped)
+			var s string
+			if err := json.Unmarshal(w.b[w.i-len(k)-2:w.i], &s); err != nil {
+				return err
+			}
+			k = []byte(s)
+		}
+		for _, s := range seen {
+			if bytes.Equal(s, k) {
+				return fmt.Errorf("duplicate field %q", k)
+			}
+		}
+		seen = append(seen, k)
+		next := elem
+		if fields != nil {
+			ft, ok := fields[string(k)] // no allocation: the compiler looks up the bytes
+			if !ok {
+				return fmt.Errorf("unknown field %q%s (field names are case-sensitive)", k, suggestion(fields, string(k)))
+			}
+			next = ft
+		}
+		w.peek()
+		w.i++ // :
+		if err := w.value(next); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *walker) array(t reflect.Type) error {
+	t = declared(t)
+	var elem reflect.Type
+	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		elem = t.Elem()
+	}
+	w.i++ // [
+	for {
+		switch w.peek() {
+		case ']', 0:
+			w.i++
+			return nil
+		case ',':
+			w.i++
+		}
+		if err := w.value(elem); err != nil {
+			return err
+		}
+	}
 }
 
 var (

@@ -1,6 +1,7 @@
 package httpx_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,10 @@ func TestDecodeStrict(t *testing.T) {
 		code, message           string // code "" : accepted
 	}{
 		{"json", "application/json", `{"name":"x","tag":"t","items":[{"productId":"p","quantity":1}],"attrs":{"a":"b"},"raw":{"A":1}}`, "", ""},
+		{"white space", "application/json", " {\n \"name\" : \"x\" ,\t\"items\" : [ { \"quantity\" : 1 } , {\"quantity\":-2} ] , \"attrs\":{ } , \"raw\" : [true,null,-1.5e3,\"}\"] }\n", "", ""},
+		{"escaped key", "application/json", `{"n\u0061me":"x"}`, "", ""},
+		{"escaped duplicate", "application/json", `{"name":"a","n\u0061me":"b"}`, eventmart.EINVALID, `duplicate field "name"`},
+		{"escaped quote in a value", "application/json", `{"name":"a\"b\\","tag":"t"}`, "", ""},
 		{"json with charset", "application/json; charset=utf-8", `{"name":"x"}`, "", ""},
 		{"problem+json", "application/merge-patch+json", `{"name":"x"}`, "", ""},
 		{"text/plain", "text/plain", `{"name":"x"}`, eventmart.EMEDIATYPE, "Content-Type must be application/json, not text/plain"},
@@ -82,5 +87,20 @@ func TestErrorStatuses(t *testing.T) {
 	rep.Write(w, httptest.NewRequest("GET", "/", nil), http.StatusOK)
 	if w.Header().Get("X-Content-Type-Options") != "nosniff" || w.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("representation: headers %v, want nosniff and no-store", w.Header())
+	}
+}
+
+// BenchmarkDecode is the cost of reading an order-sized body: the strict
+// checks walk its tokens a second time.
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(validBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		var v fuzzBody
+		if err := httpx.Decode(r, &v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
