@@ -10,16 +10,19 @@ import (
 
 // Error codes.
 const (
-	EINVALID      = "invalid"            // bad input: 400/422
-	EUNAUTHORIZED = "unauthorized"       // no or bad credentials: 401
-	EFORBIDDEN    = "forbidden"          // authenticated but not allowed: 403
-	ENOTFOUND     = "not_found"          // 404
-	EMETHOD       = "method_not_allowed" // the resource does not take this method: 405
-	ECONFLICT     = "conflict"           // state does not allow it: 409
-	EUNAVAILABLE  = "unavailable"        // a dependency is down, nothing was done: 503
-	EBADGATEWAY   = "bad_gateway"        // the upstream failed after the request was sent, outcome unknown: 502
-	ETIMEOUT      = "gateway_timeout"    // the upstream did not answer in time, outcome unknown: 504
-	EINTERNAL     = "internal"           // a bug or an unexpected failure: 500
+	EINVALID       = "invalid"                // bad input: 400
+	ETOOLARGE      = "too_large"              // the request body is over the limit: 413
+	EMEDIATYPE     = "unsupported_media_type" // the body is not of a type the endpoint takes (JSON): 415
+	EUNPROCESSABLE = "unprocessable"          // well-formed but refused, e.g. an Idempotency-Key reused with another body: 422
+	EUNAUTHORIZED  = "unauthorized"           // no or bad credentials: 401
+	EFORBIDDEN     = "forbidden"              // authenticated but not allowed: 403
+	ENOTFOUND      = "not_found"              // 404
+	EMETHOD        = "method_not_allowed"     // the resource does not take this method: 405
+	ECONFLICT      = "conflict"               // state does not allow it: 409
+	EUNAVAILABLE   = "unavailable"            // a dependency is down, nothing was done: 503
+	EBADGATEWAY    = "bad_gateway"            // the upstream failed after the request was sent, outcome unknown: 502
+	ETIMEOUT       = "gateway_timeout"        // the upstream did not answer in time, outcome unknown: 504
+	EINTERNAL      = "internal"               // a bug or an unexpected failure: 500
 )
 
 // Error is an application error with a code and a message meant for the

@@ -185,6 +185,7 @@ func TestEventsOfTheRunningServicesAreAudited(t *testing.T) {
 	h, admin := start(t)
 	req, _ := http.NewRequest("POST", h.Server.URL+"/api/v1/products", strings.NewReader(`{"sku":"MUG","name":"Mug","priceCents":1299,"currency":"EUR"}`))
 	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Correlation-ID", "create-mug")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -123,6 +123,7 @@ func TestCorrelationIDIsTakenFromTheRequest(t *testing.T) {
 	h, admin := start(t)
 	req, _ := http.NewRequest("POST", h.Server.URL+"/api/v1/products", strings.NewReader(`{"sku":"C1","name":"c","priceCents":1,"currency":"EUR"}`))
 	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Correlation-ID", "my-request-42")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

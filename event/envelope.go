@@ -83,11 +83,15 @@ func NewID() string {
 // becomes its correlationId and causationId. New fails if p's type is not in
 // the catalog, p does not marshal, or its JSON does not match the schema of
 // its type and version (a *SchemaError): producers never publish a payload
-// consumers would reject.
+// consumers would reject. Fields that payloads copy from requests are
+// first cut to their bounds (Bound), in p itself.
 func New(source string, o Origin, p Payload) (*Envelope, error) {
 	spec, ok := Lookup(p.EventType())
 	if !ok {
 		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, p.EventType())
+	}
+	if b, ok := p.(bounded); ok {
+		b.bound()
 	}
 	data, err := json.Marshal(p)
 	if err != nil {

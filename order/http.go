@@ -1,10 +1,15 @@
 package order
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,7 +35,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 }
 
 // handleCreate: POST /orders, with an optional Idempotency-Key header: the
-// same key from the same user answers with the first order again.
+// same key from the same user with the same body answers with the first
+// order again; with another body it is a 422 (as Stripe does), since
+// answering the first order would hide that the second was not placed.
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, err := auth.Require(ctx)
@@ -44,16 +51,21 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var o *Order
+	var sum string // the body's SHA-256, kept with the key
 	if key != "" {
-		if o, err = s.orderByKey(ctx, id.UserID, key); err != nil {
+		if sum, err = bodySum(r); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		if o, err = s.orderByKey(ctx, id.UserID, key, sum); err != nil {
 			httpx.Error(w, r, err)
 			return
 		}
 	}
 	if o == nil {
-		o, err = s.place(ctx, id, r, key)
+		o, err = s.place(ctx, id, r, key, sum)
 		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
-			o, err = s.orderByKey(ctx, id.UserID, key)
+			o, err = s.orderByKey(ctx, id.UserID, key, sum)
 		}
 		if err != nil {
 			httpx.Error(w, r, err)
@@ -64,18 +76,38 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusAccepted, o)
 }
 
-// orderByKey returns the order created with key, or nil.
-func (s *Service) orderByKey(ctx context.Context, userID, key string) (*Order, error) {
-	id, err := s.store.orderIDByKey(ctx, s.d.DB, userID, key)
-	if err != nil || id == "" {
-		return nil, err
+// orderByKey returns the order created with key, or nil; EUNPROCESSABLE
+// if it was created with a body whose SHA-256 is not sum.
+func (s *Service) orderByKey(ctx context.Context, userID, key, sum string) (*Order, error) {
+	var id, stored string
+	err := s.d.DB.QueryRow(ctx, `SELECT order_id, request_sha256 FROM idempotency_keys WHERE user_id = ? AND idem_key = ?`, userID, key).Scan(&id, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("order: look up idempotency key: %w", err)
+	}
+	if stored != "" && stored != sum { // "": a key stored before bodies were hashed
+		return nil, eventmart.Errorf(eventmart.EUNPROCESSABLE, "Idempotency-Key %q was used with another request body (order %s); use a new key for a new order", key, id)
 	}
 	return s.store.order(ctx, s.d.DB, id)
 }
 
+// bodySum reads r's body (at most httpx.MaxBody bytes), leaves it to be
+// read again, and returns its SHA-256 in hex.
+func bodySum(r *http.Request) (string, error) {
+	b, err := httpx.ReadBody(r)
+	if err != nil {
+		return "", err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // place validates and prices an order, vaults its card, and stores it
 // PENDING together with OrderCreated.
-func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key string) (*Order, error) {
+func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key, sum string) (*Order, error) {
 	u, err := s.store.user(ctx, id.UserID)
 	if err != nil {
 		return nil, err
@@ -99,6 +131,9 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	items, total, currency, err := s.price(ctx, lines)
 	if err != nil {
 		return nil, err
+	}
+	if total > s.maxTotal {
+		return nil, eventmart.Errorf(eventmart.EINVALID, "the order's total %d is over the limit of %d (EVENTMART_ORDER_MAX_TOTAL); split it, or ask the shop", total, s.maxTotal)
 	}
 	vaulted, err := s.vaultCard(ctx, card)
 	if err != nil {
@@ -131,6 +166,11 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if err := s.store.insert(ctx, tx, o, key); err != nil {
 			return err
+		}
+		if key != "" {
+			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET request_sha256 = ? WHERE user_id = ? AND idem_key = ?`, sum, o.UserID, key); err != nil {
+				return fmt.Errorf("order: store the request's digest: %w", err)
+			}
 		}
 		return s.record(ctx, tx, created)
 	})

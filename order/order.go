@@ -104,6 +104,10 @@ type Service struct {
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
 	changed watch.Hub // orders changed, for held GETs (see handleGet)
+
+	// maxTotal caps an order's total (EVENTMART_ORDER_MAX_TOTAL), so a
+	// mistyped quantity is not charged.
+	maxTotal int64
 }
 
 // New returns the order service; its saga timeout and sweep interval are
@@ -111,6 +115,7 @@ type Service struct {
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.store = &store{db: d.DB, changed: &s.changed}
+	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
 	var err error
 	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
 		return nil, err

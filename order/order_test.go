@@ -186,6 +186,7 @@ func do(t *testing.T, h *apptest.Harness, method, path, token string, in any, hd
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -509,6 +510,7 @@ func TestIdempotencyKeyReturnsTheFirstOrder(t *testing.T) {
 			req, _ := http.NewRequest("POST", h.Server.URL+orderPath, bytes.NewReader(b))
 			req.Header.Set("Authorization", "Bearer "+bob)
 			req.Header.Set("Idempotency-Key", "race")
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				ids <- err.Error()

@@ -86,7 +86,11 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 		err = &DeclineError{Code: "card-not-found", Reason: "The card on file was not found."}
 	} else {
 		last4 = card.Last4
-		authCode, err = s.provider.Charge(ctx, ChargeRequest{PaymentID: l.PaymentID, CardNumber: card.Number, AmountCents: p.AmountCents, Currency: p.Currency})
+		var number string
+		if number, err = s.vault.open(card.Token, card.Number); err != nil {
+			return err // a missing key: fails until the operator restores it
+		}
+		authCode, err = s.provider.Charge(ctx, ChargeRequest{PaymentID: l.PaymentID, CardNumber: number, AmountCents: p.AmountCents, Currency: p.Currency})
 	}
 	var decline *DeclineError
 	cmd := LedgerCommand{Kind: Capture, AuthCode: authCode, CardLast4: last4}

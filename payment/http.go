@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -45,9 +46,14 @@ func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "number: card number is not valid (12-19 digits passing the Luhn check)"))
 		return
 	}
+	if s.vault == nil {
+		httpx.Error(w, r, errors.New("payment: no card vault"))
+		return
+	}
+	token := "tok_" + uuid.NewString()
 	c := &vaultedCard{
-		Card:   Card{Token: "tok_" + uuid.NewString(), Last4: number[len(number)-4:], Brand: cardBrand(number)},
-		UserID: id.UserID, Number: number,
+		Card:   Card{Token: token, Last4: number[len(number)-4:], Brand: cardBrand(number)},
+		UserID: id.UserID, Number: s.vault.seal(token, number), Fingerprint: s.vault.fingerprint(number),
 	}
 	if err := s.store.insertCard(r.Context(), c, s.d.Now().UTC()); err != nil {
 		httpx.Error(w, r, err)

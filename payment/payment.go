@@ -6,8 +6,9 @@
 // token ("tok_…"); orders carry only that token and the last four digits.
 // A real deployment would use the provider's vault, so that the number
 // never reaches Eventmart at all. Here the simulated provider's vault is
-// this service's cards table: the number never leaves this service and is
-// never put in an event, a response or a log line.
+// this service's cards table, encrypted (vault.go): the number never
+// leaves this service and is never put in an event, a response or a log
+// line.
 //
 // Per order it keeps a ledger, event-sourced: a stream "payment-<id>" of
 // domain events (ledger.go decides and applies them, purely; ledgerstore.go
@@ -58,7 +59,22 @@ func DefWith(p Provider) service.Def {
 		if n > 0 {
 			d.Log.Info("payment rows imported into streams", "payments", n)
 		}
-		return New(d, p), nil
+		v, err := loadVault(d.Settings, d.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		// Cards stored in clear by a release before the vault encrypted,
+		// or under a key rotated out, are sealed with the current key
+		// before any request reads them.
+		if n, err = sealCards(context.Background(), d.DB, v); err != nil {
+			return nil, fmt.Errorf("payment: encrypt the vaulted cards: %w", err)
+		}
+		if n > 0 {
+			d.Log.Info("card vault: cards sealed with the current key", "cards", n)
+		}
+		s := New(d, p)
+		s.vault = v
+		return s, nil
 	}}
 }
 
@@ -116,6 +132,7 @@ type Service struct {
 	d        service.Deps
 	store    *store
 	provider Provider
+	vault    *vault // set by Def; nil in a Service made by New alone, which cannot vault
 }
 
 // New returns the payment service charging through p.

@@ -41,16 +41,18 @@ func (s *store) list(ctx context.Context, orderID, userID string, limit, offset 
 	return out, nil
 }
 
-// vaultedCard is a card with its number, for charging.
+// vaultedCard is a card with its number as stored: sealed (vault.open
+// reads it).
 type vaultedCard struct {
 	Card
-	UserID string
-	Number string
+	UserID      string
+	Number      string
+	Fingerprint string // written, not read back
 }
 
 func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO cards (token, user_id, number, last4, brand, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.Token, c.UserID, c.Number, c.Last4, c.Brand, now.UnixMilli())
+	_, err := s.db.Exec(ctx, `INSERT INTO cards (token, user_id, number, last4, brand, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.Token, c.UserID, c.Number, c.Last4, c.Brand, c.Fingerprint, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("payment: vault card: %w", err) // the number is not in err: it is a bound parameter
 	}

@@ -98,6 +98,9 @@ func New(d service.Deps) (*Service, error) {
 	email, password := d.Settings.String(settings.AdminEmail), d.Settings.String(settings.AdminPassword)
 	switch {
 	case email == "" && password == "":
+		// Said at every start, so that an operator who forgot the admin
+		// learns why the admin API refuses everyone (docs/security.md).
+		d.Log.Warn("no admin configured: EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD are unset, so no admin account is ensured at start; set both to bootstrap one")
 		return s, nil
 	case email == "" || password == "":
 		return nil, fmt.Errorf("user: set both EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD, or neither")

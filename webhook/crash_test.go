@@ -171,6 +171,7 @@ func crashChild(t *testing.T, dir string) {
 		}
 		req := httptest.NewRequest("POST", "/api/v1/webhooks/endpoints", strings.NewReader(`{"url": "`+os.Getenv("WEBHOOK_CRASH_URL")+`"}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		a.Handler().ServeHTTP(rec, req)
 		if rec.Code != http.StatusCreated {

@@ -14,14 +14,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Option configures Open.
@@ -112,7 +111,7 @@ func Open(path string, opts ...Option) (*Bus, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := fsperm.Create(path); err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	// synchronous(FULL): a commit returns after the WAL is fsynced, so an

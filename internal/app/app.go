@@ -118,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnWidePermissions(cfg.Log, cfg.DataDir)
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
 		injected: injected, failed: make(chan struct{})}
@@ -166,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir,
 			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
 				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)
 			},
@@ -187,7 +188,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// authenticate and record in turn.
 	authenticate := func(h http.Handler) http.Handler { return cfg.Tokens.Authenticate(httpx.Error, h) }
 	routed := obs.Routed(httpx.Unmatched(mux)) // names requests by route pattern for metrics and spans
-	services := newSecurityAuditor(relays).wrap(authenticate, routed)
+	auditor, err := newSecurityAuditor(relays, cfg.Metrics.Registry)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	services := auditor.wrap(authenticate, routed)
 	a.local = httpx.Middleware(cfg.Log, "gateway", services)
 	root := http.NewServeMux()
 	// Prometheus metrics: unauthenticated, outside /api/v1 (see README,

@@ -29,6 +29,7 @@ import (
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
+	"github.com/eventmart/eventmart/internal/fsperm"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/service"
 )
@@ -68,6 +69,11 @@ func OnBus(b bus.Bus) Option { return func(c *app.Config) { c.Bus = b } }
 func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	t.Helper()
 	dir := t.TempDir()
+	// As Eventmart makes its data directory (t.TempDir's mode is wider,
+	// which the start would warn about).
+	if err := os.Chmod(dir, fsperm.Dir); err != nil {
+		t.Fatal(err)
+	}
 	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Roles.
@@ -95,10 +96,10 @@ func SecretFromFile(path string) ([]byte, error) {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	secret := []byte(hex.EncodeToString(raw))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := fsperm.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	if err := os.WriteFile(path, secret, 0o600); err != nil {
+	if err := os.WriteFile(path, secret, fsperm.File); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return secret, nil
@@ -164,8 +165,9 @@ func (t *Tokens) Authenticate(onError func(http.ResponseWriter, *http.Request, e
 			h.ServeHTTP(w, r)
 			return
 		}
-		token, ok := strings.CutPrefix(hdr, "Bearer ")
-		if !ok {
+		// The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is Bearer.
+		scheme, token, ok := strings.Cut(hdr, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			onError(w, r, eventmart.Errorf(eventmart.EUNAUTHORIZED, "Authorization must be \"Bearer <token>\""))
 			return
 		}

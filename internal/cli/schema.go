@@ -83,7 +83,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 		} else {
-			cl, where, err := schemaClient(ctx, env, false)
+			cl, where, err := schemaClient(ctx, env, false, true)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return report(env, findings)
 	case "register":
-		cl, where, err := schemaClient(ctx, env, true)
+		cl, where, err := schemaClient(ctx, env, true, true)
 		if err != nil {
 			return err
 		}
@@ -148,9 +148,10 @@ func report(env *Env, findings []registry.Finding) error {
 
 // schemaClient returns an sr client of the registry the settings name, or
 // of the built-in registry under the data directory (served in-process)
-// when they name none: to read it, it must exist. For writes through a
-// running Eventmart (…/registry) it logs in as the admin.
-func schemaClient(ctx context.Context, env *Env, write bool) (*sr.Client, string, error) {
+// when they name none: to read it, it must exist. For writes and
+// compatibility checks (admin) through a running Eventmart (…/registry) it
+// logs in as the admin.
+func schemaClient(ctx context.Context, env *Env, write, admin bool) (*sr.Client, string, error) {
 	url, data := env.Settings.String(settings.Registry), env.Settings.String(settings.Data)
 	if url == "" {
 		path := filepath.Join(data, "schema-registry.json")
@@ -166,7 +167,7 @@ func schemaClient(ctx context.Context, env *Env, write bool) (*sr.Client, string
 		return cl, "the built-in registry " + st.Path(), err
 	}
 	token := ""
-	if base, ok := strings.CutSuffix(strings.TrimRight(url, "/"), "/registry"); ok && write {
+	if base, ok := strings.CutSuffix(strings.TrimRight(url, "/"), "/registry"); ok && (write || admin) {
 		c := &adminClient{base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
 		if err := c.login(ctx, env); err != nil {
 			return nil, "", err

@@ -28,6 +28,7 @@ import (
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Record is one record of a topic with its envelope decoded.
@@ -137,7 +138,7 @@ func Export(ctx context.Context, r bus.Reader, opts Options) (*Result, error) {
 		if m.Partitions, err = plan(ctx, r, opts); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		if err := fsperm.MkdirAll(opts.Dir); err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
 	default:

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // ManifestName is the manifest's file name in an export directory.
@@ -100,7 +102,7 @@ func (m *Manifest) write(dir string) error {
 		return fmt.Errorf("export: manifest: %w", err)
 	}
 	tmp := filepath.Join(dir, ManifestName+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, append(b, '\n'), fsperm.File); err != nil {
 		return fmt.Errorf("export: manifest: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // fileWriter writes one file: to a temporary name, hashing as it goes,
@@ -54,11 +56,11 @@ func newFileWriter(opts Options, first *Record, hour time.Time) (*fileWriter, er
 	w := &fileWriter{dir: opts.Dir, format: opts.Format, sum: sha256.New(), groupBytes: opts.RowGroupBytes,
 		file: File{Topic: first.Topic, Partition: first.Partition, Hour: hour, FirstOffset: first.Offset}}
 	dir := filepath.Join(opts.Dir, filepath.FromSlash(fmt.Sprintf("topics/%s/partition=%d", first.Topic, first.Partition)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	w.tmp = filepath.Join(dir, fmt.Sprintf("%s+%d+%010d.%s.tmp", first.Topic, first.Partition, first.Offset, opts.Format))
-	f, err := os.Create(w.tmp)
+	f, err := os.OpenFile(w.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fsperm.File)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

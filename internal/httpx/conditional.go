@@ -34,6 +34,7 @@ func Represent(v any) (Representation, error) {
 // a body if the request's If-None-Match names it, else status and body.
 func (rep Representation) Write(w http.ResponseWriter, r *http.Request, status int) {
 	w.Header().Set("ETag", rep.ETag)
+	NoStore(w.Header())
 	if NoneMatch(r, rep.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return

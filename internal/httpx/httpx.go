@@ -4,13 +4,16 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -23,11 +26,48 @@ import (
 // MaxBody is the largest request body accepted, in bytes.
 const MaxBody = 1 << 20
 
-// Decode strictly reads a JSON request body into v: unknown fields, a
-// wrong type, trailing data or more than MaxBody bytes are an EINVALID
-// error naming the problem.
+// Decode strictly reads a JSON request body into v:
+//   - a Content-Type other than application/json (or a +json type) is an
+//     EMEDIATYPE error (415): a form or text/plain body is not JSON, and a
+//     browser may send those cross-origin without a preflight;
+//   - more than MaxBody bytes is ETOOLARGE (413);
+//   - unknown fields, field names that differ from the declared ones in
+//     case only (encoding/json would take them), duplicate keys (it would
+//     keep the last), a wrong type or trailing data are EINVALID, naming
+//     the problem.
+//
+// Handlers of bodiless requests (POST …/cancel, …/redrive) do not call
+// Decode, so those need no Content-Type.
 func Decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBody))
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	b, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return DecodeBytes(b, v)
+}
+
+// ReadBody reads r's body: more than MaxBody bytes is ETOOLARGE (413).
+func ReadBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBody {
+		return nil, tooLarge()
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, tooLarge()
+	}
+	if err != nil {
+		return nil, eventmart.Errorf(eventmart.EINVALID, "request body: %v", err)
+	}
+	return b, nil
+}
+
+// DecodeBytes is Decode of a body already read (at most MaxBody bytes).
+func DecodeBytes(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: %s", jsonReason(err))
@@ -36,7 +76,29 @@ func Decode(r *http.Request, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return eventmart.Errorf(eventmart.EINVALID, "request body: trailing data after the JSON object")
 	}
+	// The document is valid and every key names a field, in some case;
+	// a second pass over it refuses what encoding/json forgives.
+	if err := strictNames(b, reflect.TypeOf(v)); err != nil {
+		return eventmart.Errorf(eventmart.EINVALID, "request body: %v", err)
+	}
 	return nil
+}
+
+func tooLarge() error {
+	return eventmart.Errorf(eventmart.ETOOLARGE, "request body larger than %d bytes", MaxBody)
+}
+
+// requireJSON refuses a request whose Content-Type is not JSON.
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return eventmart.Errorf(eventmart.EMEDIATYPE, "Content-Type must be application/json, not %s", ct)
 }
 
 func jsonReason(err error) string {
@@ -76,11 +138,20 @@ func jsonType(kind string) string {
 	return kind
 }
 
-// JSON writes v with status.
+// JSON writes v with status, marked not to be sniffed as another type or
+// stored by caches (answers carry personal data and tokens).
 func JSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	NoStore(w.Header())
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// NoStore sets the headers every JSON answer carries:
+// X-Content-Type-Options: nosniff and Cache-Control: no-store.
+func NoStore(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 }
 
 // ErrorBody is the JSON body of every error response.
@@ -92,16 +163,19 @@ type ErrorBody struct {
 }
 
 var statusOf = map[string]int{
-	eventmart.EINVALID:      http.StatusBadRequest,
-	eventmart.EUNAUTHORIZED: http.StatusUnauthorized,
-	eventmart.EFORBIDDEN:    http.StatusForbidden,
-	eventmart.ENOTFOUND:     http.StatusNotFound,
-	eventmart.EMETHOD:       http.StatusMethodNotAllowed,
-	eventmart.ECONFLICT:     http.StatusConflict,
-	eventmart.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	eventmart.EBADGATEWAY:   http.StatusBadGateway,
-	eventmart.ETIMEOUT:      http.StatusGatewayTimeout,
-	eventmart.EINTERNAL:     http.StatusInternalServerError,
+	eventmart.EINVALID:       http.StatusBadRequest,
+	eventmart.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	eventmart.EMEDIATYPE:     http.StatusUnsupportedMediaType,
+	eventmart.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	eventmart.EUNAUTHORIZED:  http.StatusUnauthorized,
+	eventmart.EFORBIDDEN:     http.StatusForbidden,
+	eventmart.ENOTFOUND:      http.StatusNotFound,
+	eventmart.EMETHOD:        http.StatusMethodNotAllowed,
+	eventmart.ECONFLICT:      http.StatusConflict,
+	eventmart.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	eventmart.EBADGATEWAY:    http.StatusBadGateway,
+	eventmart.ETIMEOUT:       http.StatusGatewayTimeout,
+	eventmart.EINTERNAL:      http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status of an application error code.

@@ -27,9 +27,11 @@ import (
 //
 // Errors are {"error_code","message"} with Confluent's codes: 40401
 // subject, 40402 version, 40403 schema not found, 40408 no subject level,
-// 409 incompatible, 42201 invalid schema, 42203 invalid level. allowWrite,
-// if set, is asked before every write (register, delete, config change);
-// an error from it is the response (for example 401 or 403).
+// 409 incompatible, 42201 invalid schema, 42203 invalid level, 413 a
+// request body over MaxRequest or a schema over MaxSchema. allowWrite, if
+// set, is asked before every write (register, delete, config change) and
+// compatibility check, the costly operation; an error from it is the
+// response (for example 401 or 403).
 func Handler(s *Store, allowWrite func(*http.Request) error) http.Handler {
 	mux := http.NewServeMux()
 	h := &handler{s: s, allow: allowWrite}
@@ -46,8 +48,8 @@ func Handler(s *Store, allowWrite func(*http.Request) error) http.Handler {
 	mux.HandleFunc("GET /config/{s}", h.config)
 	mux.HandleFunc("PUT /config/{s}", h.write(h.setConfig))
 	mux.HandleFunc("DELETE /config/{s}", h.write(h.deleteConfig))
-	mux.HandleFunc("POST /compatibility/subjects/{s}/versions", h.compatibility)
-	mux.HandleFunc("POST /compatibility/subjects/{s}/versions/{v}", h.compatibility)
+	mux.HandleFunc("POST /compatibility/subjects/{s}/versions", h.write(h.compatibility))
+	mux.HandleFunc("POST /compatibility/subjects/{s}/versions/{v}", h.write(h.compatibility))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &Error{Status: 404, Code: 404, Msg: fmt.Sprintf("HTTP 404 Not Found: %s %s", r.Method, r.URL.Path)})
 	})
@@ -93,6 +95,30 @@ func (h *handler) write(fn http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// Size bounds: parsing and comparing schemas costs CPU in proportion to
+// their size, and Eventmart's largest schema is a few KiB.
+const (
+	MaxSchema  = 256 << 10 // bytes of one schema
+	MaxRequest = 1 << 20   // bytes of a request body (the schema is escaped in it)
+)
+
+// readBody reads r's body, at most limit bytes; more is a 413.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := &Error{Status: 413, Code: 413, Msg: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, tooLarge
+	}
+	if err != nil {
+		return nil, &Error{Status: 400, Code: 400, Msg: "cannot read the request: " + err.Error()}
+	}
+	return b, nil
+}
+
 // body decodes a request's {"schema", "schemaType"} (schemaType defaults
 // to AVRO in the Confluent API, which the built-in registry rejects).
 func body(r *http.Request) (schema, typ string, err error) {
@@ -100,15 +126,18 @@ func body(r *http.Request) (schema, typ string, err error) {
 		Schema     *string `json:"schema"`
 		SchemaType string  `json:"schemaType"`
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	b, err := readBody(r, MaxRequest)
 	if err != nil {
-		return "", "", &Error{Status: 400, Code: 400, Msg: "cannot read the request: " + err.Error()}
+		return "", "", err
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
 		return "", "", &Error{Status: 400, Code: 400, Msg: "the request is not JSON: " + err.Error()}
 	}
 	if in.Schema == nil {
 		return "", "", invalid(42201, "Invalid schema: no schema in the request")
+	}
+	if len(*in.Schema) > MaxSchema {
+		return "", "", &Error{Status: 413, Code: 413, Msg: fmt.Sprintf("the schema is larger than %d bytes", MaxSchema)}
 	}
 	if in.SchemaType == "" {
 		in.SchemaType = "AVRO"
@@ -244,7 +273,12 @@ func (h *handler) setConfig(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Compatibility string `json:"compatibility"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
+	b, err := readBody(r, 1<<16)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
 		writeErr(w, &Error{Status: 400, Code: 400, Msg: "the request is not JSON: " + err.Error()})
 		return
 	}

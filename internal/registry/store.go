@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Store is the built-in registry's state in one JSON file
@@ -38,7 +40,7 @@ type stored struct {
 
 // OpenStore returns the store in dir, creating dir if needed.
 func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return &Store{path: filepath.Join(dir, "schema-registry.json"), lock: filepath.Join(dir, "schema-registry.lock")}, nil
@@ -50,7 +52,7 @@ func (s *Store) Path() string { return s.path }
 // update runs fn on the current state under the lock and saves the state
 // if fn changed it.
 func (s *Store) update(fn func(st *state) error) error {
-	f, err := os.OpenFile(s.lock, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(s.lock, os.O_CREATE|os.O_RDWR, fsperm.File)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -95,7 +97,7 @@ func (s *Store) update(fn func(st *state) error) error {
 		return nil // a read: nothing to write
 	}
 	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, after, 0o644); err != nil {
+	if err := os.WriteFile(tmp, after, fsperm.File); err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
 	if err := syncFile(tmp); err != nil {

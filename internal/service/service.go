@@ -46,6 +46,9 @@ type Deps struct {
 	// its instances together (inbox.ConsumedUntil): a timeout asks it
 	// whether what it waits for may be in the log unread. nil: no bus.
 	Consumed func(ctx context.Context, topics []string) (time.Time, error)
+	// DataDir is the process's data directory (EVENTMART_DATA), where a
+	// service keeps files such as generated keys; "" for none.
+	DataDir string
 }
 
 // Def describes a service to the runtime.

@@ -60,6 +60,8 @@ var (
 		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated, once the order service has read its inventory and payment events past that deadline"}
 	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
 		Meaning: "how often PENDING orders are checked against the saga timeout"}
+	OrderMaxTotal = &Setting{Name: "EVENTMART_ORDER_MAX_TOTAL", Kind: Int, Default: "100000000", Min: 1, Max: 1 << 62, Scope: "order",
+		Meaning: "the largest total of one order, in the currency's minor unit (cents); a larger order is refused (400)"}
 	CartSweepInterval = &Setting{Name: "EVENTMART_CART_SWEEP_INTERVAL", Kind: Duration, Default: "1m", Scope: "cart",
 		Meaning: "how often idle carts are looked for"}
 	CartAbandonAfter = &Setting{Name: "EVENTMART_CART_ABANDON_AFTER", Kind: Duration, Default: "24h", Scope: "cart",
@@ -80,6 +82,8 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+	CardKeys = &Setting{Name: "EVENTMART_CARD_KEYS", Kind: List, Secret: true, Scope: "payment",
+		Meaning: "card vault keys (AES-256-GCM), ID:HEX,… with 64 hex digits each; the last encrypts, the others decrypt older cards, which are re-encrypted at start; unset: card-vault.keys under --data, generated at the first start (docs/security.md)"}
 	WebhookAllow = &Setting{Name: "EVENTMART_WEBHOOK_ALLOW", Kind: List, Scope: "webhook",
 		Meaning: "CIDRs webhook deliveries may reach although loopback, private, link-local or otherwise special (e.g. 127.0.0.1/32 for a local receiver); plain http:// URLs are allowed only to these; unset: public https only"}
 	WebhookRetryDelays = &Setting{Name: "EVENTMART_WEBHOOK_RETRY_DELAYS", Kind: Durations, Default: "5s,5m,30m,2h,5h,10h,10h", Scope: "webhook",
@@ -110,9 +114,9 @@ var All = []*Setting{
 	ServiceURLs, JWTSecret, TokenTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, OTELServiceName,
 	AdminEmail, AdminPassword,
-	SagaTimeout, SagaSweepInterval, CartSweepInterval, CartAbandonAfter,
+	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
-	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates,
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
 	ExportDir, ExportAt,
 	Target, Registry,

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // Dialect tells SQLite from PostgreSQL.
@@ -120,7 +121,7 @@ func Open(ctx context.Context, service, dsn, dataDir string) (*DB, error) {
 
 // OpenSQLite opens (creating) the SQLite database file at path.
 func openSQLite(path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := fsperm.Create(path); err != nil {
 		return nil, fmt.Errorf("sqldb: %w", err)
 	}
 	// WAL lets readers run beside the writer; synchronous(FULL) makes a

@@ -381,6 +381,9 @@ func (v *verifier) api(method, path string, in, out any) error {
 		body = strings.NewReader(string(b))
 	}
 	req, _ := http.NewRequest(method, v.cfg["EVENTMART_GATEWAY"]+path, body)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if v.admin != "" {
 		req.Header.Set("Authorization", "Bearer "+v.admin)
 	}

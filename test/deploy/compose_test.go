@@ -34,7 +34,8 @@ const (
 var services = eventmart.ServiceNames()
 
 // secrets are the variables compose.yaml requires (${VAR:?}).
-var secrets = []string{"POSTGRES_PASSWORD=pg-secret", "EVENTMART_JWT_SECRET=jwt-secret", "EVENTMART_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret"}
+var secrets = []string{"POSTGRES_PASSWORD=pg-secret", "EVENTMART_JWT_SECRET=jwt-secret", "EVENTMART_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret",
+	"EVENTMART_CARD_KEYS=k1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
 
 func load(t *testing.T, env []string) (*types.Project, error) {
 	t.Helper()

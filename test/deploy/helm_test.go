@@ -477,6 +477,7 @@ func TestHelmRefuses(t *testing.T) {
 		{[]string{"--set", "secrets.jwtSecret=short"}, "at least 32 bytes"},
 		{[]string{"--set", "secrets.databaseURL="}, "secrets.databaseURL"},
 		{[]string{"--set", "secrets.adminPassword="}, "secrets.adminPassword"},
+		{[]string{"--set", "secrets.cardKeys="}, "secrets.cardKeys"},
 		{[]string{"--set", "secrets.databaseURLs.shop=postgres://x"}, "shop is not a service"},
 		{[]string{"--set", "sessionTimeoutSeconds=20", "--set", "sagaTimeoutSeconds=30"}, "at most half of sagaTimeoutSeconds"},
 		{[]string{"--set", "kafka.bootstrap="}, "kafka.bootstrap"},

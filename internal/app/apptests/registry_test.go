@@ -17,8 +17,8 @@ import (
 )
 
 // The built-in registry is served at /registry by the gateway: anyone
-// reads, only admins write (401 anonymous, 403 customers), through the
-// same sr client as Apicurio.
+// reads, only admins write or check compatibility (401 anonymous, 403
+// customers), through the same sr client as Apicurio.
 func TestBuiltInRegistryOnTheGateway(t *testing.T) {
 	dir := t.TempDir()
 	h := apptest.Start(t, []service.Def{catalog.Def()}, func(c *app.Config) { c.RegistryDir = dir })
@@ -54,7 +54,11 @@ func TestBuiltInRegistryOnTheGateway(t *testing.T) {
 	if err != nil || len(subjects) != len(entries) {
 		t.Errorf("anonymous read: %d subjects, %v", len(subjects), err)
 	}
-	findings, err := registry.CheckRegistry(ctx, public, entries)
+	var re *sr.ResponseError
+	if _, err := registry.CheckRegistry(ctx, public, entries); !errors.As(err, &re) || re.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous compatibility check: %v, want HTTP 401", err)
+	}
+	findings, err := registry.CheckRegistry(ctx, adminCl, entries)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,7 @@ func replayStream(t *testing.T, h *apptest.Harness, admin string, body map[strin
 	req, _ := http.NewRequest("POST", h.Server.URL+"/api/v1/admin/replay/catalog", strings.NewReader(string(b)))
 	req.Header.Set("Authorization", "Bearer "+admin)
 	req.Header.Set("Accept", "application/x-ndjson")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
