@@ -21,6 +21,8 @@
 #   MIRROR_SOURCE_ALIAS=A MIRROR_TARGET_ALIAS=B (cluster aliases; the checkpoints topic on
 #   the target is <source alias>.checkpoints.internal)
 #   MIRROR_TOPICS='.*-events'  MIRROR_GROUPS='.*'
+#   MIRROR_GROUPS_EXCLUDE='audit-service|catalog-service|console-consumer-.*|connect-.*|__.*'
+#   (the groups a standby runs itself: they keep their own offsets there)
 #   MIRROR_METRICS_PORT=29300 (its Prometheus metrics through the JMX exporter agent;
 #   "off": none)  MIRROR_HEAP="-Xms128m -Xmx384m"
 #   MIRROR_START_TIMEOUT=120 MIRROR_STOP_TIMEOUT=30 (seconds)
@@ -37,6 +39,9 @@ SRC=${MIRROR_SOURCE_ALIAS:-A}
 DST=${MIRROR_TARGET_ALIAS:-B}
 TOPICS=${MIRROR_TOPICS:-.*-events}
 GROUPS_RE=${MIRROR_GROUPS:-.*}
+# The groups that consume in the standby region too (internal/app's
+# standbyReadModels) keep their own offsets there: not checkpointed.
+GROUPS_EXCLUDE=${MIRROR_GROUPS_EXCLUDE:-audit-service|catalog-service|console-consumer-.*|connect-.*|__.*}
 METRICS_PORT=${MIRROR_METRICS_PORT:-29300}
 HEAP=${MIRROR_HEAP:--Xms128m -Xmx384m}
 START_TIMEOUT=${MIRROR_START_TIMEOUT:-120}
@@ -112,6 +117,7 @@ $SRC->$DST.enabled=true
 $DST->$SRC.enabled=false
 $SRC->$DST.topics=$TOPICS
 $SRC->$DST.groups=$GROUPS_RE
+$SRC->$DST.groups.exclude=$GROUPS_EXCLUDE
 replication.policy.class=org.apache.kafka.connect.mirror.IdentityReplicationPolicy
 # The offset syncs on the target, so that translating offsets needs nothing of the source.
 $SRC->$DST.offset-syncs.topic.location=target

@@ -1,0 +1,455 @@
+// Package regions_test drills a region failover (issue 13): two regions on
+// this machine (deploy/scripts/regions.sh: a Kafka cluster and PostgreSQL
+// each, Eventmart primary in A and warm standby in B, MirrorMaker 2
+// replicating A to B), orders flowing in A with `eventmart load`, region A
+// killed (SIGKILL of its broker and Eventmart), `eventmart region failover`,
+// then the invariants: every order acknowledged in A more than the measured
+// RPO before the cut is in B; no order charged, shipped or parcelled twice
+// in B's log; new orders accepted and shipped in B within the RTO goal;
+// the audit chain verifies in B. The full drill then fails back and checks
+// that A holds every order B has.
+//
+// It runs when EVENTMART_REGION_DRILL is "short" (make test) or "full"
+// (make region-drill); otherwise it is skipped. Free ports of its own.
+package regions_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/test/clustertest"
+)
+
+type params struct {
+	before   time.Duration // orders flowing in A before the cut
+	rate     float64
+	failback bool
+}
+
+// Goals of issue 13 on this machine.
+const (
+	rpoGoal = 5 * time.Second
+	rtoGoal = 60 * time.Second
+	// sagaWithin bounds how long an order accepted in A takes to end there
+	// (shipped or cancelled) under the drill's load.
+	sagaWithin = 20 * time.Second
+)
+
+func TestRegionDrill(t *testing.T) {
+	var p params
+	switch os.Getenv("EVENTMART_REGION_DRILL") {
+	case "short":
+		p = params{before: 40 * time.Second, rate: 4}
+	case "full":
+		p = params{before: 2 * time.Minute, rate: 5, failback: true}
+	default:
+		t.Skip("set EVENTMART_REGION_DRILL=short or full (make region-drill) to run the region drill")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(repo, ".run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runDir, err := os.MkdirTemp(filepath.Join(repo, ".run"), "region-drill-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := clustertest.FreeRange(t, 12)
+	r := &regions{t: t, script: filepath.Join(repo, "deploy/scripts/regions.sh"), env: append(os.Environ(),
+		"EVENTMART_RUN="+runDir,
+		fmt.Sprintf("REGION_A_KAFKA=%d", port), fmt.Sprintf("REGION_B_KAFKA=%d", port+3),
+		fmt.Sprintf("REGION_A_PG=%d", port+6), fmt.Sprintf("REGION_B_PG=%d", port+7),
+		fmt.Sprintf("REGION_A_ADDR=127.0.0.1:%d", port+8), fmt.Sprintf("REGION_B_ADDR=127.0.0.1:%d", port+9),
+		fmt.Sprintf("REGION_A_MIRROR_METRICS=%d", port+10), fmt.Sprintf("REGION_B_MIRROR_METRICS=%d", port+11),
+		"EVENTMART_ADMIN_EMAIL=admin@example.com", "EVENTMART_ADMIN_PASSWORD=change me please",
+	)}
+	aURL, bURL := fmt.Sprintf("http://127.0.0.1:%d", port+8), fmt.Sprintf("http://127.0.0.1:%d", port+9)
+	aBus, bBus := []string{fmt.Sprintf("127.0.0.1:%d", port)}, []string{fmt.Sprintf("127.0.0.1:%d", port+3)}
+	start := time.Now()
+	if out, err := r.sh("start"); err != nil {
+		r.sh("stop")
+		t.Fatalf("regions start: %v\n%s", err, out)
+	}
+	t.Logf("regions up in %s (run dir %s)", time.Since(start).Round(time.Second), runDir)
+	defer func() {
+		if out, err := r.sh("stop"); err != nil {
+			t.Errorf("regions stop: %v\n%s", err, out)
+		}
+		if !t.Failed() {
+			os.RemoveAll(runDir)
+		} else {
+			t.Logf("logs kept in %s/regions", runDir)
+		}
+	}()
+	bin := filepath.Join(runDir, "regions/bin/eventmart")
+
+	// A standby refuses writes, naming the primary.
+	resp, err := http.Post(bURL+"/api/v1/products", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusal struct{ Error struct{ Code, Message string } }
+	json.NewDecoder(resp.Body).Decode(&refusal)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(refusal.Error.Message, aURL) {
+		t.Errorf("a write to the standby: %d %+v, want 503 naming %s", resp.StatusCode, refusal, aURL)
+	}
+
+	// Orders flow in A; the time each was acknowledged is when its id
+	// appears in the accepted file (written on the 202).
+	accepted := filepath.Join(runDir, "accepted-a.txt")
+	load := exec.Command(bin, "load", "--target", aURL, "--orders", strconv.Itoa(int(p.rate*p.before.Seconds()*3)),
+		"--rate", fmt.Sprint(p.rate), "--concurrency", "8", "--decline-ratio", "0.2", "--accepted-out", accepted)
+	load.Env = r.env
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer load.Process.Kill()
+	acks := &ackTimes{at: map[string]time.Time{}}
+	stopTail := acks.tail(accepted)
+	defer stopTail()
+	clustertest.WaitFor(t, 3*time.Minute, "the first order accepted in A", func() (bool, string) {
+		return acks.len() > 0, "none yet"
+	})
+	first := time.Now()
+	clustertest.WaitFor(t, p.before+time.Minute, "orders flowing in A", func() (bool, string) {
+		return time.Since(first) >= p.before, fmt.Sprintf("%d accepted", acks.len())
+	})
+
+	// The RPO as measured: the p99 age of records replicated into B.
+	rpo := replicationP99(t, bURL)
+	t.Logf("replication age p99 in B: %s", rpo)
+
+	cut := time.Now()
+	if out, err := r.sh("kill-a"); err != nil {
+		t.Fatalf("kill-a: %v\n%s", err, out)
+	}
+	load.Process.Kill()
+	load.Wait()
+	stopTail()
+
+	failoverStart := time.Now()
+	if out, err := r.sh("failover"); err != nil {
+		t.Fatalf("failover: %v\n%s", err, out)
+	} else {
+		t.Logf("failover:\n%s", out)
+	}
+	failoverTook := time.Since(failoverStart)
+	acceptedB := filepath.Join(runDir, "accepted-b.txt")
+	loadB := exec.Command(bin, "load", "--target", bURL, "--orders", "10", "--rate", "5", "--accepted-out", acceptedB)
+	loadB.Env = r.env
+	var rto time.Duration
+	bAcks := &ackTimes{at: map[string]time.Time{}}
+	stopB := bAcks.tail(acceptedB)
+	out, err := loadB.CombinedOutput()
+	stopB()
+	if err != nil {
+		t.Fatalf("load in B after the failover: %v\n%s", err, out)
+	}
+	if firstB, ok := bAcks.first(); ok {
+		rto = firstB.Sub(failoverStart)
+	}
+	summary := lastLines(string(out), 3)
+	t.Logf("load in B:\n%s", summary)
+	if !strings.Contains(summary, "accepted 10, shipped 10") {
+		t.Errorf("new orders in B: want 10 accepted and 10 shipped, got:\n%s", summary)
+	}
+	if rto <= 0 || rto > rtoGoal {
+		t.Errorf("RTO %s (failover command to the first order accepted in B), goal %s", rto, rtoGoal)
+	}
+	if rpo > rpoGoal {
+		t.Errorf("RPO p99 %s, goal %s", rpo, rpoGoal)
+	}
+
+	// B's log: every order acknowledged before cut-RPO, once; no
+	// effect twice.
+	logB := readLog(t, bBus, "order-events", "payment-events", "shipping-events")
+	var missing, unfinished, checked int
+	for id, at := range acks.snapshot() {
+		if at.After(cut.Add(-rpo)) {
+			continue
+		}
+		checked++
+		if logB.count("OrderCreated", id) == 0 {
+			missing++
+			t.Errorf("order %s acknowledged in A at %s (%s before the cut) is not in B", id, at.Format(time.RFC3339Nano), cut.Sub(at))
+		} else if at.Before(cut.Add(-sagaWithin)) && logB.count("OrderShipped", id)+logB.count("OrderCancelled", id) == 0 {
+			unfinished++
+			t.Errorf("order %s acknowledged %s before the cut has neither OrderShipped nor OrderCancelled in B", id, cut.Sub(at))
+		}
+	}
+	for _, typ := range []string{"OrderShipped", "OrderCancelled", "OrderCreated"} {
+		for key, n := range logB.byKey[typ] {
+			if n > 1 {
+				t.Errorf("%s of order %s %d times in B's log", typ, key, n)
+			}
+		}
+	}
+	for _, typ := range []string{"PaymentProcessed", "PaymentRefunded", "ShippingCreated"} {
+		for corr, n := range logB.byCorrelation[typ] {
+			if n > 1 {
+				t.Errorf("%s %d times in the flow %s in B's log (a charge or parcel twice)", typ, n, corr)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no order was acknowledged in A before the cut")
+	}
+	if out, err := r.run(bin, "audit", "verify", "--target", bURL); err != nil {
+		t.Errorf("audit verify in B: %v\n%s", err, out)
+	}
+	fmt.Printf("region drill (%s): %d orders acknowledged in A, %d checked in B (missing %d, unfinished %d); RPO p99 %s; failover %s; RTO %s\n",
+		os.Getenv("EVENTMART_REGION_DRILL"), acks.len(), checked, missing, unfinished, rpo, failoverTook.Round(time.Millisecond), rto.Round(time.Millisecond))
+
+	if !p.failback {
+		return
+	}
+	if out, err := r.sh("failback"); err != nil {
+		t.Fatalf("failback: %v\n%s", err, out)
+	}
+	logA := readLog(t, aBus, "order-events")
+	logB = readLog(t, bBus, "order-events") // B re-created: now a copy of A
+	for id := range bAcks.snapshot() {
+		if logA.count("OrderCreated", id) == 0 {
+			t.Errorf("order %s accepted in B is not in A after the failback", id)
+		}
+	}
+	if out, err := r.run(bin, "audit", "verify", "--target", aURL); err != nil {
+		t.Errorf("audit verify in A after the failback: %v\n%s", err, out)
+	}
+}
+
+type regions struct {
+	t      *testing.T
+	script string
+	env    []string
+}
+
+func (r *regions) sh(args ...string) (string, error) {
+	return r.run(r.script, args...)
+}
+
+func (r *regions) run(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = r.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// ackTimes is when each order id appeared in a load's accepted file.
+type ackTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// tail reads path as it grows, every 50 ms, until the returned func is
+// called (which reads it a last time).
+func (a *ackTimes) tail(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var off int64
+		read := func() {
+			f, err := os.Open(path)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			f.Seek(off, 0)
+			sc := bufio.NewScanner(f)
+			now := time.Now()
+			for sc.Scan() {
+				line := sc.Text()
+				off += int64(len(line)) + 1
+				if id := strings.TrimSpace(line); id != "" {
+					a.mu.Lock()
+					if _, ok := a.at[id]; !ok {
+						a.at[id] = now
+					}
+					a.mu.Unlock()
+				}
+			}
+		}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				read()
+				return
+			case <-tick.C:
+				read()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-finished
+	}
+}
+
+func (a *ackTimes) len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.at)
+}
+
+func (a *ackTimes) snapshot() map[string]time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]time.Time, len(a.at))
+	for k, v := range a.at {
+		out[k] = v
+	}
+	return out
+}
+
+func (a *ackTimes) first() (time.Time, bool) {
+	var min time.Time
+	for _, t := range a.snapshot() {
+		if min.IsZero() || t.Before(min) {
+			min = t
+		}
+	}
+	return min, !min.IsZero()
+}
+
+// replicationP99 is the p99 of eventmart_region_replication_age_seconds
+// over every business topic on the standby at url: the upper bound of the
+// bucket holding it (conservative).
+func replicationP99(t *testing.T, url string) time.Duration {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buckets := map[float64]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "eventmart_region_replication_age_seconds_bucket{") || strings.Contains(line, `topic="heartbeats"`) {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `le="`)
+		le, value, _ := strings.Cut(rest, `"} `)
+		bound := math.Inf(1)
+		if le != "+Inf" {
+			bound, _ = strconv.ParseFloat(le, 64)
+		}
+		n, _ := strconv.ParseFloat(value, 64)
+		buckets[bound] += n
+	}
+	total := buckets[math.Inf(1)]
+	if total == 0 {
+		t.Fatal("no replicated record measured in the standby")
+	}
+	best := math.Inf(1)
+	for bound, n := range buckets {
+		if n >= 0.99*total && bound < best {
+			best = bound
+		}
+	}
+	if math.IsInf(best, 1) {
+		return time.Hour
+	}
+	return time.Duration(best * float64(time.Second))
+}
+
+// eventLog counts events of a region's log by type and key, and by type and
+// correlation id.
+type eventLog struct {
+	byKey, byCorrelation map[string]map[string]int
+}
+
+func (l eventLog) count(typ, key string) int { return l.byKey[typ][key] }
+
+// readLog reads topics from their start to their current end.
+func readLog(t *testing.T, brokers []string, topics ...string) eventLog {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]map[int32]kgo.Offset{}
+	want := map[string]map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			if parts[o.Topic] == nil {
+				parts[o.Topic], want[o.Topic] = map[int32]kgo.Offset{}, map[int32]int64{}
+			}
+			parts[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+			want[o.Topic][o.Partition] = o.Offset
+		}
+	})
+	l := eventLog{byKey: map[string]map[string]int{}, byCorrelation: map[string]map[string]int{}}
+	if len(parts) == 0 {
+		return l
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(parts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	left := 0
+	for _, ps := range want {
+		left += len(ps)
+	}
+	for left > 0 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %v: %v", topics, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var typ, corr string
+			for _, h := range r.Headers {
+				switch h.Key {
+				case eventmsg.HeaderEventType:
+					typ = string(h.Value)
+				case eventmsg.HeaderCorrelationID:
+					corr = string(h.Value)
+				}
+			}
+			if l.byKey[typ] == nil {
+				l.byKey[typ], l.byCorrelation[typ] = map[string]int{}, map[string]int{}
+			}
+			l.byKey[typ][string(r.Key)]++
+			l.byCorrelation[typ][corr]++
+			if end, ok := want[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
+				delete(want[r.Topic], r.Partition)
+				left--
+			}
+		})
+	}
+	return l
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
