@@ -28,7 +28,9 @@ func TestRegionGate(t *testing.T) {
 	}
 
 	code, body := do("POST", "/api/v1/orders")
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if err := json.Unmarshal([]byte(body), &e); err != nil || code != http.StatusServiceUnavailable ||
 		e.Error.Code != "unavailable" || !strings.Contains(e.Error.Message, "http://a.example:8080") {
 		t.Errorf("a write to a standby: %d %s; want 503 unavailable naming the primary", code, body)

@@ -137,7 +137,9 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 		if err != nil {
 			return err
 		}
-		acfg.RegionLag = func(ctx context.Context) error { return lag.Run(ctx, brokers, append(replicatedTopics(), region.HeartbeatsTopic)) }
+		acfg.RegionLag = func(ctx context.Context) error {
+			return lag.Run(ctx, brokers, append(replicatedTopics(), region.HeartbeatsTopic))
+		}
 	}
 	a, err := app.Start(ctx, acfg)
 	if err != nil {

@@ -106,7 +106,9 @@ func TestRegionDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var refusal struct{ Error struct{ Code, Message string } }
+	var refusal struct {
+		Error struct{ Code, Message string }
+	}
 	json.NewDecoder(resp.Body).Decode(&refusal)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(refusal.Error.Message, aURL) {
