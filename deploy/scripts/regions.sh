@@ -165,10 +165,11 @@ cmd_start() {
 	kafka a start & local ka=$!
 	kafka b start & local kb=$!
 	wait "$ka" && wait "$kb" || die "a region's Kafka did not start"
-	start_region a primary
-	# B's topics first (same partitions as A's), then its standby Eventmart,
-	# then replication.
-	start_region b standby
+	# Both regions' Eventmart (each applies ADR-0006's topics to its own
+	# cluster first: B's have A's partitions before replication starts).
+	start_region a primary & local ra=$!
+	start_region b standby & local rb=$!
+	wait "$ra" && wait "$rb" || die "a region did not start"
 	mirror a b start
 	cmd_env
 }
@@ -216,9 +217,10 @@ EOF
 # failover: B becomes the primary. Replication A -> B is stopped by the
 # command itself (the stop command below), A is fenced if it answers.
 cmd_failover() {
-	build
+	[[ -x $BIN ]] || build
 	local stop
-	stop="MIRROR_SOURCE=127.0.0.1:$A_KAFKA MIRROR_TARGET=127.0.0.1:$B_KAFKA MIRROR_SOURCE_ALIAS=A MIRROR_TARGET_ALIAS=B MIRROR_METRICS_PORT=$B_MIRROR_METRICS EVENTMART_RUN=$DIR $SCRIPTS/mirror.sh stop"
+	# The source is gone: MirrorMaker's graceful stop would wait on it.
+	stop="MIRROR_STOP_TIMEOUT=5 MIRROR_SOURCE=127.0.0.1:$A_KAFKA MIRROR_TARGET=127.0.0.1:$B_KAFKA MIRROR_SOURCE_ALIAS=A MIRROR_TARGET_ALIAS=B MIRROR_METRICS_PORT=$B_MIRROR_METRICS EVENTMART_RUN=$DIR $SCRIPTS/mirror.sh stop"
 	"$BIN" region failover --bus "kafka://127.0.0.1:$B_KAFKA" --from "kafka://127.0.0.1:$A_KAFKA" \
 		--source-alias A --stop-replication "$stop"
 }
