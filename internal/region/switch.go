@@ -117,12 +117,14 @@ func (s Switch) fence(ctx context.Context) error {
 		s.Progress("      no old primary named: not fenced (make sure it takes no writes)")
 		return nil
 	}
-	fctx := ctx
+	// Failover: a few seconds, the old primary is usually gone; failback:
+	// longer, but bounded (a client retries a missing broker for ever).
+	within := 30 * time.Second
 	if s.Fence {
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
+		within = 5 * time.Second
 	}
+	fctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
 	err := SetRole(fctx, s.From, State{Role: Standby, At: s.Now().UTC(), By: s.By})
 	if err != nil && s.Fence && ctx.Err() == nil {
 		s.Progress("      old primary unreachable, not fenced (expected when its region is down): %v", err)
