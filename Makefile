@@ -7,7 +7,7 @@ BIN     := bin/eventmart
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/eventmart/eventmart/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test test-go test-browser check check-rules schema-check fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down chaos chaos-short test-monitoring clean
+.PHONY: all build run test test-go test-browser check check-rules schema-check fuzz bench bench-embedded bench-kafka servers-up servers-down cluster cluster-down regions regions-down region-drill region-drill-short chaos chaos-short test-monitoring clean
 
 all: build
 
@@ -23,6 +23,7 @@ test:
 	deploy/scripts/clean-tree.sh deploy/scripts/with-servers.sh $(MAKE) --no-print-directory test-go
 	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory chaos-short
 	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory test-monitoring
+	deploy/scripts/clean-tree.sh $(MAKE) --no-print-directory region-drill-short
 
 # The Go tests alone; integration tests skip (or fail under CI) without servers.
 # The services' own tests run twice: on SQLite, and on PostgreSQL when a
@@ -58,9 +59,9 @@ check: schema-check
 # check is skipped, except under CI where it fails.
 check-rules:
 	@if command -v promtool >/dev/null; then \
-		promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/kafka_alerts.yml && \
+		promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/kafka_alerts.yml deploy/prometheus/region_alerts.yml && \
 		promtool check config deploy/prometheus/prometheus.yml && \
-		promtool test rules deploy/prometheus/alerts_test.yml deploy/prometheus/kafka_alerts_test.yml; \
+		promtool test rules deploy/prometheus/alerts_test.yml deploy/prometheus/kafka_alerts_test.yml deploy/prometheus/region_alerts_test.yml; \
 	elif [ -n "$$CI" ]; then \
 		echo "check-rules: promtool not found (apt-get install prometheus); required under CI" >&2; exit 1; \
 	else \
@@ -110,6 +111,24 @@ cluster:
 
 cluster-down:
 	deploy/scripts/cluster.sh stop
+
+# Two regions on this machine (docs/regions.md): Kafka and PostgreSQL each,
+# Eventmart primary in A and warm standby in B, MirrorMaker 2 replicating
+# A -> B (deploy/scripts/regions.sh; failover, failback: see the README).
+regions:
+	deploy/scripts/regions.sh start
+
+regions-down:
+	deploy/scripts/regions.sh stop
+
+# The region drill on regions of its own (free ports): orders in A, A
+# killed, failover to B, invariants (test/regions); the full one then fails
+# back. The short one (part of make test) takes about three minutes.
+region-drill:
+	EVENTMART_REGION_DRILL=full $(GO) test -count=1 -v -timeout 30m -run '^TestRegionDrill$$' ./test/regions/
+
+region-drill-short:
+	EVENTMART_REGION_DRILL=short $(GO) test -count=1 -v -timeout 15m -run '^TestRegionDrill$$' ./test/regions/
 
 # Faults under load on a cluster of its own (free ports), then invariants:
 # chaos for three minutes, chaos-short (part of make test) for about one.

@@ -33,6 +33,7 @@ import (
 	"github.com/eventmart/eventmart/internal/lease"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/region"
 	"github.com/eventmart/eventmart/internal/registry"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
@@ -63,6 +64,14 @@ type Config struct {
 	// /registry (the Confluent-compatible API; reads public, writes admins
 	// only).
 	RegistryDir string
+	// RegionWatch follows the role recorded in this region's Kafka
+	// cluster (region.Watch), which overrides EVENTMART_REGION_ROLE once
+	// set (eventmart region failover/failback); nil: no such record (the
+	// embedded bus), and a standby role is refused.
+	RegionWatch func(ctx context.Context, fn func(region.State)) error
+	// RegionLag measures replication lag while the region is a standby
+	// (region.Lag.Run), until it is promoted; nil: not measured.
+	RegionLag func(ctx context.Context) error
 }
 
 // App is a running set of services.
@@ -85,6 +94,8 @@ type App struct {
 	remoteClients map[string]*http.Client
 	// injected are the handler failures of EVENTMART_FAIL_EVENTS.
 	injected *inbox.FailureInjection
+	// region holds back writes and work while the region is a standby.
+	region *regionGate
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -119,9 +130,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	warnWidePermissions(cfg.Log, cfg.DataDir)
+	role, err := region.ParseRole(values.String(settings.RegionRole))
+	if err != nil {
+		return nil, fmt.Errorf("app: %s: %w", settings.RegionRole.Name, err)
+	}
+	if role == region.Standby && cfg.RegionWatch == nil {
+		return nil, fmt.Errorf("app: %s=standby needs a Kafka bus (replicated by MirrorMaker, see docs/regions.md)", settings.RegionRole.Name)
+	}
+	gate := &regionGate{primary: values.String(settings.RegionPrimary), log: cfg.Log, promoted: role == region.Primary}
+	gate.standby.Store(role == region.Standby)
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
-		injected: injected, failed: make(chan struct{})}
+		injected: injected, failed: make(chan struct{}), region: gate}
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
@@ -228,7 +248,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID;
 	// every request is timed, counted and (with tracing on) has a span.
-	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(root)))
+	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(gate.refuseWrites(root))))
 
 	for _, s := range all {
 		// Every instance of a service consumes (its consumer group shares
@@ -246,7 +266,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
-			a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) })
+			consume := func() { a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) }) }
+			if standbyReadModels[s.def.Name] {
+				consume() // builds its read model in a standby too
+			} else {
+				gate.hold(consume)
+			}
 			a.consumers[s.def.Name] = c
 		}
 		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}
@@ -255,18 +280,33 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			a.Close()
 			return nil, err
 		}
-		a.goRun(s.log, "leased work", func() error {
-			return l.Run(runCtx, func(ctx context.Context) error {
-				jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
-				if c != nil {
-					jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, time.Second) })
-				}
-				if nightly != nil {
-					jobs = append(jobs, nightly.Run)
-				}
-				return runAll(ctx, jobs...)
+		gate.hold(func() {
+			a.goRun(s.log, "leased work", func() error {
+				return l.Run(runCtx, func(ctx context.Context) error {
+					jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
+					if c != nil {
+						jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, time.Second) })
+					}
+					if nightly != nil {
+						jobs = append(jobs, nightly.Run)
+					}
+					return runAll(ctx, jobs...)
+				})
 			})
 		})
+	}
+	if cfg.RegionWatch != nil {
+		a.goRun(cfg.Log, "region role watch", func() error { return gate.watch(runCtx, cfg.RegionWatch) })
+	}
+	if cfg.RegionLag != nil && role == region.Standby {
+		// Replication ends at promotion: so does its measurement.
+		lagCtx, stopLag := context.WithCancel(runCtx)
+		gate.hold(stopLag)
+		a.goRun(cfg.Log, "replication lag", func() error { return cfg.RegionLag(lagCtx) })
+	}
+	if err := cfg.Metrics.Registry.Register(gate.collector()); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	if err := cfg.Metrics.Registry.Register(probes); err != nil {
 		a.Close()

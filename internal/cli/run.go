@@ -18,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/obs"
+	"github.com/eventmart/eventmart/internal/region"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
 )
@@ -125,6 +126,20 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	}
 	if registry {
 		acfg.RegistryDir = cfg.Data
+	}
+	if strings.HasPrefix(cfg.Bus, "kafka://") {
+		brokers, err := kafka.ParseURL(cfg.Bus)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		acfg.RegionWatch = func(ctx context.Context, fn func(region.State)) error { return region.Watch(ctx, brokers, fn) }
+		lag, err := region.NewLag(metrics.Registry)
+		if err != nil {
+			return err
+		}
+		acfg.RegionLag = func(ctx context.Context) error {
+			return lag.Run(ctx, brokers, append(replicatedTopics(), region.HeartbeatsTopic))
+		}
 	}
 	a, err := app.Start(ctx, acfg)
 	if err != nil {

@@ -46,6 +46,10 @@ var (
 		Meaning: "OpenTelemetry's name for EVENTMART_OTLP_ENDPOINT, used when that is unset"}
 	OTELTracesEndpoint = &Setting{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Kind: URL, Scope: "runtime",
 		Meaning: "the full OTLP/HTTP traces URL; wins over both base URLs"}
+	RegionRole = &Setting{Name: "EVENTMART_REGION_ROLE", Kind: String, Default: "primary", Scope: "runtime",
+		Meaning: "primary, or standby: a warm standby region (docs/regions.md) whose audit and catalog build their read models from the replicated topics and serve reads, refusing writes (503) until promoted (eventmart region failover)"}
+	RegionPrimary = &Setting{Name: "EVENTMART_REGION_PRIMARY", Kind: URL, Scope: "runtime",
+		Meaning: "for a standby: the primary region's gateway URL, named in the error that refuses a write"}
 	OTELServiceName = &Setting{Name: "OTEL_SERVICE_NAME", Kind: String, Scope: "runtime",
 		Meaning: "service.name of the traces; unset: eventmart, eventmart-gateway or eventmart-SERVICE[+SERVICE…]"}
 )
@@ -112,7 +116,7 @@ var (
 var All = []*Setting{
 	Bus, Data, DB, Addr, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
 	ServiceURLs, JWTSecret, TokenTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
-	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, OTELServiceName,
+	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, OTELServiceName,
 	AdminEmail, AdminPassword,
 	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,

@@ -37,6 +37,7 @@ func main() {
 	pid := flag.Int("pid", 0, "if > 0, fail fast when this process (the broker) exits")
 	quiet := flag.Bool("q", false, "print nothing on success")
 	minBrokers := flag.Int("min-brokers", 1, "wait until at least this many brokers are registered (a cluster)")
+	topic := flag.String("topic", "", "wait until this topic exists too (deploy/scripts/mirror.sh: MirrorMaker's checkpoints topic)")
 	flag.Parse()
 
 	seeds := splitBrokers(*brokers)
@@ -59,7 +60,7 @@ func main() {
 			break
 		}
 		per := min(remaining, 5*time.Second)
-		summary, err := probe(seeds, per, *minBrokers)
+		summary, err := probe(seeds, per, *minBrokers, *topic)
 		if err == nil {
 			if !*quiet {
 				fmt.Printf("kafkawait: %s ready after %s (%d attempts): %s\n",
@@ -86,7 +87,7 @@ func splitBrokers(s string) []string {
 
 // probe makes one attempt with a fresh client, so that no client-side backoff or
 // cached broker state carries over between attempts.
-func probe(seeds []string, within time.Duration, minBrokers int) (string, error) {
+func probe(seeds []string, within time.Duration, minBrokers int, topic string) (string, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("eventmart-kafkawait"),
@@ -122,6 +123,9 @@ func probe(seeds []string, within time.Duration, minBrokers int) (string, error)
 	if resp.ControllerID < 0 {
 		return "", errors.New("metadata: no controller yet")
 	}
+	if topic != "" && !hasTopic(resp, topic) {
+		return "", fmt.Errorf("metadata: no topic %s yet", topic)
+	}
 	clusterID := "?"
 	if resp.ClusterID != nil {
 		clusterID = *resp.ClusterID
@@ -146,4 +150,14 @@ func processAlive(pid int) bool {
 		return s[i+2] != 'Z' && s[i+2] != 'X'
 	}
 	return true
+}
+
+// hasTopic reports whether the metadata lists topic without an error.
+func hasTopic(resp *kmsg.MetadataResponse, topic string) bool {
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == topic && t.ErrorCode == 0 {
+			return true
+		}
+	}
+	return false
 }

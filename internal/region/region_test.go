@@ -1,0 +1,170 @@
+package region
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventmart/eventmart/internal/testenv"
+)
+
+// encodeCheckpoint writes a checkpoint as org.apache.kafka.connect.mirror.Checkpoint
+// serializes it (key: group, topic, partition; value: version 0, upstream,
+// downstream, metadata).
+func encodeCheckpoint(c Checkpoint) (key, value []byte) {
+	str := func(b []byte, s string) []byte {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+		return append(b, s...)
+	}
+	key = str(nil, c.Group)
+	key = str(key, c.Topic)
+	key = binary.BigEndian.AppendUint32(key, uint32(c.Partition))
+	value = binary.BigEndian.AppendUint16(nil, 0)
+	value = binary.BigEndian.AppendUint64(value, uint64(c.Upstream))
+	value = binary.BigEndian.AppendUint64(value, uint64(c.Downstream))
+	value = str(value, "")
+	return key, value
+}
+
+func TestDecodeCheckpoint(t *testing.T) {
+	want := Checkpoint{Group: "order-service", Topic: "payment-events", Partition: 11, Upstream: 1234, Downstream: 1230}
+	k, v := encodeCheckpoint(want)
+	got, err := decodeCheckpoint(k, v)
+	if err != nil || got != want {
+		t.Fatalf("decode = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := decodeCheckpoint(k[:len(k)-1], v); err == nil {
+		t.Error("a truncated key decoded without error")
+	}
+	v[1] = 1 // version 1
+	if _, err := decodeCheckpoint(k, v); err == nil {
+		t.Error("an unknown version decoded without error")
+	}
+}
+
+func client(t *testing.T) *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Kafka(t)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// The role recorded last is the one read back and watched, in order.
+func TestRoleRecordedAndWatched(t *testing.T) {
+	cl := client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	by := fmt.Sprintf("region test %d", time.Now().UnixNano())
+	for _, r := range []Role{Standby, Primary} {
+		if err := SetRole(ctx, cl, State{Role: r, At: time.Now().UTC(), By: by}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, ok, err := CurrentRole(ctx, cl)
+	if err != nil || !ok || st.Role != Primary || st.By != by {
+		t.Fatalf("CurrentRole = %+v, %v, %v; want primary by %q", st, ok, err, by)
+	}
+	var seen []Role
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(wctx, testenv.Kafka(t), func(s State) {
+			if s.By == by {
+				seen = append(seen, s.Role)
+				if len(seen) == 2 {
+					stop()
+				}
+			}
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Watch did not see both roles")
+	}
+	if len(seen) != 2 || seen[0] != Standby || seen[1] != Primary {
+		t.Errorf("watched %v, want [standby primary]", seen)
+	}
+}
+
+// Translation commits the checkpoints' downstream offsets where they are
+// ahead of a group's, never moves a group back, and changes nothing when
+// run again.
+func TestTranslateMovesGroupsForwardOnly(t *testing.T) {
+	cl := client(t)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	suffix := time.Now().UnixNano()
+	alias := fmt.Sprintf("T%d", suffix)
+	topic := fmt.Sprintf("region-test-%d", suffix)
+	group := fmt.Sprintf("region-test-group-%d", suffix)
+	for _, tp := range []struct {
+		name  string
+		parts int32
+	}{{topic, 2}, {CheckpointsTopic(alias), 1}} {
+		if _, err := adm.CreateTopic(ctx, tp.parts, -1, nil, tp.name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { adm.DeleteTopics(context.Background(), tp.name) })
+	}
+	// Records to commit offsets within.
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Partition 0's group is behind its checkpoint, partition 1's ahead.
+	have := kadm.Offsets{}
+	have.Add(kadm.Offset{Topic: topic, Partition: 0, At: 2, LeaderEpoch: -1})
+	have.Add(kadm.Offset{Topic: topic, Partition: 1, At: 9, LeaderEpoch: -1})
+	if _, err := adm.CommitOffsets(ctx, group, have); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Checkpoint{
+		{Group: group, Topic: topic, Partition: 0, Upstream: 5, Downstream: 3}, // superseded below
+		{Group: group, Topic: topic, Partition: 0, Upstream: 8, Downstream: 7},
+		{Group: group, Topic: topic, Partition: 1, Upstream: 6, Downstream: 6},
+	} {
+		k, v := encodeCheckpoint(c)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: CheckpointsTopic(alias), Key: k, Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw := Switch{To: cl, SourceAlias: alias, Progress: t.Logf}
+	for run := 1; run <= 2; run++ {
+		res, err := sw.translate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r *GroupResult
+		for i := range res {
+			if res[i].Group == group {
+				r = &res[i]
+			}
+		}
+		wantMoved := map[int]int{1: 1, 2: 0}[run]
+		if r == nil || r.Moved != wantMoved || r.UpToDate != 2-wantMoved {
+			t.Fatalf("run %d: result %+v, want %d partition(s) moved", run, r, wantMoved)
+		}
+		got, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range map[int32]int64{0: 7, 1: 9} {
+			if o, _ := got.Lookup(topic, p); o.At != want {
+				t.Errorf("run %d: partition %d committed at %d, want %d", run, p, o.At, want)
+			}
+		}
+	}
+}
