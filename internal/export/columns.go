@@ -7,8 +7,8 @@ import (
 	"unicode"
 	"unsafe"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/klauspost/compress/s2"
+	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 
