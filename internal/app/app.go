@@ -85,6 +85,8 @@ type App struct {
 	remoteClients map[string]*http.Client
 	// injected are the handler failures of EVENTMART_FAIL_EVENTS.
 	injected *inbox.FailureInjection
+	// nightly is the scheduled export, if this process runs it.
+	nightly *export.Nightly
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -248,6 +250,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if err != nil {
 			a.Close()
 			return nil, err
+		}
+		if nightly != nil {
+			a.nightly = nightly
 		}
 		a.goRun(s.log, "leased work", func() error {
 			return l.Run(runCtx, func(ctx context.Context) error {
