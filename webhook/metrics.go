@@ -60,6 +60,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	for _, o := range []string{outcomeDelivered, outcomeRetrying, outcomeFailed, outcomeGone} {
 		m.outcomes.WithLabelValues(o)
 	}
+	for _, r := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
+		m.latency.WithLabelValues(r)
+	}
 	m.disabled.WithLabelValues("gone")
 	m.disabled.WithLabelValues("failing")
 	for _, c := range []prometheus.Collector{m.outcomes, m.latency, m.disabled, &stateCollector{s: s}} {

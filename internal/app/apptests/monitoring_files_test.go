@@ -13,7 +13,9 @@ import (
 
 	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/obs"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 // descNames is a prometheus.Registerer that only notes the metric names
@@ -46,7 +48,7 @@ func (d descNames) Unregister(prometheus.Collector) bool { return true }
 // their tests and the Grafana dashboard name is one the code exports (in
 // Kafka mode for the Kafka ones).
 func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
-	h := apptest.Start(t, all())
+	h := apptest.Start(t, append(all(), webhook.Def()))
 	s := newShop(t, h)
 	s.waitStatus(s.order("4242424242424242"), "SHIPPED")
 	exported := descNames{}
@@ -60,6 +62,10 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 		}
 	}
 	exported.add(&obs.Probes{}) // the Kafka cluster gauges too
+	// The scheduled export's, registered when EVENTMART_EXPORT_DIR is set.
+	if _, err := export.NewNightly(nil, "", 0, nil, exported); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.WithHooks(kafka.ClientMetrics(exported, "test")))
 	if err != nil {
 		t.Fatal(err)
