@@ -224,13 +224,13 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 		m.Offset -= base
 		m.Timestamp = time.UnixMilli(ts).UTC()
 		// One copy of the row's bytes, which key, value and header values
-		// share, instead of one per column (the driver's buffers are
-		// reused on the next row).
+		// share, instead of one per column (RawBytes are the driver's, or
+		// reused by the next Scan: never kept).
 		buf := make([]byte, 0, len(key)+len(value)+len(hdr))
 		m.Key, buf = carve(buf, key)
 		m.Value, buf = carve(buf, value)
-		hdr, _ = carve(buf, hdr)
-		if m.Headers, err = decodeHeaders(hdr, names); err != nil {
+		headers, _ := carve(buf, hdr)
+		if m.Headers, err = decodeHeaders(headers, names); err != nil {
 			return nil, fmt.Errorf("embedded: read %s/%d@%d: %w", topicName, partition, m.Offset, err)
 		}
 		out = append(out, m)
