@@ -139,27 +139,31 @@ func (s *Service) deliver(ctx context.Context, ep *Endpoint, d *Delivery) error 
 	}
 	d.Attempts++
 	d.LastStatus, d.LastError = a.StatusCode, a.Error
-	var disable string
+	var disable, outcome, disabledAs string
 	switch {
 	case a.StatusCode >= 200 && a.StatusCode < 300:
 		d.Status, d.NextAttemptAt = StatusDelivered, nil
 		ep.failingSince = 0
+		outcome = outcomeDelivered
 	case a.StatusCode == http.StatusGone:
 		// The delivery waits, due, for the endpoint to be enabled again.
 		d.NextAttemptAt = &a.At
-		disable = "the endpoint answered 410 Gone"
+		disable, outcome, disabledAs = "the endpoint answered 410 Gone", outcomeGone, "gone"
 	default:
 		if ep.failingSince == 0 {
 			ep.failingSince = a.At.UnixMilli()
 		}
 		if d.Attempts > len(s.delays) {
 			d.Status, d.NextAttemptAt = StatusFailed, nil
+			outcome = outcomeFailed
 		} else {
 			next := a.At.Add(s.retryWait(d.Attempts, a))
 			d.NextAttemptAt = &next
+			outcome = outcomeRetrying
 		}
 		if since := time.UnixMilli(ep.failingSince); a.At.Sub(since) >= s.disableAfter {
 			disable = fmt.Sprintf("every attempt failed since %s", since.UTC().Format(time.RFC3339))
+			disabledAs = "failing"
 		}
 	}
 	if disable != "" {
@@ -189,6 +193,7 @@ func (s *Service) deliver(ctx context.Context, ep *Endpoint, d *Delivery) error 
 	if err != nil {
 		return err
 	}
+	s.metrics.attempted(a, outcome, disabledAs)
 	if disable != "" {
 		if s.d.Outbox != nil {
 			s.d.Outbox.Notify()

@@ -98,7 +98,8 @@ type Service struct {
 	loadedAt  atomic.Int64 // Unix ms of the last reload
 	reloadMu  sync.Mutex
 	// wake tells the delivery loop deliveries were queued.
-	wake chan struct{}
+	wake    chan struct{}
+	metrics *metrics
 }
 
 // New returns the webhook service; it fails on invalid settings.
@@ -117,6 +118,9 @@ func New(d service.Deps) (*Service, error) {
 	}
 	s.client = g.client(s.timeout)
 	if err := s.reload(context.Background(), nil); err != nil {
+		return nil, err
+	}
+	if s.metrics, err = newMetrics(d.Metrics, s); err != nil {
 		return nil, err
 	}
 	return s, nil

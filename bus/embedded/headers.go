@@ -31,7 +31,9 @@ func encodeHeaders(hs []bus.Header) []byte {
 
 var errCorruptHeaders = errors.New("corrupt headers")
 
-func decodeHeaders(b []byte) ([]bus.Header, error) {
+// decodeHeaders decodes what encodeHeaders wrote; the values share b's
+// memory. names interns the header names across calls (nil: no interning).
+func decodeHeaders(b []byte, names map[string]string) ([]bus.Header, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -48,7 +50,14 @@ func decodeHeaders(b []byte) ([]bus.Header, error) {
 		if v, b, err = chunk(b); err != nil {
 			return nil, err
 		}
-		hs[i] = bus.Header{Key: string(k), Value: v}
+		name, ok := names[string(k)]
+		if !ok {
+			name = string(k)
+			if names != nil {
+				names[name] = name
+			}
+		}
+		hs[i] = bus.Header{Key: name, Value: v}
 	}
 	return hs, nil
 }

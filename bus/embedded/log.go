@@ -213,16 +213,24 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 	}
 	defer rows.Close()
 	var out []*bus.Message
+	var key, value, hdr sql.RawBytes
+	names := map[string]string{} // header names, allocated once per batch
 	for rows.Next() {
 		m := &bus.Message{Topic: topicName, Partition: partition}
 		var ts int64
-		var hdr []byte
-		if err := rows.Scan(&m.Offset, &ts, &m.Key, &m.Value, &hdr); err != nil {
+		if err := rows.Scan(&m.Offset, &ts, &key, &value, &hdr); err != nil {
 			return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
 		}
 		m.Offset -= base
 		m.Timestamp = time.UnixMilli(ts).UTC()
-		if m.Headers, err = decodeHeaders(hdr); err != nil {
+		// One copy of the row's bytes, which key, value and header values
+		// share, instead of one per column (RawBytes are the driver's, or
+		// reused by the next Scan: never kept).
+		buf := make([]byte, 0, len(key)+len(value)+len(hdr))
+		m.Key, buf = carve(buf, key)
+		m.Value, buf = carve(buf, value)
+		headers, _ := carve(buf, hdr)
+		if m.Headers, err = decodeHeaders(headers, names); err != nil {
 			return nil, fmt.Errorf("embedded: read %s/%d@%d: %w", topicName, partition, m.Offset, err)
 		}
 		out = append(out, m)
@@ -231,6 +239,17 @@ func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from 
 		return nil, fmt.Errorf("embedded: read %s/%d: %w", topicName, partition, err)
 	}
 	return out, nil
+}
+
+// carve appends b to buf and returns the copy (nil for nil: a NULL column)
+// and buf.
+func carve(buf, b []byte) ([]byte, []byte) {
+	if b == nil {
+		return nil, buf
+	}
+	n := len(buf)
+	buf = append(buf, b...)
+	return buf[n:len(buf):len(buf)], buf
 }
 
 // Offsets implements bus.Reader.

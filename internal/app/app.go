@@ -96,6 +96,8 @@ type App struct {
 	injected *inbox.FailureInjection
 	// region holds back writes and work while the region is a standby.
 	region *regionGate
+	// nightly is the scheduled export, if this process runs it.
+	nightly *export.Nightly
 }
 
 var platformMigrations = []sqldb.Migration{
@@ -279,6 +281,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if err != nil {
 			a.Close()
 			return nil, err
+		}
+		if nightly != nil {
+			a.nightly = nightly
 		}
 		gate.hold(func() {
 			a.goRun(s.log, "leased work", func() error {

@@ -13,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/console"
 	"github.com/eventmart/eventmart/internal/deadletter"
+	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -32,6 +33,15 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /api/v1/admin/replay/{service}", a.dlq(a.handleReplay))
 	mux.HandleFunc("POST /api/v1/admin/rebuild/{service}", a.handleRebuild)
+	// The scheduled export's state, from the process running the audit
+	// service (the gateway routes admin/… there).
+	mux.HandleFunc("GET /api/v1/admin/export", adminOnly(func(w http.ResponseWriter, r *http.Request) {
+		st := export.NightlyStatus{}
+		if a.nightly != nil {
+			st = a.nightly.Status()
+		}
+		httpx.JSON(w, http.StatusOK, st)
+	}))
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		status := r.URL.Query().Get("status")
 		switch status {

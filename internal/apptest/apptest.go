@@ -280,6 +280,15 @@ func (r *Recorder) stop() {
 	<-r.done
 }
 
+// Forget stops recording and drops the envelopes recorded: for a
+// benchmark measuring the services' memory, which the recording would grow.
+func (r *Recorder) Forget() {
+	r.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = nil
+}
+
 // All returns the envelopes recorded so far that match.
 func (r *Recorder) All(match func(*event.Envelope) bool) []*event.Envelope {
 	r.mu.Lock()

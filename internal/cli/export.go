@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +38,7 @@ func exportCmd(ctx context.Context, env *Env, args []string) error {
 	archive := fs.Bool("archive", false, "read what retention deleted from the audit archive of the running Eventmart at --target (needs --admin-email/--admin-password)")
 	rowGroupMB := fs.Int("row-group-mb", 16, "Parquet: end a row group at this many MiB (uncompressed); memory grows with it")
 	workers := fs.Int("workers", 0, "partitions exported at once (default: the CPUs)")
+	gcLimitMB := fs.Int("gc-limit-mb", -1, "collect garbage when the heap reaches this many MiB rather than each time it doubles: less CPU, more memory (default 256 + two row groups per worker; 0: Go's default collector)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -74,6 +77,12 @@ func exportCmd(ctx context.Context, env *Env, args []string) error {
 	defer b.Close()
 	bar := newProgressBar(env.Stderr, "export")
 	opts.Progress = bar.update
+	if limit := int64(*gcLimitMB) << 20; *gcLimitMB != 0 {
+		if *gcLimitMB < 0 {
+			limit = export.BatchGCLimit(opts.RowGroupBytes, cmp.Or(*workers, runtime.GOMAXPROCS(0)))
+		}
+		defer export.BatchGC(limit)()
+	}
 	res, err := export.Export(ctx, b, opts)
 	bar.done()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,15 +20,22 @@ import (
 // while exporting (sampled every 5ms), beside the heap before.
 //
 //	go test -run '^$' -bench Export -benchtime 3x ./internal/export/
+//
+// parquet-batch-gc is the Parquet export with the collector of the
+// eventmart export command (BatchGC with BatchGCLimit: 288 MiB here).
 func BenchmarkExport(b *testing.B) {
-	for _, format := range []string{"parquet", "jsonl"} {
-		b.Run(format, func(b *testing.B) {
+	for _, name := range []string{"parquet", "jsonl", "parquet-batch-gc"} {
+		format, batchGC := strings.CutSuffix(name, "-batch-gc")
+		b.Run(name, func(b *testing.B) {
 			bb := exporttest.OpenBus(b)
 			n := exporttest.Seed(b, bb, 14000, 500*time.Millisecond)
 			sel := export.Selection{Topics: businessTopics}
 			runtime.GC()
 			base := heap()
 			stop, peak := samplePeak()
+			if batchGC {
+				defer export.BatchGC(export.BatchGCLimit(16<<20, runtime.GOMAXPROCS(0)))()
+			}
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			for range b.N {

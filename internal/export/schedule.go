@@ -28,8 +28,50 @@ type Nightly struct {
 
 	mu           sync.Mutex
 	lastRun      time.Time // when the last run ended
+	lastErr      error     // the last run's error, nil if it succeeded
 	exportedTill time.Time // the end of the last day exported in full
+	ok, failed   int64     // runs by result since the process started
 	runs         *prometheus.CounterVec
+}
+
+// NightlyStatus is what GET /api/v1/admin/export answers: the scheduled
+// export as the process running it saw it since it started.
+type NightlyStatus struct {
+	Enabled      bool       `json:"enabled"` // false: EVENTMART_EXPORT_DIR is unset
+	Dir          string     `json:"dir,omitempty"`
+	At           string     `json:"at,omitempty"` // after midnight UTC
+	NextRun      *time.Time `json:"nextRun,omitempty"`
+	LastRun      *time.Time `json:"lastRun,omitempty"`      // when the last run ended
+	LastResult   string     `json:"lastResult,omitempty"`   // ok or failed
+	LastError    string     `json:"lastError,omitempty"`    // the last run's error
+	ExportedTill *time.Time `json:"exportedTill,omitempty"` // the end of the last day exported in full
+	// LagSeconds is how far ExportedTill lies behind now (0 before the
+	// first run): eventmart_export_lag_seconds.
+	LagSeconds float64 `json:"lagSeconds"`
+	Runs       int64   `json:"runs"`     // runs since the process started
+	Failures   int64   `json:"failures"` // failed runs since the process started
+}
+
+// Status returns the schedule's state.
+func (n *Nightly) Status() NightlyStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.Now()
+	next := n.Next(now)
+	st := NightlyStatus{Enabled: true, Dir: n.Dir, At: n.At.String(), NextRun: &next,
+		Runs: n.ok + n.failed, Failures: n.failed}
+	if !n.lastRun.IsZero() {
+		t := n.lastRun
+		st.LastRun, st.LastResult = &t, "ok"
+		if n.lastErr != nil {
+			st.LastResult, st.LastError = "failed", n.lastErr.Error()
+		}
+	}
+	if !n.exportedTill.IsZero() {
+		t := n.exportedTill
+		st.ExportedTill, st.LagSeconds = &t, now.Sub(t).Seconds()
+	}
+	return st
 }
 
 // NewNightly returns the schedule and registers its metrics on reg:
@@ -111,11 +153,13 @@ func (n *Nightly) RunOnce(ctx context.Context) error {
 		Warn: func(s string) { n.Log.Warn("scheduled export: " + s) }})
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.lastRun = n.Now()
+	n.lastRun, n.lastErr = n.Now(), err
 	if err != nil {
+		n.failed++
 		n.runs.WithLabelValues("failed").Inc()
 		return err
 	}
+	n.ok++
 	n.runs.WithLabelValues("ok").Inc()
 	if end.After(n.exportedTill) {
 		n.exportedTill = end

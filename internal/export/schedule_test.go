@@ -37,6 +37,9 @@ func TestNightlyExportsThePreviousDay(t *testing.T) {
 	if lag := metricValue(t, reg, "eventmart_export_lag_seconds"); lag != 0 {
 		t.Errorf("lag before any run: %v", lag)
 	}
+	if st := n.Status(); !st.Enabled || st.LastRun != nil || st.LastResult != "" || st.Runs != 0 || st.NextRun == nil || st.At != "1h0m0s" {
+		t.Errorf("status before any run: %+v", st)
+	}
 
 	now := time.Date(2026, 12, 3, 1, 0, 0, 0, time.UTC)
 	n.Now = func() time.Time { return now }
@@ -59,6 +62,12 @@ func TestNightlyExportsThePreviousDay(t *testing.T) {
 	if lag := metricValue(t, reg, "eventmart_export_lag_seconds"); lag != 5400 {
 		t.Errorf("lag %v s, want 5400 (the day ended 1h30 ago)", lag)
 	}
+	st := n.Status()
+	if st.LastResult != "ok" || st.LastRun == nil || !st.LastRun.Equal(now.Add(-30*time.Minute)) || st.LagSeconds != 5400 ||
+		st.ExportedTill == nil || st.ExportedTill.Format(time.RFC3339) != "2026-12-03T00:00:00Z" || st.Runs != 1 || st.Failures != 0 ||
+		st.NextRun.Format(time.RFC3339) != "2026-12-04T01:00:00Z" {
+		t.Errorf("status after a run: %+v", st)
+	}
 
 	// A run that cannot write fails, and says so in its metrics.
 	n.Dir = filepath.Join(root, "a-file")
@@ -71,6 +80,9 @@ func TestNightlyExportsThePreviousDay(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "eventmart_export_runs_total", "ok"); got != 1 {
 		t.Errorf("ok runs: %v", got)
+	}
+	if st := n.Status(); st.LastResult != "failed" || st.LastError == "" || st.Runs != 2 || st.Failures != 1 || st.LagSeconds != 5400 {
+		t.Errorf("status after a failed run: %+v", st)
 	}
 
 	// Run ends when its context does.

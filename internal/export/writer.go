@@ -28,6 +28,7 @@ type fileWriter struct {
 	count            *countingWriter
 
 	// Parquet.
+	bufs       *buffers
 	layout     *topicLayout
 	pw         *parquet.Writer
 	rows       []parquet.Row
@@ -52,7 +53,17 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // rowBatch is how many rows are handed to the Parquet writer at once.
 const rowBatch = 256
 
-func newFileWriter(opts Options, first *Record, hour time.Time) (*fileWriter, error) {
+// buffers are what one worker reuses from a file to the next instead of
+// allocating them again: the output buffer and, per topic, the Parquet
+// writer (its column and page buffers) and the rows handed to it. A
+// writer reset writes the same bytes as a new one.
+type buffers struct {
+	buf  *bufio.Writer
+	pw   map[string]*parquet.Writer
+	rows []parquet.Row
+}
+
+func newFileWriter(opts Options, first *Record, hour time.Time, bufs *buffers) (*fileWriter, error) {
 	w := &fileWriter{dir: opts.Dir, format: opts.Format, sum: sha256.New(), groupBytes: opts.RowGroupBytes,
 		file: File{Topic: first.Topic, Partition: first.Partition, Hour: hour, FirstOffset: first.Offset}}
 	dir := filepath.Join(opts.Dir, filepath.FromSlash(fmt.Sprintf("topics/%s/partition=%d", first.Topic, first.Partition)))
@@ -66,10 +77,24 @@ func newFileWriter(opts Options, first *Record, hour time.Time) (*fileWriter, er
 	}
 	w.f = f
 	w.count = &countingWriter{w: io.MultiWriter(f, w.sum)}
-	w.buf = bufio.NewWriterSize(w.count, 256<<10)
+	if bufs.buf == nil {
+		bufs.buf = bufio.NewWriterSize(w.count, 256<<10)
+	}
+	w.buf = bufs.buf
+	w.buf.Reset(w.count)
 	if opts.Format == "parquet" {
 		w.layout = layoutOf(first.Topic)
-		w.pw = parquet.NewWriter(w.buf, w.layout.schema, parquet.Compression(codec))
+		if bufs.pw == nil {
+			bufs.pw = map[string]*parquet.Writer{}
+		}
+		if w.pw = bufs.pw[first.Topic]; w.pw == nil {
+			w.pw = parquet.NewWriter(w.buf, w.layout.schema, parquet.Compression(codec))
+			bufs.pw[first.Topic] = w.pw
+		}
+		w.pw.Reset(w.buf)
+		w.rows = bufs.rows[:0]
+		bufs.rows = nil // back when the file is finished
+		w.bufs = bufs
 	}
 	return w, nil
 }
@@ -154,6 +179,7 @@ func (w *fileWriter) finish() (File, error) {
 		if err := w.pw.Close(); err != nil {
 			return File{}, fmt.Errorf("export: write %s: %w", w.tmp, err)
 		}
+		w.bufs.rows = w.rows
 	}
 	if err := w.buf.Flush(); err != nil {
 		return File{}, fmt.Errorf("export: write %s: %w", w.tmp, err)

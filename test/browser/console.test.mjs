@@ -10,7 +10,8 @@
 // redriven with the console's button and the order ships. A webhook
 // endpoint on a local receiver gets the first order's events, each
 // attempt listed in the console's Webhooks tab. The History tab steps
-// through the product's stock and the first order's payment.
+// through the product's stock and the first order's payment. The scheduled
+// export, set to run just after the start, shows its run in the Batch tab.
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -118,7 +119,11 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2', EVENTMART_WEBHOOK_ALLOW: '127.0.0.1/32' };
+  // The scheduled export runs ten seconds after the first start (its time
+  // is a duration past midnight UTC; past 24h it is the next day's).
+  const exportAt = Math.floor((Date.now() % 86400000) / 1000) + 10;
+  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2', EVENTMART_WEBHOOK_ALLOW: '127.0.0.1/32',
+    EVENTMART_EXPORT_DIR: join(dataDir, 'exports'), EVENTMART_EXPORT_AT: `${exportAt}s` };
   // A webhook receiver on loopback: it answers 204 and keeps the webhook-ids.
   const hooks = [];
   const receiver = createHTTPServer((req, res) => { req.resume(); req.on('end', () => { hooks.push(req.headers['webhook-id']); res.writeHead(204).end(); }); });
@@ -280,6 +285,15 @@ async function main() {
     await shot('4f-history-payment-390');
     await page.setViewportSize({ width: 1440, height: 1000 });
     log('the History tab stepped through the stock and the payment');
+
+    // The scheduled export's last run, lag and failures (Batch tab).
+    await page.click('#tabs a[data-tab=batch]');
+    await page.locator('#batch-rows td[data-result=ok]').waitFor({ timeout: 3 * TIMEOUT });
+    assert.equal(await page.locator('#batch-rows td[data-failures]').getAttribute('data-failures'), '0');
+    const lag = Number(await page.locator('#batch-rows td[data-lag]').getAttribute('data-lag'));
+    assert.ok(lag > 0 && lag <= 86400 + 60, `the lag is how long ago the day exported ended: ${lag} s`);
+    assert.match(await page.locator('#batch-status').innerText(), /Last run ok; 0 failure\(s\) in 1 run\(s\)/);
+    await shot('4g-batch');
 
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
     await app.stop();

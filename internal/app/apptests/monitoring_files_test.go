@@ -14,8 +14,10 @@ import (
 
 	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/obs"
 	"github.com/eventmart/eventmart/internal/region"
+	"github.com/eventmart/eventmart/webhook"
 )
 
 // descNames is a prometheus.Registerer that only notes the metric names
@@ -48,7 +50,7 @@ func (d descNames) Unregister(prometheus.Collector) bool { return true }
 // their tests and the Grafana dashboard name is one the code exports (in
 // Kafka mode for the Kafka ones).
 func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
-	h := apptest.Start(t, all())
+	h := apptest.Start(t, append(all(), webhook.Def()))
 	s := newShop(t, h)
 	s.waitStatus(s.order("4242424242424242"), "SHIPPED")
 	exported := descNames{}
@@ -61,8 +63,12 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 			exported[f.GetName()+suffix] = true
 		}
 	}
-	exported.add(&obs.Probes{})                        // the Kafka cluster gauges too
+	exported.add(&obs.Probes{}) // the Kafka cluster gauges too
 	if _, err := region.NewLag(exported); err != nil { // a standby's replication lag
+		t.Fatal(err)
+	}
+	// The scheduled export's, registered when EVENTMART_EXPORT_DIR is set.
+	if _, err := export.NewNightly(nil, "", 0, nil, exported); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.WithHooks(kafka.ClientMetrics(exported, "test")))

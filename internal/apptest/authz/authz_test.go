@@ -272,6 +272,8 @@ func rules(f *fixture) []rule {
 		// The audit trail: admins only.
 		{"GET /api/v1/admin/events", adminOnly(nil)},
 		{"GET /api/v1/admin/audit/verify", adminOnly(nil)},
+		// The scheduled export's state: admins only.
+		{"GET /api/v1/admin/export", adminOnly(nil)},
 		{"GET /api/v1/admin/archive", func(*fixture) []call {
 			return []call{{query: func(*fixture) string { return "topic=order-events&partition=0" },
 				want: [nActors]check{unauthorized, forbidden, forbidden, success}}}

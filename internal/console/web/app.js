@@ -9,8 +9,9 @@ import * as sagasView from './sagas.js';
 import * as dlqView from './dlq.js';
 import * as webhooksView from './webhooks.js';
 import * as historyView from './history.js';
+import * as batchView from './batch.js';
 
-const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView };
+const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView };
 let current = null;
 
 function showLogin(message = '') {
