@@ -168,9 +168,15 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 
 // Client commands say which Eventmart they talk to.
 func TestClientCommandsNameTheirTarget(t *testing.T) {
-	_, stderr, err := runCLIStderr(t, map[string]string{"EVENTMART_TARGET": "http://127.0.0.1:1"}, "audit", "verify")
+	_, stderr, err := runCLIStderr(t, map[string]string{"EVENTMART_TARGET": "http://127.0.0.1:1", "EVENTMART_ADMIN_EMAIL": "a@example.com", "EVENTMART_ADMIN_PASSWORD": "pw"}, "audit", "verify")
 	if err == nil || !strings.Contains(stderr, "target: http://127.0.0.1:1") {
 		t.Errorf("err %v, stderr:\n%s", err, stderr)
+	}
+	// Nothing listens there: the error names the target and how to set it.
+	for _, want := range []string{"no Eventmart answers at http://127.0.0.1:1", "--target", "EVENTMART_TARGET"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v lacks %q", err, want)
+		}
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -100,6 +102,7 @@ func oneLine(s string, n int) string {
 
 // adminClient calls the admin API with an admin's token.
 type adminClient struct {
+	target      string // the gateway URL, as the settings name it
 	base, token string
 	http        *http.Client
 }
@@ -117,7 +120,7 @@ func clientFlags(fs *flag.FlagSet, env *Env) {
 func newAdminClient(env *Env, timeout time.Duration) *adminClient {
 	target := strings.TrimRight(env.Settings.String(settings.Target), "/")
 	fmt.Fprintln(env.Stderr, "target:", target)
-	return &adminClient{base: target + "/api/v1", http: &http.Client{Timeout: timeout}}
+	return &adminClient{target: target, base: target + "/api/v1", http: &http.Client{Timeout: timeout}}
 }
 
 // login logs in as the admin account the settings name.
@@ -133,6 +136,15 @@ func (c *adminClient) login(ctx context.Context, env *Env) error {
 	}
 	c.token = tok.Token
 	return nil
+}
+
+// unreachable explains a refused connection to target: which URL was
+// tried and how to point the command elsewhere.
+func unreachable(target string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("no Eventmart answers at %s (connection refused): start one (eventmart run), or point --target or EVENTMART_TARGET at the URL it printed when it started: %w", target, err)
+	}
+	return err
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
@@ -167,7 +179,7 @@ func (c *adminClient) request(ctx context.Context, method, path string, body []b
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(c.target, err)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()

@@ -167,7 +167,7 @@ func schemaClient(ctx context.Context, env *Env, write bool) (*sr.Client, string
 	}
 	token := ""
 	if base, ok := strings.CutSuffix(strings.TrimRight(url, "/"), "/registry"); ok && write {
-		c := &adminClient{base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
+		c := &adminClient{target: base, base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
 		if err := c.login(ctx, env); err != nil {
 			return nil, "", err
 		}
