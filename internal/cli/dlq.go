@@ -28,8 +28,7 @@ import (
 //	eventmart dlq redrive SERVICE ID|--all
 //	eventmart dlq discard SERVICE ID
 func dlqCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart dlq", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "dlq")
 	clientFlags(fs, env)
 	status := fs.String("status", "dead", "list: dead, redriven, discarded, or all")
 	all := fs.Bool("all", false, "redrive: every dead letter of the service")

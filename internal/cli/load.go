@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,8 +15,7 @@ import (
 // loadCmd drives a running Eventmart with orders and reports throughput and
 // latency.
 func loadCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart load", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "load")
 	cfg := loadgen.Config{Progress: env.Stderr, ProgressTTY: isTerminal(env.Stderr)}
 	clientFlags(fs, env)
 	fs.IntVar(&cfg.Orders, "orders", 1000, "orders to place")

@@ -26,7 +26,7 @@ import (
 // configured bus (the embedded log by default) until SIGINT or SIGTERM.
 func runCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	pos, err := parseFlags(env, "run", args, &cfg)
+	pos, err := parseFlags(env, "run", args, &cfg, runtimeFlags)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 // services not named are reached at EVENTMART_SERVICE_URLS.
 func serveCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	names, err := parseFlags(env, "serve", args, &cfg)
+	names, err := parseFlags(env, "serve", args, &cfg, runtimeFlags)
 	if err != nil {
 		return err
 	}
