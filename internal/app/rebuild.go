@@ -97,7 +97,7 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 					return err
 				}
 				if progress != nil {
-					progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs)})
+					progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs), PartitionDone: true})
 				}
 			}
 		}
@@ -181,7 +181,7 @@ func newProgressStream(w http.ResponseWriter) *progressStream {
 }
 
 func (s *progressStream) report(p ReplayProgress) {
-	if !p.Done && time.Since(s.last) < 200*time.Millisecond {
+	if !p.Done && !p.PartitionDone && time.Since(s.last) < 200*time.Millisecond {
 		return
 	}
 	s.last = time.Now()

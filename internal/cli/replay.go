@@ -74,7 +74,7 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		Read, Redelivered, FromArchive int64
 		Partition                      int32
 		Partitions                     int
-		Done                           bool
+		PartitionDone, Done            bool
 		Error                          *struct{ Code, Message string }
 	}
 	dec := json.NewDecoder(resp.Body)
@@ -87,8 +87,12 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("replay: %s: %s (%d records re-delivered before it failed)", line.Error.Code, line.Error.Message, line.Redelivered)
 		}
 		if !line.Done {
-			fmt.Fprintf(env.Stderr, "  partition %d/%d: %d read (%d from the archive), %d re-delivered\n",
-				line.Partition+1, line.Partitions, line.Read, line.FromArchive, line.Redelivered)
+			state := "reading"
+			if line.PartitionDone {
+				state = "done"
+			}
+			fmt.Fprintf(env.Stderr, "  partition %d (%d of %d) %s; so far %d read (%d from the archive), %d re-delivered\n",
+				line.Partition, line.Partition+1, line.Partitions, state, line.Read, line.FromArchive, line.Redelivered)
 		}
 	}
 	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read (%d from the audit archive), %d re-delivered (already-processed events were skipped by its handlers)\n",
