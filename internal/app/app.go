@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %s: %w", settings.EmitVersions.Name, err)
 	}
-	injected, err := injectedFailures(values)
+	injected, err := injectedFailures(values, cfg.Log)
 	if err != nil {
 		return nil, err
 	}

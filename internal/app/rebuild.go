@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -195,7 +196,16 @@ func (s *progressStream) done(v any) {
 
 // fail ends the stream with the error body.
 func (s *progressStream) fail(r *http.Request, err error) {
-	httpx.Logger(r.Context()).Error("admin operation failed", "path", r.URL.Path, "error", err)
+	// The caller's mistakes (a topic the service does not consume…) are
+	// not the server's errors: info for 4xx, warn for 5xx, error for internal.
+	level := slog.LevelInfo
+	switch code := eventmart.ErrorCode(err); {
+	case code == eventmart.EINTERNAL:
+		level = slog.LevelError
+	case httpx.Status(code) >= 500:
+		level = slog.LevelWarn
+	}
+	httpx.Logger(r.Context()).Log(r.Context(), level, "admin operation failed", "path", r.URL.Path, "error", err)
 	s.done(httpx.ErrorBodyOf(err))
 }
 

@@ -122,7 +122,7 @@ func newEnv(getenv func(string) string, stdout, stderr io.Writer) (*Env, error) 
 	}
 	level := vals.Level(settings.LogLevel)
 	return &Env{Getenv: getenv, Settings: vals, Stdout: stdout, Stderr: stderr,
-		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))}, nil
+		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: obs.ReplaceAttr})))}, nil
 }
 
 func versionCmd(ctx context.Context, env *Env, args []string) error {
