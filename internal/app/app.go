@@ -222,7 +222,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID;
 	// every request is timed, counted and (with tracing on) has a span.
-	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(root)))
+	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", checkQuery(obs.Routed(root))))
 
 	for _, s := range all {
 		// Every instance of a service consumes (its consumer group shares

@@ -50,7 +50,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 			httpx.Error(w, r, err)
 			return
 		}
-		httpx.JSON(w, http.StatusOK, map[string]any{"deadLetters": list, "limit": limit, "offset": offset})
+		httpx.JSON(w, http.StatusOK, map[string]any{"deadLetters": list, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(list), limit, offset)})
 	}))
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}/{id}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		id, ok := letterID(w, r)
