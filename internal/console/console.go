@@ -113,3 +113,10 @@ func businessTopics() []string {
 	}
 	return out
 }
+
+// watchedTopics are the topics the stream and the topology read: the
+// business topics and audit-events (logins, denials, admin actions), so
+// that the audit service's subscriptions have a topic to come from.
+func watchedTopics() []string {
+	return append(businessTopics(), string(event.TopicAudit))
+}

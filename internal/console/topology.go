@@ -100,7 +100,7 @@ type record struct {
 func (c *Console) topology(ctx context.Context, window time.Duration) (*Topology, error) {
 	to := c.Now()
 	from := to.Add(-window)
-	topo := &Topology{Window: durationText(window), From: from.UTC(), To: to.UTC(), Topics: businessTopics(),
+	topo := &Topology{Window: durationText(window), From: from.UTC(), To: to.UTC(), Topics: watchedTopics(),
 		Services: []string{}, Publishes: []Publish{}, Consumes: []Consume{}, Warnings: []string{}}
 	var recs []record
 	for _, t := range topo.Topics {
