@@ -121,7 +121,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
 		injected: injected, failed: make(chan struct{})}
-	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
+	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now, Metrics: cfg.Metrics.Registry}
+	// The console's charts: a bounded sample history, taken every 10s.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.console.RunSampler(runCtx)
+	}()
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
 	}
