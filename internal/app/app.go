@@ -212,6 +212,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
 	root.Handle("GET /console/{file...}", console.Assets())
+	root.HandleFunc("GET /favicon.ico", console.Favicon)
 	root.HandleFunc("GET /api/v1/asyncapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(asyncapi.Document())

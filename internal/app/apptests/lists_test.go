@@ -61,4 +61,8 @@ func TestListShapes(t *testing.T) {
 	if topo.Window != "1h30m" {
 		t.Errorf("window %q, want 1h30m", topo.Window)
 	}
+
+	if status, hdr, _ := h.Do("GET", "/favicon.ico", "", nil); status != http.StatusOK || hdr.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("GET /favicon.ico: %d %s", status, hdr.Get("Content-Type"))
+	}
 }

@@ -3,13 +3,15 @@ import { api, login, session, setAuthErrorHandler } from './api.js';
 import { $ } from './util.js';
 import * as streamView from './stream.js';
 import * as flowView from './flow.js';
+import * as chartsView from './charts.js';
+import * as messagesView from './messages.js';
 import * as topologyView from './topology.js';
 import * as topicsView from './topics.js';
 import * as sagasView from './sagas.js';
 import * as dlqView from './dlq.js';
 import * as webhooksView from './webhooks.js';
 
-const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView };
+const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView };
 let current = null;
 
 function showLogin(message = '') {
