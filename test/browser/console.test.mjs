@@ -13,7 +13,10 @@
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
-// Screenshots go to test/browser/screenshots/ (gitignored).
+// It also reads the Charts and the Messages tabs, follows a stuck saga to its
+// dead letter, and shoots every tab again at a phone's 390px width (the page
+// must not scroll sideways). Screenshots go to test/browser/screenshots/
+// (gitignored).
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -270,6 +273,9 @@ async function main() {
     await page.click('#sagas-form button[type=submit]');
     await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).waitFor();
     await shot('6-sagas-stuck');
+    // The stuck saga links to its dead letter.
+    await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).getByRole('link', { name: 'dead letters' }).click();
+    await page.locator('#dlq-status', { hasText: `1 dead letter(s) of flow ${second.correlation}` }).waitFor();
 
     // Heal shipping and redrive the dead letter with the button.
     await app.stop();

@@ -86,10 +86,23 @@ export function init() {
   $('#dlq-redrive-all').addEventListener('click', () => redrive(`/api/v1/admin/dlq/${svc()}/redrive`, `all of ${svc()}`));
 }
 
-export async function enter() {
-  // Open the first service with dead letters, if any.
+export async function enter(correlation) {
+  // Open the first service with dead letters, if any; with a correlation
+  // id (#dlq=ID, from a stuck saga), the first holding one of that flow.
   const counts = await total();
-  const first = CONSUMING.find((s, i) => counts[i] > 0);
+  let first = CONSUMING.find((s, i) => counts[i] > 0);
+  if (correlation) {
+    for (const [i, s] of CONSUMING.entries()) {
+      if (!counts[i]) continue;
+      const r = await api(`/api/v1/admin/dlq/${s}?status=dead&limit=500`).catch(() => ({ deadLetters: [] }));
+      if (r.deadLetters.some((d) => correlationOf(d) === correlation)) { first = s; break; }
+    }
+  }
   if (first) $('#dlq-form [name=service]').value = first;
-  load();
+  await load();
+  if (correlation) {
+    const rows = [...document.querySelectorAll('#dlq-rows tr')].filter((tr) => tr.textContent.includes(correlation));
+    for (const tr of rows) tr.classList.add('stuck');
+    $('#dlq-status').textContent = rows.length ? `${rows.length} dead letter(s) of flow ${correlation} (highlighted).` : `No dead letter of flow ${correlation}.`;
+  }
 }
