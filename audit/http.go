@@ -41,7 +41,7 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"events": events, "limit": q.Limit, "offset": q.Offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"events": events, "limit": q.Limit, "offset": q.Offset, "next": httpx.NextPage(r, len(events), q.Limit, q.Offset)})
 }
 
 // handleVerify: GET /admin/audit/verify → {"records", "ok", "firstBad", "reason"}.

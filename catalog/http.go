@@ -53,7 +53,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"products": products, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"products": products, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(products), limit, offset)})
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {

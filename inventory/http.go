@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -57,6 +59,60 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("productId")
+	st, changed, err := s.setOnHand(ctx, id, onHand)
+	if errors.Is(err, ErrUnknownProduct) && s.catalogHas(ctx, id) {
+		// The catalog created the product, and its ProductCreated event is
+		// on its way here: wait for it rather than answer 404 to an admin
+		// who set the stock right after creating the product.
+		st, changed, err = s.setOnceKnown(ctx, id, onHand)
+	}
+	if errors.Is(err, ErrUnknownProduct) {
+		err = eventmart.Errorf(eventmart.ENOTFOUND, "unknown product %s", id)
+	}
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	if changed {
+		s.d.Outbox.Notify()
+	}
+	httpx.JSON(w, http.StatusOK, st)
+}
+
+// knownWait bounds how long a stock update waits for the ProductCreated
+// event of a product the catalog has.
+const knownWait = 10 * time.Second
+
+// catalogHas asks the catalog whether it has product id; an error counts
+// as no (the 404 stands).
+func (s *Service) catalogHas(ctx context.Context, id string) bool {
+	if s.d.Call == nil {
+		return false
+	}
+	var p struct{ ID string }
+	return s.d.CallJSON(ctx, "catalog", "GET", "/api/v1/products/"+url.PathEscape(id), nil, &p) == nil && p.ID == id
+}
+
+// setOnceKnown retries setOnHand, after growing pauses, while the product
+// is unknown here, for up to knownWait.
+func (s *Service) setOnceKnown(ctx context.Context, id string, onHand int64) (*Stock, bool, error) {
+	deadline := time.Now().Add(knownWait)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		st, changed, err := s.setOnHand(ctx, id, onHand)
+		if !errors.Is(err, ErrUnknownProduct) || time.Now().After(deadline) {
+			return st, changed, err
+		}
+	}
+}
+
+// setOnHand sets product id's stock on hand, reporting whether it changed;
+// ErrUnknownProduct if inventory has not learnt of the product.
+func (s *Service) setOnHand(ctx context.Context, id string, onHand int64) (*Stock, bool, error) {
 	var st *Stock
 	changed := false
 	// A conflicting append (a reservation committed meanwhile) decides
@@ -70,7 +126,7 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 		evs, err := decide(cur.State, StockCommand{Kind: SetOnHand, OnHand: onHand, Reason: "set"})
 		switch {
 		case errors.Is(err, ErrUnknownProduct):
-			return eventmart.Errorf(eventmart.ENOTFOUND, "unknown product %s", id)
+			return err
 		case errors.Is(err, ErrBelowReserved):
 			return eventmart.Errorf(eventmart.ECONFLICT, "onHand %d is below the %d units of product %s reserved for open orders; set at least %d",
 				onHand, cur.State.Reserved, id, cur.State.Reserved)
@@ -89,14 +145,7 @@ func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 		return outbox.Emit(ctx, tx, service.Source(Name), origin,
 			&event.InventoryAdjusted{ProductID: id, Delta: evs[0].Delta, Level: st.Level(), Reason: "set"})
 	})
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	if changed {
-		s.d.Outbox.Notify()
-	}
-	httpx.JSON(w, http.StatusOK, st)
+	return st, changed, err
 }
 
 // handleHistory: GET /inventory/{productId}/history?from=&to=&limit=&offset=

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
@@ -361,5 +362,26 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		if st := stock(t, h, id); st.Reserved != 10 || st.Available != 0 || st.Version != 11 {
 			t.Errorf("%s %+v", id, st)
 		}
+	}
+}
+
+// An admin who creates a product and sets its stock at once gets the stock
+// set: inventory waits for the product's ProductCreated event when the
+// catalog has the product, instead of answering 404.
+func TestStockSetRightAfterTheProductIsCreated(t *testing.T) {
+	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def()})
+	admin := h.Token("admin-1", "admin")
+	for i := range 10 {
+		var p struct{ ID string }
+		h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": fmt.Sprintf("NOW-%d", i), "name": "Mug", "priceCents": 500, "currency": "EUR"}, 201, &p)
+		var st struct{ OnHand int64 }
+		h.JSON("PUT", "/api/v1/inventory/"+p.ID, admin, map[string]any{"onHand": 10}, http.StatusOK, &st)
+		if st.OnHand != 10 {
+			t.Fatalf("product %d: on hand %d, want 10", i, st.OnHand)
+		}
+	}
+	// A product the catalog does not have is still 404, at once.
+	if status, _, body := h.Do("PUT", "/api/v1/inventory/GHOST", admin, map[string]any{"onHand": 1}); status != http.StatusNotFound {
+		t.Errorf("unknown product: %d %s", status, body)
 	}
 }

@@ -37,5 +37,5 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"notifications": list, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"notifications": list, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(list), limit, offset)})
 }

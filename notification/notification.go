@@ -24,7 +24,7 @@
 // Settings:
 //   - EVENTMART_SMTP_ADDR (host:port): send through this SMTP server
 //     instead of only the mailbox; unset (the default), messages go to the
-//     mailbox only and are logged at info.
+//     mailbox only and are logged at debug.
 //   - EVENTMART_SMTP_FROM: the sender address; default "eventmart@localhost".
 //   - EVENTMART_SMTP_USERNAME, EVENTMART_SMTP_PASSWORD: PLAIN authentication
 //     (only over TLS or to localhost); unset, no authentication.

@@ -55,12 +55,13 @@ func senderFromSettings(d service.Deps) (Sender, error) {
 }
 
 // mailboxSender is the default sender: the notifications table is the
-// mailbox, so sending only logs the message's envelope (not its body).
+// mailbox, so sending only logs the message's envelope (not its body), at
+// debug: one line per email would drown the rest of the log under load.
 type mailboxSender struct{ log *slog.Logger }
 
 func (m mailboxSender) Send(ctx context.Context, msg Message) error {
 	if m.log != nil {
-		m.log.InfoContext(ctx, "email delivered to the mailbox", "to", msg.To, "subject", msg.Subject)
+		m.log.DebugContext(ctx, "email delivered to the mailbox", "to", msg.To, "subject", msg.Subject)
 	}
 	return nil
 }

@@ -304,7 +304,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"orders": orders, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"orders": orders, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(orders), limit, offset)})
 }
 
 // handleGet: GET /orders/{id}. The answer carries an ETag; with

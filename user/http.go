@@ -306,7 +306,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"users": users, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"users": users, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(users), limit, offset)})
 }
 
 // handleGet: GET /users/{id} for admins and the account holder; anyone

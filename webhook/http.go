@@ -142,7 +142,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"endpoints": eps, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"endpoints": eps, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(eps), limit, offset)})
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -277,7 +277,7 @@ func (s *Service) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"deliveries": ds, "limit": limit, "offset": offset})
+	httpx.JSON(w, http.StatusOK, map[string]any{"deliveries": ds, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(ds), limit, offset)})
 }
 
 // TestEventType is the eventType of the message POST …/{id}/test sends.

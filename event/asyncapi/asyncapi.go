@@ -1,8 +1,9 @@
 // Package asyncapi derives the AsyncAPI 3.0 document of Eventmart's events
 // from the catalog: one channel per ADR-0006 topic (partitions, retention),
 // one message per event type and version (the envelope, with the payload's
-// JSON Schema as its data, the record headers, the partition key), and the
-// operations the services send. The gateway serves it at
+// JSON Schema as its data, the record headers, the partition key), the
+// operations the services send, and those each consumer group receives
+// (event.ConsumerGroups). The gateway serves it at
 // GET /api/v1/asyncapi.json; docs/asyncapi.json is a copy a test keeps in
 // sync (`go generate ./event` rewrites it).
 package asyncapi
@@ -45,9 +46,12 @@ func build() ([]byte, error) {
 	messages := M{}
 	channels := M{}
 	operations := M{}
+	// msgRefs: per topic, per event type, its messages (one per version).
+	msgRefs := map[event.Topic]map[event.Type][]any{}
 	for _, t := range event.Topics {
 		chMsgs := M{}
 		var opMsgs []any
+		typeRefs := map[event.Type][]any{}
 		for _, s := range event.Catalog() {
 			if s.Topic != t.Name {
 				continue
@@ -67,7 +71,9 @@ func build() ([]byte, error) {
 				schemas[name] = sch
 				messages[name] = message(s, v, name)
 				chMsgs[name] = ref("#/components/messages/" + name)
-				opMsgs = append(opMsgs, ref(fmt.Sprintf("#/channels/%s/messages/%s", t.Name, name)))
+				r := ref(fmt.Sprintf("#/channels/%s/messages/%s", t.Name, name))
+				opMsgs = append(opMsgs, r)
+				typeRefs[s.Type] = append(typeRefs[s.Type], r)
 			}
 		}
 		channels[string(t.Name)] = M{
@@ -82,12 +88,36 @@ func build() ([]byte, error) {
 				"bindingVersion":     "0.5.0",
 			}},
 		}
+		msgRefs[t.Name] = typeRefs
 		operations["send-"+string(t.Name)] = M{
 			"action":   "send",
 			"title":    "Publish to " + string(t.Name),
 			"summary":  "The owning services publish these events through their transactional outbox.",
 			"channel":  ref("#/channels/" + string(t.Name)),
 			"messages": opMsgs,
+		}
+	}
+	// One receive operation per consumer group and topic it reads, with
+	// the messages its handlers take (other types are skipped unread).
+	for _, g := range event.ConsumerGroups {
+		byTopic := map[event.Topic][]any{}
+		for _, typ := range g.Types {
+			topic := event.TopicOf(typ)
+			byTopic[topic] = append(byTopic[topic], msgRefs[topic][typ]...)
+		}
+		for _, t := range event.Topics {
+			refs := byTopic[t.Name]
+			if len(refs) == 0 {
+				continue
+			}
+			operations["receive-"+g.Group+"-"+string(t.Name)] = M{
+				"action":   "receive",
+				"title":    g.Group + " consumes " + string(t.Name),
+				"summary":  "The consumer group " + g.Group + " handles these events (each once, through its inbox); it skips the topic's other types.",
+				"channel":  ref("#/channels/" + string(t.Name)),
+				"messages": refs,
+				"bindings": M{"kafka": M{"groupId": M{"type": "string", "enum": []string{g.Group}}, "bindingVersion": "0.5.0"}},
+			}
 		}
 	}
 	d := M{
@@ -102,9 +132,13 @@ func build() ([]byte, error) {
 		},
 		"defaultContentType": "application/json",
 		"servers": M{"kafka": M{
-			"host":        "127.0.0.1:19092",
+			"host":        "{brokers}",
 			"protocol":    "kafka",
-			"description": "EVENTMART_BUS=kafka://host:port (the embedded log has the same topics and partitions)",
+			"description": "The brokers EVENTMART_BUS=kafka://host:port[,host:port] names (the embedded log has the same topics and partitions)",
+			"variables": M{"brokers": M{
+				"default":     "127.0.0.1:9092",
+				"description": "host:port of a bootstrap broker: EVENTMART_BUS without kafka://",
+			}},
 		}},
 		"channels":   channels,
 		"operations": operations,

@@ -127,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %s: %w", settings.EmitVersions.Name, err)
 	}
-	injected, err := injectedFailures(values)
+	injected, err := injectedFailures(values, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
 		injected: injected, failed: make(chan struct{}), region: gate}
-	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now}
+	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now, Metrics: cfg.Metrics.Registry}
+	// The console's charts: a bounded sample history, taken every 10s.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.console.RunSampler(runCtx)
+	}()
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
 	}
@@ -234,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
 	root.Handle("GET /console/{file...}", console.Assets())
+	root.HandleFunc("GET /favicon.ico", console.Favicon)
 	root.HandleFunc("GET /api/v1/asyncapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(asyncapi.Document())
@@ -250,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	root.Handle("/", gateway.Handler(services, localNames, cfg.Remote))
 	// Every response, health checks included, carries X-Correlation-ID;
 	// every request is timed, counted and (with tracing on) has a span.
-	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", obs.Routed(gate.refuseWrites(root))))
+	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", checkQuery(obs.Routed(gate.refuseWrites(root)))))
 
 	for _, s := range all {
 		// Every instance of a service consumes (its consumer group shares

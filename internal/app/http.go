@@ -28,6 +28,8 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/admin/stream", adminOnly(a.console.Stream))
 	mux.HandleFunc("GET /api/v1/admin/topics", adminOnly(a.console.Topics))
 	mux.HandleFunc("GET /api/v1/admin/topology", adminOnly(a.console.Topology))
+	mux.HandleFunc("GET /api/v1/admin/messages", adminOnly(a.console.Messages))
+	mux.HandleFunc("GET /api/v1/admin/samples", adminOnly(a.console.Samples))
 	mux.HandleFunc("GET /api/v1/admin/consumers/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		httpx.JSON(w, http.StatusOK, consumerOf(r.PathValue("service"), c))
 	}))
@@ -60,7 +62,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 			httpx.Error(w, r, err)
 			return
 		}
-		httpx.JSON(w, http.StatusOK, map[string]any{"deadLetters": list, "limit": limit, "offset": offset})
+		httpx.JSON(w, http.StatusOK, map[string]any{"deadLetters": list, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(list), limit, offset)})
 	}))
 	mux.HandleFunc("GET /api/v1/admin/dlq/{service}/{id}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		id, ok := letterID(w, r)

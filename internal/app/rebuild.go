@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -97,7 +98,7 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 					return err
 				}
 				if progress != nil {
-					progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs)})
+					progress(ReplayProgress{ReplayResult: res.ReplayResult, Partition: o.Partition, Partitions: len(offs), PartitionDone: true})
 				}
 			}
 		}
@@ -181,7 +182,7 @@ func newProgressStream(w http.ResponseWriter) *progressStream {
 }
 
 func (s *progressStream) report(p ReplayProgress) {
-	if !p.Done && time.Since(s.last) < 200*time.Millisecond {
+	if !p.Done && !p.PartitionDone && time.Since(s.last) < 200*time.Millisecond {
 		return
 	}
 	s.last = time.Now()
@@ -195,7 +196,16 @@ func (s *progressStream) done(v any) {
 
 // fail ends the stream with the error body.
 func (s *progressStream) fail(r *http.Request, err error) {
-	httpx.Logger(r.Context()).Error("admin operation failed", "path", r.URL.Path, "error", err)
+	// The caller's mistakes (a topic the service does not consume…) are
+	// not the server's errors: info for 4xx, warn for 5xx, error for internal.
+	level := slog.LevelInfo
+	switch code := eventmart.ErrorCode(err); {
+	case code == eventmart.EINTERNAL:
+		level = slog.LevelError
+	case httpx.Status(code) >= 500:
+		level = slog.LevelWarn
+	}
+	httpx.Logger(r.Context()).Log(r.Context(), level, "admin operation failed", "path", r.URL.Path, "error", err)
 	s.done(httpx.ErrorBodyOf(err))
 }
 

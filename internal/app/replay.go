@@ -39,12 +39,14 @@ type ReplayResult struct {
 }
 
 // ReplayProgress is one line of a replay's progress: the counts so far,
-// after a partition (or a batch of one) was replayed.
+// after a batch of a partition was replayed (at most five lines a second)
+// and after each partition (always: one line per partition).
 type ReplayProgress struct {
 	ReplayResult
-	Partition  int32 `json:"partition"`  // the partition being replayed
-	Partitions int   `json:"partitions"` // of the topic
-	Done       bool  `json:"done"`       // the last line: the counts are final
+	Partition     int32 `json:"partition"`     // the partition being replayed
+	Partitions    int   `json:"partitions"`    // of the topic
+	PartitionDone bool  `json:"partitionDone"` // Partition is replayed to its end
+	Done          bool  `json:"done"`          // the last line: the counts are final
 }
 
 // replayBatch is how many records a replay reads and hands over at once.
@@ -110,6 +112,9 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 		})
 		if err != nil {
 			return res, err
+		}
+		if progress != nil {
+			progress(ReplayProgress{ReplayResult: res, Partition: o.Partition, Partitions: len(offs), PartitionDone: true})
 		}
 	}
 	if progress != nil {

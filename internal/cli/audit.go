@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 )
@@ -14,8 +13,7 @@ import (
 // It exits non-zero when the hash chain is broken, naming the first bad
 // record and why.
 func auditCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart audit", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "audit")
 	clientFlags(fs, env)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

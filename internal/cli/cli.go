@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/eventmart/eventmart/internal/obs"
@@ -51,12 +52,12 @@ func commands() []command {
 	return []command{
 		{"run", "", "run every service and the gateway in one process", runCmd},
 		{"serve", "SERVICE...", "run the named services and/or the gateway (EVENTMART_SERVICE_URLS names the others)", serveCmd},
-		{"topics", "[apply]", "show the bus's topics, or create/update them to ADR-0006's table", topicsCmd},
+		{"topics", "[apply]", "without an argument, list the bus's topics against ADR-0006's table; apply creates or updates them to it", topicsCmd},
 		{"audit", "verify", "verify the audit trail's hash chain on a running Eventmart", auditCmd},
-		{"dlq", "list|show|redrive|discard SERVICE [ID]", "operate a service's dead-letter queue on a running Eventmart", dlqCmd},
+		{"dlq", "list|show|redrive|discard SERVICE [ID|--all]", "operate a service's dead-letter queue on a running Eventmart: list SERVICE [--status S], show SERVICE ID, redrive SERVICE ID|--all, discard SERVICE ID", dlqCmd},
 		{"webhooks", "list|create URL|enable|disable|delete|test|rotate|deliveries|replay ID", "manage webhook endpoints on a running Eventmart", webhooksCmd},
 		{"replay", "SERVICE --topic T [--from-offset N|--from-time T]", "re-deliver a topic's records to a service's consumer group", replayCmd},
-		{"schema", "gen|check|register", "generate the event schemas, check them against a registry or git revision, register them", schemaCmd},
+		{"schema", "list|gen|check|register", "list the event schemas (subject, event, version), generate them, check them against a registry or git revision, register them", schemaCmd},
 		{"export", "--out DIR [--topics T,…] [--from T|N] [--to T|N] [--format parquet|jsonl]", "write topics to Parquet or JSON Lines files, one per topic, partition and hour, with a manifest", exportCmd},
 		{"import", "DIR [--dry-run]", "publish exported files into a bus, keeping keys, order per key and event ids", importCmd},
 		{"report", "daily --date YYYY-MM-DD", "orders, revenue, refunds, cancellations, top products and parcels of a day, from exported files or the log", reportCmd},
@@ -82,7 +83,11 @@ var Version = "dev"
 
 // Run runs one command.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return usageError{"name a command"}
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return nil
 	}
@@ -102,7 +107,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: eventmart COMMAND [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-22s %s\n", c.name+" "+c.args, c.summary)
+		// The usage on its own line, the description indented below it:
+		// a long usage never runs into the description.
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), wrap(c.summary, 72, "      "))
 	}
 	fmt.Fprintln(w, "\nRun 'eventmart COMMAND -h' for a command's flags, 'eventmart config' for every setting. Every flag has an EVENTMART_* environment variable.")
 }
@@ -116,7 +123,7 @@ func newEnv(getenv func(string) string, stdout, stderr io.Writer) (*Env, error) 
 	}
 	level := vals.Level(settings.LogLevel)
 	return &Env{Getenv: getenv, Settings: vals, Stdout: stdout, Stderr: stderr,
-		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))}, nil
+		Log: slog.New(obs.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: obs.ReplaceAttr})))}, nil
 }
 
 func versionCmd(ctx context.Context, env *Env, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"io/fs"
 	"os"
@@ -128,7 +129,7 @@ func TestKafkaSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parseFlags(env, "serve", []string{"--min-insync-replicas", "2", "order"}, &cfg); err != nil {
+	if _, err := parseFlags(env, "serve", []string{"--min-insync-replicas", "2", "order"}, &cfg, runtimeFlags); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 || cfg.InstanceID != "order-1" {
@@ -168,9 +169,15 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 
 // Client commands say which Eventmart they talk to.
 func TestClientCommandsNameTheirTarget(t *testing.T) {
-	_, stderr, err := runCLIStderr(t, map[string]string{"EVENTMART_TARGET": "http://127.0.0.1:1"}, "audit", "verify")
+	_, stderr, err := runCLIStderr(t, map[string]string{"EVENTMART_TARGET": "http://127.0.0.1:1", "EVENTMART_ADMIN_EMAIL": "a@example.com", "EVENTMART_ADMIN_PASSWORD": "pw"}, "audit", "verify")
 	if err == nil || !strings.Contains(stderr, "target: http://127.0.0.1:1") {
 		t.Errorf("err %v, stderr:\n%s", err, stderr)
+	}
+	// Nothing listens there: the error names the target and how to set it.
+	for _, want := range []string{"no Eventmart answers at http://127.0.0.1:1", "--target", "EVENTMART_TARGET"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v lacks %q", err, want)
+		}
 	}
 }
 
@@ -246,5 +253,38 @@ func TestServeRefusesASagaTimeoutBelowTwiceTheSessionTimeout(t *testing.T) {
 		if err := checkGroupTimeouts(env, config(env.Settings)); err != nil {
 			t.Errorf("%v: %v", ok, err)
 		}
+	}
+}
+
+// Each command's -h names its own usage and flags; eventmart alone is a
+// usage error (exit 2) that prints the commands.
+func TestHelpTexts(t *testing.T) {
+	help := func(args ...string) string {
+		t.Helper()
+		_, stderr, err := runCLIStderr(t, nil, args...)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%v: err %v, want flag.ErrHelp", args, err)
+		}
+		return stderr
+	}
+	if h := help("topics", "-h"); !strings.Contains(h, "Usage: eventmart topics [apply]") || !strings.Contains(h, "without an argument, list") || strings.Contains(h, "instance-id") {
+		t.Errorf("topics -h:\n%s", h)
+	}
+	if help("run", "-h") == help("serve", "-h") {
+		t.Error("run -h and serve -h are the same")
+	}
+	if h := help("dlq", "-h"); !strings.Contains(h, "list|show|redrive|discard") {
+		t.Errorf("dlq -h does not list its subcommands:\n%s", h)
+	}
+	if h := help("replay", "-h"); strings.Contains(h, "(default -1)") || !strings.Contains(h, "unset: from the log start") {
+		t.Errorf("replay -h:\n%s", h)
+	}
+	var stderr bytes.Buffer
+	if code := Main(nil, func(string) string { return "" }, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "Commands:") {
+		t.Errorf("eventmart with no arguments: exit %d, stderr:\n%s", code, stderr.String())
+	}
+	out, err := runCLI(t, nil, "schema", "list")
+	if err != nil || !strings.Contains(out, "eventmart.OrderCreated.v1") {
+		t.Errorf("schema list: %v\n%s", err, out)
 	}
 }

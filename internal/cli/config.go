@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 
@@ -16,8 +15,7 @@ import (
 //
 //	eventmart config [--bus …] [--data …] …
 func configCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart config", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "config")
 	for _, s := range settings.All {
 		if s.Flag != "" {
 			env.Settings.Flag(fs, s)

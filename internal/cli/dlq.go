@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/settings"
@@ -24,11 +28,11 @@ import (
 //	eventmart dlq redrive SERVICE ID|--all
 //	eventmart dlq discard SERVICE ID
 func dlqCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart dlq", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "dlq")
 	clientFlags(fs, env)
 	status := fs.String("status", "dead", "list: dead, redriven, discarded, or all")
 	all := fs.Bool("all", false, "redrive: every dead letter of the service")
+	asJSON := fs.Bool("json", false, "show: print the API's JSON (headers base64-encoded) instead of the decoded letter")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -61,13 +65,21 @@ func dlqCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return w.Flush()
 	case verb == "show" && len(pos) == 3:
-		var d json.RawMessage
-		if err := c.do(ctx, "GET", path+"/"+pos[2], &d); err != nil {
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", path+"/"+pos[2], &raw); err != nil {
 			return err
 		}
-		var out bytes.Buffer
-		json.Indent(&out, d, "", "  ")
-		fmt.Fprintln(env.Stdout, out.String())
+		if *asJSON {
+			var out bytes.Buffer
+			json.Indent(&out, raw, "", "  ")
+			fmt.Fprintln(env.Stdout, out.String())
+			return nil
+		}
+		var d deadletter.DeadLetter
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("dlq show: %w", err)
+		}
+		writeDeadLetter(env.Stdout, &d)
 		return nil
 	case verb == "redrive" && (len(pos) == 3) != *all:
 		p := path + "/redrive"
@@ -90,6 +102,45 @@ func dlqCmd(ctx context.Context, env *Env, args []string) error {
 	return usage
 }
 
+// writeDeadLetter prints d as the console's Dead letters tab shows it:
+// headers as text, the value as indented JSON when it is JSON.
+func writeDeadLetter(w io.Writer, d *deadletter.DeadLetter) {
+	fmt.Fprintf(w, "dead letter %d of %s (%s)\n", d.ID, d.Group, d.Status)
+	fmt.Fprintf(w, "record:    %s / partition %d @ offset %d, key %s\n", d.Topic, d.Partition, d.Offset, d.Key)
+	if d.EventType != "" {
+		fmt.Fprintf(w, "event:     %s %s\n", d.EventType, d.EventID)
+	}
+	permanent := ""
+	if d.Permanent {
+		permanent = ", permanent"
+	}
+	fmt.Fprintf(w, "attempts:  %d%s; first failed %s, dead at %s\n", d.Attempts, permanent, d.FirstFailedAt.Format(time.RFC3339), d.DeadAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "error:     %s\n", d.Error)
+	fmt.Fprintln(w, "headers:")
+	for _, h := range d.Headers {
+		fmt.Fprintf(w, "  %s: %s\n", h.Key, headerText(h.Value))
+	}
+	fmt.Fprintln(w, "value:")
+	switch {
+	case d.ValueBase64 != "":
+		fmt.Fprintf(w, "  (not UTF-8 text; base64) %s\n", d.ValueBase64)
+	case json.Valid([]byte(d.Value)):
+		var out bytes.Buffer
+		json.Indent(&out, []byte(d.Value), "", "  ")
+		fmt.Fprintln(w, out.String())
+	default:
+		fmt.Fprintln(w, d.Value)
+	}
+}
+
+// headerText is a header value as text, or quoted when it is not printable.
+func headerText(v []byte) string {
+	if utf8.Valid(v) && !strings.ContainsFunc(string(v), func(r rune) bool { return r < ' ' }) {
+		return string(v)
+	}
+	return strconv.Quote(string(v))
+}
+
 func oneLine(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > n {
@@ -100,6 +151,7 @@ func oneLine(s string, n int) string {
 
 // adminClient calls the admin API with an admin's token.
 type adminClient struct {
+	target      string // the gateway URL, as the settings name it
 	base, token string
 	http        *http.Client
 }
@@ -117,7 +169,7 @@ func clientFlags(fs *flag.FlagSet, env *Env) {
 func newAdminClient(env *Env, timeout time.Duration) *adminClient {
 	target := strings.TrimRight(env.Settings.String(settings.Target), "/")
 	fmt.Fprintln(env.Stderr, "target:", target)
-	return &adminClient{base: target + "/api/v1", http: &http.Client{Timeout: timeout}}
+	return &adminClient{target: target, base: target + "/api/v1", http: &http.Client{Timeout: timeout}}
 }
 
 // login logs in as the admin account the settings name.
@@ -133,6 +185,15 @@ func (c *adminClient) login(ctx context.Context, env *Env) error {
 	}
 	c.token = tok.Token
 	return nil
+}
+
+// unreachable explains a refused connection to target: which URL was
+// tried and how to point the command elsewhere.
+func unreachable(target string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("no Eventmart answers at %s (connection refused): start one (eventmart run), or point --target or EVENTMART_TARGET at the URL it printed when it started: %w", target, err)
+	}
+	return err
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
@@ -167,7 +228,7 @@ func (c *adminClient) request(ctx context.Context, method, path string, body []b
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(c.target, err)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()

@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -24,8 +23,7 @@ import (
 // It only reads the bus: it creates no log nor data directory. Run again
 // with the same flags, it resumes an interrupted export.
 func exportCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart export", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "export")
 	for _, s := range runtimeFlags {
 		env.Settings.Flag(fs, s)
 	}
@@ -180,8 +178,7 @@ func (a archiveClient) ArchivePage(ctx context.Context, topic string, p int32, f
 //
 //	eventmart import DIR [--dry-run] [--bus …] [--data …]
 func importCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart import", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "import")
 	for _, s := range runtimeFlags {
 		env.Settings.Flag(fs, s)
 	}

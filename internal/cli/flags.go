@@ -2,6 +2,8 @@ package cli
 
 import (
 	"flag"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart/internal/settings"
@@ -38,13 +40,16 @@ func config(v *settings.Values) Config {
 	}
 }
 
-// parseFlags parses args for command name; -h prints the flags. Flags may
+// busFlags are the settings of commands that only open the bus (topics).
+var busFlags = []*settings.Setting{settings.Bus, settings.Data, settings.ReplicationFactor, settings.MinInsyncReplicas}
+
+// parseFlags parses args for command name with the flags of the settings
+// flags (runtimeFlags, busFlags); -h prints the command's usage. Flags may
 // come before or after positional arguments (`topics apply --bus …`); the
 // positional ones are returned.
-func parseFlags(env *Env, name string, args []string, cfg *Config) ([]string, error) {
-	fs := flag.NewFlagSet("eventmart "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	for _, s := range runtimeFlags {
+func parseFlags(env *Env, name string, args []string, cfg *Config, flags []*settings.Setting) ([]string, error) {
+	fs := newFlagSet(env, name)
+	for _, s := range flags {
 		env.Settings.Flag(fs, s)
 	}
 	pos, err := parseInterleaved(fs, args)
@@ -53,6 +58,43 @@ func parseFlags(env *Env, name string, args []string, cfg *Config) ([]string, er
 	}
 	*cfg = config(env.Settings)
 	return pos, nil
+}
+
+// newFlagSet returns the flag set of command name: its -h prints the
+// command's usage line and summary (from commands), then its flags.
+func newFlagSet(env *Env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("eventmart "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		for _, c := range commands() {
+			if c.name == name {
+				fmt.Fprintf(w, "Usage: eventmart %s %s\n\n%s\n", c.name, c.args, wrap(c.summary, 76, ""))
+			}
+		}
+		fmt.Fprintln(w, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// wrap breaks s into lines of at most width characters, each after the
+// first prefixed with indent.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 && n+1+len(w) > width {
+			b.WriteString("\n" + indent)
+			n = len(indent)
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }
 
 // parseInterleaved parses flags anywhere among args and returns the

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,9 +15,8 @@ import (
 // loadCmd drives a running Eventmart with orders and reports throughput and
 // latency.
 func loadCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart load", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	cfg := loadgen.Config{Progress: env.Stderr}
+	fs := newFlagSet(env, "load")
+	cfg := loadgen.Config{Progress: env.Stderr, ProgressTTY: isTerminal(env.Stderr)}
 	clientFlags(fs, env)
 	fs.IntVar(&cfg.Orders, "orders", 1000, "orders to place")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "orders per second to start (0: as fast as --concurrency allows)")
@@ -36,6 +34,10 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	cfg.Target = env.Settings.String(settings.Target)
 	cfg.AdminEmail, cfg.AdminPassword = env.Settings.String(settings.AdminEmail), env.Settings.String(settings.AdminPassword)
 	fmt.Fprintln(env.Stderr, "target:", cfg.Target)
+	if cfg.AdminEmail == "" || cfg.AdminPassword == "" {
+		// The admin seeds the products and their stock: say so before sending anything.
+		return usageError{"load: set --admin-email and --admin-password (or EVENTMART_ADMIN_EMAIL and EVENTMART_ADMIN_PASSWORD): the admin account seeds the products and their stock"}
+	}
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}
 	}
@@ -60,6 +62,7 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	res, err := loadgen.Run(ctx, cfg)
+	err = unreachable(cfg.Target, err)
 	if res != nil {
 		fmt.Fprintln(env.Stdout, res)
 	}

@@ -3,8 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -16,11 +17,18 @@ import (
 // Handlers are idempotent: a replay applies only what the group missed, and
 // running it twice is harmless.
 func replayCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart replay", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "replay")
 	clientFlags(fs, env)
 	topic := fs.String("topic", "", "topic to replay (one the service consumes)")
-	fromOffset := fs.Int64("from-offset", -1, "replay every partition from this offset (default: the log start)")
+	fromOffset := int64(-1)
+	fs.Func("from-offset", "replay every partition from this `offset`; unset: from the log start", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("want an offset, 0 or more")
+		}
+		fromOffset = n
+		return nil
+	})
 	fromTime := fs.String("from-time", "", "or from this time (RFC 3339)")
 	corr := fs.String("correlation-id", "", "only the records of this flow")
 	key := fs.String("key", "", "only the records of this entity (record key)")
@@ -40,8 +48,8 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		return rebuildReadModel(ctx, env, c, pos[0])
 	}
 	req := map[string]any{"topic": *topic, "correlationId": *corr, "key": *key}
-	if *fromOffset >= 0 {
-		req["fromOffset"] = *fromOffset
+	if fromOffset >= 0 {
+		req["fromOffset"] = fromOffset
 	}
 	if *fromTime != "" {
 		t, err := time.Parse(time.RFC3339, *fromTime)
@@ -66,7 +74,7 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		Read, Redelivered, FromArchive int64
 		Partition                      int32
 		Partitions                     int
-		Done                           bool
+		PartitionDone, Done            bool
 		Error                          *struct{ Code, Message string }
 	}
 	dec := json.NewDecoder(resp.Body)
@@ -79,8 +87,12 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("replay: %s: %s (%d records re-delivered before it failed)", line.Error.Code, line.Error.Message, line.Redelivered)
 		}
 		if !line.Done {
-			fmt.Fprintf(env.Stderr, "  partition %d/%d: %d read (%d from the archive), %d re-delivered\n",
-				line.Partition+1, line.Partitions, line.Read, line.FromArchive, line.Redelivered)
+			state := "reading"
+			if line.PartitionDone {
+				state = "done"
+			}
+			fmt.Fprintf(env.Stderr, "  partition %d (%d of %d) %s; so far %d read (%d from the archive), %d re-delivered\n",
+				line.Partition, line.Partition+1, line.Partitions, state, line.Read, line.FromArchive, line.Redelivered)
 		}
 	}
 	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read (%d from the audit archive), %d re-delivered (already-processed events were skipped by its handlers)\n",

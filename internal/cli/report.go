@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -16,8 +15,7 @@ import (
 //
 // from exported files (--in) or else from the log. It only reads.
 func reportCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart report", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "report")
 	for _, s := range runtimeFlags {
 		env.Settings.Flag(fs, s)
 	}

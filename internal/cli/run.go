@@ -27,7 +27,7 @@ import (
 // configured bus (the embedded log by default) until SIGINT or SIGTERM.
 func runCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	pos, err := parseFlags(env, "run", args, &cfg)
+	pos, err := parseFlags(env, "run", args, &cfg, runtimeFlags)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 // services not named are reached at EVENTMART_SERVICE_URLS.
 func serveCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	names, err := parseFlags(env, "serve", args, &cfg)
+	names, err := parseFlags(env, "serve", args, &cfg, runtimeFlags)
 	if err != nil {
 		return err
 	}
@@ -96,16 +96,33 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	if err != nil {
 		return err
 	}
+	names := []string{}
+	for _, d := range defs {
+		names = append(names, d.Name)
+	}
+	locks, err := dataLocks(cfg, names)
+	if err != nil {
+		return err
+	}
+	defer releaseAll(locks)
+	// Listen before starting anything, so that an address in use fails at
+	// once and says which setting moves it.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w; pass another --addr (EVENTMART_ADDR)", cfg.Addr, err)
+	}
+	defer ln.Close() // after a clean shutdown, already closed by srv.Shutdown
+	for _, l := range locks {
+		if err := l.note(ln.Addr().String()); err != nil {
+			return err
+		}
+	}
 	metrics := obs.New(nil)
 	b, err := openBus(ctx, cfg, metrics.Registry)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	names := []string{}
-	for _, d := range defs {
-		names = append(names, d.Name)
-	}
 	tracer, shutdownTracing, err := obs.SetupOTLP(ctx, env.Getenv, processName(names))
 	if err != nil {
 		return usageError{err.Error()}
@@ -144,11 +161,6 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	a, err := app.Start(ctx, acfg)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		a.Close()
-		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(a.EndStreams) // open console streams would hold the shutdown up

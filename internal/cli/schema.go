@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
@@ -22,6 +22,7 @@ import (
 
 // schemaCmd manages the event schemas:
 //
+//	eventmart schema list
 //	eventmart schema gen [--dir event/schemas]
 //	eventmart schema check [--registry URL | --against git:REV] [--compatibility LEVEL]
 //	eventmart schema register [--registry URL] [--compatibility LEVEL]
@@ -32,8 +33,7 @@ import (
 // data directory. check exits 1 on an incompatible change, printing the
 // event, the field and the rule.
 func schemaCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart schema", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "schema")
 	dir := fs.String("dir", "event/schemas", "gen: directory to write the schemas to")
 	for _, s := range []*settings.Setting{settings.Registry, settings.Data, settings.AdminEmail, settings.AdminPassword} {
 		env.Settings.Flag(fs, s)
@@ -45,7 +45,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"schema: want gen, check or register"}
+		return usageError{"schema: want list, gen, check or register"}
 	}
 	mode := registry.DefaultMode
 	if *compat != "" {
@@ -54,6 +54,17 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	switch pos[0] {
+	case "list":
+		entries, err := registry.Catalog()
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "SUBJECT\tEVENT\tVERSION")
+		for _, e := range entries {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", e.Subject, e.Type, e.Version)
+		}
+		return w.Flush()
 	case "gen":
 		changed, err := schemagen.Write(*dir)
 		if err != nil {
@@ -121,7 +132,7 @@ func schemaCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return nil
 	}
-	return usageError{fmt.Sprintf("schema: unknown subcommand %q (want gen, check or register)", pos[0])}
+	return usageError{fmt.Sprintf("schema: unknown subcommand %q (want list, gen, check or register)", pos[0])}
 }
 
 // report prints the findings and fails if any is incompatible.
@@ -168,7 +179,7 @@ func schemaClient(ctx context.Context, env *Env, write, admin bool) (*sr.Client,
 	}
 	token := ""
 	if base, ok := strings.CutSuffix(strings.TrimRight(url, "/"), "/registry"); ok && (write || admin) {
-		c := &adminClient{base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
+		c := &adminClient{target: base, base: base + "/api/v1", http: &http.Client{Timeout: 30 * time.Second}}
 		if err := c.login(ctx, env); err != nil {
 			return nil, "", err
 		}

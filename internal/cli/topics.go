@@ -22,7 +22,7 @@ func adrTopics() []bus.TopicConfig {
 
 func topicsCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
-	pos, err := parseFlags(env, "topics", args, &cfg)
+	pos, err := parseFlags(env, "topics", args, &cfg, busFlags)
 	if err != nil {
 		return err
 	}

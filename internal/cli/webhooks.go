@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -22,8 +21,7 @@ import (
 //	eventmart webhooks deliveries ID [--status pending|delivered|failed]
 //	eventmart webhooks replay ID --delivery DID | --from T --to T
 func webhooksCmd(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("eventmart webhooks", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "webhooks")
 	clientFlags(fs, env)
 	types := fs.String("types", "", "create: comma-separated event types; empty: every type")
 	description := fs.String("description", "", "create: what the endpoint is")

@@ -39,3 +39,16 @@ func Assets() http.Handler {
 		files.ServeHTTP(w, r)
 	})
 }
+
+// Favicon serves GET /favicon.ico, which browsers ask for on any page of
+// the origin: the console's icon (SVG).
+func Favicon(w http.ResponseWriter, r *http.Request) {
+	b, err := web.ReadFile("web/favicon.svg")
+	if err != nil {
+		httpx.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	w.Write(b)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Consumer is what a service's consumer group subscribes to, as the process
@@ -58,6 +59,15 @@ type Console struct {
 	// StreamBuffer is how many events a stream holds for a slow client
 	// before it drops (and reports) the newest; default 256.
 	StreamBuffer int
+	// Metrics is this process's metrics registry, which the chart samples
+	// read handler durations and dead letters from; nil: none.
+	Metrics prometheus.Gatherer
+	// SampleEvery is how often RunSampler takes a chart sample (default
+	// DefaultSampleEvery); SampleHistory how many it keeps (default
+	// DefaultSampleHistory).
+	SampleEvery   time.Duration
+	SampleHistory int
+	samples       sampler
 
 	once sync.Once
 	done chan struct{}
@@ -74,6 +84,12 @@ func (c *Console) init() {
 		}
 		if c.StreamBuffer <= 0 {
 			c.StreamBuffer = 256
+		}
+		if c.SampleEvery <= 0 {
+			c.SampleEvery = DefaultSampleEvery
+		}
+		if c.SampleHistory <= 0 {
+			c.SampleHistory = DefaultSampleHistory
 		}
 		if c.Log == nil {
 			c.Log = slog.Default()
@@ -112,4 +128,11 @@ func businessTopics() []string {
 		out = append(out, string(t))
 	}
 	return out
+}
+
+// watchedTopics are the topics the stream and the topology read: the
+// business topics and audit-events (logins, denials, admin actions), so
+// that the audit service's subscriptions have a topic to come from.
+func watchedTopics() []string {
+	return append(businessTopics(), string(event.TopicAudit))
 }

@@ -43,8 +43,14 @@ type streamFilter struct {
 	since         time.Duration // 0: from the latest offsets
 }
 
+// auditRecorded is left out of a stream not filtered by type: the audit
+// service publishes one for every event it records, which would double
+// every row. Asked for by type, it is shown.
+var auditRecorded = string((&event.AuditRecorded{}).EventType())
+
 func (f streamFilter) match(m *bus.Message) bool {
-	if f.types != nil && !f.types[m.Header(eventmsg.HeaderEventType)] {
+	typ := m.Header(eventmsg.HeaderEventType)
+	if f.types != nil && !f.types[typ] || f.types == nil && typ == auditRecorded {
 		return false
 	}
 	return f.correlationID == "" || m.Header(eventmsg.HeaderCorrelationID) == f.correlationID
@@ -65,11 +71,11 @@ func parseStreamFilter(r *http.Request) (streamFilter, error) {
 		}
 	}
 	f := streamFilter{correlationID: strings.TrimSpace(q.Get("correlationId"))}
-	all := businessTopics()
+	all := watchedTopics()
 	topics := map[string]bool{}
 	for _, t := range splitList(q.Get("topic")) {
 		if !slices.Contains(all, t) {
-			return f, eventmart.Errorf(eventmart.EINVALID, "topic: %q is not a business topic (%s)", t, strings.Join(all, ", "))
+			return f, eventmart.Errorf(eventmart.EINVALID, "topic: %q is not a topic the console watches (%s)", t, strings.Join(all, ", "))
 		}
 		topics[t] = true
 	}
@@ -78,7 +84,7 @@ func parseStreamFilter(r *http.Request) (streamFilter, error) {
 		byType := map[string]bool{}
 		for _, t := range types {
 			spec, ok := event.Lookup(event.Type(t))
-			if !ok || spec.Topic == event.TopicAudit {
+			if !ok {
 				return f, eventmart.Errorf(eventmart.EINVALID, "type: unknown event type %q", t)
 			}
 			f.types[t] = true
@@ -280,6 +286,21 @@ func (c *Console) tail(ctx context.Context, f streamFilter, pos map[partKey]int6
 // tailOnce reads what is new on every partition once; read tells whether
 // any record was read.
 func (c *Console) tailOnce(ctx context.Context, f streamFilter, pos map[partKey]int64, events chan<- StreamEvent, dropped *atomic.Int64) (read bool, err error) {
+	// What this round read that matches is sent at its end (also when a
+	// read fails midway: those records' positions have moved on), in time
+	// order across topics and partitions, so that one flow reads top-down
+	// (within a partition, offset order is time order already).
+	var round []*bus.Message
+	defer func() {
+		slices.SortStableFunc(round, func(a, b *bus.Message) int { return a.Timestamp.Compare(b.Timestamp) })
+		for _, m := range round {
+			select {
+			case events <- toStreamEvent(m):
+			default:
+				dropped.Add(1)
+			}
+		}
+	}()
 	for _, t := range f.topics {
 		offs, err := c.Bus.Offsets(ctx, t)
 		if err != nil {
@@ -303,13 +324,8 @@ func (c *Console) tailOnce(ctx context.Context, f streamFilter, pos map[partKey]
 			for _, m := range msgs {
 				from = m.Offset + 1
 				read = true
-				if !f.match(m) {
-					continue
-				}
-				select {
-				case events <- toStreamEvent(m):
-				default:
-					dropped.Add(1)
+				if f.match(m) {
+					round = append(round, m)
 				}
 			}
 			pos[k] = from

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,5 +222,62 @@ func TestTopicsShowLag(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A round of the stream is sent in time order across topics (not topic by
+// topic), audit-events included, without the audit service's AuditRecorded
+// copies unless asked for by type.
+func TestTailSendsInTimeOrderWithAuditEvents(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"), embedded.Clock(func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Second) // every publish a second after the last
+		return now
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	var topics []bus.TopicConfig
+	for _, ts := range event.Topics {
+		topics = append(topics, bus.TopicConfig{Name: string(ts.Name), Partitions: ts.Partitions, Retention: ts.Retention})
+	}
+	if _, err := b.EnsureTopics(context.Background(), topics); err != nil {
+		t.Fatal(err)
+	}
+	c := &Console{Bus: b}
+	c.init()
+	f, err := parseStreamFilter(httptest.NewRequest("GET", "/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := c.startOffsets(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := event.NewID()
+	// order-events, then user-events (listed first among the topics), then
+	// audit-events, then order-events again.
+	publish(t, b, event.Origin{}, &event.OrderCancelled{OrderID: order, UserID: "u1", ReasonCode: "timeout", Reason: "r"})
+	publish(t, b, event.Origin{}, &event.UserDeactivated{UserID: "u1"})
+	publish(t, b, event.Origin{}, &event.LoginFailed{Email: "x@example.com", Reason: "bad password"})
+	publish(t, b, event.Origin{}, &event.AuditRecorded{Seq: 1, EventID: event.NewID(), Type: "LoginFailed", Topic: "audit-events", Key: "x@example.com", Envelope: json.RawMessage(`{}`)})
+	publish(t, b, event.Origin{}, &event.OrderCancelled{OrderID: event.NewID(), UserID: "u2", ReasonCode: "timeout", Reason: "r"})
+	events := make(chan StreamEvent, 10)
+	var dropped atomic.Int64
+	if _, err := c.tailOnce(context.Background(), f, pos, events, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	close(events)
+	var got []string
+	for ev := range events {
+		got = append(got, ev.EventType)
+	}
+	want := []string{"OrderCancelled", "UserDeactivated", "LoginFailed", "OrderCancelled"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("stream sent %v, want %v", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -99,7 +100,7 @@ type record struct {
 func (c *Console) topology(ctx context.Context, window time.Duration) (*Topology, error) {
 	to := c.Now()
 	from := to.Add(-window)
-	topo := &Topology{Window: window.String(), From: from.UTC(), To: to.UTC(), Topics: businessTopics(),
+	topo := &Topology{Window: durationText(window), From: from.UTC(), To: to.UTC(), Topics: watchedTopics(),
 		Services: []string{}, Publishes: []Publish{}, Consumes: []Consume{}, Warnings: []string{}}
 	var recs []record
 	for _, t := range topo.Topics {
@@ -203,4 +204,16 @@ func (c *Console) topology(ctx context.Context, window time.Duration) (*Topology
 	}
 	slices.Sort(topo.Services)
 	return topo, nil
+}
+
+// durationText writes d as people do: 5m, 1h, 1h30m, 90s (not 5m0s).
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

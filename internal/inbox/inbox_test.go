@@ -132,6 +132,35 @@ func TestPoisonRecordIsDeadLetteredAndTheBatchGoesOn(t *testing.T) {
 	}
 }
 
+// MaxAttempts counts every attempt: with EVENTMART_RETRY_ATTEMPTS=2 a
+// failing record is dead after its second attempt, in place, not after the
+// three in-place attempts and a delayed one.
+func TestMaxAttemptsBelowInPlaceRetries(t *testing.T) {
+	f := newFixture(t)
+	f.c.MaxAttempts = 2
+	ctx := context.Background()
+	flaky, ok := f.msg("p-flaky"), f.msg("p-ok")
+	f.fail["p-flaky"] = errors.New("warehouse API timeout")
+	batch := []*bus.Message{flaky, ok}
+	if err := f.c.Handle(ctx, batch); err == nil {
+		t.Fatal("attempt 1 succeeded, want the batch redelivered")
+	}
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatalf("attempt 2 = %v, want the record dead-lettered and the batch applied", err)
+	}
+	if f.effects("p-ok") != 1 {
+		t.Fatal("the rest of the batch was not applied")
+	}
+	dl, _ := f.c.DeadLetters().List(ctx, "", 10, 0)
+	if len(dl) != 1 || dl[0].Attempts != 2 || dl[0].Permanent {
+		t.Fatalf("dead letters %+v, want one after 2 attempts", dl)
+	}
+	f.advance(time.Hour)
+	if n, err := f.c.RetryDue(ctx); err != nil || n != 0 {
+		t.Fatalf("%d delayed retries (%v), want none: nothing was parked", n, err)
+	}
+}
+
 func TestTransientFailureRetriesInPlaceThenParksThenDeadLetters(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

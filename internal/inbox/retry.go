@@ -122,8 +122,17 @@ func (c *Consumer) retry(ctx context.Context, tx *sqldb.Tx, m *bus.Message, herr
 	key := recordKey(m)
 	f := c.tally(key)
 	t.failed = append(t.failed, failedRecord{key, m, f.first})
-	if f.n < int64(c.inPlace()) {
+	if f.n < int64(c.inPlace()) && f.n < c.maxAttempts() {
 		return "", herr // the bus redelivers the batch after its backoff
+	}
+	if f.n >= c.maxAttempts() {
+		// MaxAttempts counts every attempt, in place ones too: with fewer
+		// than InPlaceRetries, the record is dead before any delayed retry.
+		if err := c.deadLetter(ctx, tx, m, herr, f.n, f.first); err != nil {
+			return "", err
+		}
+		t.parked = append(t.parked, key) // its tally ends with the transaction, as a parked one's
+		return obs.OutcomeDeadLettered, nil
 	}
 	if err := c.park(ctx, tx, m, herr, f.n, f.first); err != nil {
 		return "", err

@@ -36,6 +36,7 @@ type Config struct {
 	AdminEmail    string
 	AdminPassword string
 	Progress      io.Writer // progress bar; nil for none
+	ProgressTTY   bool      // Progress is a terminal: redraw the bar in place (else a line every 10s)
 	// OnAccepted, if set, is called (from several goroutines) with the id
 	// of every order the API accepted with 202.
 	OnAccepted func(orderID string)
@@ -194,6 +195,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2, MaxConnsPerHost: 0},
 	}}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "seeding %d products and %d customers (reused from earlier runs when there)…\n", cfg.Products, cfg.Customers)
+	}
 	tokens, products, err := seed(ctx, c, cfg)
 	if err != nil {
 		return nil, err
@@ -213,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	stopProgress := progress(cfg.Progress, cfg.Orders, &done)
+	stopProgress := progress(cfg.Progress, cfg.ProgressTTY, cfg.Orders, &done)
 	start := time.Now()
 	for i := 0; i < cfg.Orders; i++ {
 		if interval > 0 {
@@ -385,20 +389,34 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
+// seedSKU prefixes the SKUs of the products load runs order: LOAD-0, LOAD-1…
+const seedSKU = "LOAD-"
+
 // seed logs the admin in, creates products with ample stock and registers
-// customers, returning the customer tokens and product ids.
+// customers, returning the customer tokens and product ids. Products and
+// customers are the same every run (SKUs LOAD-i, emails load-i@example.com):
+// a run reuses those an earlier one left and creates only the missing ones,
+// so repeated runs do not fill the catalog.
 func seed(ctx context.Context, c *client, cfg Config) ([]string, []string, error) {
 	var tok struct{ Token string }
 	if err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": cfg.AdminEmail, "password": cfg.AdminPassword}, 200, &tok); err != nil {
 		return nil, nil, fmt.Errorf("loadgen: admin login (set EVENTMART_ADMIN_EMAIL/PASSWORD on both sides): %w", err)
 	}
 	admin := tok.Token
-	run := time.Now().UnixNano()
 	stockEach := int64(cfg.Orders) + 1000
+	have, err := seededProducts(ctx, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loadgen: seed products: %w", err)
+	}
 	var products []string
 	for i := 0; i < cfg.Products; i++ {
+		sku := fmt.Sprintf("%s%d", seedSKU, i)
+		if id, ok := have[sku]; ok {
+			products = append(products, id)
+			continue
+		}
 		var p struct{ ID string }
-		if err := c.do(ctx, "POST", "/api/v1/products", admin, map[string]any{"sku": fmt.Sprintf("LOAD-%d-%d", run, i), "name": fmt.Sprintf("Load product %d", i), "priceCents": 100 + i, "currency": "EUR"}, 201, &p); err != nil {
+		if err := c.do(ctx, "POST", "/api/v1/products", admin, map[string]any{"sku": sku, "name": fmt.Sprintf("Load product %d", i), "priceCents": 100 + i, "currency": "EUR"}, 201, &p); err != nil {
 			return nil, nil, fmt.Errorf("loadgen: seed products: %w", err)
 		}
 		products = append(products, p.ID)
@@ -417,9 +435,12 @@ func seed(ctx context.Context, c *client, cfg Config) ([]string, []string, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			email := fmt.Sprintf("load-%d-%d@example.com", run, i)
+			// The same customers every run: one registered by an earlier
+			// run (409) logs in with the password it was given.
+			email := fmt.Sprintf("load-%d@example.com", i)
 			body := map[string]string{"email": email, "password": "load test password", "name": fmt.Sprintf("Customer %d", i)}
-			if errs[i] = c.do(ctx, "POST", "/api/v1/users", "", body, 201, nil); errs[i] != nil {
+			var se *statusError
+			if errs[i] = c.do(ctx, "POST", "/api/v1/users", "", body, 201, nil); errs[i] != nil && !(errors.As(errs[i], &se) && se.code == http.StatusConflict) {
 				return
 			}
 			var t struct{ Token string }
@@ -449,6 +470,26 @@ func seed(ctx context.Context, c *client, cfg Config) ([]string, []string, error
 	return tokens, products, nil
 }
 
+// seededProducts returns the active products of earlier runs by SKU,
+// reading the catalog a page at a time.
+func seededProducts(ctx context.Context, c *client) (map[string]string, error) {
+	out := map[string]string{}
+	for offset := 0; ; offset += 500 {
+		var page struct{ Products []struct{ ID, SKU string } }
+		if err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/products?limit=500&offset=%d", offset), "", nil, 200, &page); err != nil {
+			return nil, err
+		}
+		for _, p := range page.Products {
+			if strings.HasPrefix(p.SKU, seedSKU) {
+				out[p.SKU] = p.ID
+			}
+		}
+		if len(page.Products) < 500 {
+			return out, nil
+		}
+	}
+}
+
 // retry calls fn until it succeeds or 30 seconds pass: seeding waits for
 // events to propagate between services.
 func retry(ctx context.Context, fn func() error) error {
@@ -466,24 +507,34 @@ func retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-// progress draws a progress bar every 200ms until stopped.
-func progress(w io.Writer, total int, done *atomic.Int64) func() {
+// progress draws a progress bar every 200ms until stopped, on a terminal
+// (tty) redrawn in place; otherwise (a log, a file) a line every 10s and
+// at the end, without carriage returns.
+func progress(w io.Writer, tty bool, total int, done *atomic.Int64) func() {
 	if w == nil {
 		return func() {}
 	}
 	stop := make(chan struct{})
 	finished := make(chan struct{})
 	start := time.Now()
+	every := 10 * time.Second
+	if tty {
+		every = 200 * time.Millisecond
+	}
 	draw := func() {
 		n := done.Load()
+		rate := float64(n) / time.Since(start).Seconds()
+		if !tty {
+			fmt.Fprintf(w, "%d/%d orders  %.0f/s\n", n, total, rate)
+			return
+		}
 		const width = 30
 		filled := int(float64(width) * float64(n) / float64(total))
-		rate := float64(n) / time.Since(start).Seconds()
 		fmt.Fprintf(w, "\r[%s%s] %d/%d orders  %.0f/s ", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), n, total, rate)
 	}
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -491,7 +542,9 @@ func progress(w io.Writer, total int, done *atomic.Int64) func() {
 				draw()
 			case <-stop:
 				draw()
-				fmt.Fprintln(w)
+				if tty {
+					fmt.Fprintln(w)
+				}
 				return
 			}
 		}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -8,6 +9,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/eventmart/eventmart/catalog"
+	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/inventory"
+	"github.com/eventmart/eventmart/order"
+	"github.com/eventmart/eventmart/payment"
+	"github.com/eventmart/eventmart/shipping"
+	"github.com/eventmart/eventmart/user"
 )
 
 // An answer that leaves the outcome open is retried with the same
@@ -52,5 +62,39 @@ func TestPlaceRetriesWithTheSameIdempotencyKey(t *testing.T) {
 	}
 	if got := failureReason(err, false); !strings.HasPrefix(got, "POST 409") {
 		t.Fatalf("failure reason %q", got)
+	}
+}
+
+// Two load runs against the real services leave the catalog as the first
+// left it: the second reuses the seed products and customers.
+func TestRunsReuseTheirSeed(t *testing.T) {
+	settings := map[string]string{"EVENTMART_ADMIN_EMAIL": "admin@example.com", "EVENTMART_ADMIN_PASSWORD": "admin passphrase"}
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), order.Def(), payment.Def(), shipping.Def()},
+		apptest.Settings(settings))
+	var progress bytes.Buffer
+	cfg := Config{Target: h.Server.URL, Orders: 4, Concurrency: 2, Customers: 2, Products: 3,
+		AdminEmail: settings["EVENTMART_ADMIN_EMAIL"], AdminPassword: settings["EVENTMART_ADMIN_PASSWORD"], Progress: &progress}
+	count := func() int {
+		var page struct{ Products []struct{ SKU string } }
+		h.JSON("GET", "/api/v1/products?limit=500", "", nil, 200, &page)
+		return len(page.Products)
+	}
+	for run := 1; run <= 2; run++ {
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if res.Shipped != cfg.Orders {
+			t.Fatalf("run %d: %s", run, res)
+		}
+		if n := count(); n != cfg.Products {
+			t.Errorf("after run %d: %d products, want %d", run, n, cfg.Products)
+		}
+	}
+	if strings.Contains(progress.String(), "\r") {
+		t.Errorf("progress to a non-terminal has carriage returns: %q", progress.String())
+	}
+	if !strings.HasPrefix(progress.String(), "seeding 3 products and 2 customers") {
+		t.Errorf("progress does not start by saying what it seeds: %q", progress.String())
 	}
 }

@@ -28,3 +28,13 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 func (l logHandler) WithAttrs(as []slog.Attr) slog.Handler { return logHandler{l.h.WithAttrs(as)} }
 
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.h.WithGroup(name)} }
+
+// ReplaceAttr writes durations as text ("100ms", "2m0s") rather than
+// slog's JSON default of integer nanoseconds: log lines are read by people
+// (slog.HandlerOptions.ReplaceAttr).
+func ReplaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -77,5 +78,19 @@ func TestHTTPMetricsByRoutePattern(t *testing.T) {
 	}
 	if len(s.LabelValues("eventmart_http_requests_total", "route")) != 2 {
 		t.Errorf("routes %v", s.LabelValues("eventmart_http_requests_total", "route"))
+	}
+}
+
+// Durations are logged as text, not integer nanoseconds.
+func TestReplaceAttrWritesDurationsAsText(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: ReplaceAttr}))
+	log.Info("parked", "retry_in", 100*time.Millisecond, "attempts", 3)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["retry_in"] != "100ms" || line["attempts"] != float64(3) {
+		t.Errorf("logged %s", buf.String())
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // ServeOrderRecords answers GET …?orderId=&limit=&offset= for records kept
 // one per order and owned by the order's customer (payments, shipments),
-// with {key: [records]}. With orderId it lists that order's records — a
+// with {key: [records], limit, offset, next} as the other lists. With orderId it lists that order's records — a
 // customer only its own (another customer's order lists nothing), an admin
 // whoever's (auth.Identity.ListOwner); without orderId, the caller's own.
 // list reads one page of them, newest first; its userID "" means any
@@ -43,5 +43,5 @@ func ServeOrderRecords[T any](w http.ResponseWriter, r *http.Request, key string
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{key: records})
+	httpx.JSON(w, http.StatusOK, map[string]any{key: records, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(records), limit, offset)})
 }

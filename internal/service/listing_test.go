@@ -61,9 +61,13 @@ func TestServeOrderRecords(t *testing.T) {
 			if c.status != http.StatusOK {
 				return
 			}
-			var body map[string][]string
-			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || len(body) != 1 || len(body["things"]) != 2 {
-				t.Fatalf("body %s (%v), want {\"things\": [r1, r2]}", w.Body, err)
+			var body struct {
+				Things        []string
+				Limit, Offset *int
+				Next          *string
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || len(body.Things) != 2 || body.Limit == nil || body.Offset == nil || body.Next != nil {
+				t.Fatalf("body %s (%v), want {\"things\": [r1, r2], limit, offset, next: null}", w.Body, err)
 			}
 		})
 	}

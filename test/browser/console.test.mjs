@@ -15,7 +15,10 @@
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
-// Screenshots go to test/browser/screenshots/ (gitignored).
+// It also reads the Charts and the Messages tabs, follows a stuck saga to its
+// dead letter, and shoots every tab again at a phone's 390px width (the page
+// must not scroll sideways). Screenshots go to test/browser/screenshots/
+// (gitignored).
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -149,6 +152,11 @@ async function main() {
       if (!req.url().includes('/admin/stream')) problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`);
     });
     page.on('request', (req) => { if (!req.url().startsWith(base)) problems.push('request outside the gateway: ' + req.url()); });
+    page.on('response', (resp) => { if (resp.status() === 404) problems.push('404: ' + resp.url()); });
+    // Redrive and discard ask for a confirmation: accept it, and keep what it said.
+    const dialogs = [];
+    page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+    await page.setViewportSize({ width: 1280, height: 900 });
     const shot = async (name) => {
       const path = join(SHOTS, name + '.png');
       await page.screenshot({ path, fullPage: true });
@@ -207,7 +215,32 @@ async function main() {
     await page.locator('#topology-diagram svg .edge.pub').first().waitFor();
     const topoText = await page.locator('#topology-pub').innerText();
     assert.match(topoText, /order\s+OrderCreated\s+order-events/);
+    // Every topic has a node (audit-events too, where the audit service's
+    // subscriptions start); rates sit on their edges, over the lines.
+    await page.locator('#topology-diagram svg .node.topic.audit').waitFor();
+    assert.ok(await page.locator('#topology-diagram svg .labels .edge-tag').count() > 0, 'edge labels drawn');
     await shot('3-topology');
+
+    // Charts over the process's sample history (a sample every 10s).
+    await page.click('#tabs a[data-tab=charts]');
+    await until('a chart sample', async () => {
+      await page.click('#charts-form button[type=submit]');
+      return /^[1-9]\d* samples/.test(await page.locator('#charts-status').innerText());
+    }, 40000);
+    await page.locator('#legend-events .k', { hasText: 'order-events' }).waitFor();
+    await shot('3b-charts');
+
+    // The message browser: the order's records by key, an envelope, its flow.
+    await page.click('#tabs a[data-tab=messages]');
+    await page.locator('#messages-form [name=topic] option[value="order-events"]').waitFor({ state: 'attached' });
+    await page.selectOption('#messages-form [name=topic]', 'order-events');
+    await page.fill('#messages-form [name=key]', first.order);
+    await page.click('#messages-form button[type=submit]');
+    await page.locator('#messages-rows tr', { hasText: 'OrderCreated' }).first().click();
+    await page.locator('#messages-inspect', { hasText: first.order }).waitFor();
+    await shot('3c-messages');
+    await page.locator('#messages-rows tr', { hasText: 'OrderCreated' }).first().locator('a').click();
+    await page.locator('#flow-order', { hasText: 'SHIPPED' }).waitFor();
 
     await page.click('#tabs a[data-tab=topics]');
     await page.locator('#topics-rows tr[data-topic="order-events"] .group-name', { hasText: 'payment-service' }).waitFor();
@@ -313,6 +346,9 @@ async function main() {
     await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).waitFor();
     assert.equal(await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).locator('a.history-link').getAttribute('href'), '#history=order:' + second.order);
     await shot('6-sagas-stuck');
+    // The stuck saga links to its dead letter.
+    await page.locator('#sagas-rows tr.stuck', { hasText: second.order }).getByRole('link', { name: 'dead letters' }).click();
+    await page.locator('#dlq-status', { hasText: `1 dead letter(s) of flow ${second.correlation}` }).waitFor();
 
     // Heal shipping and redrive the dead letter with the button.
     await app.stop();
@@ -321,11 +357,13 @@ async function main() {
     await page.click('#tabs a[data-tab=dlq]');
     const row = page.locator('#dlq-rows tr[data-status=dead]', { hasText: second.correlation });
     await row.waitFor();
+    await page.locator('#dlq-total', { hasText: 'across services: shipping 1' }).waitFor();
     await row.getByRole('button', { name: 'Inspect' }).click();
     await page.locator('#dlq-inspect', { hasText: 'PaymentProcessed' }).waitFor();
     await shot('7-dead-letter-inspect');
     await row.getByRole('button', { name: 'Redrive' }).click();
     await page.locator('#dlq-status', { hasText: 'Redriven letter' }).waitFor();
+    assert.ok(dialogs.some((m) => m.startsWith('Redrive letter')), `a confirmation before the redrive: ${dialogs}`);
     await until('the redriven order to ship', async () => (await orderStatus(base, token, second.order)) === 'SHIPPED');
     log('redriven; the second order SHIPPED');
     await page.goto(`${base}/console/#flow=${second.correlation}`);
@@ -334,6 +372,17 @@ async function main() {
     await page.locator('#flow-diagram .note.failure', { hasText: 'redriven' }).waitFor();
     await page.locator('#flow-diagram g.row.done', { hasText: 'OrderShipped' }).waitFor();
     await shot('8-sequence-redriven');
+
+    // At a phone's 390px the page does not scroll sideways: wide tables
+    // scroll inside their box.
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const tab of ['stream', 'charts', 'messages', 'topology', 'topics', 'sagas', 'dlq']) {
+      await page.goto(`${base}/console/#${tab}`);
+      await page.locator('#view-' + tab).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `#${tab} at 390px scrolls the page sideways by ${overflow}px`);
+      await shot('390-' + tab);
+    }
 
     assert.deepEqual(problems, [], 'no page errors, no failed requests, nothing loaded from outside the gateway');
     log(`passed; screenshots in ${SHOTS}`);

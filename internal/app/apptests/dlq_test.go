@@ -3,7 +3,9 @@ package apptests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -179,5 +181,40 @@ func TestBadFailEventsStopsTheStart(t *testing.T) {
 		if !strings.Contains(err.Error(), "EVENTMART_FAIL_EVENTS") || !strings.Contains(err.Error(), bad) {
 			t.Errorf("%q: %v, want the setting and its value named", bad, err)
 		}
+	}
+}
+
+// lockedBuffer is a log destination safe for the services' goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Failure injection says so in the log when the services start.
+func TestFailureInjectionIsLogged(t *testing.T) {
+	var logs lockedBuffer
+	apptest.Start(t, []service.Def{catalog.Def()},
+		apptest.Settings(map[string]string{"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted"}),
+		func(c *app.Config) { c.Log = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	var line struct{ Level, Msg, Handlers string }
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "failure injection") {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if line.Level != "WARN" || line.Handlers != "catalog:InventoryAdjusted" {
+		t.Errorf("no warning naming the injected failures; log:\n%s", logs.String())
 	}
 }

@@ -82,6 +82,15 @@ func TestReplayBeyondRetentionReadsTheAuditArchive(t *testing.T) {
 	if !last.Done || last.FromArchive != 1 || last.Read != 1 || last.Redelivered != 1 || last.Partitions != int(offs[len(offs)-1].Partition+1) {
 		t.Fatalf("replay progress %+v, want done with the one archived record re-delivered", lines)
 	}
+	partitionsDone := map[int32]bool{}
+	for _, l := range lines {
+		if l.PartitionDone {
+			partitionsDone[l.Partition] = true
+		}
+	}
+	if len(partitionsDone) != last.Partitions {
+		t.Errorf("progress reported %d partitions done, want one line for each of %d: %+v", len(partitionsDone), last.Partitions, lines)
+	}
 	h.JSON("GET", "/api/v1/products/"+p.ID, "", nil, 200, &p)
 	if p.Availability.Available != 7 {
 		t.Fatalf("availability %d after replaying the archive, want 7", p.Availability.Available)

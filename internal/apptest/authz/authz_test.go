@@ -294,6 +294,12 @@ func rules(f *fixture) []rule {
 		}},
 		{"GET /api/v1/admin/topics", adminOnly(nil)},
 		{"GET /api/v1/admin/topology", adminOnly(nil)},
+		{"GET /api/v1/admin/messages", func(*fixture) []call {
+			return []call{{query: func(*fixture) string { return "topic=order-events" },
+				want: [nActors]check{unauthorized, forbidden, forbidden, success}}}
+		}},
+		{"GET /api/v1/admin/samples", adminOnly(nil)},
+		{"GET /favicon.ico", public(nil)},
 		{"GET /api/v1/admin/consumers/{service}", adminOnly(nil)},
 		{"GET /api/v1/admin/sagas", adminOnly(nil)},
 

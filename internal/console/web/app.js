@@ -3,6 +3,8 @@ import { api, login, session, setAuthErrorHandler } from './api.js';
 import { $ } from './util.js';
 import * as streamView from './stream.js';
 import * as flowView from './flow.js';
+import * as chartsView from './charts.js';
+import * as messagesView from './messages.js';
 import * as topologyView from './topology.js';
 import * as topicsView from './topics.js';
 import * as sagasView from './sagas.js';
@@ -11,7 +13,7 @@ import * as webhooksView from './webhooks.js';
 import * as historyView from './history.js';
 import * as batchView from './batch.js';
 
-const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView };
+const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView };
 let current = null;
 
 function showLogin(message = '') {

@@ -1,4 +1,5 @@
-// Dead letters of a service: inspect, redrive (one or all).
+// Dead letters: the total across services; a service's letters to inspect,
+// redrive (one or all, after a confirmation) or discard.
 import { api } from './api.js';
 import { $, el, time, correlationOf, CONSUMING } from './util.js';
 
@@ -17,6 +18,7 @@ function inspect(d) {
 }
 
 async function redrive(path, what) {
+  if (!window.confirm(`Redrive ${what}? The consumer handles the event(s) again now.`)) return;
   try {
     const r = await api(path, { method: 'POST' });
     $('#dlq-status').textContent = `Redriven ${what}: ${r.redriven} letter(s) handed back to the consumer.`;
@@ -24,6 +26,29 @@ async function redrive(path, what) {
     $('#dlq-status').textContent = 'Redrive failed: ' + err.message;
   }
   await load(true);
+  total();
+}
+
+async function discard(d) {
+  if (!window.confirm(`Discard dead letter ${d.id} (${d.eventType || 'undecodable'})? It will not be handled; it stays listed as discarded.`)) return;
+  try {
+    await api(`/api/v1/admin/dlq/${svc()}/${d.id}/discard`, { method: 'POST' });
+    $('#dlq-status').textContent = `Discarded letter ${d.id}.`;
+  } catch (err) {
+    $('#dlq-status').textContent = 'Discard failed: ' + err.message;
+  }
+  await load(true);
+  total();
+}
+
+// total counts every service's dead letters (the lists are capped at 500).
+async function total() {
+  const counts = await Promise.all(CONSUMING.map((s) => api(`/api/v1/admin/dlq/${s}?status=dead&limit=500`).then((r) => r.deadLetters.length).catch(() => 0)));
+  const sum = counts.reduce((a, b) => a + b, 0);
+  const by = CONSUMING.map((s, i) => [s, counts[i]]).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`);
+  $('#dlq-total').textContent = sum ? `${sum} dead letter(s) across services: ${by.join(', ')}.` : 'No dead letters in any service.';
+  $('#dlq-total').className = 'status' + (sum ? ' warn' : '');
+  return counts;
 }
 
 async function load(keepStatus) {
@@ -42,7 +67,8 @@ async function load(keepStatus) {
         el('td', { class: 'num' }, d.attempts), el('td', { class: 'mono' }, time(d.deadAt)), el('td', {}, el('span', { class: 'badge ' + (d.status === 'dead' ? 'failure' : 'ok') }, d.status)),
         el('td', { class: 'actions' },
           el('button', { type: 'button', onclick: () => inspect(d) }, 'Inspect'),
-          d.status === 'dead' ? el('button', { type: 'button', class: 'redrive', onclick: () => redrive(`/api/v1/admin/dlq/${svc()}/${d.id}/redrive`, `letter ${d.id}`) }, 'Redrive') : ''));
+          d.status === 'dead' ? el('button', { type: 'button', class: 'redrive', onclick: () => redrive(`/api/v1/admin/dlq/${svc()}/${d.id}/redrive`, `letter ${d.id}`) }, 'Redrive') : '',
+          d.status === 'dead' ? el('button', { type: 'button', class: 'discard', onclick: () => discard(d) }, 'Discard') : ''));
     }));
   } catch (err) {
     $('#dlq-rows').replaceChildren();
@@ -60,10 +86,23 @@ export function init() {
   $('#dlq-redrive-all').addEventListener('click', () => redrive(`/api/v1/admin/dlq/${svc()}/redrive`, `all of ${svc()}`));
 }
 
-export async function enter() {
-  // Open the first service with dead letters, if any.
-  const counts = await Promise.all(CONSUMING.map((s) => api(`/api/v1/admin/dlq/${s}?status=dead&limit=1`).then((r) => r.deadLetters.length).catch(() => 0)));
-  const first = CONSUMING.find((s, i) => counts[i] > 0);
+export async function enter(correlation) {
+  // Open the first service with dead letters, if any; with a correlation
+  // id (#dlq=ID, from a stuck saga), the first holding one of that flow.
+  const counts = await total();
+  let first = CONSUMING.find((s, i) => counts[i] > 0);
+  if (correlation) {
+    for (const [i, s] of CONSUMING.entries()) {
+      if (!counts[i]) continue;
+      const r = await api(`/api/v1/admin/dlq/${s}?status=dead&limit=500`).catch(() => ({ deadLetters: [] }));
+      if (r.deadLetters.some((d) => correlationOf(d) === correlation)) { first = s; break; }
+    }
+  }
   if (first) $('#dlq-form [name=service]').value = first;
-  load();
+  await load();
+  if (correlation) {
+    const rows = [...document.querySelectorAll('#dlq-rows tr')].filter((tr) => tr.textContent.includes(correlation));
+    for (const tr of rows) tr.classList.add('stuck');
+    $('#dlq-status').textContent = rows.length ? `${rows.length} dead letter(s) of flow ${correlation} (highlighted).` : `No dead letter of flow ${correlation}.`;
+  }
 }

@@ -12,7 +12,7 @@ async function load() {
     $('#sagas-rows').replaceChildren(...r.sagas.map((s) => el('tr', { class: s.stuck ? 'stuck' : '' },
       el('td', { class: 'mono' }, el('a', { href: '#flow=' + s.correlationId }, s.orderId), ' ', el('a', { href: '#history=order:' + s.orderId, class: 'small history-link' }, 'history')),
       el('td', {}, s.status), el('td', { class: 'num' }, duration(s.ageMs)), el('td', { class: 'num' }, duration(s.idleMs)),
-      el('td', {}, s.stuck ? el('span', { class: 'badge failure' }, 'stuck') : ''),
+      el('td', {}, s.stuck ? [el('span', { class: 'badge failure' }, 'stuck'), ' ', el('a', { href: '#dlq=' + s.correlationId, class: 'small', title: 'The dead letters of this flow, if any' }, 'dead letters')] : ''),
       el('td', { class: 'mono small' }, s.correlationId))));
   } catch (err) {
     $('#sagas-status').textContent = 'Failed: ' + err.message;

@@ -1,4 +1,5 @@
-// Live stream: the business topics' new events, filtered, newest on top.
+// Live stream: the topics' new events (audit-events too), filtered, newest
+// on top, in time order across topics.
 import { stream, api } from './api.js';
 import { $, el, time, service, kind } from './util.js';
 
@@ -15,7 +16,7 @@ function status(text, cls = '') {
 
 function row(ev) {
   const flow = '#flow=' + encodeURIComponent(ev.correlationId);
-  return el('tr', { class: 'ev ' + kind(ev.eventType), dataset: { type: ev.eventType, correlation: ev.correlationId } },
+  return el('tr', { class: 'ev ' + kind(ev.eventType), dataset: { type: ev.eventType, correlation: ev.correlationId, at: Date.parse(ev.timestamp) } },
     el('td', { class: 'mono' }, time(ev.timestamp)),
     el('td', {}, el('span', { class: 'badge ' + kind(ev.eventType) }, ev.eventType)),
     el('td', {}, service(ev.source)),
@@ -37,7 +38,12 @@ async function start(params) {
       if (name === 'ready') status(`Live: watching ${data.topics.join(', ')}.`, 'live');
       if (name === 'event') {
         received++;
-        rows.prepend(row(data));
+        // Newest on top, by the record's time: a row older than the top one
+        // (another partition's, read a moment later) goes in its place.
+        const r = row(data), at = Number(r.dataset.at);
+        let before = rows.firstElementChild;
+        while (before && Number(before.dataset.at) > at) before = before.nextElementSibling;
+        rows.insertBefore(r, before);
         while (rows.childElementCount > MAX_ROWS) rows.lastElementChild.remove();
         status(`Live: ${received} events${dropped ? `, ${dropped} dropped (too slow)` : ''}.`, 'live');
       }
@@ -64,7 +70,7 @@ async function fillChoices() {
   try {
     const topo = await api('/api/v1/admin/topics');
     const sel = $('#stream-form select[name=topic]');
-    for (const t of topo.topics) if (t.name !== 'audit-events') sel.append(el('option', { value: t.name }, t.name));
+    for (const t of topo.topics) sel.append(el('option', { value: t.name }, t.name));
     const types = new Set();
     for (const c of topo.consumers) for (const t of c.eventTypes) types.add(t);
     const list = $('#event-types');
