@@ -53,7 +53,9 @@ func TestDecideAndApply(t *testing.T) {
 	shipped := with(func(s *OrderState) {
 		s.Status, s.PaymentID, s.ShipmentID, s.TrackingNumber = StatusShipped, "pay-1", "shp-1", "TRK-1"
 	})
-	cancelled := with(func(s *OrderState) { s.Status, s.ReasonCode, s.Reason = StatusCancelled, ReasonOutOfStock, "not enough stock" })
+	cancelled := with(func(s *OrderState) {
+		s.Status, s.ReasonCode, s.Reason = StatusCancelled, ReasonOutOfStock, "not enough stock"
+	})
 	cancel := func(code string) Command { return Command{Kind: Cancel, ReasonCode: code, Reason: "because " + code} }
 	for _, c := range []struct {
 		name   string
@@ -64,7 +66,9 @@ func TestDecideAndApply(t *testing.T) {
 		want   func(OrderState) bool
 	}{
 		{"place", OrderState{}, Command{Kind: Place, Order: pending}, []string{OrderPlaced}, nil,
-			func(s OrderState) bool { return s.ID == "o-1" && s.Status == StatusPending && s.CorrelationID == "corr-1" }},
+			func(s OrderState) bool {
+				return s.ID == "o-1" && s.Status == StatusPending && s.CorrelationID == "corr-1"
+			}},
 		{"place twice", pending, Command{Kind: Place, Order: pending}, nil, nil, nil},
 		{"import", OrderState{}, Command{Kind: ImportRow, Order: shipped}, []string{OrderImported}, nil,
 			func(s OrderState) bool { return s.Status == StatusShipped && s.ShipmentID == "shp-1" }},
@@ -78,14 +82,18 @@ func TestDecideAndApply(t *testing.T) {
 		{"payment of a shipped order", shipped, Command{Kind: ConfirmPayment, PaymentID: "pay-2"}, nil, nil, nil},
 		{"payment after a cancel (payment refunds)", cancelled, Command{Kind: ConfirmPayment, PaymentID: "pay-1"}, nil, nil, nil},
 		{"label of a pending order", pending, Command{Kind: NoteShipment, ShipmentID: "shp-1", TrackingNumber: "TRK-1"}, []string{ShipmentNoted}, nil,
-			func(s OrderState) bool { return s.Status == StatusPending && s.ShipmentID == "shp-1" && s.TrackingNumber == "TRK-1" }},
+			func(s OrderState) bool {
+				return s.Status == StatusPending && s.ShipmentID == "shp-1" && s.TrackingNumber == "TRK-1"
+			}},
 		{"label ships a confirmed order", confirmed, Command{Kind: NoteShipment, ShipmentID: "shp-1", TrackingNumber: "TRK-1"}, []string{ShipmentNoted, OrderDispatched}, nil,
 			func(s OrderState) bool { return s.Status == StatusShipped && s.ShipmentID == "shp-1" }},
 		{"label twice", labelled, Command{Kind: NoteShipment, ShipmentID: "shp-1", TrackingNumber: "TRK-1"}, nil, nil, nil},
 		{"label of a cancelled order kept", cancelled, Command{Kind: NoteShipment, ShipmentID: "shp-1", TrackingNumber: "TRK-1"}, []string{ShipmentNoted}, nil,
 			func(s OrderState) bool { return s.Status == StatusCancelled && s.ShipmentID == "shp-1" }},
 		{"out of stock cancels", pending, cancel(ReasonOutOfStock), []string{OrderVoided}, nil,
-			func(s OrderState) bool { return s.Status == StatusCancelled && s.ReasonCode == ReasonOutOfStock && s.Reason == "because out-of-stock" }},
+			func(s OrderState) bool {
+				return s.Status == StatusCancelled && s.ReasonCode == ReasonOutOfStock && s.Reason == "because out-of-stock"
+			}},
 		{"payment failed cancels", pending, cancel(ReasonPaymentFailed), []string{OrderVoided}, nil,
 			func(s OrderState) bool { return s.Status == StatusCancelled && s.ReasonCode == ReasonPaymentFailed }},
 		{"timeout cancels", pending, cancel(ReasonTimeout), []string{OrderVoided}, nil,
