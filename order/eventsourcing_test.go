@@ -100,6 +100,9 @@ func TestOrderHistoryAndAsOf(t *testing.T) {
 		}
 	}
 	first, _ := time.Parse(time.RFC3339Nano, p.Items[0].At)
+	if !first.Equal(now.CreatedAt) {
+		t.Errorf("placed at %v, created at %v", first, now.CreatedAt)
+	}
 	for _, c := range []struct {
 		query, token string
 		status       int

@@ -133,6 +133,9 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, o event.Origin, id 
 			return err
 		}
 		now := s.d.Now()
+		if c.Kind == Place { // placed when its createdAt says, so ?asOf=<createdAt> finds it
+			now = c.Order.CreatedAt
+		}
 		if err := s.store.save(ctx, tx, st, eventstore.OriginMetadata(o), now, evs...); err != nil {
 			return err
 		}
