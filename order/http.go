@@ -129,15 +129,14 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	o.correlationID, o.createdEventID = created.CorrelationID, created.EventID
-	placed := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
-	placed.correlationID, placed.createdEventID = "", ""
+	placing := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if key != "" {
 			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, o.CreatedAt); err != nil {
 				return err
 			}
 		}
-		if _, _, err := s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placed}); err != nil {
+		if _, _, err := s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, created)

@@ -191,7 +191,6 @@ func importRows(ctx context.Context, db *sqldb.DB) (int, error) {
 		}
 		for _, o := range todo {
 			row := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
-			row.correlationID, row.createdEventID = "", ""
 			evs, err := decide(OrderState{}, Command{Kind: ImportRow, Order: row})
 			if err != nil {
 				return err
