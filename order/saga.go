@@ -126,7 +126,9 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, o event.Origin, id 
 	var evs []OrderEvent
 	err := eventstore.RetryInTx(ctx, tx, maxTries, func() error {
 		var err error
-		if st, err = s.store.load(ctx, tx, id); err != nil {
+		if c.Kind == Place {
+			st = &stream{} // a new order id has no stream: no read (the append still expects none)
+		} else if st, err = s.store.load(ctx, tx, id); err != nil {
 			return err
 		}
 		if evs, err = decide(st.State, c); err != nil || len(evs) == 0 {
