@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -249,55 +248,17 @@ func openHolds(ctx context.Context, tx *sqldb.Tx) (map[string]map[string]int64, 
 	return holds, rows.Err()
 }
 
-// rebuildStock rebuilds the stock table from the streams: in one
-// transaction that holds off its writers (they write the table after
-// appending, and wait), every row is rewritten from the fold of its
-// product's whole stream — snapshots unused — and rows without a stream
-// are deleted. It returns the number of events read.
+// rebuildStock rebuilds the stock table from the streams, live
+// (eventstore.Rebuild: every row rewritten from the fold of its product's
+// whole stream, snapshots unused, rows without a stream deleted, writers
+// held off), and returns the number of events read.
 func rebuildStock(ctx context.Context, db *sqldb.DB) (int64, error) {
-	var n int64
-	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
-		n = 0
-		if tx.Dialect() == sqldb.Postgres {
-			// Writers update rows after appending; SHARE ROW EXCLUSIVE
-			// keeps them out until this commits, readers not.
-			if _, err := tx.Exec(ctx, `LOCK TABLE stock IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-				return fmt.Errorf("inventory: lock stock: %w", err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM stock`); err != nil {
-			return fmt.Errorf("inventory: clear stock: %w", err)
-		}
-		// Folded first, written after: a transaction's connection runs
-		// one statement at a time.
-		var folded []*stock
-		var times []time.Time
-		err := eventstore.ReadCategory(ctx, tx, stockPrefix, func(e eventstore.Event) error {
-			n++
-			if id := e.Stream[len(stockPrefix):]; len(folded) == 0 || folded[len(folded)-1].ProductID != id {
-				folded, times = append(folded, &stock{ProductID: id}), append(times, time.Time{})
-			}
-			cur := folded[len(folded)-1]
-			se, err := decodeStockEvent(e)
-			if err != nil {
-				return err
-			}
-			cur.State, err = apply(cur.State, se)
-			times[len(times)-1] = e.Time
-			return err
+	n, err := eventstore.Rebuild(ctx, db, "stock", stockPrefix, stockAggregate,
+		func(ctx context.Context, tx *sqldb.Tx, id string, s StockState, last time.Time) error {
+			return projectStock(ctx, tx, "stock", id, s, last)
 		})
-		if err != nil {
-			return err
-		}
-		for i, st := range folded {
-			if err := projectStock(ctx, tx, "stock", st.ProductID, st.State, times[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return n, fmt.Errorf("inventory: rebuild stock: %w", err)
+	if err != nil {
+		return n, fmt.Errorf("inventory: %w", err)
 	}
-	return n, err
+	return n, nil
 }

@@ -31,6 +31,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.handleGet)
 	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", s.handleCancel)
 	mux.HandleFunc("GET /api/v1/orders/{id}/events", s.handleEvents)
+	mux.HandleFunc("GET /api/v1/orders/{id}/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/admin/sagas", s.handleSagas)
 }
 
@@ -163,8 +164,14 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	o.correlationID, o.createdEventID = created.CorrelationID, created.EventID
+	placing := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		if err := s.store.insert(ctx, tx, o, key); err != nil {
+		if key != "" {
+			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, o.CreatedAt); err != nil {
+				return err
+			}
+		}
+		if _, _, err := s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {
 			return err
 		}
 		if key != "" {
@@ -311,11 +318,27 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 // If-None-Match naming it the answer is 304 Not Modified, and with
 // "Prefer: wait=N" as well (N ≤ 30 seconds) it is held until the order
 // changes or N seconds pass: clients follow an order's saga with one
-// request per change instead of polling.
+// request per change instead of polling. With ?asOf=<RFC 3339 time> it is
+// the order as it was at that instant, folded from its stream (404 before
+// it was placed), without ETag or waiting.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	_, o, err := s.visibleOrder(r)
 	if err != nil {
 		httpx.Error(w, r, err)
+		return
+	}
+	if q := r.URL.Query(); q.Has("asOf") {
+		at, err := time.Parse(time.RFC3339Nano, q.Get("asOf"))
+		if err != nil {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "asOf must be an RFC 3339 time such as 2026-12-06T10:02:13Z or 2026-12-06T11:02:13.5+01:00, got %q", q.Get("asOf")))
+			return
+		}
+		then, err := s.store.asOf(r.Context(), s.d.DB, o.ID, at)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, then)
 		return
 	}
 	rep, err := represent(o)
@@ -422,16 +445,14 @@ func (s *Service) handleCancel(w http.ResponseWriter, r *http.Request) {
 	// carry the saga's correlation id); the request caused it.
 	origin := event.Origin{CorrelationID: o.correlationID, CausationID: httpx.CorrelationID(ctx), Metadata: service.RequestOrigin(ctx).Metadata}
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
-		ok, err := s.cancel(ctx, tx, origin, o.ID, []string{StatusPending, StatusConfirmed}, ReasonCustomerCancelled, reason)
+		after, _, err := s.command(ctx, tx, origin, o.ID, Command{Kind: Cancel, ReasonCode: ReasonCustomerCancelled, Reason: reason})
+		if errors.Is(err, ErrNotCancellable) {
+			return eventmart.Errorf(eventmart.ECONFLICT, "order %s is %s and can no longer be cancelled", after.ID, after.Status)
+		}
 		if err != nil {
 			return err
 		}
-		if o, err = s.store.order(ctx, tx, o.ID); err != nil {
-			return err
-		}
-		if !ok {
-			return eventmart.Errorf(eventmart.ECONFLICT, "order %s is %s and can no longer be cancelled", o.ID, o.Status)
-		}
+		o = after
 		return nil
 	})
 	if err != nil {
@@ -440,6 +461,29 @@ func (s *Service) handleCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.d.Outbox.Notify()
 	httpx.JSON(w, http.StatusOK, o)
+}
+
+// handleHistory: GET /orders/{id}/history?limit=&offset= — the domain
+// events of the order's stream, oldest first, each with its version, id,
+// time, payload and the order as it was right after it (the shape of GET
+// /orders/{id}); its owner or an admin.
+func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request) {
+	_, o, err := s.visibleOrder(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	limit, offset, err := httpx.Page(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	items, err := s.store.history(r.Context(), s.d.DB, o.ID, limit, offset)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"items": items, "limit": limit, "offset": offset})
 }
 
 // handleEvents: GET /orders/{id}/events — every event of the order's saga

@@ -10,19 +10,26 @@
 //	PENDING --InventoryReservationFailed | PaymentFailed | timeout--> CANCELLED
 //	PENDING | CONFIRMED --customer cancels--> CANCELLED
 //
-// Every transition is a guarded UPDATE (… WHERE status = <expected>), so
-// concurrent handlers, the timeout sweeper and several instances on
-// PostgreSQL cannot both act on one order. OrderCancelled is the single
-// trigger of every compensation; this service emits it and nothing else.
+// An order is event-sourced: its state is the fold of its stream
+// ("order-<id>") of domain events, decided and applied by the pure
+// functions of aggregate.go; the orders table is a projection written in
+// the transaction of every append, with the integration events in the
+// outbox (orderstore.go). Every transition appends at the version it
+// loaded, so concurrent handlers, the timeout sweeper and several
+// instances on PostgreSQL cannot both act on one order: the loser loads
+// and decides again. OrderCancelled is the single trigger of every
+// compensation; this service emits it and nothing else.
 //
 // The service also keeps a projection of users (customer data on orders,
 // deactivated accounts) and a log of every event of its sagas, served by
-// GET /orders/{id}/events.
+// GET /orders/{id}/events; GET /orders/{id}/history and ?asOf= read the
+// order's own stream.
 package order
 
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"regexp"
 	"strings"
@@ -46,7 +53,25 @@ const Name = "order"
 // Def describes the order service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d) }}
+	return service.Def{Name: Name, Migrations: sub, EventStore: true, New: func(d service.Deps) (service.Service, error) {
+		// A database of the release before streams: its rows become the
+		// first events of their streams, before any handler or request runs.
+		n, err := importRows(context.Background(), d.DB)
+		if err != nil {
+			return nil, fmt.Errorf("order: import the order rows into streams: %w", err)
+		}
+		if n > 0 {
+			d.Log.Info("order rows imported into streams", "orders", n)
+		}
+		return New(d)
+	}}
+}
+
+// Projections: the orders table is a projection of the order streams,
+// updated inline; it is rebuilt from the event store (eventmart replay
+// order --rebuild), not from topics.
+func (s *Service) Projections() []service.Projection {
+	return []service.Projection{{Name: "orders", Table: "orders", Rebuild: rebuildOrders}}
 }
 
 // Order statuses.

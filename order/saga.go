@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -70,7 +72,7 @@ func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *even
 	if reason == "" {
 		reason = "not enough stock"
 	}
-	return s.cancelPending(ctx, tx, e, f.OrderID, ReasonOutOfStock, reason)
+	return s.onSagaInput(ctx, tx, e, f.OrderID, Command{Kind: Cancel, ReasonCode: ReasonOutOfStock, Reason: reason})
 }
 
 // onPaymentFailed cancels a PENDING order. A failure for an order that is
@@ -80,82 +82,95 @@ func (s *Service) onPaymentFailed(ctx context.Context, tx *sqldb.Tx, e *event.En
 	if reason == "" {
 		reason = "payment failed: " + f.Code
 	}
-	return s.cancelPending(ctx, tx, e, f.OrderID, ReasonPaymentFailed, reason)
+	return s.onSagaInput(ctx, tx, e, f.OrderID, Command{Kind: Cancel, ReasonCode: ReasonPaymentFailed, Reason: reason})
 }
 
-// cancelPending cancels the order, caused by e, if it is still PENDING.
-func (s *Service) cancelPending(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id, code, reason string) error {
-	ok, err := s.cancel(ctx, tx, e.Origin(), id, []string{StatusPending}, code, reason)
-	if err == nil && !ok {
-		s.d.Log.Debug("event for an order that is not pending ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
-	}
-	return err
-}
-
-// onPaymentProcessed confirms a PENDING order. For an order already
-// cancelled it does nothing: the payment service refunds on its own when it
-// sees OrderCancelled.
+// onPaymentProcessed confirms a PENDING order (and ships it if its label
+// came first). For an order already cancelled it does nothing: the payment
+// service refunds on its own when it sees OrderCancelled.
 func (s *Service) onPaymentProcessed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, pp *event.PaymentProcessed) error {
-	ok, err := s.store.confirm(ctx, tx, pp.OrderID, pp.PaymentID, s.d.Now())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.d.Log.Debug("event for an order that is not pending ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", pp.OrderID)
-		return nil
-	}
-	o, err := s.store.order(ctx, tx, pp.OrderID)
-	if err != nil {
-		return err
-	}
-	if err := s.emit(ctx, tx, e.Origin(), &event.OrderConfirmed{OrderID: o.ID, UserID: o.UserID, PaymentID: o.PaymentID,
-		TotalCents: o.TotalCents, Currency: o.Currency}); err != nil {
-		return err
-	}
-	return s.tryShip(ctx, tx, e, o.ID)
+	return s.onSagaInput(ctx, tx, e, pp.OrderID, Command{Kind: ConfirmPayment, PaymentID: pp.PaymentID})
 }
 
 // onShippingCreated records the shipment, kept even for an order that is
 // not (or no longer) CONFIRMED: it may be confirmed later, and a cancelled
-// order's label is voided by the shipping service.
+// order's label is voided by the shipping service. A CONFIRMED order
+// ships. The order does not wait for the customer's e-mail: the
+// notification service sends "on its way" on OrderShipped, so the mail
+// follows the order and never precedes (or contradicts) it (docs/saga.md,
+// "Notifications").
 func (s *Service) onShippingCreated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, c *event.ShippingCreated) error {
-	if _, err := s.store.setShipment(ctx, tx, c.OrderID, c.ShipmentID, c.TrackingNumber, s.d.Now()); err != nil {
-		return err
-	}
-	return s.tryShip(ctx, tx, e, c.OrderID)
+	return s.onSagaInput(ctx, tx, e, c.OrderID, Command{Kind: NoteShipment, ShipmentID: c.ShipmentID, TrackingNumber: c.TrackingNumber})
 }
 
-// tryShip ships the order if it is CONFIRMED and has a shipment — whichever
-// came last, e caused it. The order does not wait for the customer's
-// e-mail: the notification service sends "on its way" on OrderShipped, so
-// the mail follows the order and never precedes (or contradicts) it
-// (docs/saga.md, "Notifications").
-func (s *Service) tryShip(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id string) error {
-	ok, err := s.store.ship(ctx, tx, id, s.d.Now())
-	if err != nil || !ok {
-		return err
+// onSagaInput runs the command another service's event e asks of order id.
+func (s *Service) onSagaInput(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, id string, c Command) error {
+	_, evs, err := s.command(ctx, tx, e.Origin(), id, c)
+	if err == nil && len(evs) == 0 {
+		s.d.Log.Debug("event that changes nothing of its order ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
 	}
-	o, err := s.store.order(ctx, tx, id)
-	if err != nil {
-		return err
-	}
-	s.metrics.ended(tx, o, StatusShipped, "", s.d.Now())
-	return s.emit(ctx, tx, e.Origin(), &event.OrderShipped{OrderID: o.ID, UserID: o.UserID, ShipmentID: o.ShipmentID, TrackingNumber: o.TrackingNumber})
+	return err
 }
 
-// cancel cancels the order if its status is one of from, emits
-// OrderCancelled with origin o, and reports whether it did.
-func (s *Service) cancel(ctx context.Context, tx *sqldb.Tx, o event.Origin, id string, from []string, code, reason string) (bool, error) {
-	ok, err := s.store.cancel(ctx, tx, id, from, code, reason, s.d.Now())
-	if err != nil || !ok {
-		return false, err
+// command runs c on order id within tx: it loads the order's stream,
+// decides, and — if that changes the order — appends the events, writes
+// the orders table and adds the integration events they cause (origin o)
+// to the outbox and the order's saga log, all in tx. A conflicting append
+// (another handler or instance acting on the order at once, on
+// PostgreSQL) makes it load and decide again on what the winner committed
+// (eventstore.RetryInTx). It returns the order after it and the events
+// decided (none: nothing changed), and the order as it stands with
+// decide's refusal.
+func (s *Service) command(ctx context.Context, tx *sqldb.Tx, o event.Origin, id string, c Command) (*Order, []OrderEvent, error) {
+	var st *stream
+	var evs []OrderEvent
+	err := eventstore.RetryInTx(ctx, tx, maxTries, func() error {
+		var err error
+		if c.Kind == Place {
+			st = &stream{} // a new order id has no stream: no read (the append still expects none)
+		} else if st, err = s.store.load(ctx, tx, id); err != nil {
+			return err
+		}
+		if evs, err = decide(st.State, c); err != nil || len(evs) == 0 {
+			return err
+		}
+		now := s.d.Now()
+		if c.Kind == Place { // placed when its createdAt says, so ?asOf=<createdAt> finds it
+			now = c.Order.CreatedAt
+		}
+		if err := s.store.save(ctx, tx, st, eventstore.OriginMetadata(o), now, evs...); err != nil {
+			return err
+		}
+		return s.emitFor(ctx, tx, o, st.State, evs, now)
+	})
+	if st == nil {
+		return nil, nil, err
 	}
-	ord, err := s.store.order(ctx, tx, id)
-	if err != nil {
-		return false, err
+	return st.State.view(), evs, err
+}
+
+// emitFor adds to the outbox the integration events that the domain events
+// evs of order st cause, with origin o, and counts the sagas they end.
+func (s *Service) emitFor(ctx context.Context, tx *sqldb.Tx, o event.Origin, st OrderState, evs []OrderEvent, now time.Time) error {
+	for _, e := range evs {
+		var p event.Payload
+		switch e.Type {
+		case PaymentConfirmed:
+			p = &event.OrderConfirmed{OrderID: st.ID, UserID: st.UserID, PaymentID: st.PaymentID, TotalCents: st.TotalCents, Currency: st.Currency}
+		case OrderDispatched:
+			s.metrics.ended(tx, &st.Order, StatusShipped, "", now)
+			p = &event.OrderShipped{OrderID: st.ID, UserID: st.UserID, ShipmentID: st.ShipmentID, TrackingNumber: st.TrackingNumber}
+		case OrderVoided:
+			s.metrics.ended(tx, &st.Order, StatusCancelled, e.ReasonCode, now)
+			p = &event.OrderCancelled{OrderID: st.ID, UserID: st.UserID, ReasonCode: e.ReasonCode, Reason: e.Reason}
+		default: // OrderPlaced's OrderCreated is built by place, with what only the request knows
+			continue
+		}
+		if err := s.emit(ctx, tx, o, p); err != nil {
+			return err
+		}
 	}
-	s.metrics.ended(tx, ord, StatusCancelled, code, s.d.Now())
-	return true, s.emit(ctx, tx, o, &event.OrderCancelled{OrderID: id, UserID: ord.UserID, ReasonCode: code, Reason: reason})
+	return nil
 }
 
 // decidingTopics are the topics of the events that decide a PENDING order:
@@ -202,20 +217,20 @@ func (s *Service) cancelTimedOut(ctx context.Context) error {
 	}
 	reason := "the order did not progress within " + s.timeout.String()
 	for _, id := range ids {
-		var cancelled bool
+		var evs []OrderEvent
 		err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 			o, err := s.store.order(ctx, tx, id)
 			if err != nil {
 				return err
 			}
 			origin := event.Origin{CorrelationID: o.correlationID, CausationID: o.createdEventID}
-			cancelled, err = s.cancel(ctx, tx, origin, id, []string{StatusPending}, ReasonTimeout, reason)
+			_, evs, err = s.command(ctx, tx, origin, id, Command{Kind: Cancel, ReasonCode: ReasonTimeout, Reason: reason})
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if cancelled {
+		if len(evs) > 0 {
 			s.d.Outbox.Notify()
 		}
 	}

@@ -19,13 +19,12 @@ type store struct {
 	changed *watch.Hub // notified of an order's id once a change to it commits
 }
 
-// changedIf notes, if ok, that order id changed, for the watchers of
+// changedOnCommit notes that order id changed, for the watchers of
 // GET /orders/{id} once tx commits.
-func (s *store) changedIf(tx *sqldb.Tx, id string, ok bool, err error) (bool, error) {
-	if ok && err == nil && s.changed != nil {
+func (s *store) changedOnCommit(tx *sqldb.Tx, id string) {
+	if s.changed != nil {
 		tx.OnCommit(func() { s.changed.Notify(id) })
 	}
-	return ok, err
 }
 
 // queryer is a database or a transaction.
@@ -100,73 +99,18 @@ func (s *store) orderIDByKey(ctx context.Context, q queryer, userID, key string)
 // errKeyTaken: another request with the same Idempotency-Key won the race.
 var errKeyTaken = errors.New("order: idempotency key taken")
 
-// insert stores a new order and, if key is not "", its Idempotency-Key;
-// errKeyTaken if the user already used the key.
-func (s *store) insert(ctx context.Context, tx *sqldb.Tx, o *Order, key string) error {
-	if key != "" {
-		_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at) VALUES (?, ?, ?, ?)`,
-			o.UserID, key, o.ID, o.CreatedAt.UnixMilli())
-		if err != nil && sqldb.IsUniqueViolation(err) {
-			return errKeyTaken
-		}
-		if err != nil {
-			return fmt.Errorf("order: store idempotency key: %w", err)
-		}
+// storeKey stores a new order's Idempotency-Key; errKeyTaken if the user
+// already used the key.
+func (s *store) storeKey(ctx context.Context, tx *sqldb.Tx, userID, key, orderID string, at time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at) VALUES (?, ?, ?, ?)`,
+		userID, key, orderID, at.UnixMilli())
+	if err != nil && sqldb.IsUniqueViolation(err) {
+		return errKeyTaken
 	}
-	lines, err := json.Marshal(o.Items)
 	if err != nil {
-		return fmt.Errorf("order: encode lines: %w", err)
-	}
-	addr, err := json.Marshal(o.ShippingAddress)
-	if err != nil {
-		return fmt.Errorf("order: encode address: %w", err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, lines, total_cents, currency, customer_email, customer_name,
-		shipping_address, card_last4, from_cart, correlation_id, created_event_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.ID, o.UserID, o.Status, string(lines), o.TotalCents, o.Currency, o.Customer.Email, o.Customer.Name,
-		string(addr), o.CardLast4, boolInt(o.FromCart), o.correlationID, o.createdEventID, o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("order: insert order: %w", err)
+		return fmt.Errorf("order: store idempotency key: %w", err)
 	}
 	return nil
-}
-
-// Guarded transitions: each changes the order only if it is in the expected
-// state and reports whether it did. The WHERE clause is the guard, so it
-// holds between concurrent transactions and instances.
-
-// cancel moves the order from one of the from statuses to CANCELLED.
-func (s *store) cancel(ctx context.Context, tx *sqldb.Tx, id string, from []string, code, reason string, now time.Time) (bool, error) {
-	args := []any{StatusCancelled, code, reason, now.UnixMilli(), id}
-	for _, f := range from {
-		args = append(args, f)
-	}
-	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, reason_code = ?, reason = ?, updated_at = ?
-		WHERE id = ? AND status IN (`+sqldb.Placeholders(len(from))+`)`, args...))
-	return s.changedIf(tx, id, ok, err)
-}
-
-// confirm moves a PENDING order to CONFIRMED with its payment.
-func (s *store) confirm(ctx context.Context, tx *sqldb.Tx, id, paymentID string, now time.Time) (bool, error) {
-	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, payment_id = ?, updated_at = ? WHERE id = ? AND status = ?`,
-		StatusConfirmed, paymentID, now.UnixMilli(), id, StatusPending))
-	return s.changedIf(tx, id, ok, err)
-}
-
-// ship moves a CONFIRMED order to SHIPPED once it has a shipment.
-func (s *store) ship(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) (bool, error) {
-	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET status = ?, updated_at = ?
-		WHERE id = ? AND status = ? AND shipment_id <> ''`,
-		StatusShipped, now.UnixMilli(), id, StatusConfirmed))
-	return s.changedIf(tx, id, ok, err)
-}
-
-// setShipment records the order's shipment, whatever its status.
-func (s *store) setShipment(ctx context.Context, tx *sqldb.Tx, id, shipmentID, tracking string, now time.Time) (bool, error) {
-	ok, err := affected(tx.Exec(ctx, `UPDATE orders SET shipment_id = ?, tracking_number = ?, updated_at = ? WHERE id = ?`,
-		shipmentID, tracking, now.UnixMilli(), id))
-	return s.changedIf(tx, id, ok, err)
 }
 
 // timedOut returns PENDING orders created at or before cutoff, oldest first.
@@ -220,13 +164,13 @@ func (s *store) deactivateUser(ctx context.Context, tx *sqldb.Tx, id string) err
 	return nil
 }
 
-// updateCustomer copies a user's new profile onto all their orders.
-func (s *store) updateCustomer(ctx context.Context, tx *sqldb.Tx, userID, email, name string) error {
-	_, err := tx.Exec(ctx, `UPDATE orders SET customer_email = ?, customer_name = ? WHERE user_id = ?`, email, name, userID)
+// ordersOf returns the ids of a user's orders.
+func (s *store) ordersOf(ctx context.Context, tx *sqldb.Tx, userID string) ([]string, error) {
+	ids, err := sqldb.List(ctx, tx, `SELECT id FROM orders WHERE user_id = ? ORDER BY id`, []any{userID}, sqldb.ScanOne[string])
 	if err != nil {
-		return fmt.Errorf("order: update customer %s on orders: %w", userID, err)
+		return nil, fmt.Errorf("order: orders of %s: %w", userID, err)
 	}
-	return nil
+	return ids, nil
 }
 
 // ---- saga log ----
@@ -273,17 +217,6 @@ func (s *store) sagaEvents(ctx context.Context, orderID string) ([]sagaEvent, er
 		return nil, fmt.Errorf("order: read saga of %s: %w", orderID, err)
 	}
 	return out, nil
-}
-
-func affected(res sql.Result, err error) (bool, error) {
-	if err != nil {
-		return false, fmt.Errorf("order: update order: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("order: update order: %w", err)
-	}
-	return n > 0, nil
 }
 
 func boolInt(b bool) int64 {

@@ -3,7 +3,6 @@ package payment
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -235,53 +234,17 @@ func importedState(p *Payment) PaymentState {
 	return s
 }
 
-// rebuildPayments rebuilds the payments table from the streams: in one
-// transaction that holds off its writers (they write the table after
-// appending, and wait), every row is rewritten from the fold of its
-// payment's whole stream and rows without a stream are deleted. It returns
-// the number of events read.
+// rebuildPayments rebuilds the payments table from the streams, live
+// (eventstore.Rebuild: every row rewritten from the fold of its payment's
+// whole stream, rows without a stream deleted, writers held off), and
+// returns the number of events read.
 func rebuildPayments(ctx context.Context, db *sqldb.DB) (int64, error) {
-	var n int64
-	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
-		n = 0
-		if tx.Dialect() == sqldb.Postgres {
-			// Writers update rows after appending; SHARE ROW EXCLUSIVE
-			// keeps them out until this commits, readers not.
-			if _, err := tx.Exec(ctx, `LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-				return fmt.Errorf("payment: lock payments: %w", err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM payments`); err != nil {
-			return fmt.Errorf("payment: clear payments: %w", err)
-		}
-		// Folded first, written after: a transaction's connection runs
-		// one statement at a time.
-		var folded []*ledger
-		err := eventstore.ReadCategory(ctx, tx, ledgerPrefix, func(e eventstore.Event) error {
-			n++
-			if id := e.Stream[len(ledgerPrefix):]; len(folded) == 0 || folded[len(folded)-1].PaymentID != id {
-				folded = append(folded, &ledger{PaymentID: id})
-			}
-			cur := folded[len(folded)-1]
-			le, err := decodeLedgerEvent(e)
-			if err != nil {
-				return err
-			}
-			cur.State, err = applyAt(cur.State, le, e.Time)
-			return err
+	n, err := eventstore.Rebuild(ctx, db, "payments", ledgerPrefix, ledgerAggregate,
+		func(ctx context.Context, tx *sqldb.Tx, id string, s PaymentState, _ time.Time) error {
+			return projectPayment(ctx, tx, id, s)
 		})
-		if err != nil {
-			return err
-		}
-		for _, l := range folded {
-			if err := projectPayment(ctx, tx, l.PaymentID, l.State); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return n, fmt.Errorf("payment: rebuild payments: %w", err)
+	if err != nil {
+		return n, fmt.Errorf("payment: %w", err)
 	}
-	return n, err
+	return n, nil
 }

@@ -235,6 +235,7 @@ func rules(f *fixture) []rule {
 		}},
 		{"GET /api/v1/orders/{id}", ownedByA(contains(orderA))},
 		{"GET /api/v1/orders/{id}/events", ownedByA(contains(orderA))},
+		{"GET /api/v1/orders/{id}/history", ownedByA(contains(orderA))},
 		// A's order is SHIPPED: owner and admin may try, and get 409.
 		{"POST /api/v1/orders/{id}/cancel", ownedByA(statusIn(http.StatusConflict))},
 

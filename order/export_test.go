@@ -1,0 +1,42 @@
+package order
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Handle runs svc's handler of e (the running order service's) in a
+// transaction of its own, as its consumer would, so that tests can run
+// handlers of one order at the same moment.
+func Handle(ctx context.Context, svc service.Service, e *event.Envelope) error {
+	s := svc.(*Service)
+	p, err := e.Payload()
+	if err != nil {
+		return err
+	}
+	for _, h := range s.Handlers() {
+		if h.Type == e.EventType {
+			return s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error { return h.Func(ctx, tx, e, p) })
+		}
+	}
+	return fmt.Errorf("no handler of %s", e.EventType)
+}
+
+// CancelAsCustomer cancels order id as POST /orders/{id}/cancel does, on
+// svc; ErrNotCancellable when it is past cancelling.
+func CancelAsCustomer(ctx context.Context, svc service.Service, id string) error {
+	s := svc.(*Service)
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		_, _, err := s.command(ctx, tx, event.Origin{CorrelationID: "corr-cancel"}, id,
+			Command{Kind: Cancel, ReasonCode: ReasonCustomerCancelled, Reason: "cancelled by the customer"})
+		return err
+	})
+	if err == nil {
+		s.d.Outbox.Notify()
+	}
+	return err
+}

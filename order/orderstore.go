@@ -1,0 +1,223 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// orderStream is the stream of an order.
+func orderStream(id string) string { return orderPrefix + id }
+
+const orderPrefix = "order-"
+
+// orderEvents is the catalog of the stored OrderEvent payloads' schema
+// versions: every type at v1. When a type's payload changes, add an
+// upcaster from its last version here (eventstore.Upcaster); events of the
+// older version are then upcast on every read (load, history, asOf,
+// rebuild) and new ones are written at the chain's end.
+// TestOrderEventsCatalog checks the chain.
+var orderEvents = eventstore.NewCatalog("v1")
+
+// maxTries bounds the tries of one command against conflicting appends.
+const maxTries = 100
+
+// An order's stream is short (placed, a label, confirmed, shipped or
+// cancelled, and a customer change now and then), so it is never
+// snapshotted: SnapshotEvery 0, and a load is one read.
+var orderAggregate = eventstore.Aggregate[OrderState]{
+	SchemaVersion: orderSchemaVersion,
+	Apply: func(s OrderState, e eventstore.Event) (OrderState, error) {
+		oe, err := decodeOrderEvent(e)
+		if err != nil {
+			return s, err
+		}
+		return applyAt(s, oe, e.Time)
+	},
+}
+
+func decodeOrderEvent(e eventstore.Event) (OrderEvent, error) {
+	oe, err := eventstore.DecodeFrom[OrderEvent](orderEvents, e)
+	oe.Type = e.Type
+	return oe, err
+}
+
+// stream is an order as loaded from its stream.
+type stream struct {
+	State   OrderState
+	Version int64 // the stream's
+}
+
+// load loads order id from its stream (a zero state if it has none).
+func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*stream, error) {
+	st, v, err := orderAggregate.Load(ctx, q, orderStream(id))
+	if err != nil {
+		return nil, fmt.Errorf("order: load order %s: %w", id, err)
+	}
+	return &stream{State: st, Version: v}, nil
+}
+
+// save appends events to the order's stream, expecting it unchanged since
+// loaded (an eventstore.ErrConflict otherwise), updates st and writes the
+// orders table (the projection) within tx; the order's watchers hear of it
+// once tx commits. meta is the events' metadata, at their time.
+func (s *store) save(ctx context.Context, tx *sqldb.Tx, st *stream, meta json.RawMessage, at time.Time, events ...OrderEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	recs, err := eventstore.EncodeFor(orderEvents, events, func(e OrderEvent) string { return e.Type }, meta, at)
+	if err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
+	id := st.State.ID
+	if id == "" && events[0].Order != nil {
+		id = events[0].Order.ID
+	}
+	next, v, err := orderAggregate.Save(ctx, tx, orderStream(id), st.State, st.Version, recs...)
+	if err != nil {
+		return fmt.Errorf("order: save order %s: %w", id, err)
+	}
+	st.State, st.Version = next, v
+	if err := projectOrder(ctx, tx, next); err != nil {
+		return err
+	}
+	s.changedOnCommit(tx, id)
+	return nil
+}
+
+// projectOrder writes an order's state to the orders table.
+func projectOrder(ctx context.Context, tx *sqldb.Tx, o OrderState) error {
+	lines, err := json.Marshal(o.Items)
+	if err != nil {
+		return fmt.Errorf("order: encode lines: %w", err)
+	}
+	addr, err := json.Marshal(o.ShippingAddress)
+	if err != nil {
+		return fmt.Errorf("order: encode address: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, reason_code, reason, lines, total_cents, currency, customer_email,
+			customer_name, shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, correlation_id,
+			created_event_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, reason_code = excluded.reason_code,
+			reason = excluded.reason, lines = excluded.lines, total_cents = excluded.total_cents, currency = excluded.currency,
+			customer_email = excluded.customer_email, customer_name = excluded.customer_name,
+			shipping_address = excluded.shipping_address, card_last4 = excluded.card_last4, from_cart = excluded.from_cart,
+			payment_id = excluded.payment_id, shipment_id = excluded.shipment_id, tracking_number = excluded.tracking_number,
+			correlation_id = excluded.correlation_id, created_event_id = excluded.created_event_id,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		o.ID, o.UserID, o.Status, o.ReasonCode, o.Reason, string(lines), o.TotalCents, o.Currency, o.Customer.Email,
+		o.Customer.Name, string(addr), o.CardLast4, boolInt(o.FromCart), o.PaymentID, o.ShipmentID, o.TrackingNumber,
+		o.CorrelationID, o.CreatedEventID, o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("order: project order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// HistoryItem is one event of an order's stream, with the order as it was
+// right after it.
+type HistoryItem struct {
+	Version int64           `json:"version"` // in the order's stream, from 1
+	Type    string          `json:"type"`    // the domain event: OrderPlaced, PaymentConfirmed, …
+	EventID string          `json:"eventId"`
+	At      time.Time       `json:"at"`   // when it happened (RFC 3339, nanoseconds)
+	Data    json.RawMessage `json:"data"` // its payload as stored
+	State   *Order          `json:"state"`
+}
+
+// history folds order id's stream and returns its events from offset, at
+// most limit, oldest first, each with the order after it; ENOTFOUND when
+// there is no such order.
+func (s *store) history(ctx context.Context, q eventstore.Querier, id string, limit, offset int) ([]HistoryItem, error) {
+	evs, err := eventstore.ReadStream(ctx, q, orderStream(id), 0, offset+limit)
+	if err != nil {
+		return nil, fmt.Errorf("order: history of %s: %w", id, err)
+	}
+	if len(evs) == 0 && offset == 0 {
+		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "order %s not found", id)
+	}
+	out := []HistoryItem{}
+	var st OrderState
+	for i, e := range evs {
+		if st, err = orderAggregate.Apply(st, e); err != nil {
+			return nil, fmt.Errorf("order: history of %s: %w", id, err)
+		}
+		if i >= offset {
+			out = append(out, HistoryItem{Version: e.Version, Type: e.Type, EventID: e.ID, At: e.Time, Data: e.Data, State: st.view()})
+		}
+	}
+	return out, nil
+}
+
+// asOf returns order id as it was at instant at: the fold of its events
+// up to and including at; ENOTFOUND before it was placed.
+func (s *store) asOf(ctx context.Context, q eventstore.Querier, id string, at time.Time) (*Order, error) {
+	evs, err := eventstore.ReadStream(ctx, q, orderStream(id), 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("order: order %s as of %s: %w", id, at, err)
+	}
+	var st OrderState
+	for _, e := range evs {
+		if e.Time.After(at) {
+			break
+		}
+		if st, err = orderAggregate.Apply(st, e); err != nil {
+			return nil, fmt.Errorf("order: order %s as of %s: %w", id, at, err)
+		}
+	}
+	if !st.placed() {
+		return nil, eventmart.Errorf(eventmart.ENOTFOUND, "order %s did not exist at %s", id, at.Format(time.RFC3339Nano))
+	}
+	return st.view(), nil
+}
+
+// importRows gives every orders row without a stream — written by the
+// release before streams — an OrderImported event holding it as it is,
+// at its creation time, and returns how many it imported. It is
+// idempotent: an order with a stream is left alone; instances starting at
+// once on one PostgreSQL database conflict on the streams' first version,
+// and the loser finds nothing left to do on its next try.
+func importRows(ctx context.Context, db *sqldb.DB) (int, error) {
+	n := 0
+	st := &store{db: db}
+	err := eventstore.Retry(ctx, db, maxTries, func(tx *sqldb.Tx) error {
+		n = 0
+		todo, err := sqldb.List(ctx, tx, `SELECT `+orderColumns+` FROM orders o
+			WHERE NOT EXISTS (SELECT 1 FROM es_events e WHERE e.stream_id = '`+orderPrefix+`' || o.id) ORDER BY id`, nil, scanOrder)
+		if err != nil {
+			return fmt.Errorf("order: rows to import: %w", err)
+		}
+		for _, o := range todo {
+			row := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
+			evs, err := decide(OrderState{}, Command{Kind: ImportRow, Order: row})
+			if err != nil {
+				return err
+			}
+			if err := st.save(ctx, tx, &stream{}, json.RawMessage(`{"reason":"import"}`), o.CreatedAt, evs...); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// rebuildOrders rebuilds the orders table from the streams, live
+// (eventstore.Rebuild), and returns the number of events read.
+func rebuildOrders(ctx context.Context, db *sqldb.DB) (int64, error) {
+	n, err := eventstore.Rebuild(ctx, db, "orders", orderPrefix, orderAggregate,
+		func(ctx context.Context, tx *sqldb.Tx, _ string, o OrderState, _ time.Time) error {
+			return projectOrder(ctx, tx, o)
+		})
+	if err != nil {
+		return n, fmt.Errorf("order: %w", err)
+	}
+	return n, nil
+}
