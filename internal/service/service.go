@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
@@ -46,6 +47,10 @@ type Deps struct {
 	// its instances together (inbox.ConsumedUntil): a timeout asks it
 	// whether what it waits for may be in the log unread. nil: no bus.
 	Consumed func(ctx context.Context, topics []string) (time.Time, error)
+	// Bus is the process's event bus, for a service that consumes with
+	// its own loop instead of Handlers (analytics commits its stream
+	// engine's state with the offsets it consumed). nil: no bus.
+	Bus bus.Bus
 }
 
 // Def describes a service to the runtime.
