@@ -58,7 +58,7 @@ func Def() service.Def {
 
 // Intervals of the background work.
 const (
-	idleEvery  = 250 * time.Millisecond // declare read-out partitions idle
+	idleEvery  = 100 * time.Millisecond // declare read-out partitions idle
 	rulesEvery = time.Second            // look for changed rules
 )
 
@@ -106,7 +106,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p := &processor{db: s.d.DB, bus: s.d.Bus, log: s.d.Log, metrics: s.metrics, now: s.d.Now, grace: s.grace, parts: parts}
+	p := &processor{db: s.d.DB, bus: s.d.Bus, log: s.d.Log, metrics: s.metrics, now: s.d.Now, grace: s.grace, topics: Topics(), parts: parts}
 	if err := p.start(ctx, rs.Rules); err != nil {
 		return err
 	}

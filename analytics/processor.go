@@ -103,7 +103,7 @@ func Partitions(ctx context.Context, r bus.Reader, topics []string) ([]stream.Pa
 // idleLag is how far before the moment a partition's end was read it is
 // declared idle: a record being produced while the end was read may carry
 // a timestamp a little earlier (and producers' clocks differ a little).
-const idleLag = 200 * time.Millisecond
+const idleLag = 100 * time.Millisecond
 
 // processor runs the engine for the service: batches from the consumer
 // group, idle partitions from a clock, and rule changes, one at a time;
@@ -115,12 +115,18 @@ type processor struct {
 	metrics *metrics
 	now     func() time.Time
 	grace   time.Duration
+	topics  []string // the topics read (Topics(), or a test's)
 	parts   []stream.Partition
 
 	mu     sync.Mutex
 	eng    *stream.Engine
 	rules  []cep.Rule
 	offset map[stream.Partition]int64 // last offset the engine processed, per partition
+	// idled are partition entries changed by idle calls and not written
+	// yet: written with the next commit that writes anything else (an idle
+	// call that only moves stream times changes no result, so a crash
+	// before they are written loses nothing).
+	idled map[string]stream.StateEntry
 	// detected is called after a commit with the detections it stored.
 	detected func([]Detection)
 }
@@ -148,6 +154,7 @@ func (p *processor) restore(ctx context.Context) error {
 		return fmt.Errorf("analytics: restore: %w", err)
 	}
 	p.eng = eng
+	p.idled = map[string]stream.StateEntry{}
 	p.offset = make(map[stream.Partition]int64, len(p.parts))
 	for _, en := range entries {
 		if en.Operator == "" && len(en.Value) == 16 {
@@ -198,7 +205,7 @@ func (p *processor) handle(ctx context.Context, batch []*bus.Message) error {
 func (p *processor) idle(ctx context.Context) error {
 	t0 := p.now().Add(-idleLag)
 	ends := make(map[stream.Partition]int64, len(p.parts))
-	for _, t := range Topics() {
+	for _, t := range p.topics {
 		offs, err := p.bus.Offsets(ctx, t)
 		if err != nil {
 			return fmt.Errorf("analytics: offsets of %s: %w", t, err)
@@ -248,17 +255,35 @@ func (p *processor) setRules(ctx context.Context, rules []cep.Rule) error {
 // which still holds the state before the outputs.
 func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 	var dets []Detection
-	changes := 0
+	writes := false
 	for _, o := range outs {
-		changes += len(o.Changes) + len(o.Results)
+		writes = writes || len(o.Results) > 0
+		for _, c := range o.Changes {
+			if c.Operator == "" && !writes {
+				continue
+			}
+			writes = true
+		}
 	}
-	if changes == 0 {
+	if !writes {
+		for _, o := range outs {
+			for _, c := range o.Changes {
+				p.idled[c.Key] = c
+			}
+		}
 		p.observe(outs, nil)
 		return nil
+	}
+	idled := make([]stream.StateEntry, 0, len(p.idled))
+	for _, c := range p.idled {
+		idled = append(idled, c)
 	}
 	now := p.now()
 	err := p.db.InTx(ctx, func(tx *sqldb.Tx) error {
 		dets = dets[:0]
+		if err := saveChanges(ctx, tx, idled); err != nil { // older than outs' changes: first
+			return err
+		}
 		for _, o := range outs {
 			if err := saveChanges(ctx, tx, o.Changes); err != nil {
 				return err
@@ -293,6 +318,7 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 		}
 		return fmt.Errorf("analytics: commit: %w", err)
 	}
+	clear(p.idled)
 	p.observe(outs, dets)
 	if len(dets) > 0 && p.detected != nil {
 		p.detected(dets)

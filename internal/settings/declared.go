@@ -98,7 +98,7 @@ var (
 		Meaning: "pattern rules file (JSON, docs/stream-processing.md), loaded at start and again whenever it changes; unset: the rules last set with PUT /api/v1/analytics/rules, else the standard three"}
 	AnalyticsOrderSLA = &Setting{Name: "EVENTMART_ANALYTICS_ORDER_SLA", Kind: Duration, Default: "24h", Scope: "analytics",
 		Meaning: "the standard OrderSlaBreached rule: an order neither shipped nor cancelled this long after OrderCreated"}
-	AnalyticsGrace = &Setting{Name: "EVENTMART_ANALYTICS_GRACE", Kind: Duration, Default: "500ms", ZeroOK: true, Scope: "analytics",
+	AnalyticsGrace = &Setting{Name: "EVENTMART_ANALYTICS_GRACE", Kind: Duration, Default: "250ms", ZeroOK: true, Scope: "analytics",
 		Meaning: "how late (log time) an event may reach the analytics service and still count; a window's figures and a detection wait this long"}
 )
 
