@@ -1,6 +1,7 @@
 package analytics_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/stream/cep"
 )
 
 func start(t *testing.T, opts ...apptest.Option) (*apptest.Harness, string) {
@@ -165,5 +167,48 @@ func TestRulesAPI(t *testing.T) {
 	})
 	if d := detections(h, admin, "TwoCarts")[0]; !d.DryRun || d.Key != "bob" || len(d.Evidence) != 2 {
 		t.Errorf("detection %+v, want a dry-run match of bob with two events", d)
+	}
+}
+
+// TestBacktestGivesTheLiveDetections: each standard rule fires live once;
+// a backtest over the log from its start, with the live service's rules
+// and clock, gives the same detections (the same ids).
+func TestBacktestGivesTheLiveDetections(t *testing.T) {
+	h, admin := start(t, apptest.Settings(map[string]string{"EVENTMART_ANALYTICS_ORDER_SLA": "1s"}))
+	for i := range 3 {
+		h.Publish("payment-service", event.Origin{}, &event.PaymentFailed{PaymentID: fmt.Sprint("p", i), OrderID: fmt.Sprint("o", i), UserID: "mallory", Code: "card-declined"})
+	}
+	h.Publish("order-service", event.Origin{},
+		&event.OrderCreated{OrderID: "late", Customer: event.Customer{UserID: "u1"}, Currency: "EUR"},
+		&event.OrderCreated{OrderID: "shipped", Customer: event.Customer{UserID: "u2"}, Currency: "EUR"},
+		&event.OrderShipped{OrderID: "shipped", UserID: "u2"},
+		&event.CartUpdated{CartID: "c1", UserID: "u3", Items: []event.CartItem{{ProductID: "apple", Quantity: 2}}})
+	h.Publish("inventory-service", event.Origin{},
+		&event.InventoryAdjusted{ProductID: "apple", Delta: -5, Reason: "set", Level: event.StockLevel{ProductID: "apple", OnHand: 0, Available: 0}})
+	var live []analytics.Detection
+	h.Eventually("three detections", func() bool { live = detections(h, admin, ""); return len(live) >= 3 })
+	rules := map[string]string{}
+	for _, d := range live {
+		rules[d.Rule] = d.Key
+	}
+	if len(live) != 3 || rules["FraudSuspected"] != "mallory" || rules["OrderSlaBreached"] != "late" || rules["StockoutWithDemand"] != "apple" {
+		t.Fatalf("live detections %+v, want one per standard rule", live)
+	}
+	res, err := analytics.Backtest{Rules: cep.StandardRules(time.Second), Grace: 250 * time.Millisecond, Until: time.Now()}.Run(context.Background(), h.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ds []analytics.Detection) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID+" "+d.Rule+" "+strings.Join(d.Evidence, ","))
+		}
+		return slices.Sorted(slices.Values(out))
+	}
+	if got, want := ids(res.Detections), ids(live); !slices.Equal(got, want) {
+		t.Errorf("backtest detections\n%v\nlive\n%v", got, want)
+	}
+	if res.Records != 8 || res.Late != 0 {
+		t.Errorf("backtest read %d records (%d late), want 8 (0)", res.Records, res.Late)
 	}
 }
