@@ -33,6 +33,14 @@ func detections(h *apptest.Harness, admin, rule string) []analytics.Detection {
 // the third, carrying the three eventIds; a customer with two gives none.
 func TestFraudSuspectedOncePerThreeDeclines(t *testing.T) {
 	h, admin := start(t)
+	// Once the service runs (its consumer has joined and read an event),
+	// the latency is the engine's, not the start's.
+	h.Publish("cart-service", event.Origin{}, &event.CartCreated{CartID: "warm-up", UserID: "u0"})
+	h.Eventually("the service running", func() bool {
+		var w analytics.Windows
+		h.JSON("GET", "/api/v1/analytics/windows?size=hour", admin, nil, http.StatusOK, &w)
+		return w.Total.Events == 1
+	})
 	var ids []string
 	for i := range 3 {
 		e := h.Publish("payment-service", event.Origin{}, &event.PaymentFailed{PaymentID: fmt.Sprint("p", i), OrderID: fmt.Sprint("o", i),
@@ -44,7 +52,9 @@ func TestFraudSuspectedOncePerThreeDeclines(t *testing.T) {
 		&event.PaymentFailed{PaymentID: "q2", OrderID: "x2", UserID: "alice", Code: "card-declined"})
 	var ds []analytics.Detection
 	h.Eventually("FraudSuspected", func() bool { ds = detections(h, admin, "FraudSuspected"); return len(ds) > 0 })
-	if took := time.Since(published); took > time.Second {
+	took := time.Since(published)
+	t.Logf("FraudSuspected detected %v after the third decline was published", took)
+	if took > time.Second {
 		t.Errorf("detected %v after the third decline, want within 1s", took)
 	}
 	if len(ds) != 1 || ds[0].Key != "mallory" || ds[0].Type != "FraudSuspected" || ds[0].DryRun {
@@ -58,7 +68,7 @@ func TestFraudSuspectedOncePerThreeDeclines(t *testing.T) {
 	var w analytics.Windows
 	h.Eventually("the fourth decline counted", func() bool {
 		h.JSON("GET", "/api/v1/analytics/windows?size=hour", admin, nil, http.StatusOK, &w)
-		return w.Total.Payments.Declined == 6
+		return w.Total.Payments.Declined == 6 && w.Total.Events == 7
 	})
 	if ds := detections(h, admin, ""); len(ds) != 1 {
 		t.Errorf("detections after a fourth decline: %+v, want still one", ds)
