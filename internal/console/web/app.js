@@ -8,8 +8,9 @@ import * as topicsView from './topics.js';
 import * as sagasView from './sagas.js';
 import * as dlqView from './dlq.js';
 import * as webhooksView from './webhooks.js';
+import * as analyticsView from './analytics.js';
 
-const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView };
+const views = { stream: streamView, flow: flowView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, analytics: analyticsView };
 let current = null;
 
 function showLogin(message = '') {
