@@ -240,6 +240,8 @@ async function main() {
     await page.locator('#flow-diagram svg g.row[data-label="PaymentFailed"]').first().waitFor();
     await shot('4d-fraud-evidence-flow');
     log('analytics: one FraudSuspected, its evidence opens the flow');
+    await page.click('#tabs a[data-tab=webhooks]'); // a view that does not poll while the product restarts
+    await page.locator('#webhooks-rows tr[data-status=delivered]').first().waitFor();
 
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
     await app.stop();

@@ -108,7 +108,7 @@ function detectionRows(ds) {
   return ds.map((d) => el('tr', { dataset: { rule: d.rule } },
     el('td', {}, time(d.at)), el('td', {}, d.type, d.dryRun ? el('span', { class: 'badge' }, ' dry run') : ''),
     el('td', { class: 'mono small' }, d.rule === 'OrderSlaBreached' ? el('a', { href: '#flow=' + encodeURIComponent(d.key) }, d.key) : d.key),
-    el('td', { class: 'small' }, d.evidence.map((id, i) => [i ? ' ' : '', el('a', { href: '#', class: 'evidence mono', onclick: (e) => { e.preventDefault(); toFlow(id); } }, id.slice(0, 8))]),
+    el('td', { class: 'small' }, d.evidence.map((id, i) => [i ? ' ' : '', el('a', { href: '#', class: 'evidence mono', onclick: (e) => { e.preventDefault(); toFlow(id); } }, '…' + id.slice(-8))]).flat(),
       d.holders ? ` (${d.holders} carts)` : '')));
 }
 
