@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"sync"
 	"time"
 
@@ -190,6 +191,13 @@ func (s *Service) setCurrent(rs RuleSet) {
 	s.current = rs
 	s.mu.Unlock()
 	s.metrics.rules.Set(float64(len(rs.Rules)))
+	for _, r := range rs.Rules { // from 0, so a first detection is an increase to alert on
+		typ := r.Detection
+		if typ == "" {
+			typ = r.Name
+		}
+		s.metrics.detections.WithLabelValues(r.Name, typ, strconv.FormatBool(r.DryRun)).Add(0)
+	}
 }
 
 // metrics are the service's Prometheus metrics.
