@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart/analytics"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/apptest"
+	report "github.com/eventmart/eventmart/internal/report"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/stream/cep"
 )
@@ -220,5 +221,83 @@ func TestBacktestGivesTheLiveDetections(t *testing.T) {
 	}
 	if res.Records != 8 || res.Late != 0 {
 		t.Errorf("backtest read %d records (%d late), want 8 (0)", res.Records, res.Late)
+	}
+}
+
+// TestDailyReportEqualsAnalytics (issue 15's open point): for the same
+// day, `eventmart report daily` (internal/report, in batch from the log)
+// and the analytics service (live) give the same orders and value per
+// currency, revenue, cancellations by reason, products ordered and
+// orders shipped. (A product has one currency, as in the catalog: the
+// report lists products per currency.)
+func TestDailyReportEqualsAnalytics(t *testing.T) {
+	h, admin := start(t)
+	var ps []event.Payload
+	for i := range 24 {
+		order := fmt.Sprint("o", i)
+		cur := []string{"EUR", "USD", "GBP"}[i%3]
+		ps = append(ps, &event.OrderCreated{OrderID: order, Customer: event.Customer{UserID: fmt.Sprint("u", i%5)}, Currency: cur,
+			TotalCents: int64(1000 + 37*i), Lines: []event.OrderLine{{ProductID: fmt.Sprint("p", i%3), SKU: "s", Name: "n", Quantity: int64(1 + i%3), UnitPriceCents: 10}}})
+		switch i % 4 {
+		case 0, 1:
+			ps = append(ps, &event.OrderShipped{OrderID: order, UserID: "u"})
+		case 2:
+			ps = append(ps, &event.OrderCancelled{OrderID: order, UserID: "u", ReasonCode: []string{"payment-failed", "out-of-stock", "timeout"}[i%3]})
+		}
+	}
+	h.Publish("order-service", event.Origin{}, ps...)
+	var pays []event.Payload
+	for i := range 16 {
+		pays = append(pays, &event.PaymentProcessed{PaymentID: fmt.Sprint("p", i), OrderID: fmt.Sprint("o", i), UserID: "u",
+			AmountCents: int64(1000 + 37*i), Currency: []string{"EUR", "USD", "GBP"}[i%3]})
+	}
+	h.Publish("payment-service", event.Origin{}, pays...)
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	var w analytics.Windows
+	h.Eventually("every event counted", func() bool {
+		h.JSON("GET", "/api/v1/analytics/windows?size=hour&from="+day.Format(time.RFC3339)+"&to="+day.Add(24*time.Hour).Format(time.RFC3339),
+			admin, nil, http.StatusOK, &w)
+		return w.Total.Events == int64(len(ps)+len(pays))
+	})
+	d, err := report.FromLog(context.Background(), h.Bus, day, day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := w.Total
+	var orders, revenue, cancels, products, wantOrders, wantRevenue, wantCancels, wantProducts []string
+	for _, o := range a.Orders {
+		orders = append(orders, fmt.Sprint(o.Currency, o.Count, o.ValueCents))
+	}
+	for _, o := range d.Orders {
+		wantOrders = append(wantOrders, fmt.Sprint(o.Currency, o.Placed, o.ValueCents))
+	}
+	for _, m := range a.Revenue {
+		revenue = append(revenue, fmt.Sprint(m.Currency, m.Count, m.AmountCents))
+	}
+	for _, m := range d.Revenue {
+		wantRevenue = append(wantRevenue, fmt.Sprint(m.Currency, m.Count, m.AmountCents))
+	}
+	for _, c := range a.Cancellations {
+		cancels = append(cancels, fmt.Sprint(c.Label, c.Count))
+	}
+	for _, c := range d.Cancellations {
+		wantCancels = append(wantCancels, fmt.Sprint(c.Reason, c.Count))
+	}
+	for _, p := range a.TopProducts {
+		products = append(products, fmt.Sprint(p.Label, p.Count))
+	}
+	for _, p := range d.TopProducts {
+		wantProducts = append(wantProducts, fmt.Sprint(p.ProductID, p.Quantity))
+	}
+	for _, c := range []struct {
+		what      string
+		got, want []string
+	}{{"orders", orders, wantOrders}, {"revenue", revenue, wantRevenue}, {"cancellations", cancels, wantCancels}, {"products", products, wantProducts}} {
+		if got, want := slices.Sorted(slices.Values(c.got)), slices.Sorted(slices.Values(c.want)); len(got) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: analytics %v, daily report %v", c.what, got, want)
+		}
+	}
+	if a.Funnel.Shipped != d.Parcels.Shipped || a.Funnel.Shipped != 12 {
+		t.Errorf("shipped: analytics %d, daily report %d, want 12", a.Funnel.Shipped, d.Parcels.Shipped)
 	}
 }
