@@ -108,6 +108,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	p := &processor{db: s.d.DB, bus: s.d.Bus, log: s.d.Log, metrics: s.metrics, now: s.d.Now, grace: s.grace, topics: Topics(), parts: parts}
+	if s.d.Outbox != nil {
+		p.notify = s.d.Outbox.Notify
+	}
 	if err := p.start(ctx, rs.Rules); err != nil {
 		return err
 	}

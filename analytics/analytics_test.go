@@ -64,6 +64,15 @@ func TestFraudSuspectedOncePerThreeDeclines(t *testing.T) {
 	if got := slices.Sorted(slices.Values(ds[0].Evidence)); !slices.Equal(got, slices.Sorted(slices.Values(ids))) {
 		t.Errorf("evidence %v, want %v", got, ids)
 	}
+	// Published on analytics-events, keyed by the customer, with its evidence.
+	e := h.Events.Wait(t, "FraudSuspected", apptest.Keyed("mallory"))
+	p, err := e.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := p.(*event.FraudSuspected); f.DetectionID != ds[0].ID || !slices.Equal(f.Evidence, ds[0].Evidence) || e.Source != "analytics-service" {
+		t.Errorf("event %+v from %s, want detection %+v", f, e.Source, ds[0])
+	}
 	// A fourth decline is no new match (the next needs three new ones).
 	h.Publish("payment-service", event.Origin{}, &event.PaymentFailed{PaymentID: "p4", OrderID: "o4", UserID: "mallory", Code: "card-declined"})
 	var w analytics.Windows
@@ -178,6 +187,9 @@ func TestRulesAPI(t *testing.T) {
 	})
 	if d := detections(h, admin, "TwoCarts")[0]; !d.DryRun || d.Key != "bob" || len(d.Evidence) != 2 {
 		t.Errorf("detection %+v, want a dry-run match of bob with two events", d)
+	}
+	if es := h.Events.All(func(e *event.Envelope) bool { return e.EventType == "PatternDetected" }); len(es) != 0 {
+		t.Errorf("a dry-run rule's detection was published: %v", es)
 	}
 }
 

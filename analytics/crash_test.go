@@ -19,6 +19,7 @@ import (
 	"github.com/eventmart/eventmart/bus/kafka"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/internal/stream"
 	"github.com/eventmart/eventmart/internal/stream/cep"
@@ -178,7 +179,8 @@ func openDB(t *testing.T, name, prefix, dsn, dir string) *sqldb.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Migrate(ctx, ms...); err != nil {
+	platform := []sqldb.Migration{{Name: "platform-0001_outbox.sql", SQL: outbox.Migration}} // detections' events
+	if err := db.Migrate(ctx, append(platform, ms...)...); err != nil {
 		t.Fatal(err)
 	}
 	return db

@@ -14,6 +14,8 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/outbox"
+	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/internal/stream"
 	"github.com/eventmart/eventmart/internal/stream/cep"
@@ -75,12 +77,15 @@ func Record(m *bus.Message) stream.Record {
 	return r
 }
 
-// Topics are the topics the analytics service reads: every business topic,
-// so a rule may use any event type of the catalog but the audit trail's.
+// Topics are the topics the analytics service reads: every business topic
+// but its own analytics-events, so a rule may use any event type of the
+// catalog but the audit trail's and the detections'.
 func Topics() []string {
 	var ts []string
 	for _, t := range event.BusinessTopics() {
-		ts = append(ts, string(t))
+		if t != event.TopicAnalytics { // its own detections
+			ts = append(ts, string(t))
+		}
 	}
 	return ts
 }
@@ -127,8 +132,9 @@ type processor struct {
 	// call that only moves stream times changes no result, so a crash
 	// before they are written loses nothing).
 	idled map[string]stream.StateEntry
-	// detected is called after a commit with the detections it stored.
-	detected func([]Detection)
+	// notify is called after a commit that emitted detection events (the
+	// outbox relay's Notify).
+	notify func()
 }
 
 // start builds the engine with rules and restores it from the database.
@@ -306,6 +312,9 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 					}
 					if stored {
 						dets = append(dets, det)
+						if err := emitDetection(ctx, tx, det); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -320,8 +329,8 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 	}
 	clear(p.idled)
 	p.observe(outs, dets)
-	if len(dets) > 0 && p.detected != nil {
-		p.detected(dets)
+	if len(dets) > 0 && p.notify != nil {
+		p.notify()
 	}
 	return nil
 }
@@ -370,4 +379,29 @@ func detectionID(d cep.Detection) string {
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s", d.Rule, d.Key, d.At.UnixNano(), strings.Join(d.Evidence, ","))
 	s := hex.EncodeToString(h.Sum(nil)[:16])
 	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+}
+
+// emitDetection writes d's event (analytics-events) into the outbox, in
+// the transaction that stores d. A dry-run rule's detections are stored,
+// not published: nothing acts on them.
+func emitDetection(ctx context.Context, tx *sqldb.Tx, d Detection) error {
+	if d.DryRun {
+		return nil
+	}
+	v := event.Detection{DetectionID: d.ID, Rule: d.Rule, Key: d.Key, At: d.At, Evidence: d.Evidence, Holders: d.Holders}
+	var p event.Payload
+	switch d.Type {
+	case "FraudSuspected":
+		p = (*event.FraudSuspected)(&v)
+	case "OrderSlaBreached":
+		p = (*event.OrderSlaBreached)(&v)
+	case "StockoutWithDemand":
+		p = (*event.StockoutWithDemand)(&v)
+	default:
+		p = (*event.PatternDetected)(&v)
+	}
+	if _, err := outbox.EmitOne(ctx, tx, service.Source(Name), event.Origin{}, p); err != nil {
+		return fmt.Errorf("analytics: detection event: %w", err)
+	}
+	return nil
 }
