@@ -55,8 +55,12 @@ func TestFraudSuspectedOncePerThreeDeclines(t *testing.T) {
 	h.Eventually("FraudSuspected", func() bool { ds = detections(h, admin, "FraudSuspected"); return len(ds) > 0 })
 	took := time.Since(published)
 	t.Logf("FraudSuspected detected %v after the third decline was published", took)
-	if took > time.Second {
-		t.Errorf("detected %v after the third decline, want within 1s", took)
+	within := time.Second
+	if raceDetector {
+		within = 3 * time.Second // the race detector slows everything several times over
+	}
+	if took > within {
+		t.Errorf("detected %v after the third decline, want within %v", took, within)
 	}
 	if len(ds) != 1 || ds[0].Key != "mallory" || ds[0].Type != "FraudSuspected" || ds[0].DryRun {
 		t.Fatalf("detections %+v, want one FraudSuspected of mallory", ds)
