@@ -132,10 +132,9 @@ type processor struct {
 	// call that only moves stream times changes no result, so a crash
 	// before they are written loses nothing).
 	idled map[string]stream.StateEntry
-	// busy: records were processed since the last idle pass; lastIdle:
-	// when that pass ran (quiet, the passes slow down to quietIdle).
-	busy     bool
-	lastIdle time.Time
+	// lastRecord: when records were last processed; lastIdle: when the
+	// last idle pass ran (quiet, the passes slow down to quietIdle).
+	lastRecord, lastIdle time.Time
 	// notify is called after a commit that emitted detection events (the
 	// outbox relay's Notify).
 	notify func()
@@ -206,16 +205,19 @@ func (p *processor) handle(ctx context.Context, batch []*bus.Message) error {
 	for _, r := range recs {
 		p.offset[r.Partition] = max(p.offset[r.Partition], r.Offset)
 	}
-	p.busy = true
+	p.lastRecord = p.now()
 	return nil
 }
 
-// quietIdle is how often idle passes run while no record arrives: the
-// watermark then only needs to move for windows to close and timeouts to
-// fire, which a second's delay does not hurt; while records arrive they
-// run at every tick, so a detection waits for the other partitions no
-// longer than a tick.
-const quietIdle = time.Second
+// quietIdle is how often idle passes run once no record has arrived for
+// quietAfter: the watermark then only needs to move for windows to close
+// and timeouts to fire, which a second's delay does not hurt. Until then
+// they run at every tick, so a detection waits for the other partitions
+// no longer than the grace and a tick.
+const (
+	quietIdle  = time.Second
+	quietAfter = 2 * time.Second
+)
 
 // idle declares idle every partition the engine has read to its end, up
 // to the moment before its end was read, so the watermark moves (windows
@@ -223,11 +225,11 @@ const quietIdle = time.Second
 func (p *processor) idle(ctx context.Context) error {
 	now := p.now()
 	p.mu.Lock()
-	if !p.busy && now.Sub(p.lastIdle) < quietIdle {
+	if now.Sub(p.lastRecord) > quietAfter+p.grace && now.Sub(p.lastIdle) < quietIdle {
 		p.mu.Unlock()
 		return nil
 	}
-	p.busy, p.lastIdle = false, now
+	p.lastIdle = now
 	p.mu.Unlock()
 	t0 := now.Add(-idleLag)
 	ends := make(map[stream.Partition]int64, len(p.parts))
