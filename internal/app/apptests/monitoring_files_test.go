@@ -8,6 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/eventmart/eventmart/analytics"
+	"github.com/eventmart/eventmart/internal/service"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -60,6 +63,10 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 		}
 	}
 	exported.add(&obs.Probes{}) // the Kafka cluster gauges too
+	// The analytics service's (its vectors have no series before it counts something).
+	if _, err := analytics.New(service.Deps{Metrics: exported}); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.WithHooks(kafka.ClientMetrics(exported, "test")))
 	if err != nil {
 		t.Fatal(err)
