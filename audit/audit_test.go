@@ -202,6 +202,7 @@ func TestEventsOfTheRunningServicesAreAudited(t *testing.T) {
 		t.Errorf("audited %+v", got[0])
 	}
 	sameOrder(t, "by entity", query(t, h, admin, "entity="+emitted.Key), emitted)
+	sameOrder(t, "by event id", query(t, h, admin, "eventId="+action.EventID), action)
 	sameOrder(t, "the admin's action", query(t, h, admin, "type=AdminActionPerformed"), action)
 	p, err := action.Payload()
 	if err != nil {

@@ -24,7 +24,7 @@ const (
 	MaxLimit     = 1000
 )
 
-// handleEvents: GET /admin/events?correlationId=&type=&entity=&from=&to=&limit=&offset=
+// handleEvents: GET /admin/events?correlationId=&eventId=&type=&entity=&from=&to=&limit=&offset=
 // → {"events": [envelope…], "limit", "offset"}.
 func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if _, err := auth.RequireAdmin(r.Context()); err != nil {
@@ -58,7 +58,7 @@ func (s *Service) handleVerify(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]any{"records": res.Records, "ok": res.OK(), "firstBad": res.FirstBad, "reason": res.Reason})
 }
 
-var queryParams = []string{"correlationId", "type", "entity", "from", "to", "limit", "offset"}
+var queryParams = []string{"correlationId", "eventId", "type", "entity", "from", "to", "limit", "offset"}
 
 // parseQuery reads the parameters of GET /admin/events. Unknown or
 // repeated parameters are rejected: a misspelt filter would otherwise
@@ -77,7 +77,7 @@ func parseQuery(r *http.Request) (Query, error) {
 			return Query{}, eventmart.Errorf(eventmart.EINVALID, "%s: given more than once", name)
 		}
 	}
-	q := Query{CorrelationID: v.Get("correlationId"), Type: v.Get("type"), Entity: v.Get("entity")}
+	q := Query{CorrelationID: v.Get("correlationId"), EventID: v.Get("eventId"), Type: v.Get("type"), Entity: v.Get("entity")}
 	if q.Type != "" {
 		if _, ok := event.Lookup(event.Type(q.Type)); !ok {
 			return Query{}, eventmart.Errorf(eventmart.EINVALID, "type: unknown event type %q", q.Type)

@@ -159,6 +159,7 @@ func columnsDisagree(r *record) string {
 // Query selects records of the trail; zero fields do not filter.
 type Query struct {
 	CorrelationID string
+	EventID       string // one event (the console finds an analytics detection's evidence by it)
 	Type          string
 	Entity        string // the record (partition) key
 	From, To      *int64 // occurred_at bounds in Unix ms: From <= t < To; nil = unbounded
@@ -173,6 +174,9 @@ func (q Query) where() (string, []any) {
 	add := func(cond string, arg any) {
 		conds = append(conds, cond)
 		args = append(args, arg)
+	}
+	if q.EventID != "" {
+		add(`event_id = ?`, q.EventID)
 	}
 	if q.Type != "" {
 		add(`event_type = ?`, q.Type)

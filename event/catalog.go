@@ -271,4 +271,9 @@ func init() {
 	register(TopicAudit, ext, func() Payload { return &AdminActionPerformed{} })
 	register(TopicAudit, ext, func() Payload { return &AuditRecorded{} })
 	register(TopicAudit, ext, func() Payload { return &WebhookEndpointDisabled{} })
+
+	register(TopicAnalytics, ext, func() Payload { return &FraudSuspected{} })
+	register(TopicAnalytics, ext, func() Payload { return &OrderSlaBreached{} })
+	register(TopicAnalytics, ext, func() Payload { return &StockoutWithDemand{} })
+	register(TopicAnalytics, ext, func() Payload { return &PatternDetected{} })
 }

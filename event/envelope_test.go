@@ -261,6 +261,7 @@ func TestTopicTableIsTheADRs(t *testing.T) {
 		"user-events": {12, 2592000000}, "catalog-events": {8, 7776000000}, "inventory-events": {16, 604800000},
 		"order-events": {20, 31536000000}, "payment-events": {12, 220752000000}, "shipping-events": {8, 31536000000},
 		"notification-events": {4, 2592000000}, "audit-events": {4, 220752000000},
+		"analytics-events": {4, 7776000000}, // the extension (docs/events.md)
 	}
 	if len(event.Topics) != len(want) {
 		t.Fatalf("%d topics", len(event.Topics))

@@ -37,3 +37,7 @@ func (*AccessDenied) EventType() Type               { return "AccessDenied" }
 func (*AdminActionPerformed) EventType() Type       { return "AdminActionPerformed" }
 func (*AuditRecorded) EventType() Type              { return "AuditRecorded" }
 func (*WebhookEndpointDisabled) EventType() Type    { return "WebhookEndpointDisabled" }
+func (*FraudSuspected) EventType() Type             { return "FraudSuspected" }
+func (*OrderSlaBreached) EventType() Type           { return "OrderSlaBreached" }
+func (*StockoutWithDemand) EventType() Type         { return "StockoutWithDemand" }
+func (*PatternDetected) EventType() Type            { return "PatternDetected" }

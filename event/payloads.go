@@ -452,3 +452,31 @@ type AuditRecorded struct {
 	// Envelope is the recorded event's envelope, byte for byte.
 	Envelope json.RawMessage `json:"envelope"`
 }
+
+// --- analytics-events (extension, issue 12) ---
+
+// Detection is what the analytics service's detection events carry: one
+// match of a pattern rule (docs/stream-processing.md). The event types
+// differ only in their name, so consumers subscribe to the ones they act on.
+type Detection struct {
+	DetectionID string `json:"detectionId"` // the same whenever the same events match (a replay, a backtest)
+	Rule        string `json:"rule"`
+	// Key is what the rule matched on: a customer id, an order id, a product id.
+	Key string    `json:"key" event:"key"`
+	At  time.Time `json:"at"` // event time (log time) of the match
+	// Evidence are the eventIds of the events that make the match.
+	Evidence []string `json:"evidence"`
+	Holders  int      `json:"holders,omitempty"` // StockoutWithDemand: carts holding the product
+}
+
+// FraudSuspected: three or more PaymentFailed of one customer (Key: userId) within 10 minutes.
+type FraudSuspected Detection
+
+// OrderSlaBreached: an order (Key: orderId) neither shipped nor cancelled within the SLA.
+type OrderSlaBreached Detection
+
+// StockoutWithDemand: a product (Key: productId) ran out of stock while carts hold it.
+type StockoutWithDemand Detection
+
+// PatternDetected: a match of any other rule (Rule names it).
+type PatternDetected Detection

@@ -15,6 +15,9 @@ const (
 	TopicShipping     Topic = "shipping-events"
 	TopicNotification Topic = "notification-events"
 	TopicAudit        Topic = "audit-events"
+	// TopicAnalytics is an extension of the ADR's table (docs/events.md):
+	// the analytics service's pattern detections (issue 12).
+	TopicAnalytics Topic = "analytics-events"
 )
 
 // Day and Year are the units of the ADR's retention column. A year is 365
@@ -35,7 +38,8 @@ type TopicSpec struct {
 // RetentionMs is the retention as Kafka's retention.ms.
 func (t TopicSpec) RetentionMs() int64 { return t.Retention.Milliseconds() }
 
-// Topics is ADR-0006's topic table, exactly: names, partitions, retention.
+// Topics is ADR-0006's topic table, exactly (names, partitions,
+// retention), then its documented extensions (docs/events.md).
 var Topics = []TopicSpec{
 	{TopicUser, 12, 30 * Day, "User lifecycle events"},
 	{TopicCatalog, 8, 90 * Day, "Product and catalog changes"},
@@ -45,6 +49,7 @@ var Topics = []TopicSpec{
 	{TopicShipping, 8, 1 * Year, "Shipping and delivery events"},
 	{TopicNotification, 4, 30 * Day, "Communication events"},
 	{TopicAudit, 4, 7 * Year, "Compliance and audit trail"},
+	{TopicAnalytics, 4, 90 * Day, "Analytics detections (extension): patterns the analytics service's rules matched"},
 }
 
 // BusinessTopics are the topics that carry business events: all but audit.

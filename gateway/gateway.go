@@ -32,6 +32,7 @@ var Routes = map[string]string{
 	"notifications": "notification",
 	"admin":         "audit",
 	"webhooks":      "webhook",
+	"analytics":     "analytics",
 }
 
 // Console are the admin paths of the event-flow console that the gateway

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/analytics"
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
@@ -428,6 +429,19 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"WebhookEndpoint":    {webhook.Endpoint{}, true},
 		"WebhookDelivery":    {webhook.Delivery{}, true},
 		"WebhookAttempt":     {webhook.Attempt{}, true},
+	}
+	for name, p := range map[string]pair{ // the analytics service's
+		"AnalyticsWindows":        {analytics.Windows{}, true},
+		"AnalyticsWindow":         {analytics.Window{}, true},
+		"AnalyticsCurrencyOrders": {analytics.CurrencyOrders{}, true},
+		"AnalyticsMoney":          {analytics.Money{}, true},
+		"AnalyticsFunnel":         {analytics.Funnel{}, true},
+		"AnalyticsPayments":       {analytics.Payments{}, true},
+		"AnalyticsLabelled":       {analytics.Labelled{}, true},
+		"AnalyticsDetection":      {analytics.Detection{}, true},
+		"AnalyticsRuleSet":        {analytics.RuleSet{}, true},
+	} {
+		bodies[name] = p
 	}
 	for name, p := range bodies {
 		s, ok := schemas[name].(map[string]any)

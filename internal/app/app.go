@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus,
 			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
 				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)
 			},

@@ -31,8 +31,9 @@ func runCLIStderr(t *testing.T, env map[string]string, args ...string) (string, 
 }
 
 // topicsApplyThenList checks the done-when of the foundation issue on one
-// bus: apply creates ADR-0006's table, a second apply changes nothing, and
-// the listing shows the ADR's partitions and retention.
+// bus: apply creates ADR-0006's table (and its extension, analytics-events),
+// a second apply changes nothing, and the listing shows the partitions and
+// retention.
 func topicsApplyThenList(t *testing.T, args ...string) {
 	if _, err := runCLI(t, nil, append([]string{"topics", "apply"}, args...)...); err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func topicsApplyThenList(t *testing.T, args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(out, "unchanged") != 8 {
+	if strings.Count(out, "unchanged") != 9 {
 		t.Errorf("second apply changed something:\n%s", out)
 	}
 	out, stderr, err := runCLIStderr(t, nil, append([]string{"topics"}, args...)...)
@@ -56,6 +57,7 @@ func topicsApplyThenList(t *testing.T, args ...string) {
 		{"inventory-events", "16", "7d", "604800000"}, {"order-events", "20", "1y", "31536000000"},
 		{"payment-events", "12", "7y", "220752000000"}, {"shipping-events", "8", "1y", "31536000000"},
 		{"notification-events", "4", "30d", "2592000000"}, {"audit-events", "4", "7y", "220752000000"},
+		{"analytics-events", "4", "90d", "7776000000"},
 	} {
 		if !containsFields(out, append(row, "ok")) {
 			t.Errorf("listing lacks %v:\n%s", row, out)

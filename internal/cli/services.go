@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/eventmart/eventmart/analytics"
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
@@ -23,7 +24,7 @@ import (
 func allServices() []service.Def {
 	return []service.Def{
 		user.Def(), catalog.Def(), inventory.Def(), cart.Def(),
-		order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def(),
+		order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def(), analytics.Def(),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
@@ -49,6 +50,11 @@ type Deps struct {
 	// DataDir is the process's data directory (EVENTMART_DATA), where a
 	// service keeps files such as generated keys; "" for none.
 	DataDir string
+
+	// Bus is the process's event bus, for a service that consumes with
+	// its own loop instead of Handlers (analytics commits its stream
+	// engine's state with the offsets it consumed). nil: no bus.
+	Bus bus.Bus
 }
 
 // Def describes a service to the runtime.

@@ -102,6 +102,12 @@ var (
 		Meaning: "scheduled export: every night the process running the audit service exports the previous day's events into DIR/YYYY-MM-DD as Parquet (see Batch); unset: off"}
 	ExportAt = &Setting{Name: "EVENTMART_EXPORT_AT", Kind: Duration, Default: "1h", ZeroOK: true, Scope: "audit",
 		Meaning: "when the scheduled export runs, after midnight UTC"}
+	AnalyticsRules = &Setting{Name: "EVENTMART_ANALYTICS_RULES", Kind: String, Scope: "analytics",
+		Meaning: "pattern rules file (JSON, docs/stream-processing.md), loaded at start and again whenever it changes; unset: the rules last set with PUT /api/v1/analytics/rules, else the standard three"}
+	AnalyticsOrderSLA = &Setting{Name: "EVENTMART_ANALYTICS_ORDER_SLA", Kind: Duration, Default: "24h", Scope: "analytics",
+		Meaning: "the standard OrderSlaBreached rule: an order neither shipped nor cancelled this long after OrderCreated"}
+	AnalyticsGrace = &Setting{Name: "EVENTMART_ANALYTICS_GRACE", Kind: Duration, Default: "250ms", ZeroOK: true, Scope: "analytics",
+		Meaning: "how late (log time) an event may reach the analytics service and still count; a window's figures and a detection wait this long"}
 )
 
 // The command line client: the commands that talk to a running Eventmart.
@@ -123,5 +129,6 @@ var All = []*Setting{
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
 	ExportDir, ExportAt,
+	AnalyticsRules, AnalyticsOrderSLA, AnalyticsGrace,
 	Target, Registry,
 }

@@ -28,4 +28,8 @@ type Record struct {
 	EventID   string
 	EventType string
 	Payload   json.RawMessage
+	// Decoded is the caller's decoded form of Payload, if it made one, for
+	// its operators to share (decoding once per record, not per operator);
+	// the engine ignores it.
+	Decoded any
 }

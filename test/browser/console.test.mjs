@@ -12,6 +12,8 @@
 // attempt listed in the console's Webhooks tab. The History tab steps
 // through the product's stock and the first order's payment. The scheduled
 // export, set to run just after the start, shows its run in the Batch tab.
+// Three declined payments make one FraudSuspected in the Analytics tab,
+// whose charts draw the orders.
 //
 //   EVENTMART_BIN   the binary (default ../../bin/eventmart)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -104,9 +106,9 @@ async function must(base, method, path, token, body, want) {
 
 // placeOrder orders one unit of product as the customer; it returns the
 // order id and its correlation id.
-async function placeOrder(base, token, product) {
+async function placeOrder(base, token, product, card = '4242424242424242') {
   const r = await must(base, 'POST', '/orders', token, {
-    items: [{ productId: product, quantity: 1 }], payment: { card: '4242424242424242' },
+    items: [{ productId: product, quantity: 1 }], payment: { card },
     shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
   }, 202);
   return { order: r.body.id, correlation: r.headers.get('x-correlation-id') };
@@ -327,6 +329,25 @@ async function main() {
     assert.ok(lag > 0 && lag <= 86400 + 60, `the lag is how long ago the day exported ended: ${lag} s`);
     assert.match(await page.locator('#batch-status').innerText(), /Last run ok; 0 failure\(s\) in 1 run\(s\)/);
     await shot('4g-batch');
+
+    // Analytics: three declined payments of one customer make one
+    // FraudSuspected; the charts and figures show the four orders; the
+    // detection's evidence opens the flow of a declined order.
+    for (let i = 0; i < 3; i++) await placeOrder(base, token, product, '4000000000000002'); // the simulated provider declines it
+    await page.click('#tabs a[data-tab=analytics]');
+    await page.locator('#analytics-detections tr[data-rule=FraudSuspected]').waitFor();
+    await page.locator('#analytics-total-orders', { hasText: /^4 \(48\.00 EUR/ }).waitFor();
+    assert.equal(await page.locator('#analytics-detections tr[data-rule=FraudSuspected]').count(), 1, 'one FraudSuspected');
+    assert.equal(await page.locator('#analytics-detections tr[data-rule=FraudSuspected] a.evidence').count(), 3, 'three pieces of evidence');
+    assert.ok(await page.locator('#analytics-chart-orders rect').count() >= 1, 'the orders chart has bars');
+    assert.ok(await page.locator('#analytics-chart-funnel polyline').count() === 4, 'the funnel chart has its four lines');
+    await shot('4c-analytics');
+    await page.locator('#analytics-detections tr[data-rule=FraudSuspected] a.evidence').first().click();
+    await page.locator('#flow-diagram svg g.row[data-label="PaymentFailed"]').first().waitFor();
+    await shot('4d-fraud-evidence-flow');
+    log('analytics: one FraudSuspected, its evidence opens the flow');
+    await page.click('#tabs a[data-tab=webhooks]'); // a view that does not poll while the product restarts
+    await page.locator('#webhooks-rows tr[data-status=delivered]').first().waitFor();
 
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
     await app.stop();

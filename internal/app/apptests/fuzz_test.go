@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/analytics"
+
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/apptest"
@@ -47,7 +49,7 @@ var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 // decoders): whatever the body, the answer is never a 5xx, and an error
 // is the JSON error body with a code and a message.
 func FuzzEndpoints(f *testing.F) {
-	h := apptest.Start(f, append(all(), audit.Def(), webhook.Def()))
+	h := apptest.Start(f, append(all(), audit.Def(), webhook.Def(), analytics.Def()))
 	admin := h.Token("admin-1", "admin")
 	var p struct{ ID string }
 	h.JSON("POST", "/api/v1/products", admin, map[string]any{"sku": "FUZZ", "name": "Mug", "priceCents": 500, "currency": "EUR"}, 201, &p)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/analytics"
+	"github.com/eventmart/eventmart/internal/service"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -69,6 +72,10 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 	}
 	// The scheduled export's, registered when EVENTMART_EXPORT_DIR is set.
 	if _, err := export.NewNightly(nil, "", 0, nil, exported); err != nil {
+		t.Fatal(err)
+	}
+	// The analytics service's (its vectors have no series before it counts something).
+	if _, err := analytics.New(service.Deps{Metrics: exported}); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.WithHooks(kafka.ClientMetrics(exported, "test")))

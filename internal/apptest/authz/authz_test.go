@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmart/eventmart/analytics"
+
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/cart"
 	"github.com/eventmart/eventmart/catalog"
@@ -304,6 +306,10 @@ func rules(f *fixture) []rule {
 		{"GET /api/v1/admin/consumers/{service}", adminOnly(nil)},
 		{"GET /api/v1/admin/sagas", adminOnly(nil)},
 
+		{"GET /api/v1/analytics/windows", adminOnly(nil)},
+		{"GET /api/v1/analytics/detections", adminOnly(nil)},
+		{"GET /api/v1/analytics/rules", adminOnly(nil)},
+		{"PUT /api/v1/analytics/rules", adminOnlyBody(fixed(map[string]any{"rules": []any{}}), statusIn(http.StatusOK))},
 		{"GET /api/v1/webhooks/endpoints", adminOnly(nil)},
 		// A private address: refused at registration, no connection made.
 		{"POST /api/v1/webhooks/endpoints", adminOnlyBody(fixed(map[string]any{"url": "https://10.0.0.1/hooks"}), statusIn(http.StatusBadRequest))},
@@ -390,7 +396,7 @@ func TestAuthorizationWalk(t *testing.T) {
 // product with stock, lets A order it (and put it in the cart), and waits
 // until A's order has shipped.
 func setUp(t *testing.T) *fixture {
-	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def()},
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), cart.Def(), order.Def(), payment.Def(), shipping.Def(), notification.Def(), audit.Def(), webhook.Def(), analytics.Def()},
 		apptest.Settings(map[string]string{"EVENTMART_ADMIN_EMAIL": adminEmail, "EVENTMART_ADMIN_PASSWORD": adminPassword}))
 	f := &fixture{h: h}
 	f.tokens[admin] = login(h, adminEmail, adminPassword)

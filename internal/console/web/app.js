@@ -12,8 +12,9 @@ import * as dlqView from './dlq.js';
 import * as webhooksView from './webhooks.js';
 import * as historyView from './history.js';
 import * as batchView from './batch.js';
+import * as analyticsView from './analytics.js';
 
-const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView };
+const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView, analytics: analyticsView };
 let current = null;
 
 function showLogin(message = '') {

@@ -3,7 +3,8 @@ package cep
 import "time"
 
 // Detection is one match of a rule: the Value of the engine's Result for
-// the operator. It becomes an event on analytics-events once wired.
+// the operator. The analytics service stores it and publishes it on
+// analytics-events.
 type Detection struct {
 	Rule   string // the rule's name
 	Type   string // the detection's event type, e.g. "FraudSuspected"

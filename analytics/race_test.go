@@ -1,0 +1,5 @@
+//go:build race
+
+package analytics_test
+
+func init() { raceDetector = true }
