@@ -96,6 +96,16 @@ func (s *Service) Handlers() []inbox.Handler { return nil }
 // Run runs the engine until ctx is cancelled: the consumer group, the
 // idle-partition clock and the rules watcher. Without a bus it returns.
 func (s *Service) Run(ctx context.Context) error {
+	err := s.run(ctx)
+	if ctx.Err() != nil {
+		// Shutting down: a step that failed did so because ctx ended
+		// (a cancelled start is no failure of the process).
+		return nil
+	}
+	return err
+}
+
+func (s *Service) run(ctx context.Context) error {
 	if s.d.Bus == nil {
 		return nil
 	}
