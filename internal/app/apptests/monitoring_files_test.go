@@ -66,7 +66,7 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 			exported[f.GetName()+suffix] = true
 		}
 	}
-	exported.add(&obs.Probes{}) // the Kafka cluster gauges too
+	exported.add(&obs.Probes{})                        // the Kafka cluster gauges too
 	if _, err := region.NewLag(exported); err != nil { // a standby's replication lag
 		t.Fatal(err)
 	}
