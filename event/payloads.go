@@ -419,7 +419,8 @@ type UserLoggedIn struct {
 
 // LoginFailed (key: email, lower-cased): a token was refused. Reason is
 // "invalid-credentials" (unknown email or wrong password: the API does not
-// tell them apart) or "deactivated".
+// tell them apart), "deactivated", "throttled" (the first refusal of a
+// throttling block) or "wrong-current-password" (PATCH /users/me).
 type LoginFailed struct {
 	Email  string `json:"email" event:"key"`
 	Reason string `json:"reason"`

@@ -109,18 +109,7 @@ func (w *sessionWatcher) apply(m *bus.Message) {
 	if !ok {
 		return
 	}
-	revoke(w.tokens, r)
-}
-
-// revoke adds the revocation of p to tokens' list, remembered for one
-// session lifetime after it.
-func revoke(tokens *auth.Tokens, p *event.SessionsRevoked) {
-	until := p.RevokedAt.Add(tokens.RefreshTTL())
-	if p.SessionID != "" {
-		tokens.Revocations().RevokeSession(p.SessionID, until)
-		return
-	}
-	tokens.Revocations().RevokeUser(p.UserID, p.RevokedAt, p.KeepSessionID, until)
+	w.tokens.EndSessions(r.UserID, r.SessionID, r.KeepSessionID, r.RevokedAt)
 }
 
 // run polls until ctx ends. A failed poll is logged and tried again: the

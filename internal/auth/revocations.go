@@ -102,3 +102,16 @@ func (r *Revocations) sweep() {
 		}
 	}
 }
+
+// EndSessions refuses, from now on, the tokens of the sessions a
+// SessionsRevoked event names: with sessionID that one session, else every
+// session of userID that started at or before at except keep. It is
+// remembered for one session lifetime after at.
+func (t *Tokens) EndSessions(userID, sessionID, keep string, at time.Time) {
+	until := at.Add(t.refreshTTL)
+	if sessionID != "" {
+		t.revoked.RevokeSession(sessionID, until)
+		return
+	}
+	t.revoked.RevokeUser(userID, at, keep, until)
+}
