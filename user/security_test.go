@@ -251,7 +251,9 @@ func TestSessionsEnd(t *testing.T) {
 		t.Errorf("refresh after deactivation: %d, want 401", s)
 	}
 
-	h.Events.Wait(t, "SessionsRevoked", func(e *event.Envelope) bool { return e.Key == other.ID && strings.Contains(string(e.Data), "deactivated") })
+	h.Events.Wait(t, "SessionsRevoked", func(e *event.Envelope) bool {
+		return e.Key == other.ID && strings.Contains(string(e.Data), "deactivated")
+	})
 	h.Events.Wait(t, "SessionsRevoked", func(e *event.Envelope) bool { return e.Key == u.ID && strings.Contains(string(e.Data), `"revoked"`) })
 	reasons := map[string]int{}
 	for _, e := range h.Events.All(func(e *event.Envelope) bool { return e.EventType == "SessionsRevoked" }) {

@@ -141,7 +141,9 @@ func (h *Harness) Restart(opts ...Option) {
 
 // newTokens returns the token issuer of a harness process: every one has
 // the same secret, as the processes of a deployment do.
-func newTokens() (*auth.Tokens, error) { return auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour) }
+func newTokens() (*auth.Tokens, error) {
+	return auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
+}
 
 // ProcessTokens returns a token verifier of another process of the
 // deployment: the same secret, but a list of ended sessions of its own,
