@@ -148,6 +148,11 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "email and password are required"))
 		return
 	}
+	if len(strings.TrimSpace(in.Email)) > MaxEmailLength {
+		// No account has such an email: refused before any work or record.
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "email must be at most %d characters", MaxEmailLength))
+		return
+	}
 	email := loginEmail(in.Email)
 	keys := s.throttle.loginKeys(r, email)
 	if s.throttled(w, r, keys, email) {

@@ -119,6 +119,23 @@ func TestLoginIsThrottledPerAccount(t *testing.T) {
 	}
 }
 
+// An email no account can have is refused before any work (bcrypt) or
+// record: a megabyte of it stores nothing.
+func TestLoginWithAnOverlongEmailStoresNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	long := strings.Repeat("a", 1_000_000) + "@example.com"
+	s, _, b := h.Do("POST", "/api/v1/auth/token", "", map[string]any{"email": long, "password": "a wrong guess"})
+	wantError(t, s, b, 400, "invalid", "at most 254")
+	if status, _ := try(h, "x@example.com", "a wrong guess", ""); status != 401 {
+		t.Fatalf("a plain failure: %d", status)
+	}
+	e := h.Events.Wait(t, "LoginFailed", nil)
+	if len(e.Data) > 1000 || len(h.Events.All(func(e *event.Envelope) bool { return e.EventType == "LoginFailed" })) != 1 {
+		t.Errorf("LoginFailed records: want only the plain failure's, got %s", e.Data)
+	}
+}
+
 func TestLoginIsThrottledPerClientAddress(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Now()}
