@@ -162,29 +162,31 @@ func (t *throttle) wait(ctx context.Context, keys []throttleKey, now time.Time) 
 }
 
 // failed counts a failed attempt against keys and returns how long the
-// next attempt must wait.
+// next attempt must wait. The count is incremented in the database
+// (concurrent failures on several instances all count: an attacker gains
+// nothing by sending them in parallel), and a wait is only ever extended.
 func (t *throttle) failed(ctx context.Context, keys []throttleKey, now time.Time) (time.Duration, error) {
 	var longest time.Duration
 	err := t.db.InTx(ctx, func(tx *sqldb.Tx) error {
 		for _, k := range keys {
-			var failures, last int64
-			err := tx.QueryRow(ctx, `SELECT failures, last_at FROM login_throttle WHERE throttle_key = ?`, k.key).Scan(&failures, &last)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("user: read login throttle: %w", err)
+			var failures int64
+			err := tx.QueryRow(ctx, `INSERT INTO login_throttle (throttle_key, failures, last_at, blocked_until, reported) VALUES (?, 1, ?, 0, 0)
+				ON CONFLICT (throttle_key) DO UPDATE SET
+					failures = CASE WHEN login_throttle.last_at < ? THEN 1 ELSE login_throttle.failures + 1 END,
+					last_at = excluded.last_at
+				RETURNING failures`,
+				k.key, now.UnixMilli(), now.Add(-throttleForget).UnixMilli()).Scan(&failures)
+			if err != nil {
+				return fmt.Errorf("user: count a failed login: %w", err)
 			}
-			if now.Sub(time.UnixMilli(last)) > throttleForget {
-				failures = 0
-			}
-			failures++
 			d := k.rule.delay(int(failures))
-			until := int64(0)
-			if d > 0 {
-				until = now.Add(d).UnixMilli()
+			if d <= 0 {
+				continue
 			}
 			longest = max(longest, d)
-			if _, err := tx.Exec(ctx, `INSERT INTO login_throttle (throttle_key, failures, last_at, blocked_until, reported) VALUES (?, ?, ?, ?, 0)
-				ON CONFLICT (throttle_key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, blocked_until = excluded.blocked_until, reported = 0`,
-				k.key, failures, now.UnixMilli(), until); err != nil {
+			until := now.Add(d).UnixMilli()
+			if _, err := tx.Exec(ctx, `UPDATE login_throttle SET blocked_until = ?, reported = 0 WHERE throttle_key = ? AND blocked_until < ?`,
+				until, k.key, until); err != nil {
 				return fmt.Errorf("user: update login throttle: %w", err)
 			}
 		}
