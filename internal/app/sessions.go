@@ -69,8 +69,11 @@ func (w *sessionWatcher) poll(ctx context.Context) error {
 	}
 	for _, o := range offs {
 		from, ok := w.next[o.Partition]
-		if !ok {
-			from = o.Start // a partition added since start: all of it is new
+		if !ok || from > o.End {
+			// A partition added since start: all of it is new. Or the
+			// topic was deleted and created again, its offsets starting
+			// over: read it all (applying a revocation twice is harmless).
+			from = o.Start
 		}
 		for from < o.End {
 			msgs, err := w.bus.Read(ctx, userTopic, o.Partition, from, sessionReadBatch)
