@@ -233,6 +233,8 @@ func init() {
 	register(TopicUser, false, func() Payload { return &UserRegistered{} })
 	register(TopicUser, false, func() Payload { return &UserUpdated{} })
 	register(TopicUser, false, func() Payload { return &UserDeactivated{} })
+	register(TopicUser, ext, func() Payload { return &SessionsRevoked{} })
+	register(TopicUser, ext, func() Payload { return &RegistrationRepeated{} })
 
 	register(TopicCatalog, false, func() Payload { return &ProductCreated{} })
 	register(TopicCatalog, false, func() Payload { return &ProductUpdated{} })

@@ -7,6 +7,8 @@ package event
 func (*UserRegistered) EventType() Type             { return "UserRegistered" }
 func (*UserUpdated) EventType() Type                { return "UserUpdated" }
 func (*UserDeactivated) EventType() Type            { return "UserDeactivated" }
+func (*SessionsRevoked) EventType() Type            { return "SessionsRevoked" }
+func (*RegistrationRepeated) EventType() Type       { return "RegistrationRepeated" }
 func (*ProductCreated) EventType() Type             { return "ProductCreated" }
 func (*ProductUpdated) EventType() Type             { return "ProductUpdated" }
 func (*ProductDiscontinued) EventType() Type        { return "ProductDiscontinued" }

@@ -38,6 +38,28 @@ type UserDeactivated struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// SessionsRevoked (extension): sessions of the user ended, and every
+// process refuses their tokens from then on. With SessionID, that one
+// session (a logout); without, every session that started at or before
+// RevokedAt except KeepSessionID (the session that changed the password;
+// empty when none is kept). Reason is "logout", "password-changed",
+// "deactivated" or "revoked".
+type SessionsRevoked struct {
+	UserID        string    `json:"userId" event:"key"`
+	SessionID     string    `json:"sessionId,omitempty"`
+	KeepSessionID string    `json:"keepSessionId,omitempty"`
+	RevokedAt     time.Time `json:"revokedAt"`
+	Reason        string    `json:"reason"`
+}
+
+// RegistrationRepeated (extension): someone tried to register an email
+// that already has an account. The registration was answered as any other
+// (the answer does not tell which emails have accounts); the account holder
+// is told instead.
+type RegistrationRepeated struct {
+	UserID string `json:"userId" event:"key"`
+}
+
 // ---- catalog-events (key: productId) ----
 
 // ProductCreated: a product entered the catalog.
@@ -397,7 +419,8 @@ type UserLoggedIn struct {
 
 // LoginFailed (key: email, lower-cased): a token was refused. Reason is
 // "invalid-credentials" (unknown email or wrong password: the API does not
-// tell them apart) or "deactivated".
+// tell them apart), "deactivated", "throttled" (the first refusal of a
+// throttling block) or "wrong-current-password" (PATCH /users/me).
 type LoginFailed struct {
 	Email  string `json:"email" event:"key"`
 	Reason string `json:"reason"`

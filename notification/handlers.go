@@ -63,6 +63,17 @@ func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.
 	return s.notify(ctx, tx, e, r, m)
 }
 
+// onRegistrationRepeated tells an account holder that someone tried to
+// register their address: the registration itself answered as for a new
+// address, so that it does not reveal which addresses have accounts.
+func (s *Service) onRegistrationRepeated(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.RegistrationRepeated) error {
+	r, err := s.store.recipient(ctx, tx, u.UserID)
+	if err != nil {
+		return err
+	}
+	return s.notify(ctx, tx, e, r, message{template: TemplateAccountExists, userID: u.UserID, subject: userSubject(u.UserID)})
+}
+
 // onOrderShipped tells the customer their order is on its way. It follows
 // OrderShipped, not the shipping label (ShippingCreated): an order is final
 // once SHIPPED, so this message is never followed by "was cancelled"

@@ -7,6 +7,7 @@
 //	UserRegistered   → "welcome"
 //	UserUpdated      → "profile-updated" (to the address held before the change)
 //	UserDeactivated  → "account-deactivated"
+//	RegistrationRepeated → "account-exists" (someone registered the address again)
 //	OrderShipped     → "order-shipped" (the tracking number)
 //	OrderCancelled   → "order-cancelled" (the reason)
 //
@@ -75,12 +76,13 @@ const (
 	TemplateWelcome            = "welcome"
 	TemplateProfileUpdated     = "profile-updated"
 	TemplateAccountDeactivated = "account-deactivated"
+	TemplateAccountExists      = "account-exists"
 	TemplateOrderShipped       = "order-shipped"
 	TemplateOrderCancelled     = "order-cancelled"
 )
 
 // Templates lists every template.
-var Templates = []string{TemplateWelcome, TemplateProfileUpdated, TemplateAccountDeactivated, TemplateOrderShipped, TemplateOrderCancelled}
+var Templates = []string{TemplateWelcome, TemplateProfileUpdated, TemplateAccountDeactivated, TemplateAccountExists, TemplateOrderShipped, TemplateOrderCancelled}
 
 // Channels and statuses of a notification.
 const (
@@ -172,6 +174,7 @@ func (s *Service) Handlers() []inbox.Handler {
 		inbox.On(s.onUserRegistered),
 		inbox.On(s.onUserUpdated),
 		inbox.On(s.onUserDeactivated),
+		inbox.On(s.onRegistrationRepeated),
 		inbox.On(s.onOrderShipped),
 		inbox.On(s.onOrderCancelled),
 	}

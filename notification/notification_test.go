@@ -146,6 +146,23 @@ func TestAccountDeactivated(t *testing.T) {
 	}
 }
 
+// A registration of an address that has an account answers as any other
+// (issue #16, finding 6): the holder is told instead.
+func TestAccountExistsOnRegistrationRepeated(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	registerUser(h, "u-eel", "eel@example.com", "Eel")
+	h.Publish("user-service", origin, &event.RegistrationRepeated{UserID: "u-eel"})
+	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-eel", "account-exists"))
+	if p := payload[*event.NotificationSent](t, e); p.Recipient != "eel@example.com" {
+		t.Errorf("NotificationSent %+v", p)
+	}
+	ns := list(h, h.Token("u-eel", "customer"), "?template=account-exists")
+	if len(ns) != 1 || !strings.Contains(ns[0].Body, "already has one") {
+		t.Errorf("notifications %+v", ns)
+	}
+}
+
 func TestOrderShippedAndCancelled(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/trustelem/zxcvbn"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/text/unicode/norm"
 
@@ -23,11 +25,14 @@ const (
 	MaxPasswordLength = 256 // characters
 )
 
-// normalizeEmail trims and lowercases an email address and checks it is a
-// plain address (no display name, no comments) of at most MaxEmailLength
-// bytes. Lowercasing makes "Ann@X.com" and "ann@x.com" one account.
+// normalizeEmail trims, lowercases and NFC-normalises an email address and
+// checks it is a plain address (no display name, no comments) of at most
+// MaxEmailLength bytes, without invisible characters and without a part
+// that mixes scripts (see checkScripts). Lowercasing makes "Ann@X.com" and
+// "ann@x.com" one account; NFC makes "café" typed composed or decomposed
+// one account.
 func normalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
+	e := loginEmail(raw)
 	if e == "" {
 		return "", eventmart.Errorf(eventmart.EINVALID, "email is required")
 	}
@@ -38,7 +43,92 @@ func normalizeEmail(raw string) (string, error) {
 	if err != nil || a.Name != "" || a.Address != e {
 		return "", eventmart.Errorf(eventmart.EINVALID, "email must be a valid address such as ann@example.com")
 	}
+	if !utf8.ValidString(e) || strings.IndexFunc(e, invisible) >= 0 {
+		return "", eventmart.Errorf(eventmart.EINVALID, "email must not contain invisible, space or control characters")
+	}
+	local, domain, _ := strings.Cut(e, "@")
+	for _, part := range append([]string{local}, strings.Split(domain, ".")...) {
+		if !singleScript(part) {
+			return "", eventmart.Errorf(eventmart.EINVALID, "email must not mix writing systems (such as Latin and Cyrillic) within a part: look-alike addresses are refused")
+		}
+	}
 	return e, nil
+}
+
+// loginEmail is the form of a typed email that accounts are looked up by:
+// trimmed, lower-cased, NFC. It checks nothing.
+func loginEmail(raw string) string {
+	return norm.NFC.String(strings.ToLower(strings.TrimSpace(raw)))
+}
+
+// invisible reports whether r shows nothing or only space: controls,
+// format characters (zero-width space and joiners, bidi controls), every
+// kind of space, variation selectors and the other default-ignorable code
+// points (Hangul fillers among them).
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp,
+		unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) || r == '\u2800' // braille blank
+}
+
+// scriptTables are the scripts singleScript tells apart: every script
+// Unicode names, less Common and Inherited (digits, punctuation, combining
+// marks), which go with any.
+var scriptTables = func() map[string]*unicode.RangeTable {
+	m := map[string]*unicode.RangeTable{}
+	for name, t := range unicode.Scripts {
+		if name != "Common" && name != "Inherited" {
+			m[name] = t
+		}
+	}
+	return m
+}()
+
+// allowedMixes are the combinations of scripts that one word of a real
+// language uses (Unicode TS #39's "highly restrictive" level).
+var allowedMixes = [][]string{
+	{"Latin", "Han", "Hiragana", "Katakana"},
+	{"Latin", "Han", "Bopomofo"},
+	{"Latin", "Han", "Hangul"},
+}
+
+// singleScript reports whether s is written in one script, or in one of
+// allowedMixes, the way a look-alike ("pаypal" with a Cyrillic "а") is not.
+func singleScript(s string) bool {
+	var seen []string
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
+				seen = addScript(seen, "Latin")
+			}
+			continue
+		}
+		for name, t := range scriptTables {
+			if unicode.Is(t, r) {
+				seen = addScript(seen, name)
+				break
+			}
+		}
+	}
+	if len(seen) <= 1 {
+		return true
+	}
+next:
+	for _, mix := range allowedMixes {
+		for _, sc := range seen {
+			if !slices.Contains(mix, sc) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func addScript(seen []string, name string) []string {
+	if slices.Contains(seen, name) {
+		return seen
+	}
+	return append(seen, name)
 }
 
 // normalizeName trims a display name and checks it has 1 to MaxNameLength
@@ -54,12 +144,24 @@ func normalizeName(raw string) (string, error) {
 	return n, nil
 }
 
+// MinPasswordScore is the least zxcvbn score (0-4) a new password needs:
+// 3 is "safely unguessable", about 10^8 guesses or more.
+const MinPasswordScore = 3
+
+// strengthPrefix is how many characters of a password the strength
+// estimate reads: its cost grows fast with the length (a 256-character
+// password takes half a second), and an anonymous registration must not
+// buy that much CPU. The first 64 characters must be strong enough.
+const strengthPrefix = 64
+
 // checkPassword applies the NIST SP 800-63B rules to a new password and
 // returns it normalised (see normalizePassword). There are deliberately no
 // composition rules (digits, symbols, cases): they make passwords harder to
-// remember, not to guess. Instead very common passwords and the account's
-// own email address are refused.
-func checkPassword(raw, email string) (string, error) {
+// remember, not to guess. Instead very common passwords, the account's own
+// email address and names, and passwords that zxcvbn (Dropbox's strength
+// estimate: dictionaries, keyboard patterns, repeats, sequences, dates)
+// scores below MinPasswordScore are refused.
+func checkPassword(raw, email string, names ...string) (string, error) {
 	if raw == "" {
 		return "", eventmart.Errorf(eventmart.EINVALID, "password is required")
 	}
@@ -80,6 +182,14 @@ func checkPassword(raw, email string) (string, error) {
 	}
 	if local, _, _ := strings.Cut(email, "@"); email != "" && (lower == email || lower == local) {
 		return "", eventmart.Errorf(eventmart.EINVALID, "password must not be your email address")
+	}
+	estimated := pw
+	if n > strengthPrefix {
+		estimated = string([]rune(pw)[:strengthPrefix])
+	}
+	local, _, _ := strings.Cut(email, "@")
+	if r := zxcvbn.PasswordStrength(estimated, append([]string{email, local, "eventmart"}, names...)); r.Score < MinPasswordScore {
+		return "", eventmart.Errorf(eventmart.EINVALID, "password is too easy to guess (repeated or sequential characters, a keyboard pattern, common words or your own details); a few unrelated words make a strong one")
 	}
 	return pw, nil
 }

@@ -20,6 +20,9 @@ import (
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/users", s.handleRegister)
 	mux.HandleFunc("POST /api/v1/auth/token", s.handleToken)
+	mux.HandleFunc("POST /api/v1/auth/refresh", s.handleRefresh)
+	mux.HandleFunc("POST /api/v1/auth/logout", s.handleLogout)
+	mux.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.handleRevokeSessions)
 	mux.HandleFunc("GET /api/v1/users/me", s.handleGetMe)
 	mux.HandleFunc("PATCH /api/v1/users/me", s.handleUpdateMe)
 	mux.HandleFunc("DELETE /api/v1/users/me", s.handleDeactivateMe)
@@ -35,11 +38,13 @@ type RegisterInput struct {
 }
 
 // UpdateInput is the body of PATCH /users/me; absent fields keep their
-// value.
+// value. Changing the email or the password needs CurrentPassword: a
+// stolen token alone cannot take the account over.
 type UpdateInput struct {
-	Name     *string `json:"name"`
-	Email    *string `json:"email"`
-	Password *string `json:"password"`
+	Name            *string `json:"name"`
+	Email           *string `json:"email"`
+	Password        *string `json:"password"`
+	CurrentPassword *string `json:"currentPassword"`
 }
 
 // TokenRequest is the body of POST /auth/token.
@@ -48,11 +53,15 @@ type TokenRequest struct {
 	Password string `json:"password"`
 }
 
-// TokenResponse is the answer of POST /auth/token.
+// TokenResponse is the answer of POST /auth/token and /auth/refresh: an
+// access token, and the refresh token that gets new ones until the session
+// ends (POST /auth/refresh).
 type TokenResponse struct {
-	Token     string    `json:"token"`
-	TokenType string    `json:"tokenType"` // always "Bearer"
-	ExpiresAt time.Time `json:"expiresAt"`
+	Token            string    `json:"token"`
+	TokenType        string    `json:"tokenType"` // always "Bearer"
+	ExpiresAt        time.Time `json:"expiresAt"`
+	RefreshToken     string    `json:"refreshToken"`
+	RefreshExpiresAt time.Time `json:"refreshExpiresAt"`
 }
 
 // Messages of failed logins. One message for an unknown email and a wrong
@@ -80,7 +89,7 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	pw, err := checkPassword(in.Password, email)
+	pw, err := checkPassword(in.Password, email, name)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -99,7 +108,19 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if origin.Metadata.UserID == "" {
 		origin.Metadata.UserID = u.ID // the new user caused it; the request was anonymous
 	}
+	// An email that has an account gets the same answer as a new one (a
+	// made-up account that no one can log in to or read), so registration
+	// does not tell which emails have accounts; the account holder is told
+	// instead (RegistrationRepeated).
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		taken, err := s.store.byEmail(ctx, tx, email)
+		if err != nil {
+			return err
+		}
+		if taken != nil {
+			origin.Metadata.UserID = taken.ID
+			return outbox.Emit(ctx, tx, service.Source(Name), origin, &event.RegistrationRepeated{UserID: taken.ID})
+		}
 		if err := s.store.insert(ctx, tx, u); err != nil {
 			return err
 		}
@@ -127,7 +148,17 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "email and password are required"))
 		return
 	}
-	u, err := s.store.byEmail(ctx, s.d.DB, strings.ToLower(strings.TrimSpace(in.Email)))
+	if len(strings.TrimSpace(in.Email)) > MaxEmailLength {
+		// No account has such an email: refused before any work or record.
+		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "email must be at most %d characters", MaxEmailLength))
+		return
+	}
+	email := loginEmail(in.Email)
+	keys := s.throttle.loginKeys(r, email)
+	if s.throttled(w, r, keys, email) {
+		return
+	}
+	u, err := s.store.byEmail(ctx, s.d.DB, email)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -139,10 +170,12 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		passwordMatches(dummy, in.Password) // the same work as for a known email
-		s.loginFailed(w, r, in.Email, "invalid-credentials", msgBadCredentials)
+		s.countFailure(r, keys)
+		s.loginFailed(w, r, email, "invalid-credentials", msgBadCredentials)
 		return
 	}
 	if !passwordMatches([]byte(u.passwordHash), in.Password) {
+		s.countFailure(r, keys)
 		s.loginFailed(w, r, u.Email, "invalid-credentials", msgBadCredentials)
 		return
 	}
@@ -152,30 +185,54 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.loginFailed(w, r, u.Email, "deactivated", msgDeactivated)
 		return
 	}
-	tok, exp, err := s.d.Tokens.Issue(auth.Identity{UserID: u.ID, Role: u.Role, Email: u.Email, Name: u.Name, SessionID: event.NewID()})
+	if err := s.throttle.succeeded(ctx, keys[0]); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	id := auth.Identity{UserID: u.ID, Role: u.Role, Email: u.Email, Name: u.Name, SessionID: event.NewID(),
+		SessionStart: s.d.Now().Truncate(time.Millisecond)}
+	resp, err := s.tokens(id)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
 	origin := service.RequestOrigin(ctx)
-	origin.Metadata.UserID = u.ID
+	origin.Metadata = event.Metadata{UserID: u.ID, SessionID: id.SessionID}
 	if err := s.d.Outbox.EmitNow(ctx, service.Source(Name), origin, &event.UserLoggedIn{UserID: u.ID, Email: u.Email, Role: u.Role}); err != nil {
 		// No token without its audit record.
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, TokenResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp.UTC()})
+	httpx.JSON(w, http.StatusOK, resp)
+}
+
+// tokens issues the access and refresh tokens of id's session.
+func (s *Service) tokens(id auth.Identity) (TokenResponse, error) {
+	tok, exp, err := s.d.Tokens.Issue(id)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	refresh, rexp, err := s.d.Tokens.IssueRefresh(id)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	return TokenResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp.UTC(), RefreshToken: refresh, RefreshExpiresAt: rexp.UTC()}, nil
 }
 
 // loginFailed answers 401 with msg after recording LoginFailed (a security
 // event on audit-events). If the record cannot be written the caller still
 // gets a 401; the failure is logged.
 func (s *Service) loginFailed(w http.ResponseWriter, r *http.Request, email, reason, msg string) {
+	s.recordLoginFailed(r, email, reason)
+	httpx.Error(w, r, &eventmart.Error{Code: eventmart.EUNAUTHORIZED, Message: msg})
+}
+
+// recordLoginFailed records LoginFailed; a failure to is logged.
+func (s *Service) recordLoginFailed(r *http.Request, email, reason string) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if err := s.d.Outbox.EmitNow(r.Context(), service.Source(Name), service.RequestOrigin(r.Context()), &event.LoginFailed{Email: email, Reason: reason}); err != nil {
 		httpx.Logger(r.Context()).Error("recording a failed login", "error", err)
 	}
-	httpx.Error(w, r, &eventmart.Error{Code: eventmart.EUNAUTHORIZED, Message: msg})
 }
 
 // handleGetMe: GET /users/me.
@@ -219,7 +276,7 @@ func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
 	// (bcrypt is slow); re-sending the current password changes nothing.
 	var newHash string
 	if in.Password != nil {
-		pw, err := checkPassword(*in.Password, cmp.Or(email, cur.Email))
+		pw, err := checkPassword(*in.Password, cmp.Or(email, cur.Email), cmp.Or(name, cur.Name))
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -233,6 +290,12 @@ func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
 			newHash = string(h)
 		}
 	}
+	if newHash != "" || (email != "" && email != cur.Email) {
+		if !s.currentPasswordMatches(w, r, cur, in.CurrentPassword) {
+			return
+		}
+	}
+	caller, _ := auth.FromContext(ctx)
 	var u *User
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if u, err = s.me(ctx, tx); err != nil {
@@ -255,7 +318,15 @@ func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.update(ctx, tx, u); err != nil {
 			return err
 		}
-		return s.emit(ctx, tx, &event.UserUpdated{UserID: u.ID, Email: u.Email, Name: u.Name, Changed: changed})
+		if err := s.emit(ctx, tx, &event.UserUpdated{UserID: u.ID, Email: u.Email, Name: u.Name, Changed: changed}); err != nil {
+			return err
+		}
+		if newHash == "" {
+			return nil
+		}
+		// A new password ends every other session: whoever had a stolen
+		// token or password is out.
+		return s.endSessions(ctx, tx, &event.SessionsRevoked{UserID: u.ID, KeepSessionID: caller.SessionID, RevokedAt: u.UpdatedAt, Reason: "password-changed"})
 	})
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -267,7 +338,7 @@ func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
 
 // handleDeactivateMe: DELETE /users/me deactivates the caller's account
 // and emits UserDeactivated. The account is kept (orders refer to it) but
-// can no longer log in.
+// can no longer log in, and every one of its sessions ends.
 func (s *Service) handleDeactivateMe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var u *User
@@ -280,7 +351,10 @@ func (s *Service) handleDeactivateMe(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.update(ctx, tx, u); err != nil {
 			return err
 		}
-		return s.emit(ctx, tx, &event.UserDeactivated{UserID: u.ID, Reason: "deactivated by the account holder"})
+		if err := s.emit(ctx, tx, &event.UserDeactivated{UserID: u.ID, Reason: "deactivated by the account holder"}); err != nil {
+			return err
+		}
+		return s.endSessions(ctx, tx, &event.SessionsRevoked{UserID: u.ID, RevokedAt: u.UpdatedAt, Reason: "deactivated"})
 	})
 	if err != nil {
 		httpx.Error(w, r, err)

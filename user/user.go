@@ -9,13 +9,23 @@
 // events travel on user-events keyed by the user id. It consumes nothing.
 //
 // Passwords follow NIST SP 800-63B: 8 to 256 characters, no composition
-// rules, a blocklist of very common passwords, stored only as bcrypt hashes.
+// rules, a blocklist of very common passwords and a strength estimate
+// (zxcvbn), stored only as bcrypt hashes. Failed logins are throttled per
+// account and per client address (throttle.go).
+//
+// A login starts a session: a short-lived access token and a refresh
+// token carry its id. Logout, a password change (all other sessions), a
+// deactivation and an admin's revocation end sessions with
+// SessionsRevoked, which every process applies to its token checks
+// (sessions.go).
 //
 // Settings:
 //   - EVENTMART_ADMIN_EMAIL, EVENTMART_ADMIN_PASSWORD: when both are set,
 //     New makes sure an active admin account with that email and password
 //     exists before the service answers (see EnsureAdmin). Unset: no admin
 //     is created.
+//   - EVENTMART_TRUSTED_PROXIES: the proxies whose X-Forwarded-For names
+//     the client address that failed logins are counted by.
 package user
 
 import (
@@ -83,6 +93,7 @@ type Service struct {
 	// response times do not reveal which emails have accounts. Made on
 	// first use: bcrypt is slow.
 	dummyHash func() ([]byte, error)
+	throttle  *throttle
 }
 
 // bootstrapTimeout bounds the admin bootstrap New runs.
@@ -94,7 +105,12 @@ const bootstrapTimeout = 30 * time.Second
 // answers; an invalid admin email or password is an error. Setting only one
 // of the two is an error too, as it is surely a mistake.
 func New(d service.Deps) (*Service, error) {
-	s := &Service{d: d, store: &store{db: d.DB}, dummyHash: sync.OnceValues(func() ([]byte, error) { return hashPassword(event.NewID()) })}
+	trusted, err := parseTrusted(d.Settings.List(settings.TrustedProxies))
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{d: d, store: &store{db: d.DB}, dummyHash: sync.OnceValues(func() ([]byte, error) { return hashPassword(event.NewID()) }),
+		throttle: &throttle{db: d.DB, trusted: trusted}}
 	email, password := d.Settings.String(settings.AdminEmail), d.Settings.String(settings.AdminPassword)
 	switch {
 	case email == "" && password == "":

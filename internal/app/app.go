@@ -259,6 +259,17 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// every request is timed, counted and (with tracing on) has a span.
 	a.handler = cfg.Metrics.Middleware(tracing, httpx.Middleware(cfg.Log, "gateway", checkQuery(obs.Routed(gate.refuseWrites(root)))))
 
+	// The sessions ended on any instance (SessionsRevoked) are refused
+	// here too; those of the last session lifetime are read before the
+	// first request is served.
+	if cfg.Bus != nil && cfg.Tokens != nil {
+		sessions := &sessionWatcher{bus: cfg.Bus, tokens: cfg.Tokens, log: cfg.Log, now: cfg.Now}
+		if err := sessions.catchUp(ctx); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		a.goRun(cfg.Log, "session watcher", func() error { return sessions.run(runCtx) })
+	}
 	for _, s := range all {
 		// Every instance of a service consumes (its consumer group shares
 		// the partitions out) and serves HTTP; the work that must not run

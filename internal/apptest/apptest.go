@@ -74,7 +74,7 @@ func Start(t testing.TB, defs []service.Def, opts ...Option) *Harness {
 	if err := os.Chmod(dir, fsperm.Dir); err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
+	tokens, err := newTokens()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +143,24 @@ func (h *Harness) Restart(opts ...Option) {
 	h.App = a
 	handler := a.Handler()
 	h.handler.Store(&handler)
+}
+
+// newTokens returns the token issuer of a harness process: every one has
+// the same secret, as the processes of a deployment do.
+func newTokens() (*auth.Tokens, error) {
+	return auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Hour)
+}
+
+// ProcessTokens returns a token verifier of another process of the
+// deployment: the same secret, but a list of ended sessions of its own,
+// which only the SessionsRevoked events on the bus keep in step.
+func (h *Harness) ProcessTokens() *auth.Tokens {
+	h.T.Helper()
+	t, err := newTokens()
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return t
 }
 
 // Token mints a token for a user id and role ("customer" or "admin").

@@ -38,6 +38,9 @@ type Identity struct {
 	Email     string
 	Name      string
 	SessionID string
+	// SessionStart is when the session began (the login); a refreshed
+	// token keeps it. Revocations compare against it.
+	SessionStart time.Time
 	// Token is the bearer token the identity came from, forwarded on
 	// synchronous calls to other services.
 	Token string
@@ -69,19 +72,38 @@ func (id Identity) ListOwner(asked, what string) (string, error) {
 
 // Tokens issues and verifies tokens.
 type Tokens struct {
-	secret []byte
-	ttl    time.Duration
-	now    func() time.Time
+	secret     []byte
+	ttl        time.Duration
+	refreshTTL time.Duration
+	now        func() time.Time
+	revoked    *Revocations
 }
 
+// DefaultRefreshTTL is the lifetime of a session (its refresh token) unless
+// SetRefreshTTL says otherwise.
+const DefaultRefreshTTL = 24 * time.Hour
+
 // NewTokens returns a token issuer/verifier for secret (at least 32 bytes)
-// whose tokens live for ttl.
+// whose access tokens live for ttl and refresh tokens DefaultRefreshTTL.
+// Verify refuses the tokens of sessions in its Revocations.
 func NewTokens(secret []byte, ttl time.Duration) (*Tokens, error) {
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("auth: the JWT secret must be at least 32 bytes, got %d", len(secret))
 	}
-	return &Tokens{secret: secret, ttl: ttl, now: time.Now}, nil
+	return &Tokens{secret: secret, ttl: ttl, refreshTTL: max(ttl, DefaultRefreshTTL), now: time.Now, revoked: NewRevocations(time.Now)}, nil
 }
+
+// SetRefreshTTL sets the lifetime of sessions: a refresh token lives that
+// long from the login (at least as long as an access token). Call it before
+// any token is issued.
+func (t *Tokens) SetRefreshTTL(d time.Duration) { t.refreshTTL = max(d, t.ttl) }
+
+// RefreshTTL is the lifetime of a session: how long a revocation must be
+// remembered.
+func (t *Tokens) RefreshTTL() time.Duration { return t.refreshTTL }
+
+// Revocations is the list of ended sessions Verify checks.
+func (t *Tokens) Revocations() *Revocations { return t.revoked }
 
 // SecretFromFile returns the secret stored in path, creating a random one
 // there (mode 0600) on first use. Embedded mode keeps its secret this way.
@@ -110,14 +132,41 @@ type claims struct {
 	Email string `json:"email"`
 	Name  string `json:"name"`
 	SID   string `json:"sid"`
+	// SST is the session's start in Unix milliseconds (iat has only
+	// seconds, too coarse to tell a login from a revocation just before).
+	SST int64 `json:"sst,omitempty"`
+	// Use is "refresh" in a refresh token, absent in an access token:
+	// neither is accepted in place of the other.
+	Use string `json:"use,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// Issue returns a signed token for id and its expiry.
+const useRefresh = "refresh"
+
+// Issue returns a signed access token for id and its expiry. A zero
+// id.SessionStart is now.
 func (t *Tokens) Issue(id Identity) (string, time.Time, error) {
+	return t.sign(id, "", t.now().Add(t.ttl))
+}
+
+// IssueRefresh returns a signed refresh token for id's session and its
+// expiry: the session's start plus the refresh lifetime. Only Refresh
+// accepts it.
+func (t *Tokens) IssueRefresh(id Identity) (string, time.Time, error) {
+	start := id.SessionStart
+	if start.IsZero() {
+		start = t.now()
+	}
+	return t.sign(id, useRefresh, start.Add(t.refreshTTL))
+}
+
+func (t *Tokens) sign(id Identity, use string, exp time.Time) (string, time.Time, error) {
 	now := t.now()
-	exp := now.Add(t.ttl)
-	c := claims{Role: id.Role, Email: id.Email, Name: id.Name, SID: id.SessionID, RegisteredClaims: jwt.RegisteredClaims{
+	start := id.SessionStart
+	if start.IsZero() {
+		start = now
+	}
+	c := claims{Role: id.Role, Email: id.Email, Name: id.Name, SID: id.SessionID, SST: start.UnixMilli(), Use: use, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: id.UserID, Issuer: "eventmart", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
 	}}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
@@ -127,9 +176,15 @@ func (t *Tokens) Issue(id Identity) (string, time.Time, error) {
 	return s, exp, nil
 }
 
-// Verify checks a token's signature, algorithm, issuer and expiry and
-// returns its identity, or an EUNAUTHORIZED error.
-func (t *Tokens) Verify(token string) (Identity, error) {
+// Verify checks an access token's signature, algorithm, issuer and expiry,
+// and that its session has not been revoked, and returns its identity, or
+// an EUNAUTHORIZED error.
+func (t *Tokens) Verify(token string) (Identity, error) { return t.verify(token, "") }
+
+// VerifyRefresh is Verify for a refresh token (IssueRefresh).
+func (t *Tokens) VerifyRefresh(token string) (Identity, error) { return t.verify(token, useRefresh) }
+
+func (t *Tokens) verify(token, use string) (Identity, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.now))
@@ -139,7 +194,23 @@ func (t *Tokens) Verify(token string) (Identity, error) {
 	if c.Subject == "" || (c.Role != RoleCustomer && c.Role != RoleAdmin) {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: no subject or role")
 	}
-	return Identity{UserID: c.Subject, Role: c.Role, Email: c.Email, Name: c.Name, SessionID: c.SID}, nil
+	if c.Use != use {
+		if use == useRefresh {
+			return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: not a refresh token")
+		}
+		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: a refresh token is not an access token (POST /api/v1/auth/refresh)")
+	}
+	id := Identity{UserID: c.Subject, Role: c.Role, Email: c.Email, Name: c.Name, SessionID: c.SID}
+	switch {
+	case c.SST != 0:
+		id.SessionStart = time.UnixMilli(c.SST)
+	case c.IssuedAt != nil:
+		id.SessionStart = c.IssuedAt.Time
+	}
+	if t.revoked.Revoked(id) {
+		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: the session has ended (logged out, password changed, account deactivated or sessions revoked); log in again")
+	}
+	return id, nil
 }
 
 type ctxKey struct{}

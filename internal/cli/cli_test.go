@@ -200,7 +200,7 @@ func TestConfig(t *testing.T) {
 		{"EVENTMART_ADMIN_PASSWORD", "****", "flag", "--admin-password", "user,", "cli"},
 		{"EVENTMART_SAGA_TIMEOUT", "5s", "environment", "order"},
 		{"EVENTMART_BUS", "embedded", "flag", "--bus", "runtime"},
-		{"EVENTMART_TOKEN_TTL", "24h", "default", "runtime"},
+		{"EVENTMART_TOKEN_TTL", "15m", "default", "runtime"},
 		{"EVENTMART_SMTP_PASSWORD", "-", "default", "notification"},
 	} {
 		if !containsFields(out, row) {

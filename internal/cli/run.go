@@ -237,7 +237,12 @@ func loadTokens(env *Env, cfg Config) (*auth.Tokens, error) {
 			return nil, err
 		}
 	}
-	return auth.NewTokens(secret, env.Settings.Duration(settings.TokenTTL))
+	t, err := auth.NewTokens(secret, env.Settings.Duration(settings.TokenTTL))
+	if err != nil {
+		return nil, err
+	}
+	t.SetRefreshTTL(env.Settings.Duration(settings.RefreshTTL))
+	return t, nil
 }
 
 // parseServiceURLs parses "user=http://host:port,catalog=http://…", where a

@@ -26,8 +26,10 @@ var (
 		Meaning: "for serve: where the services this process does not run listen, user=http://h:p,catalog=http://h:p,…; several instances of one service as order=http://h:p1|http://h:p2"}
 	JWTSecret = &Setting{Name: "EVENTMART_JWT_SECRET", Kind: String, Secret: true, Scope: "runtime",
 		Meaning: "HS256 secret shared by every process of a deployment (at least 32 bytes); unset: one generated into jwt.secret under --data"}
-	TokenTTL = &Setting{Name: "EVENTMART_TOKEN_TTL", Kind: Duration, Default: "24h", Scope: "runtime",
-		Meaning: "lifetime of issued tokens"}
+	TokenTTL = &Setting{Name: "EVENTMART_TOKEN_TTL", Kind: Duration, Default: "15m", Scope: "runtime",
+		Meaning: "lifetime of access tokens; clients get new ones with their refresh token (POST /api/v1/auth/refresh)"}
+	RefreshTTL = &Setting{Name: "EVENTMART_REFRESH_TTL", Kind: Duration, Default: "24h", Scope: "runtime",
+		Meaning: "lifetime of a session from its login: its refresh token's, and how long ended sessions are remembered"}
 	EmitVersions = &Setting{Name: "EVENTMART_EMIT_VERSIONS", Kind: List, Scope: "runtime",
 		Meaning: "publish these event types at a prior version during a rolling upgrade, e.g. OrderCreated=v1 (see Schemas)"}
 	RetryDelays = &Setting{Name: "EVENTMART_RETRY_DELAYS", Kind: Durations, Default: "1s,5s,30s,2m,10m", Scope: "runtime",
@@ -60,6 +62,8 @@ var (
 		Meaning: "the admin account: the user service ensures it at start; the client commands log in with it"}
 	AdminPassword = &Setting{Name: "EVENTMART_ADMIN_PASSWORD", Flag: "admin-password", Kind: String, Secret: true, Scope: "user, cli",
 		Meaning: "the admin account's password"}
+	TrustedProxies = &Setting{Name: "EVENTMART_TRUSTED_PROXIES", Kind: List, Default: "127.0.0.0/8,::1/128", Scope: "user",
+		Meaning: "addresses (CIDR) of the proxies and gateways whose X-Forwarded-For names the client, for login throttling by client address"}
 	SagaTimeout = &Setting{Name: "EVENTMART_SAGA_TIMEOUT", Kind: Duration, Default: "30s", Scope: "order",
 		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated, once the order service has read its inventory and payment events past that deadline"}
 	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
@@ -121,9 +125,9 @@ var (
 // All is every declared setting.
 var All = []*Setting{
 	Bus, Data, DB, Addr, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
-	ServiceURLs, JWTSecret, TokenTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
+	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, OTELServiceName,
-	AdminEmail, AdminPassword,
+	AdminEmail, AdminPassword, TrustedProxies,
 	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,

@@ -63,6 +63,8 @@ type fixture struct {
 	h      *apptest.Harness
 	tokens [nActors]string
 	emailB string
+	// refreshB is a refresh token of B's.
+	refreshB string
 
 	userA, userB, emailA                         string
 	orderA, productA, shipmentA, paymentA, cartA string
@@ -136,6 +138,9 @@ type call struct {
 	stream bool                  // a response that never ends: read up to the first message
 	body   func(actor) any       // nil: no body
 	want   [nActors]check        // by actor
+	// fresh: each actor calls with a session of its own, logged in for the
+	// call, so that a call ending sessions leaves the walk's tokens alone.
+	fresh bool
 }
 
 // rule classifies one operation of the document.
@@ -184,6 +189,30 @@ func ownedByA(ownerWant check) func(*fixture) []call {
 	}
 }
 
+// freshly makes the calls of rules with a fresh session per actor.
+func freshly(rules func(*fixture) []call) func(*fixture) []call {
+	return func(f *fixture) []call {
+		cs := rules(f)
+		for i := range cs {
+			cs[i].fresh = true
+		}
+		return cs
+	}
+}
+
+// freshToken logs a in anew; "" for the anonymous caller.
+func (f *fixture) freshToken(a actor) string {
+	switch a {
+	case custA:
+		return login(f.h, f.emailA, password)
+	case custB:
+		return login(f.h, f.emailB, password)
+	case admin:
+		return login(f.h, adminEmail, adminPassword)
+	}
+	return ""
+}
+
 func fixed(v any) func(actor) any { return func(actor) any { return v } }
 
 // rules is the authorization table, in the order the walk runs. The last
@@ -200,6 +229,7 @@ func rules(f *fixture) []rule {
 			return map[string]string{"email": fmt.Sprintf("new-%d-%s@example.com", a, event.NewID()), "password": password, "name": "New"}
 		})},
 		{"POST /api/v1/auth/token", public(fixed(map[string]string{"email": f.emailB, "password": password}))},
+		{"POST /api/v1/auth/refresh", public(func(actor) any { return map[string]string{"refreshToken": f.refreshB} })},
 		{"GET /api/v1/users", adminOnly(nil)},
 		{"GET /api/v1/users/me", self(nil)},
 		{"PATCH /api/v1/users/me", self(fixed(map[string]string{"name": "Renamed"}))},
@@ -323,7 +353,9 @@ func rules(f *fixture) []rule {
 
 		// Last: these change what the rules above rely on.
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
-		{"DELETE /api/v1/users/me", self(nil)},
+		{"POST /api/v1/auth/logout", freshly(self(nil))},
+		{"DELETE /api/v1/users/{id}/sessions", freshly(ownedByA(success))},
+		{"DELETE /api/v1/users/me", freshly(self(nil))},
 	}
 }
 
@@ -370,10 +402,14 @@ func TestAuthorizationWalk(t *testing.T) {
 				}
 				var status int
 				var b []byte
+				token := f.tokens[a]
+				if c.fresh {
+					token = f.freshToken(a)
+				}
 				if c.stream {
-					status, b = firstMessage(t, f.h.Server.URL+p, f.tokens[a])
+					status, b = firstMessage(t, f.h.Server.URL+p, token)
 				} else {
-					status, _, b = f.h.Do(method, p, f.tokens[a], body)
+					status, _, b = f.h.Do(method, p, token, body)
 				}
 				requests++
 				if msg := c.want[a](f, status, b); msg != "" {
@@ -404,6 +440,9 @@ func setUp(t *testing.T) *fixture {
 	f.emailB = "b-" + event.NewID() + "@example.com"
 	f.userA, f.tokens[custA] = register(h, f.emailA, "Customer A")
 	f.userB, f.tokens[custB] = register(h, f.emailB, "Customer B")
+	var tok struct{ RefreshToken string }
+	h.JSON("POST", "/api/v1/auth/token", "", map[string]string{"email": f.emailB, "password": password}, http.StatusOK, &tok)
+	f.refreshB = tok.RefreshToken
 
 	var p struct{ ID string }
 	h.JSON("POST", "/api/v1/products", f.tokens[admin], map[string]any{"sku": "SKU-AUTHZ", "name": "Widget", "priceCents": 1250, "currency": "EUR"}, http.StatusCreated, &p)

@@ -1,5 +1,5 @@
 // The console's shell: log-in, tabs (the URL hash: #stream, #flow=<id>, …).
-import { api, login, session, setAuthErrorHandler } from './api.js';
+import { api, login, logout, session, setAuthErrorHandler } from './api.js';
 import { $ } from './util.js';
 import * as streamView from './stream.js';
 import * as flowView from './flow.js';
@@ -44,8 +44,8 @@ $('#login-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
   try {
-    const token = await login(f.get('email'), f.get('password'));
-    session.save(token, f.get('email'));
+    const t = await login(f.get('email'), f.get('password'));
+    session.save(t.token, f.get('email'), t.refreshToken);
     // Only admins may use the console: check before showing it.
     try {
       await api('/api/v1/admin/topology?window=1s');
@@ -60,7 +60,7 @@ $('#login-form').addEventListener('submit', async (e) => {
   }
 });
 
-$('#logout').addEventListener('click', () => { session.clear(); showLogin(); });
+$('#logout').addEventListener('click', async () => { await logout(); showLogin(); });
 setAuthErrorHandler(() => { session.clear(); showLogin('Your session expired: log in again.'); });
 window.addEventListener('hashchange', route);
 for (const v of Object.values(views)) v.init?.();

@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/auth"
+)
+
+// sessionWatcher keeps a process's list of ended sessions (auth.Revocations)
+// in step with the SessionsRevoked events of user-events, so that a logout,
+// a password change, a deactivation or an admin's revocation on any
+// instance ends the session on every instance, on both buses.
+//
+// It reads the topic directly (bus.Reader), outside any consumer group:
+// every process must see every partition. At start it reads back one
+// session lifetime (the refresh lifetime), which covers every revocation
+// whose tokens could still be valid; then it polls the end of the log every
+// sessionPoll. user-events is a low-volume topic (account changes only).
+type sessionWatcher struct {
+	bus    bus.Reader
+	tokens *auth.Tokens
+	log    *slog.Logger
+	now    func() time.Time
+	next   map[int32]int64 // per partition, the next offset to read
+}
+
+// sessionPoll is how often the watcher looks for new revocations: the
+// longest time another instance still accepts a revoked session's token.
+const sessionPoll = 250 * time.Millisecond
+
+// userTopic is where SessionsRevoked travels.
+const userTopic = string(event.TopicUser)
+
+// sessionReadBatch bounds one read of a partition.
+const sessionReadBatch = 500
+
+// catchUp positions the watcher one session lifetime back and reads up to
+// the end of the log. A topic not created yet reads as empty.
+func (w *sessionWatcher) catchUp(ctx context.Context) error {
+	w.next = map[int32]int64{}
+	offs, err := w.bus.OffsetAfter(ctx, userTopic, w.now().Add(-w.tokens.RefreshTTL()))
+	if errors.Is(err, bus.ErrUnknownTopic) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	for _, o := range offs {
+		w.next[o.Partition] = o.Start
+	}
+	return w.poll(ctx)
+}
+
+// poll reads what was appended to user-events since the last poll.
+func (w *sessionWatcher) poll(ctx context.Context) error {
+	offs, err := w.bus.Offsets(ctx, userTopic)
+	if errors.Is(err, bus.ErrUnknownTopic) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	for _, o := range offs {
+		from, ok := w.next[o.Partition]
+		if !ok || from > o.End {
+			// A partition added since start: all of it is new. Or the
+			// topic was deleted and created again, its offsets starting
+			// over: read it all (applying a revocation twice is harmless).
+			from = o.Start
+		}
+		for from < o.End {
+			msgs, err := w.bus.Read(ctx, userTopic, o.Partition, from, sessionReadBatch)
+			if err != nil {
+				return fmt.Errorf("sessions: %w", err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			for _, m := range msgs {
+				w.apply(m)
+				from = m.Offset + 1
+			}
+		}
+		w.next[o.Partition] = from
+	}
+	return nil
+}
+
+// apply adds the revocation m carries, if it is one. Only SessionsRevoked
+// is decoded: the type travels in a header.
+func (w *sessionWatcher) apply(m *bus.Message) {
+	if m.Header(eventmsg.HeaderEventType) != "SessionsRevoked" {
+		return
+	}
+	e, err := eventmsg.Decode(m)
+	var p event.Payload
+	if err == nil {
+		p, err = e.Payload()
+	}
+	if err != nil {
+		w.log.Error("sessions: undecodable SessionsRevoked", "partition", m.Partition, "offset", m.Offset, "error", err)
+		return
+	}
+	r, ok := p.(*event.SessionsRevoked)
+	if !ok {
+		return
+	}
+	w.tokens.EndSessions(r.UserID, r.SessionID, r.KeepSessionID, r.RevokedAt)
+}
+
+// run polls until ctx ends. A failed poll is logged and tried again: the
+// bus may be briefly unreachable.
+func (w *sessionWatcher) run(ctx context.Context) error {
+	t := time.NewTicker(sessionPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := w.poll(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("sessions: reading revocations", "error", err)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/embedded"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/auth"
+)
+
+// A topic deleted and created again starts its offsets over: the watcher,
+// whose positions are then past the end, reads it from the start instead
+// of waiting there for ever.
+func TestSessionWatcherRereadsATopicWhoseOffsetsStartedOver(t *testing.T) {
+	ctx := context.Background()
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: userTopic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &sessionWatcher{bus: b, tokens: tokens, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
+	if err := w.catchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p := range w.next {
+		w.next[p] = 1000 // as after a topic with more records was deleted
+	}
+	e, err := event.New("user-service", event.Origin{}, &event.SessionsRevoked{UserID: "u1", SessionID: "s1", RevokedAt: time.Now(), Reason: "logout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !tokens.Revocations().Revoked(auth.Identity{UserID: "u1", SessionID: "s1"}) {
+		t.Error("the revocation in the started-over topic was not read")
+	}
+}
