@@ -140,9 +140,17 @@ func (s *Service) Handlers() []inbox.Handler {
 	return hs
 }
 
-// deliverable: the business events, not audit-events' security and
-// trail records.
-func deliverable(spec event.Spec) bool { return spec.Topic != event.TopicAudit }
+// deliverable: the business events — not audit-events' security and
+// trail records, nor user-events' session and sign-up-attempt records
+// (they tell an integration nothing it needs, and would tell it who logs
+// out and which e-mails someone tried to register).
+func deliverable(spec event.Spec) bool {
+	switch spec.Type {
+	case (*event.SessionsRevoked)(nil).EventType(), (*event.RegistrationRepeated)(nil).EventType():
+		return false
+	}
+	return spec.Topic != event.TopicAudit
+}
 
 // onEvent queues e for every enabled endpoint that wants its type, within
 // the inbox transaction. With no such endpoint it touches no table.
