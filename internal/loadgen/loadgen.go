@@ -198,10 +198,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress != nil {
 		fmt.Fprintf(cfg.Progress, "seeding %d products and %d customers (reused from earlier runs when there)…\n", cfg.Products, cfg.Customers)
 	}
-	tokens, products, err := seed(ctx, c, cfg)
+	seeded, products, err := seed(ctx, c, cfg)
 	if err != nil {
 		return nil, err
 	}
+	tokens := newCustomerTokens(seeded)
+	reloginCtx, stopRelogin := context.WithCancel(ctx)
+	defer stopRelogin()
+	go tokens.keepFresh(reloginCtx, c, reloginEvery)
 	res := &Result{Orders: cfg.Orders, FailedBecause: map[string]int{}}
 	var mu sync.Mutex
 	var done atomic.Int64
@@ -241,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			declined := rand.Float64() < cfg.DeclineRatio
-			status, lat, accepted, err := placeAndFollow(ctx, c, tokens[i%len(tokens)], products[rand.IntN(len(products))], declined, cfg.OnAccepted)
+			status, lat, accepted, err := placeAndFollow(ctx, c, tokens.get(i), products[rand.IntN(len(products))], declined, cfg.OnAccepted)
 			mu.Lock()
 			if accepted {
 				res.Accepted++
@@ -438,14 +442,12 @@ func seed(ctx context.Context, c *client, cfg Config) ([]string, []string, error
 			// The same customers every run: one registered by an earlier
 			// run (409) logs in with the password it was given.
 			email := fmt.Sprintf("load-%d@example.com", i)
-			body := map[string]string{"email": email, "password": "load test password", "name": fmt.Sprintf("Customer %d", i)}
+			body := map[string]string{"email": email, "password": customerPassword, "name": fmt.Sprintf("Customer %d", i)}
 			var se *statusError
 			if errs[i] = c.do(ctx, "POST", "/api/v1/users", "", body, 201, nil); errs[i] != nil && !(errors.As(errs[i], &se) && se.code == http.StatusConflict) {
 				return
 			}
-			var t struct{ Token string }
-			errs[i] = c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": email, "password": body["password"]}, 200, &t)
-			tokens[i] = t.Token
+			tokens[i], errs[i] = customerLogin(ctx, c, i)
 		}()
 	}
 	wg.Wait()
@@ -550,4 +552,54 @@ func progress(w io.Writer, tty bool, total int, done *atomic.Int64) func() {
 		}
 	}()
 	return func() { close(stop); <-finished }
+}
+
+// customerPassword is every seeded customer's password.
+const customerPassword = "load test password"
+
+// reloginEvery is how often the customers log in again during a run: the
+// server's access tokens expire (EVENTMART_TOKEN_TTL, 15 minutes by
+// default), and a long run must not turn into 401s.
+const reloginEvery = 5 * time.Minute
+
+// customerLogin logs seeded customer i in and returns its access token.
+func customerLogin(ctx context.Context, c *client, i int) (string, error) {
+	var t struct{ Token string }
+	err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": fmt.Sprintf("load-%d@example.com", i), "password": customerPassword}, 200, &t)
+	return t.Token, err
+}
+
+// customerTokens holds each seeded customer's current access token; order
+// workers read them while keepFresh replaces them.
+type customerTokens struct{ toks []atomic.Pointer[string] }
+
+func newCustomerTokens(seeded []string) *customerTokens {
+	t := &customerTokens{toks: make([]atomic.Pointer[string], len(seeded))}
+	for i := range seeded {
+		t.toks[i].Store(&seeded[i])
+	}
+	return t
+}
+
+// get returns the token of the customer who places order i.
+func (t *customerTokens) get(order int) string { return *t.toks[order%len(t.toks)].Load() }
+
+// keepFresh logs every customer in again each period until ctx ends; a
+// failed login keeps the customer's previous token (its orders then say
+// why they fail).
+func (t *customerTokens) keepFresh(ctx context.Context, c *client, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i := range t.toks {
+			if tok, err := customerLogin(ctx, c, i); err == nil {
+				t.toks[i].Store(&tok)
+			}
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/internal/apptest"
@@ -96,5 +97,32 @@ func TestRunsReuseTheirSeed(t *testing.T) {
 	}
 	if !strings.HasPrefix(progress.String(), "seeding 3 products and 2 customers") {
 		t.Errorf("progress does not start by saying what it seeds: %q", progress.String())
+	}
+}
+
+// A long run's customers log in again: a token that no longer works is
+// replaced by one the server accepts.
+func TestCustomerTokensKeptFresh(t *testing.T) {
+	settings := map[string]string{"EVENTMART_ADMIN_EMAIL": "admin@example.com", "EVENTMART_ADMIN_PASSWORD": "admin passphrase"}
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), order.Def(), payment.Def(), shipping.Def()},
+		apptest.Settings(settings))
+	c := &client{base: h.Server.URL, http: http.DefaultClient}
+	cfg := Config{Customers: 1, Products: 1, Orders: 1, AdminEmail: settings["EVENTMART_ADMIN_EMAIL"], AdminPassword: settings["EVENTMART_ADMIN_PASSWORD"]}
+	if _, _, err := seed(context.Background(), c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tokens := newCustomerTokens([]string{"expired"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tokens.keepFresh(ctx, c, 10*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for tokens.get(0) == "expired" {
+		if time.Now().After(deadline) {
+			t.Fatal("the customer's token was not renewed")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the condition, not standing in for it
+	}
+	if err := c.do(context.Background(), "GET", "/api/v1/orders", tokens.get(0), nil, http.StatusOK, nil); err != nil {
+		t.Fatalf("the renewed token: %v", err)
 	}
 }
