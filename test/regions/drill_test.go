@@ -198,6 +198,12 @@ func TestRegionDrill(t *testing.T) {
 		t.Logf("failover:\n%s", out)
 	}
 	failoverTook := time.Since(failoverStart)
+	// B's processes follow its role record: writes (logging in included)
+	// are accepted once they have read it.
+	clustertest.WaitFor(t, time.Minute, "B accepting writes", func() (bool, string) {
+		standby, err := metric(bURL, "eventmart_region_standby")
+		return err == nil && standby == 0, fmt.Sprintf("eventmart_region_standby %v (%v)", standby, err)
+	})
 	// RTO: one order, with the product and customer it needs, then ten
 	// more that must ship.
 	bAcks := &ackTimes{at: map[string]time.Time{}}
@@ -578,6 +584,22 @@ func readLog(t *testing.T, brokers []string, topics ...string) eventLog {
 		}
 	}
 	return l
+}
+
+// metric is the value of the unlabelled metric name on url's /metrics.
+func metric(url, name string) (float64, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s on %s/metrics", name, url)
 }
 
 // login returns an admin token of the region at url.
