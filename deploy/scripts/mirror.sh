@@ -21,8 +21,7 @@
 #   MIRROR_SOURCE_ALIAS=A MIRROR_TARGET_ALIAS=B (cluster aliases; the checkpoints topic on
 #   the target is <source alias>.checkpoints.internal)
 #   MIRROR_TOPICS='.*-events'  MIRROR_GROUPS='.*'
-#   MIRROR_GROUPS_EXCLUDE='audit-service|catalog-service|console-consumer-.*|connect-.*|__.*'
-#   (the groups a standby runs itself: they keep their own offsets there)
+#   MIRROR_GROUPS_EXCLUDE='console-consumer-.*|connect-.*|__.*' (tools' and Connect's groups)
 #   MIRROR_METRICS_PORT=29300 (its Prometheus metrics through the JMX exporter agent;
 #   "off": none)  MIRROR_HEAP="-Xms128m -Xmx384m"
 #   MIRROR_START_TIMEOUT=120 MIRROR_STOP_TIMEOUT=30 (seconds)
@@ -39,9 +38,9 @@ SRC=${MIRROR_SOURCE_ALIAS:-A}
 DST=${MIRROR_TARGET_ALIAS:-B}
 TOPICS=${MIRROR_TOPICS:-.*-events}
 GROUPS_RE=${MIRROR_GROUPS:-.*}
-# The groups that consume in the standby region too (internal/app's
-# standbyReadModels) keep their own offsets there: not checkpointed.
-GROUPS_EXCLUDE=${MIRROR_GROUPS_EXCLUDE:-audit-service|catalog-service|console-consumer-.*|connect-.*|__.*}
+# Every service's group is checkpointed: a standby consumes nothing until
+# promoted (its read models arrive with its replicated database).
+GROUPS_EXCLUDE=${MIRROR_GROUPS_EXCLUDE:-console-consumer-.*|connect-.*|__.*}
 METRICS_PORT=${MIRROR_METRICS_PORT:-29300}
 HEAP=${MIRROR_HEAP:--Xms128m -Xmx384m}
 START_TIMEOUT=${MIRROR_START_TIMEOUT:-120}

@@ -3,13 +3,16 @@
 # with its own single-node Kafka cluster (deploy/scripts/kafka.sh) and PostgreSQL
 # (deploy/scripts/postgres.sh); Eventmart (`eventmart run`) serving in A as the primary and
 # in B as a warm standby (EVENTMART_REGION_ROLE=standby: reads served, writes refused);
-# MirrorMaker 2 (deploy/scripts/mirror.sh) replicating A -> B. Free ports of their own: the
-# dev servers (19092, 15432, 18080) are not touched.
+# two replication paths A -> B: Kafka by MirrorMaker 2 (deploy/scripts/mirror.sh), and
+# PostgreSQL by its own streaming replication (B's server a hot standby of A's, made with
+# pg_basebackup, replication slot region_b on A). Free ports of their own: the dev servers
+# (19092, 15432, 18080) are not touched.
 #
 # Usage: deploy/scripts/regions.sh start|stop|status|env
-#        deploy/scripts/regions.sh failover      promote B (eventmart region failover)
-#        deploy/scripts/regions.sh failback      re-seed A from B, promote A, re-create B as standby
-#        deploy/scripts/regions.sh kill-a        SIGKILL region A's broker and Eventmart (drills)
+#        deploy/scripts/regions.sh failover      promote B, its PostgreSQL first (eventmart region failover)
+#        deploy/scripts/regions.sh failback      stop B's Eventmart, re-seed A (Kafka and PostgreSQL)
+#                                                from B, promote A, re-create B as A's standby
+#        deploy/scripts/regions.sh kill-a        SIGKILL region A's broker, PostgreSQL and Eventmart (drills)
 #
 # Environment (defaults):
 #   REGION_A_KAFKA=29092 (controller +1, metrics +2)  REGION_A_PG=25432  REGION_A_ADDR=127.0.0.1:28080
@@ -62,6 +65,18 @@ postgres() { # REGION ARGS...
 	PG_PORT=$p "$SCRIPTS/postgres.sh" "$@"
 }
 
+# pg_url REGION: its PostgreSQL server.
+pg_url() { echo "postgres://postgres@127.0.0.1:$(pg_port "$1")/postgres?sslmode=disable"; }
+
+# pg_standby REGION FROM: REGION's PostgreSQL re-made as a hot standby of
+# FROM's (pg_basebackup -R, replication slot region_<REGION> on FROM's).
+pg_standby() {
+	postgres "$1" stop || true
+	rm -f "$DIR/postgres-$1.seeded"
+	PG_SLOT=region_$1 postgres "$1" start --fresh --replica-of "$(pg_port "$2")"
+	touch "$DIR/postgres-$1.seeded"
+}
+
 # mirror FROM TO ARGS...: MirrorMaker replicating region FROM into region TO.
 mirror() {
 	local from=$1 to=$2
@@ -80,7 +95,7 @@ write_env() { # REGION ROLE
 	[[ -s $DIR/jwt.secret ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/jwt.secret"
 	cat >"$DIR/region-$r.env" <<EOF
 export EVENTMART_BUS=kafka://127.0.0.1:$(kafka_port "$r")
-export EVENTMART_DB='postgres://postgres@127.0.0.1:$(pg_port "$r")/region$r?sslmode=disable'
+export EVENTMART_DB='postgres://postgres@127.0.0.1:$(pg_port "$r")/eventmart?sslmode=disable'
 export EVENTMART_ADDR=$(addr_of "$r")
 export EVENTMART_DATA=$DIR/data-$r
 export EVENTMART_REGION_ROLE=$role
@@ -150,26 +165,31 @@ build() {
 	(cd "$EVENTMART_REPO" && go build -o "$BIN" ./cmd/eventmart)
 }
 
-# start_region R ROLE [--fresh]: its Kafka, PostgreSQL and Eventmart.
-start_region() {
-	local r=$1 role=$2 fresh=${3:-}
-	kafka "$r" start $fresh
-	postgres "$r" start $fresh
-	app_start "$r" "$role"
+# start_standby R FROM: R's PostgreSQL made a hot standby of FROM's the
+# first time (later starts resume it as it is: still streaming, or promoted
+# by a failover), then R's Eventmart as a standby. FROM's Eventmart has
+# created and migrated the services' databases: they arrive replicated.
+start_standby() {
+	local r=$1 from=$2
+	if [[ -f $DIR/postgres-$r.seeded ]]; then
+		postgres "$r" start
+	else
+		pg_standby "$r" "$from"
+	fi
+	app_start "$r" standby
 }
 
 cmd_start() {
 	build
 	"$SCRIPTS/mirror.sh" install
+	postgres a install
 	# Both brokers at once (each takes ~15 s on a small machine).
 	kafka a start & local ka=$!
 	kafka b start & local kb=$!
 	wait "$ka" && wait "$kb" || die "a region's Kafka did not start"
-	# Both regions' Eventmart (each applies ADR-0006's topics to its own
-	# cluster first: B's have A's partitions before replication starts).
-	start_region a primary & local ra=$!
-	start_region b standby & local rb=$!
-	wait "$ra" && wait "$rb" || die "a region did not start"
+	postgres a start
+	app_start a primary
+	start_standby b a
 	mirror a b start
 	cmd_env
 }
@@ -222,30 +242,34 @@ cmd_failover() {
 	# The source is gone: MirrorMaker's graceful stop would wait on it.
 	stop="MIRROR_STOP_TIMEOUT=5 MIRROR_SOURCE=127.0.0.1:$A_KAFKA MIRROR_TARGET=127.0.0.1:$B_KAFKA MIRROR_SOURCE_ALIAS=A MIRROR_TARGET_ALIAS=B MIRROR_METRICS_PORT=$B_MIRROR_METRICS EVENTMART_RUN=$DIR $SCRIPTS/mirror.sh stop"
 	"$BIN" region failover --bus "kafka://127.0.0.1:$B_KAFKA" --from "kafka://127.0.0.1:$A_KAFKA" \
-		--source-alias A --stop-replication "$stop"
+		--source-alias A --stop-replication "$stop" --db "$(pg_url b)"
 }
 
-# failback: A gets a fresh Kafka re-seeded from B by MirrorMaker B -> A, its
-# Eventmart restarts as a standby, then A is promoted (B fenced); B is then
+# failback (planned): B's Eventmart stops (writes pause; what it committed
+# reaches A with its database, unrelayed outbox rows included); A gets a
+# fresh Kafka re-seeded by MirrorMaker B -> A and a PostgreSQL re-seeded
+# from B's (pg_basebackup), its Eventmart restarts as a standby, then A is
+# promoted (B fenced, A's PostgreSQL caught up and promoted); B is then
 # re-created as a fresh standby of A.
 cmd_failback() {
 	build
 	app_stop a
+	app_stop b
 	mirror a b stop || true
 	kafka a stop || true
 	kafka a start --fresh
-	postgres a start
+	pg_standby a b
 	app_start a standby
 	mirror b a start
 	local stop
 	stop="MIRROR_SOURCE=127.0.0.1:$B_KAFKA MIRROR_TARGET=127.0.0.1:$A_KAFKA MIRROR_SOURCE_ALIAS=B MIRROR_TARGET_ALIAS=A MIRROR_METRICS_PORT=$A_MIRROR_METRICS EVENTMART_RUN=$DIR $SCRIPTS/mirror.sh stop"
 	"$BIN" region failback --bus "kafka://127.0.0.1:$A_KAFKA" --from "kafka://127.0.0.1:$B_KAFKA" \
-		--source-alias B --stop-replication "$stop"
+		--source-alias B --stop-replication "$stop" --db "$(pg_url a)" --db-from "$(pg_url b)"
 	log "re-creating region B as a fresh standby of A"
-	app_stop b
 	kafka b stop || true
-	postgres b stop || true
-	start_region b standby --fresh
+	kafka b start --fresh
+	pg_standby b a
+	app_start b standby
 	mirror a b start
 }
 
@@ -255,7 +279,13 @@ cmd_kill_a() {
 	rm -f "$DIR/eventmart-a.pid"
 	pid=$(cat "$DIR/kafka-$A_KAFKA/kafka.pid" 2>/dev/null) && kill -KILL "$pid" 2>/dev/null || true
 	wait_pid_exit "$pid" 10 || true
-	log "region A killed (SIGKILL: broker and Eventmart)"
+	local data
+	data=$(postgres a status 2>/dev/null | sed -n 's/.*, data //p') || true
+	if [[ -n $data ]] && pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null); then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_pid_exit "$pid" 10 || true
+	fi
+	log "region A killed (SIGKILL: broker, PostgreSQL and Eventmart)"
 }
 
 mkdir -p "$DIR"

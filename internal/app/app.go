@@ -186,7 +186,27 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if def.EventStore {
 			platform = append(platform[:len(platform):len(platform)], sqldb.Migration{Name: "platform-0004_eventstore.sql", SQL: eventstore.Migration})
 		}
-		if err := db.Migrate(ctx, append(platform, migrations...)...); err != nil {
+		ms := append(platform, migrations...)
+		standbyDB, err := db.InRecovery(ctx)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
+		}
+		if standbyDB {
+			// A hot standby of the primary region's server: read-only, its
+			// schema arrives with the data. Migrations the primary had not
+			// applied run at promotion, before the held work starts.
+			if role != region.Standby {
+				a.Close()
+				return nil, fmt.Errorf("app: %s: its database is a read-only hot standby but %s is %s: promote it first (eventmart region failover --db)", def.Name, settings.RegionRole.Name, role)
+			}
+			name, log := def.Name, cfg.Log.With("service", service.Source(def.Name))
+			gate.hold(func() {
+				if err := db.Migrate(runCtx, ms...); err != nil {
+					a.goRun(log, "migrations at promotion", func() error { return fmt.Errorf("%s: %w", name, err) })
+				}
+			})
+		} else if err := db.Migrate(ctx, ms...); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("app: %s: %w", def.Name, err)
 		}
@@ -286,12 +306,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
-			consume := func() { a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) }) }
-			if standbyReadModels[s.def.Name] {
-				consume() // builds its read model in a standby too
-			} else {
-				gate.hold(consume)
-			}
+			// In a standby every consumer waits: the read models arrive
+			// with the replicated database (docs/regions.md).
+			gate.hold(func() { a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) }) })
 			a.consumers[s.def.Name] = c
 		}
 		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}

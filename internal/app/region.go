@@ -10,24 +10,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventmart/eventmart"
-	"github.com/eventmart/eventmart/audit"
-	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/internal/httpx"
 	"github.com/eventmart/eventmart/internal/region"
 )
 
-// standbyReadModels are the services whose consumers run in a standby
-// region: their handlers only build read models (the audit trail, the
-// catalog's availability), so running them on the replicated topics emits
-// nothing a primary would not. The audit service's AuditRecorded records
-// wait in its outbox until promotion (no relay runs in a standby). Every
-// other consumer waits for promotion, its group's offsets synced by
-// MirrorMaker meanwhile (it only syncs groups with no member here).
-var standbyReadModels = map[string]bool{audit.Name: true, catalog.Name: true}
-
 // regionGate is the process's region role: in a standby, writes are
-// refused and the held work (consumers, outbox relays, background jobs)
-// waits until the region is promoted.
+// refused and the held work (every consumer, outbox relay and background
+// job, and migrations of a read-only replica) waits until the region is
+// promoted. A standby's databases are hot standbys of the primary's
+// (PostgreSQL streaming replication): they bring the read models, inboxes
+// and outboxes, and take no write until promoted.
 type regionGate struct {
 	standby atomic.Bool
 	primary string // the primary region's URL, named in refusals
@@ -73,8 +65,9 @@ func (g *regionGate) set(st region.State) {
 }
 
 // refuseWrites answers every write with 503 while the region is a
-// standby, naming the primary. Reads, and logging in (a token is needed to
-// read), go through.
+// standby, naming the primary; reads go through. Logging in is a write too
+// (its audit record): a standby's database is a read-only replica, so
+// tokens come from the primary (both regions share the signing key).
 func (g *regionGate) refuseWrites(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.standby.Load() && !readOnly(r) {
@@ -95,7 +88,7 @@ func readOnly(r *http.Request) bool {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return true
 	}
-	return r.Method == http.MethodPost && r.URL.Path == "/api/v1/auth/token"
+	return false
 }
 
 // collector is eventmart_region_standby: 1 while the process refuses writes.

@@ -20,8 +20,8 @@ import (
 // MirrorMaker 2 (docs/regions.md):
 //
 //	eventmart region status   --bus kafka://B
-//	eventmart region failover --bus kafka://B [--from kafka://A] [--source-alias A] [--stop-replication CMD]
-//	eventmart region failback --bus kafka://A --from kafka://B [--source-alias B] [--stop-replication CMD]
+//	eventmart region failover --bus kafka://B [--from kafka://A] [--source-alias A] [--stop-replication CMD] [--db postgres://B]
+//	eventmart region failback --bus kafka://A --from kafka://B [--source-alias B] [--stop-replication CMD] [--db postgres://A --db-from postgres://B]
 //
 // --bus names the region to promote. Both switches can be run again after
 // a crash midway: every step is idempotent.
@@ -33,6 +33,8 @@ func regionCmd(ctx context.Context, env *Env, args []string) error {
 	from := fs.String("from", "", "kafka://host:port of the region to demote (failover: fenced if reachable; failback: required, the region copied from)")
 	alias := fs.String("source-alias", "", "MirrorMaker's alias of the --from region (its checkpoints topic is ALIAS.checkpoints.internal); default A for failover, B for failback")
 	stop := fs.String("stop-replication", "", "shell command that stops MirrorMaker into this region, e.g. 'deploy/scripts/mirror.sh stop'; unset: stop it yourself (the switch waits until no heartbeat arrives)")
+	db := fs.String("db", "", "postgres:// URL of this region's PostgreSQL, a hot standby of the other region's: promoted (pg_promote) before the services write; unset: no replicated database")
+	dbFrom := fs.String("db-from", "", "failback: postgres:// URL of the --from region's PostgreSQL, whose WAL --db must have replayed before it is promoted")
 	catchUp := fs.Duration("catch-up-timeout", 2*time.Minute, "failback: how long to wait for the region to hold every record of --from")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -71,6 +73,9 @@ func regionCmd(ctx context.Context, env *Env, args []string) error {
 			return usageError{"region failback: --from kafka://host:port (the region to copy from and demote) is required"}
 		}
 		sw.SourceAlias, sw.CatchUp, sw.CatchUpTimeout = "B", true, *catchUp
+	}
+	if *db != "" {
+		sw.Database = &region.Database{URL: *db, Upstream: *dbFrom, CatchUpTimeout: *catchUp}
 	}
 	if *alias != "" {
 		sw.SourceAlias = *alias

@@ -168,3 +168,24 @@ func TestTranslateMovesGroupsForwardOnly(t *testing.T) {
 		}
 	}
 }
+
+// Promoting a server that takes writes already (a failover re-run after a
+// crash midway) leaves it as it is and says so; its URL's database name
+// does not matter.
+func TestPromoteAlreadyPromoted(t *testing.T) {
+	url := testenv.Postgres(t)
+	var said []string
+	progress := func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }
+	d := Database{URL: url}
+	for range 2 {
+		if err := d.Promote(context.Background(), progress); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(said) != 2 || said[0] != "      PostgreSQL already promoted: it accepts writes" {
+		t.Errorf("progress %q, want twice that it is already promoted", said)
+	}
+	if err := (Database{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}).Promote(context.Background(), progress); err == nil {
+		t.Error("promoting a server that does not answer succeeded")
+	}
+}

@@ -42,7 +42,11 @@ type Switch struct {
 	// heartbeat arrived on To for HeartbeatQuiet.
 	StopReplication func(context.Context) error
 	HeartbeatQuiet  time.Duration
-	By              string // recorded with the roles, e.g. "eventmart region failover"
+	// Database is To's region's PostgreSQL, a hot standby of From's:
+	// promoted once replication has stopped, before the role record lets
+	// the services write; nil: no replicated database (nothing to do).
+	Database *Database
+	By       string // recorded with the roles, e.g. "eventmart region failover"
 	// Progress receives a line per step and per consumer group.
 	Progress func(format string, args ...any)
 	Now      func() time.Time
@@ -71,7 +75,8 @@ type Step struct {
 }
 
 // Run runs the steps in order: fence the old primary, catch up (failback),
-// stop replication, translate every group's offsets, promote.
+// stop replication, promote the database, translate every group's
+// offsets, promote.
 func (s Switch) Run(ctx context.Context) (Result, error) {
 	if s.Progress == nil {
 		s.Progress = func(string, ...any) {}
@@ -90,6 +95,7 @@ func (s Switch) Run(ctx context.Context) (Result, error) {
 		{"fence the old primary", s.fence},
 		{"catch up", s.catchUp},
 		{"stop replication", s.stopReplication},
+		{"promote the database", s.promoteDatabase},
 		{"translate consumer-group offsets", func(ctx context.Context) error {
 			gs, err := s.translate(ctx)
 			res.Groups = gs
@@ -134,6 +140,14 @@ func (s Switch) fence(ctx context.Context) error {
 		s.Progress("      old primary set to standby: it refuses writes")
 	}
 	return err
+}
+
+func (s Switch) promoteDatabase(ctx context.Context) error {
+	if s.Database == nil {
+		s.Progress("      no database named: skipped")
+		return nil
+	}
+	return s.Database.Promote(ctx, s.Progress)
 }
 
 func (s Switch) catchUp(ctx context.Context) error {

@@ -49,7 +49,7 @@ var (
 	OTELTracesEndpoint = &Setting{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Kind: URL, Scope: "runtime",
 		Meaning: "the full OTLP/HTTP traces URL; wins over both base URLs"}
 	RegionRole = &Setting{Name: "EVENTMART_REGION_ROLE", Kind: String, Default: "primary", Scope: "runtime",
-		Meaning: "primary, or standby: a warm standby region (docs/regions.md) whose audit and catalog build their read models from the replicated topics and serve reads, refusing writes (503) until promoted (eventmart region failover)"}
+		Meaning: "primary, or standby: a warm standby region (docs/regions.md) whose database is a hot standby of the primary's; it serves reads and refuses writes (503), its consumers, relays and jobs held, until promoted (eventmart region failover)"}
 	RegionPrimary = &Setting{Name: "EVENTMART_REGION_PRIMARY", Kind: URL, Scope: "runtime",
 		Meaning: "for a standby: the primary region's gateway URL, named in the error that refuses a write"}
 	OTELServiceName = &Setting{Name: "OTEL_SERVICE_NAME", Kind: String, Scope: "runtime",

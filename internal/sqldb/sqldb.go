@@ -210,6 +210,20 @@ func (db *DB) Close() error {
 // Ping checks the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.r.PingContext(ctx) }
 
+// InRecovery reports whether the database is a read-only hot standby
+// (PostgreSQL's pg_is_in_recovery(): a replica streaming from another
+// region's primary, docs/regions.md). SQLite never is.
+func (db *DB) InRecovery(ctx context.Context) (bool, error) {
+	if db.Dialect != Postgres {
+		return false, nil
+	}
+	var in bool
+	if err := db.r.QueryRowContext(ctx, `SELECT pg_is_in_recovery()`).Scan(&in); err != nil {
+		return false, fmt.Errorf("sqldb: %s: pg_is_in_recovery: %w", db.Name, err)
+	}
+	return in, nil
+}
+
 // Rebind rewrites ? placeholders for the dialect.
 func (db *DB) Rebind(q string) string {
 	if db.Dialect != Postgres {
