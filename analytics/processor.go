@@ -32,11 +32,13 @@ const (
 // Sizes are the window sizes, by the name the API and the tables use.
 var Sizes = map[string]time.Duration{opMinute: time.Minute, opHour: time.Hour}
 
-// NewEngine returns the analytics engine over partitions: the minute and
-// hour windows and the rules, each with the given grace. The service and
+// NewEngine returns the analytics engine over partitions: the order →
+// shipped join (shiptime.go), the minute and hour windows and the rules, each with the given grace. The service and
 // the backtest build it the same way, so a backtest gives the live results.
 func NewEngine(partitions []stream.Partition, rules []cep.Rule, grace time.Duration) (*stream.Engine, error) {
-	var ops []stream.Operator
+	// The order → shipped join first: it adds a shipment's delay to the
+	// record's contributions before the windows count them.
+	ops := []stream.Operator{newShipTimes()}
 	for _, name := range []string{opMinute, opHour} {
 		op, err := stream.NewAggregate(stream.Aggregation[Counters]{
 			Name: name, Windows: stream.TumblingWindows(Sizes[name], grace), Aggregator: statsAggregator{},
