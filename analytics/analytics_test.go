@@ -144,6 +144,9 @@ func TestWindowsAddUpToTheEvents(t *testing.T) {
 	if want := []analytics.Labelled{{Label: "pear", Count: 1}}; !slices.Equal(tot.Stockouts, want) {
 		t.Errorf("stockouts %+v", tot.Stockouts)
 	}
+	if st := tot.OrderToShipped; st.Count != 1 || st.P50Ms > st.P95Ms || st.P95Ms > 60_000 {
+		t.Errorf("order → shipped %+v, want o1 alone, shipped within a minute", st)
+	}
 	var hours analytics.Windows
 	h.JSON("GET", "/api/v1/analytics/windows?size=hour", admin, nil, http.StatusOK, &hours)
 	if hours.Total.Events != 13 || !slices.Equal(hours.Total.Orders, wantOrders) {

@@ -230,6 +230,34 @@ func publishMix(t *testing.T, b bus.Bus, topics []string, n int) {
 	if err := b.Publish(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
+	// Then a third of the orders ship and a third are cancelled, in
+	// appends of their own (later log times): the order → shipped join's
+	// state lives across the crash.
+	msgs = nil
+	for i := 0; i < n; i += 3 {
+		order := fmt.Sprint("o", i)
+		var p event.Payload
+		switch i % 9 {
+		case 0:
+			p = &event.OrderShipped{OrderID: order, UserID: fmt.Sprint("u", i%7)}
+		case 3:
+			p = &event.OrderCancelled{OrderID: order, UserID: fmt.Sprint("u", i%7), ReasonCode: "payment-failed"}
+		default:
+			continue
+		}
+		e, err := event.New("test", event.Origin{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Topic = topics[0]
+		if err := b.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // crashProcessor returns a processor over topics with the standard rules.
@@ -349,6 +377,9 @@ func dump(t testing.TB, db *sqldb.DB) string {
 	}
 	if len(ws) == 0 || len(ds) == 0 {
 		t.Fatalf("%d windows and %d detections: the run should have both", len(ws), len(ds))
+	}
+	if !strings.Contains(strings.Join(ws, "\n"), cShipDelay) {
+		t.Fatalf("no order → shipped times in the windows:\n%s", strings.Join(ws, "\n"))
 	}
 	for _, l := range append(ws, ds...) {
 		sb.WriteString(l + "\n")

@@ -96,6 +96,10 @@ func TestAfterLoadAnalyticsEqualsTheOrders(t *testing.T) {
 	if f.Orders != orders || f.Shipped != shipped || f.Paid != paid || f.Shipped != int64(res.Shipped) {
 		t.Errorf("funnel %+v: want %d orders, %d paid, %d shipped (load: %d shipped)", f, orders, paid, shipped, res.Shipped)
 	}
+	if st := w.Total.OrderToShipped; st.Count != shipped || st.P50Ms <= 0 || st.P50Ms > st.P95Ms {
+		t.Errorf("order → shipped %+v, want the %d shipped orders' times", st, shipped)
+	}
+	t.Logf("order → shipped during load: %+v", w.Total.OrderToShipped)
 	if p := w.Total.Payments; p.Processed != paid || p.Declined != int64(res.Cancelled) {
 		t.Errorf("payments %+v, want %d processed and %d declined", p, paid, res.Cancelled)
 	}

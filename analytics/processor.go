@@ -32,11 +32,13 @@ const (
 // Sizes are the window sizes, by the name the API and the tables use.
 var Sizes = map[string]time.Duration{opMinute: time.Minute, opHour: time.Hour}
 
-// NewEngine returns the analytics engine over partitions: the minute and
-// hour windows and the rules, each with the given grace. The service and
+// NewEngine returns the analytics engine over partitions: the order →
+// shipped join (shiptime.go), the minute and hour windows and the rules, each with the given grace. The service and
 // the backtest build it the same way, so a backtest gives the live results.
 func NewEngine(partitions []stream.Partition, rules []cep.Rule, grace time.Duration) (*stream.Engine, error) {
-	var ops []stream.Operator
+	// The order → shipped join first: it adds a shipment's delay to the
+	// record's contributions before the windows count them.
+	ops := []stream.Operator{newShipTimes()}
 	for _, name := range []string{opMinute, opHour} {
 		op, err := stream.NewAggregate(stream.Aggregation[Counters]{
 			Name: name, Windows: stream.TumblingWindows(Sizes[name], grace), Aggregator: statsAggregator{},
@@ -123,6 +125,11 @@ type processor struct {
 	topics  []string // the topics read (Topics(), or a test's)
 	parts   []stream.Partition
 
+	// qmu guards queue: the batches waiting for the next group commit
+	// (see handle). Never held while waiting for mu.
+	qmu   sync.Mutex
+	queue []*queued
+
 	mu     sync.Mutex
 	eng    *stream.Engine
 	rules  []cep.Rule
@@ -187,26 +194,69 @@ func decodeOffset(b []byte) int64 {
 	return int64(v)
 }
 
-// handle is the consumer group's handler: one partition's batch.
+// handle is the consumer group's handler: one partition's batch. The bus
+// hands over the batches of different partitions concurrently; they are
+// committed together (group commit): a batch waits for the engine lock, and
+// whoever takes it processes every batch queued by then, in the order they
+// arrived, and commits them in ONE transaction (state, offsets, results).
+// Under load this turns one SQLite transaction per partition batch into one
+// per round, which is what kept detections waiting.
 func (p *processor) handle(ctx context.Context, batch []*bus.Message) error {
 	recs := make([]stream.Record, len(batch))
 	for i, m := range batch {
 		recs[i] = Record(m)
 	}
+	b := &queued{recs: recs, done: make(chan error, 1)}
+	p.qmu.Lock()
+	p.queue = append(p.queue, b)
+	p.qmu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	out, err := p.eng.Process(recs)
-	if err != nil {
-		return fmt.Errorf("analytics: %w", err)
+	p.qmu.Lock()
+	bs := p.queue
+	p.queue = nil
+	p.qmu.Unlock()
+	if len(bs) > 0 { // else an earlier holder of the lock committed b
+		p.processQueued(ctx, bs)
 	}
-	if err := p.commit(ctx, []stream.Output{out}); err != nil {
-		return err
+	p.mu.Unlock()
+	return <-b.done
+}
+
+// queued is a partition's batch waiting for the group commit; done gets
+// its outcome.
+type queued struct {
+	recs []stream.Record
+	done chan error
+}
+
+// processQueued runs bs through the engine and commits them together. A
+// batch the engine rejects (it changes nothing then) fails alone; a failed
+// commit fails all of them (the engine is rebuilt from the database, and
+// the bus hands each batch over again). Called with p.mu held.
+func (p *processor) processQueued(ctx context.Context, bs []*queued) {
+	outs := make([]stream.Output, 0, len(bs))
+	ok := bs[:0:0]
+	for _, b := range bs {
+		out, err := p.eng.Process(b.recs)
+		if err != nil {
+			b.done <- fmt.Errorf("analytics: %w", err)
+			continue
+		}
+		outs = append(outs, out)
+		ok = append(ok, b)
 	}
-	for _, r := range recs {
-		p.offset[r.Partition] = max(p.offset[r.Partition], r.Offset)
+	err := p.commit(ctx, outs)
+	if err == nil {
+		for _, b := range ok {
+			for _, r := range b.recs {
+				p.offset[r.Partition] = max(p.offset[r.Partition], r.Offset)
+			}
+		}
+		p.lastRecord = p.now()
 	}
-	p.lastRecord = p.now()
-	return nil
+	for _, b := range ok {
+		b.done <- err
+	}
 }
 
 // quietIdle is how often idle passes run once no record has arrived for

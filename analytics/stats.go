@@ -176,6 +176,8 @@ type Window struct {
 	Cancellations []Labelled `json:"cancellations"`
 	TopProducts   []Labelled `json:"topProducts"` // by quantity ordered, at most TopN
 	Stockouts     []Labelled `json:"stockouts"`   // products whose stock fell to zero, how often
+	// OrderToShipped: the orders shipped in the window, time from order.
+	OrderToShipped ShipTimes `json:"orderToShipped"`
 }
 
 // CurrencyOrders are the orders placed in one currency.
@@ -249,9 +251,17 @@ func window(start, end time.Time, open bool, c Counters) Window {
 		orders[c] = o
 		return o
 	}
+	var ship map[int64]int64
 	for k, v := range c {
 		name, label, _ := strings.Cut(k, "|")
 		switch name {
+		case cShipDelay:
+			if b, ok := shipBucketOf(label); ok {
+				if ship == nil {
+					ship = map[int64]int64{}
+				}
+				ship[b] += v
+			}
 		case cOrders:
 			cur(label).Count = v
 		case cOrderValue:
@@ -310,6 +320,7 @@ func window(start, end time.Time, open bool, c Counters) Window {
 	}
 	f := &w.Funnel
 	f.CartToOrder, f.OrderToPaid, f.PaidToShip, f.OrderToShip = ratio(f.Orders, f.Carts), ratio(f.Paid, f.Orders), ratio(f.Shipped, f.Paid), ratio(f.Shipped, f.Orders)
+	w.OrderToShipped = shipTimesOf(ship)
 	w.Payments.DeclineRate = ratio(w.Payments.Declined, w.Payments.Processed+w.Payments.Declined)
 	return w
 }

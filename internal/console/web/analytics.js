@@ -69,13 +69,16 @@ function charts(r) {
   const aov = currencies.map((c) => ({ name: c, values: ss.map((s) => (cur(s.w, c).averageOrderCents || 0) / 100) }));
   const funnel = ['carts', 'orders', 'paid', 'shipped'].map((k) => ({ name: k, values: ss.map((s) => s.w?.funnel[k] || 0) }));
   const declines = { name: 'decline rate', values: ss.map((s) => s.w?.payments.declineRate || 0) };
+  const ship = ['p50Ms', 'p95Ms'].map((k) => ({ name: k.slice(0, 3), values: ss.map((s) => (s.w?.orderToShipped?.[k] || 0) / 1000) }));
   const pct = (v) => Math.round(v * 1000) / 10 + ' %';
+  const secs = (v) => (v >= 100 ? Math.round(v) : Math.round(v * 10) / 10) + ' s';
   return [
     chart('Orders placed', 'analytics-chart-orders', ss, [orders], size),
     chart('Revenue (captured) per currency', 'analytics-chart-revenue', ss, revenue.length ? revenue : [{ name: '', values: ss.map(() => 0) }], size),
     chart('Average order value per currency', 'analytics-chart-aov', ss, aov.length ? aov : [{ name: '', values: ss.map(() => 0) }], size),
     chart('Funnel: carts → orders → paid → shipped', 'analytics-chart-funnel', ss, funnel, size),
     chart('Payment decline rate', 'analytics-chart-declines', ss, [declines], size, pct),
+    chart('Order → shipped time (p50, p95; in the window it shipped)', 'analytics-chart-shipped', ss, ship, size, secs),
   ];
 }
 
@@ -90,7 +93,9 @@ function summary(t) {
     el('dt', {}, 'Payments declined'), el('dd', {}, `${t.payments.declined} of ${t.payments.processed + t.payments.declined} (${pct(t.payments.declineRate)})`),
     el('dt', {}, 'Cancellations'), el('dd', {}, list(t.cancellations)),
     el('dt', {}, 'Top products'), el('dd', {}, list(t.topProducts)),
-    el('dt', {}, 'Stockouts'), el('dd', {}, list(t.stockouts)));
+    el('dt', {}, 'Stockouts'), el('dd', {}, list(t.stockouts)),
+    el('dt', {}, 'Order → shipped'), el('dd', { id: 'analytics-total-shipped' }, t.orderToShipped?.count
+      ? `${t.orderToShipped.count} shipped: p50 ${t.orderToShipped.p50Ms / 1000} s, p95 ${t.orderToShipped.p95Ms / 1000} s` : '—'));
 }
 
 // toFlow opens the flow of an evidence event: its correlation id, from the audit trail.
