@@ -366,6 +366,8 @@ async function main() {
     assert.equal(await page.locator('#analytics-detections tr[data-rule=FraudSuspected] a.evidence').count(), 3, 'three pieces of evidence');
     assert.ok(await page.locator('#analytics-chart-orders rect').count() >= 1, 'the orders chart has bars');
     assert.ok(await page.locator('#analytics-chart-funnel polyline').count() === 4, 'the funnel chart has its four lines');
+    await page.locator('#analytics-total-shipped', { hasText: /^1 shipped: p50 / }).waitFor(); // the first order; the declined ones never ship
+    assert.equal(await page.locator('#analytics-chart-shipped polyline').count(), 2, 'the order → shipped chart has its p50 and p95 lines');
     await shot('4c-analytics');
     await page.locator('#analytics-detections tr[data-rule=FraudSuspected] a.evidence').first().click();
     await page.locator('#flow-diagram svg g.row[data-label="PaymentFailed"]').first().waitFor();
