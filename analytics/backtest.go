@@ -40,9 +40,9 @@ type Backtest struct {
 type BacktestResult struct {
 	Records    int64
 	Late       int64 // records dropped as late (the live service would have too)
-	// FromArchive counts the records read from the audit archive.
-	FromArchive int64
 	Detections []Detection
+
+	FromArchive int64 // of Records, those read from the audit archive
 }
 
 // readBatch is how many records of a partition a backtest reads at a time.
