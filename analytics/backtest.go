@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/stream"
 	"github.com/eventmart/eventmart/internal/stream/cep"
 )
@@ -26,6 +29,11 @@ type Backtest struct {
 	Until time.Time
 	// Topics to read; nil: Topics().
 	Topics []string
+	// Archive, if set, is read for the offsets of the range that retention
+	// deleted from the log (the audit archive, export's reader); nil:
+	// those are skipped and Warn says so.
+	Archive export.Archive
+	Warn    func(string) // nil: no warnings
 }
 
 // BacktestResult is what a backtest read and detected.
@@ -33,6 +41,8 @@ type BacktestResult struct {
 	Records    int64
 	Late       int64 // records dropped as late (the live service would have too)
 	Detections []Detection
+
+	FromArchive int64 // of Records, those read from the audit archive
 }
 
 // readBatch is how many records of a partition a backtest reads at a time.
@@ -57,21 +67,43 @@ func (bt Backtest) Run(ctx context.Context, r bus.Reader) (BacktestResult, error
 		return BacktestResult{}, err
 	}
 	next := map[stream.Partition]int64{}
+	// archived: per partition, the offsets [from, to) retention deleted
+	// that the range holds, read from the archive before the log.
+	archived := map[stream.Partition][2]int64{}
 	for _, t := range topics {
-		var offs []bus.PartitionOffsets
-		if !bt.From.IsZero() {
-			offs, err = r.OffsetAfter(ctx, t, bt.From)
-		} else {
-			offs, err = r.Offsets(ctx, t)
-			for i := range offs {
-				offs[i].Start = max(offs[i].Start, bt.FromOffset)
-			}
-		}
+		offs, err := r.Offsets(ctx, t)
 		if err != nil {
 			return BacktestResult{}, fmt.Errorf("analytics: backtest: offsets of %s: %w", t, err)
 		}
-		for _, o := range offs {
-			next[stream.Partition{Topic: t, Number: o.Partition}] = o.Start
+		var after []bus.PartitionOffsets
+		if !bt.From.IsZero() {
+			if after, err = r.OffsetAfter(ctx, t, bt.From); err != nil {
+				return BacktestResult{}, fmt.Errorf("analytics: backtest: offsets of %s: %w", t, err)
+			}
+		}
+		for i, o := range offs {
+			part := stream.Partition{Topic: t, Number: o.Partition}
+			from := bt.FromOffset
+			if after != nil {
+				// The first record kept is after From: what retention
+				// deleted may be as late as From (else nothing of it is).
+				from = o.Start
+				if after[i].Start > o.Start {
+					from = after[i].Start
+				} else if o.Start > 0 {
+					from = 0
+				}
+			}
+			next[part] = max(from, o.Start)
+			if from >= o.Start {
+				continue
+			}
+			if bt.Archive != nil {
+				archived[part] = [2]int64{from, o.Start}
+			} else if bt.Warn != nil {
+				bt.Warn(fmt.Sprintf("%s: offsets %d to %d, deleted by retention, may hold records of the backtest and are not read (--archive reads them from the audit archive of a running Eventmart)",
+					part, from, o.Start-1))
+			}
 		}
 	}
 	var res BacktestResult
@@ -89,15 +121,27 @@ func (bt Backtest) Run(ctx context.Context, r bus.Reader) (BacktestResult, error
 	for more := true; more; {
 		more = false
 		for _, part := range parts {
-			msgs, err := r.Read(ctx, part.Topic, part.Number, next[part], readBatch)
-			if err != nil {
+			var msgs []*bus.Message
+			if a, ok := archived[part]; ok {
+				more = true
+				if msgs, a[0], err = bt.readArchive(ctx, part, a[0], a[1]); err != nil {
+					return res, err
+				}
+				if a[0] < 0 || a[0] >= a[1] {
+					delete(archived, part)
+				} else {
+					archived[part] = a
+				}
+				res.FromArchive += int64(len(msgs))
+			} else if msgs, err = r.Read(ctx, part.Topic, part.Number, next[part], readBatch); err != nil {
 				return res, fmt.Errorf("analytics: backtest: read %s: %w", part, err)
+			} else if len(msgs) > 0 {
+				next[part] = msgs[len(msgs)-1].Offset + 1
 			}
 			if len(msgs) == 0 {
 				continue
 			}
 			more = true
-			next[part] = msgs[len(msgs)-1].Offset + 1
 			recs := make([]stream.Record, len(msgs))
 			for i, m := range msgs {
 				recs[i] = Record(m)
@@ -123,4 +167,34 @@ func (bt Backtest) Run(ctx context.Context, r bus.Reader) (BacktestResult, error
 		collect(out)
 	}
 	return res, nil
+}
+
+// readArchive reads one page of part's offsets [from, to) from the audit
+// archive, rebuilt into the messages they were, and returns the offset of
+// the next page (-1: none). An archived record's time is its event time
+// (ms): the archive does not keep the log time the live service used.
+func (bt Backtest) readArchive(ctx context.Context, part stream.Partition, from, to int64) ([]*bus.Message, int64, error) {
+	var fromTime *time.Time
+	if !bt.From.IsZero() {
+		fromTime = &bt.From
+	}
+	page, err := bt.Archive.ArchivePage(ctx, part.Topic, part.Number, from, to, fromTime)
+	if err != nil {
+		return nil, -1, fmt.Errorf("analytics: backtest: read %s from the audit archive (offsets %d to %d are past the topic's retention): %w", part, from, to, err)
+	}
+	msgs := make([]*bus.Message, 0, len(page.Records))
+	for _, ar := range page.Records {
+		e, err := event.Decode(ar.Envelope)
+		if err != nil {
+			return nil, -1, fmt.Errorf("analytics: backtest: archived record %s@%d: %w", part, ar.Offset, err)
+		}
+		e.Key = ar.Key
+		m, err := eventmsg.Encode(ctx, e)
+		if err != nil {
+			return nil, -1, fmt.Errorf("analytics: backtest: archived record %s@%d: %w", part, ar.Offset, err)
+		}
+		m.Topic, m.Partition, m.Offset, m.Timestamp = part.Topic, part.Number, ar.Offset, e.Timestamp.Truncate(time.Millisecond)
+		msgs = append(msgs, m)
+	}
+	return msgs, page.Next, nil
 }

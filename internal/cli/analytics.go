@@ -16,10 +16,13 @@ import (
 
 // analyticsCmd runs the analytics service's rules over history:
 //
-//	eventmart analytics backtest [--from T | --from-offset N] [--rules FILE] [--until T|now]
+//	eventmart analytics backtest [--from T | --from-offset N] [--rules FILE] [--until T|now] [--archive]
 //
 // with the service's engine, from the log (it only reads), and prints
-// each detection as a JSON line, with a summary on stderr.
+// each detection as a JSON line, with a summary on stderr. With
+// --archive, what retention deleted from the range is read from the audit
+// archive of the running Eventmart at --target (export's reader); it is a
+// flag, not automatic, because it needs that server and an admin login.
 func analyticsCmd(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("eventmart analytics", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -29,6 +32,8 @@ func analyticsCmd(ctx context.Context, env *Env, args []string) error {
 	from := fs.String("from", "", "read every partition from this record time (YYYY-MM-DD or RFC 3339)")
 	fromOffset := fs.Int64("from-offset", 0, "or from this offset of every partition (default: the start of the log)")
 	rulesFile := fs.String("rules", "", "the rule document to run (default: EVENTMART_ANALYTICS_RULES, else the standard rules with EVENTMART_ANALYTICS_ORDER_SLA)")
+	clientFlags(fs, env)
+	archive := fs.Bool("archive", false, "read what retention deleted from the audit archive of the running Eventmart at --target (needs --admin-email/--admin-password)")
 	until := fs.String("until", "now", "declare every partition idle up to this time at the end, as the live service does with its clock (RFC 3339, now, or last: the last record's time)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -37,7 +42,8 @@ func analyticsCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 || pos[0] != "backtest" {
 		return usageError{"analytics: want backtest [--from T | --from-offset N] [--rules FILE]"}
 	}
-	bt := analytics.Backtest{Grace: env.Settings.Duration(settings.AnalyticsGrace), FromOffset: *fromOffset}
+	bt := analytics.Backtest{Grace: env.Settings.Duration(settings.AnalyticsGrace), FromOffset: *fromOffset,
+		Warn: func(s string) { fmt.Fprintln(env.Stderr, "warning:", s) }}
 	if *from != "" {
 		if *fromOffset != 0 {
 			return usageError{"analytics: give --from or --from-offset, not both"}
@@ -70,6 +76,13 @@ func analyticsCmd(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("analytics: %s: %w", file, err)
 		}
 	}
+	if *archive {
+		c := newAdminClient(env, time.Minute)
+		if err := c.login(ctx, env); err != nil {
+			return err
+		}
+		bt.Archive = archiveClient{c}
+	}
 	cfg := config(env.Settings)
 	fmt.Fprintln(env.Stderr, "bus:", busName(cfg))
 	b, err := openExistingBus(ctx, cfg)
@@ -89,7 +102,7 @@ func analyticsCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		byRule[d.Rule]++
 	}
-	fmt.Fprintf(env.Stderr, "backtest: %d records read, %d late, %d detections", res.Records, res.Late, len(res.Detections))
+	fmt.Fprintf(env.Stderr, "backtest: %d records read (%d from the audit archive), %d late, %d detections", res.Records, res.FromArchive, res.Late, len(res.Detections))
 	for _, r := range bt.Rules {
 		fmt.Fprintf(env.Stderr, "; %s %s", r.Name, strconv.Itoa(byRule[r.Name]))
 	}

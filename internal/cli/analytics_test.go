@@ -63,7 +63,7 @@ func TestAnalyticsBacktest(t *testing.T) {
 			t.Errorf("evidence %v lacks %s", d.Evidence, id)
 		}
 	}
-	if !strings.Contains(stderr, "backtest: 3 records read, 0 late, 1 detections; FraudSuspected 1;") {
+	if !strings.Contains(stderr, "backtest: 3 records read (0 from the audit archive), 0 late, 1 detections; FraudSuspected 1;") {
 		t.Errorf("summary: %s", stderr)
 	}
 	if _, err := runCLI(t, nil, "analytics", "backtest", "--data", dir, "--from", "2026-12-01", "--from-offset", "3"); err == nil || !strings.Contains(err.Error(), "not both") {
