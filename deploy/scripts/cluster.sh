@@ -27,7 +27,7 @@
 #   CLUSTER_PROMETHEUS=127.0.0.1:59090 ("off": none)  CLUSTER_SCRAPE_INTERVAL (default:
 #   prometheus.yml's; the scrape and rule evaluation interval of the cluster's copy)
 #   PG_PORT=55432  CLUSTER_INSTANCES=2  CLUSTER_SERVICE_PORT=58101 (instance I of the k-th
-#   service listens on CLUSTER_SERVICE_PORT + 10*(I-1) + k)  CLUSTER_GATEWAY=127.0.0.1:58080
+#   service listens on CLUSTER_SERVICE_PORT + 20*(I-1) + k)  CLUSTER_GATEWAY=127.0.0.1:58080
 #   CLUSTER_KAFKA_HEAP="-Xms256m -Xmx384m"
 #   EVENTMART_ADMIN_EMAIL=admin@example.com EVENTMART_ADMIN_PASSWORD="change me please"
 #   EVENTMART_RUN=<repo>/.run   everything under $EVENTMART_RUN/cluster
@@ -184,13 +184,13 @@ services_list() {
 	fi
 	mapfile -t SERVICES < <("$BIN" services)
 	((${#SERVICES[@]} > 0 && ${#SERVICES[@]} <= 10)) ||
-		die "$BIN services listed ${#SERVICES[@]} services; the port plan (CLUSTER_SERVICE_PORT + 10*(I-1) + k) holds 1 to 10"
+		die "$BIN services listed ${#SERVICES[@]} services; the port plan (CLUSTER_SERVICE_PORT + 20*(I-1) + k) holds 1 to 10"
 }
 
 port_of() { # SERVICE I
 	local i
 	for i in "${!SERVICES[@]}"; do
-		[[ ${SERVICES[i]} == "$1" ]] && { echo $((SERVICE_PORT + 10 * ($2 - 1) + i)); return; }
+		[[ ${SERVICES[i]} == "$1" ]] && { echo $((SERVICE_PORT + 20 * ($2 - 1) + i)); return; }
 	done
 	die "unknown service $1"
 }

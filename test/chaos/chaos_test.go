@@ -207,15 +207,15 @@ func (c *cluster) sh(args ...string) (string, error) {
 // ports lie below Linux's ephemeral range (32768–60999), so that no
 // outgoing connection takes one while an instance is down.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := clustertest.FreeRange(t, 31) // 20 for service instances, 3 brokers, 3 controllers, PostgreSQL, the gateway, 3 broker metrics
+	p := clustertest.FreeRange(t, 51) // 40 for service instances (2 × up to 20 services), 3 brokers, 3 controllers, PostgreSQL, the gateway, 3 broker metrics
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
-		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+20, p+21, p+22),
-		fmt.Sprintf("CLUSTER_CONTROLLER_PORTS=%d %d %d", p+23, p+24, p+25),
-		fmt.Sprintf("CLUSTER_METRICS_PORTS=%d %d %d", p+28, p+29, p+30),
+		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+40, p+41, p+42),
+		fmt.Sprintf("CLUSTER_CONTROLLER_PORTS=%d %d %d", p+43, p+44, p+45),
+		fmt.Sprintf("CLUSTER_METRICS_PORTS=%d %d %d", p+48, p+49, p+50),
 		"CLUSTER_PROMETHEUS=off", // test/monitoring runs Prometheus against a cluster
-		fmt.Sprintf("PG_PORT=%d", p+26),
-		fmt.Sprintf("CLUSTER_GATEWAY=127.0.0.1:%d", p+27),
+		fmt.Sprintf("PG_PORT=%d", p+46),
+		fmt.Sprintf("CLUSTER_GATEWAY=127.0.0.1:%d", p+47),
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
 		"CLUSTER_INSTANCES=2",
 	)

@@ -288,16 +288,16 @@ func logScrapeSizes(t *testing.T, p *promAPI) {
 // durations stay as they are). The ports lie below Linux's ephemeral range
 // (32768–60999), so that no outgoing connection takes one.
 func clusterEnv(t *testing.T, runDir string) []string {
-	p := clustertest.FreeRange(t, 22) // 10 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
+	p := clustertest.FreeRange(t, 32) // up to 20 services, 3 brokers, 3 controllers, 3 metrics, PostgreSQL, the gateway, Prometheus
 	return append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
 		fmt.Sprintf("CLUSTER_SERVICE_PORT=%d", p),
-		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+10, p+11, p+12),
-		fmt.Sprintf("CLUSTER_CONTROLLER_PORTS=%d %d %d", p+13, p+14, p+15),
-		fmt.Sprintf("CLUSTER_METRICS_PORTS=%d %d %d", p+16, p+17, p+18),
-		fmt.Sprintf("PG_PORT=%d", p+19),
-		fmt.Sprintf("CLUSTER_GATEWAY=127.0.0.1:%d", p+20),
-		fmt.Sprintf("CLUSTER_PROMETHEUS=127.0.0.1:%d", p+21),
+		fmt.Sprintf("CLUSTER_BROKER_PORTS=%d %d %d", p+20, p+21, p+22),
+		fmt.Sprintf("CLUSTER_CONTROLLER_PORTS=%d %d %d", p+23, p+24, p+25),
+		fmt.Sprintf("CLUSTER_METRICS_PORTS=%d %d %d", p+26, p+27, p+28),
+		fmt.Sprintf("PG_PORT=%d", p+29),
+		fmt.Sprintf("CLUSTER_GATEWAY=127.0.0.1:%d", p+30),
+		fmt.Sprintf("CLUSTER_PROMETHEUS=127.0.0.1:%d", p+31),
 		"CLUSTER_INSTANCES=1",
 		"CLUSTER_SCRAPE_INTERVAL=5s",
 	)
