@@ -144,7 +144,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
 		injected: injected, failed: make(chan struct{}), region: gate}
-	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now, Metrics: cfg.Metrics.Registry}
+	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now, Metrics: cfg.Metrics.Registry,
+		Prometheus: values.String(settings.PrometheusURL)}
 	// The console's charts: a bounded sample history, taken every 10s.
 	a.wg.Add(1)
 	go func() {

@@ -68,6 +68,11 @@ type Console struct {
 	SampleEvery   time.Duration
 	SampleHistory int
 	samples       sampler
+	// Prometheus, if set, is the base URL of a Prometheus that scrapes
+	// this deployment: the charts are then read from it (its range
+	// queries, up to 24h) instead of the sample history.
+	Prometheus string
+	promClient *http.Client
 
 	once sync.Once
 	done chan struct{}
@@ -94,6 +99,7 @@ func (c *Console) init() {
 		if c.Log == nil {
 			c.Log = slog.Default()
 		}
+		c.promClient = &http.Client{Timeout: PromTimeout}
 	})
 }
 

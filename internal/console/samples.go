@@ -207,8 +207,12 @@ func p99(prev, cur []bucket) (float64, bool) {
 }
 
 // Samples serves GET /api/v1/admin/samples?range=15m: the samples of the
-// last range (default 15m, at most the history kept), oldest first.
-// {"range", "every", "samples": [Sample…]}.
+// last range (default 15m, at most 24h), oldest first.
+// {"source", "range", "every", "samples": [Sample…]}: source "process" is
+// the history kept (at most SampleHistory samples); source "prometheus"
+// (when c.Prometheus is set) is one sample per "every" from Prometheus,
+// with "prometheus" its URL and "truncated" true when a chart had more
+// than PromMaxSeries series. Prometheus down or failing: 503 naming it.
 func (c *Console) Samples(w http.ResponseWriter, r *http.Request) {
 	c.init()
 	for name := range r.URL.Query() {
@@ -226,6 +230,16 @@ func (c *Console) Samples(w http.ResponseWriter, r *http.Request) {
 		}
 		span = d
 	}
+	if c.Prometheus != "" {
+		out, step, truncated, err := c.promSamples(r.Context(), span)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{"source": "prometheus", "prometheus": c.Prometheus, "range": durationText(span),
+			"every": durationText(step), "truncated": truncated, "samples": out})
+		return
+	}
 	since := c.Now().Add(-span)
 	sp := &c.samples
 	sp.mu.Lock()
@@ -236,5 +250,5 @@ func (c *Console) Samples(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sp.mu.Unlock()
-	httpx.JSON(w, http.StatusOK, map[string]any{"range": durationText(span), "every": durationText(c.SampleEvery), "samples": out})
+	httpx.JSON(w, http.StatusOK, map[string]any{"source": "process", "range": durationText(span), "every": durationText(c.SampleEvery), "samples": out})
 }

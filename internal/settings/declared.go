@@ -52,6 +52,8 @@ var (
 		Meaning: "primary, or standby: a warm standby region (docs/regions.md) whose database is a hot standby of the primary's; it serves reads and refuses writes (503), its consumers, relays and jobs held, until promoted (eventmart region failover)"}
 	RegionPrimary = &Setting{Name: "EVENTMART_REGION_PRIMARY", Kind: URL, Scope: "runtime",
 		Meaning: "for a standby: the primary region's gateway URL, named in the error that refuses a write"}
+	PrometheusURL = &Setting{Name: "EVENTMART_PROMETHEUS_URL", Kind: URL, Scope: "runtime",
+		Meaning: "base URL of a Prometheus that scrapes this deployment (deploy/prometheus): the console's charts then come from it, over up to 24h; unset: from the process's own last hour"}
 	OTELServiceName = &Setting{Name: "OTEL_SERVICE_NAME", Kind: String, Scope: "runtime",
 		Meaning: "service.name of the traces; unset: eventmart, eventmart-gateway or eventmart-SERVICE[+SERVICE…]"}
 )
@@ -126,7 +128,7 @@ var (
 var All = []*Setting{
 	Bus, Data, DB, Addr, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
 	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
-	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, OTELServiceName,
+	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
 	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,

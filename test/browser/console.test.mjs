@@ -233,8 +233,10 @@ async function main() {
     await page.click('#tabs a[data-tab=charts]');
     await until('a chart sample', async () => {
       await page.click('#charts-form button[type=submit]');
-      return /^[1-9]\d* samples/.test(await page.locator('#charts-status').innerText());
+      return /^Source: this process, [1-9]\d* samples/.test(await page.locator('#charts-status').innerText());
     }, 40000);
+    // Without a Prometheus, the longer ranges are not offered.
+    assert.ok(await page.locator('#charts-form [name=range] option[value="24h"]').evaluate((o) => o.hidden && o.disabled), '24h offered without Prometheus');
     await page.locator('#legend-events .k', { hasText: 'order-events' }).waitFor();
     await shot('3b-charts');
 

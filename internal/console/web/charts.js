@@ -1,7 +1,8 @@
 // Charts: events per second per topic, handler p99 per group, consumer lag
-// per group and dead letters over a chosen range, from the process's
-// bounded sample history (GET /admin/samples: a sample every 10s, the last
-// hour), drawn on canvases.
+// per group and dead letters over a chosen range, drawn on canvases. GET
+// /admin/samples answers from the process's bounded sample history (a
+// sample every 10s, the last hour) or, with EVENTMART_PROMETHEUS_URL, from
+// Prometheus (source "prometheus"): only then are 6h and 24h offered.
 import { api } from './api.js';
 import { $, el } from './util.js';
 
@@ -20,7 +21,7 @@ function draw(canvas, series, unit) {
   const pad = { l: 48, r: 10, t: 10, b: 22 };
   g.font = '11px system-ui, sans-serif';
   g.fillStyle = '#667085';
-  if (pts.length === 0) { g.fillText('no samples yet (one every 10s)', pad.l, h / 2); return; }
+  if (pts.length === 0) { g.fillText('no samples in this range', pad.l, h / 2); return; }
   const t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(...pts.map((p) => p[0]), t0 + 1);
   const vmax = Math.max(Math.max(...pts.map((p) => p[1])) * 1.1, unit === '' ? 1 : 0.1);
   const x = (t) => pad.l + (t - t0) / (t1 - t0) * (w - pad.l - pad.r);
@@ -76,7 +77,13 @@ async function load() {
   const range = new FormData($('#charts-form')).get('range');
   try {
     const r = await api('/api/v1/admin/samples?range=' + range);
-    $('#charts-status').textContent = `${r.samples.length} samples over the last ${r.range} (one every ${r.every}, kept in the process for an hour).`;
+    const prom = r.source === 'prometheus';
+    for (const o of $('#charts-form [name=range]').options) {
+      if (o.value === '6h' || o.value === '24h') { o.hidden = !prom; o.disabled = !prom; }
+    }
+    $('#charts-status').textContent = prom
+      ? `Source: Prometheus at ${r.prometheus}, ${r.samples.length} points over the last ${r.range} (one every ${r.every})${r.truncated ? '; only the first 20 series of a chart are shown' : ''}.`
+      : `Source: this process, ${r.samples.length} samples over the last ${r.range} (one every ${r.every}, kept in the process for an hour).`;
     for (const [field, canvas, leg, unit] of CHARTS) {
       const s = seriesOf(r.samples, field);
       draw($(canvas), s, unit);
@@ -84,6 +91,10 @@ async function load() {
     }
   } catch (err) {
     $('#charts-status').textContent = 'Failed: ' + err.message;
+    for (const [, canvas, leg] of CHARTS) { // no stale lines under an error
+      draw($(canvas), {}, '');
+      $(leg).replaceChildren();
+    }
   }
 }
 
