@@ -183,8 +183,8 @@ services_list() {
 		(cd "$EVENTMART_REPO" && go build -o "$BIN" ./cmd/eventmart)
 	fi
 	mapfile -t SERVICES < <("$BIN" services)
-	((${#SERVICES[@]} > 0 && ${#SERVICES[@]} <= 10)) ||
-		die "$BIN services listed ${#SERVICES[@]} services; the port plan (CLUSTER_SERVICE_PORT + 20*(I-1) + k) holds 1 to 10"
+	((${#SERVICES[@]} > 0 && ${#SERVICES[@]} <= 20)) ||
+		die "$BIN services listed ${#SERVICES[@]} services; the port plan (CLUSTER_SERVICE_PORT + 20*(I-1) + k) holds 1 to 20"
 }
 
 port_of() { # SERVICE I
