@@ -285,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// first request is served.
 	if cfg.Bus != nil && cfg.Tokens != nil {
 		sessions := &sessionWatcher{bus: cfg.Bus, tokens: cfg.Tokens, log: cfg.Log, now: cfg.Now}
-		if err := sessions.catchUp(ctx); err != nil {
+		if err := sessions.catchUpRetrying(ctx); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("app: %w", err)
 		}

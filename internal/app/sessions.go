@@ -58,6 +58,29 @@ func (w *sessionWatcher) catchUp(ctx context.Context) error {
 	return w.poll(ctx)
 }
 
+// catchUpWithin is how long a start keeps trying to catch up: a broker
+// that has just died leaves partitions without a reachable leader until
+// the cluster elects another (a failed try is logged and made again).
+const catchUpWithin = 30 * time.Second
+
+// catchUpRetrying is catchUp tried again, with growing pauses, until it
+// succeeds, catchUpWithin passes or ctx ends.
+func (w *sessionWatcher) catchUpRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(catchUpWithin)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := w.catchUp(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		w.log.Warn("sessions: catching up with the ended sessions; trying again", "error", err, "retryIn", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // poll reads what was appended to user-events since the last poll.
 func (w *sessionWatcher) poll(ctx context.Context) error {
 	offs, err := w.bus.Offsets(ctx, userTopic)

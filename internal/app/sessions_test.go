@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -56,5 +57,61 @@ func TestSessionWatcherRereadsATopicWhoseOffsetsStartedOver(t *testing.T) {
 	}
 	if !tokens.Revocations().Revoked(auth.Identity{UserID: "u1", SessionID: "s1"}) {
 		t.Error("the revocation in the started-over topic was not read")
+	}
+}
+
+// unreachableFirst is a bus.Reader whose first failures calls fail, as a
+// Kafka cluster does while a dead broker's partitions have no leader yet.
+type unreachableFirst struct {
+	bus.Reader
+	failures int
+}
+
+func (u *unreachableFirst) OffsetAfter(ctx context.Context, topic string, t time.Time) ([]bus.PartitionOffsets, error) {
+	if u.failures > 0 {
+		u.failures--
+		return nil, errors.New("unable to dial: connection refused")
+	}
+	return u.Reader.OffsetAfter(ctx, topic, t)
+}
+
+// A process starting while the bus is briefly unreachable keeps trying to
+// catch up with the ended sessions instead of failing its start, and then
+// knows the revocations already on the topic.
+func TestSessionWatcherCatchUpRetriesABrieflyUnreachableBus(t *testing.T) {
+	ctx := context.Background()
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: userTopic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.New("user-service", event.Origin{}, &event.SessionsRevoked{UserID: "u1", SessionID: "s1", RevokedAt: time.Now(), Reason: "logout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &unreachableFirst{Reader: b, failures: 2}
+	w := &sessionWatcher{bus: flaky, tokens: tokens, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
+	if err := w.catchUpRetrying(ctx); err != nil {
+		t.Fatalf("catch-up: %v", err)
+	}
+	if flaky.failures != 0 {
+		t.Fatalf("%d failures left: the catch-up did not go through them", flaky.failures)
+	}
+	if !tokens.Revocations().Revoked(auth.Identity{UserID: "u1", SessionID: "s1"}) {
+		t.Error("the revocation on the topic was not read after the bus came back")
 	}
 }
