@@ -34,6 +34,7 @@ import (
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
+	"github.com/eventmart/eventmart/internal/stream"
 )
 
 //go:embed migrations/*.sql
@@ -113,7 +114,7 @@ func (s *Service) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	parts, err := Partitions(ctx, s.d.Bus, Topics())
+	parts, err := s.partitions(ctx)
 	if err != nil {
 		return err
 	}
@@ -142,6 +143,25 @@ func (s *Service) run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// partitions lists the topics' partitions, asking again with growing
+// pauses for up to 30 s: at start a topic may not be visible yet, or a
+// broker just killed may leave partitions without a reachable leader.
+func (s *Service) partitions(ctx context.Context) ([]stream.Partition, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		parts, err := Partitions(ctx, s.d.Bus, Topics())
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return parts, err
+		}
+		s.d.Log.Warn("analytics: listing the partitions; trying again", "error", err, "retryIn", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // subscribe consumes the topics until ctx ends; an unknown topic at start
