@@ -383,18 +383,28 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]any{"users": users, "limit": limit, "offset": offset, "next": httpx.NextPage(r, len(users), limit, offset)})
 }
 
+// namedAccount returns the caller and the account id the request's path
+// names ({id}) when the caller may act on it — an admin on any, a user on
+// their own; anyone else gets the same not-found as for an unknown id.
+func namedAccount(r *http.Request) (auth.Identity, string, error) {
+	caller, err := auth.Require(r.Context())
+	if err != nil {
+		return caller, "", err
+	}
+	id := r.PathValue("id")
+	if !caller.Can(id) {
+		return caller, "", eventmart.Errorf(eventmart.ENOTFOUND, "user %s not found", id)
+	}
+	return caller, id, nil
+}
+
 // handleGet: GET /users/{id} for admins and the account holder; anyone
 // else gets the same 404 as for an unknown id.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	caller, err := auth.Require(ctx)
+	caller, id, err := namedAccount(r)
 	if err != nil {
 		httpx.Error(w, r, err)
-		return
-	}
-	id := r.PathValue("id")
-	if !caller.Can(id) {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "user %s not found", id))
 		return
 	}
 	u, err := s.store.user(ctx, s.d.DB, id)

@@ -93,14 +93,9 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request) {
 // anyone else gets the same 404 as for an unknown id.
 func (s *Service) handleRevokeSessions(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	caller, err := auth.Require(ctx)
+	_, id, err := namedAccount(r)
 	if err != nil {
 		httpx.Error(w, r, err)
-		return
-	}
-	id := r.PathValue("id")
-	if !caller.Can(id) {
-		httpx.Error(w, r, eventmart.Errorf(eventmart.ENOTFOUND, "user %s not found", id))
 		return
 	}
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
