@@ -22,14 +22,7 @@ import (
 // of waiting there for ever.
 func TestSessionWatcherRereadsATopicWhoseOffsetsStartedOver(t *testing.T) {
 	ctx := context.Background()
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "log.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: userTopic, Partitions: 2}}); err != nil {
-		t.Fatal(err)
-	}
+	b := userEventsLog(t)
 	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -41,17 +34,7 @@ func TestSessionWatcherRereadsATopicWhoseOffsetsStartedOver(t *testing.T) {
 	for p := range w.next {
 		w.next[p] = 1000 // as after a topic with more records was deleted
 	}
-	e, err := event.New("user-service", event.Origin{}, &event.SessionsRevoked{UserID: "u1", SessionID: "s1", RevokedAt: time.Now(), Reason: "logout"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := eventmsg.Encode(ctx, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	publishLogout(t, b, "u1", "s1")
 	if err := w.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,25 +63,8 @@ func (u *unreachableFirst) OffsetAfter(ctx context.Context, topic string, t time
 // knows the revocations already on the topic.
 func TestSessionWatcherCatchUpRetriesABrieflyUnreachableBus(t *testing.T) {
 	ctx := context.Background()
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "log.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: userTopic, Partitions: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	e, err := event.New("user-service", event.Origin{}, &event.SessionsRevoked{UserID: "u1", SessionID: "s1", RevokedAt: time.Now(), Reason: "logout"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := eventmsg.Encode(ctx, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	b := userEventsLog(t)
+	publishLogout(t, b, "u1", "s1")
 	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -113,5 +79,36 @@ func TestSessionWatcherCatchUpRetriesABrieflyUnreachableBus(t *testing.T) {
 	}
 	if !tokens.Revocations().Revoked(auth.Identity{UserID: "u1", SessionID: "s1"}) {
 		t.Error("the revocation on the topic was not read after the bus came back")
+	}
+}
+
+// userEventsLog is an embedded log with user-events (two partitions).
+func userEventsLog(t *testing.T) *embedded.Bus {
+	t.Helper()
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if _, err := b.EnsureTopics(context.Background(), []bus.TopicConfig{{Name: userTopic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// publishLogout publishes the SessionsRevoked of a logout of user's session.
+func publishLogout(t *testing.T, b bus.Publisher, user, session string) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := event.New("user-service", event.Origin{}, &event.SessionsRevoked{UserID: user, SessionID: session, RevokedAt: time.Now(), Reason: "logout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, m); err != nil {
+		t.Fatal(err)
 	}
 }
