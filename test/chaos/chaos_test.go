@@ -75,17 +75,7 @@ func TestChaos(t *testing.T) {
 	if !ok {
 		t.Skip("set EVENTMART_CHAOS=short or full (make chaos) to run the chaos test")
 	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(repo, ".run"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	runDir, err := os.MkdirTemp(filepath.Join(repo, ".run"), "chaos-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, runDir := clustertest.RunDir(t, "chaos-")
 	c := &cluster{t: t, script: filepath.Join(repo, "deploy/scripts/cluster.sh"), env: clusterEnv(t, runDir)}
 	t.Logf("chaos run in %s (%s mode)", runDir, mode)
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +80,24 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 		}
 		time.Sleep(500 * time.Millisecond) // polling interval
 	}
+}
+
+// RunDir makes a fresh directory for one run of a test that starts
+// servers, under the repository's .run (kept after the test, for its logs),
+// and returns the repository's root and that directory. The test's package
+// lies two levels below the root (test/<name>).
+func RunDir(t testing.TB, prefix string) (repo, dir string) {
+	t.Helper()
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(repo, ".run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err = os.MkdirTemp(filepath.Join(repo, ".run"), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, dir
 }

@@ -41,17 +41,7 @@ func TestBrokerAlertFiresAndResolves(t *testing.T) {
 		}
 		t.Skip("prometheus not found: apt-get install prometheus")
 	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(repo, ".run"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	runDir, err := os.MkdirTemp(filepath.Join(repo, ".run"), "monitoring-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, runDir := clustertest.RunDir(t, "monitoring-")
 	script := filepath.Join(repo, "deploy/scripts/cluster.sh")
 	env := clusterEnv(t, runDir)
 	sh := func(args ...string) (string, error) {

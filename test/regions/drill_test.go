@@ -78,17 +78,7 @@ func TestRegionDrill(t *testing.T) {
 	default:
 		t.Skip("set EVENTMART_REGION_DRILL=short or full (make region-drill) to run the region drill")
 	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(repo, ".run"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	runDir, err := os.MkdirTemp(filepath.Join(repo, ".run"), "region-drill-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, runDir := clustertest.RunDir(t, "region-drill-")
 	port := clustertest.FreeRange(t, 12)
 	r := &regions{t: t, script: filepath.Join(repo, "deploy/scripts/regions.sh"), env: append(os.Environ(),
 		"EVENTMART_RUN="+runDir,
