@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventmart/eventmart/analytics"
 	"github.com/eventmart/eventmart/audit"
-	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
@@ -29,12 +26,7 @@ func TestAnalyticsBacktestReadsBeyondRetentionFromTheArchive(t *testing.T) {
 	// t0: the archive keeps event times, the live service uses log times,
 	// and here they are the same, so the detection ids must match.
 	t0 := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
-	var shift atomic.Int64
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"),
-		embedded.Clock(func() time.Time { return t0.Add(time.Duration(shift.Load())) }), embedded.CheckRetentionEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, shift := apptest.ShiftedLog(t, func() time.Time { return t0 }) // shift: how far the log's clock runs ahead
 	h := apptest.Start(t, []service.Def{audit.Def(), analytics.Def()}, apptest.OnBus(b),
 		apptest.Settings(map[string]string{"EVENTMART_ANALYTICS_GRACE": "1s"}))
 	admin := h.Token("admin-1", "admin")

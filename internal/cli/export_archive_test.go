@@ -6,12 +6,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventmart/eventmart/audit"
-	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/export"
@@ -21,12 +19,7 @@ import (
 // Records retention deleted are exported from the audit archive of a
 // running Eventmart, read through its admin API as `export --archive` does.
 func TestExportReadsBeyondRetentionFromTheArchive(t *testing.T) {
-	var shift atomic.Int64 // how far the log's clock runs ahead
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"),
-		embedded.Clock(func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }), embedded.CheckRetentionEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, shift := apptest.ShiftedLog(t, time.Now) // shift: how far the log's clock runs ahead
 	h := apptest.Start(t, []service.Def{audit.Def()}, apptest.OnBus(b))
 	admin := h.Token("admin-1", "admin")
 	var published []*event.Envelope

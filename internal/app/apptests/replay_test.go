@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventmart/eventmart/audit"
-	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/app"
@@ -26,12 +23,7 @@ import (
 // from offset 0 still brings it back — from the audit service's archive —
 // with progress reported as it goes.
 func TestReplayBeyondRetentionReadsTheAuditArchive(t *testing.T) {
-	var shift atomic.Int64 // how far the log's clock runs ahead
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"),
-		embedded.Clock(func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }), embedded.CheckRetentionEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, shift := apptest.ShiftedLog(t, time.Now) // shift: how far the log's clock runs ahead
 	env := apptest.Settings(map[string]string{
 		"EVENTMART_FAIL_EVENTS": "catalog:InventoryAdjusted", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "2",
 	})
@@ -145,12 +137,7 @@ func replayStream(t *testing.T, h *apptest.Harness, admin string, body map[strin
 // damaged; a rebuild fills a fresh table from every inventory event — from
 // the archive for those retention deleted — and swaps it in.
 func TestRebuildReadModelFromScratch(t *testing.T) {
-	var shift atomic.Int64
-	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"),
-		embedded.Clock(func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }), embedded.CheckRetentionEvery(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, shift := apptest.ShiftedLog(t, time.Now) // shift: how far the log's clock runs ahead
 	h := apptest.Start(t, []service.Def{catalog.Def(), inventory.Def(), audit.Def()}, apptest.OnBus(b))
 	admin := h.Token("admin-1", "admin")
 	ctx := context.Background()
