@@ -16,20 +16,10 @@ import (
 
 // Routes registers the analytics API (admins only).
 func (s *Service) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/analytics/windows", s.admin(s.handleWindows))
-	mux.HandleFunc("GET /api/v1/analytics/detections", s.admin(s.handleDetections))
-	mux.HandleFunc("GET /api/v1/analytics/rules", s.admin(s.handleGetRules))
-	mux.HandleFunc("PUT /api/v1/analytics/rules", s.admin(s.handlePutRules))
-}
-
-func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := auth.RequireAdmin(r.Context()); err != nil {
-			httpx.Error(w, r, err)
-			return
-		}
-		h(w, r)
-	}
+	mux.HandleFunc("GET /api/v1/analytics/windows", auth.AdminsOnly(s.handleWindows))
+	mux.HandleFunc("GET /api/v1/analytics/detections", auth.AdminsOnly(s.handleDetections))
+	mux.HandleFunc("GET /api/v1/analytics/rules", auth.AdminsOnly(s.handleGetRules))
+	mux.HandleFunc("PUT /api/v1/analytics/rules", auth.AdminsOnly(s.handlePutRules))
 }
 
 // Windows is the answer of GET /analytics/windows.

@@ -20,26 +20,15 @@ import (
 
 // Routes registers the webhook API (admins only).
 func (s *Service) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/webhooks/endpoints", s.admin(s.handleCreate))
-	mux.HandleFunc("GET /api/v1/webhooks/endpoints", s.admin(s.handleList))
-	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}", s.admin(s.handleGet))
-	mux.HandleFunc("PATCH /api/v1/webhooks/endpoints/{id}", s.admin(s.handleUpdate))
-	mux.HandleFunc("DELETE /api/v1/webhooks/endpoints/{id}", s.admin(s.handleDelete))
-	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/rotate", s.admin(s.handleRotate))
-	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}/deliveries", s.admin(s.handleDeliveries))
-	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/test", s.admin(s.handleTest))
-	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/replay", s.admin(s.handleReplay))
-}
-
-// admin refuses everyone but admins.
-func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := auth.RequireAdmin(r.Context()); err != nil {
-			httpx.Error(w, r, err)
-			return
-		}
-		h(w, r)
-	}
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints", auth.AdminsOnly(s.handleCreate))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints", auth.AdminsOnly(s.handleList))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}", auth.AdminsOnly(s.handleGet))
+	mux.HandleFunc("PATCH /api/v1/webhooks/endpoints/{id}", auth.AdminsOnly(s.handleUpdate))
+	mux.HandleFunc("DELETE /api/v1/webhooks/endpoints/{id}", auth.AdminsOnly(s.handleDelete))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/rotate", auth.AdminsOnly(s.handleRotate))
+	mux.HandleFunc("GET /api/v1/webhooks/endpoints/{id}/deliveries", auth.AdminsOnly(s.handleDeliveries))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/test", auth.AdminsOnly(s.handleTest))
+	mux.HandleFunc("POST /api/v1/webhooks/endpoints/{id}/replay", auth.AdminsOnly(s.handleReplay))
 }
 
 // endpointRequest is the body of create and update; update changes only

@@ -23,6 +23,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/fsperm"
+	"github.com/eventmart/eventmart/internal/httpx"
 )
 
 // Roles.
@@ -260,6 +261,18 @@ func Require(ctx context.Context) (Identity, error) {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "authentication required: send Authorization: Bearer <token> (POST /api/v1/auth/token)")
 	}
 	return id, nil
+}
+
+// AdminsOnly wraps h so that only admins reach it; anyone else gets
+// RequireAdmin's error (401 anonymous, 403 customer) as a JSON error.
+func AdminsOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := RequireAdmin(r.Context()); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // RequireAdmin returns the caller's identity if it is an admin;
