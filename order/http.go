@@ -167,17 +167,12 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	placing := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if key != "" {
-			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, o.CreatedAt); err != nil {
+			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, sum, o.CreatedAt); err != nil {
 				return err
 			}
 		}
 		if _, _, err := s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {
 			return err
-		}
-		if key != "" {
-			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET request_sha256 = ? WHERE user_id = ? AND idem_key = ?`, sum, o.UserID, key); err != nil {
-				return fmt.Errorf("order: store the request's digest: %w", err)
-			}
 		}
 		return s.record(ctx, tx, created)
 	})

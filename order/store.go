@@ -82,28 +82,15 @@ func (s *store) list(ctx context.Context, userID, status string, limit, offset i
 	return out, nil
 }
 
-// orderIDByKey returns the order a user created with an Idempotency-Key,
-// or "".
-func (s *store) orderIDByKey(ctx context.Context, q queryer, userID, key string) (string, error) {
-	var id string
-	err := q.QueryRow(ctx, `SELECT order_id FROM idempotency_keys WHERE user_id = ? AND idem_key = ?`, userID, key).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("order: look up idempotency key: %w", err)
-	}
-	return id, nil
-}
-
 // errKeyTaken: another request with the same Idempotency-Key won the race.
 var errKeyTaken = errors.New("order: idempotency key taken")
 
-// storeKey stores a new order's Idempotency-Key; errKeyTaken if the user
-// already used the key.
-func (s *store) storeKey(ctx context.Context, tx *sqldb.Tx, userID, key, orderID string, at time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at) VALUES (?, ?, ?, ?)`,
-		userID, key, orderID, at.UnixMilli())
+// storeKey stores a new order's Idempotency-Key with the SHA-256 (hex) of
+// the request body it came with; errKeyTaken if the user already used the
+// key.
+func (s *store) storeKey(ctx context.Context, tx *sqldb.Tx, userID, key, orderID, sum string, at time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at, request_sha256) VALUES (?, ?, ?, ?, ?)`,
+		userID, key, orderID, at.UnixMilli(), sum)
 	if err != nil && sqldb.IsUniqueViolation(err) {
 		return errKeyTaken
 	}
