@@ -304,6 +304,74 @@ type Tx struct {
 	unprepared []string // queries to prepare after the transaction
 	onCommit   []func() // run after a successful commit
 	shared     bool     // several callers' work: statements ignore cancellation
+	pending    []pendingWrite
+}
+
+// Pending is a write that a transaction's work buffers instead of running
+// at once — rows gathered over a batch of events and inserted with one
+// multi-row statement — and that must be written before the transaction
+// commits.
+type Pending interface {
+	// Flush writes what is buffered through tx and empties the buffer.
+	Flush(ctx context.Context, tx *Tx) error
+	// Discard empties the buffer without writing: the work that filled it
+	// was rolled back.
+	Discard()
+}
+
+type pendingWrite struct {
+	key any
+	w   Pending
+}
+
+// Pending returns the pending write registered in tx under key, making and
+// registering it with mk the first time. InTx flushes every pending write,
+// in the order registered, once the work it was given returns nil and
+// before it commits (in a group commit, before that caller's savepoint is
+// released); if the work fails, they are discarded. Work that rolls back
+// to a savepoint of its own calls Flush before releasing one and
+// DiscardPending after rolling back to one.
+func (tx *Tx) Pending(key any, mk func() Pending) Pending {
+	for _, p := range tx.pending {
+		if p.key == key {
+			return p.w
+		}
+	}
+	w := mk()
+	tx.pending = append(tx.pending, pendingWrite{key, w})
+	return w
+}
+
+// Flush writes every pending write now, in the order registered.
+func (tx *Tx) Flush(ctx context.Context) error {
+	for _, p := range tx.pending {
+		if err := p.w.Flush(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DiscardPending empties every pending write without writing it.
+func (tx *Tx) DiscardPending() {
+	for _, p := range tx.pending {
+		p.w.Discard()
+	}
+}
+
+// work runs fn and then flushes the pending writes it left; on failure it
+// discards them.
+func (tx *Tx) work(ctx context.Context, fn func(*Tx) error) error {
+	err := call(func(tx *Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Flush(ctx)
+	}, tx)
+	if err != nil {
+		tx.DiscardPending()
+	}
+	return err
 }
 
 // OnCommit registers fn to run after the transaction commits, in the order
@@ -362,7 +430,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 	t := &Tx{db: db, tx: tx}
 	defer db.prepareLater(t)
-	if err := call(fn, t); err != nil {
+	if err := t.work(ctx, fn); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -504,8 +572,8 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 			tx.Rollback()
 			return nil, false
 		}
-		t.onCommit = nil
-		errs[i] = call(c.fn, t)
+		t.onCommit, t.pending = nil, nil
+		errs[i] = t.work(c.ctx, c.fn)
 		if errs[i] != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
