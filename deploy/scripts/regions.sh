@@ -211,11 +211,13 @@ cmd_status() {
 		kafka "$r" status | sed 's/^/  /' || down=1
 		postgres "$r" status | sed 's/^/  /' || down=1
 		if pid=$(app_pid "$r"); then
-			echo "  eventmart: running (pid $pid) on http://$(addr_of "$r"), $(sed -n 's/^export EVENTMART_REGION_ROLE=//p' "$DIR/region-$r.env") at start; $("$BIN" region status --bus "kafka://127.0.0.1:$(kafka_port "$r")" 2>/dev/null || echo "role: unknown")"
+			echo "  eventmart: running (pid $pid) on http://$(addr_of "$r"), $(sed -n 's/^export EVENTMART_REGION_ROLE=//p' "$DIR/region-$r.env") at start"
 		else
 			echo "  eventmart: down"
 			down=1
 		fi
+		# The role recorded in the region's cluster, MirrorMaker's heartbeats, checkpoints and offset syncs.
+		{ "$BIN" region status --bus "kafka://127.0.0.1:$(kafka_port "$r")" 2>/dev/null || echo "role: unknown"; } | sed 's/^/  /'
 	done
 	mirror a b status | sed 's/^/A -> B /' || true
 	mirror b a status | sed 's/^/B -> A /' || true
