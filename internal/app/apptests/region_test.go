@@ -52,8 +52,8 @@ func TestStandbyForwardsLoginsToThePrimary(t *testing.T) {
 
 	type regionStatus struct {
 		Role, Primary, WritesRefused, Logins, Bus string
-		HeldWork                                 int
-		Cluster                                  *json.RawMessage
+		HeldWork                                  int
+		Cluster                                   *json.RawMessage
 	}
 	var st regionStatus
 	b.JSON("GET", "/api/v1/admin/region", tok.Token, nil, http.StatusOK, &st)
