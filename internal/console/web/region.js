@@ -53,9 +53,9 @@ async function load() {
       rows.push(row('Kafka cluster', s.clusterError));
     }
     $('#region-rows').replaceChildren(...rows);
-    $('#region-lag-caption').textContent = s.lag.length
-      ? 'Replication lag: the age of each replicated record when it became readable here, over its last 512 records'
-      : standby ? 'Replication lag: no replicated record read yet' : 'Replication lag: measured by a standby only (this region is the primary)';
+    $('#region-lag-table').hidden = !s.lag.length;
+    $('#region-lag-status').textContent = s.lag.length ? ''
+      : standby ? 'Replication lag: no replicated record read yet.' : 'Replication lag: measured by a standby only (this region is the primary).';
     $('#region-lag').replaceChildren(...s.lag.map((l) => el('tr', { dataset: { topic: l.topic } },
       el('td', { class: 'mono' }, l.topic), el('td', {}, secs(l.p50Seconds)), el('td', {}, secs(l.p99Seconds)),
       el('td', {}, `${secs(l.lastSeconds)} at ${when(l.lastAt)}`), el('td', {}, String(l.count)))));
