@@ -75,11 +75,13 @@ func (g *regionGate) set(st region.State) {
 }
 
 // refuseWrites answers every write with 503 while the region is a
-// standby, naming the primary; reads go through. Logging in, refreshing a
-// token and logging out write too (their audit records, the sessions),
-// and a standby's database is a read-only replica: they are forwarded to
-// the primary region (forwardsToPrimary), which writes them where writes
-// are allowed and issues the token (both regions share the signing key).
+// standby, naming the primary; reads go through. Logging in writes too
+// (its audit record, the failed-login counts), and so does logging out
+// (SessionsRevoked), on a database that is a read-only replica here: they
+// are forwarded to the primary region (forwardsToPrimary), which writes
+// them where writes are allowed and issues the token (both regions share
+// the signing key); refreshing a token goes there too, so that one region
+// issues tokens.
 func (g *regionGate) refuseWrites(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.standby.Load() && !readOnly(r) {
