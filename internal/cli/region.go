@@ -154,7 +154,7 @@ func printReplication(env *Env, rep region.Replication) {
 		if t.Last == nil {
 			return fmt.Sprintf("%s: empty", t.Topic)
 		}
-		return fmt.Sprintf("%s: last %s (%.1f s ago), %d records", t.Topic, t.Last.Format(time.RFC3339), *t.AgeSeconds, t.Records)
+		return fmt.Sprintf("%s: last %s (%.1f s ago), %d record(s)", t.Topic, t.Last.Format(time.RFC3339), *t.AgeSeconds, t.Records)
 	}
 	switch {
 	case rep.Heartbeats == nil:
