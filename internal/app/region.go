@@ -191,7 +191,7 @@ func (g *regionGate) watch(ctx context.Context, w func(context.Context, func(reg
 // and, on Kafka, the replication into its region (docs/regions.md).
 type regionStatus struct {
 	Role    region.Role `json:"role"`              // this process's, as it acts now
-	Primary string      `json:"primary,omitempty"` // EVENTMART_REGION_PRIMARY
+	Primary string      `json:"primary,omitempty"` // a standby's EVENTMART_REGION_PRIMARY
 	// WritesRefused is what a write is answered (503) while a standby.
 	WritesRefused string `json:"writesRefused,omitempty"`
 	// Logins: "served here" (a primary), "forwarded to the primary" or
@@ -218,9 +218,11 @@ func (a *App) regionStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := a.region
-	st := regionStatus{Role: region.Primary, Primary: g.primary, Logins: "served here", Bus: "embedded", Lag: []region.TopicLag{}}
+	st := regionStatus{Role: region.Primary, Logins: "served here", Bus: "embedded", Lag: []region.TopicLag{}}
 	if g.standby.Load() {
-		st.Role, st.WritesRefused, st.Logins = region.Standby, g.refusal(nil), "refused (EVENTMART_REGION_PRIMARY is unset)"
+		// A primary's EVENTMART_REGION_PRIMARY names the other region, the
+		// primary should this one be demoted: not shown.
+		st.Role, st.Primary, st.WritesRefused, st.Logins = region.Standby, g.primary, g.refusal(nil), "refused (EVENTMART_REGION_PRIMARY is unset)"
 		if g.toPrimary != nil {
 			st.Logins = "forwarded to the primary at " + g.primary
 		}

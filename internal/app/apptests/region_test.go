@@ -26,6 +26,8 @@ func TestStandbyForwardsLoginsToThePrimary(t *testing.T) {
 	admin := map[string]string{"email": "admin@example.com", "password": "primary admin passphrase"}
 	a := apptest.Start(t, []service.Def{user.Def()}, apptest.Settings(map[string]string{
 		"EVENTMART_ADMIN_EMAIL": admin["email"], "EVENTMART_ADMIN_PASSWORD": admin["password"],
+		// The region that would be primary were A demoted, as regions.sh sets it.
+		"EVENTMART_REGION_PRIMARY": "http://region-b.example:8080",
 	}))
 	b := apptest.Start(t, []service.Def{user.Def()}, apptest.Settings(map[string]string{
 		"EVENTMART_REGION_ROLE": "standby", "EVENTMART_REGION_PRIMARY": a.Server.URL,
@@ -63,8 +65,8 @@ func TestStandbyForwardsLoginsToThePrimary(t *testing.T) {
 	}
 	st = regionStatus{}
 	a.JSON("GET", "/api/v1/admin/region", tok.Token, nil, http.StatusOK, &st)
-	if st.Role != "primary" || st.WritesRefused != "" || st.Logins != "served here" || st.HeldWork != 0 {
-		t.Errorf("A's region status %+v; want primary, logins served, nothing held", st)
+	if st.Role != "primary" || st.Primary != "" || st.WritesRefused != "" || st.Logins != "served here" || st.HeldWork != 0 {
+		t.Errorf("A's region status %+v; want primary (naming no other), logins served, nothing held", st)
 	}
 	if status, _, _ := b.Do("GET", "/api/v1/admin/region", b.Token("c1", "customer"), nil); status != http.StatusForbidden {
 		t.Errorf("a customer read the region status: %d, want 403", status)
