@@ -58,7 +58,10 @@ func client(t *testing.T) *kgo.Client {
 	return cl
 }
 
-// The role recorded last is the one read back and watched, in order.
+// The role recorded last is the one read back; a watch applies the last
+// role recorded before it started (not the history before it: a standby
+// starting must not be promoted, then demoted, by past switches), then
+// each role recorded after, in order.
 func TestRoleRecordedAndWatched(t *testing.T) {
 	cl := client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -73,29 +76,46 @@ func TestRoleRecordedAndWatched(t *testing.T) {
 	if err != nil || !ok || st.Role != Primary || st.By != by {
 		t.Fatalf("CurrentRole = %+v, %v, %v; want primary by %q", st, ok, err, by)
 	}
-	var seen []Role
+	seen := make(chan State, 10)
 	wctx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan error, 1)
-	go func() {
-		done <- Watch(wctx, testenv.Kafka(t), func(s State) {
-			if s.By == by {
-				seen = append(seen, s.Role)
-				if len(seen) == 2 {
-					stop()
-				}
-			}
-		})
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	go func() { done <- Watch(wctx, testenv.Kafka(t), func(s State) { seen <- s }) }()
+	next := func() State {
+		select {
+		case s := <-seen:
+			return s
+		case err := <-done:
+			t.Fatalf("Watch returned %v", err)
+		case <-ctx.Done():
+			t.Fatal("Watch did not report a role")
 		}
-	case <-ctx.Done():
-		t.Fatal("Watch did not see both roles")
+		return State{}
 	}
-	if len(seen) != 2 || seen[0] != Standby || seen[1] != Primary {
-		t.Errorf("watched %v, want [standby primary]", seen)
+	if s := next(); s.Role != Primary || s.By != by {
+		t.Fatalf("watch started with %+v, want only the last role recorded before it, primary by %q", s, by)
+	}
+	if err := SetRole(ctx, cl, State{Role: Standby, At: time.Now().UTC(), By: by + " again"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); s.Role != Standby || s.By != by+" again" {
+		t.Errorf("watched %+v after it started, want standby by %q", s, by+" again")
+	}
+	// The cluster is left primary, as other tests' processes on it expect.
+	if err := SetRole(ctx, cl, State{Role: Primary, At: time.Now().UTC(), By: by + " last"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); s.Role != Primary || s.By != by+" last" {
+		t.Errorf("watched %+v, want primary by %q", s, by+" last")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-seen:
+		t.Errorf("watched %+v besides", s)
+	default:
 	}
 }
 

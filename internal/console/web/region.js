@@ -45,7 +45,8 @@ async function load() {
     if (c) {
       rows.push(row('Recorded role', c.role ? `${c.role.role}, set ${when(c.role.at)} by ${c.role.by}` : 'none recorded (each process follows EVENTMART_REGION_ROLE)'));
       const [cls, text] = MIRROR[c.mirrorMaker] || ['', c.mirrorMaker];
-      rows.push(row('MirrorMaker', [el('span', { class: 'badge ' + cls }, text), c.heartbeats ? ' last heartbeat ' + tail(c.heartbeats) : ''],
+      const beat = c.heartbeats?.last ? ` newest heartbeat ${when(c.heartbeats.last)} (${secs(c.heartbeats.ageSeconds)} ago)` : '';
+      rows.push(row('MirrorMaker', [el('span', { class: 'badge ' + cls }, text), beat],
         { dataset: { mirror: c.mirrorMaker } }));
       rows.push(row('Last checkpoint', c.checkpoints.length ? c.checkpoints.map(tail).join('; ') : 'none: no checkpoints topic here'));
       rows.push(row('Last offset sync', c.offsetSyncs.length ? c.offsetSyncs.map(tail).join('; ') : 'none: no offset-syncs topic here'));
