@@ -37,7 +37,7 @@ var Routes = map[string]string{
 
 // Console are the admin paths of the event-flow console that the gateway
 // serves itself, from the event bus: /api/v1/admin/<name>.
-var Console = []string{"stream", "topics", "topology", "messages", "samples"}
+var Console = []string{"stream", "topics", "topology", "messages", "samples", "region"}
 
 // ServiceOf returns the service owning path, or "" (the gateway itself).
 // The dead-letter queue, the replay, the rebuild and the consumer group of

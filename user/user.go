@@ -23,7 +23,8 @@
 //   - EVENTMART_ADMIN_EMAIL, EVENTMART_ADMIN_PASSWORD: when both are set,
 //     New makes sure an active admin account with that email and password
 //     exists before the service answers (see EnsureAdmin). Unset: no admin
-//     is created.
+//     is created. Not in a standby region, whose accounts are the
+//     primary's, replicated.
 //   - EVENTMART_TRUSTED_PROXIES: the proxies whose X-Forwarded-For names
 //     the client address that failed logins are counted by.
 package user
@@ -113,6 +114,11 @@ func New(d service.Deps) (*Service, error) {
 		throttle: &throttle{db: d.DB, trusted: trusted}}
 	email, password := d.Settings.String(settings.AdminEmail), d.Settings.String(settings.AdminPassword)
 	switch {
+	case d.Standby:
+		// A standby's database is a read-only replica of the primary's:
+		// the admin account is the primary's, replicated (docs/regions.md).
+		d.Log.Info("standby region: the admin account is not ensured here; the primary region's accounts are read from the replica")
+		return s, nil
 	case email == "" && password == "":
 		// Said at every start, so that an operator who forgot the admin
 		// learns why the admin API refuses everyone (docs/security.md).

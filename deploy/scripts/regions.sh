@@ -92,7 +92,11 @@ mirror() {
 write_env() { # REGION ROLE
 	local r=$1 role=$2 other=a
 	[[ $r == a ]] && other=b
+	# The secrets both regions share, which the replicated database does not
+	# carry: the token signing key (a token from A reads in B) and the card
+	# vault keys (B's payment service charges the cards A vaulted).
 	[[ -s $DIR/jwt.secret ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/jwt.secret"
+	[[ -s $DIR/card.keys ]] || { printf 'k1:'; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; } >"$DIR/card.keys"
 	cat >"$DIR/region-$r.env" <<EOF
 export EVENTMART_BUS=kafka://127.0.0.1:$(kafka_port "$r")
 export EVENTMART_DB='postgres://postgres@127.0.0.1:$(pg_port "$r")/eventmart?sslmode=disable'
@@ -101,6 +105,7 @@ export EVENTMART_DATA=$DIR/data-$r
 export EVENTMART_REGION_ROLE=$role
 export EVENTMART_REGION_PRIMARY=http://$(addr_of "$other")
 export EVENTMART_JWT_SECRET=$(cat "$DIR/jwt.secret")
+export EVENTMART_CARD_KEYS=$(cat "$DIR/card.keys")
 export EVENTMART_ADMIN_EMAIL='$ADMIN_EMAIL'
 export EVENTMART_ADMIN_PASSWORD='$ADMIN_PASSWORD'
 export EVENTMART_INSTANCE_ID=region-$r
@@ -211,11 +216,13 @@ cmd_status() {
 		kafka "$r" status | sed 's/^/  /' || down=1
 		postgres "$r" status | sed 's/^/  /' || down=1
 		if pid=$(app_pid "$r"); then
-			echo "  eventmart: running (pid $pid) on http://$(addr_of "$r"), $(sed -n 's/^export EVENTMART_REGION_ROLE=//p' "$DIR/region-$r.env") at start; $("$BIN" region status --bus "kafka://127.0.0.1:$(kafka_port "$r")" 2>/dev/null || echo "role: unknown")"
+			echo "  eventmart: running (pid $pid) on http://$(addr_of "$r"), $(sed -n 's/^export EVENTMART_REGION_ROLE=//p' "$DIR/region-$r.env") at start"
 		else
 			echo "  eventmart: down"
 			down=1
 		fi
+		# The role recorded in the region's cluster, MirrorMaker's heartbeats, checkpoints and offset syncs.
+		{ "$BIN" region status --bus "kafka://127.0.0.1:$(kafka_port "$r")" 2>/dev/null || echo "role: unknown"; } | sed 's/^/  /'
 	done
 	mirror a b status | sed 's/^/A -> B /' || true
 	mirror b a status | sed 's/^/B -> A /' || true

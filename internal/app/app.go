@@ -72,6 +72,12 @@ type Config struct {
 	// RegionLag measures replication lag while the region is a standby
 	// (region.Lag.Run), until it is promoted; nil: not measured.
 	RegionLag func(ctx context.Context) error
+	// RegionLagSummary is the lag RegionLag measured (region.Lag.Summary)
+	// and RegionCluster reads the replication state of this region's
+	// Kafka cluster (region.ReadReplication), for GET /api/v1/admin/region;
+	// nil: not measured, no cluster (the embedded bus).
+	RegionLagSummary func() []region.TopicLag
+	RegionCluster    func(ctx context.Context) (region.Replication, error)
 }
 
 // App is a running set of services.
@@ -140,6 +146,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("app: %s=standby needs a Kafka bus (replicated by MirrorMaker, see docs/regions.md)", settings.RegionRole.Name)
 	}
 	gate := &regionGate{primary: values.String(settings.RegionPrimary), log: cfg.Log, promoted: role == region.Primary}
+	if gate.primary != "" {
+		primary, err := url.Parse(gate.primary)
+		if err != nil {
+			return nil, fmt.Errorf("app: %s: %w", settings.RegionPrimary.Name, err)
+		}
+		gate.toPrimary = primaryProxy(primary)
+	}
 	gate.standby.Store(role == region.Standby)
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &App{cfg: cfg, cancel: cancel, services: map[string]service.Service{}, consumers: map[string]*inbox.Consumer{}, dbByName: map[string]*sqldb.DB{}, metrics: cfg.Metrics, remoteClients: map[string]*http.Client{},
@@ -215,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		relay.Pin = func() map[event.Type]string { return pins }
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
-			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
+			Standby: role == region.Standby, DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
 			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus,
 			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
 				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)

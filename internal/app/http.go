@@ -30,6 +30,7 @@ func (a *App) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/admin/topology", adminOnly(a.console.Topology))
 	mux.HandleFunc("GET /api/v1/admin/messages", adminOnly(a.console.Messages))
 	mux.HandleFunc("GET /api/v1/admin/samples", adminOnly(a.console.Samples))
+	mux.HandleFunc("GET /api/v1/admin/region", a.regionStatus)
 	mux.HandleFunc("GET /api/v1/admin/consumers/{service}", a.dlq(func(w http.ResponseWriter, r *http.Request, c *inbox.Consumer) {
 		httpx.JSON(w, http.StatusOK, consumerOf(r.PathValue("service"), c))
 	}))

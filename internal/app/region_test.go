@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -68,5 +69,32 @@ func TestRegionGate(t *testing.T) {
 	g.set(region.State{Role: region.Standby, By: "test"})
 	if code, _ := do("DELETE", "/api/v1/orders/x"); code != http.StatusServiceUnavailable {
 		t.Errorf("a write to a demoted region: %d, want 503", code)
+	}
+}
+
+// A standby forwards logins to the primary it names; a primary that does
+// not answer is a 503 naming it, and a login forwarded by another standby
+// is not forwarded again (two standbys would bounce it between them).
+func TestRegionGateLoginForwarding(t *testing.T) {
+	primary := "http://127.0.0.1:1" // nothing listens there
+	u, _ := url.Parse(primary)
+	g := &regionGate{primary: primary, toPrimary: primaryProxy(u), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	g.standby.Store(true)
+	h := g.refuseWrites(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, from := range []string{"", "b.example:8080"} {
+		r := httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader("{}"))
+		if from != "" {
+			r.Header.Set(headerFromStandby, from)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		want := "did not answer"
+		if from != "" {
+			want = "not forwarded again"
+		}
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), primary) || !strings.Contains(w.Body.String(), want) ||
+			w.Header().Get("Retry-After") == "" {
+			t.Errorf("a login (from standby %q): %d %s; want 503 naming the primary, saying %q", from, w.Code, w.Body, want)
+		}
 	}
 }

@@ -50,15 +50,14 @@ func regionCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	defer to.Close()
 	if pos[0] == "status" {
-		st, ok, err := region.CurrentRole(ctx, to)
+		// A region whose broker is down would be retried for ever.
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		rep, err := region.ReadReplication(sctx, to, time.Now())
 		if err != nil {
 			return err
 		}
-		if !ok {
-			fmt.Fprintln(env.Stdout, "role: none recorded (each process follows EVENTMART_REGION_ROLE)")
-			return nil
-		}
-		fmt.Fprintf(env.Stdout, "role: %s (set %s by %s)\n", st.Role, st.At.Format(time.RFC3339), st.By)
+		printReplication(env, rep)
 		return nil
 	}
 	sw := region.Switch{
@@ -140,4 +139,33 @@ func replicatedTopics() []string {
 		out = append(out, t.Name)
 	}
 	return out
+}
+
+// printReplication prints what `eventmart region status` reads of a
+// region's cluster: the same as the console's Region tab shows of it
+// (GET /api/v1/admin/region, "cluster").
+func printReplication(env *Env, rep region.Replication) {
+	if rep.Role == nil {
+		fmt.Fprintln(env.Stdout, "role: none recorded (each process follows EVENTMART_REGION_ROLE)")
+	} else {
+		fmt.Fprintf(env.Stdout, "role: %s (set %s by %s)\n", rep.Role.Role, rep.Role.At.Format(time.RFC3339), rep.Role.By)
+	}
+	tail := func(t region.Tail) string {
+		if t.Last == nil {
+			return fmt.Sprintf("%s: empty", t.Topic)
+		}
+		return fmt.Sprintf("%s: last %s (%.1f s ago), %d record(s)", t.Topic, t.Last.Format(time.RFC3339), *t.AgeSeconds, t.Records)
+	}
+	switch {
+	case rep.Heartbeats == nil:
+		fmt.Fprintln(env.Stdout, "mirrormaker: absent (no heartbeats topic: nothing replicates into this region)")
+	default:
+		fmt.Fprintf(env.Stdout, "mirrormaker: %s (heartbeats %s)\n", rep.MirrorMaker, tail(*rep.Heartbeats))
+	}
+	for _, t := range rep.Checkpoints {
+		fmt.Fprintf(env.Stdout, "checkpoints %s\n", tail(t))
+	}
+	for _, t := range rep.OffsetSyncs {
+		fmt.Fprintf(env.Stdout, "offset syncs %s\n", tail(t))
+	}
 }

@@ -157,6 +157,17 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 		acfg.RegionLag = func(ctx context.Context) error {
 			return lag.Run(ctx, brokers, append(replicatedTopics(), region.HeartbeatsTopic))
 		}
+		acfg.RegionLagSummary = lag.Summary
+		// The console's Region tab reads the cluster's replication state
+		// when asked (GET /api/v1/admin/region).
+		cl, err := regionClient(cfg.Bus)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		acfg.RegionCluster = func(ctx context.Context) (region.Replication, error) {
+			return region.ReadReplication(ctx, cl, time.Now())
+		}
 	}
 	a, err := app.Start(ctx, acfg)
 	if err != nil {

@@ -3,11 +3,13 @@ package region
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventmart/eventmart/internal/testenv"
@@ -56,7 +58,10 @@ func client(t *testing.T) *kgo.Client {
 	return cl
 }
 
-// The role recorded last is the one read back and watched, in order.
+// The role recorded last is the one read back; a watch applies the last
+// role recorded before it started (not the history before it: a standby
+// starting must not be promoted, then demoted, by past switches), then
+// each role recorded after, in order.
 func TestRoleRecordedAndWatched(t *testing.T) {
 	cl := client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -71,29 +76,46 @@ func TestRoleRecordedAndWatched(t *testing.T) {
 	if err != nil || !ok || st.Role != Primary || st.By != by {
 		t.Fatalf("CurrentRole = %+v, %v, %v; want primary by %q", st, ok, err, by)
 	}
-	var seen []Role
+	seen := make(chan State, 10)
 	wctx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan error, 1)
-	go func() {
-		done <- Watch(wctx, testenv.Kafka(t), func(s State) {
-			if s.By == by {
-				seen = append(seen, s.Role)
-				if len(seen) == 2 {
-					stop()
-				}
-			}
-		})
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	go func() { done <- Watch(wctx, testenv.Kafka(t), func(s State) { seen <- s }) }()
+	next := func() State {
+		select {
+		case s := <-seen:
+			return s
+		case err := <-done:
+			t.Fatalf("Watch returned %v", err)
+		case <-ctx.Done():
+			t.Fatal("Watch did not report a role")
 		}
-	case <-ctx.Done():
-		t.Fatal("Watch did not see both roles")
+		return State{}
 	}
-	if len(seen) != 2 || seen[0] != Standby || seen[1] != Primary {
-		t.Errorf("watched %v, want [standby primary]", seen)
+	if s := next(); s.Role != Primary || s.By != by {
+		t.Fatalf("watch started with %+v, want only the last role recorded before it, primary by %q", s, by)
+	}
+	if err := SetRole(ctx, cl, State{Role: Standby, At: time.Now().UTC(), By: by + " again"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); s.Role != Standby || s.By != by+" again" {
+		t.Errorf("watched %+v after it started, want standby by %q", s, by+" again")
+	}
+	// The cluster is left primary, as other tests' processes on it expect.
+	if err := SetRole(ctx, cl, State{Role: Primary, At: time.Now().UTC(), By: by + " last"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); s.Role != Primary || s.By != by+" last" {
+		t.Errorf("watched %+v, want primary by %q", s, by+" last")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-seen:
+		t.Errorf("watched %+v besides", s)
+	default:
 	}
 }
 
@@ -187,5 +209,88 @@ func TestPromoteAlreadyPromoted(t *testing.T) {
 	}
 	if err := (Database{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}).Promote(context.Background(), progress); err == nil {
 		t.Error("promoting a server that does not answer succeeded")
+	}
+}
+
+// ReadReplication finds MirrorMaker's heartbeats, checkpoints and offset
+// syncs by their names, with their newest record's time: running while a
+// heartbeat is recent, stopped once none is.
+func TestReadReplication(t *testing.T) {
+	cl := client(t)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alias := fmt.Sprintf("R%d", time.Now().UnixNano())
+	checkpoints, syncs := CheckpointsTopic(alias), "mm2-offset-syncs."+alias+".internal"
+	for _, name := range []string{checkpoints, syncs} {
+		if _, err := adm.CreateTopic(ctx, 1, -1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { adm.DeleteTopics(context.Background(), name) })
+	}
+	// The heartbeats topic has one name on every cluster; another test
+	// may have made it already.
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, HeartbeatsTopic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Fatal(err)
+	}
+	beat := time.Now().Truncate(time.Millisecond)
+	for _, r := range []*kgo.Record{
+		{Topic: HeartbeatsTopic, Value: []byte("beat"), Timestamp: beat},
+		{Topic: checkpoints, Value: []byte("c1"), Timestamp: beat.Add(-2 * time.Second)},
+		{Topic: checkpoints, Value: []byte("c2"), Timestamp: beat.Add(-time.Second)},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(ts []Tail, name string) *Tail {
+		for i := range ts {
+			if ts[i].Topic == name {
+				return &ts[i]
+			}
+		}
+		return nil
+	}
+	rep, err := ReadReplication(ctx, cl, beat.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.MirrorMaker != "running" || rep.Heartbeats == nil || rep.Heartbeats.Last == nil || rep.Heartbeats.Last.Before(beat) {
+		t.Errorf("a heartbeat 1 s old: mirrorMaker %q, heartbeats %+v; want running", rep.MirrorMaker, rep.Heartbeats)
+	}
+	if c := find(rep.Checkpoints, checkpoints); c == nil || c.Records != 2 || c.Last == nil || !c.Last.Equal(beat.Add(-time.Second)) || *c.AgeSeconds != 2 {
+		t.Errorf("checkpoints %+v; want 2 records, the newest 2 s old", c)
+	}
+	if s := find(rep.OffsetSyncs, syncs); s == nil || s.Records != 0 || s.Last != nil {
+		t.Errorf("offset syncs %+v; want the empty topic listed", s)
+	}
+	if find(rep.Checkpoints, syncs) != nil || find(rep.OffsetSyncs, checkpoints) != nil {
+		t.Error("a checkpoints topic taken for offset syncs, or the reverse")
+	}
+	rep, err = ReadReplication(ctx, cl, time.Now().Add(RunningWithin+time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.MirrorMaker != "stopped" {
+		t.Errorf("no heartbeat for a minute: mirrorMaker %q, want stopped", rep.MirrorMaker)
+	}
+}
+
+// Summary's quantiles are over a topic's last ages, its count over all.
+func TestLagSummary(t *testing.T) {
+	l := &Lag{}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := 1; i <= 1000; i++ {
+		l.note("order-events", float64(i), at)
+	}
+	l.note("heartbeats", 0.5, at)
+	got := l.Summary()
+	want := []TopicLag{
+		{Topic: "heartbeats", Count: 1, P50Seconds: 0.5, P99Seconds: 0.5, LastSeconds: 0.5, LastAt: at},
+		// The last 512 ages: 489…1000.
+		{Topic: "order-events", Count: 1000, P50Seconds: 744, P99Seconds: 995, LastSeconds: 1000, LastAt: at},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Summary = %+v\nwant      %+v", got, want)
 	}
 }

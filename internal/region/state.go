@@ -84,10 +84,12 @@ func SetRole(ctx context.Context, cl *kgo.Client, st State) error {
 	return nil
 }
 
-// Watch reads Topic of the cluster at brokers from its start, calling fn
-// with each state recorded, in order, until ctx ends; a missing topic is
-// waited for. The client's errors are retried (a region whose broker is
-// down keeps its last known role).
+// Watch reads Topic of the cluster at brokers from its start until ctx
+// ends, calling fn with the role recorded last when it started (the
+// backlog: a history of switches is not replayed, which would promote a
+// starting standby, then demote it) and then with each state recorded
+// after, in order; a missing topic is waited for. The client's errors are
+// retried (a region whose broker is down keeps its last known role).
 func Watch(ctx context.Context, brokers []string, fn func(State)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("eventmart-region-watch"),
 		kgo.ConsumeTopics(Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -96,6 +98,16 @@ func Watch(ctx context.Context, brokers []string, fn func(State)) error {
 		return fmt.Errorf("region: watch: %w", err)
 	}
 	defer cl.Close()
+	// Records before backlog are the history: only the last state among
+	// them is applied, once the last of them is read. Unknown (the broker
+	// down at start): every record is applied.
+	var backlog int64
+	if ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, Topic); err == nil {
+		if o, ok := ends.Lookup(Topic, 0); ok && o.Err == nil {
+			backlog = o.Offset
+		}
+	}
+	var last *State
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -104,8 +116,13 @@ func Watch(ctx context.Context, brokers []string, fn func(State)) error {
 		fs.EachRecord(func(r *kgo.Record) {
 			var st State
 			if json.Unmarshal(r.Value, &st) == nil && (st.Role == Primary || st.Role == Standby) {
-				fn(st)
+				last = &st
 			}
+			if r.Offset+1 < backlog || last == nil {
+				return
+			}
+			fn(*last)
+			last = nil
 		})
 	}
 }

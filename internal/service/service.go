@@ -55,6 +55,13 @@ type Deps struct {
 	// its own loop instead of Handlers (analytics commits its stream
 	// engine's state with the offsets it consumed). nil: no bus.
 	Bus bus.Bus
+
+	// Standby: the process starts in a standby region
+	// (EVENTMART_REGION_ROLE=standby, docs/regions.md), whose database is
+	// a read-only replica of the primary region's: New must write nothing
+	// (the data, accounts included, comes from the primary); its Run and
+	// consumer start only once the region is promoted.
+	Standby bool
 }
 
 // Def describes a service to the runtime.

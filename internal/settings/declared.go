@@ -51,7 +51,7 @@ var (
 	RegionRole = &Setting{Name: "EVENTMART_REGION_ROLE", Kind: String, Default: "primary", Scope: "runtime",
 		Meaning: "primary, or standby: a warm standby region (docs/regions.md) whose database is a hot standby of the primary's; it serves reads and refuses writes (503), its consumers, relays and jobs held, until promoted (eventmart region failover)"}
 	RegionPrimary = &Setting{Name: "EVENTMART_REGION_PRIMARY", Kind: URL, Scope: "runtime",
-		Meaning: "for a standby: the primary region's gateway URL, named in the error that refuses a write"}
+		Meaning: "for a standby: the primary region's gateway URL, named in the error that refuses a write; logins (POST /api/v1/auth/token, refresh, logout) are forwarded there"}
 	PrometheusURL = &Setting{Name: "EVENTMART_PROMETHEUS_URL", Kind: URL, Scope: "runtime",
 		Meaning: "base URL of a Prometheus that scrapes this deployment (deploy/prometheus): the console's charts then come from it, over up to 24h; unset: from the process's own last hour"}
 	OTELServiceName = &Setting{Name: "OTEL_SERVICE_NAME", Kind: String, Scope: "runtime",

@@ -11,7 +11,8 @@
 // endpoint on a local receiver gets the first order's events, each
 // attempt listed in the console's Webhooks tab. The History tab steps
 // through the product's stock and the first order's payment. The scheduled
-// export, set to run just after the start, shows its run in the Batch tab.
+// export, set to run just after the start, shows its run in the Batch tab;
+// the Region tab shows the process as the primary, with no replication.
 // Three declined payments make one FraudSuspected in the Analytics tab,
 // whose charts draw the orders.
 //
@@ -357,6 +358,17 @@ async function main() {
     assert.match(await page.locator('#batch-status').innerText(), /Last run ok; 0 failure\(s\) in 1 run\(s\)/);
     await shot('4g-batch');
 
+    // Region: on the embedded bus this process is the primary and nothing
+    // replicates into it; logins are served here.
+    await page.click('#tabs a[data-tab=region]');
+    await page.locator('#region-rows td[data-role=primary]').waitFor();
+    assert.match(await page.locator('#region-status').innerText(), /primary\. On the embedded bus there is no cross-region replication/);
+    assert.equal(await page.locator('#region-rows tr[data-field=Logins] td').innerText(), 'served here');
+    assert.equal(await page.locator('#region-rows tr[data-field="Writes refused"]').count(), 0, 'a primary refuses no writes');
+    assert.match(await page.locator('#region-lag-status').innerText(), /measured by a standby only/);
+    assert.equal(await page.locator('#region-lag-table').isHidden(), true, 'no lag table in a primary');
+    await shot('4i-region');
+
     // Analytics: three declined payments of one customer make one
     // FraudSuspected; the charts and figures show the four orders; the
     // detection's evidence opens the flow of a declined order.
@@ -426,7 +438,7 @@ async function main() {
     // At a phone's 390px the page does not scroll sideways: wide tables
     // scroll inside their box.
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const tab of ['stream', 'charts', 'messages', 'topology', 'topics', 'sagas', 'dlq']) {
+    for (const tab of ['stream', 'charts', 'messages', 'topology', 'topics', 'sagas', 'dlq', 'region']) {
       await page.goto(`${base}/console/#${tab}`);
       await page.locator('#view-' + tab).waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

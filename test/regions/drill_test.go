@@ -140,8 +140,9 @@ func TestRegionDrill(t *testing.T) {
 	})
 	first := time.Now()
 	// The standby serves reads from its replicated database, with a token
-	// of the primary's (logging in writes: a standby refuses it).
-	tokenA := login(t, aURL)
+	// of the primary's: logging in at B (a write: its audit record) is
+	// forwarded to A.
+	tokenA := login(t, bURL)
 	firstID := ""
 	for id := range acks.snapshot() {
 		firstID = id
@@ -149,6 +150,16 @@ func TestRegionDrill(t *testing.T) {
 	clustertest.WaitFor(t, time.Minute, "the standby serving an order accepted in A", func() (bool, string) {
 		code, status := orderStatus(bURL, tokenA, firstID)
 		return code == http.StatusOK, fmt.Sprintf("GET order %s in B: %d %s", firstID, code, status)
+	})
+	// The Region tab's data in B: a standby naming A, MirrorMaker running,
+	// checkpoints written, the orders' topics' lag measured.
+	clustertest.WaitFor(t, time.Minute, "B's region status to show the replication", func() (bool, string) {
+		st, err := regionStatus(bURL, tokenA)
+		ok := err == nil && st.Role == "standby" && strings.Contains(st.WritesRefused, aURL) && st.Logins == "forwarded to the primary at "+aURL &&
+			st.Cluster != nil && st.Cluster.MirrorMaker == "running" && len(st.Cluster.Checkpoints) > 0 && st.Cluster.Checkpoints[0].Last != nil &&
+			slices.ContainsFunc(st.Lag, func(l topicLag) bool { return l.Topic == "order-events" && l.Count > 0 })
+		b, _ := json.Marshal(st)
+		return ok, fmt.Sprintf("%s (%v)", b, err)
 	})
 	// The RPO under load: the replication age of the records copied from
 	// now to the cut (not of the backlog copied when replication started).
@@ -218,6 +229,13 @@ func TestRegionDrill(t *testing.T) {
 		summary = lastLines(string(out), 3)
 	}
 	t.Logf("load in B:\n%s", summary)
+	// B's Region tab (read after the RTO's orders, not to delay them):
+	// primary now, as recorded by the failover, MirrorMaker stopped.
+	if st, err := regionStatus(bURL, tokenA); err != nil || st.Role != "primary" || st.Cluster == nil || st.Cluster.Role == nil ||
+		st.Cluster.Role.Role != "primary" || st.Cluster.Role.By != "eventmart region failover" || st.Cluster.MirrorMaker != "stopped" {
+		b, _ := json.Marshal(st)
+		t.Errorf("B's region status after the failover: %s (%v); want primary, recorded by the failover, MirrorMaker stopped", b, err)
+	}
 	if !strings.Contains(summary, "accepted 10, shipped 10") {
 		t.Errorf("new orders in B: want 10 accepted and 10 shipped, got:\n%s", summary)
 	}
@@ -606,6 +624,46 @@ func login(t *testing.T, url string) string {
 		t.Fatalf("logging in to %s: %d %v", url, resp.StatusCode, err)
 	}
 	return tok.Token
+}
+
+type topicLag struct {
+	Topic string
+	Count int64
+}
+
+// regionState is what the drill reads of GET /api/v1/admin/region.
+type regionState struct {
+	Role, WritesRefused, Logins string
+	Lag                         []topicLag
+	Cluster                     *struct {
+		Role *struct {
+			Role, By string
+		}
+		MirrorMaker string
+		Checkpoints []struct {
+			Topic string
+			Last  *time.Time
+		}
+	}
+}
+
+// regionStatus is GET /api/v1/admin/region in the region at url.
+func regionStatus(url, token string) (regionState, error) {
+	var st regionState
+	req, err := http.NewRequest(http.MethodGet, url+"/api/v1/admin/region", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /api/v1/admin/region: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // orderStatus is GET /api/v1/orders/{id} in the region at url: the HTTP

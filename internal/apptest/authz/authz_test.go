@@ -332,6 +332,7 @@ func rules(f *fixture) []rule {
 				want: [nActors]check{unauthorized, forbidden, forbidden, success}}}
 		}},
 		{"GET /api/v1/admin/samples", adminOnly(nil)},
+		{"GET /api/v1/admin/region", adminOnly(nil)},
 		{"GET /favicon.ico", public(nil)},
 		{"GET /api/v1/admin/consumers/{service}", adminOnly(nil)},
 		{"GET /api/v1/admin/sagas", adminOnly(nil)},

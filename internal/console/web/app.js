@@ -13,8 +13,9 @@ import * as webhooksView from './webhooks.js';
 import * as historyView from './history.js';
 import * as batchView from './batch.js';
 import * as analyticsView from './analytics.js';
+import * as regionView from './region.js';
 
-const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView, analytics: analyticsView };
+const views = { stream: streamView, flow: flowView, charts: chartsView, messages: messagesView, topology: topologyView, topics: topicsView, sagas: sagasView, dlq: dlqView, webhooks: webhooksView, history: historyView, batch: batchView, analytics: analyticsView, region: regionView };
 let current = null;
 
 function showLogin(message = '') {
