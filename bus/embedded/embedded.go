@@ -68,7 +68,10 @@ type topic struct {
 	// appended[p] is closed and replaced when messages are committed to
 	// partition p, waking only that partition's consumers.
 	appended []chan struct{}
-	rr       int32 // round robin for nil keys
+	// grown is closed and replaced when messages are committed to any of
+	// t's partitions or partitions are added: what a follower waits for.
+	grown chan struct{}
+	rr    int32 // round robin for nil keys
 }
 
 const schema = `
@@ -327,6 +330,15 @@ func (t *topic) grow(n int32) {
 		t.appended = append(t.appended, make(chan struct{}))
 	}
 	t.partitions = n
+	t.signalGrown()
+}
+
+// signalGrown wakes t's followers; b.mu must be held (or t not shared yet).
+func (t *topic) signalGrown() {
+	if t.grown != nil {
+		close(t.grown)
+	}
+	t.grown = make(chan struct{})
 }
 
 func join(a, b string) string {
