@@ -304,17 +304,31 @@ func (b *Bus) Offsets(ctx context.Context, topicName string) ([]bus.PartitionOff
 }
 
 // logStart is the first offset still kept, or end for an empty partition.
+// Once read it is cached until retention deletes from the partition: a
+// partition only grows at its end.
 func (b *Bus) logStart(ctx context.Context, t *topic, p int32, end int64) (int64, error) {
+	b.mu.Lock()
+	cached, gen := t.start[p], t.startGen
+	b.mu.Unlock()
+	if cached >= 0 {
+		return min(cached, end), nil
+	}
 	var start sql.NullInt64
 	base := recordID(t.id, p, 0)
 	err := b.rdb.QueryRowContext(ctx, `SELECT MIN(id) - ? FROM records WHERE id >= ? AND id < ?`, base, base, base+1<<offsetBits).Scan(&start)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: offsets of %s/%d: %w", t.name, p, err)
 	}
-	if !start.Valid {
-		return end, nil
+	first := end // empty: the next append, at end, is the start
+	if start.Valid {
+		first = start.Int64
 	}
-	return start.Int64, nil
+	b.mu.Lock()
+	if t.startGen == gen {
+		t.start[p] = first
+	}
+	b.mu.Unlock()
+	return first, nil
 }
 
 // OffsetAfter implements bus.Reader.
@@ -386,6 +400,12 @@ func (b *Bus) ApplyRetention(ctx context.Context) (int64, error) {
 			}
 			n, _ := res.RowsAffected()
 			deleted += n
+			if n > 0 {
+				b.mu.Lock()
+				t.start[o.Partition] = -1
+				t.startGen++
+				b.mu.Unlock()
+			}
 		}
 	}
 	return deleted, nil

@@ -86,7 +86,13 @@ type Relay struct {
 	log   *slog.Logger
 	wake  chan struct{}
 	batch int
-	poll  time.Duration
+
+	// Poll is how often the relay looks for rows without being told
+	// (Notify): rows another process committed to the same database (an
+	// instance of the service that died before relaying them), or a write
+	// path that does not notify. Every commit of this process notifies, so
+	// it is a safety net, not the path events take. Set it before Run.
+	Poll time.Duration
 
 	// Pin, if set, is asked once per batch which event types to publish at
 	// an older version than the one they were written at (type -> version,
@@ -96,10 +102,15 @@ type Relay struct {
 	Pin func() map[event.Type]string
 }
 
-// NewRelay returns a relay of db's outbox to pub. It polls every 100ms
-// (other processes may write the same database) and at once after Notify.
+// DefaultPoll is a new relay's Poll. It was 100ms, when polling was how
+// events left; an idle process then queried each service's outbox ten
+// times a second.
+const DefaultPoll = time.Second
+
+// NewRelay returns a relay of db's outbox to pub. It publishes at once
+// after Notify, and looks for rows every DefaultPoll besides (Poll).
 func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
-	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, poll: 100 * time.Millisecond}
+	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll}
 }
 
 // EmitNow emits payloads in a transaction of their own and wakes the
@@ -155,7 +166,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			settle()
 			deleting = r.deleteAsync(context.WithoutCancel(ctx), ids)
 		}
-		wait := r.poll
+		wait := r.Poll
 		switch {
 		case ctx.Err() != nil:
 			return nil
