@@ -158,8 +158,16 @@ func TestRunPublishesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 			t.Fatalf("%d events published after %d commits", n, i+1)
 		}
 	}
+	// Published rows may wait to be deleted (SQLite); they are not unsent.
+	if n, age, err := r.Backlog(ctx); err != nil || n != 0 || age != 0 {
+		t.Fatalf("Backlog = %d rows, oldest %s, %v after every row was published; want none", n, age, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	var left int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d published rows left in the outbox after Run returned (%v)", left, err)
 	}
 }
