@@ -89,10 +89,10 @@ type Relay struct {
 	batch int
 
 	// Poll is how often the relay looks for rows without being told
-	// (Notify): rows another process committed to the same database (an
-	// instance of the service that died before relaying them), or a write
-	// path that does not notify. Every commit of this process notifies, so
-	// it is a safety net, not the path events take. Set it before Run.
+	// (Notify). On PostgreSQL that is how rows committed by the service's
+	// other instances leave (only the instance holding the service's lease
+	// relays); on SQLite, which one process owns and whose every commit
+	// notifies, it is a safety net. Set it before Run.
 	Poll time.Duration
 
 	// published is, on SQLite, the highest id published: the rows up to
@@ -107,15 +107,22 @@ type Relay struct {
 	Pin func() map[event.Type]string
 }
 
-// DefaultPoll is a new relay's Poll. It was 100ms, when polling was how
-// events left; an idle process then queried each service's outbox ten
-// times a second.
-const DefaultPoll = time.Second
+// A new relay's Poll: PostgreSQL (see Poll) and SQLite. On SQLite it
+// was 100 ms too, and an idle process queried each service's outbox ten
+// times a second for nothing.
+const (
+	DefaultPoll       = 100 * time.Millisecond
+	DefaultPollSQLite = time.Second
+)
 
 // NewRelay returns a relay of db's outbox to pub. It publishes at once
-// after Notify, and looks for rows every DefaultPoll besides (Poll).
+// after Notify, and looks for rows every Poll besides.
 func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
-	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll}
+	r := &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll}
+	if db.Dialect == sqldb.SQLite {
+		r.Poll = DefaultPollSQLite
+	}
+	return r
 }
 
 // EmitNow emits payloads in a transaction of their own and wakes the
