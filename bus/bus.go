@@ -125,6 +125,24 @@ type Reader interface {
 	OffsetAfter(ctx context.Context, topic string, t time.Time) ([]PartitionOffsets, error)
 }
 
+// Follower is an optional capability, not part of Bus: following a whole
+// topic outside any group as it grows, for state that every process keeps
+// (the ended sessions). Both drivers have it; the conformance suite tests
+// it on every driver that does.
+type Follower interface {
+	// Follow calls h with the messages of every partition of topic from
+	// the first one at or after since on, then with each message appended
+	// later, in offset order per partition, one call at a time, until ctx
+	// ends; then it returns nil. Partitions added meanwhile are followed
+	// too (Kafka: within a metadata refresh, a minute). It waits for
+	// appends rather than polling: the embedded log wakes it on commit,
+	// Kafka's broker holds its fetch until there is something to return,
+	// so an idle follower costs next to nothing. A message may be handed
+	// over twice after a fetch error; h must be idempotent. It fails at
+	// once, wrapping ErrUnknownTopic, for a topic that does not exist.
+	Follow(ctx context.Context, topic string, since time.Time, h func([]*Message)) error
+}
+
 // PartitionOffsets describes one partition's offsets. For OffsetAfter,
 // Start holds the found offset.
 type PartitionOffsets struct {

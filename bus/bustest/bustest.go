@@ -46,6 +46,7 @@ func Run(t *testing.T, shared, own Factory) {
 		{"PartitionsAreProcessedConcurrently", testConcurrentPartitions, false},
 		{"StartAtLatest", testStartAtLatest, false},
 		{"ReadOffsetsAndTimestamps", testRead, false},
+		{"FollowFromATimeThenAsAppended", testFollow, false},
 		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics, false},
 		{"LagCountsWhatTheGroupHasYetToRead", testLag, false},
 		{"UnknownTopic", testUnknownTopic, false},
@@ -505,6 +506,70 @@ func testRead(t *testing.T, b bus.Bus) {
 	future, err := b.OffsetAfter(ctx, topic, time.Now().Add(time.Hour))
 	if err != nil || future[0].Start != offs[0].End {
 		t.Fatalf("OffsetAfter(future) = %+v, %v; want end %d", future, err, offs[0].End)
+	}
+}
+
+// testFollow: a follower gets every partition's messages from since on,
+// not older ones, then each message appended later, in order per
+// partition, and returns nil when its context ends.
+func testFollow(t *testing.T, b bus.Bus) {
+	f, ok := b.(bus.Follower)
+	if !ok {
+		t.Skip("the driver has no Follow")
+	}
+	topic := newTopic(t, b, 2)
+	old := publishKeys(t, b, topic, 1, 5, 0)
+	boundary := old[len(old)-1].Timestamp.Truncate(time.Millisecond).Add(time.Millisecond)
+	for time.Now().Before(boundary.Add(time.Millisecond)) {
+		time.Sleep(time.Millisecond) // letting the clock pass a millisecond, not synchronising
+	}
+	recent := publishKeys(t, b, topic, 1, 3, 5) // same key, same partition as old
+
+	c := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Follow(ctx, topic, boundary, c.add) }()
+	c.waitFor(t, "the messages since the boundary", func() bool { return len(c.got) >= len(recent) })
+	// Appended while following, to both partitions (keys k0..k9).
+	later := publishKeys(t, b, topic, 10, 2, 100)
+	c.waitFor(t, "the messages appended while following", func() bool { return len(c.got) >= len(recent)+len(later) })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Follow returned %v after cancel, want nil", err)
+		}
+	case <-time.After(Timeout):
+		t.Fatal("Follow did not return after cancel")
+	}
+
+	for _, m := range old {
+		if c.has(string(m.Value)) {
+			t.Fatalf("%s, older than since, was followed", m.Value)
+		}
+	}
+	if d := c.duplicates(); len(d) > 0 {
+		t.Fatalf("followed twice: %v", d)
+	}
+	partitions := map[int32]bool{}
+	next := map[int32]int64{}
+	for _, m := range c.got {
+		if prev, ok := next[m.Partition]; ok && m.Offset < prev {
+			t.Fatalf("partition %d: offset %d followed after %d", m.Partition, m.Offset, prev-1)
+		}
+		next[m.Partition] = m.Offset + 1
+		partitions[m.Partition] = true
+	}
+	for _, m := range slices.Concat(recent, later) {
+		if !c.has(string(m.Value)) {
+			t.Fatalf("%s was not followed", m.Value)
+		}
+	}
+	if len(partitions) != 2 {
+		t.Fatalf("followed partitions %v, want both", partitions)
+	}
+	if err := f.Follow(context.Background(), uniqueName("missing"), time.Time{}, c.add); !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Fatalf("Follow of a missing topic = %v, want ErrUnknownTopic", err)
 	}
 }
 

@@ -65,10 +65,19 @@ type topic struct {
 	retention  time.Duration
 	next       []int64 // next offset per partition (committed)
 	lastTs     []int64 // last timestamp per partition, ms: keeps them monotonic
+	// start caches the log start per partition (-1: not known yet), which
+	// only retention moves: Offsets, asked every few seconds by probes,
+	// the console and lag checks, then needs no query. startGen counts
+	// retention's invalidations, so a start read before one is not cached.
+	start    []int64
+	startGen int64
 	// appended[p] is closed and replaced when messages are committed to
 	// partition p, waking only that partition's consumers.
 	appended []chan struct{}
-	rr       int32 // round robin for nil keys
+	// grown is closed and replaced when messages are committed to any of
+	// t's partitions or partitions are added: what a follower waits for.
+	grown chan struct{}
+	rr    int32 // round robin for nil keys
 }
 
 const schema = `
@@ -325,8 +334,18 @@ func (t *topic) grow(n int32) {
 		t.next = append(t.next, 0)
 		t.lastTs = append(t.lastTs, 0)
 		t.appended = append(t.appended, make(chan struct{}))
+		t.start = append(t.start, -1)
 	}
 	t.partitions = n
+	t.signalGrown()
+}
+
+// signalGrown wakes t's followers; b.mu must be held (or t not shared yet).
+func (t *topic) signalGrown() {
+	if t.grown != nil {
+		close(t.grown)
+	}
+	t.grown = make(chan struct{})
 }
 
 func join(a, b string) string {

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -156,13 +157,41 @@ func (b *Bus) commitBatch(batch []*writeReq) error {
 		k.t.next[k.p], k.t.lastTs[k.p] = n, lastTs[k]
 		close(k.t.appended[k.p])
 		k.t.appended[k.p] = make(chan struct{})
+		k.t.signalGrown()
 	}
 	b.mu.Unlock()
 	return nil
 }
 
+// writeTx writes one batch in one transaction. A batch of offset commits
+// only is committed without an fsync of its own (synchronous NORMAL for
+// that transaction): it is in the WAL, so it survives a kill -9 of the
+// process, and the next publish's fsync makes it durable against a power
+// cut too. Until then a power cut can lose it, and the group then gets
+// those messages again: at least once, as the bus contract allows (Kafka
+// commits every second). With one message in flight most of the log's
+// commits are such offset commits, one per consumer group and event; an
+// fsync each made them cost more than the publishes.
 func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) error {
-	tx, err := b.wdb.Begin()
+	ctx := context.Background()
+	conn, err := b.wdb.Conn(ctx) // the only connection: nothing else writes meanwhile
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if len(recs) == 0 {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			return err
+		}
+		defer func() {
+			if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+				// A connection left at NORMAL would not fsync publishes:
+				// drop it; the pool opens a new one with the DSN's FULL.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -275,17 +304,31 @@ func (b *Bus) Offsets(ctx context.Context, topicName string) ([]bus.PartitionOff
 }
 
 // logStart is the first offset still kept, or end for an empty partition.
+// Once read it is cached until retention deletes from the partition: a
+// partition only grows at its end.
 func (b *Bus) logStart(ctx context.Context, t *topic, p int32, end int64) (int64, error) {
+	b.mu.Lock()
+	cached, gen := t.start[p], t.startGen
+	b.mu.Unlock()
+	if cached >= 0 {
+		return min(cached, end), nil
+	}
 	var start sql.NullInt64
 	base := recordID(t.id, p, 0)
 	err := b.rdb.QueryRowContext(ctx, `SELECT MIN(id) - ? FROM records WHERE id >= ? AND id < ?`, base, base, base+1<<offsetBits).Scan(&start)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: offsets of %s/%d: %w", t.name, p, err)
 	}
-	if !start.Valid {
-		return end, nil
+	first := end // empty: the next append, at end, is the start
+	if start.Valid {
+		first = start.Int64
 	}
-	return start.Int64, nil
+	b.mu.Lock()
+	if t.startGen == gen {
+		t.start[p] = first
+	}
+	b.mu.Unlock()
+	return first, nil
 }
 
 // OffsetAfter implements bus.Reader.
@@ -357,6 +400,12 @@ func (b *Bus) ApplyRetention(ctx context.Context) (int64, error) {
 			}
 			n, _ := res.RowsAffected()
 			deleted += n
+			if n > 0 {
+				b.mu.Lock()
+				t.start[o.Partition] = -1
+				t.startGen++
+				b.mu.Unlock()
+			}
 		}
 	}
 	return deleted, nil

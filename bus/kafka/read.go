@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -78,20 +79,51 @@ func (b *Bus) listOffsets(ctx context.Context, topic string, list listFunc) (map
 }
 
 func listOne(ctx context.Context, topic string, list listFunc) (map[int32]int64, error) {
-	lo, err := list(ctx, topic)
+	out, _, err := listTopics(ctx, []string{topic}, list)
+	return out[topic], err
+}
+
+// listTopics returns topic -> partition -> offset of topics as list finds
+// them, in one request per broker for all of them; on error, the topic it
+// concerns.
+func listTopics(ctx context.Context, topics []string, list listFunc) (map[string]map[int32]int64, string, error) {
+	lo, err := list(ctx, topics...)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ps := lo[topic]
-	if len(ps) == 0 {
-		return nil, kerr.UnknownTopicOrPartition
-	}
-	out := make(map[int32]int64, len(ps))
-	for p, o := range ps {
-		if o.Err != nil {
-			return nil, o.Err
+	out := make(map[string]map[int32]int64, len(topics))
+	for _, topic := range topics {
+		ps := lo[topic]
+		if len(ps) == 0 {
+			return nil, topic, kerr.UnknownTopicOrPartition
 		}
-		out[p] = o.Offset
+		offs := make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			if o.Err != nil {
+				return nil, topic, o.Err
+			}
+			offs[p] = o.Offset
+		}
+		out[topic] = offs
+	}
+	return out, "", nil
+}
+
+// listMany is listOffsets of several topics at once.
+func (b *Bus) listMany(ctx context.Context, topics []string, list listFunc) (map[string]map[int32]int64, error) {
+	out, topic, err := listTopics(ctx, topics, list)
+	if isUnknownTopic(err) {
+		// As in listOffsets: the metadata cache may not know a topic
+		// created in the last seconds yet.
+		if _, merr := b.metadata(ctx, true, topics...); merr == nil {
+			out, topic, err = listTopics(ctx, topics, list)
+		}
+	}
+	switch {
+	case isUnknownTopic(err):
+		return nil, unknownTopic("list offsets of", topic, err)
+	case err != nil:
+		return nil, fmt.Errorf("kafka: list offsets of %s: %w", strings.Join(topics, ","), err)
 	}
 	return out, nil
 }
@@ -280,13 +312,21 @@ func (b *Bus) Lag(ctx context.Context, group string, topics []string) ([]bus.Par
 	if err := b.alive(); err != nil {
 		return nil, err
 	}
+	// The offsets of all topics in two requests (per broker), not two per
+	// topic: every process's console asks every group's lag every 10s.
 	offsets := make([][]bus.PartitionOffsets, len(topics))
-	for i, topic := range topics {
-		offs, err := b.Offsets(ctx, topic)
+	if len(topics) > 0 {
+		starts, err := b.listMany(ctx, topics, b.adm.ListStartOffsets)
 		if err != nil {
 			return nil, err
 		}
-		offsets[i] = offs
+		ends, err := b.listMany(ctx, topics, b.adm.ListEndOffsets)
+		if err != nil {
+			return nil, err
+		}
+		for i, topic := range topics {
+			offsets[i] = pair(starts[topic], ends[topic])
+		}
 	}
 	var committed kadm.OffsetResponses
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {

@@ -21,19 +21,34 @@ import (
 // It reads the topic directly (bus.Reader), outside any consumer group:
 // every process must see every partition. At start it reads back one
 // session lifetime (the refresh lifetime), which covers every revocation
-// whose tokens could still be valid; then it polls the end of the log every
-// sessionPoll. user-events is a low-volume topic (account changes only).
+// whose tokens could still be valid; then it follows the topic
+// (bus.Follower): a revocation is applied as soon as it is durable on the
+// bus, and an idle process asks nothing of the bus (Kafka's broker holds
+// the follower's fetch; the embedded log wakes it on commit). A bus
+// without Follow is polled every sessionPoll. user-events is a
+// low-volume topic (account changes only).
 type sessionWatcher struct {
 	bus    bus.Reader
 	tokens *auth.Tokens
 	log    *slog.Logger
 	now    func() time.Time
 	next   map[int32]int64 // per partition, the next offset to read
+	since  time.Time       // when the last catch-up started
+
+	// applied, if set, is signalled (without blocking) after every
+	// message the follower applied: for tests.
+	applied chan struct{}
 }
 
-// sessionPoll is how often the watcher looks for new revocations: the
-// longest time another instance still accepts a revoked session's token.
+// sessionPoll is how often the watcher polls a bus without Follow, and
+// how soon it follows again after a failure: the longest time another
+// instance then still accepts a revoked session's token.
 const sessionPoll = 250 * time.Millisecond
+
+// sessionSkew is how far before a catch-up's start the follower begins:
+// records carry their producer's clock, which may lag this one. What it
+// reads twice is applied twice, which is harmless.
+const sessionSkew = time.Minute
 
 // userTopic is where SessionsRevoked travels.
 const userTopic = string(event.TopicUser)
@@ -45,6 +60,7 @@ const sessionReadBatch = 500
 // the end of the log. A topic not created yet reads as empty.
 func (w *sessionWatcher) catchUp(ctx context.Context) error {
 	w.next = map[int32]int64{}
+	w.since = w.now()
 	offs, err := w.bus.OffsetAfter(ctx, userTopic, w.now().Add(-w.tokens.RefreshTTL()))
 	if errors.Is(err, bus.ErrUnknownTopic) {
 		return nil
@@ -138,10 +154,51 @@ func (w *sessionWatcher) apply(m *bus.Message) {
 	w.tokens.EndSessions(r.UserID, r.SessionID, r.KeepSessionID, r.RevokedAt)
 }
 
-// run polls until ctx ends. A failed poll is logged and tried again: the
-// bus may be briefly unreachable.
+// run follows user-events until ctx ends, from where the catch-up
+// started; on a bus without Follow it polls. A failed follow is logged and
+// started again, from where the failed one started, after a pause that
+// grows to a few seconds (a topic not created yet fails at once).
 func (w *sessionWatcher) run(ctx context.Context) error {
-	t := time.NewTicker(sessionPoll)
+	f, ok := w.bus.(bus.Follower)
+	if !ok {
+		return w.pollEvery(ctx, sessionPoll)
+	}
+	since := w.since.Add(-sessionSkew)
+	for wait := sessionPoll; ; wait = min(2*wait, 5*time.Second) {
+		start := w.now()
+		err := f.Follow(ctx, userTopic, since, w.applyAll)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, bus.ErrUnknownTopic) {
+			w.log.Warn("sessions: following revocations", "error", err, "retryIn", wait.String())
+		}
+		since = start.Add(-sessionSkew)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// applyAll applies the revocations among msgs.
+func (w *sessionWatcher) applyAll(msgs []*bus.Message) {
+	for _, m := range msgs {
+		w.apply(m)
+	}
+	if w.applied != nil {
+		select {
+		case w.applied <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pollEvery polls every interval until ctx ends. A failed poll is logged
+// and tried again: the bus may be briefly unreachable.
+func (w *sessionWatcher) pollEvery(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {

@@ -112,3 +112,38 @@ func publishLogout(t *testing.T, b bus.Publisher, user, session string) {
 		t.Fatal(err)
 	}
 }
+
+// A revocation published on any instance reaches a running watcher by
+// following the topic: it is applied as soon as it is on the log, with no
+// poll in between (only the follower signals applied).
+func TestSessionWatcherFollowsRevocationsAsPublished(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := userEventsLog(t)
+	publishLogout(t, b, "u1", "s1") // before start: read by the catch-up
+	tokens, err := auth.NewTokens(bytes.Repeat([]byte("k"), 32), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &sessionWatcher{bus: b, tokens: tokens, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, applied: make(chan struct{}, 1)}
+	if err := w.catchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !tokens.Revocations().Revoked(auth.Identity{UserID: "u1", SessionID: "s1"}) {
+		t.Fatal("the catch-up did not apply the revocation already on the topic")
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	publishLogout(t, b, "u2", "s2")
+	timeout := time.After(30 * time.Second)
+	for !tokens.Revocations().Revoked(auth.Identity{UserID: "u2", SessionID: "s2"}) {
+		select {
+		case <-w.applied:
+		case <-timeout:
+			t.Fatal("the revocation published while running was not applied")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run returned %v after cancel", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventmart/eventmart/bus"
@@ -86,7 +87,17 @@ type Relay struct {
 	log   *slog.Logger
 	wake  chan struct{}
 	batch int
-	poll  time.Duration
+
+	// Poll is how often the relay looks for rows without being told
+	// (Notify). On PostgreSQL that is how rows committed by the service's
+	// other instances leave (only the instance holding the service's lease
+	// relays); on SQLite, which one process owns and whose every commit
+	// notifies, it is a safety net. Set it before Run.
+	Poll time.Duration
+
+	// published is, on SQLite, the highest id published: the rows up to
+	// it are published, and deleted or about to be (see Run).
+	published atomic.Int64
 
 	// Pin, if set, is asked once per batch which event types to publish at
 	// an older version than the one they were written at (type -> version,
@@ -96,10 +107,22 @@ type Relay struct {
 	Pin func() map[event.Type]string
 }
 
-// NewRelay returns a relay of db's outbox to pub. It polls every 100ms
-// (other processes may write the same database) and at once after Notify.
+// A new relay's Poll: PostgreSQL (see Poll) and SQLite. On SQLite it
+// was 100 ms too, and an idle process queried each service's outbox ten
+// times a second for nothing.
+const (
+	DefaultPoll       = 100 * time.Millisecond
+	DefaultPollSQLite = time.Second
+)
+
+// NewRelay returns a relay of db's outbox to pub. It publishes at once
+// after Notify, and looks for rows every Poll besides.
 func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
-	return &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, poll: 100 * time.Millisecond}
+	r := &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll}
+	if db.Dialect == sqldb.SQLite {
+		r.Poll = DefaultPollSQLite
+	}
+	return r
 }
 
 // EmitNow emits payloads in a transaction of their own and wakes the
@@ -130,32 +153,65 @@ func (r *Relay) Notify() {
 // rows being deleted), so an event committed during a round waits for one
 // SELECT and one publish, not a delete transaction as well. Should a
 // delete fail, its rows are published again: at least once, as always.
+//
+// On SQLite the published rows are deleted together, once deleteAt of
+// them wait or the oldest waited deleteEvery, and when Run returns: with
+// one event at a time, a delete transaction (a commit, an fsync) per event
+// cost a tenth of the process's CPU. The next read starts after the last
+// published id instead of skipping them (ids grow in commit order there:
+// one writer, AUTOINCREMENT). Only a crash republishes them. A SQLite
+// database belongs to one process; on PostgreSQL the relays of other
+// instances read the same table and would publish rows left there again,
+// so they are deleted at once.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	lazy := r.db.Dialect == sqldb.SQLite
 	var deleting *deletion
+	var waiting []int64 // lazy: published, not deleted yet
+	var since time.Time // lazy: when the first of waiting was published
 	settle := func() {
 		if deleting == nil {
 			return
 		}
 		if err := <-deleting.done; err != nil {
 			r.log.Error("outbox relay: deleting published rows failed; they will be published again", "rows", len(deleting.ids), "error", err)
+			r.published.Store(0) // read them again
 		}
 		deleting = nil
 	}
-	defer settle()
+	deleteWaiting := func() {
+		settle()
+		deleting = r.deleteAsync(context.WithoutCancel(ctx), waiting)
+		waiting = nil
+	}
+	defer func() {
+		if len(waiting) > 0 {
+			deleteWaiting()
+		}
+		settle()
+	}()
 	for {
 		var skip []int64
-		if deleting != nil {
+		if deleting != nil && !lazy {
 			skip = deleting.ids
 		}
 		ids, err := r.publish(ctx, skip)
-		if len(ids) > 0 {
+		switch {
+		case len(ids) > 0 && lazy:
+			if len(waiting) == 0 {
+				since = time.Now()
+			}
+			waiting = append(waiting, ids...)
+		case len(ids) > 0:
 			settle()
 			deleting = r.deleteAsync(context.WithoutCancel(ctx), ids)
 		}
-		wait := r.poll
+		if len(waiting) >= deleteAt || (len(waiting) > 0 && time.Since(since) >= deleteEvery) {
+			deleteWaiting()
+		}
+		wait := r.Poll
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -168,6 +224,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		default:
 			backoff = 50 * time.Millisecond
 		}
+		if len(waiting) > 0 {
+			wait = min(wait, max(deleteEvery-time.Since(since), 0))
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -177,6 +236,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// On SQLite, published rows are deleted once deleteAt wait or the oldest
+// waited deleteEvery (see Run).
+const (
+	deleteAt    = 500
+	deleteEvery = 200 * time.Millisecond
+)
 
 // deletion is a delete of published rows running in the background.
 type deletion struct {
@@ -207,7 +273,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 // (being deleted), publishes them and returns their ids once the bus has
 // acknowledged them.
 func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
-	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox ORDER BY id LIMIT ?`, r.batch+len(skip))
+	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, r.published.Load(), r.batch+len(skip))
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -251,6 +317,9 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	}
 	if err := r.pub.Publish(ctx, msgs...); err != nil {
 		return nil, fmt.Errorf("outbox: publish %d events: %w", len(msgs), err)
+	}
+	if r.db.Dialect == sqldb.SQLite {
+		r.published.Store(ids[len(ids)-1])
 	}
 	return ids, nil
 }
@@ -341,7 +410,8 @@ func ParsePins(s string) (map[event.Type]string, error) {
 func (r *Relay) Backlog(ctx context.Context) (int64, time.Duration, error) {
 	var n int64
 	var oldest *int64
-	if err := r.db.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox`).Scan(&n, &oldest); err != nil {
+	// Published rows waiting to be deleted (SQLite, see Run) are not unsent.
+	if err := r.db.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE id > ?`, r.published.Load()).Scan(&n, &oldest); err != nil {
 		return 0, 0, fmt.Errorf("outbox: backlog: %w", err)
 	}
 	if oldest == nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
@@ -126,5 +127,47 @@ func TestRunRelaysEveryRowOnceInOrder(t *testing.T) {
 	}
 	if left != 0 {
 		t.Fatalf("%d published rows left in the outbox after Run returned", left)
+	}
+}
+
+// TestRunPublishesOnNotifyWithoutWaitingForThePoll: a relay whose poll
+// interval is an hour publishes rows as soon as their commit is notified,
+// not at its next poll.
+func TestRunPublishesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := outboxDB(t)
+	pub := &recorder{got: make(chan struct{}, 1)}
+	r := outbox.NewRelay(db, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.Poll = time.Hour
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i := range 3 {
+		if err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+			return outbox.Emit(ctx, tx, "test-service", event.Origin{}, &event.InventoryAdjusted{ProductID: "p", Delta: int64(i)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r.Notify()
+		select {
+		case <-pub.got:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("row %d not published after Notify (the poll is an hour away)", i)
+		}
+		if n := pub.count(); n != i+1 {
+			t.Fatalf("%d events published after %d commits", n, i+1)
+		}
+	}
+	// Published rows may wait to be deleted (SQLite); they are not unsent.
+	if n, age, err := r.Backlog(ctx); err != nil || n != 0 || age != 0 {
+		t.Fatalf("Backlog = %d rows, oldest %s, %v after every row was published; want none", n, age, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d published rows left in the outbox after Run returned (%v)", left, err)
 	}
 }
