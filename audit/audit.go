@@ -59,18 +59,26 @@ func New(d service.Deps) *Service {
 // Run has no background work.
 func (s *Service) Run(ctx context.Context) error { return nil }
 
-// Handlers records every event type of the catalog but AuditRecorded:
-// the trail does not record its own records. The list is built from
-// event.Catalog(), so a type added to the catalog is audited without a
-// change here; onEvent reads the envelope, not the payload.
+// Handlers records every event type of the catalog but the archive's,
+// AuditRecorded and AuditBlockRecorded: the trail does not record its own
+// records. The list is built from event.Catalog(), so a type added to the
+// catalog is audited without a change here; onEvent reads the envelope,
+// not the payload.
 func (s *Service) Handlers() []inbox.Handler {
 	var hs []inbox.Handler
 	for _, spec := range event.Catalog() {
-		if spec.Type != (&event.AuditRecorded{}).EventType() {
+		if !IsArchive(spec.Type) {
 			hs = append(hs, inbox.Handler{Type: spec.Type, Func: s.onEvent})
 		}
 	}
 	return hs
+}
+
+// IsArchive reports whether t is a type of the trail's archive on
+// audit-events: AuditBlockRecorded, or AuditRecorded (one per record, as
+// written before the trail was recorded in blocks).
+func IsArchive(t event.Type) bool {
+	return t == (&event.AuditBlockRecorded{}).EventType() || t == (&event.AuditRecorded{}).EventType()
 }
 
 // VerifyResult is the outcome of Verify.

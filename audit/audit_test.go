@@ -211,22 +211,31 @@ func TestEventsOfTheRunningServicesAreAudited(t *testing.T) {
 	if a := p.(*event.AdminActionPerformed); a.AdminID != "admin-1" || a.Method != "POST" || a.Path != "/api/v1/products" || a.Status != 201 {
 		t.Errorf("admin action %+v", a)
 	}
-	// Every record is published to audit-events, locating the recorded
-	// event on its topic.
-	rec := h.Events.Wait(t, "AuditRecorded", func(e *event.Envelope) bool { return e.CausationID == emitted.EventID })
-	rp, err := rec.Payload()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rp.(*event.AuditRecorded)
+	// Every record is published to audit-events in its block, locating the
+	// recorded event on its topic.
+	var r event.AuditBlockRecord
+	var b *event.AuditBlockRecorded
+	blk := h.Events.Wait(t, "AuditBlockRecorded", func(e *event.Envelope) bool {
+		p, err := e.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range p.(*event.AuditBlockRecorded).Records {
+			if rec.EventID == emitted.EventID {
+				r, b = rec, p.(*event.AuditBlockRecorded)
+				return true
+			}
+		}
+		return false
+	})
 	var env event.Envelope
 	if err := json.Unmarshal(r.Envelope, &env); err != nil {
 		t.Fatal(err)
 	}
-	if r.EventID != emitted.EventID || r.Type != "ProductCreated" || r.Topic != string(event.TopicOf("ProductCreated")) || r.Key != emitted.Key ||
-		r.Partition != emitted.Partition || r.Offset != emitted.Offset || r.Seq < 1 || len(r.Hash) != 64 || env.EventID != emitted.EventID ||
-		rec.CorrelationID != "create-mug" || rec.Key != emitted.Key {
-		t.Errorf("AuditRecorded %+v for %+v (partition %d offset %d)", r, emitted, emitted.Partition, emitted.Offset)
+	if r.Type != "ProductCreated" || r.Topic != string(event.TopicOf("ProductCreated")) || r.Key != emitted.Key ||
+		r.Partition != emitted.Partition || r.Offset != emitted.Offset || r.Seq < 1 || env.EventID != emitted.EventID ||
+		len(b.Hash) != 64 || len(b.PrevHash) != 64 || b.Part != 1 || b.Parts != 1 || blk.Key != "audit" {
+		t.Errorf("AuditBlockRecorded %+v with %+v for %+v (partition %d offset %d)", b, r, emitted, emitted.Partition, emitted.Offset)
 	}
 }
 
