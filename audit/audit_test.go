@@ -430,3 +430,32 @@ func TestAuthorizationAndBadQueries(t *testing.T) {
 		t.Errorf("AccessDenied: %d anonymous, %d by the customer; want 2 and 3", anonymous, customers)
 	}
 }
+
+// TestAFailingEventLeavesTheRestOfItsBatchRecorded: when one event of a
+// consumed batch fails (and is dead-lettered), the inbox applies the batch
+// record by record; the block then holds the others, each once, and the
+// chain verifies without a gap.
+func TestAFailingEventLeavesTheRestOfItsBatchRecorded(t *testing.T) {
+	h := apptest.Start(t, []service.Def{audit.Def(), catalog.Def()}, apptest.Settings(map[string]string{
+		"EVENTMART_FAIL_EVENTS": "audit:OrderConfirmed", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "2",
+	}))
+	admin := h.Token("admin-1", "admin")
+	o := event.FromRequest("failing", event.Metadata{})
+	created := envelope(t, o, time.Time{}, &event.OrderCreated{OrderID: "o1", Currency: "EUR"})
+	confirmed := envelope(t, created.Origin(), time.Time{}, &event.OrderConfirmed{OrderID: "o1"})
+	shipped := envelope(t, confirmed.Origin(), time.Time{}, &event.OrderShipped{OrderID: "o1"})
+	cancelled := envelope(t, o, time.Time{}, &event.OrderCancelled{OrderID: "o1", ReasonCode: "r", Reason: "r"})
+	publish(t, h, created, confirmed, shipped, cancelled) // one key: one partition, one batch
+	got := waitFor(t, h, admin, "correlationId=failing&limit=100", 3)
+	count := map[string]int{}
+	for _, e := range got {
+		count[e.EventID]++
+	}
+	if count[created.EventID] != 1 || count[shipped.EventID] != 1 || count[cancelled.EventID] != 1 || count[confirmed.EventID] != 0 {
+		t.Errorf("recorded %v, want OrderCreated, OrderShipped and OrderCancelled once each, not the failing OrderConfirmed", ids(got))
+	}
+	res, err := auditService(h).Verify(context.Background())
+	if err != nil || !res.OK() || res.Records < 3 {
+		t.Errorf("Verify = %+v, %v; want an intact chain", res, err)
+	}
+}
