@@ -237,3 +237,33 @@ func TestArchivedReadsBothArchiveFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestABlockLargerThanOneStatement: a block of more records than one
+// INSERT takes, one of them recorded before, is recorded whole, in order,
+// once each.
+func TestABlockLargerThanOneStatement(t *testing.T) {
+	s := openService(t)
+	envs := events(t, insertRows+200, 10)
+	recordBlock(t, s, envs[600])
+	recordBlock(t, s, envs...)
+	mustVerify(t, s, int64(len(envs)))
+	var recorded []string
+	for _, b := range archived(t, s) {
+		recs, err := Archived(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			recorded = append(recorded, r.EventID)
+		}
+	}
+	want := []string{envs[600].EventID}
+	for i, e := range envs {
+		if i != 600 {
+			want = append(want, e.EventID)
+		}
+	}
+	if strings.Join(recorded, " ") != strings.Join(want, " ") {
+		t.Errorf("archived %d records, want %d: the first block's, then the second's without the one recorded before", len(recorded), len(want))
+	}
+}

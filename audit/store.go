@@ -88,11 +88,11 @@ func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]
 
 // insertRows bounds the rows of one INSERT: 15 parameters each stay under
 // SQLite's 32766 and PostgreSQL's 65535 parameters.
-const insertRows = 500
+const insertRows = 512
 
 // insertChained chains rs after the head (headSeq, headHash) and inserts
 // them, skipping any whose event_id is in the trail; it returns how many
-// it inserted.
+// it inserted. One statement inserts up to insertRows records.
 func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash string, rs []*record) (int, error) {
 	prev := headHash
 	for i, r := range rs {
@@ -104,13 +104,14 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), insertRows)]
 		rs = rs[len(chunk):]
-		args := make([]any, 0, 15*len(chunk))
+		rows := sizeClass(len(chunk))
+		args := make([]any, 0, 15*rows)
 		for _, r := range chunk {
 			args = append(args, r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.Partition, r.Offset, r.CorrelationID, r.CausationID,
 				r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
 		}
-		res, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
-		VALUES `+rowPlaceholders(len(chunk))+` ON CONFLICT (event_id) DO NOTHING`, args...)
+		args = append(args, make([]any, 15*(rows-len(chunk)))...) // padding rows, all NULL
+		res, err := tx.Exec(ctx, insertStatement(rows), args...)
 		if err != nil {
 			return 0, fmt.Errorf("audit: append a block: %w", err)
 		}
@@ -123,12 +124,28 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 	return inserted, nil
 }
 
-// rowPlaceholders returns the VALUES rows of an audit_log insert of n
-// records. The statement's text depends on n alone, so it is prepared
-// once per batch size.
-func rowPlaceholders(n int) string {
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+// sizeClass returns the power of two at least n: the number of rows of
+// the statement that inserts n records, the rest padding.
+func sizeClass(n int) int {
+	c := 1
+	for c < n {
+		c *= 2
+	}
+	return c
+}
+
+// insertStatement returns the INSERT of up to rows records into audit_log:
+// rows of parameters, of which the rows padded with NULLs are left out.
+// Its text depends on rows alone, and rows is a power of two (sizeClass),
+// so the databases prepare and keep ten statements at most, not one per
+// block size (SQLite's prepared programs grow with their rows: one per
+// size up to 500 held some 190 MB). The casts type the parameters on
+// PostgreSQL, which does not infer them from the table in INSERT … SELECT.
+func insertStatement(rows int) string {
+	const row = "(CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, ?)"
+	return `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL
+		ON CONFLICT (event_id) DO NOTHING`
 }
 
 // newRecords returns rs without the records whose event is in the trail
@@ -144,8 +161,13 @@ func (s *store) newRecords(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*
 	}
 	recorded := map[string]bool{}
 	for len(args) > 0 {
-		chunk := args[:min(len(args), insertRows)]
-		args = args[len(chunk):]
+		n := min(len(args), insertRows)
+		chunk := make([]any, sizeClass(n)) // padded as insertStatement is, for the same reason
+		copy(chunk, args[:n])
+		for i := n; i < len(chunk); i++ {
+			chunk[i] = args[0]
+		}
+		args = args[n:]
 		rows, err := tx.Query(ctx, `SELECT event_id FROM audit_log WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
 			return nil, fmt.Errorf("audit: look up recorded events: %w", err)
