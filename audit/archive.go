@@ -115,3 +115,39 @@ func (s *Service) handleArchive(w http.ResponseWriter, r *http.Request) {
 	}
 	httpx.JSON(w, http.StatusOK, page)
 }
+
+// Archived returns the records an event of the trail's archive on
+// audit-events carries, in seq order, once it has checked that they chain
+// from its prevHash to its hash: an AuditBlockRecorded's records (a block,
+// or a part of one), or the one record of an AuditRecorded (written one
+// per record before the trail was recorded in blocks; audit-events keeps
+// them seven years). A reader of the archive takes either alike. Any
+// other payload, or records that do not chain, is an error.
+func Archived(p event.Payload) ([]event.AuditBlockRecord, error) {
+	var recs []event.AuditBlockRecord
+	var prev, last string
+	switch a := p.(type) {
+	case *event.AuditBlockRecorded:
+		recs, prev, last = a.Records, a.PrevHash, a.Hash
+	case *event.AuditRecorded:
+		recs = []event.AuditBlockRecord{{Seq: a.Seq, EventID: a.EventID, Type: a.Type, Topic: a.Topic, Partition: a.Partition,
+			Offset: a.Offset, Key: a.Key, RecordedAt: a.RecordedAt, Envelope: a.Envelope}}
+		prev, last = a.PrevHash, a.Hash
+	default:
+		return nil, fmt.Errorf("audit: %s is not an archive event", p.EventType())
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("audit: %s without records", p.EventType())
+	}
+	h := prev
+	for i, ar := range recs {
+		if i > 0 && ar.Seq != recs[i-1].Seq+1 {
+			return nil, fmt.Errorf("audit: archived record %d follows %d: not a stretch of the chain", ar.Seq, recs[i-1].Seq)
+		}
+		h = chainHash(h, &record{Seq: ar.Seq, EventID: ar.EventID, Topic: ar.Topic, Key: ar.Key, RecordedAt: ar.RecordedAt, Envelope: ar.Envelope})
+	}
+	if h != last {
+		return nil, fmt.Errorf("audit: archived records %d to %d do not chain from %s to %s", recs[0].Seq, recs[len(recs)-1].Seq, prev, last)
+	}
+	return recs, nil
+}

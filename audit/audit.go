@@ -1,19 +1,33 @@
 // Package audit is the audit service: ADR-0006's "audit trail of all
 // business events".
 //
-// It consumes every event type of the catalog (all topics but
-// audit-events) and appends each event, once, to the audit_log table: an
-// immutable, append-only record holding the exact envelope JSON. The rows
-// form a hash chain — each row's hash covers the previous row's hash and
-// its own content — so changing or deleting any row is detectable with
-// Verify (GET /api/v1/admin/audit/verify). Admins query the trail with
-// GET /api/v1/admin/events.
+// It consumes every event type of the catalog (all topics but the
+// archive's own types) and appends each event, once, to the audit_log
+// table: an immutable, append-only record holding the exact envelope JSON.
+// The rows form a hash chain — each row's hash covers the previous row's
+// hash and its own content — so changing, deleting or reordering any row
+// is detectable with Verify (GET /api/v1/admin/audit/verify). Admins query
+// the trail with GET /api/v1/admin/events.
 //
-// Each appended record is published as AuditRecorded on audit-events (kept
-// seven years): the archive replay reads beyond a topic's retention.
-// Security events (UserLoggedIn, LoginFailed, AccessDenied,
-// AdminActionPerformed) travel on audit-events too and are recorded like
-// business events.
+// The trail grows one block at a time: the records of one consumed batch
+// (handlers.go). A block's digest is a chained digest, not a Merkle root:
+// its records are chained one after the other from the head, as records
+// were before blocks, and the block's digest is its last record's hash
+// (see chainHash). The head is locked and advanced once per block and the
+// records inserted with one statement. Why chained: chains written before
+// blocks stay valid as they are and blocks continue them; Verify still
+// names the very record that was changed; a block archived in parts is
+// checked part by part; and it costs one hash a record. A Merkle root
+// would add proofs that one record is in a block without the others,
+// which nothing here asks for (Verify and the archive's readers read whole
+// blocks). docs/audit.md says more.
+//
+// Each block is published as AuditBlockRecorded on audit-events (kept
+// seven years; before blocks, one AuditRecorded a record): the archive of
+// every business event. Replay reads the archived records where a topic's
+// retention has deleted them (GET /admin/archive, from audit_log). Security
+// events (UserLoggedIn, LoginFailed, AccessDenied, AdminActionPerformed)
+// travel on audit-events too and are recorded like business events.
 package audit
 
 import (
@@ -59,18 +73,26 @@ func New(d service.Deps) *Service {
 // Run has no background work.
 func (s *Service) Run(ctx context.Context) error { return nil }
 
-// Handlers records every event type of the catalog but AuditRecorded:
-// the trail does not record its own records. The list is built from
-// event.Catalog(), so a type added to the catalog is audited without a
-// change here; onEvent reads the envelope, not the payload.
+// Handlers records every event type of the catalog but the archive's,
+// AuditRecorded and AuditBlockRecorded: the trail does not record its own
+// records. The list is built from event.Catalog(), so a type added to the
+// catalog is audited without a change here; onEvent reads the envelope,
+// not the payload.
 func (s *Service) Handlers() []inbox.Handler {
 	var hs []inbox.Handler
 	for _, spec := range event.Catalog() {
-		if spec.Type != (&event.AuditRecorded{}).EventType() {
+		if !IsArchive(spec.Type) {
 			hs = append(hs, inbox.Handler{Type: spec.Type, Func: s.onEvent})
 		}
 	}
 	return hs
+}
+
+// IsArchive reports whether t is a type of the trail's archive on
+// audit-events: AuditBlockRecorded, or AuditRecorded (one per record, as
+// written before the trail was recorded in blocks).
+func IsArchive(t event.Type) bool {
+	return t == (&event.AuditBlockRecorded{}).EventType() || t == (&event.AuditRecorded{}).EventType()
 }
 
 // VerifyResult is the outcome of Verify.
@@ -99,7 +121,8 @@ func (s *Service) Verify(ctx context.Context) (VerifyResult, error) {
 }
 
 // chainHash is a record's hash: hex(SHA-256(prevHash || canonical record
-// bytes)). The canonical bytes are
+// bytes)), prevHash being the hash of the record before it (GenesisHash
+// for the first), whichever block either is in. The canonical bytes are
 //
 //	"\n" seq "\n" eventID "\n" topic "\n" recordedAt "\n" len(key) ":" key "\n" envelope
 //

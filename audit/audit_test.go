@@ -211,22 +211,31 @@ func TestEventsOfTheRunningServicesAreAudited(t *testing.T) {
 	if a := p.(*event.AdminActionPerformed); a.AdminID != "admin-1" || a.Method != "POST" || a.Path != "/api/v1/products" || a.Status != 201 {
 		t.Errorf("admin action %+v", a)
 	}
-	// Every record is published to audit-events, locating the recorded
-	// event on its topic.
-	rec := h.Events.Wait(t, "AuditRecorded", func(e *event.Envelope) bool { return e.CausationID == emitted.EventID })
-	rp, err := rec.Payload()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rp.(*event.AuditRecorded)
+	// Every record is published to audit-events in its block, locating the
+	// recorded event on its topic.
+	var r event.AuditBlockRecord
+	var b *event.AuditBlockRecorded
+	blk := h.Events.Wait(t, "AuditBlockRecorded", func(e *event.Envelope) bool {
+		p, err := e.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range p.(*event.AuditBlockRecorded).Records {
+			if rec.EventID == emitted.EventID {
+				r, b = rec, p.(*event.AuditBlockRecorded)
+				return true
+			}
+		}
+		return false
+	})
 	var env event.Envelope
 	if err := json.Unmarshal(r.Envelope, &env); err != nil {
 		t.Fatal(err)
 	}
-	if r.EventID != emitted.EventID || r.Type != "ProductCreated" || r.Topic != string(event.TopicOf("ProductCreated")) || r.Key != emitted.Key ||
-		r.Partition != emitted.Partition || r.Offset != emitted.Offset || r.Seq < 1 || len(r.Hash) != 64 || env.EventID != emitted.EventID ||
-		rec.CorrelationID != "create-mug" || rec.Key != emitted.Key {
-		t.Errorf("AuditRecorded %+v for %+v (partition %d offset %d)", r, emitted, emitted.Partition, emitted.Offset)
+	if r.Type != "ProductCreated" || r.Topic != string(event.TopicOf("ProductCreated")) || r.Key != emitted.Key ||
+		r.Partition != emitted.Partition || r.Offset != emitted.Offset || r.Seq < 1 || env.EventID != emitted.EventID ||
+		len(b.Hash) != 64 || len(b.PrevHash) != 64 || b.Part != 1 || b.Parts != 1 || blk.Key != "audit" {
+		t.Errorf("AuditBlockRecorded %+v with %+v for %+v (partition %d offset %d)", b, r, emitted, emitted.Partition, emitted.Offset)
 	}
 }
 
@@ -419,5 +428,34 @@ func TestAuthorizationAndBadQueries(t *testing.T) {
 	}
 	if anonymous != 2 || customers != 3 {
 		t.Errorf("AccessDenied: %d anonymous, %d by the customer; want 2 and 3", anonymous, customers)
+	}
+}
+
+// TestAFailingEventLeavesTheRestOfItsBatchRecorded: when one event of a
+// consumed batch fails (and is dead-lettered), the inbox applies the batch
+// record by record; the block then holds the others, each once, and the
+// chain verifies without a gap.
+func TestAFailingEventLeavesTheRestOfItsBatchRecorded(t *testing.T) {
+	h := apptest.Start(t, []service.Def{audit.Def(), catalog.Def()}, apptest.Settings(map[string]string{
+		"EVENTMART_FAIL_EVENTS": "audit:OrderConfirmed", "EVENTMART_RETRY_DELAYS": "10ms", "EVENTMART_RETRY_ATTEMPTS": "2",
+	}))
+	admin := h.Token("admin-1", "admin")
+	o := event.FromRequest("failing", event.Metadata{})
+	created := envelope(t, o, time.Time{}, &event.OrderCreated{OrderID: "o1", Currency: "EUR"})
+	confirmed := envelope(t, created.Origin(), time.Time{}, &event.OrderConfirmed{OrderID: "o1"})
+	shipped := envelope(t, confirmed.Origin(), time.Time{}, &event.OrderShipped{OrderID: "o1"})
+	cancelled := envelope(t, o, time.Time{}, &event.OrderCancelled{OrderID: "o1", ReasonCode: "r", Reason: "r"})
+	publish(t, h, created, confirmed, shipped, cancelled) // one key: one partition, one batch
+	got := waitFor(t, h, admin, "correlationId=failing&limit=100", 3)
+	count := map[string]int{}
+	for _, e := range got {
+		count[e.EventID]++
+	}
+	if count[created.EventID] != 1 || count[shipped.EventID] != 1 || count[cancelled.EventID] != 1 || count[confirmed.EventID] != 0 {
+		t.Errorf("recorded %v, want OrderCreated, OrderShipped and OrderCancelled once each, not the failing OrderConfirmed", ids(got))
+	}
+	res, err := auditService(h).Verify(context.Background())
+	if err != nil || !res.OK() || res.Records < 3 {
+		t.Errorf("Verify = %+v, %v; want an intact chain", res, err)
 	}
 }

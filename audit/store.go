@@ -33,32 +33,166 @@ type record struct {
 	Hash          string
 }
 
-// appendRecord appends r to the chain within tx, assigning its seq,
-// prev_hash and hash, and reports whether it did: an event already in
-// the trail (event_id UNIQUE) is left alone. The chain head is read with a
-// row lock, so concurrent appenders (several instances on PostgreSQL)
-// queue on it and the chain never forks.
-func (s *store) appendRecord(ctx context.Context, tx *sqldb.Tx, r *record) (bool, error) {
+// appendBlock appends rs, the records of one batch in the order consumed,
+// to the chain within tx as one block, and returns those it appended: an
+// event already in the trail (event_id UNIQUE), or twice in rs, is left
+// out. It assigns each its seq, prev_hash and hash (chainHash: each
+// record's hash chains from the one before, so the block's digest is its
+// last record's hash), inserts them with one multi-row statement, and
+// advances the chain head once. The head is read with a row lock, so
+// concurrent appenders (several instances on PostgreSQL) queue on it and
+// the chain never forks; appendBlock runs as the batch's transaction is
+// about to commit (see handlers.go), so the lock is held only that long.
+//
+// Three statements for the whole block: lock the head, insert, advance the
+// head. Should the insert skip a record (a duplicate), the block's rows are
+// taken back and inserted again without the duplicates.
+func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*record, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
 	var headSeq int64
 	var headHash string
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`+tx.ForUpdate()).Scan(&headSeq, &headHash); err != nil {
-		return false, fmt.Errorf("audit: read chain head: %w", err)
+		return nil, fmt.Errorf("audit: read chain head: %w", err)
 	}
-	r.Seq, r.PrevHash = headSeq+1, headHash
-	r.Hash = chainHash(r.PrevHash, r)
-	res, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.Partition, r.Offset, r.CorrelationID, r.CausationID, r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
+	n, err := insertChained(ctx, tx, headSeq, headHash, rs)
 	if err != nil {
-		return false, fmt.Errorf("audit: append %s: %w", r.EventID, err)
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
+	if n != len(rs) {
+		// Rare: the inbox drops redeliveries before they get here. The
+		// rows after the head are this block's alone (the head is locked).
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq > ?`, headSeq); err != nil {
+			return nil, fmt.Errorf("audit: take back a block: %w", err)
+		}
+		if rs, err = s.newRecords(ctx, tx, rs); err != nil {
+			return nil, err
+		}
+		if n, err = insertChained(ctx, tx, headSeq, headHash, rs); err != nil {
+			return nil, err
+		}
+		if n != len(rs) {
+			return nil, fmt.Errorf("audit: append a block: %d of %d records inserted", n, len(rs))
+		}
+		if len(rs) == 0 {
+			return nil, nil
+		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, r.Seq, r.Hash); err != nil {
-		return false, fmt.Errorf("audit: advance chain head: %w", err)
+	last := rs[len(rs)-1]
+	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash); err != nil {
+		return nil, fmt.Errorf("audit: advance chain head: %w", err)
 	}
-	return true, nil
+	return rs, nil
+}
+
+// insertRows bounds the rows of one INSERT: 15 parameters each stay under
+// SQLite's 32766 and PostgreSQL's 65535 parameters.
+const insertRows = 512
+
+// insertChained chains rs after the head (headSeq, headHash) and inserts
+// them, skipping any whose event_id is in the trail; it returns how many
+// it inserted. One statement inserts up to insertRows records.
+func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash string, rs []*record) (int, error) {
+	prev := headHash
+	for i, r := range rs {
+		r.Seq, r.PrevHash = headSeq+1+int64(i), prev
+		r.Hash = chainHash(r.PrevHash, r)
+		prev = r.Hash
+	}
+	inserted := 0
+	for len(rs) > 0 {
+		chunk := rs[:min(len(rs), insertRows)]
+		rs = rs[len(chunk):]
+		rows := sizeClass(len(chunk))
+		args := make([]any, 0, 15*rows)
+		for _, r := range chunk {
+			args = append(args, r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.Partition, r.Offset, r.CorrelationID, r.CausationID,
+				r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
+		}
+		args = append(args, make([]any, 15*(rows-len(chunk)))...) // padding rows, all NULL
+		res, err := tx.Exec(ctx, insertStatement(rows), args...)
+		if err != nil {
+			return 0, fmt.Errorf("audit: append a block: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("audit: append a block: %w", err)
+		}
+		inserted += int(n)
+	}
+	return inserted, nil
+}
+
+// sizeClass returns the power of two at least n: the number of rows of
+// the statement that inserts n records, the rest padding.
+func sizeClass(n int) int {
+	c := 1
+	for c < n {
+		c *= 2
+	}
+	return c
+}
+
+// insertStatement returns the INSERT of up to rows records into audit_log:
+// rows of parameters, of which the rows padded with NULLs are left out.
+// Its text depends on rows alone, and rows is a power of two (sizeClass),
+// so the databases prepare and keep ten statements at most, not one per
+// block size (SQLite's prepared programs grow with their rows: one per
+// size up to 500 held some 190 MB). The casts type the parameters on
+// PostgreSQL, which does not infer them from the table in INSERT … SELECT.
+func insertStatement(rows int) string {
+	const row = "(CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, ?)"
+	return `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL
+		ON CONFLICT (event_id) DO NOTHING`
+}
+
+// newRecords returns rs without the records whose event is in the trail
+// already or earlier in rs.
+func (s *store) newRecords(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*record, error) {
+	seen := make(map[string]bool, len(rs))
+	args := make([]any, 0, len(rs))
+	for _, r := range rs {
+		if !seen[r.EventID] {
+			seen[r.EventID] = true
+			args = append(args, r.EventID)
+		}
+	}
+	recorded := map[string]bool{}
+	for len(args) > 0 {
+		n := min(len(args), insertRows)
+		chunk := make([]any, sizeClass(n)) // padded as insertStatement is, for the same reason
+		copy(chunk, args[:n])
+		for i := n; i < len(chunk); i++ {
+			chunk[i] = args[0]
+		}
+		args = args[n:]
+		rows, err := tx.Query(ctx, `SELECT event_id FROM audit_log WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`, chunk...)
+		if err != nil {
+			return nil, fmt.Errorf("audit: look up recorded events: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("audit: look up recorded events: %w", err)
+			}
+			recorded[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("audit: look up recorded events: %w", err)
+		}
+	}
+	out := rs[:0:0]
+	for _, r := range rs {
+		if !recorded[r.EventID] {
+			recorded[r.EventID] = true // a second copy in rs is left out too
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // verifyBatch is how many records verify reads per query: memory stays

@@ -272,6 +272,7 @@ func init() {
 	register(TopicAudit, ext, func() Payload { return &AccessDenied{} })
 	register(TopicAudit, ext, func() Payload { return &AdminActionPerformed{} })
 	register(TopicAudit, ext, func() Payload { return &AuditRecorded{} })
+	register(TopicAudit, ext, func() Payload { return &AuditBlockRecorded{} })
 	register(TopicAudit, ext, func() Payload { return &WebhookEndpointDisabled{} })
 
 	register(TopicAnalytics, ext, func() Payload { return &FraudSuspected{} })

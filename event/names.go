@@ -38,6 +38,7 @@ func (*LoginFailed) EventType() Type                { return "LoginFailed" }
 func (*AccessDenied) EventType() Type               { return "AccessDenied" }
 func (*AdminActionPerformed) EventType() Type       { return "AdminActionPerformed" }
 func (*AuditRecorded) EventType() Type              { return "AuditRecorded" }
+func (*AuditBlockRecorded) EventType() Type         { return "AuditBlockRecorded" }
 func (*WebhookEndpointDisabled) EventType() Type    { return "WebhookEndpointDisabled" }
 func (*FraudSuspected) EventType() Type             { return "FraudSuspected" }
 func (*OrderSlaBreached) EventType() Type           { return "OrderSlaBreached" }

@@ -461,6 +461,9 @@ type WebhookEndpointDisabled struct {
 // appended an event to its hash-chained trail. It carries the whole record,
 // so audit-events (kept 7 years) is an archive of every business event:
 // replay reads it where a topic's own retention has deleted records.
+// Written one per record until the trail was recorded in blocks (issue
+// #19); since then the archive is AuditBlockRecorded, and the AuditRecorded
+// already on the topic stay readable beside it.
 type AuditRecorded struct {
 	Seq        int64  `json:"seq"`
 	EventID    string `json:"eventId"`
@@ -472,6 +475,39 @@ type AuditRecorded struct {
 	RecordedAt int64  `json:"recordedAt"` // Unix milliseconds
 	PrevHash   string `json:"prevHash"`
 	Hash       string `json:"hash"`
+	// Envelope is the recorded event's envelope, byte for byte.
+	Envelope json.RawMessage `json:"envelope"`
+}
+
+// AuditBlockRecorded (key: chain, always "audit", so the blocks sit on one
+// partition in chain order): the audit service appended a block — the
+// records of one consumed batch — to its hash-chained trail. It carries the
+// block's records whole, like AuditRecorded, in seq order: audit-events is
+// the archive of every business event. Each record's hash chains from the
+// one before it, so a reader checks Records from PrevHash alone. A block
+// whose records would make a record larger than the audit service's bound
+// (audit.MaxArchivePart) travels as several, Part 1 to Parts, each a
+// contiguous stretch of the chain.
+type AuditBlockRecorded struct {
+	Chain    string             `json:"chain" event:"key"`
+	PrevHash string             `json:"prevHash"` // the hash the first of Records links to
+	Hash     string             `json:"hash"`     // the last of Records' hash: the chain head after them
+	Part     int                `json:"part"`     // 1..Parts
+	Parts    int                `json:"parts"`
+	Records  []AuditBlockRecord `json:"records"`
+}
+
+// AuditBlockRecord is one record of an AuditBlockRecorded: a recorded
+// event where it sat on its topic, and its place in the chain.
+type AuditBlockRecord struct {
+	Seq        int64  `json:"seq"`
+	EventID    string `json:"eventId"`
+	Type       string `json:"eventType"` // the recorded event's type
+	Topic      string `json:"topic"`
+	Partition  int32  `json:"partition"`
+	Offset     int64  `json:"offset"`
+	Key        string `json:"key"`
+	RecordedAt int64  `json:"recordedAt"` // Unix milliseconds
 	// Envelope is the recorded event's envelope, byte for byte.
 	Envelope json.RawMessage `json:"envelope"`
 }

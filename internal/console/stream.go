@@ -43,14 +43,15 @@ type streamFilter struct {
 	since         time.Duration // 0: from the latest offsets
 }
 
-// auditRecorded is left out of a stream not filtered by type: the audit
-// service publishes one for every event it records, which would double
-// every row. Asked for by type, it is shown.
-var auditRecorded = string((&event.AuditRecorded{}).EventType())
+// The audit trail's archive is left out of a stream not filtered by type:
+// the audit service publishes every event it records again (one
+// AuditRecorded per event, as it did, or one AuditBlockRecorded per
+// block), which would double every row. Asked for by type, it is shown.
+var auditRecorded, auditBlockRecorded = string((&event.AuditRecorded{}).EventType()), string((&event.AuditBlockRecorded{}).EventType())
 
 func (f streamFilter) match(m *bus.Message) bool {
 	typ := m.Header(eventmsg.HeaderEventType)
-	if f.types != nil && !f.types[typ] || f.types == nil && typ == auditRecorded {
+	if f.types != nil && !f.types[typ] || f.types == nil && (typ == auditRecorded || typ == auditBlockRecorded) {
 		return false
 	}
 	return f.correlationID == "" || m.Header(eventmsg.HeaderCorrelationID) == f.correlationID

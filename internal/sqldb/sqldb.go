@@ -342,10 +342,12 @@ func (tx *Tx) Pending(key any, mk func() Pending) Pending {
 	return w
 }
 
-// Flush writes every pending write now, in the order registered.
+// Flush writes every pending write now, in the order registered; a
+// pending write registered by another's Flush (rows it adds through a
+// buffered writer) is flushed after it.
 func (tx *Tx) Flush(ctx context.Context) error {
-	for _, p := range tx.pending {
-		if err := p.w.Flush(ctx, tx); err != nil {
+	for i := 0; i < len(tx.pending); i++ {
+		if err := tx.pending[i].w.Flush(ctx, tx); err != nil {
 			return err
 		}
 	}
