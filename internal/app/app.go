@@ -169,6 +169,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	var all []started
 	relays := map[string]*outbox.Relay{}
+	keys := &personalKeys{a: a, now: cfg.Now, cache: map[string]cachedKey{}}
 	for _, def := range cfg.Services {
 		log := cfg.Log.With("service", service.Source(def.Name))
 		db, err := sqldb.Open(ctx, def.Name, cfg.DB, cfg.DataDir)
@@ -216,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus, Keys: keys,
 			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
 				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)
 			},

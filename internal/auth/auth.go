@@ -30,6 +30,10 @@ import (
 const (
 	RoleCustomer = "customer"
 	RoleAdmin    = "admin"
+	// RoleService is the role of Eventmart's own processes calling the
+	// internal API of another (GET /internal/personal-keys/{id}); no
+	// account has it, and only a holder of the JWT secret issues it.
+	RoleService = "service"
 )
 
 // Identity is an authenticated caller.
