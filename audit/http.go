@@ -25,7 +25,8 @@ const (
 )
 
 // handleEvents: GET /admin/events?correlationId=&eventId=&type=&entity=&from=&to=&limit=&offset=
-// → {"events": [envelope…], "limit", "offset"}.
+// → {"events": [envelope…], "limit", "offset"}, each envelope's personal
+// fields opened (event.OpenEnvelope).
 func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if _, err := auth.RequireAdmin(r.Context()); err != nil {
 		httpx.Error(w, r, err)
@@ -40,6 +41,17 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
+	}
+	// Personal fields are shown opened — "[erased]" once the user's key is
+	// destroyed — while the trail itself keeps the sealed bytes its hash
+	// chain covers.
+	if s.d.Keys != nil {
+		for i, e := range events {
+			if events[i], err = event.OpenEnvelope(r.Context(), s.d.Keys, e); err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+		}
 	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"events": events, "limit": q.Limit, "offset": q.Offset, "next": httpx.NextPage(r, len(events), q.Limit, q.Offset)})
 }

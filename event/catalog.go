@@ -267,8 +267,10 @@ func init() {
 	register(TopicShipping, false, func() Payload { return &ShippingDelivered{} })
 	register(TopicShipping, ext, func() Payload { return &ShippingCancelled{} })
 
-	register(TopicNotification, false, func() Payload { return &NotificationSent{} })
-	register(TopicNotification, false, func() Payload { return &NotificationFailed{} })
+	register(TopicNotification, false, func() Payload { return &NotificationSent{} },
+		Prior{Version: "v1", New: func() any { return &NotificationSentV1{} }, Upcast: upcastNotificationSentV1})
+	register(TopicNotification, false, func() Payload { return &NotificationFailed{} },
+		Prior{Version: "v1", New: func() any { return &NotificationFailedV1{} }, Upcast: upcastNotificationFailedV1})
 
 	register(TopicAudit, ext, func() Payload { return &UserLoggedIn{} },
 		Prior{Version: "v1", New: func() any { return &UserLoggedInV1{} }, Upcast: upcastUserLoggedInV1})

@@ -407,25 +407,50 @@ type ShippingCancelled struct {
 
 // ---- notification-events (key: userId, the recipient) ----
 
-// NotificationSent: a message was delivered to the sender (mailbox, SMTP).
-// Subject says what it was about, e.g. {Type: "order", ID: orderId}.
+// NotificationSent (v2): a message was delivered to the sender (mailbox,
+// SMTP). Subject says what it was about, e.g. {Type: "order", ID: orderId}.
+// v2 seals Recipient with the user's key (Personal); v1 is upcast.
 type NotificationSent struct {
-	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId" event:"key"`
-	Channel        string  `json:"channel"` // "email"
-	Template       string  `json:"template"`
-	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject" event:"order"`
+	NotificationID string   `json:"notificationId"`
+	UserID         string   `json:"userId" event:"key"`
+	Channel        string   `json:"channel"` // "email"
+	Template       string   `json:"template"`
+	Recipient      Personal `json:"recipient"`
+	Subject        Subject  `json:"subject" event:"order"`
 }
 
-// NotificationFailed: a message could not be sent after retries.
-type NotificationFailed struct {
+// NotificationSentV1 is NotificationSent at v1, with Recipient in clear.
+type NotificationSentV1 struct {
 	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId" event:"key"`
+	UserID         string  `json:"userId"`
 	Channel        string  `json:"channel"`
 	Template       string  `json:"template"`
 	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject" event:"order"`
+	Subject        Subject `json:"subject"`
+}
+
+// NotificationFailed (v2): a message could not be sent after retries. v2
+// seals Recipient (empty when there is no address) with the user's key;
+// v1 is upcast.
+type NotificationFailed struct {
+	NotificationID string   `json:"notificationId"`
+	UserID         string   `json:"userId" event:"key"`
+	Channel        string   `json:"channel"`
+	Template       string   `json:"template"`
+	Recipient      Personal `json:"recipient"`
+	Subject        Subject  `json:"subject" event:"order"`
+	Reason         string   `json:"reason"`
+	Attempts       int      `json:"attempts"`
+}
+
+// NotificationFailedV1 is NotificationFailed at v1, with Recipient in clear.
+type NotificationFailedV1 struct {
+	NotificationID string  `json:"notificationId"`
+	UserID         string  `json:"userId"`
+	Channel        string  `json:"channel"`
+	Template       string  `json:"template"`
+	Recipient      string  `json:"recipient"`
+	Subject        Subject `json:"subject"`
 	Reason         string  `json:"reason"`
 	Attempts       int     `json:"attempts"`
 }

@@ -120,6 +120,9 @@ func (p Personal) Open(ctx context.Context, keys Keys) (string, error) {
 	if p.Sealed == nil {
 		return p.Clear, nil
 	}
+	if keys == nil {
+		return "", fmt.Errorf("event: a personal value of user %s, and no keys to open it (no user service)", p.Sealed.Kid)
+	}
 	key, err := keys.PersonalKey(ctx, p.Sealed.Kid)
 	if errors.Is(err, ErrErased) {
 		return Erased, nil

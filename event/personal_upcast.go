@@ -37,3 +37,21 @@ func upcastLoginFailedV1(_ *Envelope, p any) (any, error) {
 	}
 	return &LoginFailed{Account: v1.Email, Email: Plain(v1.Email), Reason: v1.Reason}, nil
 }
+
+func upcastNotificationSentV1(_ *Envelope, p any) (any, error) {
+	v1, ok := p.(*NotificationSentV1)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast NotificationSent v1: got %T", p)
+	}
+	return &NotificationSent{NotificationID: v1.NotificationID, UserID: v1.UserID, Channel: v1.Channel, Template: v1.Template,
+		Recipient: Plain(v1.Recipient), Subject: v1.Subject}, nil
+}
+
+func upcastNotificationFailedV1(_ *Envelope, p any) (any, error) {
+	v1, ok := p.(*NotificationFailedV1)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast NotificationFailed v1: got %T", p)
+	}
+	return &NotificationFailed{NotificationID: v1.NotificationID, UserID: v1.UserID, Channel: v1.Channel, Template: v1.Template,
+		Recipient: Plain(v1.Recipient), Subject: v1.Subject, Reason: v1.Reason, Attempts: v1.Attempts}, nil
+}

@@ -3,6 +3,7 @@ package notification
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -186,12 +187,16 @@ func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r
 		}
 	}
 	n.Status = StatusSent
+	to, err := s.sealRecipient(ctx, n.UserID, n.Recipient)
+	if err != nil {
+		return err
+	}
 	var out event.Payload = &event.NotificationSent{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
-		Template: n.Template, Recipient: n.Recipient, Subject: m.subject}
+		Template: n.Template, Recipient: to, Subject: m.subject}
 	if sendErr != nil {
 		n.Status, n.Error = StatusFailed, sendErr.Error()
 		out = &event.NotificationFailed{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
-			Template: n.Template, Recipient: n.Recipient, Subject: m.subject, Reason: n.Error, Attempts: n.Attempts}
+			Template: n.Template, Recipient: to, Subject: m.subject, Reason: n.Error, Attempts: n.Attempts}
 		s.d.Log.WarnContext(ctx, "notification failed", "template", n.Template, "userId", n.UserID,
 			"eventId", e.EventID, "correlationId", e.CorrelationID, "attempts", n.Attempts, "reason", n.Error)
 	}
@@ -199,6 +204,24 @@ func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r
 		return err
 	}
 	return outbox.Emit(ctx, tx, service.Source(Name), e.Origin(), out)
+}
+
+// sealRecipient seals the address a message went to with its user's key,
+// for NotificationSent and NotificationFailed; no address (an unknown or
+// erased recipient) stays empty, as does the address of a user whose key
+// is destroyed meanwhile.
+func (s *Service) sealRecipient(ctx context.Context, userID, addr string) (event.Personal, error) {
+	if addr == "" || s.d.Keys == nil {
+		return event.Plain(addr), nil
+	}
+	key, err := s.d.Keys.PersonalKey(ctx, userID)
+	if errors.Is(err, event.ErrErased) {
+		return event.Plain(""), nil
+	}
+	if err != nil {
+		return event.Personal{}, err
+	}
+	return event.Seal(key, userID, addr)
 }
 
 // send tries a message up to MaxAttempts times with short backoffs and

@@ -201,6 +201,9 @@ func (s *Service) handleErase(w http.ResponseWriter, r *http.Request) {
 		if err := s.emit(ctx, tx, &event.PersonalDataErased{UserID: id, ErasedAt: now}); err != nil {
 			return err
 		}
+		if f, ok := s.d.Keys.(interface{ Forget(userID string) }); ok {
+			tx.OnCommit(func() { f.Forget(id) }) // the process's cached key
+		}
 		return s.endSessions(ctx, tx, &event.SessionsRevoked{UserID: id, RevokedAt: now, Reason: "erased"})
 	})
 	if err != nil {

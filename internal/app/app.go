@@ -38,6 +38,7 @@ import (
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/user"
 )
 
 // Config says what to run and on what.
@@ -169,7 +170,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	var all []started
 	relays := map[string]*outbox.Relay{}
-	keys := &personalKeys{a: a, now: cfg.Now, cache: map[string]cachedKey{}}
+	// The keys of personal data are the user service's: none in a
+	// deployment without one (tests of other services), where nothing is
+	// sealed.
+	var keys event.Keys
+	if _, remote := cfg.Remote[user.Name]; remote || localNames[user.Name] {
+		keys = &personalKeys{a: a, now: cfg.Now, cache: map[string]cachedKey{}}
+	}
 	for _, def := range cfg.Services {
 		log := cfg.Log.With("service", service.Source(def.Name))
 		db, err := sqldb.Open(ctx, def.Name, cfg.DB, cfg.DataDir)

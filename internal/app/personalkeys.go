@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,14 +20,14 @@ import (
 
 // personalKeys is the event.Keys every service of the process is handed
 // (service.Deps.Keys): the keys that open the personal fields of events
-// are the user service's. When it runs in this process they are read
-// from it directly, uncached (a primary-key read, on the few events that
-// carry personal data), so an erasure is seen at once. Otherwise they come
-// from its internal API (GET /api/v1/internal/personal-keys/{id}) with a
-// service token, cached for keyCacheTTL, at most keyCacheMax users; Forget
-// drops a user (the services call it on PersonalDataErased), and an
-// erasure is seen by a process that did not handle the event within
-// keyCacheTTL.
+// are the user service's. When it runs in this process they are read from
+// it directly; otherwise from its internal API (GET
+// /api/v1/internal/personal-keys/{id}) with a service token. Either way
+// they are cached for keyCacheTTL, at most keyCacheMax users, so that the
+// notification of every order costs no read. Forget drops a user: the user
+// service calls it when it erases one (so an erasure is seen at once in
+// its process), the other services on PersonalDataErased; a process that
+// handles neither sees an erasure within keyCacheTTL.
 type personalKeys struct {
 	a   *App
 	now func() time.Time
@@ -48,15 +49,12 @@ const (
 
 // PersonalKey returns userID's key (event.Keys).
 func (k *personalKeys) PersonalKey(ctx context.Context, userID string) ([]byte, error) {
-	if local, ok := k.a.services[user.Name].(event.Keys); ok {
-		return local.PersonalKey(ctx, userID)
-	}
 	now := k.now()
 	k.mu.Lock()
 	c, ok := k.cache[userID]
 	k.mu.Unlock()
 	if !ok || now.Sub(c.at) >= keyCacheTTL {
-		key, err := k.fetch(ctx, userID)
+		key, err := k.fetchLocal(ctx, userID)
 		if err != nil {
 			return nil, err
 		}
@@ -79,6 +77,20 @@ func (k *personalKeys) Forget(userID string) {
 	k.mu.Lock()
 	delete(k.cache, userID)
 	k.mu.Unlock()
+}
+
+// fetchLocal reads userID's key from the user service when it runs in this
+// process, else fetches it; nil for an erased user.
+func (k *personalKeys) fetchLocal(ctx context.Context, userID string) ([]byte, error) {
+	local, ok := k.a.services[user.Name].(event.Keys)
+	if !ok {
+		return k.fetch(ctx, userID)
+	}
+	key, err := local.PersonalKey(ctx, userID)
+	if errors.Is(err, event.ErrErased) {
+		return nil, nil
+	}
+	return key, err
 }
 
 // fetch asks the user service's process for userID's key; nil for an
