@@ -29,7 +29,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/users", s.handleList)
 	mux.HandleFunc("GET /api/v1/users/{id}", s.handleGet)
 	mux.HandleFunc("DELETE /api/v1/users/{id}/personal-data", s.handleErase)
-	mux.HandleFunc("GET /api/v1/internal/personal-keys/{id}", s.handlePersonalKey)
+	mux.HandleFunc("GET /api/v1/users/{id}/personal-key", s.handlePersonalKey)
 }
 
 // RegisterInput is the body of POST /users.

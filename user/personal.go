@@ -21,7 +21,7 @@ import (
 // DELETE /users/{id}/personal-data destroys the key: the events keep their
 // bytes and read as erased. Readers in other services get keys through
 // event.Keys, wired by the runtime to PersonalKey (in one process) or to
-// GET /api/v1/internal/personal-keys/{id} (between processes).
+// GET /api/v1/users/{id}/personal-key (between processes).
 
 // keyExec is what keyFor needs: a transaction or the database.
 type keyExec interface {
@@ -142,7 +142,7 @@ func (s *Service) updatedEvent(ctx context.Context, q keyExec, u *User, changed 
 	return p, sl.seal(&p.Email, u.Email, &p.Name, u.Name)
 }
 
-// handlePersonalKey: GET /internal/personal-keys/{id}, for the other
+// handlePersonalKey: GET /users/{id}/personal-key, for the other
 // services' processes (their event.Keys adapter), which call it with a
 // service token (auth.RoleService): {"key": hex} or 404 erased.
 func (s *Service) handlePersonalKey(w http.ResponseWriter, r *http.Request) {

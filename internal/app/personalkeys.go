@@ -22,7 +22,7 @@ import (
 // (service.Deps.Keys): the keys that open the personal fields of events
 // are the user service's. When it runs in this process they are read from
 // it directly; otherwise from its internal API (GET
-// /api/v1/internal/personal-keys/{id}) with a service token. Either way
+// /api/v1/users/{id}/personal-key) with a service token. Either way
 // they are cached for keyCacheTTL, at most keyCacheMax users, so that the
 // notification of every order costs no read. Forget drops a user: the user
 // service calls it when it erases one (so an erasure is seen at once in
@@ -103,7 +103,7 @@ func (k *personalKeys) fetch(ctx context.Context, userID string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("app: the key of user %s: %w", userID, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.a.baseURL(user.Name)+"/api/v1/internal/personal-keys/"+url.PathEscape(userID), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.a.baseURL(user.Name)+"/api/v1/users/"+url.PathEscape(userID)+"/personal-key", nil)
 	if err != nil {
 		return nil, fmt.Errorf("app: the key of user %s: %w", userID, err)
 	}

@@ -31,7 +31,7 @@ const (
 	RoleCustomer = "customer"
 	RoleAdmin    = "admin"
 	// RoleService is the role of Eventmart's own processes calling the
-	// internal API of another (GET /internal/personal-keys/{id}); no
+	// internal API of another (GET /users/{id}/personal-key); no
 	// account has it, and only a holder of the JWT secret issues it.
 	RoleService = "service"
 )
