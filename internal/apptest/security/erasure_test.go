@@ -2,8 +2,12 @@ package security_test
 
 import (
 	"context"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/export"
 	"github.com/eventmart/eventmart/internal/service"
@@ -124,5 +129,62 @@ func TestPersonalDataErasure(t *testing.T) {
 	// email, which names no account any more, in clear).
 	if status, _, _ := h.Do("POST", "/api/v1/auth/token", "", map[string]string{"email": email, "password": password}); status != http.StatusUnauthorized {
 		t.Errorf("login after erasure: %d", status)
+	}
+}
+
+// Between processes (eventmart serve), a service opens personal fields with
+// keys from the user service's process (GET /users/{id}/personal-key, a
+// service token), and forgets them on PersonalDataErased.
+func TestPersonalKeysBetweenProcesses(t *testing.T) {
+	t.Parallel()
+	h := apptest.Start(t, []service.Def{user.Def()})
+	userURL, err := url.Parse(h.Server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := app.Start(context.Background(), app.Config{Bus: h.Bus, DataDir: t.TempDir(), Services: []service.Def{notification.Def()},
+		Remote: map[string][]*url.URL{user.Name: {userURL}}, Tokens: h.Tokens, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	srv := httptest.NewServer(other.Handler())
+	t.Cleanup(srv.Close)
+	mailbox := func(id string) string {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/notifications?userId="+id, nil)
+		req.Header.Set("Authorization", "Bearer "+h.Token("admin-1", "admin"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+
+	const email, password = "remy@example.com", "gnus graze on plains"
+	var u user.User
+	h.JSON("POST", "/api/v1/users", "", map[string]string{"email": email, "name": "Remy", "password": password}, http.StatusCreated, &u)
+	h.Eventually("the welcome message, addressed in the other process", func() bool { return strings.Contains(mailbox(u.ID), email) })
+	sent := h.Events.Wait(t, "NotificationSent", apptest.Keyed(u.ID))
+	if p, err := sent.Payload(); err != nil || p.(*event.NotificationSent).Recipient.Sealed == nil || h.Open(p.(*event.NotificationSent).Recipient) != email {
+		t.Errorf("NotificationSent: %s, %v", sent.Data, err)
+	}
+
+	// A customer's token, or an admin's, does not get a key.
+	if status, _, _ := h.Do("GET", "/api/v1/users/"+u.ID+"/personal-key", h.Token("admin-1", "admin"), nil); status != http.StatusForbidden {
+		t.Errorf("an admin asking for a key: %d", status)
+	}
+
+	admin := h.Token("admin-1", "admin")
+	if status, _, b := h.Do("DELETE", "/api/v1/users/"+u.ID+"/personal-data", admin, nil); status != http.StatusNoContent {
+		t.Fatalf("erasing: %d %s", status, b)
+	}
+	h.Eventually("the other process's mailbox without the address", func() bool {
+		b := mailbox(u.ID)
+		return strings.Contains(b, u.ID) && !strings.Contains(b, email)
+	})
+	if status, _, _ := h.Do("GET", "/api/v1/users/"+u.ID+"/personal-key", h.Token("eventmart", "service"), nil); status != http.StatusNotFound {
+		t.Errorf("the key of an erased user: %d, want 404", status)
 	}
 }
