@@ -52,6 +52,9 @@ func TestPersonalDataErasure(t *testing.T) {
 	if b := trail(); !strings.Contains(b, email) || !strings.Contains(b, name) {
 		t.Fatalf("the admin's query does not show the opened fields: %.600s", b)
 	}
+	if _, _, b := h.Do("GET", "/api/v1/admin/events?sealed=true&entity="+u.ID, admin, nil); strings.Contains(string(b), email) || !strings.Contains(string(b), `"ct"`) {
+		t.Errorf("sealed=true opened the fields: %.600s", b)
+	}
 	for _, e := range h.Events.All(func(e *event.Envelope) bool { return e.Key == u.ID }) {
 		if strings.Contains(string(e.Data), email) || strings.Contains(string(e.Data), name) {
 			t.Errorf("%s carries personal data in clear: %s", e.EventType, e.Data)
