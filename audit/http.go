@@ -2,6 +2,7 @@ package audit
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +25,9 @@ const (
 	MaxLimit     = 1000
 )
 
-// handleEvents: GET /admin/events?correlationId=&eventId=&type=&entity=&from=&to=&limit=&offset=
-// → {"events": [envelope…], "limit", "offset"}.
+// handleEvents: GET /admin/events?correlationId=&eventId=&type=&entity=&from=&to=&limit=&offset=&sealed=
+// → {"events": [envelope…], "limit", "offset"}, each envelope's personal
+// fields opened (event.OpenEnvelope) unless sealed=true.
 func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if _, err := auth.RequireAdmin(r.Context()); err != nil {
 		httpx.Error(w, r, err)
@@ -36,10 +38,28 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
+	sealed := false
+	if v := r.URL.Query().Get("sealed"); v != "" {
+		if sealed, err = strconv.ParseBool(v); err != nil {
+			httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "sealed: not true or false: %q", v))
+			return
+		}
+	}
 	events, err := s.store.list(r.Context(), q)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
+	}
+	// Personal fields are shown opened — "[erased]" once the user's key is
+	// destroyed — while the trail itself keeps the sealed bytes its hash
+	// chain covers; sealed=true answers them as recorded.
+	if s.d.Keys != nil && !sealed {
+		for i, e := range events {
+			if events[i], err = event.OpenEnvelope(r.Context(), s.d.Keys, e); err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+		}
 	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"events": events, "limit": q.Limit, "offset": q.Offset, "next": httpx.NextPage(r, len(events), q.Limit, q.Offset)})
 }
@@ -58,7 +78,7 @@ func (s *Service) handleVerify(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]any{"records": res.Records, "ok": res.OK(), "firstBad": res.FirstBad, "reason": res.Reason})
 }
 
-var queryParams = []string{"correlationId", "eventId", "type", "entity", "from", "to", "limit", "offset"}
+var queryParams = []string{"correlationId", "eventId", "type", "entity", "from", "to", "limit", "offset", "sealed"}
 
 // parseQuery reads the parameters of GET /admin/events. Unknown or
 // repeated parameters are rejected: a misspelt filter would otherwise

@@ -34,7 +34,11 @@ func Bound(s string, max int) string {
 // before it encodes the payload, whoever built it.
 type bounded interface{ bound() }
 
-func (p *LoginFailed) bound() { p.Email = Bound(p.Email, MaxEmail) }
+// A sealed Email was bounded by its producer before sealing (the user
+// service: it is an account's own email, already at most MaxEmail).
+func (p *LoginFailed) bound() {
+	p.Account, p.Email.Clear = Bound(p.Account, MaxEmail), Bound(p.Email.Clear, MaxEmail)
+}
 
 func (p *AccessDenied) bound() {
 	p.Method, p.Path = Bound(p.Method, MaxMethod), Bound(p.Path, MaxPath)

@@ -31,7 +31,7 @@ func TestBound(t *testing.T) {
 func TestNewBoundsSecurityEvents(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
 	for _, p := range []event.Payload{
-		&event.LoginFailed{Email: huge + "@example.com", Reason: "invalid-credentials"},
+		&event.LoginFailed{Account: huge + "@example.com", Email: event.Plain(huge + "@example.com"), Reason: "invalid-credentials"},
 		&event.AccessDenied{Method: huge, Path: "/" + huge, Status: 401, Reason: "r"},
 		&event.AdminActionPerformed{AdminID: "a1", Method: huge, Path: "/" + huge, Status: 200},
 	} {

@@ -230,11 +230,14 @@ func TopicOf(t Type) Topic { return catalog[t].Topic }
 
 func init() {
 	const ext = true
-	register(TopicUser, false, func() Payload { return &UserRegistered{} })
-	register(TopicUser, false, func() Payload { return &UserUpdated{} })
+	register(TopicUser, false, func() Payload { return &UserRegistered{} },
+		Prior{Version: "v1", New: func() any { return &UserRegisteredV1{} }, Upcast: upcastUserRegisteredV1})
+	register(TopicUser, false, func() Payload { return &UserUpdated{} },
+		Prior{Version: "v1", New: func() any { return &UserUpdatedV1{} }, Upcast: upcastUserUpdatedV1})
 	register(TopicUser, false, func() Payload { return &UserDeactivated{} })
 	register(TopicUser, ext, func() Payload { return &SessionsRevoked{} })
 	register(TopicUser, ext, func() Payload { return &RegistrationRepeated{} })
+	register(TopicUser, ext, func() Payload { return &PersonalDataErased{} })
 
 	register(TopicCatalog, false, func() Payload { return &ProductCreated{} })
 	register(TopicCatalog, false, func() Payload { return &ProductUpdated{} })
@@ -264,11 +267,15 @@ func init() {
 	register(TopicShipping, false, func() Payload { return &ShippingDelivered{} })
 	register(TopicShipping, ext, func() Payload { return &ShippingCancelled{} })
 
-	register(TopicNotification, false, func() Payload { return &NotificationSent{} })
-	register(TopicNotification, false, func() Payload { return &NotificationFailed{} })
+	register(TopicNotification, false, func() Payload { return &NotificationSent{} },
+		Prior{Version: "v1", New: func() any { return &NotificationSentV1{} }, Upcast: upcastNotificationSentV1})
+	register(TopicNotification, false, func() Payload { return &NotificationFailed{} },
+		Prior{Version: "v1", New: func() any { return &NotificationFailedV1{} }, Upcast: upcastNotificationFailedV1})
 
-	register(TopicAudit, ext, func() Payload { return &UserLoggedIn{} })
-	register(TopicAudit, ext, func() Payload { return &LoginFailed{} })
+	register(TopicAudit, ext, func() Payload { return &UserLoggedIn{} },
+		Prior{Version: "v1", New: func() any { return &UserLoggedInV1{} }, Upcast: upcastUserLoggedInV1})
+	register(TopicAudit, ext, func() Payload { return &LoginFailed{} },
+		Prior{Version: "v1", New: func() any { return &LoginFailedV1{} }, Upcast: upcastLoginFailedV1})
 	register(TopicAudit, ext, func() Payload { return &AccessDenied{} })
 	register(TopicAudit, ext, func() Payload { return &AdminActionPerformed{} })
 	register(TopicAudit, ext, func() Payload { return &AuditRecorded{} })

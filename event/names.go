@@ -9,6 +9,7 @@ func (*UserUpdated) EventType() Type                { return "UserUpdated" }
 func (*UserDeactivated) EventType() Type            { return "UserDeactivated" }
 func (*SessionsRevoked) EventType() Type            { return "SessionsRevoked" }
 func (*RegistrationRepeated) EventType() Type       { return "RegistrationRepeated" }
+func (*PersonalDataErased) EventType() Type         { return "PersonalDataErased" }
 func (*ProductCreated) EventType() Type             { return "ProductCreated" }
 func (*ProductUpdated) EventType() Type             { return "ProductUpdated" }
 func (*ProductDiscontinued) EventType() Type        { return "ProductDiscontinued" }

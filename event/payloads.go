@@ -16,20 +16,48 @@ import (
 
 // ---- user-events (key: userId) ----
 
-// UserRegistered: a customer or admin account was created.
+// UserRegistered (v2): a customer or admin account was created. v2 seals
+// Email and Name with the user's key (Personal); v1 records, in clear, are
+// upcast.
 type UserRegistered struct {
-	UserID string `json:"userId" event:"key"`
-	Email  string `json:"email"`
-	Name   string `json:"name"`
-	Role   string `json:"role"` // "customer" or "admin"
+	UserID string   `json:"userId" event:"key"`
+	Email  Personal `json:"email"`
+	Name   Personal `json:"name"`
+	Role   string   `json:"role"` // "customer" or "admin"
 }
 
-// UserUpdated: profile fields changed; Changed lists which.
+// UserRegisteredV1 is UserRegistered at v1, with Email and Name in clear.
+type UserRegisteredV1 struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+}
+
+// UserUpdated (v2): profile fields changed; Changed lists which. v2 seals
+// Email and Name (Personal); v1 records are upcast.
 type UserUpdated struct {
 	UserID  string   `json:"userId" event:"key"`
+	Email   Personal `json:"email"`
+	Name    Personal `json:"name"`
+	Changed []string `json:"changed"`
+}
+
+// UserUpdatedV1 is UserUpdated at v1, with Email and Name in clear.
+type UserUpdatedV1 struct {
+	UserID  string   `json:"userId"`
 	Email   string   `json:"email"`
 	Name    string   `json:"name"`
 	Changed []string `json:"changed"`
+}
+
+// PersonalDataErased (extension): the user's personal data was erased
+// (DELETE /users/{id}/personal-data): the key that sealed it is destroyed,
+// so every event of the user reads its personal fields as Erased, and
+// every service deletes the clear copies it keeps.
+type PersonalDataErased struct {
+	UserID   string    `json:"userId" event:"key"`
+	ErasedAt time.Time `json:"erasedAt"`
 }
 
 // UserDeactivated: the account can no longer log in or order.
@@ -379,25 +407,50 @@ type ShippingCancelled struct {
 
 // ---- notification-events (key: userId, the recipient) ----
 
-// NotificationSent: a message was delivered to the sender (mailbox, SMTP).
-// Subject says what it was about, e.g. {Type: "order", ID: orderId}.
+// NotificationSent (v2): a message was delivered to the sender (mailbox,
+// SMTP). Subject says what it was about, e.g. {Type: "order", ID: orderId}.
+// v2 seals Recipient with the user's key (Personal); v1 is upcast.
 type NotificationSent struct {
-	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId" event:"key"`
-	Channel        string  `json:"channel"` // "email"
-	Template       string  `json:"template"`
-	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject" event:"order"`
+	NotificationID string   `json:"notificationId"`
+	UserID         string   `json:"userId" event:"key"`
+	Channel        string   `json:"channel"` // "email"
+	Template       string   `json:"template"`
+	Recipient      Personal `json:"recipient"`
+	Subject        Subject  `json:"subject" event:"order"`
 }
 
-// NotificationFailed: a message could not be sent after retries.
-type NotificationFailed struct {
+// NotificationSentV1 is NotificationSent at v1, with Recipient in clear.
+type NotificationSentV1 struct {
 	NotificationID string  `json:"notificationId"`
-	UserID         string  `json:"userId" event:"key"`
+	UserID         string  `json:"userId"`
 	Channel        string  `json:"channel"`
 	Template       string  `json:"template"`
 	Recipient      string  `json:"recipient"`
-	Subject        Subject `json:"subject" event:"order"`
+	Subject        Subject `json:"subject"`
+}
+
+// NotificationFailed (v2): a message could not be sent after retries. v2
+// seals Recipient (empty when there is no address) with the user's key;
+// v1 is upcast.
+type NotificationFailed struct {
+	NotificationID string   `json:"notificationId"`
+	UserID         string   `json:"userId" event:"key"`
+	Channel        string   `json:"channel"`
+	Template       string   `json:"template"`
+	Recipient      Personal `json:"recipient"`
+	Subject        Subject  `json:"subject" event:"order"`
+	Reason         string   `json:"reason"`
+	Attempts       int      `json:"attempts"`
+}
+
+// NotificationFailedV1 is NotificationFailed at v1, with Recipient in clear.
+type NotificationFailedV1 struct {
+	NotificationID string  `json:"notificationId"`
+	UserID         string  `json:"userId"`
+	Channel        string  `json:"channel"`
+	Template       string  `json:"template"`
+	Recipient      string  `json:"recipient"`
+	Subject        Subject `json:"subject"`
 	Reason         string  `json:"reason"`
 	Attempts       int     `json:"attempts"`
 }
@@ -410,19 +463,39 @@ type Subject struct {
 
 // ---- audit-events (extensions: ADR-0006 names the topic, not its events) ----
 
-// UserLoggedIn (key: userId): a user was issued a token.
+// UserLoggedIn (v2; key: userId): a user was issued a token. v2 seals
+// Email (Personal); v1 records are upcast.
 type UserLoggedIn struct {
-	UserID string `json:"userId" event:"key"`
+	UserID string   `json:"userId" event:"key"`
+	Email  Personal `json:"email"`
+	Role   string   `json:"role"`
+}
+
+// UserLoggedInV1 is UserLoggedIn at v1, with Email in clear.
+type UserLoggedInV1 struct {
+	UserID string `json:"userId"`
 	Email  string `json:"email"`
 	Role   string `json:"role"`
 }
 
-// LoginFailed (key: email, lower-cased): a token was refused. Reason is
-// "invalid-credentials" (unknown email or wrong password: the API does not
-// tell them apart), "deactivated", "throttled" (the first refusal of a
-// throttling block) or "wrong-current-password" (PATCH /users/me).
+// LoginFailed (v2): a token was refused. Reason is "invalid-credentials"
+// (unknown email or wrong password: the API does not tell them apart),
+// "deactivated", "throttled" (the first refusal of a throttling block) or
+// "wrong-current-password" (PATCH /users/me).
+//
+// Account, the partition key, is the id of the account the typed email
+// names, with Email sealed by that user's key; for an email of no account
+// it is the email itself (lower-cased) and Email is in clear. v1 (key:
+// the email, in clear) is upcast.
 type LoginFailed struct {
-	Email  string `json:"email" event:"key"`
+	Account string   `json:"account" event:"key"`
+	Email   Personal `json:"email"`
+	Reason  string   `json:"reason"`
+}
+
+// LoginFailedV1 is LoginFailed at v1, keyed by the email in clear.
+type LoginFailedV1 struct {
+	Email  string `json:"email"`
 	Reason string `json:"reason"`
 }
 

@@ -3,6 +3,7 @@ package notification
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +16,10 @@ import (
 )
 
 func (s *Service) onUserRegistered(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, u *event.UserRegistered) error {
-	r := &recipient{UserID: u.UserID, Email: u.Email, Name: u.Name, Status: recipientActive}
+	r, err := s.openRecipient(ctx, u.UserID, u.Email, u.Name)
+	if err != nil {
+		return err
+	}
 	if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
 		return err
 	}
@@ -32,7 +36,13 @@ func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Enve
 	}
 	// UserUpdated carries the full email and name, so it also introduces a
 	// user whose UserRegistered this service never saw.
-	r := &recipient{UserID: u.UserID, Email: u.Email, Name: u.Name, Status: recipientActive}
+	r, err := s.openRecipient(ctx, u.UserID, u.Email, u.Name)
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Status == recipientErased {
+		return nil // an update from before the erasure, read after it
+	}
 	to := *r
 	if prev != nil {
 		r.Status = prev.Status
@@ -43,7 +53,7 @@ func (s *Service) onUserUpdated(ctx context.Context, tx *sqldb.Tx, e *event.Enve
 	}
 	v := view{Changed: u.Changed}
 	if slices.Contains(u.Changed, "email") {
-		v.NewEmail = u.Email
+		v.NewEmail = r.Email
 	}
 	return s.notify(ctx, tx, e, &to, message{template: TemplateProfileUpdated, userID: u.UserID, subject: userSubject(u.UserID), view: v})
 }
@@ -54,13 +64,44 @@ func (s *Service) onUserDeactivated(ctx context.Context, tx *sqldb.Tx, e *event.
 		return err
 	}
 	m := message{template: TemplateAccountDeactivated, userID: u.UserID, subject: userSubject(u.UserID)}
-	if r != nil {
+	if r != nil && r.Status != recipientErased {
 		r.Status = recipientDeactivated
 		if err := s.store.putRecipient(ctx, tx, r, s.d.Now()); err != nil {
 			return err
 		}
 	}
 	return s.notify(ctx, tx, e, r, m)
+}
+
+// openRecipient opens a user event's sealed email and name.
+func (s *Service) openRecipient(ctx context.Context, userID string, email, name event.Personal) (*recipient, error) {
+	r := &recipient{UserID: userID, Status: recipientActive}
+	var err error
+	if r.Email, err = email.Open(ctx, s.d.Keys); err != nil {
+		return nil, err
+	}
+	if r.Name, err = name.Open(ctx, s.d.Keys); err != nil {
+		return nil, err
+	}
+	if r.Email == event.Erased || r.Name == event.Erased {
+		// An event read again after the user's erasure (a replay).
+		r.Email, r.Name, r.Status = "", "", recipientErased
+	}
+	return r, nil
+}
+
+// onPersonalDataErased deletes the user's clear copies: the recipient's
+// address and name (the row stays, marked erased, so that later messages
+// fail at once instead of waiting for a user event) and the user's
+// messages in the mailbox (their subject, body and address).
+func (s *Service) onPersonalDataErased(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.PersonalDataErased) error {
+	if f, ok := s.d.Keys.(interface{ Forget(userID string) }); ok {
+		f.Forget(p.UserID) // the process's cached key, if any
+	}
+	if err := s.store.putRecipient(ctx, tx, &recipient{UserID: p.UserID, Status: recipientErased}, s.d.Now()); err != nil {
+		return err
+	}
+	return s.store.eraseMessages(ctx, tx, p.UserID)
 }
 
 // onRegistrationRepeated tells an account holder that someone tried to
@@ -133,6 +174,8 @@ func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r
 		return fmt.Errorf("notification: recipient %s of %s not known yet; waiting for its user event", m.userID, m.template)
 	case r == nil:
 		sendErr = fmt.Errorf("%s", ReasonUnknownRecipient)
+	case r.Status == recipientErased:
+		sendErr = fmt.Errorf("%s", ReasonErasedRecipient)
 	default:
 		n.Recipient = r.Email
 		m.view.Name, m.view.Email = r.Name, r.Email
@@ -144,12 +187,16 @@ func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r
 		}
 	}
 	n.Status = StatusSent
+	to, err := s.sealRecipient(ctx, n.UserID, n.Recipient)
+	if err != nil {
+		return err
+	}
 	var out event.Payload = &event.NotificationSent{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
-		Template: n.Template, Recipient: n.Recipient, Subject: m.subject}
+		Template: n.Template, Recipient: to, Subject: m.subject}
 	if sendErr != nil {
 		n.Status, n.Error = StatusFailed, sendErr.Error()
 		out = &event.NotificationFailed{NotificationID: n.ID, UserID: n.UserID, Channel: n.Channel,
-			Template: n.Template, Recipient: n.Recipient, Subject: m.subject, Reason: n.Error, Attempts: n.Attempts}
+			Template: n.Template, Recipient: to, Subject: m.subject, Reason: n.Error, Attempts: n.Attempts}
 		s.d.Log.WarnContext(ctx, "notification failed", "template", n.Template, "userId", n.UserID,
 			"eventId", e.EventID, "correlationId", e.CorrelationID, "attempts", n.Attempts, "reason", n.Error)
 	}
@@ -157,6 +204,24 @@ func (s *Service) notify(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, r
 		return err
 	}
 	return outbox.Emit(ctx, tx, service.Source(Name), e.Origin(), out)
+}
+
+// sealRecipient seals the address a message went to with its user's key,
+// for NotificationSent and NotificationFailed; no address (an unknown or
+// erased recipient) stays empty, as does the address of a user whose key
+// is destroyed meanwhile.
+func (s *Service) sealRecipient(ctx context.Context, userID, addr string) (event.Personal, error) {
+	if addr == "" || s.d.Keys == nil {
+		return event.Plain(addr), nil
+	}
+	key, err := s.d.Keys.PersonalKey(ctx, userID)
+	if errors.Is(err, event.ErrErased) {
+		return event.Plain(""), nil
+	}
+	if err != nil {
+		return event.Personal{}, err
+	}
+	return event.Seal(key, userID, addr)
 }
 
 // send tries a message up to MaxAttempts times with short backoffs and

@@ -11,6 +11,12 @@
 //	OrderShipped     → "order-shipped" (the tracking number)
 //	OrderCancelled   → "order-cancelled" (the reason)
 //
+// The email and name in user events are sealed with the user's key
+// (event.Personal); the service opens them with Deps.Keys. On
+// PersonalDataErased it deletes its clear copies: the recipient's address
+// and name, and the address, subject and body of the user's messages; a
+// later message to the user fails with reason "personal data erased".
+//
 // Every message is stored in the notifications table, the service's
 // mailbox, in the same transaction as the outbox event that reports it
 // (NotificationSent, or NotificationFailed after three attempts) on
@@ -110,6 +116,10 @@ const RecipientWait = 30 * time.Second
 // named the recipient's address within RecipientWait.
 const ReasonUnknownRecipient = "unknown recipient"
 
+// ReasonErasedRecipient is NotificationFailed's reason when the user's
+// personal data was erased (PersonalDataErased): there is no address.
+const ReasonErasedRecipient = "personal data erased"
+
 // Notification is one message, sent or failed: a row of the mailbox.
 type Notification struct {
 	ID          string    `json:"id"`
@@ -173,6 +183,7 @@ func (s *Service) Handlers() []inbox.Handler {
 	return []inbox.Handler{
 		inbox.On(s.onUserRegistered),
 		inbox.On(s.onUserUpdated),
+		inbox.On(s.onPersonalDataErased),
 		inbox.On(s.onUserDeactivated),
 		inbox.On(s.onRegistrationRepeated),
 		inbox.On(s.onOrderShipped),

@@ -31,7 +31,7 @@ var origin = event.FromRequest("corr-1", event.Metadata{})
 // registerUser publishes a user's UserRegistered, as the user service would.
 func registerUser(h *apptest.Harness, id, email, name string) *event.Envelope {
 	h.T.Helper()
-	return h.Publish("user-service", origin, &event.UserRegistered{UserID: id, Email: email, Name: name, Role: "customer"})[0]
+	return h.Publish("user-service", origin, &event.UserRegistered{UserID: id, Email: event.Plain(email), Name: event.Plain(name), Role: "customer"})[0]
 }
 
 // sentFor matches a NotificationSent or NotificationFailed of a template
@@ -84,7 +84,7 @@ func TestWelcomeOnUserRegistered(t *testing.T) {
 	reg := registerUser(h, "u-ann", "ann@example.com", "Ann")
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-ann", "welcome"))
 	p := payload[*event.NotificationSent](t, e)
-	if p.Recipient != "ann@example.com" || p.Channel != "email" || p.Subject != (event.Subject{Type: "user", ID: "u-ann"}) || p.NotificationID == "" {
+	if p.Recipient.Clear != "ann@example.com" || p.Channel != "email" || p.Subject != (event.Subject{Type: "user", ID: "u-ann"}) || p.NotificationID == "" {
 		t.Errorf("NotificationSent %+v", p)
 	}
 	if e.Source != "notification-service" || e.CorrelationID != "corr-1" || e.CausationID != reg.EventID {
@@ -108,15 +108,15 @@ func TestProfileUpdatedGoesToTheAddressBeforeTheChange(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	registerUser(h, "u-bob", "bob@example.com", "Bob")
-	h.Publish("user-service", origin, &event.UserUpdated{UserID: "u-bob", Email: "robert@example.com", Name: "Robert", Changed: []string{"name", "email"}})
+	h.Publish("user-service", origin, &event.UserUpdated{UserID: "u-bob", Email: event.Plain("robert@example.com"), Name: event.Plain("Robert"), Changed: []string{"name", "email"}})
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-bob", "profile-updated"))
-	if p := payload[*event.NotificationSent](t, e); p.Recipient != "bob@example.com" {
-		t.Errorf("sent to %s, want the old address", p.Recipient)
+	if p := payload[*event.NotificationSent](t, e); p.Recipient.Clear != "bob@example.com" {
+		t.Errorf("sent to %s, want the old address", p.Recipient.Clear)
 	}
 	// The next message goes to the new address.
-	h.Publish("user-service", origin, &event.UserUpdated{UserID: "u-bob", Email: "robert@example.com", Name: "Robert", Changed: []string{"password"}})
+	h.Publish("user-service", origin, &event.UserUpdated{UserID: "u-bob", Email: event.Plain("robert@example.com"), Name: event.Plain("Robert"), Changed: []string{"password"}})
 	h.Events.Wait(t, "NotificationSent", func(e *event.Envelope) bool {
-		return sentFor(t, "u-bob", "profile-updated")(e) && payload[*event.NotificationSent](t, e).Recipient == "robert@example.com"
+		return sentFor(t, "u-bob", "profile-updated")(e) && payload[*event.NotificationSent](t, e).Recipient.Clear == "robert@example.com"
 	})
 	ns := list(h, h.Token("u-bob", "customer"), "?template=profile-updated")
 	if len(ns) != 2 {
@@ -137,7 +137,7 @@ func TestAccountDeactivated(t *testing.T) {
 	registerUser(h, "u-cat", "cat@example.com", "Cat")
 	h.Publish("user-service", origin, &event.UserDeactivated{UserID: "u-cat"})
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-cat", "account-deactivated"))
-	if p := payload[*event.NotificationSent](t, e); p.Recipient != "cat@example.com" || p.Subject.Type != "user" {
+	if p := payload[*event.NotificationSent](t, e); p.Recipient.Clear != "cat@example.com" || p.Subject.Type != "user" {
 		t.Errorf("NotificationSent %+v", p)
 	}
 	ns := list(h, h.Token("u-cat", "customer"), "?template=account-deactivated")
@@ -154,7 +154,7 @@ func TestAccountExistsOnRegistrationRepeated(t *testing.T) {
 	registerUser(h, "u-eel", "eel@example.com", "Eel")
 	h.Publish("user-service", origin, &event.RegistrationRepeated{UserID: "u-eel"})
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-eel", "account-exists"))
-	if p := payload[*event.NotificationSent](t, e); p.Recipient != "eel@example.com" {
+	if p := payload[*event.NotificationSent](t, e); p.Recipient.Clear != "eel@example.com" {
 		t.Errorf("NotificationSent %+v", p)
 	}
 	ns := list(h, h.Token("u-eel", "customer"), "?template=account-exists")
@@ -171,7 +171,7 @@ func TestOrderShippedAndCancelled(t *testing.T) {
 	h.Publish("order-service", origin, &event.OrderCancelled{OrderID: "o2", UserID: "u-dan", ReasonCode: "payment-failed", Reason: "the card was declined."})
 
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-dan", "order-shipped"))
-	if p := payload[*event.NotificationSent](t, e); p.Subject != (event.Subject{Type: "order", ID: "o1"}) || p.Recipient != "dan@example.com" {
+	if p := payload[*event.NotificationSent](t, e); p.Subject != (event.Subject{Type: "order", ID: "o1"}) || p.Recipient.Clear != "dan@example.com" {
 		t.Errorf("order-shipped %+v", p)
 	}
 	e = h.Events.Wait(t, "NotificationSent", sentFor(t, "u-dan", "order-cancelled"))
@@ -198,7 +198,7 @@ func TestOrderEventBeforeUserEvent(t *testing.T) {
 	h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o1", UserID: "u-eve", ShipmentID: "s1", TrackingNumber: "T1"})
 	registerUser(h, "u-eve", "eve@example.com", "Eve")
 	e := h.Events.Wait(t, "NotificationSent", sentFor(t, "u-eve", "order-shipped"))
-	if p := payload[*event.NotificationSent](t, e); p.Recipient != "eve@example.com" {
+	if p := payload[*event.NotificationSent](t, e); p.Recipient.Clear != "eve@example.com" {
 		t.Errorf("order-shipped %+v", p)
 	}
 	if n := len(h.Events.All(func(e *event.Envelope) bool { return e.EventType == "NotificationFailed" })); n != 0 {
@@ -218,7 +218,7 @@ func TestUnknownRecipientFailsOnceTheWaitIsOver(t *testing.T) {
 	publish(t, h, e)
 	failed := h.Events.Wait(t, "NotificationFailed", sentFor(t, "u-ghost", "order-shipped"))
 	p := payload[*event.NotificationFailed](t, failed)
-	if p.Reason != "unknown recipient" || p.Attempts != 0 || p.Recipient != "" || p.Subject != (event.Subject{Type: "order", ID: "o9"}) {
+	if p.Reason != "unknown recipient" || p.Attempts != 0 || p.Recipient.Clear != "" || p.Subject != (event.Subject{Type: "order", ID: "o9"}) {
 		t.Errorf("NotificationFailed %+v", p)
 	}
 	ns := list(h, h.Token("admin-1", "admin"), "?userId=u-ghost")
@@ -235,7 +235,7 @@ func TestFailureInjection(t *testing.T) {
 	h.Events.Wait(t, "NotificationSent", sentFor(t, "u-fay", "welcome")) // other templates still go out
 	e := h.Events.Wait(t, "NotificationFailed", sentFor(t, "u-fay", "order-shipped"))
 	p := payload[*event.NotificationFailed](t, e)
-	if p.Attempts != 3 || !strings.Contains(p.Reason, "EVENTMART_NOTIFY_FAIL_TEMPLATES") || p.Recipient != "fay@example.com" || p.Subject.ID != "o1" {
+	if p.Attempts != 3 || !strings.Contains(p.Reason, "EVENTMART_NOTIFY_FAIL_TEMPLATES") || p.Recipient.Clear != "fay@example.com" || p.Subject.ID != "o1" {
 		t.Errorf("NotificationFailed %+v", p)
 	}
 	ns := list(h, h.Token("u-fay", "customer"), "?template=order-shipped")
@@ -294,7 +294,7 @@ func publish(t *testing.T, h *apptest.Harness, e *event.Envelope) {
 func TestDuplicateDeliverySendsOnce(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
-	e, err := event.New("user-service", origin, &event.UserRegistered{UserID: "u-hal", Email: "hal@example.com", Name: "Hal", Role: "customer"})
+	e, err := event.New("user-service", origin, &event.UserRegistered{UserID: "u-hal", Email: event.Plain("hal@example.com"), Name: event.Plain("Hal"), Role: "customer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestSMTPSender(t *testing.T) {
 	t.Parallel()
 	addr, got := fakeSMTP(t)
 	h := start(t, map[string]string{"EVENTMART_SMTP_ADDR": addr, "EVENTMART_SMTP_FROM": "shop@example.com"})
-	h.Publish("user-service", origin, &event.UserRegistered{UserID: "u-ida", Email: "ida@example.com", Name: "Ida Ümlaut", Role: "customer"})
+	h.Publish("user-service", origin, &event.UserRegistered{UserID: "u-ida", Email: event.Plain("ida@example.com"), Name: event.Plain("Ida Ümlaut"), Role: "customer"})
 	h.Events.Wait(t, "NotificationSent", sentFor(t, "u-ida", "welcome"))
 	var msg string
 	select {

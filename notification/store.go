@@ -17,14 +17,25 @@ type recipient struct {
 	UserID string
 	Email  string
 	Name   string
-	Status string // "active" or "deactivated"
+	Status string // "active", "deactivated" or "erased" (Email and Name empty)
 }
 
 // Recipient statuses.
 const (
 	recipientActive      = "active"
 	recipientDeactivated = "deactivated"
+	recipientErased      = "erased"
 )
+
+// eraseMessages deletes the personal data of userID's messages: their
+// address, subject and body (which greet by name); the rest stays, so the
+// mailbox still says what was sent when.
+func (s *store) eraseMessages(ctx context.Context, tx *sqldb.Tx, userID string) error {
+	if _, err := tx.Exec(ctx, `UPDATE notifications SET recipient = '', subject = '', body = '' WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("notification: erase the messages of %s: %w", userID, err)
+	}
+	return nil
+}
 
 // recipient reads a user's address; (nil, nil) if no user event named it.
 func (s *store) recipient(ctx context.Context, tx *sqldb.Tx, userID string) (*recipient, error) {

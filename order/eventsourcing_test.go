@@ -151,7 +151,7 @@ func TestCustomerChangeIsInTheHistory(t *testing.T) {
 	tok := h.Token("cust-9", "customer")
 	s := place(t, h, tok)
 	before := s.get()
-	h.Publish("user-service", event.Origin{CorrelationID: "corr-u"}, &event.UserUpdated{UserID: "cust-9", Email: "new@example.com", Name: "New Name"})
+	h.Publish("user-service", event.Origin{CorrelationID: "corr-u"}, &event.UserUpdated{UserID: "cust-9", Email: event.Plain("new@example.com"), Name: event.Plain("New Name")})
 	h.Eventually("customer changed", func() bool { return s.get().Customer.Email == "new@example.com" })
 	p := history(t, h, tok, s.id, "")
 	if got := historyTypes(p); !reflect.DeepEqual(got, []string{order.OrderPlaced, order.CustomerChanged}) {

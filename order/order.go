@@ -162,6 +162,7 @@ func (s *Service) Handlers() []inbox.Handler {
 	return append([]inbox.Handler{
 		inbox.On(s.onUserRegistered),
 		inbox.On(s.onUserUpdated),
+		inbox.On(s.onPersonalDataErased),
 		inbox.On(s.onUserDeactivated),
 	}, s.sagaHandlers(
 		inbox.On(s.onReservationFailed),

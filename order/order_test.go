@@ -291,10 +291,10 @@ func (s *saga) notified(cause *event.Envelope, failed bool) *event.Envelope {
 	subject := event.Subject{Type: "order", ID: s.id}
 	if failed {
 		return s.publish("notification-service", cause, &event.NotificationFailed{NotificationID: "n-" + s.id, UserID: "u", Channel: "email",
-			Template: "order-shipped", Recipient: "u@example.com", Subject: subject, Reason: "mailbox full", Attempts: 3})
+			Template: "order-shipped", Recipient: event.Plain("u@example.com"), Subject: subject, Reason: "mailbox full", Attempts: 3})
 	}
 	return s.publish("notification-service", cause, &event.NotificationSent{NotificationID: "n-" + s.id, UserID: "u", Channel: "email",
-		Template: "order-shipped", Recipient: "u@example.com", Subject: subject})
+		Template: "order-shipped", Recipient: event.Plain("u@example.com"), Subject: subject})
 }
 
 func payloadOf[T event.Payload](t *testing.T, e *event.Envelope) T {
@@ -618,7 +618,7 @@ func TestNotificationsDoNotMoveTheOrder(t *testing.T) {
 	paid := s.paid(s.reserved())
 	s.notified(paid, true)
 	s.publish("notification-service", s.created, &event.NotificationSent{NotificationID: "n-x", UserID: "cust-1", Channel: "email",
-		Template: "order-shipped", Recipient: "a@example.com", Subject: event.Subject{Type: "order", ID: s.id}})
+		Template: "order-shipped", Recipient: event.Plain("a@example.com"), Subject: event.Subject{Type: "order", ID: s.id}})
 	if o := s.get(); o.Status != "CONFIRMED" || s.count("OrderShipped") != 0 {
 		t.Fatalf("status %s after notices without a label", o.Status)
 	}
@@ -908,8 +908,8 @@ func TestUserUpdatesReachOrders(t *testing.T) {
 	first := place(t, h, ann)
 	bobs := place(t, h, bob)
 	h.Publish("user-service", event.FromRequest("req-u", event.Metadata{}),
-		&event.UserRegistered{UserID: "ann", Email: "ann@real.example", Name: "Ann", Role: "customer"},
-		&event.UserUpdated{UserID: "ann", Email: "ann@new.example", Name: "Ann New", Changed: []string{"email", "name"}})
+		&event.UserRegistered{UserID: "ann", Email: event.Plain("ann@real.example"), Name: event.Plain("Ann"), Role: "customer"},
+		&event.UserUpdated{UserID: "ann", Email: event.Plain("ann@new.example"), Name: event.Plain("Ann New"), Changed: []string{"email", "name"}})
 	h.Eventually("customer data on the order", func() bool {
 		return first.get().Customer == order.Customer{Email: "ann@new.example", Name: "Ann New"}
 	})
@@ -935,7 +935,7 @@ func TestDeactivatedUserCannotOrder(t *testing.T) {
 	s := place(t, h, tok)
 	h.Publish("user-service", event.FromRequest("req-d", event.Metadata{}),
 		&event.UserDeactivated{UserID: "ann", Reason: "fraud"},
-		&event.UserUpdated{UserID: "ann", Email: "ann@after.example", Name: "Ann", Changed: []string{"email"}})
+		&event.UserUpdated{UserID: "ann", Email: event.Plain("ann@after.example"), Name: event.Plain("Ann"), Changed: []string{"email"}})
 	// The UserUpdated after the deactivation is handled once the order shows it.
 	h.Eventually("the update after deactivation", func() bool { return s.get().Customer.Email == "ann@after.example" })
 	status, _, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), nil)

@@ -79,7 +79,11 @@ func (s *Service) ensureAdmin(ctx context.Context, email, pw string) (*User, err
 			if err := s.store.insert(ctx, tx, u); err != nil {
 				return err
 			}
-			return outbox.Emit(ctx, tx, service.Source(Name), origin, registered(u))
+			p, err := s.registeredEvent(ctx, tx, u)
+			if err != nil {
+				return err
+			}
+			return outbox.Emit(ctx, tx, service.Source(Name), origin, p)
 		}
 		var changed []string
 		if newHash != "" {
@@ -98,8 +102,11 @@ func (s *Service) ensureAdmin(ctx context.Context, email, pw string) (*User, err
 		if err := s.store.update(ctx, tx, u); err != nil {
 			return err
 		}
-		return outbox.Emit(ctx, tx, service.Source(Name), origin,
-			&event.UserUpdated{UserID: u.ID, Email: u.Email, Name: u.Name, Changed: changed})
+		p, err := s.updatedEvent(ctx, tx, u, changed)
+		if err != nil {
+			return err
+		}
+		return outbox.Emit(ctx, tx, service.Source(Name), origin, p)
 	})
 	if err != nil {
 		return nil, err

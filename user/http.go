@@ -28,6 +28,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/users/me", s.handleDeactivateMe)
 	mux.HandleFunc("GET /api/v1/users", s.handleList)
 	mux.HandleFunc("GET /api/v1/users/{id}", s.handleGet)
+	mux.HandleFunc("DELETE /api/v1/users/{id}/personal-data", s.handleErase)
+	mux.HandleFunc("GET /api/v1/users/{id}/personal-key", s.handlePersonalKey)
 }
 
 // RegisterInput is the body of POST /users.
@@ -124,7 +126,11 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.insert(ctx, tx, u); err != nil {
 			return err
 		}
-		return outbox.Emit(ctx, tx, service.Source(Name), origin, registered(u))
+		p, err := s.registeredEvent(ctx, tx, u)
+		if err != nil {
+			return err
+		}
+		return outbox.Emit(ctx, tx, service.Source(Name), origin, p)
 	})
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -198,7 +204,17 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	origin := service.RequestOrigin(ctx)
 	origin.Metadata = event.Metadata{UserID: u.ID, SessionID: id.SessionID}
-	if err := s.d.Outbox.EmitNow(ctx, service.Source(Name), origin, &event.UserLoggedIn{UserID: u.ID, Email: u.Email, Role: u.Role}); err != nil {
+	sl, err := s.sealerFor(ctx, s.d.DB, u.ID)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	li := &event.UserLoggedIn{UserID: u.ID, Role: u.Role}
+	if err := sl.seal(&li.Email, u.Email); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	if err := s.d.Outbox.EmitNow(ctx, service.Source(Name), origin, li); err != nil {
 		// No token without its audit record.
 		httpx.Error(w, r, err)
 		return
@@ -227,12 +243,37 @@ func (s *Service) loginFailed(w http.ResponseWriter, r *http.Request, email, rea
 	httpx.Error(w, r, &eventmart.Error{Code: eventmart.EUNAUTHORIZED, Message: msg})
 }
 
-// recordLoginFailed records LoginFailed; a failure to is logged.
+// recordLoginFailed records LoginFailed; a failure to is logged. When the
+// email names an account the record is keyed by the account's id and the
+// email sealed with its key (personal data, erasable); an email of no
+// account is recorded as typed (bounded).
 func (s *Service) recordLoginFailed(r *http.Request, email, reason string) {
+	ctx := r.Context()
 	email = strings.ToLower(strings.TrimSpace(email))
-	if err := s.d.Outbox.EmitNow(r.Context(), service.Source(Name), service.RequestOrigin(r.Context()), &event.LoginFailed{Email: email, Reason: reason}); err != nil {
-		httpx.Logger(r.Context()).Error("recording a failed login", "error", err)
+	p, err := s.loginFailedEvent(ctx, email, reason)
+	if err == nil {
+		err = s.d.Outbox.EmitNow(ctx, service.Source(Name), service.RequestOrigin(ctx), p)
 	}
+	if err != nil {
+		httpx.Logger(ctx).Error("recording a failed login", "error", err)
+	}
+}
+
+func (s *Service) loginFailedEvent(ctx context.Context, email, reason string) (*event.LoginFailed, error) {
+	p := &event.LoginFailed{Account: email, Email: event.Plain(email), Reason: reason}
+	if len(email) > MaxEmailLength {
+		return p, nil // no account has it (bounded by event.New)
+	}
+	u, err := s.store.byEmail(ctx, s.d.DB, loginEmail(email))
+	if err != nil || u == nil {
+		return p, err
+	}
+	sl, err := s.sealerFor(ctx, s.d.DB, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	p.Account = u.ID
+	return p, sl.seal(&p.Email, email)
 }
 
 // handleGetMe: GET /users/me.
@@ -318,7 +359,11 @@ func (s *Service) handleUpdateMe(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.update(ctx, tx, u); err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, &event.UserUpdated{UserID: u.ID, Email: u.Email, Name: u.Name, Changed: changed}); err != nil {
+		p, err := s.updatedEvent(ctx, tx, u, changed)
+		if err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, p); err != nil {
 			return err
 		}
 		if newHash == "" {
@@ -438,8 +483,4 @@ func (s *Service) me(ctx context.Context, q queryer) (*User, error) {
 
 func (s *Service) emit(ctx context.Context, tx *sqldb.Tx, p event.Payload) error {
 	return outbox.Emit(ctx, tx, service.Source(Name), service.RequestOrigin(ctx), p)
-}
-
-func registered(u *User) *event.UserRegistered {
-	return &event.UserRegistered{UserID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role}
 }

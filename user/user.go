@@ -13,6 +13,11 @@
 // (zxcvbn), stored only as bcrypt hashes. Failed logins are throttled per
 // account and per client address (throttle.go).
 //
+// Personal data is crypto-shredded (personal.go): each user has a key
+// (personal_keys) that seals the email and name in the user's events;
+// DELETE /users/{id}/personal-data destroys it, clears the account and
+// emits PersonalDataErased. Other services get keys through event.Keys.
+//
 // A login starts a session: a short-lived access token and a refresh
 // token carry its id. Logout, a password change (all other sessions), a
 // deactivation and an admin's revocation end sessions with

@@ -351,7 +351,9 @@ func (s *Service) replayRange(ctx context.Context, ep *Endpoint, from, to string
 	const page = 1000
 	n := 0
 	for offset := 0; ; offset += page {
-		q := url.Values{"from": {from}, "to": {to}, "limit": {strconv.Itoa(page)}, "offset": {strconv.Itoa(offset)}}
+		// sealed: the events as recorded, as live deliveries send them
+		// (personal fields sealed; the trail would show them opened).
+		q := url.Values{"from": {from}, "to": {to}, "limit": {strconv.Itoa(page)}, "offset": {strconv.Itoa(offset)}, "sealed": {"true"}}
 		var resp struct {
 			Events []json.RawMessage `json:"events"`
 		}

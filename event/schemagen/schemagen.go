@@ -9,7 +9,8 @@
 // kinds map to their JSON types, time.Time to a date-time string,
 // json.RawMessage to an object (the only embedded JSON is an envelope), a slice
 // to an array that may be null (a nil slice marshals as null), a nested
-// struct to an inline object.
+// struct to an inline object, event.Personal to a string or a sealed object
+// (oneOf).
 package schemagen
 
 import (
@@ -110,8 +111,10 @@ func Write(dir string) ([]string, error) {
 }
 
 var (
-	timeType = reflect.TypeOf(time.Time{})
-	rawType  = reflect.TypeOf(json.RawMessage{})
+	timeType     = reflect.TypeOf(time.Time{})
+	rawType      = reflect.TypeOf(json.RawMessage{})
+	personalType = reflect.TypeOf(event.Personal{})
+	sealedType   = reflect.TypeOf(event.Sealed{})
 )
 
 func schemaOf(t reflect.Type, where string) (obj, error) {
@@ -122,6 +125,14 @@ func schemaOf(t reflect.Type, where string) (obj, error) {
 		// Embedded JSON (AuditRecorded.envelope: a recorded envelope, byte
 		// for byte): an object, not described further.
 		return obj{{"type", "object"}}, nil
+	case t == personalType:
+		// A personal field: in clear (upcast from a version before
+		// sealing) or sealed with its user's key (docs/security.md).
+		sealed, err := structSchema(sealedType, where)
+		if err != nil {
+			return nil, err
+		}
+		return obj{{"oneOf", []any{obj{{"type", "string"}}, sealed}}}, nil
 	case t.Kind() == reflect.String:
 		return obj{{"type", "string"}}, nil
 	case t.Kind() == reflect.Bool:

@@ -38,6 +38,7 @@ import (
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/user"
 )
 
 // Config says what to run and on what.
@@ -182,6 +183,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	var all []started
 	relays := map[string]*outbox.Relay{}
+	// The keys of personal data are the user service's: none in a
+	// deployment without one (tests of other services), where nothing is
+	// sealed.
+	var keys event.Keys
+	if _, remote := cfg.Remote[user.Name]; remote || localNames[user.Name] {
+		keys = &personalKeys{a: a, now: cfg.Now, cache: map[string]cachedKey{}}
+	}
 	for _, def := range cfg.Services {
 		log := cfg.Log.With("service", service.Source(def.Name))
 		db, err := sqldb.Open(ctx, def.Name, cfg.DB, cfg.DataDir)
@@ -229,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		probes.Outboxes = append(probes.Outboxes, obs.OutboxProbe{Service: service.Source(def.Name), Backlog: relay.Backlog})
 		svc, err := def.New(service.Deps{
 			Standby: role == region.Standby, DB: db, Log: log, Tokens: cfg.Tokens, Outbox: relay, Now: cfg.Now,
-			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus,
+			Call: a.client, BaseURL: a.baseURL, Settings: values, Metrics: cfg.Metrics.Registry, DataDir: cfg.DataDir, Bus: cfg.Bus, Keys: keys,
 			Consumed: func(ctx context.Context, topics []string) (time.Time, error) {
 				return inbox.ConsumedUntil(ctx, cfg.Bus, service.Source(def.Name), topics, cfg.Now)
 			},

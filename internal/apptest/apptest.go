@@ -408,3 +408,19 @@ func (h *Harness) StartInstance() *app.App {
 	})
 	return a
 }
+
+// Open returns p's clear value, opened with the key of the user service
+// running in h (event.Erased once that key is destroyed); it fails the
+// test if p does not open.
+func (h *Harness) Open(p event.Personal) string {
+	h.T.Helper()
+	keys, ok := h.App.Service("user").(event.Keys)
+	if !ok && p.Sealed != nil {
+		h.T.Fatalf("a sealed value of user %s, and no user service in the harness to open it", p.Sealed.Kid)
+	}
+	v, err := p.Open(context.Background(), keys)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return v
+}

@@ -30,6 +30,10 @@ import (
 const (
 	RoleCustomer = "customer"
 	RoleAdmin    = "admin"
+	// RoleService is the role of Eventmart's own processes calling the
+	// internal API of another (GET /users/{id}/personal-key); no
+	// account has it, and only a holder of the JWT secret issues it.
+	RoleService = "service"
 )
 
 // Identity is an authenticated caller.
@@ -192,7 +196,7 @@ func (t *Tokens) verify(token, use string) (Identity, error) {
 	if err != nil {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: %v", strings.TrimPrefix(err.Error(), "token has invalid claims: "))
 	}
-	if c.Subject == "" || (c.Role != RoleCustomer && c.Role != RoleAdmin) {
+	if c.Subject == "" || (c.Role != RoleCustomer && c.Role != RoleAdmin && c.Role != RoleService) {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: no subject or role")
 	}
 	if c.Use != use {

@@ -263,7 +263,7 @@ func TestTailSendsInTimeOrderWithAuditEvents(t *testing.T) {
 	// audit-events, then order-events again.
 	publish(t, b, event.Origin{}, &event.OrderCancelled{OrderID: order, UserID: "u1", ReasonCode: "timeout", Reason: "r"})
 	publish(t, b, event.Origin{}, &event.UserDeactivated{UserID: "u1"})
-	publish(t, b, event.Origin{}, &event.LoginFailed{Email: "x@example.com", Reason: "bad password"})
+	publish(t, b, event.Origin{}, &event.LoginFailed{Account: "x@example.com", Email: event.Plain("x@example.com"), Reason: "bad password"})
 	publish(t, b, event.Origin{}, &event.AuditRecorded{Seq: 1, EventID: event.NewID(), Type: "LoginFailed", Topic: "audit-events", Key: "x@example.com", Envelope: json.RawMessage(`{}`)})
 	publish(t, b, event.Origin{}, &event.AuditBlockRecorded{Chain: "audit", Part: 1, Parts: 1, Records: []event.AuditBlockRecord{{Seq: 2, EventID: event.NewID(), Type: "LoginFailed", Topic: "audit-events", Key: "x@example.com", Envelope: json.RawMessage(`{}`)}}})
 	publish(t, b, event.Origin{}, &event.OrderCancelled{OrderID: event.NewID(), UserID: "u2", ReasonCode: "timeout", Reason: "r"})

@@ -51,6 +51,11 @@ type Deps struct {
 	// service keeps files such as generated keys; "" for none.
 	DataDir string
 
+	// Keys gives the keys that open the personal fields of events
+	// (event.Personal.Open): the user service's, in this process or over
+	// its internal API. nil in tests that read no personal field.
+	Keys event.Keys
+
 	// Bus is the process's event bus, for a service that consumes with
 	// its own loop instead of Handlers (analytics commits its stream
 	// engine's state with the offsets it consumed). nil: no bus.

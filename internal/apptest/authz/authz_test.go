@@ -68,6 +68,9 @@ type fixture struct {
 
 	userA, userB, emailA                         string
 	orderA, productA, shipmentA, paymentA, cartA string
+	// userC is an account of no actor's, whose personal data the walk
+	// erases (A must keep logging in).
+	userC string
 }
 
 // private are A's identifiers no one but A and admins may see.
@@ -141,6 +144,9 @@ type call struct {
 	// fresh: each actor calls with a session of its own, logged in for the
 	// call, so that a call ending sessions leaves the walk's tokens alone.
 	fresh bool
+	// path, if set, is the path called instead of the operation's with A's
+	// ids.
+	path func(*fixture) string
 }
 
 // rule classifies one operation of the document.
@@ -356,6 +362,18 @@ func rules(f *fixture) []rule {
 		{"DELETE /api/v1/products/{id}", adminOnly(nil)},
 		{"POST /api/v1/auth/logout", freshly(self(nil))},
 		{"DELETE /api/v1/users/{id}/sessions", freshly(ownedByA(success))},
+		// Erasing is for the account holder (internal/apptest/security
+		// TestPersonalDataErasure) or an admin; walked on C's account, as
+		// erasing A's would end the walk's logins.
+		{"DELETE /api/v1/users/{id}/personal-data", func(*fixture) []call {
+			return []call{{path: func(f *fixture) string { return "/api/v1/users/" + f.userC + "/personal-data" },
+				want: [nActors]check{unauthorized, hidden, hidden, success}, fresh: true}}
+		}},
+		// Eventmart's own processes only (a token of role "service"): no
+		// user, not even an admin.
+		{"GET /api/v1/users/{id}/personal-key", func(*fixture) []call {
+			return []call{{want: [nActors]check{unauthorized, forbidden, forbidden, forbidden}, fresh: true}}
+		}},
 		{"DELETE /api/v1/users/me", freshly(self(nil))},
 	}
 }
@@ -393,6 +411,9 @@ func TestAuthorizationWalk(t *testing.T) {
 		path = f.substitute(t, path)
 		for _, c := range r.calls(f) {
 			p := path
+			if c.path != nil {
+				p = c.path(f)
+			}
 			if c.query != nil {
 				p += "?" + c.query(f)
 			}
@@ -441,6 +462,7 @@ func setUp(t *testing.T) *fixture {
 	f.emailB = "b-" + event.NewID() + "@example.com"
 	f.userA, f.tokens[custA] = register(h, f.emailA, "Customer A")
 	f.userB, f.tokens[custB] = register(h, f.emailB, "Customer B")
+	f.userC, _ = register(h, "c-"+event.NewID()+"@example.com", "Customer C")
 	var tok struct{ RefreshToken string }
 	h.JSON("POST", "/api/v1/auth/token", "", map[string]string{"email": f.emailB, "password": password}, http.StatusOK, &tok)
 	f.refreshB = tok.RefreshToken

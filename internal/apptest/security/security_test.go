@@ -107,11 +107,11 @@ func TestRecordsOfUntrustedInputAreBounded(t *testing.T) {
 	for _, e := range h.Events.All(func(e *event.Envelope) bool { return e.EventType == "LoginFailed" }) {
 		var p event.LoginFailed
 		json.Unmarshal(e.Data, &p)
-		if len(e.Data) > 1024 || len(p.Email) > event.MaxEmail || len(e.Key) > event.MaxEmail {
-			t.Errorf("LoginFailed of %d bytes, e-mail of %d bytes, key of %d", len(e.Data), len(p.Email), len(e.Key))
+		if len(e.Data) > 1024 || len(p.Email.Clear) > event.MaxEmail || len(e.Key) > event.MaxEmail {
+			t.Errorf("LoginFailed of %d bytes, e-mail of %d bytes, key of %d", len(e.Data), len(p.Email.Clear), len(e.Key))
 		}
-		if len(p.Email) == event.MaxEmail && !strings.HasSuffix(p.Email, event.TruncatedMark) {
-			t.Errorf("a cut e-mail is not marked truncated: %q", p.Email[len(p.Email)-20:])
+		if len(p.Email.Clear) == event.MaxEmail && !strings.HasSuffix(p.Email.Clear, event.TruncatedMark) {
+			t.Errorf("a cut e-mail is not marked truncated: %q", p.Email.Clear[len(p.Email.Clear)-20:])
 		}
 	}
 

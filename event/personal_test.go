@@ -1,0 +1,87 @@
+package event_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/eventmart/eventmart/event"
+)
+
+// keyring is an event.Keys over a map; a missing user is erased.
+type keyring map[string][]byte
+
+func (k keyring) PersonalKey(_ context.Context, id string) ([]byte, error) {
+	if key, ok := k[id]; ok {
+		return key, nil
+	}
+	return nil, fmt.Errorf("user %s: %w", id, event.ErrErased)
+}
+
+func TestPersonalSealsAndErases(t *testing.T) {
+	ctx := context.Background()
+	keys := keyring{"u1": bytes.Repeat([]byte{1}, 32), "u2": bytes.Repeat([]byte{2}, 32)}
+	sealed, err := event.Seal(keys["u1"], "u1", "ann@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.New("user-service", event.Origin{}, &event.UserRegistered{UserID: "u1", Email: sealed, Name: sealed, Role: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(e.Data), "ann@") {
+		t.Fatalf("the email is in clear: %s", e.Data)
+	}
+	p, err := e.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.(*event.UserRegistered).Email.Open(ctx, keys); err != nil || v != "ann@example.com" {
+		t.Errorf("opened %q, %v", v, err)
+	}
+	// Another user's key does not open it, nor does a value moved to
+	// another user's name (the user id is the additional data).
+	moved := *sealed.Sealed
+	moved.Kid = "u2"
+	if _, err := moved.OpenWith(keys["u2"]); err == nil {
+		t.Error("a value sealed for u1 opened as u2's")
+	}
+	opened, err := event.OpenData(ctx, keys, e.Data)
+	if err != nil || !strings.Contains(string(opened), `"email":"ann@example.com"`) {
+		t.Errorf("OpenData: %s, %v", opened, err)
+	}
+	delete(keys, "u1") // the key destroyed
+	if v, err := p.(*event.UserRegistered).Email.Open(ctx, keys); err != nil || v != event.Erased {
+		t.Errorf("after erasure opened %q, %v", v, err)
+	}
+	opened, err = event.OpenData(ctx, keys, e.Data)
+	if err != nil || !strings.Contains(string(opened), `"email":"[erased]"`) || strings.Contains(string(opened), "ann@") {
+		t.Errorf("OpenData after erasure: %s, %v", opened, err)
+	}
+}
+
+// Records written before sealing are upcast with their values in clear.
+func TestPersonalV1IsUpcast(t *testing.T) {
+	for typ, data := range map[event.Type]string{
+		"UserRegistered": `{"userId":"u1","email":"a@b.c","name":"A","role":"customer"}`,
+		"UserUpdated":    `{"userId":"u1","email":"a@b.c","name":"A","changed":["name"]}`,
+		"UserLoggedIn":   `{"userId":"u1","email":"a@b.c","role":"customer"}`,
+		"LoginFailed":    `{"email":"a@b.c","reason":"invalid-credentials"}`,
+	} {
+		e := &event.Envelope{EventType: typ, EventVersion: "v1", Data: json.RawMessage(data)}
+		p, err := e.Payload()
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		b, _ := json.Marshal(p)
+		if !strings.Contains(string(b), `"email":"a@b.c"`) {
+			t.Errorf("%s upcast to %s", typ, b)
+		}
+		if lf, ok := p.(*event.LoginFailed); ok && lf.Account != "a@b.c" {
+			t.Errorf("LoginFailed v1 upcast with account %q", lf.Account)
+		}
+	}
+}
