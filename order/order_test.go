@@ -819,6 +819,10 @@ func TestTimeoutNeverCancelsAnOrderWhosePaymentIsUnread(t *testing.T) {
 
 	close(held.release)
 	paid.waitStatus("CONFIRMED")
+	// The pipeline has just decided an order placed before the abandoned
+	// one, which may therefore be waiting its turn: its timeout counts
+	// from that decision (docs/saga.md, "Timeouts").
+	clk.advance(6 * time.Second)
 	e := h.Events.Wait(t, "OrderCancelled", apptest.Keyed(abandoned.id))
 	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
 		t.Errorf("abandoned order cancelled for %s", c.ReasonCode)
