@@ -222,7 +222,15 @@ func (s *Service) cancelTimedOut(ctx context.Context) error {
 		if first.Placed.Before(c.Placed) { // none yet (zero), or not after this order: not known to have reached it
 			reached = time.Time{}
 		}
-		if start := timeoutStart(c.Placed, f, reached); expired(start, s.timeout, now) {
+		start := timeoutStart(c.Placed, f, reached, time.Time{})
+		if !expired(start, s.timeout, now) {
+			continue
+		}
+		ahead, err := lastDecidedAhead(ctx, s.d.DB, c.Placed) // only for an order otherwise due: a scan of aheadWindow rows
+		if err != nil {
+			return err
+		}
+		if start = timeoutStart(c.Placed, f, reached, ahead); expired(start, s.timeout, now) {
 			dues = append(dues, due{c.ID, start})
 		}
 	}

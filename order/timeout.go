@@ -23,6 +23,14 @@ import (
 // decided, so an order whose own events are lost or stuck still times out,
 // one timeout after the pipeline went past it.
 //
+// Partitions are queues of their own, and one may lag another by seconds
+// (a consumer starved of CPU or of the database's lock): the frontier
+// then runs past orders still waiting in the slow one. So the clock also
+// restarts with every decision of the orders placed just before the order
+// (aheadWindow of them: a few per partition of every topic of the saga),
+// its neighbours in its own queue among them: while those are being
+// decided, the order's turn is near.
+//
 // "Decided by the pipeline" is confirmed, shipped, or cancelled for lack of
 // stock or a failed payment: cancellations for timeout or by the customer
 // say nothing of the pipeline's progress (a timeout counting as progress
@@ -35,18 +43,19 @@ type frontier struct {
 }
 
 // timeoutStart returns when the saga timeout of a PENDING order placed at
-// placed starts counting, given the pipeline's frontier f and, for an
-// order that has been reached (placed at or before f.Placed), reached:
-// when the first order placed at or after it was decided (zero if
-// unknown).
-func timeoutStart(placed time.Time, f frontier, reached time.Time) time.Time {
+// placed starts counting, given the pipeline's frontier f; for an order
+// that has been reached (placed at or before f.Placed), reached: when the
+// first order placed at or after it was decided (zero if unknown); and
+// ahead: the last decision of the orders placed just before it (zero if
+// none).
+func timeoutStart(placed time.Time, f frontier, reached, ahead time.Time) time.Time {
 	switch {
 	case f.Placed.IsZero(): // the pipeline has decided nothing yet: no line to wait in
 		return placed
-	case !placed.After(f.Placed): // reached: counts from when the pipeline went past it
-		return latest(placed, reached)
+	case !placed.After(f.Placed): // reached: counts from when the pipeline went past it, or decided its neighbours
+		return latest(latest(placed, reached), ahead)
 	default: // in line behind orders being decided: counts from the last decision
-		return latest(placed, f.Decided)
+		return latest(latest(placed, f.Decided), ahead)
 	}
 }
 
@@ -127,4 +136,26 @@ func reachedAt(ctx context.Context, db *sqldb.DB, placed time.Time) (firstDecide
 		return firstDecided{}, fmt.Errorf("order: saga timeout: when the pipeline reached an order: %w", err)
 	}
 	return firstDecided{Placed: time.UnixMilli(p).UTC(), Decided: time.UnixMilli(d).UTC()}, nil
+}
+
+// aheadWindow is how many of the orders placed just before an order
+// count as ahead of it in its queues: about six per partition of
+// order-events (20) and inventory-events (16).
+const aheadWindow = 100
+
+// lastDecidedAhead returns the last change of the orders the pipeline
+// decided among the aheadWindow orders placed just before placed (zero if
+// none): a backward range scan of orders_created, aheadWindow rows.
+func lastDecidedAhead(ctx context.Context, db *sqldb.DB, placed time.Time) (time.Time, error) {
+	var ms sql.NullInt64
+	err := db.QueryRow(ctx, `SELECT MAX(updated_at) FROM (SELECT status, reason_code, updated_at FROM orders WHERE created_at < ?
+		ORDER BY created_at DESC LIMIT ?) ahead WHERE `+decidedByPipeline,
+		append([]any{placed.UnixMilli(), aheadWindow}, pipelineArgs...)...).Scan(&ms)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("order: saga timeout: the orders ahead of one: %w", err)
+	}
+	if !ms.Valid {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms.Int64).UTC(), nil
 }

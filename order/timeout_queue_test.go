@@ -16,7 +16,7 @@ import (
 func TestTimeoutCountsFromWhenThePipelineReachedTheOrder(t *testing.T) {
 	t.Parallel()
 	clk := &clock{}
-	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_TIMEOUT": "5s", "EVENTMART_SAGA_SWEEP_INTERVAL": "10ms"}),
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_TIMEOUT": "30s", "EVENTMART_SAGA_SWEEP_INTERVAL": "10ms"}),
 		func(c *app.Config) { c.Now = clk.Now })
 	tok := h.Token("cust-1", "customer")
 	stuck := place(t, h, tok) // its events are lost
@@ -26,10 +26,10 @@ func TestTimeoutCountsFromWhenThePipelineReachedTheOrder(t *testing.T) {
 	next := place(t, h, tok)
 	waiting := place(t, h, tok) // in line behind next
 
-	clk.advance(3 * time.Second)
+	clk.advance(20 * time.Second)
 	next.paid(next.created) // the pipeline, slow but working, decides the order ahead of it
 	next.waitStatus("CONFIRMED")
-	clk.advance(3 * time.Second) // all three placed 6 s ago, beyond the 5 s timeout
+	clk.advance(20 * time.Second) // all three placed 40 s ago, beyond the 30 s timeout
 
 	e := h.Events.Wait(t, "OrderCancelled", apptest.Keyed(stuck.id))
 	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
@@ -40,12 +40,51 @@ func TestTimeoutCountsFromWhenThePipelineReachedTheOrder(t *testing.T) {
 		t.Fatalf("an order waiting its turn is %s (%s)", o.Status, o.ReasonCode)
 	}
 
-	clk.advance(6 * time.Second) // the pipeline decided nothing for a whole timeout
+	clk.advance(31 * time.Second) // the pipeline decided nothing for a whole timeout
 	e = h.Events.Wait(t, "OrderCancelled", apptest.Keyed(waiting.id))
 	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
 		t.Errorf("waiting order cancelled for %s", c.ReasonCode)
 	}
 	if o := next.get(); o.Status != "CONFIRMED" {
 		t.Errorf("decided order %+v", o)
+	}
+}
+
+// An order the pipeline went past (an order placed after it is decided)
+// but whose own queue lags — the orders placed just before it are still
+// being decided — is not cancelled until those stop for a timeout.
+func TestTimeoutWaitsWhileTheOrdersAheadAreDecided(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_TIMEOUT": "30s", "EVENTMART_SAGA_SWEEP_INTERVAL": "10ms"}),
+		func(c *app.Config) { c.Now = clk.Now })
+	tok := h.Token("cust-1", "customer")
+	stuck := place(t, h, tok) // its events are lost
+	fast := place(t, h, tok)
+	slow := place(t, h, tok) // in the lagging queue, ahead of lagging
+	lagging := place(t, h, tok)
+	after := place(t, h, tok)
+	for _, s := range []*saga{fast, after} { // the fast queues go past all of them
+		s.paid(s.created)
+		s.waitStatus("CONFIRMED")
+	}
+
+	clk.advance(20 * time.Second)
+	slow.paid(slow.created) // the lagging queue moves on
+	slow.waitStatus("CONFIRMED")
+	clk.advance(20 * time.Second)
+
+	e := h.Events.Wait(t, "OrderCancelled", apptest.Keyed(stuck.id))
+	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
+		t.Errorf("stuck order cancelled for %s", c.ReasonCode)
+	}
+	if o := lagging.get(); o.Status != "PENDING" {
+		t.Fatalf("an order whose queue still moves is %s (%s)", o.Status, o.ReasonCode)
+	}
+
+	clk.advance(31 * time.Second) // its queue stopped for a whole timeout
+	e = h.Events.Wait(t, "OrderCancelled", apptest.Keyed(lagging.id))
+	if c := payloadOf[*event.OrderCancelled](t, e); c.ReasonCode != "timeout" {
+		t.Errorf("lagging order cancelled for %s", c.ReasonCode)
 	}
 }

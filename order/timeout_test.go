@@ -9,27 +9,30 @@ import (
 
 // When a PENDING order's saga timeout starts counting, and whether it has
 // run out: from its placing while nothing was decided, from when the
-// pipeline went past it once an order placed after it was decided, and
-// from the pipeline's last decision while it waits its turn.
+// pipeline went past it once an order placed after it was decided, from
+// the pipeline's last decision while it waits its turn, and in either case
+// not before the last decision of the orders placed just before it.
 func TestTimeoutStart(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	const timeout = 30 * time.Second
 	for _, c := range []struct {
-		name    string
-		placed  time.Time
-		f       frontier
-		reached time.Time
-		want    time.Time
+		name           string
+		placed         time.Time
+		f              frontier
+		reached, ahead time.Time
+		want           time.Time
 	}{
-		{"nothing decided yet: from its placing", at(0), frontier{}, time.Time{}, at(0)},
-		{"waiting its turn: from the last decision", at(0), frontier{Placed: at(-5), Decided: at(40)}, time.Time{}, at(40)},
-		{"waiting, the pipeline stopped before it was placed", at(0), frontier{Placed: at(-5), Decided: at(-1)}, time.Time{}, at(0)},
-		{"reached: from when the pipeline went past it", at(0), frontier{Placed: at(20), Decided: at(50)}, at(25), at(25)},
-		{"reached by an order placed with it", at(0), frontier{Placed: at(0), Decided: at(3)}, at(3), at(3)},
-		{"reached, when unknown: from its placing", at(0), frontier{Placed: at(20), Decided: at(50)}, time.Time{}, at(0)},
+		{"nothing decided yet: from its placing", at(0), frontier{}, time.Time{}, time.Time{}, at(0)},
+		{"waiting its turn: from the last decision", at(0), frontier{Placed: at(-5), Decided: at(40)}, time.Time{}, at(38), at(40)},
+		{"waiting, the pipeline stopped before it was placed", at(0), frontier{Placed: at(-5), Decided: at(-1)}, time.Time{}, at(-1), at(0)},
+		{"reached: from when the pipeline went past it", at(0), frontier{Placed: at(20), Decided: at(50)}, at(25), at(3), at(25)},
+		{"reached by an order placed with it", at(0), frontier{Placed: at(0), Decided: at(3)}, at(3), time.Time{}, at(3)},
+		{"reached, when unknown: from its placing", at(0), frontier{Placed: at(20), Decided: at(50)}, time.Time{}, time.Time{}, at(0)},
+		{"reached, its queue lagging: from the last decision ahead of it", at(0), frontier{Placed: at(20), Decided: at(50)}, at(4), at(45), at(45)},
+		{"waiting, the orders ahead decided after the frontier's", at(0), frontier{Placed: at(-5), Decided: at(10)}, time.Time{}, at(12), at(12)},
 	} {
-		got := timeoutStart(c.placed, c.f, c.reached)
+		got := timeoutStart(c.placed, c.f, c.reached, c.ahead)
 		if !got.Equal(c.want) {
 			t.Errorf("%s: starts at %s, want %s", c.name, got.Sub(t0), c.want.Sub(t0))
 		}
