@@ -39,6 +39,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // same key from the same user with the same body answers with the first
 // order again; with another body it is a 422 (as Stripe does), since
 // answering the first order would hide that the second was not placed.
+// While too many orders are PENDING (EVENTMART_ORDER_MAX_PENDING) a new
+// order is refused with 503 and Retry-After before anything is stored.
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, err := auth.Require(ctx)
@@ -64,6 +66,14 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if o == nil {
+		// A new order: shed it at the door while the pipeline is
+		// saturated (admission.go); a retry of one already placed (its
+		// key found above) is answered whatever the load.
+		if err := s.admit.admit(ctx); err != nil {
+			w.Header().Set("Retry-After", s.admit.retryAfter())
+			httpx.Error(w, r, err)
+			return
+		}
 		o, err = s.place(ctx, id, r, key, sum)
 		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
 			o, err = s.orderByKey(ctx, id.UserID, key, sum)

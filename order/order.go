@@ -128,7 +128,8 @@ type Service struct {
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
-	changed watch.Hub // orders changed, for held GETs (see handleGet)
+	changed watch.Hub  // orders changed, for held GETs (see handleGet)
+	admit   *admission // sheds new orders while too many are PENDING (admission.go)
 
 	// maxTotal caps an order's total (EVENTMART_ORDER_MAX_TOTAL), so a
 	// mistyped quantity is not charged.
@@ -143,6 +144,9 @@ func New(d service.Deps) (*Service, error) {
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
 	var err error
 	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
+		return nil, err
+	}
+	if s.admit, err = newAdmission(maxPending(d.Settings, s.timeout), d.DB, d.Metrics); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -185,34 +185,77 @@ var decidingTopics = func() []string {
 	return ts
 }()
 
-// cancelTimedOut cancels, one transaction each, the orders PENDING for
-// longer than the saga timeout — but only those whose deadline this
-// service's consumer group has read past on the topics of the events that
-// decide a PENDING order (decidingTopics): an order's payment that sits
-// unread in the log (the group lags, rebalances, or a dead member still
-// holds its partitions) is not a timeout. Until the group has read past
-// their deadline, the orders wait for the next sweep (docs/saga.md,
-// "Timeouts"). Their OrderCancelled continues the order's saga: its
-// correlation id, caused by OrderCreated.
+// cancelTimedOut cancels, one transaction each, the PENDING orders whose
+// saga timeout has run out: counted from when the pipeline reached them,
+// not from their creation, so an order merely waiting its turn behind
+// others is not cancelled while the pipeline keeps deciding orders
+// (timeout.go) — and only those whose deadline this service's consumer
+// group has read past on the topics of the events that decide a PENDING
+// order (decidingTopics): an order's payment that sits unread in the log
+// (the group lags, rebalances, or a dead member still holds its
+// partitions) is not a timeout. The others wait for a later sweep
+// (docs/saga.md, "Timeouts"). Their OrderCancelled continues the order's
+// saga: its correlation id, caused by OrderCreated.
 func (s *Service) cancelTimedOut(ctx context.Context) error {
 	now := s.d.Now()
-	ids, err := s.store.timedOut(ctx, now.Add(-s.timeout), 100)
-	if err != nil || len(ids) == 0 {
+	candidates, err := pendingBefore(ctx, s.d.DB, now.Add(-s.timeout), 100) // a timeout never starts before the order was placed
+	if err != nil || len(candidates) == 0 {
 		return err
 	}
-	if s.d.Consumed != nil {
+	f, err := readFrontier(ctx, s.d.DB)
+	if err != nil {
+		return err
+	}
+	type due struct {
+		id    string
+		start time.Time
+	}
+	var dues []due
+	var first firstDecided // for the previous candidate; candidates come oldest first
+	for _, c := range candidates {
+		if !f.Placed.IsZero() && !c.Placed.After(f.Placed) && (first.Placed.IsZero() || c.Placed.After(first.Placed)) {
+			if first, err = reachedAt(ctx, s.d.DB, c.Placed); err != nil {
+				return err
+			}
+		}
+		reached := first.Decided
+		if first.Placed.Before(c.Placed) { // none yet (zero), or not after this order: not known to have reached it
+			reached = time.Time{}
+		}
+		start := timeoutStart(c.Placed, f, reached, time.Time{})
+		if !expired(start, s.timeout, now) {
+			continue
+		}
+		ahead, err := lastDecidedAhead(ctx, s.d.DB, c.Placed) // only for an order otherwise due: a scan of aheadWindow rows
+		if err != nil {
+			return err
+		}
+		if start = timeoutStart(c.Placed, f, reached, ahead); expired(start, s.timeout, now) {
+			dues = append(dues, due{c.ID, start})
+		}
+	}
+	if len(dues) == 0 {
+		s.d.Log.Debug("saga timeouts deferred: the orders wait their turn", "frontier", f.Placed, "lastDecided", f.Decided)
+		return nil
+	}
+	var ids []string
+	if s.d.Consumed == nil {
+		for _, d := range dues {
+			ids = append(ids, d.id)
+		}
+	} else {
 		read, err := s.d.Consumed(ctx, decidingTopics)
 		if err != nil {
 			return fmt.Errorf("order: saga timeout: what the consumer group has read: %w", err)
 		}
-		if read.Before(now) {
-			if ids, err = s.store.timedOut(ctx, read.Add(-s.timeout), 100); err != nil {
-				return err
+		for _, d := range dues {
+			if expired(d.start, s.timeout, read) {
+				ids = append(ids, d.id)
 			}
-			if len(ids) == 0 {
-				s.d.Log.Debug("saga timeouts deferred: events of the orders may be unread", "readUntil", read, "topics", decidingTopics)
-				return nil
-			}
+		}
+		if len(ids) == 0 {
+			s.d.Log.Debug("saga timeouts deferred: events of the orders may be unread", "readUntil", read, "topics", decidingTopics)
+			return nil
 		}
 	}
 	reason := "the order did not progress within " + s.timeout.String()

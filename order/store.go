@@ -100,16 +100,6 @@ func (s *store) storeKey(ctx context.Context, tx *sqldb.Tx, userID, key, orderID
 	return nil
 }
 
-// timedOut returns PENDING orders created at or before cutoff, oldest first.
-func (s *store) timedOut(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	ids, err := sqldb.List(ctx, s.db, `SELECT id FROM orders WHERE status = ? AND created_at <= ? ORDER BY created_at LIMIT ?`,
-		[]any{StatusPending, cutoff.UnixMilli(), limit}, sqldb.ScanOne[string])
-	if err != nil {
-		return nil, fmt.Errorf("order: find timed-out orders: %w", err)
-	}
-	return ids, nil
-}
-
 // ---- users projection ----
 
 type user struct {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,11 @@ type Result struct {
 	// they were quiet after the last one (0 without CPUPIDs); LoadCPU is
 	// the load generator's own over the orders.
 	CPU, LoadCPU time.Duration
+	// Shed counts the answers that refused an order for overload (503 or
+	// 429 with Retry-After): each was retried after the wait it asked for,
+	// with the same Idempotency-Key, so they are not failures. Latencies
+	// count from the first attempt: they include those waits.
+	Shed int
 }
 
 // CPUPerOrder is the watched processes' CPU per finished order.
@@ -89,6 +95,9 @@ func (r *Result) String() string {
 		r.Orders, r.Accepted, r.Shipped, r.Cancelled, r.Failed, r.Unexpected, r.Duration.Round(time.Millisecond), r.Throughput(),
 		r.Percentile(50).Round(time.Millisecond), r.Percentile(95).Round(time.Millisecond),
 		r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond))
+	if r.Shed > 0 {
+		s += fmt.Sprintf("\nshed: %d answers 503/429 with Retry-After, each retried after its wait (latencies include the waits)", r.Shed)
+	}
 	if len(r.FailedBecause) > 0 {
 		reasons := slices.Sorted(maps.Keys(r.FailedBecause))
 		for i, k := range reasons {
@@ -140,7 +149,8 @@ func (c *client) doWith(ctx context.Context, method, path, token, idemKey string
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b)}
+		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b),
+			retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -177,7 +187,7 @@ func (c *client) follow(ctx context.Context, path, token, etag string, out any) 
 	case http.StatusOK:
 		return resp.Header.Get("ETag"), json.Unmarshal(b, out)
 	}
-	return etag, &statusError{resp.StatusCode, fmt.Sprintf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(b))), string(b)}
+	return etag, &statusError{resp.StatusCode, fmt.Sprintf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(b))), string(b), 0}
 }
 
 // Run performs the load run.
@@ -208,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	go tokens.keepFresh(reloginCtx, c, reloginEvery)
 	res := &Result{Orders: cfg.Orders, FailedBecause: map[string]int{}}
 	var mu sync.Mutex
-	var done atomic.Int64
+	var done, shed atomic.Int64
 	sem := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
 	var interval time.Duration
@@ -245,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			declined := rand.Float64() < cfg.DeclineRatio
-			status, lat, accepted, err := placeAndFollow(ctx, c, tokens.get(i), products[rand.IntN(len(products))], declined, cfg.OnAccepted)
+			status, lat, accepted, err := placeAndFollow(ctx, c, tokens.get(i), products[rand.IntN(len(products))], declined, cfg.OnAccepted, &shed)
 			mu.Lock()
 			if accepted {
 				res.Accepted++
@@ -271,6 +281,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	res.Duration = time.Since(start)
+	res.Shed = int(shed.Load())
 	stopProgress()
 	if meter != nil {
 		if res.CPU, res.LoadCPU, err = meter.stop(); err != nil {
@@ -292,7 +303,10 @@ var address = map[string]string{"name": "Load Test", "line1": "1 Load Street", "
 // reports whether the order was accepted (202). While following, answers
 // that say the service is briefly unavailable (5xx, a refused connection)
 // are retried, as a client would, until the order's 2-minute deadline.
-func placeAndFollow(ctx context.Context, c *client, token, productID string, declined bool, onAccepted func(string)) (string, time.Duration, bool, error) {
+// An answer that sheds the order for overload (503 or 429 with
+// Retry-After) is retried after the wait it asks for and counted in shed
+// (if not nil); the latency counts from the first attempt.
+func placeAndFollow(ctx context.Context, c *client, token, productID string, declined bool, onAccepted func(string), shed *atomic.Int64) (string, time.Duration, bool, error) {
 	card := cardOK
 	if declined {
 		card = cardDeclined
@@ -301,8 +315,9 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	var o struct{ ID, Status string }
 	// Every order carries an Idempotency-Key, and an answer that leaves
 	// the outcome open (502, 504, a dropped connection) or says nothing
-	// happened (503) is retried with the same key, as a careful client
-	// would: the order is placed at most once.
+	// happened (503; 429 or 503 with Retry-After: shed for overload) is
+	// retried with the same key, as a careful client would: the order is
+	// placed at most once.
 	key := uuid.NewString()
 	body := map[string]any{"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address}
 	pause := 20 * time.Millisecond
@@ -312,17 +327,26 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 			break
 		}
 		var se *statusError
-		retryable := ctx.Err() == nil && (!errors.As(err, &se) || se.code == http.StatusBadGateway ||
+		isShed := errors.As(err, &se) && se.retryAfter > 0 && (se.code == http.StatusServiceUnavailable || se.code == http.StatusTooManyRequests)
+		retryable := ctx.Err() == nil && (isShed || !errors.As(err, &se) || se.code == http.StatusBadGateway ||
 			se.code == http.StatusServiceUnavailable || se.code == http.StatusGatewayTimeout)
 		if !retryable || time.Since(start) > 2*time.Minute {
 			return "", 0, false, err
 		}
+		wait := pause
+		if isShed {
+			wait = se.retryAfter
+			if shed != nil {
+				shed.Add(1)
+			}
+		} else {
+			pause = min(pause*2, time.Second)
+		}
 		select {
-		case <-time.After(pause):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return "", 0, false, err
 		}
-		pause = min(pause*2, time.Second)
 	}
 	if onAccepted != nil {
 		onAccepted(o.ID)
@@ -386,9 +410,28 @@ func failureReason(err error, accepted bool) string {
 
 // statusError is an answer with an unexpected HTTP status.
 type statusError struct {
-	code int
-	msg  string
-	body string
+	code       int
+	msg        string
+	body       string
+	retryAfter time.Duration // the answer's Retry-After; 0 without one
+}
+
+// maxRetryAfter caps the wait a Retry-After may ask of the load generator.
+const maxRetryAfter = 30 * time.Second
+
+// retryAfter reads a Retry-After header — delay seconds or an HTTP date —
+// as a wait from now, at most maxRetryAfter; 0 if absent or malformed.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+		return min(time.Duration(max(n, 0))*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
 }
 
 func (e *statusError) Error() string { return e.msg }

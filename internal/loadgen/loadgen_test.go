@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func TestPlaceRetriesWithTheSameIdempotencyKey(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := &client{base: srv.URL, http: srv.Client()}
-	status, _, accepted, err := placeAndFollow(context.Background(), c, "tok", "p1", false, nil)
+	status, _, accepted, err := placeAndFollow(context.Background(), c, "tok", "p1", false, nil, nil)
 	if err != nil || !accepted || status != "SHIPPED" {
 		t.Fatalf("placeAndFollow = %q, accepted %v, %v", status, accepted, err)
 	}
@@ -56,13 +57,72 @@ func TestPlaceRetriesWithTheSameIdempotencyKey(t *testing.T) {
 	mu.Lock()
 	answers, keys = []int{http.StatusConflict}, nil
 	mu.Unlock()
-	_, _, accepted, err = placeAndFollow(context.Background(), c, "tok", "p1", false, nil)
+	_, _, accepted, err = placeAndFollow(context.Background(), c, "tok", "p1", false, nil, nil)
 	var se *statusError
 	if accepted || !errors.As(err, &se) || se.code != http.StatusConflict || len(keys) != 1 {
 		t.Fatalf("a 409 was retried or accepted: accepted %v, %v, %d tries", accepted, err, len(keys))
 	}
 	if got := failureReason(err, false); !strings.HasPrefix(got, "POST 409") {
 		t.Fatalf("failure reason %q", got)
+	}
+}
+
+// An order shed for overload (503 with Retry-After) is tried again only
+// after the wait the answer asks for, with the same Idempotency-Key, and
+// counted as shed, not failed; its latency includes the wait.
+func TestShedOrderRetriedAfterRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == "GET" {
+			w.Write([]byte(`{"id":"o1","status":"SHIPPED"}`))
+			return
+		}
+		keys, at = append(keys, r.Header.Get("Idempotency-Key")), append(at, time.Now())
+		if len(keys) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":{"code":"unavailable","message":"too many orders in progress"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		w.Write([]byte(`{"id":"o1","status":"PENDING"}`))
+	}))
+	defer srv.Close()
+	c := &client{base: srv.URL, http: srv.Client()}
+	var shed atomic.Int64
+	status, lat, accepted, err := placeAndFollow(context.Background(), c, "tok", "p1", false, nil, &shed)
+	if err != nil || !accepted || status != "SHIPPED" {
+		t.Fatalf("placeAndFollow = %q, accepted %v, %v", status, accepted, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) != 2 || keys[0] == "" || keys[1] != keys[0] {
+		t.Fatalf("keys sent: %q; want the same non-empty key twice", keys)
+	}
+	if waited := at[1].Sub(at[0]); waited < time.Second {
+		t.Errorf("retried %s after a Retry-After of 1 s", waited)
+	}
+	if shed.Load() != 1 || lat < time.Second {
+		t.Errorf("shed %d, latency %s; want 1 shed answer and the wait in the latency", shed.Load(), lat)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		h    string
+		want time.Duration
+	}{
+		{"", 0}, {"soon", 0}, {"-3", 0}, {"2", 2 * time.Second}, {" 1 ", time.Second}, {"3600", maxRetryAfter},
+		{now.Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second}, {now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(c.h, now); got != c.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", c.h, got, c.want)
+		}
 	}
 }
 

@@ -67,9 +67,11 @@ var (
 	TrustedProxies = &Setting{Name: "EVENTMART_TRUSTED_PROXIES", Kind: List, Default: "127.0.0.0/8,::1/128", Scope: "user",
 		Meaning: "addresses (CIDR) of the proxies and gateways whose X-Forwarded-For names the client, for login throttling by client address"}
 	SagaTimeout = &Setting{Name: "EVENTMART_SAGA_TIMEOUT", Kind: Duration, Default: "30s", Scope: "order",
-		Meaning: "a PENDING order older than this is cancelled (reason timeout) and compensated, once the order service has read its inventory and payment events past that deadline"}
+		Meaning: "a PENDING order is cancelled (reason timeout) and compensated once this long has passed since the pipeline reached it — since an order placed after it was decided, or since the pipeline last decided any order while it waits its turn (docs/saga.md) — and the order service has read its inventory and payment events past that deadline"}
 	SagaSweepInterval = &Setting{Name: "EVENTMART_SAGA_SWEEP_INTERVAL", Kind: Duration, Default: "1s", Scope: "order",
 		Meaning: "how often PENDING orders are checked against the saga timeout"}
+	OrderMaxPending = &Setting{Name: "EVENTMART_ORDER_MAX_PENDING", Kind: Int, Min: 0, Max: 1 << 30, Scope: "order",
+		Meaning: "admission control: with this many orders PENDING (sagas not yet decided), POST /api/v1/orders answers 503 with Retry-After and stores nothing; 0: no limit; unset: 10 per second of EVENTMART_SAGA_TIMEOUT (300 at 30s: a quarter of the timeout at 45 orders/s, the slowest throughput measured, docs/saga.md)"}
 	OrderMaxTotal = &Setting{Name: "EVENTMART_ORDER_MAX_TOTAL", Kind: Int, Default: "100000000", Min: 1, Max: 1 << 62, Scope: "order",
 		Meaning: "the largest total of one order, in the currency's minor unit (cents); a larger order is refused (400)"}
 	CartSweepInterval = &Setting{Name: "EVENTMART_CART_SWEEP_INTERVAL", Kind: Duration, Default: "1m", Scope: "cart",
@@ -130,7 +132,7 @@ var All = []*Setting{
 	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
-	SagaTimeout, SagaSweepInterval, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
+	SagaTimeout, SagaSweepInterval, OrderMaxPending, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
 	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
 	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,
 	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
