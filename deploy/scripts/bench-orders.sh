@@ -42,22 +42,22 @@ while (($#)); do
 	--orders-at-1) orders1=$2; shift 2 ;;
 	--modes) modes=$2; shift 2 ;;
 	--concurrency) concs=$2; shift 2 ;;
-	--load) loadbin=$(realpath "$2"); shift 2 ;;
+	--load) loadbin=$(realpath -m "$2"); shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--results) results=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	-*) die "unknown flag $1" ;;
-	*) bins+=("$(realpath "$1")"); shift ;;
+	*) bins+=("$(realpath -m "$1")"); shift ;;
 	esac
 done
 ((${#bins[@]})) || die "name at least one eventmart binary (make build gives bin/eventmart)"
 [[ -n $loadbin ]] || loadbin=${bins[-1]}
 for b in "${bins[@]}" "$loadbin"; do [[ -x $b ]] || die "$b is not an executable"; done
-command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 IFS=, read -r -a modes <<<"$modes"
 IFS=, read -r -a concs <<<"$concs"
 for m in "${modes[@]}"; do [[ $m == embedded || $m == distributed ]] || die "unknown mode $m (embedded, distributed)"; done
 for c in "${concs[@]}"; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "--concurrency: $c is not a positive number"; done
+command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-orders.XXXXXX")
 chmod 755 "$work" # PostgreSQL's OS user keeps its cluster under it

@@ -189,14 +189,16 @@ func (r reading) total() time.Duration {
 }
 
 // startMeter takes the readings the run's figures start from.
-func startMeter(ctx context.Context, procs []Process, kafka *kafkaCounter, postgres *pgCounter) (*meter, error) {
+// With inProcess, the load generator runs inside a watched process and
+// its own CPU is not read apart.
+func startMeter(ctx context.Context, procs []Process, kafka *kafkaCounter, postgres *pgCounter, inProcess bool) (*meter, error) {
 	m := &meter{procs: procs, hc: &http.Client{}, kafka: kafka, postgres: postgres, self: -1}
 	r, err := m.read(ctx)
 	if err != nil {
 		return nil, err
 	}
 	m.start, m.published = r.cpu, r.published
-	if self, err := processCPU([]int{os.Getpid()}); err == nil {
+	if self, err := processCPU([]int{os.Getpid()}); err == nil && !inProcess {
 		m.self = self
 	}
 	if kafka != nil {
@@ -348,6 +350,14 @@ func MetricsURL(base string) string {
 // that `--cpu-pids <eventmart's pid>` beside discovery does not count a
 // process twice. It returns what it dropped, for the report.
 func dropDuplicatePIDs(ctx context.Context, hc *http.Client, procs []Process) ([]Process, []string) {
+	procs, dropped, _ := dropDuplicates(ctx, hc, procs)
+	return procs, dropped
+}
+
+// dropDuplicates is dropDuplicatePIDs that also says whether this process
+// is one of the Eventmart processes (the load generator run in the same
+// process as the app, as in tests): its own CPU is then not added again.
+func dropDuplicates(ctx context.Context, hc *http.Client, procs []Process) ([]Process, []string, bool) {
 	starts := map[float64]string{}
 	for _, p := range procs {
 		if p.MetricsURL == "" {
@@ -358,7 +368,11 @@ func dropDuplicatePIDs(ctx context.Context, hc *http.Client, procs []Process) ([
 		}
 	}
 	if len(starts) == 0 {
-		return procs, nil
+		return procs, nil, false
+	}
+	self := false
+	if st, err := pidStartTime(os.Getpid()); err == nil {
+		_, self = starts[roundTick(st)]
 	}
 	var out []Process
 	var dropped []string
@@ -373,7 +387,7 @@ func dropDuplicatePIDs(ctx context.Context, hc *http.Client, procs []Process) ([
 		}
 		out = append(out, p)
 	}
-	return out, dropped
+	return out, dropped, self
 }
 
 // roundTick rounds Unix seconds to the clock tick.

@@ -36,7 +36,7 @@ func newMeter(ctx context.Context, cfg Config) (*meter, []string, error) {
 			return nil, nil, fmt.Errorf("loadgen: %s: %w", p.Name, err)
 		}
 	}
-	procs, dropped := dropDuplicatePIDs(ctx, hc, procs)
+	procs, dropped, inProcess := dropDuplicates(ctx, hc, procs)
 	notes = append(notes, dropped...)
 	var kafka *kafkaCounter
 	if len(cfg.Kafka) > 0 {
@@ -70,7 +70,7 @@ func newMeter(ctx context.Context, cfg Config) (*meter, []string, error) {
 	if len(procs) == 0 && kafka == nil && pg == nil {
 		return nil, notes, nil
 	}
-	m, err := startMeter(ctx, procs, kafka, pg)
+	m, err := startMeter(ctx, procs, kafka, pg, inProcess)
 	if err != nil {
 		if kafka != nil {
 			kafka.close()
