@@ -180,7 +180,9 @@ func TestDuplicatePIDDropped(t *testing.T) {
 func TestQuiet(t *testing.T) {
 	m := &meter{procs: []Process{{Name: "a", MetricsURL: "x"}}}
 	still := 0
-	r := func(events float64, cpu time.Duration) reading { return reading{cpu: []time.Duration{cpu}, events: events} }
+	r := func(events float64, cpu time.Duration) reading {
+		return reading{cpu: []time.Duration{cpu}, events: events}
+	}
 	if m.quiet(r(10, 0), r(12, 0), &still) || m.quiet(r(12, 0), r(12, time.Second), &still) || !m.quiet(r(12, time.Second), r(12, 2*time.Second), &still) {
 		t.Fatal("with events: want quiet after two windows without an event, whatever the CPU")
 	}
