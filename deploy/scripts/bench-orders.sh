@@ -6,7 +6,7 @@
 # noise falls on all of them alike):
 #
 #   deploy/scripts/bench-orders.sh [--runs 3] [--orders 2000] [--orders-at-1 200]
-#       [--modes embedded,distributed] [--concurrency 1,64,256] [--load LOADBIN]
+#       [--modes embedded,distributed] [--concurrency 1,64,256] [--customers 20] [--load LOADBIN]
 #       [--out FILE] [--results DIR] BIN [BIN...]
 #
 # Each run drives a fresh Eventmart with `LOADBIN load --rate 0 --json` (LOADBIN: the
@@ -21,8 +21,11 @@
 #                the script's own, on ports of their own; every service BIN lists
 #                (`BIN services`: an older build starts only those it knows) as its
 #                own `BIN serve` process, and the gateway
-# --orders-at-1 is the orders of the runs with 1 in flight (they are slow).
-# Prints every run (with the load average when it ended), then a markdown table of the medians per mode, concurrency and
+# --orders-at-1 is the orders of the runs with 1 in flight (they are slow); --customers
+# the customers placing them (registered and logged in before the measurement: fewer
+# than load's 50 keeps seeding within its timeouts on a busy machine).
+# Prints every run (its failed and unexpected orders, "bad", and the load average when
+# it ended), then a markdown table of the medians per mode, concurrency and
 # build ("n/a" where a build cannot report a figure), also written to --out; with two
 # builds, the ratios bin 1 / bin 0. --results keeps each run's `load --json` there.
 # Needs jq. Ports: 18900-18999 for Eventmart, Kafka on BENCH_KAFKA_PORT (default
@@ -33,7 +36,7 @@ EM_NAME=bench-orders
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SCRIPTS=$EVENTMART_REPO/deploy/scripts
 
-runs=3 orders=2000 orders1=200 modes=embedded,distributed concs=1,64,256 loadbin= out= results=
+runs=3 orders=2000 orders1=200 modes=embedded,distributed concs=1,64,256 customers=20 loadbin= out= results=
 bins=()
 while (($#)); do
 	case $1 in
@@ -42,6 +45,7 @@ while (($#)); do
 	--orders-at-1) orders1=$2; shift 2 ;;
 	--modes) modes=$2; shift 2 ;;
 	--concurrency) concs=$2; shift 2 ;;
+	--customers) customers=$2; shift 2 ;;
 	--load) loadbin=$(realpath -m "$2"); shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--results) results=$2; shift 2 ;;
@@ -117,7 +121,7 @@ stop_servers() {
 load() {
 	local dir=$1 target=$2 n=$3 c=$4
 	shift 4
-	"$loadbin" load --target "$target" --orders "$n" --rate 0 --concurrency "$c" --json "$@" \
+	"$loadbin" load --target "$target" --orders "$n" --rate 0 --concurrency "$c" --customers "$customers" --json "$@" \
 		>"$dir/result.json" 2>"$dir/load.err" || { tail -5 "$dir/load.err" >&2; log "load failed (kept: $dir/result.json)"; }
 }
 
@@ -194,7 +198,7 @@ run_distributed() { # BIN DIR N C TAG
 # fig FILE JQ: a figure of a result, "n/a" when it has none.
 fig() { jq -r "($2) // \"n/a\" | if type == \"number\" then (. * 100 | round / 100) else . end" "$1" 2>/dev/null || echo n/a; }
 
-printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s  %s\n' mode c bin run 'orders/s' 'p50 ms' 'p99 ms' 'cpu ms/o' 'rec/o' 'commit/o' 'load avg'
+printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' mode c bin run 'orders/s' 'p50 ms' 'p99 ms' 'cpu ms/o' 'rec/o' 'commit/o' 'bad' 'load avg'
 for ((r = 1; r <= runs; r++)); do
 	for m in "${modes[@]}"; do
 		for c in "${concs[@]}"; do
@@ -207,9 +211,10 @@ for ((r = 1; r <= runs; r++)); do
 				mkdir -p "$work/keep"
 				cp "$dir/result.json" "$work/keep/$m-$c-$i-$r.json" 2>/dev/null || echo '{}' >"$work/keep/$m-$c-$i-$r.json"
 				f=$work/keep/$m-$c-$i-$r.json
-				printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s  %s\n' "$m" "$c" "$i" "$r" "$(fig "$f" .ordersPerSecond)" \
+				printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' "$m" "$c" "$i" "$r" "$(fig "$f" .ordersPerSecond)" \
 					"$(fig "$f" .latencyMs.p50)" "$(fig "$f" .latencyMs.p99)" "$(fig "$f" .cpuMsPerOrder)" \
-					"$(fig "$f" .recordsPerOrder)" "$(fig "$f" .commitsPerOrder)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+					"$(fig "$f" .recordsPerOrder)" "$(fig "$f" .commitsPerOrder)" "$(fig "$f" '.failed + .unexpected')" \
+					"$(cut -d' ' -f1-3 /proc/loadavg)"
 				[[ -z $results ]] || { mkdir -p "$results" && cp "$f" "$results/"; }
 			done
 		done
@@ -242,7 +247,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a" || b == 0
 
 table() {
 	local i m c
-	echo "medians of $runs runs; $orders orders ($orders1 at 1 in flight); $(date -u +%FT%TZ); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "medians of $runs runs; $orders orders ($orders1 at 1 in flight), $customers customers; $(date -u +%FT%TZ); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	for i in "${!bins[@]}"; do
 		echo "- bin $i: ${bins[i]} ($("${bins[i]}" version 2>/dev/null | head -n 1 || echo '?'))"
