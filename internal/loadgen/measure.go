@@ -48,6 +48,7 @@ type metricsSample struct {
 	cpu       time.Duration // process_cpu_seconds_total
 	published float64       // eventmart_events_published_total{outcome="ok"}
 	events    float64       // events published and consumed, every outcome: the process's work
+	pending   float64       // work known to wait: consumer lag and outbox backlog
 	start     float64       // process_start_time_seconds (Unix seconds), 0 when absent
 }
 
@@ -116,6 +117,13 @@ func parseMetrics(r io.Reader) (metricsSample, error) {
 			s.events += m.GetCounter().GetValue()
 		}
 	}
+	for _, name := range []string{"eventmart_consumer_lag", "eventmart_outbox_backlog"} {
+		if g := fams[name]; g != nil {
+			for _, m := range g.Metric {
+				s.pending += m.GetGauge().GetValue()
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -141,6 +149,7 @@ type reading struct {
 	cpu       []time.Duration
 	published float64
 	events    float64 // -1 when no process has metrics
+	pending   float64
 }
 
 // read reads every process's CPU once.
@@ -159,6 +168,7 @@ func (m *meter) read(ctx context.Context) (reading, error) {
 			r.cpu[i] = s.cpu
 			r.published += s.published
 			r.events = max(r.events, 0) + s.events
+			r.pending += s.pending
 			continue
 		}
 		cpu, err := treeCPU(procs, p.PID)
@@ -232,13 +242,14 @@ func quietBelow(n int) time.Duration {
 }
 
 // quiet says whether the watched processes were quiet from prev to cur:
-// when Eventmart processes are read from /metrics, no event was published
-// or consumed by any of them over two windows in a row (idle CPU, which
-// /metrics scrapes add to, says less); otherwise their CPU stayed below
-// quietBelow.
+// when Eventmart processes are read from /metrics, none published or
+// consumed an event over two windows in a row and none reports consumer
+// lag or an outbox backlog (a long batch moves no counter while it runs;
+// idle CPU, which the scrapes add to, says less); otherwise their CPU
+// stayed below quietBelow.
 func (m *meter) quiet(prev, cur reading, still *int) bool {
 	if cur.events >= 0 {
-		if cur.events == prev.events {
+		if cur.events == prev.events && cur.pending == 0 {
 			*still++
 		} else {
 			*still = 0

@@ -40,13 +40,18 @@ eventmart_events_published_total{event_type="OrderCreated",outcome="error",topic
 eventmart_events_published_total{event_type="PaymentAuthorized",outcome="ok",topic="payment-events"} 3
 # TYPE eventmart_events_consumed_total counter
 eventmart_events_consumed_total{event_type="OrderCreated",group="payment-service",outcome="ok",topic="order-events"} 5
+# TYPE eventmart_consumer_lag gauge
+eventmart_consumer_lag{group="payment-service",partition="0",topic="order-events"} 4
+eventmart_consumer_lag{group="payment-service",partition="1",topic="order-events"} 0
+# TYPE eventmart_outbox_backlog gauge
+eventmart_outbox_backlog{service="order"} 2
 `
 	s, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cpu != 12340*time.Millisecond || s.published != 10 || s.events != 17 || s.start != 1.76501e9 {
-		t.Fatalf("parseMetrics = %+v; want cpu 12.34s, published 10 (ok only), events 17, start 1.76501e9", s)
+	if s.cpu != 12340*time.Millisecond || s.published != 10 || s.events != 17 || s.start != 1.76501e9 || s.pending != 6 {
+		t.Fatalf("parseMetrics = %+v; want cpu 12.34s, published 10 (ok only), events 17, start 1.76501e9, pending 6", s)
 	}
 	if _, err := parseMetrics(strings.NewReader("go_goroutines 12\n")); err == nil {
 		t.Fatal("metrics without process_cpu_seconds_total were accepted")
@@ -176,7 +181,8 @@ func TestDuplicatePIDDropped(t *testing.T) {
 }
 
 // The quiet after the last order: with /metrics, no event published or
-// consumed over two windows; without, CPU under the threshold.
+// consumed over two windows and nothing pending; without, CPU under the
+// threshold.
 func TestQuiet(t *testing.T) {
 	m := &meter{procs: []Process{{Name: "a", MetricsURL: "x"}}}
 	still := 0
@@ -185,6 +191,12 @@ func TestQuiet(t *testing.T) {
 	}
 	if m.quiet(r(10, 0), r(12, 0), &still) || m.quiet(r(12, 0), r(12, time.Second), &still) || !m.quiet(r(12, time.Second), r(12, 2*time.Second), &still) {
 		t.Fatal("with events: want quiet after two windows without an event, whatever the CPU")
+	}
+	still = 0
+	lagging := r(12, 0)
+	lagging.pending = 3
+	if m.quiet(r(12, 0), lagging, &still) || m.quiet(lagging, lagging, &still) || m.quiet(lagging, lagging, &still) {
+		t.Fatal("quiet while a consumer lags")
 	}
 	pids := &meter{procs: []Process{{Name: "kafka", PID: 1}, {Name: "postgres", PID: 2}}}
 	still = 0
