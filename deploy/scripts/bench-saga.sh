@@ -11,7 +11,8 @@
 # generator; orders followed to
 # their final status), and records throughput and the CPU the Eventmart
 # process spent per order, from the first order until it was quiet after
-# the last (seeding excluded), read from /proc. Prints every run, then the
+# the last (seeding excluded), read from its /metrics (from /proc, by its pid,
+# for a build without them). Needs jq. Prints every run, then the
 # median of each build and, with two builds, the ratio of the second to the
 # first. Figures in docs/benchmarks.md come from this script.
 set -euo pipefail
@@ -35,6 +36,7 @@ done
 ((${#bins[@]})) || die "name at least one eventmart binary (make build gives bin/eventmart)"
 [[ -n $loadbin ]] || loadbin=${bins[-1]}
 for b in "${bins[@]}" "$loadbin"; do [[ -x $b ]] || die "$b is not an executable"; done
+command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-saga.XXXXXX")
 server=
@@ -68,13 +70,16 @@ one() {
 		sleep 0.1
 	done
 	out=$("$loadbin" load --target "http://127.0.0.1:$port" --orders "$orders" --rate 0 \
-		--concurrency "$concurrency" --cpu-pids "$server" 2>"$dir/load.err") ||
+		--concurrency "$concurrency" --cpu-pids "$server" --json 2>"$dir/load.err") ||
 		{ cat "$dir/load.err" >&2; die "load failed against $bin"; }
 	kill "$server"
 	wait "$server" 2>/dev/null || true
 	server=
-	sed -n 's/^throughput \([0-9.]*\) orders\/s$/\1/p' <<<"$out" | tr '\n' ' '
-	sed -n 's/^cpu: \([0-9.]*\) ms\/order .*load generator \([0-9.]*\) ms\/order$/\1 \2/p' <<<"$out"
+	# The server's CPU (its /metrics, or its pid for a build without them)
+	# and the load generator's.
+	jq -r '[(.ordersPerSecond * 10 | round / 10),
+		([.processes[] | select(.name != "load generator") | .cpuMsPerOrder] | add // empty | . * 100 | round / 100),
+		([.processes[] | select(.name == "load generator") | .cpuMsPerOrder] | add // 0 | . * 100 | round / 100)] | join(" ")' <<<"$out"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

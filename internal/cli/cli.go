@@ -63,7 +63,7 @@ func commands() []command {
 		{"report", "daily --date YYYY-MM-DD", "orders, revenue, refunds, cancellations, top products and parcels of a day, from exported files or the log", reportCmd},
 		{"region", "status|failover|failback --bus kafka://… [--from kafka://…]", "promote this region (MirrorMaker 2 replication, docs/regions.md): stop replication, translate the groups' offsets, accept writes", regionCmd},
 		{"analytics", "backtest [--from T | --from-offset N] [--rules FILE]", "run the analytics rules over the log with the service's engine and print what they detect", analyticsCmd},
-		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput and latency", loadCmd},
+		{"load", "--target URL --orders N --rate R", "place orders against a running Eventmart and report throughput, latency and what an order costs: CPU ms of every process, Kafka records and PostgreSQL commits", loadCmd},
 		{"config", "[flags]", "print every setting with its value and where it came from (flag, environment, default)", configCmd},
 		{"services", "", "list the domain services, one a line (for scripts that start a process per service)", servicesCmd},
 		{"version", "", "print the version", versionCmd},

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -12,8 +14,11 @@ import (
 	"github.com/eventmart/eventmart/internal/settings"
 )
 
-// loadCmd drives a running Eventmart with orders and reports throughput and
-// latency.
+// loadCmd drives a running Eventmart with orders and reports throughput,
+// latency and, from the first order to quiet after the last, the CPU per
+// order of every process serving them, the Kafka records and PostgreSQL
+// commits per order (see measuredProcesses, measuredKafka,
+// measuredPostgres).
 func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "load")
 	cfg := loadgen.Config{Progress: env.Stderr, ProgressTTY: isTerminal(env.Stderr)}
@@ -25,7 +30,11 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&cfg.Customers, "customers", 0, "customers to register (default: min(concurrency, 50))")
 	fs.IntVar(&cfg.Products, "products", 20, "products to seed")
 	acceptedOut := fs.String("accepted-out", "", "write the id of every order accepted with 202 to this file, one per line")
-	cpuPIDs := fs.String("cpu-pids", "", "comma-separated pids whose CPU (with their descendants') to report per order: every process serving the orders (Linux)")
+	metrics := fs.String("metrics", "auto", "comma-separated [NAME=]URL of the Eventmart processes whose CPU per order to report, read from their /metrics; auto: the target and every instance in EVENTMART_SERVICE_URLS; none: no process")
+	cpuPIDs := fs.String("cpu-pids", "", "comma-separated [NAME=]PID of other processes whose CPU (with their descendants') to report per order: the broker, PostgreSQL (Linux)")
+	kafka := fs.String("kafka", "auto", "comma-separated brokers of the run's own Kafka cluster, whose records written per order to report (end offsets of every topic); auto: from EVENTMART_BUS when it is kafka://; none: not counted")
+	postgres := fs.String("postgres", "auto", "the services' PostgreSQL (an EVENTMART_DB URL), whose commits per order to report (pg_stat_database of their databases); auto: EVENTMART_DB; none: not counted")
+	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -41,12 +50,15 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	if cfg.DeclineRatio < 0 || cfg.DeclineRatio > 1 {
 		return usageError{"--decline-ratio must be between 0 and 1"}
 	}
-	for _, f := range strings.FieldsFunc(*cpuPIDs, func(r rune) bool { return r == ',' || r == ' ' }) {
-		pid, err := strconv.Atoi(f)
-		if err != nil || pid <= 0 {
-			return usageError{fmt.Sprintf("--cpu-pids: %q is not a process id", f)}
-		}
-		cfg.CPUPIDs = append(cfg.CPUPIDs, pid)
+	var err error
+	if cfg.Processes, err = measuredProcesses(env, cfg.Target, *metrics, *cpuPIDs); err != nil {
+		return err
+	}
+	if cfg.Kafka, cfg.KafkaDiscovered, err = measuredKafka(env, *kafka); err != nil {
+		return err
+	}
+	if cfg.Postgres, cfg.PostgresDiscovered, err = measuredPostgres(env, *postgres); err != nil {
+		return err
 	}
 	if *acceptedOut != "" {
 		f, err := os.Create(*acceptedOut)
@@ -63,7 +75,13 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	err = unreachable(cfg.Target, err)
-	if res != nil {
+	if res != nil && *asJSON {
+		b, jerr := json.MarshalIndent(res, "", "  ")
+		if jerr != nil {
+			return fmt.Errorf("load: %w", jerr)
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+	} else if res != nil {
 		fmt.Fprintln(env.Stdout, res)
 	}
 	if err != nil {
@@ -73,4 +91,107 @@ func loadCmd(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("load: %d failed, %d unexpected outcomes", res.Failed, res.Unexpected)
 	}
 	return nil
+}
+
+// listItems splits a comma-separated flag value.
+func listItems(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// measuredProcesses returns the processes whose CPU load measures: the
+// Eventmart processes of --metrics (auto: the target, named "eventmart",
+// or "gateway" when EVENTMART_SERVICE_URLS names services elsewhere, and
+// every instance there, named after its service, "order-2" for the second
+// of several), then the --cpu-pids (named after their command unless
+// NAME= is given).
+func measuredProcesses(env *Env, target, metrics, pids string) ([]loadgen.Process, error) {
+	var out []loadgen.Process
+	for _, item := range listItems(metrics) {
+		switch item {
+		case "none":
+			continue
+		case "auto":
+			remote, err := parseServiceURLs(env.Settings.String(settings.ServiceURLs))
+			if err != nil {
+				return nil, usageError{fmt.Sprintf("--metrics auto: %v", err)}
+			}
+			name := "eventmart"
+			if len(remote) > 0 {
+				name = "gateway"
+			}
+			out = append(out, loadgen.Process{Name: name, MetricsURL: loadgen.MetricsURL(target), Discovered: true})
+			for _, svc := range serviceNames() {
+				for i, u := range remote[svc] {
+					n := svc
+					if len(remote[svc]) > 1 {
+						n = fmt.Sprintf("%s-%d", svc, i+1)
+					}
+					out = append(out, loadgen.Process{Name: n, MetricsURL: loadgen.MetricsURL(u.String()), Discovered: true})
+				}
+			}
+			continue
+		}
+		name, raw, ok := strings.Cut(item, "=")
+		if !ok {
+			raw = item
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usageError{fmt.Sprintf("--metrics: %q is not [NAME=]http(s)://host:port", item)}
+		}
+		if !ok {
+			name = u.Host
+		}
+		out = append(out, loadgen.Process{Name: name, MetricsURL: loadgen.MetricsURL(raw)})
+	}
+	for _, item := range listItems(pids) {
+		name, raw, named := strings.Cut(item, "=")
+		if !named {
+			raw = item
+		}
+		pid, err := strconv.Atoi(raw)
+		if err != nil || pid <= 0 {
+			return nil, usageError{fmt.Sprintf("--cpu-pids: %q is not a process id", item)}
+		}
+		if !named {
+			name = loadgen.ProcessName(pid)
+		}
+		out = append(out, loadgen.Process{Name: name, PID: pid})
+	}
+	return out, nil
+}
+
+// measuredKafka returns the brokers whose records load counts: --kafka, or
+// with auto those of EVENTMART_BUS when it is kafka:// (discovered).
+func measuredKafka(env *Env, flag string) ([]string, bool, error) {
+	switch flag {
+	case "none", "":
+		return nil, false, nil
+	case "auto":
+		bus, ok := strings.CutPrefix(env.Settings.String(settings.Bus), "kafka://")
+		if !ok {
+			return nil, false, nil
+		}
+		return listItems(bus), true, nil
+	}
+	return listItems(strings.TrimPrefix(flag, "kafka://")), false, nil
+}
+
+// measuredPostgres returns the database URL whose commits load counts:
+// --postgres, or with auto EVENTMART_DB when it is postgres:// (discovered).
+func measuredPostgres(env *Env, flag string) (string, bool, error) {
+	switch flag {
+	case "none", "":
+		return "", false, nil
+	case "auto":
+		db := env.Settings.String(settings.DB)
+		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+			return "", false, nil
+		}
+		return db, true, nil
+	}
+	if !strings.HasPrefix(flag, "postgres://") && !strings.HasPrefix(flag, "postgresql://") {
+		return "", false, usageError{fmt.Sprintf("--postgres: %q is not a postgres:// URL", flag)}
+	}
+	return flag, false, nil
 }

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,23 @@ func processCPU(pids []int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	var total time.Duration
+	for _, pid := range pids {
+		cpu, err := treeCPU(procs, pid)
+		if err != nil {
+			return 0, err
+		}
+		total += cpu
+	}
+	return total, nil
+}
+
+// treeCPU returns the CPU time of pid and all its descendants in procs
+// (readProcs).
+func treeCPU(procs map[int]procStat, pid int) (time.Duration, error) {
+	if _, ok := procs[pid]; !ok {
+		return 0, fmt.Errorf("loadgen: cpu: no process %d", pid)
+	}
 	children := map[int][]int{}
 	for pid, p := range procs {
 		children[p.ppid] = append(children[p.ppid], pid)
@@ -39,12 +57,7 @@ func processCPU(pids []int) (time.Duration, error) {
 			walk(c)
 		}
 	}
-	for _, pid := range pids {
-		if _, ok := procs[pid]; !ok {
-			return 0, fmt.Errorf("loadgen: cpu: no process %d", pid)
-		}
-		walk(pid)
-	}
+	walk(pid)
 	return total, nil
 }
 
@@ -106,56 +119,44 @@ func parseStat(s string) (int, procStat, error) {
 	return pid, procStat{ppid: ppid, cpu: time.Duration(ticks) * clockTick}, nil
 }
 
-// cpuMeter measures the CPU the watched processes and this one spend
-// between start and stop.
-type cpuMeter struct {
-	pids        []int
-	start, self time.Duration
-}
-
-func startCPU(pids []int) (*cpuMeter, error) {
-	m := &cpuMeter{pids: pids}
-	var err error
-	if m.start, err = processCPU(pids); err != nil {
-		return nil, err
-	}
-	if m.self, err = processCPU([]int{os.Getpid()}); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// settleTimeout bounds how long stop waits for the watched processes to
-// finish the work the run caused (events after an order's final status:
-// audit, notifications, offset commits).
-const settleTimeout = 15 * time.Second
-
-// stop waits until the watched processes are quiet (less than 2% of a core
-// over half a second) and returns the CPU they and this process spent since
-// start.
-func (m *cpuMeter) stop() (watched, self time.Duration, err error) {
-	self, err = processCPU([]int{os.Getpid()})
+// pidStartTime returns when pid started, in Unix seconds, as Prometheus's
+// process collector exports it (process_start_time_seconds): the stat's
+// starttime ticks after the boot time of /proc/stat.
+func pidStartTime(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, fmt.Errorf("loadgen: cpu: %w", err)
 	}
-	self -= m.self
-	const window = 500 * time.Millisecond
-	prev, err := processCPU(m.pids)
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("loadgen: cpu: short stat of %d", pid)
+	}
+	ticks, err := strconv.ParseInt(f[19], 10, 64) // field 22, starttime
 	if err != nil {
-		return 0, 0, err
+		return 0, fmt.Errorf("loadgen: cpu: stat of %d: %w", pid, err)
 	}
-	deadline := time.Now().Add(settleTimeout)
-	for time.Now().Before(deadline) {
-		time.Sleep(window) // sampling: the quiet is measured over the window
-		cur, err := processCPU(m.pids)
-		if err != nil {
-			return 0, 0, err
-		}
-		quiet := cur-prev < window/50
-		prev = cur
-		if quiet {
-			break
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: cpu: %w", err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("loadgen: cpu: /proc/stat btime: %w", err)
+			}
+			return float64(boot) + float64(ticks)*clockTick.Seconds(), nil
 		}
 	}
-	return prev - m.start, self, nil
+	return 0, errors.New("loadgen: cpu: no btime in /proc/stat")
+}
+
+// ProcessName returns pid's command name (/proc/<pid>/comm), or "pid N".
+func ProcessName(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return "pid " + strconv.Itoa(pid)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -41,10 +41,21 @@ type Config struct {
 	// OnAccepted, if set, is called (from several goroutines) with the id
 	// of every order the API accepted with 202.
 	OnAccepted func(orderID string)
-	// CPUPIDs, if set, are the processes whose CPU the run measures (with
-	// all their descendants): every process serving the orders — Eventmart's,
-	// and in production mode Kafka's and PostgreSQL's. Linux only.
-	CPUPIDs []int
+	// Processes, if set, are the processes whose CPU the run measures,
+	// each reported apart and summed with the load generator's own:
+	// Eventmart's from their /metrics, others (Kafka, PostgreSQL) by PID
+	// with their descendants (Linux).
+	Processes []Process
+	// Kafka, if set, are the brokers of the run's own Kafka cluster: the
+	// run counts the records written to it.
+	Kafka []string
+	// Postgres, if set, is the EVENTMART_DB URL of the services'
+	// PostgreSQL: the run counts the commits of their databases.
+	Postgres string
+	// KafkaDiscovered and PostgresDiscovered say Kafka and Postgres were
+	// found in the settings rather than named: unreachable, they are left
+	// out with a note instead of failing the run.
+	KafkaDiscovered, PostgresDiscovered bool
 }
 
 // Result is what a run measured.
@@ -56,24 +67,17 @@ type Result struct {
 	// FailedBecause counts the failed orders by reason: the HTTP status
 	// and error code of the last answer, or the transport error.
 	FailedBecause map[string]int
-	// CPU is the CPU time Config.CPUPIDs spent from the first order until
-	// they were quiet after the last one (0 without CPUPIDs); LoadCPU is
-	// the load generator's own over the orders.
-	CPU, LoadCPU time.Duration
+	// Measured is what the run measured of Config.Processes, Kafka and
+	// Postgres from the first order until they were quiet after the last
+	// one; nil when none was set.
+	Measured *Measured
+	// Notes say what was left out of the measurement and why.
+	Notes []string
 	// Shed counts the answers that refused an order for overload (503 or
 	// 429 with Retry-After): each was retried after the wait it asked for,
 	// with the same Idempotency-Key, so they are not failures. Latencies
 	// count from the first attempt: they include those waits.
 	Shed int
-}
-
-// CPUPerOrder is the watched processes' CPU per finished order.
-func (r *Result) CPUPerOrder() time.Duration {
-	n := r.Shipped + r.Cancelled
-	if n == 0 {
-		return 0
-	}
-	return r.CPU / time.Duration(n)
 }
 
 // Throughput is finished orders per second.
@@ -105,11 +109,11 @@ func (r *Result) String() string {
 		}
 		s += "\nfailed: " + strings.Join(reasons, "; ")
 	}
-	if r.CPU > 0 {
-		n := max(r.Shipped+r.Cancelled, 1)
-		s += fmt.Sprintf("\ncpu: %.2f ms/order in the watched processes (%s in all), load generator %.2f ms/order",
-			float64(r.CPU)/float64(time.Millisecond)/float64(n), r.CPU.Round(time.Millisecond),
-			float64(r.LoadCPU)/float64(time.Millisecond)/float64(n))
+	if r.Measured != nil {
+		s += "\n" + r.Measured.String()
+	}
+	for _, n := range r.Notes {
+		s += "\nnote: " + n
 	}
 	return s
 }
@@ -225,12 +229,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
-	var meter *cpuMeter
-	if len(cfg.CPUPIDs) > 0 {
-		if meter, err = startCPU(cfg.CPUPIDs); err != nil {
-			return nil, err
-		}
+	meter, notes, err := newMeter(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
+	res.Notes = notes
 	stopProgress := progress(cfg.Progress, cfg.ProgressTTY, cfg.Orders, &done)
 	start := time.Now()
 	for i := 0; i < cfg.Orders; i++ {
@@ -284,9 +287,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Shed = int(shed.Load())
 	stopProgress()
 	if meter != nil {
-		if res.CPU, res.LoadCPU, err = meter.stop(); err != nil {
+		if cfg.Progress != nil {
+			fmt.Fprintln(cfg.Progress, "waiting for the processes to be quiet…")
+		}
+		if res.Measured, err = meter.stop(ctx, start); err != nil {
 			return res, err
 		}
+		res.Measured.perOrder(res.Shipped + res.Cancelled)
 	}
 	slices.Sort(res.Latencies)
 	return res, ctx.Err()

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# The standard order benchmark (issue 19): throughput, latency and the cost of an
+# order — CPU milliseconds per order of every process, Kafka records and PostgreSQL
+# commits per order — embedded and distributed, at 1, 64 and 256 orders in flight,
+# for one or more builds measured in one sitting (runs interleaved, so the machine's
+# noise falls on all of them alike):
+#
+#   deploy/scripts/bench-orders.sh [--runs 3] [--orders 2000] [--orders-at-1 200]
+#       [--modes embedded,distributed] [--concurrency 1,64,256] [--customers 20] [--load LOADBIN]
+#       [--out FILE] [--results DIR] BIN [BIN...]
+#
+# Each run drives a fresh Eventmart with `LOADBIN load --rate 0 --json` (LOADBIN: the
+# last BIN unless given, so older builds are driven by the same load generator),
+# which reads the CPU of every Eventmart process from its /metrics, of Kafka and
+# PostgreSQL from /proc, from the first order until all are quiet after the last
+# (seeding excluded), and counts records and commits over the same span.
+#   embedded     `BIN run` on a fresh data directory (records: the events its outbox
+#                relays published, from /metrics; no commits: SQLite)
+#   distributed  one Kafka broker (deploy/scripts/kafka.sh, wiped before each run) and
+#                PostgreSQL (deploy/scripts/postgres.sh, fresh databases each run) of
+#                the script's own, on ports of their own; every service BIN lists
+#                (`BIN services`: an older build starts only those it knows) as its
+#                own `BIN serve` process, and the gateway
+# --orders-at-1 is the orders of the runs with 1 in flight (they are slow); --customers
+# the customers placing them (registered and logged in before the measurement: fewer
+# than load's 50 keeps seeding within its timeouts on a busy machine).
+# Prints every run (its failed and unexpected orders, "bad", and the load average when
+# it ended), then a markdown table of the medians per mode, concurrency and
+# build ("n/a" where a build cannot report a figure), also written to --out; with two
+# builds, the ratios bin 1 / bin 0. --results keeps each run's `load --json` there.
+# Needs jq. Ports: 18900-18999 for Eventmart, Kafka on BENCH_KAFKA_PORT (default
+# 18792, +1 controller, +2 metrics), PostgreSQL on BENCH_PG_PORT (default 18795).
+set -euo pipefail
+EM_NAME=bench-orders
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+SCRIPTS=$EVENTMART_REPO/deploy/scripts
+
+runs=3 orders=2000 orders1=200 modes=embedded,distributed concs=1,64,256 customers=20 loadbin= out= results=
+bins=()
+while (($#)); do
+	case $1 in
+	--runs) runs=$2; shift 2 ;;
+	--orders) orders=$2; shift 2 ;;
+	--orders-at-1) orders1=$2; shift 2 ;;
+	--modes) modes=$2; shift 2 ;;
+	--concurrency) concs=$2; shift 2 ;;
+	--customers) customers=$2; shift 2 ;;
+	--load) loadbin=$(realpath -m "$2"); shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--results) results=$2; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	-*) die "unknown flag $1" ;;
+	*) bins+=("$(realpath -m "$1")"); shift ;;
+	esac
+done
+((${#bins[@]})) || die "name at least one eventmart binary (make build gives bin/eventmart)"
+[[ -n $loadbin ]] || loadbin=${bins[-1]}
+for b in "${bins[@]}" "$loadbin"; do [[ -x $b ]] || die "$b is not an executable"; done
+IFS=, read -r -a modes <<<"$modes"
+IFS=, read -r -a concs <<<"$concs"
+for m in "${modes[@]}"; do [[ $m == embedded || $m == distributed ]] || die "unknown mode $m (embedded, distributed)"; done
+for c in "${concs[@]}"; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "--concurrency: $c is not a positive number"; done
+command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-orders.XXXXXX")
+chmod 755 "$work" # PostgreSQL's OS user keeps its cluster under it
+export EVENTMART_RUN=$work/run
+export KAFKA_PORT=${BENCH_KAFKA_PORT:-18792}
+export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1)) KAFKA_METRICS_PORT=$((KAFKA_PORT + 2))
+export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
+export PG_PORT=${BENCH_PG_PORT:-18795}
+servers=() infra=
+cleanup() {
+	local p
+	for p in "${servers[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	if [[ -n $infra ]]; then
+		kafka_stop || true
+		"$SCRIPTS/postgres.sh" stop >/dev/null 2>&1 || true
+		rm -rf "/tmp/eventmart-$PG_PORT"
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The runs configure their servers and the load generator themselves.
+unset EVENTMART_BUS EVENTMART_DB EVENTMART_SERVICE_URLS EVENTMART_TARGET EVENTMART_DATA EVENTMART_ADDR
+export EVENTMART_ADMIN_EMAIL=bench-admin@example.com EVENTMART_ADMIN_PASSWORD=bench-admin-password
+export EVENTMART_JWT_SECRET=bench-orders-secret-0123456789abcdef
+
+# free_port [N]: the first of N (default 1) free consecutive ports in 18900-18999.
+free_port() {
+	local p q n=${1:-1}
+	for ((p = 18900; p + n <= 19000; p++)); do
+		for ((q = p; q < p + n; q++)); do port_in_use "$q" && continue 2; done
+		echo "$p"
+		return
+	done
+	die "no $n free ports in 18900-18999"
+}
+
+# wait_ready URL PID LOG: until URL/readyz answers.
+wait_ready() {
+	local t
+	for ((t = 0; t < 600; t++)); do
+		curl -sf "$1/readyz" >/dev/null 2>&1 && return 0
+		pid_alive "$2" || { tail -20 "$3" >&2; die "a server exited during start-up (see above)"; }
+		sleep 0.1
+	done
+	die "$1 not ready after 60s; see $3"
+}
+
+stop_servers() {
+	local p
+	for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${servers[@]}"; do wait "$p" 2>/dev/null || true; done
+	servers=()
+}
+
+# load DIR TARGET N C [LOAD FLAGS...]: the load run, its JSON in DIR/result.json.
+load() {
+	local dir=$1 target=$2 n=$3 c=$4
+	shift 4
+	"$loadbin" load --target "$target" --orders "$n" --rate 0 --concurrency "$c" --customers "$customers" --json "$@" \
+		>"$dir/result.json" 2>"$dir/load.err" || { tail -5 "$dir/load.err" >&2; log "load failed (kept: $dir/result.json)"; }
+}
+
+run_embedded() { # BIN DIR N C
+	local bin=$1 dir=$2 port
+	port=$(free_port)
+	"$bin" run --data "$dir/data" --addr "127.0.0.1:$port" >"$dir/run.log" 2>&1 &
+	servers+=($!)
+	wait_ready "http://127.0.0.1:$port" "$!" "$dir/run.log"
+	load "$dir" "http://127.0.0.1:$port" "$3" "$4"
+	stop_servers
+}
+
+infra_start() {
+	[[ -n $infra ]] && return 0
+	infra=1
+	log "starting Kafka on 127.0.0.1:$KAFKA_PORT and PostgreSQL on 127.0.0.1:$PG_PORT (the script's own)"
+	"$SCRIPTS/postgres.sh" start --fresh >"$work/postgres.out" 2>&1 || { cat "$work/postgres.out" >&2; die "PostgreSQL did not start"; }
+}
+
+# kafka_stop: stop the broker and wait until its ports are free (a JVM under
+# load may take a while to let go of them).
+kafka_stop() {
+	local p t
+	"$SCRIPTS/kafka.sh" stop >/dev/null 2>&1 || true
+	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_METRICS_PORT"; do
+		for ((t = 0; t < 600; t++)); do
+			port_in_use "$p" || continue 2
+			sleep 0.1
+		done
+		die "port $p still in use 60s after stopping Kafka"
+	done
+}
+
+pg_pid() {
+	local d
+	for d in "$EVENTMART_RUN/postgres-$PG_PORT" "/tmp/eventmart-$PG_PORT"; do
+		[[ -f $d/postmaster.pid ]] && { head -n 1 "$d/postmaster.pid"; return; }
+	done
+	die "no postmaster.pid for PostgreSQL on $PG_PORT"
+}
+
+run_distributed() { # BIN DIR N C TAG
+	local bin=$1 dir=$2 tag=$5 base svc i=0 urls=() addr
+	infra_start
+	kafka_stop
+	"$SCRIPTS/kafka.sh" start --fresh >"$dir/kafka.out" 2>&1 || { cat "$dir/kafka.out" >&2; die "Kafka did not start"; }
+	local services
+	mapfile -t services < <("$bin" services)
+	base=$(free_port $((${#services[@]} + 1)))
+	for svc in "${services[@]}"; do urls+=("$svc=http://127.0.0.1:$((base + 1 + i))"); i=$((i + 1)); done
+	export EVENTMART_BUS=kafka://127.0.0.1:$KAFKA_PORT
+	export EVENTMART_DB="postgres://postgres@127.0.0.1:$PG_PORT/$tag?sslmode=disable"
+	export EVENTMART_SERVICE_URLS
+	EVENTMART_SERVICE_URLS=$(IFS=,; echo "${urls[*]}")
+	"$bin" topics apply >"$dir/topics.out" 2>&1 || { cat "$dir/topics.out" >&2; die "$bin topics apply failed"; }
+	i=0
+	for svc in "${services[@]}" gateway; do
+		addr=127.0.0.1:$((base + 1 + i))
+		[[ $svc == gateway ]] && addr=127.0.0.1:$base
+		EVENTMART_ADDR=$addr EVENTMART_INSTANCE_ID=$svc-1 "$bin" serve "$svc" >"$dir/$svc.log" 2>&1 &
+		servers+=($!)
+		wait_ready "http://$addr" "$!" "$dir/$svc.log"
+		i=$((i + 1))
+	done
+	# Every Eventmart process is found through EVENTMART_SERVICE_URLS (exported
+	# above), Kafka through EVENTMART_BUS, PostgreSQL through EVENTMART_DB.
+	load "$dir" "http://127.0.0.1:$base" "$3" "$4" \
+		--cpu-pids "kafka=$(cat "$EVENTMART_RUN/kafka-$KAFKA_PORT/kafka.pid"),postgres=$(pg_pid)"
+	stop_servers
+	unset EVENTMART_BUS EVENTMART_DB EVENTMART_SERVICE_URLS
+}
+
+# fig FILE JQ: a figure of a result, "n/a" when it has none.
+fig() { jq -r "($2) // \"n/a\" | if type == \"number\" then (. * 100 | round / 100) else . end" "$1" 2>/dev/null || echo n/a; }
+
+printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' mode c bin run 'orders/s' 'p50 ms' 'p99 ms' 'cpu ms/o' 'rec/o' 'commit/o' 'bad' 'load avg'
+for ((r = 1; r <= runs; r++)); do
+	for m in "${modes[@]}"; do
+		for c in "${concs[@]}"; do
+			n=$orders
+			((c == 1)) && n=$orders1
+			for i in "${!bins[@]}"; do
+				dir=$work/res/$m-$c-$i-$r
+				mkdir -p "$dir"
+				"run_$m" "${bins[i]}" "$dir" "$n" "$c" "b${i}_r${r}_c${c}"
+				mkdir -p "$work/keep"
+				cp "$dir/result.json" "$work/keep/$m-$c-$i-$r.json" 2>/dev/null || echo '{}' >"$work/keep/$m-$c-$i-$r.json"
+				f=$work/keep/$m-$c-$i-$r.json
+				printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' "$m" "$c" "$i" "$r" "$(fig "$f" .ordersPerSecond)" \
+					"$(fig "$f" .latencyMs.p50)" "$(fig "$f" .latencyMs.p99)" "$(fig "$f" .cpuMsPerOrder)" \
+					"$(fig "$f" .recordsPerOrder)" "$(fig "$f" .commitsPerOrder)" "$(fig "$f" '.failed + .unexpected')" \
+					"$(cut -d' ' -f1-3 /proc/loadavg)"
+				[[ -z $results ]] || { mkdir -p "$results" && cp "$f" "$results/"; }
+			done
+		done
+	done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else printf "%.2f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# med M C I JQ: the median of a figure over the runs that have it.
+med() {
+	local r f
+	for ((r = 1; r <= runs; r++)); do
+		f=$work/keep/$1-$2-$3-$r.json
+		jq -r "($4) // empty" "$f" 2>/dev/null || true
+	done | median
+}
+
+# procs M C I: the median CPU ms/order of each process, busiest first.
+procs() {
+	local r
+	for ((r = 1; r <= runs; r++)); do
+		jq -r '.processes[]? | "\(.name)\t\(.cpuMsPerOrder)"' "$work/keep/$1-$2-$3-$r.json" 2>/dev/null || true
+	done | awk -F'\t' '{v[$1] = v[$1] " " $2} END {for (k in v) print k "\t" v[k]}' |
+		while IFS=$'\t' read -r name vals; do
+			printf '%s\t%s\n' "$(tr ' ' '\n' <<<"$vals" | grep . | median)" "$name"
+		done | sort -gr | awk -F'\t' '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1} END {if (NR == 0) printf "n/a"}'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.2fx\n", a / b}'; }
+
+table() {
+	local i m c
+	echo "medians of $runs runs; $orders orders ($orders1 at 1 in flight), $customers customers; $(date -u +%FT%TZ); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	for i in "${!bins[@]}"; do
+		echo "- bin $i: ${bins[i]} ($("${bins[i]}" version 2>/dev/null | head -n 1 || echo '?'))"
+	done
+	echo
+	echo "| mode | in flight | bin | orders/s | p50 ms | p99 ms | CPU ms/order in all | per process | records/order | commits/order |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	for m in "${modes[@]}"; do
+		for c in "${concs[@]}"; do
+			for i in "${!bins[@]}"; do
+				echo "| $m | $c | $i | $(med "$m" "$c" "$i" .ordersPerSecond) | $(med "$m" "$c" "$i" .latencyMs.p50) | $(med "$m" "$c" "$i" .latencyMs.p99) | $(med "$m" "$c" "$i" .cpuMsPerOrder) | $(procs "$m" "$c" "$i") | $(med "$m" "$c" "$i" .recordsPerOrder) | $(med "$m" "$c" "$i" .commitsPerOrder) |"
+			done
+		done
+	done
+	if ((${#bins[@]} == 2)); then
+		echo
+		echo "| mode | in flight | orders/s bin 1 / bin 0 | CPU ms/order in all bin 1 / bin 0 |"
+		echo "|---|---|---|---|"
+		for m in "${modes[@]}"; do
+			for c in "${concs[@]}"; do
+				echo "| $m | $c | $(ratio "$(med "$m" "$c" 1 .ordersPerSecond)" "$(med "$m" "$c" 0 .ordersPerSecond)") | $(ratio "$(med "$m" "$c" 1 .cpuMsPerOrder)" "$(med "$m" "$c" 0 .cpuMsPerOrder)") |"
+			done
+		done
+	fi
+	echo
+	echo "Records: embedded, the events the outbox relays published (/metrics); distributed, written to Kafka (end offsets of every topic)."
+}
+echo
+table | tee "${out:-/dev/null}"
