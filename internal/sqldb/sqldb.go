@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,13 @@ const (
 	Postgres
 )
 
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
 // DB is a service's database. Writes go through a pool of one connection on
 // SQLite (it has one writer anyway; queuing in Go avoids SQLITE_BUSY) and
 // reads through a separate pool.
@@ -50,6 +58,31 @@ type DB struct {
 	// prepared statements itself.)
 	wstmts, rstmts stmtCache
 	group          groupCommit // SQLite: concurrent InTx calls share a transaction
+	stats          counters
+}
+
+// Stats counts a database's work since it was opened: what a batch or an
+// order costs in statements and commits (docs/benchmarks.md).
+type Stats struct {
+	// Statements run in write transactions (savepoints included).
+	Statements int64
+	// Reads run outside a transaction (DB.Query, DB.QueryRow).
+	Reads int64
+	// Commits of write transactions: a SQLite group commit is one,
+	// however many callers shared it; DB.Exec on PostgreSQL is one.
+	Commits int64
+}
+
+type counters struct{ statements, reads, commits atomic.Int64 }
+
+// Stats returns the database's counters.
+func (db *DB) Stats() Stats {
+	return Stats{Statements: db.stats.statements.Load(), Reads: db.stats.reads.Load(), Commits: db.stats.commits.Load()}
+}
+
+// Sub returns the counts of s since earlier.
+func (s Stats) Sub(earlier Stats) Stats {
+	return Stats{Statements: s.Statements - earlier.Statements, Reads: s.Reads - earlier.Reads, Commits: s.Commits - earlier.Commits}
 }
 
 // stmtCache holds prepared statements of one pool, up to maxStmts; the
@@ -265,6 +298,7 @@ func (db *DB) prepared(ctx context.Context, write bool, q string) *sql.Stmt {
 
 // Query runs a read.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	db.stats.reads.Add(1)
 	if st := db.prepared(ctx, false, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -273,6 +307,7 @@ func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow runs a read of one row.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	db.stats.reads.Add(1)
 	if st := db.prepared(ctx, false, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -291,6 +326,8 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 		})
 		return res, err
 	}
+	db.stats.statements.Add(1)
+	db.stats.commits.Add(1)
 	if st := db.prepared(ctx, true, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -437,6 +474,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
+	db.stats.commits.Add(1)
 	for _, f := range t.onCommit {
 		f()
 	}
@@ -568,6 +606,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 			errs[i] = err
 			continue
 		}
+		db.stats.statements.Add(2) // SAVEPOINT and RELEASE
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
@@ -575,6 +614,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		t.onCommit, t.pending = nil, nil
 		errs[i] = t.work(c.ctx, c.fn)
 		if errs[i] != nil {
+			db.stats.statements.Add(1)
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
 				return nil, false
@@ -590,6 +630,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 	if err := tx.Commit(); err != nil {
 		return nil, false
 	}
+	db.stats.commits.Add(1)
 	for _, hs := range hooks {
 		for _, f := range hs {
 			f()
@@ -634,6 +675,7 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -643,6 +685,7 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -652,6 +695,7 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow runs a one-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
