@@ -221,12 +221,16 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 	r := new(record) // one for the batch: the middleware sees each record in turn
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
+		ids, err := c.processedBefore(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
 		for _, m := range msgs {
 			if c.ignored(m) {
 				outcomes = append(outcomes, consumed{m, obs.OutcomeIgnored})
 				continue
 			}
-			w, outcome, herr := c.process(ctx, tx, m, r)
+			w, outcome, herr := c.process(ctx, tx, m, r, ids)
 			if herr != nil {
 				return errIsolate
 			}
@@ -248,8 +252,12 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		t.reset()
+		ids, err := c.processedBefore(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
 		for _, m := range msgs {
-			w, outcome, herr := c.processIsolated(ctx, tx, m, r)
+			w, outcome, herr := c.processIsolated(ctx, tx, m, r, ids)
 			wrote = wrote || w
 			if herr != nil {
 				var err error
@@ -268,27 +276,96 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 }
 
 // processIsolated runs process behind a savepoint, rolling back to it if
-// the record fails, so the transaction can go on with the next record.
-func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (bool, string, error) {
+// the record fails (with the writes it buffered and its OnCommit hooks), so
+// the transaction can go on with the next record.
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record, ids *eventIDs) (bool, string, error) {
 	if c.ignored(m) {
 		return false, obs.OutcomeIgnored, nil
 	}
-	if _, err := tx.Exec(ctx, `SAVEPOINT record`); err != nil {
-		return false, "", fmt.Errorf("inbox: savepoint: %w", err)
+	sp, err := tx.Savepoint(ctx, "record")
+	if err != nil {
+		return false, "", fmt.Errorf("inbox: %w", err)
 	}
-	hooks := tx.CommitHooks()
-	wrote, outcome, herr := c.process(ctx, tx, m, r)
+	wrote, outcome, herr := c.process(ctx, tx, m, r, ids)
 	if herr != nil {
-		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT record`); err != nil {
-			return false, "", fmt.Errorf("inbox: rollback to savepoint: %w", err)
+		// What the failed handler wrote, buffered and meant to do after
+		// commit did not happen.
+		if err := tx.RollbackTo(ctx, sp); err != nil {
+			return false, "", fmt.Errorf("inbox: %w", err)
 		}
-		tx.DropCommitHooks(hooks) // what the failed handler meant to do after commit did not happen
 		wrote = false
 	}
-	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT record`); err != nil {
-		return false, "", fmt.Errorf("inbox: release savepoint: %w", err)
+	if err := tx.Release(ctx, sp); err != nil {
+		return false, "", fmt.Errorf("inbox: %w", err)
 	}
 	return wrote, outcome, herr
+}
+
+// eventIDs is what a transaction knows of its records' event ids: which
+// it looked up in processed_events (at once for a batch, by the ids the
+// records' headers carry) and which were processed, before or in it.
+type eventIDs struct {
+	asked, done map[string]bool
+}
+
+// processedBefore looks up the event ids of msgs' headers in
+// processed_events, 500 a statement, and returns what it found.
+//
+// The ids processed in the transaction are inserted together before it
+// commits (sqldb.Rows), without ON CONFLICT: should another consumer
+// process one of them meanwhile (two members of the group during a
+// rebalance, on PostgreSQL), the insert fails on the primary key, the
+// transaction rolls back and the bus redelivers the batch, whose lookup
+// then finds the id. An event is never applied twice.
+func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bus.Message) (*eventIDs, error) {
+	ids := &eventIDs{asked: make(map[string]bool, len(msgs)), done: map[string]bool{}}
+	var args []any
+	for _, m := range msgs {
+		if id := m.Header(eventmsg.HeaderEventID); id != "" && !ids.asked[id] && !c.ignored(m) {
+			ids.asked[id] = true
+			args = append(args, id)
+		}
+	}
+	for len(args) > 0 {
+		chunk := args[:min(len(args), 500)]
+		args = args[len(chunk):]
+		found, err := sqldb.List(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`,
+			chunk, sqldb.ScanOne[string])
+		if err != nil {
+			return nil, fmt.Errorf("inbox: processed events: %w", err)
+		}
+		for _, id := range found {
+			ids.done[id] = true
+		}
+	}
+	return ids, nil
+}
+
+// processed reports whether the event id was processed, looking it up if
+// the batch's lookup did not.
+func (ids *eventIDs) processed(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
+	if !ids.asked[id] {
+		ids.asked[id] = true
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events WHERE event_id = ?`, id).Scan(&n); err != nil {
+			return false, fmt.Errorf("inbox: processed event %s: %w", id, err)
+		}
+		ids.done[id] = n > 0
+	}
+	return ids.done[id], nil
+}
+
+// processedKey keys a transaction's buffer of processed event ids.
+type processedKey struct{}
+
+// markProcessed records id as processed in tx: its row is buffered and
+// inserted with the batch's others before tx commits.
+func (ids *eventIDs) markProcessed(tx *sqldb.Tx, e *event.Envelope) {
+	ids.done[e.EventID] = true
+	rows := tx.Pending(processedKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO processed_events (event_id, event_type, processed_at) VALUES`, 3, "")
+	}).(*sqldb.Rows)
+	rows.Add(e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
 }
 
 // process applies one record that is not another group's (callers skip
@@ -299,7 +376,7 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // fields), is a permanent error, whatever its header says. A prior
 // version's payload is upcast before the handler sees it. The handler
 // runs inside the record middleware (middleware.go), in r.
-func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (wrote bool, outcome string, err error) {
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record, ids *eventIDs) (wrote bool, outcome string, err error) {
 	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
@@ -324,18 +401,18 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r 
 	if err != nil {
 		return false, "", Permanent(err)
 	}
-	res, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, event_type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
+	done, err := ids.processed(ctx, tx, e.EventID)
 	if err != nil {
-		return false, "", fmt.Errorf("inbox: record %s: %w", e.EventID, err)
+		return false, "", err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if done {
 		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
 	}
 	*r = record{Message: m, Envelope: e, Payload: p, handler: h}
 	if err := c.handle(ctx, tx, r); err != nil {
 		return false, "", err
 	}
+	ids.markProcessed(tx, e)
 	return true, obs.OutcomeProcessed, nil
 }
 

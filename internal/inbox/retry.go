@@ -315,7 +315,8 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 		var outcome string
 		err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 			var herr error
-			wrote, outcome, herr = c.processIsolated(ctx, tx, d.m, r)
+			ids := &eventIDs{asked: map[string]bool{}, done: map[string]bool{}}
+			wrote, outcome, herr = c.processIsolated(ctx, tx, d.m, r, ids)
 			if _, err := tx.Exec(ctx, `DELETE FROM retry_queue WHERE id = ?`, d.id); err != nil {
 				return err
 			}

@@ -366,8 +366,9 @@ type pendingWrite struct {
 // in the order registered, once the work it was given returns nil and
 // before it commits (in a group commit, before that caller's savepoint is
 // released); if the work fails, they are discarded. Work that rolls back
-// to a savepoint of its own calls Flush before releasing one and
-// DiscardPending after rolling back to one.
+// to a savepoint of its own sets it with Savepoint and rolls back with
+// RollbackTo, which drop just the writes buffered after it (or calls Flush
+// before releasing one and DiscardPending after rolling back to one).
 func (tx *Tx) Pending(key any, mk func() Pending) Pending {
 	for _, p := range tx.pending {
 		if p.key == key {
@@ -389,11 +390,78 @@ func (tx *Tx) Flush(ctx context.Context) error {
 	return nil
 }
 
-// DiscardPending empties every pending write without writing it.
+// DiscardPending empties every pending write without writing it. (Work
+// with savepoints of its own rather uses Savepoint and RollbackTo, which
+// keep what was buffered before the savepoint.)
 func (tx *Tx) DiscardPending() {
 	for _, p := range tx.pending {
 		p.w.Discard()
 	}
+}
+
+// Rewinder is a Pending that can drop what was buffered after a point,
+// so a rollback to a savepoint drops just the writes made after it (Rows
+// is one). A Pending that is not is flushed when a savepoint is set, and
+// discarded on a rollback to it.
+type Rewinder interface {
+	Pending
+	Len() int
+	Truncate(n int)
+}
+
+// Savepoint is a point of a transaction its work can roll back to, with the
+// OnCommit hooks and pending writes registered since (Tx.Savepoint).
+type Savepoint struct {
+	name    string
+	hooks   int
+	pending []int // each Rewinder's length; -1 for the others
+}
+
+// Savepoint sets a savepoint named name (an SQL identifier). The pending
+// writes that cannot rewind are flushed first, so that RollbackTo loses
+// only what was written after it.
+func (tx *Tx) Savepoint(ctx context.Context, name string) (Savepoint, error) {
+	sp := Savepoint{name: name, hooks: len(tx.onCommit), pending: make([]int, len(tx.pending))}
+	for i, p := range tx.pending {
+		if r, ok := p.w.(Rewinder); ok {
+			sp.pending[i] = r.Len()
+			continue
+		}
+		sp.pending[i] = -1
+		if err := p.w.Flush(ctx, tx); err != nil {
+			return sp, err
+		}
+	}
+	if _, err := tx.Exec(ctx, `SAVEPOINT `+name); err != nil {
+		return sp, fmt.Errorf("sqldb: savepoint: %w", err)
+	}
+	return sp, nil
+}
+
+// RollbackTo rolls the transaction back to sp, and forgets the OnCommit
+// hooks and pending writes registered after it. The savepoint remains
+// (Release it).
+func (tx *Tx) RollbackTo(ctx context.Context, sp Savepoint) error {
+	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT `+sp.name); err != nil {
+		return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
+	}
+	tx.DropCommitHooks(sp.hooks)
+	for i, p := range tx.pending {
+		if r, ok := p.w.(Rewinder); ok && i < len(sp.pending) && sp.pending[i] >= 0 {
+			r.Truncate(sp.pending[i])
+		} else {
+			p.w.Discard()
+		}
+	}
+	return nil
+}
+
+// Release releases sp, keeping what was done since.
+func (tx *Tx) Release(ctx context.Context, sp Savepoint) error {
+	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT `+sp.name); err != nil {
+		return fmt.Errorf("sqldb: release savepoint: %w", err)
+	}
+	return nil
 }
 
 // work runs fn and then flushes the pending writes it left; on failure it
