@@ -62,6 +62,33 @@ func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*str
 	return &stream{State: st, Version: v}, nil
 }
 
+// streams caches the order streams a transaction loaded (and saved since),
+// so that a batch of events with several of one order reads its stream
+// once. It is registered in the transaction as a pending write that writes
+// nothing (sqldb.Tx.Pending): a rollback, to a savepoint or of the whole
+// transaction, discards it, for the states it holds may have been undone.
+type streams map[string]*stream
+
+func (streams) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c streams) Discard()                                { clear(c) }
+
+type streamsKey struct{}
+
+// loadCached is load through tx's cache of streams: the stream it returns
+// is the cache's, which save updates.
+func (s *store) loadCached(ctx context.Context, tx *sqldb.Tx, id string) (*stream, error) {
+	c := tx.Pending(streamsKey{}, func() sqldb.Pending { return streams{} }).(streams)
+	if st, ok := c[id]; ok {
+		return st, nil
+	}
+	st, err := s.load(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	c[id] = st
+	return st, nil
+}
+
 // save appends events to the order's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), updates st and writes the
 // orders table (the projection) within tx; the order's watchers hear of it

@@ -50,15 +50,18 @@ func (s *Service) logged(t event.Type, then inbox.Func) inbox.Func {
 		if id == "" {
 			return nil
 		}
-		// The inbox hands each event id over once, so not logged means
-		// not one of this service's orders.
-		logged, err := s.store.logSagaEvent(ctx, tx, id, e)
+		// The order's stream, read once per batch (the command that
+		// follows finds it in tx's cache).
+		st, err := s.store.loadCached(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if !logged {
+		if !st.State.placed() {
 			s.d.Log.Debug("event of an unknown order ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
 			return nil
+		}
+		if err := s.store.logSagaEvent(tx, id, e); err != nil {
+			return err
 		}
 		if then == nil {
 			return nil
@@ -128,7 +131,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, o event.Origin, id 
 		var err error
 		if c.Kind == Place {
 			st = &stream{} // a new order id has no stream: no read (the append still expects none)
-		} else if st, err = s.store.load(ctx, tx, id); err != nil {
+		} else if st, err = s.store.loadCached(ctx, tx, id); err != nil {
 			return err
 		}
 		if evs, err = decide(st.State, c); err != nil || len(evs) == 0 {
@@ -254,6 +257,5 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e *event.Envelope) e
 	if err := outbox.Add(ctx, tx, e); err != nil {
 		return err
 	}
-	_, err := s.store.logSagaEvent(ctx, tx, e.Key, e) // the order is written in tx before its events
-	return err
+	return s.store.logSagaEvent(tx, e.Key, e)
 }
