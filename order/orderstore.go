@@ -70,7 +70,7 @@ func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*str
 type streams map[string]*stream
 
 func (streams) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c streams) Discard()                                { clear(c) }
+func (c streams) Discard()                             { clear(c) }
 
 type streamsKey struct{}
 
