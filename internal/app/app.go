@@ -304,6 +304,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if len(hs) > 0 {
 			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify,
 				Tracing: tracing, InjectedFailures: injected.For(s.def.Name)}
+			if p, ok := s.svc.(inbox.Preparer); ok {
+				c.Prepare = p.Prepare
+			}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
