@@ -70,6 +70,24 @@ func (s *Service) logged(t event.Type, then inbox.Func) inbox.Func {
 	}
 }
 
+// Prepare reads, before a batch of events is applied, the streams of the
+// orders its saga events concern, in one query (inbox.Preparer): a batch
+// of many orders' events reads each order once, and its handlers find the
+// orders in the transaction's cache.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range batch {
+		if spec, ok := event.Lookup(e.Envelope.EventType); ok && spec.InSaga() {
+			if id := spec.OrderID(e.Payload); id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return s.store.loadBatch(ctx, tx, ids)
+}
+
 func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, f *event.InventoryReservationFailed) error {
 	reason := f.Reason
 	if reason == "" {

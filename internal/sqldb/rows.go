@@ -17,6 +17,7 @@ type Rows struct {
 	tail string // e.g. ON CONFLICT (a) DO NOTHING
 	row  string // (?, ?)
 	cols int
+	keys int // with NewUpserts: the leading columns that key a row
 	args []any
 }
 
@@ -30,6 +31,20 @@ const maxRows = 200
 func NewRows(insert string, cols int, tail string) *Rows {
 	row := "(" + Placeholders(cols) + ")"
 	return &Rows{head: insert + " ", tail: tail, row: row, cols: cols}
+}
+
+// NewUpserts is NewRows for an upsert (tail "ON CONFLICT (k…) DO UPDATE
+// …") whose first keys columns are the conflict key: of rows added with the
+// same key only the last is inserted (a statement may not update a row
+// twice), so a projection written for every event of a batch is written
+// once per row, as the batch left it.
+func NewUpserts(insert string, cols, keys int, tail string) *Rows {
+	if keys < 1 || keys > 4 || keys > cols {
+		panic(fmt.Sprintf("sqldb: an upsert keyed by %d of %d columns", keys, cols)) // a programming error
+	}
+	r := NewRows(insert, cols, tail)
+	r.keys = keys
+	return r
 }
 
 // Add buffers one row: cols values.
@@ -55,7 +70,11 @@ func (r *Rows) Truncate(n int) {
 // empties the buffer.
 func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	defer r.Discard()
-	for args := r.args; len(args) > 0; {
+	args := r.args
+	if r.keys > 0 {
+		args = r.lastByKey()
+	}
+	for len(args) > 0 {
 		n := min(len(args)/r.cols, maxRows)
 		var q strings.Builder
 		q.Grow(len(r.head) + n*(len(r.row)+2) + len(r.tail) + 1)
@@ -76,6 +95,33 @@ func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 		args = args[n*r.cols:]
 	}
 	return nil
+}
+
+// lastByKey returns the rows buffered, only the last of each key, in the
+// order of their first addition.
+func (r *Rows) lastByKey() []any {
+	n := r.Len()
+	type key [4]any // keys ≤ 4 columns of comparable values
+	at := make(map[key]int, n)
+	order := make([]int, 0, n)
+	for i := range n {
+		var k key
+		copy(k[:r.keys], r.args[i*r.cols:i*r.cols+r.keys])
+		if j, ok := at[k]; ok {
+			order[j] = i
+			continue
+		}
+		at[k] = len(order)
+		order = append(order, i)
+	}
+	if len(order) == n {
+		return r.args
+	}
+	out := make([]any, 0, len(order)*r.cols)
+	for _, i := range order {
+		out = append(out, r.args[i*r.cols:(i+1)*r.cols]...)
+	}
+	return out
 }
 
 // Discard empties the buffer.
