@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventmart/eventmart/audit"
@@ -178,6 +179,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.dbs = append(a.dbs, db)
 		a.dbByName[def.Name] = db
+		if err := registerDBCounters(cfg.Metrics.Registry, service.Source(def.Name), db); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
 		migrations, err := sqldb.ReadMigrations(def.Migrations, "")
 		if err != nil {
 			a.Close()
@@ -560,4 +565,24 @@ func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.WithContext(obs.WithoutRoute(r.Context()))
 	t.a.local.ServeHTTP(rec, r)
 	return rec.result(), nil
+}
+
+// registerDBCounters exports a service's database counters (sqldb.Stats):
+// statements run in write transactions and commits, what a batch or an
+// order costs the database (docs/benchmarks.md).
+func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) error {
+	labels := prometheus.Labels{"service": svc}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_statements_total", ConstLabels: labels,
+			Help: "Statements a service ran in write transactions (savepoints included)."},
+			func() float64 { return float64(db.Stats().Statements) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_commits_total", ConstLabels: labels,
+			Help: "Write transactions a service committed (a SQLite group commit counts once)."},
+			func() float64 { return float64(db.Stats().Commits) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
