@@ -26,7 +26,7 @@ func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *ev
 // retrying on a conflicting append.
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, productID string, c StockCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
-		st, err := loadStock(ctx, tx, productID)
+		st, err := loadStockCached(ctx, tx, productID)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 		stocks := make([]*stock, len(lines))
 		decided := make([][]StockEvent, len(lines))
 		for i, l := range lines { // sorted by product id: a deterministic order of appends
-			st, err := loadStock(ctx, tx, l.ProductID)
+			st, err := loadStockCached(ctx, tx, l.ProductID)
 			if err != nil {
 				return err
 			}
@@ -226,7 +226,7 @@ func (s *Service) takeReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envel
 	levels := []event.StockLevel{}
 	var taken []int64
 	for _, l := range r.Lines { // sorted by product id when reserved
-		st, err := loadStock(ctx, tx, l.ProductID)
+		st, err := loadStockCached(ctx, tx, l.ProductID)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -119,6 +119,9 @@ func (s *Service) setOnHand(ctx context.Context, id string, onHand int64) (*Stoc
 	// again on the new stock, in a new transaction.
 	err := eventstore.Retry(ctx, s.d.DB, maxTries, func(tx *sqldb.Tx) error {
 		changed = false
+		if err := lockStock(ctx, tx, id); err != nil { // as batches do: see Prepare
+			return err
+		}
 		cur, err := loadStock(ctx, tx, id)
 		if err != nil {
 			return err

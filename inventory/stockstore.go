@@ -64,6 +64,33 @@ func loadStock(ctx context.Context, q eventstore.Querier, productID string) (*st
 	return &stock{ProductID: productID, State: s, Version: v}, nil
 }
 
+// stocks caches the stocks a transaction loaded (and saved since), so a
+// batch with several orders of one product reads its stream once. It is
+// registered in the transaction as a pending write that writes nothing
+// (sqldb.Tx.Pending): a rollback, to a savepoint or of the whole
+// transaction, discards it, for the states it holds may have been undone.
+type stocks map[string]*stock
+
+func (stocks) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c stocks) Discard()                             { clear(c) }
+
+type stocksKey struct{}
+
+// loadStockCached is loadStock through tx's cache: the stock it returns is
+// the cache's, which saveStock updates.
+func loadStockCached(ctx context.Context, tx *sqldb.Tx, productID string) (*stock, error) {
+	c := tx.Pending(stocksKey{}, func() sqldb.Pending { return stocks{} }).(stocks)
+	if st, ok := c[productID]; ok {
+		return st, nil
+	}
+	st, err := loadStock(ctx, tx, productID)
+	if err != nil {
+		return nil, err
+	}
+	c[productID] = st
+	return st, nil
+}
+
 // saveStock appends events to st's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), and updates st and the
 // stock table (the projection) within tx. meta is the events' metadata.
@@ -80,25 +107,47 @@ func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessag
 		return fmt.Errorf("inventory: save stock of %s: %w", st.ProductID, err)
 	}
 	st.State, st.Version = s, v
-	return projectStock(ctx, tx, "stock", st.ProductID, s, at)
+	row, err := stockRow(st.ProductID, s, at)
+	if err != nil {
+		return err
+	}
+	// Buffered: a transaction writes each product's row once, as it left
+	// it, with the others in one statement before it commits.
+	tx.Pending(stockRowsKey{}, func() sqldb.Pending { return sqldb.NewUpserts(stockInsert("stock"), 6, 1, stockUpsert) }).(*sqldb.Rows).Add(row...)
+	return nil
 }
 
-// projectStock writes a product's state to the stock table (or to the
-// table being rebuilt).
-func projectStock(ctx context.Context, tx *sqldb.Tx, table, productID string, s StockState, at time.Time) error {
+type stockRowsKey struct{}
+
+// The stock table's upsert of a product's state.
+const stockUpsert = `ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+			discontinued = excluded.discontinued, updated_at = excluded.updated_at`
+
+func stockInsert(table string) string {
+	return `INSERT INTO ` + table + ` (product_id, on_hand, reserved, version, discontinued, updated_at) VALUES`
+}
+
+// stockRow returns the stock row of a product's state s.
+func stockRow(productID string, s StockState, at time.Time) ([]any, error) {
 	if s.Reserved < 0 || s.OnHand < s.Reserved {
 		// decide never gets here; refusing keeps a bug from breaking the invariant.
-		return fmt.Errorf("inventory: stock of %s would be on hand %d, reserved %d", productID, s.OnHand, s.Reserved)
+		return nil, fmt.Errorf("inventory: stock of %s would be on hand %d, reserved %d", productID, s.OnHand, s.Reserved)
 	}
 	discontinued := 0
 	if s.Discontinued {
 		discontinued = 1
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (product_id, on_hand, reserved, version, discontinued, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
-			discontinued = excluded.discontinued, updated_at = excluded.updated_at`,
-		productID, s.OnHand, s.Reserved, s.Level, discontinued, at.UnixMilli())
+	return []any{productID, s.OnHand, s.Reserved, s.Level, discontinued, at.UnixMilli()}, nil
+}
+
+// projectStock writes a product's state to the stock table (or to the
+// table being rebuilt).
+func projectStock(ctx context.Context, tx *sqldb.Tx, table, productID string, s StockState, at time.Time) error {
+	row, err := stockRow(productID, s, at)
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, stockInsert(table)+" (?, ?, ?, ?, ?, ?) "+stockUpsert, row...); err != nil {
 		return fmt.Errorf("inventory: project stock of %s: %w", productID, err)
 	}
 	return nil

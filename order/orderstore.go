@@ -62,6 +62,56 @@ func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*str
 	return &stream{State: st, Version: v}, nil
 }
 
+// streams caches the order streams a transaction loaded (and saved since),
+// so that a batch of events with several of one order reads its stream
+// once. It is registered in the transaction as a pending write that writes
+// nothing (sqldb.Tx.Pending): a rollback, to a savepoint or of the whole
+// transaction, discards it, for the states it holds may have been undone.
+type streams map[string]*stream
+
+func (streams) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c streams) Discard()                             { clear(c) }
+
+type streamsKey struct{}
+
+// loadCached is load through tx's cache of streams: the stream it returns
+// is the cache's, which save updates.
+func (s *store) loadCached(ctx context.Context, tx *sqldb.Tx, id string) (*stream, error) {
+	c := tx.Pending(streamsKey{}, func() sqldb.Pending { return streams{} }).(streams)
+	if st, ok := c[id]; ok {
+		return st, nil
+	}
+	st, err := s.load(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	c[id] = st
+	return st, nil
+}
+
+// loadBatch loads into tx's cache of streams, in one read, the orders ids
+// not in it yet (see Service.Prepare).
+func (s *store) loadBatch(ctx context.Context, tx *sqldb.Tx, ids []string) error {
+	c := tx.Pending(streamsKey{}, func() sqldb.Pending { return streams{} }).(streams)
+	var todo []string
+	for _, id := range ids {
+		if _, ok := c[id]; !ok {
+			todo = append(todo, orderStream(id))
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	loaded, err := orderAggregate.LoadMany(ctx, tx, todo)
+	if err != nil {
+		return fmt.Errorf("order: load %d orders: %w", len(todo), err)
+	}
+	for name, l := range loaded {
+		c[name[len(orderPrefix):]] = &stream{State: l.State, Version: l.Version}
+	}
+	return nil
+}
+
 // save appends events to the order's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), updates st and writes the
 // orders table (the projection) within tx; the order's watchers hear of it
@@ -83,40 +133,66 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, st *stream, meta json.Ra
 		return fmt.Errorf("order: save order %s: %w", id, err)
 	}
 	st.State, st.Version = next, v
-	if err := projectOrder(ctx, tx, next); err != nil {
+	if err := projectOrderLater(tx, next); err != nil {
 		return err
 	}
 	s.changedOnCommit(tx, id)
 	return nil
 }
 
-// projectOrder writes an order's state to the orders table.
-func projectOrder(ctx context.Context, tx *sqldb.Tx, o OrderState) error {
-	lines, err := json.Marshal(o.Items)
-	if err != nil {
-		return fmt.Errorf("order: encode lines: %w", err)
-	}
-	addr, err := json.Marshal(o.ShippingAddress)
-	if err != nil {
-		return fmt.Errorf("order: encode address: %w", err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, reason_code, reason, lines, total_cents, currency, customer_email,
+// The orders table's upsert of an order's state.
+const (
+	orderInsert = `INSERT INTO orders (id, user_id, status, reason_code, reason, lines, total_cents, currency, customer_email,
 			customer_name, shipping_address, card_last4, from_cart, payment_id, shipment_id, tracking_number, correlation_id,
-			created_event_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, reason_code = excluded.reason_code,
+			created_event_id, created_at, updated_at) VALUES`
+	orderUpsert = `ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, reason_code = excluded.reason_code,
 			reason = excluded.reason, lines = excluded.lines, total_cents = excluded.total_cents, currency = excluded.currency,
 			customer_email = excluded.customer_email, customer_name = excluded.customer_name,
 			shipping_address = excluded.shipping_address, card_last4 = excluded.card_last4, from_cart = excluded.from_cart,
 			payment_id = excluded.payment_id, shipment_id = excluded.shipment_id, tracking_number = excluded.tracking_number,
 			correlation_id = excluded.correlation_id, created_event_id = excluded.created_event_id,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`,
-		o.ID, o.UserID, o.Status, o.ReasonCode, o.Reason, string(lines), o.TotalCents, o.Currency, o.Customer.Email,
-		o.Customer.Name, string(addr), o.CardLast4, boolInt(o.FromCart), o.PaymentID, o.ShipmentID, o.TrackingNumber,
-		o.CorrelationID, o.CreatedEventID, o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli())
+			created_at = excluded.created_at, updated_at = excluded.updated_at`
+)
+
+// orderRow returns the orders row of o: its columns' values.
+func orderRow(o OrderState) ([]any, error) {
+	lines, err := json.Marshal(o.Items)
 	if err != nil {
+		return nil, fmt.Errorf("order: encode lines: %w", err)
+	}
+	addr, err := json.Marshal(o.ShippingAddress)
+	if err != nil {
+		return nil, fmt.Errorf("order: encode address: %w", err)
+	}
+	return []any{o.ID, o.UserID, o.Status, o.ReasonCode, o.Reason, string(lines), o.TotalCents, o.Currency, o.Customer.Email,
+		o.Customer.Name, string(addr), o.CardLast4, boolInt(o.FromCart), o.PaymentID, o.ShipmentID, o.TrackingNumber,
+		o.CorrelationID, o.CreatedEventID, o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli()}, nil
+}
+
+// projectOrder writes an order's state to the orders table.
+func projectOrder(ctx context.Context, tx *sqldb.Tx, o OrderState) error {
+	row, err := orderRow(o)
+	if err != nil {
+		return err
+	}
+	if _, err = tx.Exec(ctx, orderInsert+" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+orderUpsert, row...); err != nil {
 		return fmt.Errorf("order: project order %s: %w", o.ID, err)
 	}
+	return nil
+}
+
+type projectionKey struct{}
+
+// projectOrderLater buffers an order's state for the orders table in tx:
+// the rows of a transaction's orders are written in one statement before it
+// commits, each order's last state once. Nothing reads the orders table
+// in a transaction after writing to it.
+func projectOrderLater(tx *sqldb.Tx, o OrderState) error {
+	row, err := orderRow(o)
+	if err != nil {
+		return err
+	}
+	tx.Pending(projectionKey{}, func() sqldb.Pending { return sqldb.NewUpserts(orderInsert, 20, 1, orderUpsert) }).(*sqldb.Rows).Add(row...)
 	return nil
 }
 

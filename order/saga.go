@@ -50,21 +50,42 @@ func (s *Service) logged(t event.Type, then inbox.Func) inbox.Func {
 		if id == "" {
 			return nil
 		}
-		// The inbox hands each event id over once, so not logged means
-		// not one of this service's orders.
-		logged, err := s.store.logSagaEvent(ctx, tx, id, e)
+		// The order's stream, read once per batch (the command that
+		// follows finds it in tx's cache).
+		st, err := s.store.loadCached(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if !logged {
+		if !st.State.placed() {
 			s.d.Log.Debug("event of an unknown order ignored", "eventType", e.EventType, "eventId", e.EventID, "orderId", id)
 			return nil
+		}
+		if err := s.store.logSagaEvent(tx, id, e); err != nil {
+			return err
 		}
 		if then == nil {
 			return nil
 		}
 		return then(ctx, tx, e, p)
 	}
+}
+
+// Prepare reads, before a batch of events is applied, the streams of the
+// orders its saga events concern, in one query (inbox.Preparer): a batch
+// of many orders' events reads each order once, and its handlers find the
+// orders in the transaction's cache.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range batch {
+		if spec, ok := event.Lookup(e.Envelope.EventType); ok && spec.InSaga() {
+			if id := spec.OrderID(e.Payload); id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return s.store.loadBatch(ctx, tx, ids)
 }
 
 func (s *Service) onReservationFailed(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, f *event.InventoryReservationFailed) error {
@@ -128,7 +149,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, o event.Origin, id 
 		var err error
 		if c.Kind == Place {
 			st = &stream{} // a new order id has no stream: no read (the append still expects none)
-		} else if st, err = s.store.load(ctx, tx, id); err != nil {
+		} else if st, err = s.store.loadCached(ctx, tx, id); err != nil {
 			return err
 		}
 		if evs, err = decide(st.State, c); err != nil || len(evs) == 0 {
@@ -297,6 +318,5 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e *event.Envelope) e
 	if err := outbox.Add(ctx, tx, e); err != nil {
 		return err
 	}
-	_, err := s.store.logSagaEvent(ctx, tx, e.Key, e) // the order is written in tx before its events
-	return err
+	return s.store.logSagaEvent(tx, e.Key, e)
 }

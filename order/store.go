@@ -159,26 +159,24 @@ type sagaEvent struct {
 	Envelope             json.RawMessage
 }
 
-// logSagaEvent logs e under orderID if that order is one of this
-// service's, in one statement, and reports whether it did: false for an
-// unknown order (or an event logged before).
-func (s *store) logSagaEvent(ctx context.Context, tx *sqldb.Tx, orderID string, e *event.Envelope) (bool, error) {
+// logSagaEvent logs e under orderID, one of this service's orders, within
+// tx: the row is buffered and inserted with the others of the transaction
+// in one statement before it commits (an event logged before is left
+// alone).
+func (s *store) logSagaEvent(tx *sqldb.Tx, orderID string, e *event.Envelope) error {
 	b, err := e.Marshal()
 	if err != nil {
-		return false, fmt.Errorf("order: %w", err)
+		return fmt.Errorf("order: %w", err)
 	}
-	res, err := tx.Exec(ctx, `INSERT INTO saga_events (event_id, order_id, event_type, ts, causation_id, envelope)
-		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM orders WHERE id = ?)
-		ON CONFLICT (event_id) DO NOTHING`, e.EventID, orderID, string(e.EventType), e.Timestamp.UnixMicro(), e.CausationID, string(b), orderID)
-	if err != nil {
-		return false, fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("order: log %s %s of order %s: %w", e.EventType, e.EventID, orderID, err)
-	}
-	return n > 0, nil
+	rows := tx.Pending(sagaRowsKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO saga_events (event_id, order_id, event_type, ts, causation_id, envelope) VALUES`, 6,
+			`ON CONFLICT (event_id) DO NOTHING`)
+	}).(*sqldb.Rows)
+	rows.Add(e.EventID, orderID, string(e.EventType), e.Timestamp.UnixMicro(), e.CausationID, string(b))
+	return nil
 }
+
+type sagaRowsKey struct{}
 
 // sagaEvents returns an order's logged events in timestamp order.
 func (s *store) sagaEvents(ctx context.Context, orderID string) ([]sagaEvent, error) {

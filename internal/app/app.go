@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventmart/eventmart/audit"
@@ -199,6 +200,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.dbs = append(a.dbs, db)
 		a.dbByName[def.Name] = db
+		if err := registerDBCounters(cfg.Metrics.Registry, service.Source(def.Name), db); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
 		migrations, err := sqldb.ReadMigrations(def.Migrations, "")
 		if err != nil {
 			a.Close()
@@ -325,6 +330,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if len(hs) > 0 {
 			c = &inbox.Consumer{Group: service.Source(s.def.Name), DB: s.db, Handlers: hs, Log: s.log, Committed: s.relay.Notify,
 				Tracing: tracing, InjectedFailures: injected.For(s.def.Name)}
+			if p, ok := s.svc.(inbox.Preparer); ok {
+				c.Prepare = p.Prepare
+			}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
@@ -578,4 +586,24 @@ func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.WithContext(obs.WithoutRoute(r.Context()))
 	t.a.local.ServeHTTP(rec, r)
 	return rec.result(), nil
+}
+
+// registerDBCounters exports a service's database counters (sqldb.Stats):
+// statements run in write transactions and commits, what a batch or an
+// order costs the database (docs/benchmarks.md).
+func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) error {
+	labels := prometheus.Labels{"service": svc}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_statements_total", ConstLabels: labels,
+			Help: "Statements a service ran in write transactions (savepoints included)."},
+			func() float64 { return float64(db.Stats().Statements) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_commits_total", ConstLabels: labels,
+			Help: "Write transactions a service committed (a SQLite group commit counts once)."},
+			func() float64 { return float64(db.Stats().Commits) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -178,6 +178,14 @@ func Append(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected,
 	if !expected.holds(current) {
 		return 0, &ConflictError{Stream: stream, Expected: expected, Actual: current}
 	}
+	return insertAt(ctx, tx, stream, expected, current, events)
+}
+
+// insertAt inserts events at the versions after current, in one statement:
+// a stream that has moved past current since the caller read it (another
+// transaction's append) fails the insert on its (stream, version) key, a
+// ConflictError.
+func insertAt(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected, current int64, events []Event) (int64, error) {
 	now := time.Now().UTC()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO es_events (stream_id, version, event_id, event_type, event_version, data, metadata, recorded_at) VALUES `)

@@ -27,7 +27,8 @@ var retried atomic.Int64
 //
 // On PostgreSQL each try runs behind a savepoint, rolled back on a
 // conflict (a failed statement aborts the rest of a transaction otherwise),
-// together with the OnCommit hooks registered meanwhile; under READ
+// together with the OnCommit hooks and pending writes (sqldb.Tx.Pending)
+// registered meanwhile; under READ
 // COMMITTED the next try reads what the winner committed: an append that
 // conflicts waits for the concurrent transaction first. Tries are spread
 // by a short random pause, as Retry's, or the losers of one round would
@@ -40,20 +41,19 @@ func RetryInTx(ctx context.Context, tx *sqldb.Tx, attempts int, fn func() error)
 		return fn()
 	}
 	for i := 1; ; i++ {
-		if _, err := tx.Exec(ctx, `SAVEPOINT eventstore_retry`); err != nil {
-			return fmt.Errorf("eventstore: savepoint: %w", err)
+		sp, err := tx.Savepoint(ctx, "eventstore_retry")
+		if err != nil {
+			return fmt.Errorf("eventstore: %w", err)
 		}
-		hooks := tx.CommitHooks()
-		err := fn()
+		err = fn()
 		if err != nil && errors.Is(err, ErrConflict) {
 			retried.Add(1)
-			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT eventstore_retry`); rerr != nil {
-				return fmt.Errorf("eventstore: rollback to savepoint: %w (after %w)", rerr, err)
+			if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+				return fmt.Errorf("eventstore: %w (after %w)", rerr, err)
 			}
-			tx.DropCommitHooks(hooks)
 		}
-		if _, rerr := tx.Exec(ctx, `RELEASE SAVEPOINT eventstore_retry`); rerr != nil && err == nil {
-			return fmt.Errorf("eventstore: release savepoint: %w", rerr)
+		if rerr := tx.Release(ctx, sp); rerr != nil && err == nil {
+			return fmt.Errorf("eventstore: %w", rerr)
 		}
 		if err == nil || !errors.Is(err, ErrConflict) || i >= attempts {
 			return err

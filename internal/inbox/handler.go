@@ -73,3 +73,9 @@ func ByType(hs []Handler) (map[event.Type]Func, error) {
 	}
 	return m, nil
 }
+
+// Preparer is a service whose consumer prepares every batch before
+// applying it (Consumer.Prepare): the runtime sets Prepare from it.
+type Preparer interface {
+	Prepare(ctx context.Context, tx *sqldb.Tx, batch []Event) error
+}

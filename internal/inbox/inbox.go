@@ -70,6 +70,13 @@ type Consumer struct {
 	// Committed, if set, is called after every batch that wrote (for
 	// example to wake the service's outbox relay).
 	Committed func()
+	// Prepare, if set, is called in every transaction of a batch before
+	// its records are applied, with those it will apply (decoded, not
+	// processed before), in batch order: for a service to lock, in one
+	// global order, the rows the batch will change, so that concurrent
+	// batches on PostgreSQL wait for each other instead of deadlocking
+	// (see Preparer). An error fails the batch.
+	Prepare func(ctx context.Context, tx *sqldb.Tx, batch []Event) error
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times
@@ -194,9 +201,10 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) er
 	// fail, that transaction is rolled back and the batch applied again,
 	// record by record behind savepoints.
 	start := time.Now()
-	wrote, outcomes, err := c.applyFast(ctx, msgs)
+	decs := c.decodeAll(msgs)
+	wrote, outcomes, err := c.applyFast(ctx, msgs, decs)
 	if errors.Is(err, errIsolate) {
-		wrote, outcomes, err = c.applyIsolated(ctx, msgs, count)
+		wrote, outcomes, err = c.applyIsolated(ctx, msgs, decs, count)
 	}
 	c.Metrics.Batch(time.Since(start))
 	if err != nil {
@@ -215,18 +223,25 @@ var errIsolate = errors.New("inbox: a record failed; applying the batch record b
 
 // applyFast applies msgs in one transaction without savepoints; any
 // record's failure rolls it all back with errIsolate.
-func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []consumed, error) {
+func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message, decs []*decoded) (bool, []consumed, error) {
 	wrote := false
 	var outcomes []consumed
 	r := new(record) // one for the batch: the middleware sees each record in turn
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
-		for _, m := range msgs {
-			if c.ignored(m) {
+		ids, err := c.processedBefore(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
+		if err := c.prepare(ctx, tx, decs, ids); err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			if decs[i] == nil {
 				outcomes = append(outcomes, consumed{m, obs.OutcomeIgnored})
 				continue
 			}
-			w, outcome, herr := c.process(ctx, tx, m, r)
+			w, outcome, herr := c.process(ctx, tx, m, decs[i], r, ids)
 			if herr != nil {
 				return errIsolate
 			}
@@ -240,7 +255,7 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message) (bool, []
 
 // applyIsolated applies msgs with a savepoint around each record; the
 // retry policy decides on those that fail.
-func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count bool) (bool, []consumed, error) {
+func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, decs []*decoded, count bool) (bool, []consumed, error) {
 	wrote := false
 	var outcomes []consumed
 	var t tallies // counted once the transaction has ended
@@ -248,8 +263,15 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		t.reset()
-		for _, m := range msgs {
-			w, outcome, herr := c.processIsolated(ctx, tx, m, r)
+		ids, err := c.processedBefore(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
+		if err := c.prepare(ctx, tx, decs, ids); err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			w, outcome, herr := c.processIsolated(ctx, tx, m, decs[i], r, ids)
 			wrote = wrote || w
 			if herr != nil {
 				var err error
@@ -268,27 +290,96 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, count
 }
 
 // processIsolated runs process behind a savepoint, rolling back to it if
-// the record fails, so the transaction can go on with the next record.
-func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (bool, string, error) {
-	if c.ignored(m) {
+// the record fails (with the writes it buffered and its OnCommit hooks), so
+// the transaction can go on with the next record.
+func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Message, d *decoded, r *record, ids *eventIDs) (bool, string, error) {
+	if d == nil {
 		return false, obs.OutcomeIgnored, nil
 	}
-	if _, err := tx.Exec(ctx, `SAVEPOINT record`); err != nil {
-		return false, "", fmt.Errorf("inbox: savepoint: %w", err)
+	sp, err := tx.Savepoint(ctx, "record")
+	if err != nil {
+		return false, "", fmt.Errorf("inbox: %w", err)
 	}
-	hooks := tx.CommitHooks()
-	wrote, outcome, herr := c.process(ctx, tx, m, r)
+	wrote, outcome, herr := c.process(ctx, tx, m, d, r, ids)
 	if herr != nil {
-		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT record`); err != nil {
-			return false, "", fmt.Errorf("inbox: rollback to savepoint: %w", err)
+		// What the failed handler wrote, buffered and meant to do after
+		// commit did not happen.
+		if err := tx.RollbackTo(ctx, sp); err != nil {
+			return false, "", fmt.Errorf("inbox: %w", err)
 		}
-		tx.DropCommitHooks(hooks) // what the failed handler meant to do after commit did not happen
 		wrote = false
 	}
-	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT record`); err != nil {
-		return false, "", fmt.Errorf("inbox: release savepoint: %w", err)
+	if err := tx.Release(ctx, sp); err != nil {
+		return false, "", fmt.Errorf("inbox: %w", err)
 	}
 	return wrote, outcome, herr
+}
+
+// eventIDs is what a transaction knows of its records' event ids: which
+// it looked up in processed_events (at once for a batch, by the ids the
+// records' headers carry) and which were processed, before or in it.
+type eventIDs struct {
+	asked, done map[string]bool
+}
+
+// processedBefore looks up the event ids of msgs' headers in
+// processed_events, 500 a statement, and returns what it found.
+//
+// The ids processed in the transaction are inserted together before it
+// commits (sqldb.Rows), without ON CONFLICT: should another consumer
+// process one of them meanwhile (two members of the group during a
+// rebalance, on PostgreSQL), the insert fails on the primary key, the
+// transaction rolls back and the bus redelivers the batch, whose lookup
+// then finds the id. An event is never applied twice.
+func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bus.Message) (*eventIDs, error) {
+	ids := &eventIDs{asked: make(map[string]bool, len(msgs)), done: map[string]bool{}}
+	var args []any
+	for _, m := range msgs {
+		if id := m.Header(eventmsg.HeaderEventID); id != "" && !ids.asked[id] && !c.ignored(m) {
+			ids.asked[id] = true
+			args = append(args, id)
+		}
+	}
+	for len(args) > 0 {
+		chunk := args[:min(len(args), 500)]
+		args = args[len(chunk):]
+		found, err := sqldb.List(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`,
+			chunk, sqldb.ScanOne[string])
+		if err != nil {
+			return nil, fmt.Errorf("inbox: processed events: %w", err)
+		}
+		for _, id := range found {
+			ids.done[id] = true
+		}
+	}
+	return ids, nil
+}
+
+// processed reports whether the event id was processed, looking it up if
+// the batch's lookup did not.
+func (ids *eventIDs) processed(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
+	if !ids.asked[id] {
+		ids.asked[id] = true
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events WHERE event_id = ?`, id).Scan(&n); err != nil {
+			return false, fmt.Errorf("inbox: processed event %s: %w", id, err)
+		}
+		ids.done[id] = n > 0
+	}
+	return ids.done[id], nil
+}
+
+// processedKey keys a transaction's buffer of processed event ids.
+type processedKey struct{}
+
+// markProcessed records id as processed in tx: its row is buffered and
+// inserted with the batch's others before tx commits.
+func (ids *eventIDs) markProcessed(tx *sqldb.Tx, e *event.Envelope) {
+	ids.done[e.EventID] = true
+	rows := tx.Pending(processedKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO processed_events (event_id, event_type, processed_at) VALUES`, 3, "")
+	}).(*sqldb.Rows)
+	rows.Add(e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
 }
 
 // process applies one record that is not another group's (callers skip
@@ -299,7 +390,43 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // fields), is a permanent error, whatever its header says. A prior
 // version's payload is upcast before the handler sees it. The handler
 // runs inside the record middleware (middleware.go), in r.
-func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r *record) (wrote bool, outcome string, err error) {
+func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, d *decoded, r *record, ids *eventIDs) (wrote bool, outcome string, err error) {
+	if d.outcome != "" {
+		return false, d.outcome, nil
+	}
+	if d.err != nil {
+		return false, "", d.err
+	}
+	e := d.e
+	done, err := ids.processed(ctx, tx, e.EventID)
+	if err != nil {
+		return false, "", err
+	}
+	if done {
+		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
+	}
+	*r = record{Message: m, Envelope: e, Payload: d.p, handler: d.h}
+	if err := c.handle(ctx, tx, r); err != nil {
+		return false, "", err
+	}
+	ids.markProcessed(tx, e)
+	return true, obs.OutcomeProcessed, nil
+}
+
+// decoded is a record as decoded once per delivery, before its
+// transaction (whose function may run more than once): its envelope,
+// payload and handler, or the outcome that needs no handler (ignored), or
+// the permanent error that makes it undecodable.
+type decoded struct {
+	e       *event.Envelope
+	p       event.Payload
+	h       Func
+	outcome string
+	err     error
+}
+
+// decode decodes m (see process).
+func (c *Consumer) decode(m *bus.Message) decoded {
 	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
@@ -310,7 +437,7 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r 
 		typ = e.EventType
 		if h, ok = c.Handlers[typ]; !ok {
 			if _, known := event.Lookup(typ); known {
-				return false, obs.OutcomeIgnored, nil
+				return decoded{outcome: obs.OutcomeIgnored}
 			}
 		}
 	}
@@ -322,21 +449,50 @@ func (c *Consumer) process(ctx context.Context, tx *sqldb.Tx, m *bus.Message, r 
 		p, err = e.Payload()
 	}
 	if err != nil {
-		return false, "", Permanent(err)
+		return decoded{err: Permanent(err)}
 	}
-	res, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, event_type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		e.EventID, string(e.EventType), e.Timestamp.UnixMilli())
-	if err != nil {
-		return false, "", fmt.Errorf("inbox: record %s: %w", e.EventID, err)
+	return decoded{e: e, p: p, h: h}
+}
+
+// decodeAll decodes the records of msgs that are this group's (nil for
+// the others, see ignored).
+func (c *Consumer) decodeAll(msgs []*bus.Message) []*decoded {
+	out := make([]*decoded, len(msgs))
+	for i, m := range msgs {
+		if !c.ignored(m) {
+			d := c.decode(m)
+			out[i] = &d
+		}
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, obs.OutcomeDuplicate, nil // processed before: a redelivery or replay
+	return out
+}
+
+// Event is a record of a batch that its transaction is about to apply
+// (see Consumer.Prepare).
+type Event struct {
+	Envelope *event.Envelope
+	Payload  event.Payload
+}
+
+// prepare calls Prepare, if set, with the records of decs that tx will
+// apply: decoded, and not processed before.
+func (c *Consumer) prepare(ctx context.Context, tx *sqldb.Tx, decs []*decoded, ids *eventIDs) error {
+	if c.Prepare == nil {
+		return nil
 	}
-	*r = record{Message: m, Envelope: e, Payload: p, handler: h}
-	if err := c.handle(ctx, tx, r); err != nil {
-		return false, "", err
+	var evs []Event
+	for _, d := range decs {
+		if d != nil && d.e != nil && d.outcome == "" && d.err == nil && !ids.done[d.e.EventID] {
+			evs = append(evs, Event{d.e, d.p})
+		}
 	}
-	return true, obs.OutcomeProcessed, nil
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := c.Prepare(ctx, tx, evs); err != nil {
+		return fmt.Errorf("inbox: prepare a batch of %d events: %w", len(evs), err)
+	}
+	return nil
 }
 
 // ignored reports whether m's eventType header names a catalog type no

@@ -39,7 +39,12 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	err = db.Migrate(context.Background(),
+	return newFixtureOn(t, db)
+}
+
+// newFixtureOn is newFixture on db, migrated here.
+func newFixtureOn(t testing.TB, db *sqldb.DB) *fixture {
+	err := db.Migrate(context.Background(),
 		sqldb.Migration{Name: "1", SQL: outbox.Migration}, sqldb.Migration{Name: "2", SQL: inbox.Migration},
 		sqldb.Migration{Name: "3", SQL: deadletter.Migration},
 		sqldb.Migration{Name: "4", SQL: `CREATE TABLE effects (product_id TEXT NOT NULL)`})

@@ -315,7 +315,12 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 		var outcome string
 		err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 			var herr error
-			wrote, outcome, herr = c.processIsolated(ctx, tx, d.m, r)
+			ids := &eventIDs{asked: map[string]bool{}, done: map[string]bool{}}
+			decs := c.decodeAll([]*bus.Message{d.m})
+			if err := c.prepare(ctx, tx, decs, ids); err != nil {
+				return err
+			}
+			wrote, outcome, herr = c.processIsolated(ctx, tx, d.m, decs[0], r, ids)
 			if _, err := tx.Exec(ctx, `DELETE FROM retry_queue WHERE id = ?`, d.id); err != nil {
 				return err
 			}

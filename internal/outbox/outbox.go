@@ -34,8 +34,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 );`
 
 // Add writes envelopes to the outbox within tx, in order. ctx's span, if
-// any, becomes their traceparent.
+// any, becomes their traceparent. The rows are buffered in tx and inserted
+// together, one statement for all the events a transaction adds, before it
+// commits (sqldb.Tx.Pending): a batch of events costs one outbox insert.
 func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
+	rows := pendingRows(tx)
+	now := time.Now().UnixMilli()
 	for _, e := range envs {
 		m, err := eventmsg.Encode(ctx, e)
 		if err != nil {
@@ -45,12 +49,20 @@ func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
 		if err != nil {
 			return fmt.Errorf("outbox: headers of %s: %w", e.EventID, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, msg_key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)`,
-			m.Topic, m.Key, m.Value, string(hdr), time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("outbox: add %s: %w", e.EventType, err)
-		}
+		rows.Add(m.Topic, m.Key, m.Value, string(hdr), now)
 	}
 	return nil
+}
+
+// pendingKey keys a transaction's buffer of outbox rows.
+type pendingKey struct{}
+
+// pendingRows returns tx's buffer of outbox rows. Ids are assigned in
+// insert order, so the relay publishes the rows in the order added.
+func pendingRows(tx *sqldb.Tx) *sqldb.Rows {
+	return tx.Pending(pendingKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO outbox (topic, msg_key, value, headers, created_at) VALUES`, 5, "")
+	}).(*sqldb.Rows)
 }
 
 // Emit builds the events of payloads, emitted by source with origin o (a

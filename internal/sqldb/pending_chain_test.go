@@ -35,3 +35,51 @@ func TestPendingWriteRegisteredByAFlushIsFlushed(t *testing.T) {
 		t.Fatalf("%d flushes, rows %q; want 1 flush of 7,8", flushes, got)
 	}
 }
+
+// emitsRows is a Pending that cannot rewind whose Flush adds rows to a
+// Rows registered only then, as the audit's block emits its archive record
+// into the outbox's rows.
+type emitsRows struct{ keys []any }
+
+type emitsRowsKey struct{}
+type emittedKey struct{}
+
+func (e *emitsRows) Flush(ctx context.Context, tx *Tx) error {
+	if len(e.keys) == 0 {
+		return nil
+	}
+	rows := tx.Pending(emittedKey{}, func() Pending { return NewRows(`INSERT INTO t (k) VALUES`, 1, "") }).(*Rows)
+	for _, k := range e.keys {
+		rows.Add(k)
+	}
+	e.keys = nil
+	return nil
+}
+
+func (e *emitsRows) Discard() { e.keys = nil }
+
+// TestRollbackToASavepointKeepsWhatAFlushAtTheSavepointEmitted: setting a
+// savepoint flushes a pending write that cannot rewind; the rows its flush
+// buffered belong before the savepoint and survive a rollback to it, while
+// rows buffered after it do not.
+func TestRollbackToASavepointKeepsWhatAFlushAtTheSavepointEmitted(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	if err := db.InTx(ctx, func(tx *Tx) error {
+		tx.Pending(emitsRowsKey{}, func() Pending { return &emitsRows{} }).(*emitsRows).keys = []any{1, 2}
+		sp, err := tx.Savepoint(ctx, "record")
+		if err != nil {
+			return err
+		}
+		tx.Pending(emittedKey{}, nil).(*Rows).Add(3) // after the savepoint
+		if err := tx.RollbackTo(ctx, sp); err != nil {
+			return err
+		}
+		return tx.Release(ctx, sp)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysIn(t, db); got != "1,2" {
+		t.Fatalf("rows %q, want 1,2 (emitted before the savepoint; 3 was rolled back)", got)
+	}
+}

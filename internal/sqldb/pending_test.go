@@ -130,3 +130,44 @@ func TestPendingWritesAreFlushedOnceBeforeCommit(t *testing.T) {
 		t.Fatalf("after a group commit: rows %s, want 1,2,3,10,11,13", got)
 	}
 }
+
+// TestRollbackToASavepointRewindsPendingRows: Rows buffered before a
+// savepoint survive a rollback to it, those after it do not; a Pending
+// that cannot rewind is flushed when the savepoint is set and discarded
+// on the rollback; the rows reach the table in one statement per flush.
+func TestRollbackToASavepointRewindsPendingRows(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	flushes := 0
+	before := db.Stats()
+	if err := db.InTx(ctx, func(tx *Tx) error {
+		rows := tx.Pending("rows", func() Pending { return NewRows(`INSERT INTO t (k) VALUES`, 1, "") }).(*Rows)
+		rows.Add(1)
+		rows.Add(2)
+		buffer(tx, &flushes, 20) // not a Rewinder: flushed at the savepoint
+		sp, err := tx.Savepoint(ctx, "s")
+		if err != nil {
+			return err
+		}
+		rows.Add(3)
+		buffer(tx, &flushes, 30)
+		tx.OnCommit(func() { t.Error("a hook registered after the savepoint ran") })
+		if err := tx.RollbackTo(ctx, sp); err != nil {
+			return err
+		}
+		if err := tx.Release(ctx, sp); err != nil {
+			return err
+		}
+		rows.Add(4)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysIn(t, db); got != "1,2,4,20" {
+		t.Fatalf("rows %s, want 1,2,4,20", got)
+	}
+	// The flush of 20, SAVEPOINT, ROLLBACK TO, RELEASE, one insert of 1,2,4.
+	if got := db.Stats().Sub(before); got.Statements != 5 || got.Commits != 1 {
+		t.Errorf("%+v, want 5 statements and 1 commit", got)
+	}
+}

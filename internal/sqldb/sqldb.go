@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,13 @@ const (
 	Postgres
 )
 
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
 // DB is a service's database. Writes go through a pool of one connection on
 // SQLite (it has one writer anyway; queuing in Go avoids SQLITE_BUSY) and
 // reads through a separate pool.
@@ -50,6 +58,31 @@ type DB struct {
 	// prepared statements itself.)
 	wstmts, rstmts stmtCache
 	group          groupCommit // SQLite: concurrent InTx calls share a transaction
+	stats          counters
+}
+
+// Stats counts a database's work since it was opened: what a batch or an
+// order costs in statements and commits (docs/benchmarks.md).
+type Stats struct {
+	// Statements run in write transactions (savepoints included).
+	Statements int64
+	// Reads run outside a transaction (DB.Query, DB.QueryRow).
+	Reads int64
+	// Commits of write transactions: a SQLite group commit is one,
+	// however many callers shared it; DB.Exec on PostgreSQL is one.
+	Commits int64
+}
+
+type counters struct{ statements, reads, commits atomic.Int64 }
+
+// Stats returns the database's counters.
+func (db *DB) Stats() Stats {
+	return Stats{Statements: db.stats.statements.Load(), Reads: db.stats.reads.Load(), Commits: db.stats.commits.Load()}
+}
+
+// Sub returns the counts of s since earlier.
+func (s Stats) Sub(earlier Stats) Stats {
+	return Stats{Statements: s.Statements - earlier.Statements, Reads: s.Reads - earlier.Reads, Commits: s.Commits - earlier.Commits}
 }
 
 // stmtCache holds prepared statements of one pool, up to maxStmts; the
@@ -265,6 +298,7 @@ func (db *DB) prepared(ctx context.Context, write bool, q string) *sql.Stmt {
 
 // Query runs a read.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	db.stats.reads.Add(1)
 	if st := db.prepared(ctx, false, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -273,6 +307,7 @@ func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow runs a read of one row.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	db.stats.reads.Add(1)
 	if st := db.prepared(ctx, false, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -291,6 +326,8 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 		})
 		return res, err
 	}
+	db.stats.statements.Add(1)
+	db.stats.commits.Add(1)
 	if st := db.prepared(ctx, true, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -329,8 +366,9 @@ type pendingWrite struct {
 // in the order registered, once the work it was given returns nil and
 // before it commits (in a group commit, before that caller's savepoint is
 // released); if the work fails, they are discarded. Work that rolls back
-// to a savepoint of its own calls Flush before releasing one and
-// DiscardPending after rolling back to one.
+// to a savepoint of its own sets it with Savepoint and rolls back with
+// RollbackTo, which drop just the writes buffered after it (or calls Flush
+// before releasing one and DiscardPending after rolling back to one).
 func (tx *Tx) Pending(key any, mk func() Pending) Pending {
 	for _, p := range tx.pending {
 		if p.key == key {
@@ -354,11 +392,85 @@ func (tx *Tx) Flush(ctx context.Context) error {
 	return nil
 }
 
-// DiscardPending empties every pending write without writing it.
+// DiscardPending empties every pending write without writing it. (Work
+// with savepoints of its own rather uses Savepoint and RollbackTo, which
+// keep what was buffered before the savepoint.)
 func (tx *Tx) DiscardPending() {
 	for _, p := range tx.pending {
 		p.w.Discard()
 	}
+}
+
+// Rewinder is a Pending that can drop what was buffered after a point,
+// so a rollback to a savepoint drops just the writes made after it (Rows
+// is one). A Pending that is not is flushed when a savepoint is set, and
+// discarded on a rollback to it.
+type Rewinder interface {
+	Pending
+	Len() int
+	Truncate(n int)
+}
+
+// Savepoint is a point of a transaction its work can roll back to, with the
+// OnCommit hooks and pending writes registered since (Tx.Savepoint).
+type Savepoint struct {
+	name    string
+	hooks   int
+	pending []int // each Rewinder's length; -1 for the others
+}
+
+// Savepoint sets a savepoint named name (an SQL identifier). The pending
+// writes that cannot rewind are flushed first, so that RollbackTo loses
+// only what was written after it.
+func (tx *Tx) Savepoint(ctx context.Context, name string) (Savepoint, error) {
+	// Flushed first, by index: a flush may register more pending writes
+	// (the audit's block emits its archive record into the outbox's rows),
+	// and those hold work from before the savepoint, to be kept by a
+	// rollback to it like the rest.
+	for i := 0; i < len(tx.pending); i++ {
+		if _, ok := tx.pending[i].w.(Rewinder); !ok {
+			if err := tx.pending[i].w.Flush(ctx, tx); err != nil {
+				return Savepoint{}, err
+			}
+		}
+	}
+	sp := Savepoint{name: name, hooks: len(tx.onCommit), pending: make([]int, len(tx.pending))}
+	for i, p := range tx.pending {
+		sp.pending[i] = -1
+		if r, ok := p.w.(Rewinder); ok {
+			sp.pending[i] = r.Len()
+		}
+	}
+	if _, err := tx.Exec(ctx, `SAVEPOINT `+name); err != nil {
+		return sp, fmt.Errorf("sqldb: savepoint: %w", err)
+	}
+	return sp, nil
+}
+
+// RollbackTo rolls the transaction back to sp, and forgets the OnCommit
+// hooks and pending writes registered after it. The savepoint remains
+// (Release it).
+func (tx *Tx) RollbackTo(ctx context.Context, sp Savepoint) error {
+	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT `+sp.name); err != nil {
+		return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
+	}
+	tx.DropCommitHooks(sp.hooks)
+	for i, p := range tx.pending {
+		if r, ok := p.w.(Rewinder); ok && i < len(sp.pending) && sp.pending[i] >= 0 {
+			r.Truncate(sp.pending[i])
+		} else {
+			p.w.Discard()
+		}
+	}
+	return nil
+}
+
+// Release releases sp, keeping what was done since.
+func (tx *Tx) Release(ctx context.Context, sp Savepoint) error {
+	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT `+sp.name); err != nil {
+		return fmt.Errorf("sqldb: release savepoint: %w", err)
+	}
+	return nil
 }
 
 // work runs fn and then flushes the pending writes it left; on failure it
@@ -439,6 +551,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
+	db.stats.commits.Add(1)
 	for _, f := range t.onCommit {
 		f()
 	}
@@ -570,6 +683,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 			errs[i] = err
 			continue
 		}
+		db.stats.statements.Add(2) // SAVEPOINT and RELEASE
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
@@ -577,6 +691,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		t.onCommit, t.pending = nil, nil
 		errs[i] = t.work(c.ctx, c.fn)
 		if errs[i] != nil {
+			db.stats.statements.Add(1)
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
 				return nil, false
@@ -592,6 +707,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 	if err := tx.Commit(); err != nil {
 		return nil, false
 	}
+	db.stats.commits.Add(1)
 	for _, hs := range hooks {
 		for _, f := range hs {
 			f()
@@ -636,6 +752,7 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -645,6 +762,7 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -654,6 +772,7 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow runs a one-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)

@@ -1,0 +1,112 @@
+package inbox_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
+	"github.com/eventmart/eventmart/internal/testenv"
+)
+
+// TestBatchRecordsItsEventsInOneStatement: a batch of fresh events costs
+// one lookup of their ids and one insert of them, besides the handlers'
+// own statements; the same event twice in a batch, and the batch
+// redelivered, have no second effect.
+func TestBatchRecordsItsEventsInOneStatement(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var batch []*bus.Message
+	for _, p := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		batch = append(batch, f.msg(p))
+	}
+	twice := *batch[0]
+	batch = append(batch, &twice)
+	before := f.c.DB.Stats()
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	// 1 lookup, 5 effects, 1 insert of the 5 ids.
+	if got := f.c.DB.Stats().Sub(before); got.Statements != 7 || got.Commits != 1 {
+		t.Errorf("a batch of 5 events and a duplicate: %+v, want 7 statements and 1 commit", got)
+	}
+	if err := f.c.Handle(ctx, batch); err != nil { // redelivered
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		if n := f.effects(p); n != 1 {
+			t.Errorf("%s applied %d times, want 1", p, n)
+		}
+	}
+}
+
+// TestConsumersRacingForABatchApplyItOnce: two members of a group on one
+// PostgreSQL database handle the same batch at once (a rebalance hands its
+// partition over while the old member is still applying it). The member
+// that commits second finds the ids taken when it inserts them: its
+// transaction rolls back and fails, and the redelivered batch is a
+// duplicate. Each event's effect commits once.
+func TestConsumersRacingForABatchApplyItOnce(t *testing.T) {
+	base := testenv.Postgres(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
+	u.Path = "/" + prefix
+	db, err := sqldb.Open(context.Background(), "inbox", u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if conn, err := pgx.Connect(context.Background(), base); err == nil {
+			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{prefix + "_inbox"}.Sanitize()+" WITH (FORCE)")
+			conn.Close(context.Background())
+		}
+	})
+	old, taking := newFixtureOn(t, db), newFixtureOn(t, db)
+	// The old member's handler of p2 waits inside its transaction until
+	// the new member has committed the batch.
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := old.c.Handlers["ProductCreated"]
+	old.c.Handlers["ProductCreated"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		if p.(*event.ProductCreated).ProductID == "p2" {
+			close(entered)
+			<-release
+		}
+		return h(ctx, tx, e, p)
+	}
+	batch := []*bus.Message{old.msg("p1"), old.msg("p2"), old.msg("p3")}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var oldErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		oldErr = old.c.Handle(ctx, batch)
+	}()
+	<-entered
+	if err := taking.c.Handle(ctx, batch); err != nil {
+		t.Fatalf("the new member: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if !sqldb.IsUniqueViolation(oldErr) {
+		t.Fatalf("the old member's batch: %v, want it failed on the ids the new member committed", oldErr)
+	}
+	if err := old.c.Handle(ctx, batch); err != nil { // redelivered to the old member
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p1", "p2", "p3"} {
+		if n := old.effects(p); n != 1 {
+			t.Errorf("%s applied %d times, want 1", p, n)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/inbox"
+	"github.com/eventmart/eventmart/internal/sqldb"
+)
+
+// Prepare locks, before a batch of events is applied, the stock rows of
+// every product the batch will move, in product id order (inbox.Preparer).
+//
+// On PostgreSQL several transactions append to the stock streams at once
+// (instances of the service, an operator's stock update): a batch that
+// appended to product A and then waits for B while another holds B and
+// waits for A is a deadlock, which PostgreSQL breaks only after its
+// deadlock_timeout (a second) by failing one of them. Taking every lock a
+// batch needs up front, in one global order, makes concurrent batches
+// wait for each other instead; under READ COMMITTED each then loads the
+// streams as the one before it left them. On SQLite writes are serial:
+// nothing to do.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	if tx.Dialect() != sqldb.Postgres {
+		return nil
+	}
+	var products []string
+	var orders []any // whose reservation's products OrderCancelled or OrderShipped moves
+	for _, e := range batch {
+		switch p := e.Payload.(type) {
+		case *event.OrderCreated:
+			for _, l := range p.Lines {
+				products = append(products, l.ProductID)
+			}
+		case *event.OrderCancelled:
+			orders = append(orders, p.OrderID)
+		case *event.OrderShipped:
+			orders = append(orders, p.OrderID)
+		case *event.ProductCreated:
+			products = append(products, p.ProductID)
+		case *event.ProductDiscontinued:
+			products = append(products, p.ProductID)
+		}
+	}
+	if len(orders) > 0 {
+		held, err := sqldb.List(ctx, tx, `SELECT lines FROM reservations WHERE order_id IN (`+sqldb.Placeholders(len(orders))+`)`,
+			orders, sqldb.ScanOne[string])
+		if err != nil {
+			return fmt.Errorf("inventory: lines of the batch's reservations: %w", err)
+		}
+		for _, lines := range held {
+			var ls []event.Line
+			if err := json.Unmarshal([]byte(lines), &ls); err != nil {
+				return fmt.Errorf("inventory: lines of a reservation: %w", err)
+			}
+			for _, l := range ls {
+				products = append(products, l.ProductID)
+			}
+		}
+	}
+	return lockStock(ctx, tx, products...)
+}
+
+// lockStock locks the stock rows of products (on PostgreSQL), in product
+// id order, until tx ends: see Prepare.
+func lockStock(ctx context.Context, tx *sqldb.Tx, products ...string) error {
+	if tx.Dialect() != sqldb.Postgres || len(products) == 0 {
+		return nil
+	}
+	slices.Sort(products)
+	products = slices.Compact(products)
+	args := make([]any, len(products))
+	for i, p := range products {
+		args[i] = p
+	}
+	// Rows are locked as the sort returns them (LockRows above Sort).
+	_, err := sqldb.List(ctx, tx, `SELECT product_id FROM stock WHERE product_id IN (`+sqldb.Placeholders(len(args))+`) ORDER BY product_id`+tx.ForUpdate(),
+		args, sqldb.ScanOne[string])
+	if err != nil {
+		return fmt.Errorf("inventory: lock the stock of %d products: %w", len(products), err)
+	}
+	return nil
+}
