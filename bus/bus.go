@@ -138,8 +138,10 @@ type Follower interface {
 	// appends rather than polling: the embedded log wakes it on commit,
 	// Kafka's broker holds its fetch until there is something to return,
 	// so an idle follower costs next to nothing. A message may be handed
-	// over twice after a fetch error; h must be idempotent. It fails at
-	// once, wrapping ErrUnknownTopic, for a topic that does not exist.
+	// over twice after a fetch error; h must be idempotent. It fails,
+	// wrapping ErrUnknownTopic, for a topic that does not exist — at once,
+	// or when the topic it follows is deleted (the caller follows again,
+	// from a time before the failure, to read the topic created anew).
 	Follow(ctx context.Context, topic string, since time.Time, h func([]*Message)) error
 }
 

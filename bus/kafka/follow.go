@@ -65,10 +65,19 @@ func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func(
 			}
 			return nil
 		}
+		var gone error
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				// franz-go retries by itself (a leader move, a topic
-				// being created again); keep following.
+			switch {
+			case errors.Is(err, context.Canceled):
+			case isUnknownTopic(err):
+				// Deleted (and perhaps created again, with a new topic
+				// id this client would only learn at its next metadata
+				// refresh, fetching in vain until then): the caller
+				// follows again with a fresh client.
+				gone = err
+			default:
+				// franz-go retries by itself (a leader move); keep
+				// following.
 				b.log.Warn("kafka: follow", "topic", t, "partition", p, "err", err)
 			}
 		})
@@ -77,5 +86,8 @@ func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func(
 				h(toMessages(p.Records))
 			}
 		})
+		if gone != nil {
+			return unknownTopic("follow", topic, gone)
+		}
 	}
 }

@@ -174,6 +174,9 @@ func (w *sessionWatcher) run(ctx context.Context) error {
 			w.log.Warn("sessions: following revocations", "error", err, "retryIn", wait.String())
 		}
 		since = start.Add(-sessionSkew)
+		if w.now().Sub(start) > time.Minute {
+			wait = sessionPoll // it followed a while: a short pause again
+		}
 		select {
 		case <-ctx.Done():
 			return nil
