@@ -20,6 +20,7 @@ import (
 const (
 	followWait        = 10 * time.Second
 	followMetadataAge = time.Minute
+	followGone        = 2 * time.Second // see Follow
 )
 
 var _ bus.Follower = (*Bus)(nil)
@@ -57,6 +58,7 @@ func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func(
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)()
+	var goneSince time.Time // when fetches began to find the topic unknown
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -70,10 +72,6 @@ func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func(
 			switch {
 			case errors.Is(err, context.Canceled):
 			case isUnknownTopic(err):
-				// Deleted (and perhaps created again, with a new topic
-				// id this client would only learn at its next metadata
-				// refresh, fetching in vain until then): the caller
-				// follows again with a fresh client.
 				gone = err
 			default:
 				// franz-go retries by itself (a leader move); keep
@@ -86,7 +84,18 @@ func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func(
 				h(toMessages(p.Records))
 			}
 		})
-		if gone != nil {
+		// A topic deleted (and perhaps created again, with a new topic id
+		// this client would learn only at its next metadata refresh,
+		// fetching in vain until then) fails the follow, so the caller
+		// follows again with a fresh client; a topic just created may
+		// be unknown to a broker for a moment, so only an error that
+		// lasts followGone does.
+		switch {
+		case gone == nil:
+			goneSince = time.Time{}
+		case goneSince.IsZero():
+			goneSince = time.Now()
+		case time.Since(goneSince) > followGone:
 			return unknownTopic("follow", topic, gone)
 		}
 	}

@@ -55,8 +55,15 @@ func TestFollowEndsWhenItsTopicIsDeleted(t *testing.T) {
 	if err := b.Publish(ctx, &bus.Message{Topic: topic, Key: []byte("k"), Value: []byte("before")}); err != nil {
 		t.Fatal(err)
 	}
-	if v := <-got; v != "before" {
-		t.Fatalf("followed %q, want before", v)
+	select {
+	case v := <-got:
+		if v != "before" {
+			t.Fatalf("followed %q, want before", v)
+		}
+	case err := <-done:
+		t.Fatalf("Follow returned %v before its topic was deleted", err)
+	case <-ctx.Done():
+		t.Fatal("the message published was not followed")
 	}
 	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
