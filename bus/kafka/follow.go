@@ -23,14 +23,16 @@ const (
 	followGone        = 2 * time.Second // see Follow
 )
 
-var _ bus.Follower = (*Bus)(nil)
 
-// Follow implements bus.Follower with a client of its own consuming every
+// follow would implement bus.Follower (it is not exported: a follower
+// started on a just-created, empty topic of a new broker was seen to miss
+// what was appended next, in CI; until that is understood the Kafka driver
+// offers no Follow and the session watcher polls) with a client of its own consuming every
 // partition of topic directly (no group), from the first offset at or
 // after since; an offset out of range (the topic was deleted and created
 // again) starts over the same way. Its own client, because its fetches
 // wait at the broker: on the shared client they would hold up Read.
-func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func([]*bus.Message)) error {
+func (b *Bus) follow(ctx context.Context, topic string, since time.Time, h func([]*bus.Message)) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
