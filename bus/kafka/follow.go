@@ -23,7 +23,6 @@ const (
 	followGone        = 2 * time.Second // see Follow
 )
 
-
 // follow would implement bus.Follower (it is not exported: a follower
 // started on a just-created, empty topic of a new broker was seen to miss
 // what was appended next, in CI; until that is understood the Kafka driver
