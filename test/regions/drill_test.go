@@ -226,7 +226,7 @@ func TestRegionDrill(t *testing.T) {
 				rto = firstB.Sub(failoverStart)
 			}
 		}
-		summary = lastLines(string(out), 3)
+		summary = lastLines(string(out), 10) // the report: orders, latency, CPU, records
 	}
 	t.Logf("load in B:\n%s", summary)
 	// B's Region tab (read after the RTO's orders, not to delay them):
