@@ -6,13 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
@@ -36,27 +33,7 @@ func openService(t testing.TB) *Service {
 
 // freshPostgres returns a URL naming a database prefix of its own on the
 // test PostgreSQL server, dropped when t ends.
-func freshPostgres(t testing.TB) string {
-	base := testenv.Postgres(t)
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
-	u.Path = "/" + prefix
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			t.Errorf("drop the test database: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{prefix + "_" + Name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop the test database: %v", err)
-		}
-	})
-	return u.String()
-}
+func freshPostgres(t testing.TB) string { return testenv.FreshPostgres(t, Name) }
 
 func openServiceOn(t testing.TB, dsn string) *Service {
 	t.Helper()

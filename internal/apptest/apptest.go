@@ -5,13 +5,9 @@ package apptest
 
 import (
 	"bytes"
-	"net/url"
-	"strings"
 
 	"context"
 	"encoding/json"
-	"github.com/eventmart/eventmart/internal/testenv"
-	"github.com/jackc/pgx/v5"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventmart/eventmart/internal/testenv"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/bus/embedded"
@@ -356,28 +354,11 @@ func Keyed(key string) func(*event.Envelope) bool {
 // postgresDB returns a database URL whose prefix is unique to this test,
 // and drops the test's databases when it ends.
 func postgresDB(t testing.TB, defs []service.Def) string {
-	base := testenv.Postgres(t)
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.Name
 	}
-	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
-	u.Path = "/" + prefix
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			t.Errorf("drop test databases: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		for _, d := range defs {
-			name := pgx.Identifier{prefix + "_" + d.Name}.Sanitize()
-			if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-				t.Errorf("drop %s: %v", name, err)
-			}
-		}
-	})
-	return u.String()
+	return testenv.FreshPostgres(t, names...)
 }
 
 // OnPostgres runs the services on fresh PostgreSQL databases, whatever

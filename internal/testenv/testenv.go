@@ -8,9 +8,15 @@
 package testenv
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Kafka returns the bootstrap brokers of the test Kafka cluster.
@@ -45,4 +51,35 @@ func need(t testing.TB, name string) string {
 	}
 	t.Skipf("%s is not set: run make test, or point it at a running server", name)
 	return ""
+}
+
+// FreshPostgres returns a PostgreSQL URL whose database name is a prefix
+// unique to this test (sqldb.Open makes one database per service under
+// it), and drops the databases of the services named when the test ends.
+// The test is skipped (or fails under CI) without a server.
+func FreshPostgres(t testing.TB, services ...string) string {
+	base := Postgres(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id [10]byte
+	rand.Read(id[:])
+	prefix := "t" + hex.EncodeToString(id[:])
+	u.Path = "/" + prefix
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			t.Errorf("drop test databases: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for _, s := range services {
+			name := pgx.Identifier{prefix + "_" + s}.Sanitize()
+			if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop %s: %v", name, err)
+			}
+		}
+	})
+	return u.String()
 }
