@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // dataLock is an exclusive lock on a file in the data directory, held for
@@ -24,11 +26,13 @@ var errDataInUse = errors.New("data directory in use")
 // into it. If another process holds it, the error names that process's pid
 // and address as it wrote them.
 func lockData(dir, name string) (*dataLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsperm.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	path := filepath.Join(dir, name+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// The start's permission check would warn about a wider mode of the
+	// very file it just made.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fsperm.File)
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}

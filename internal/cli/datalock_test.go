@@ -8,9 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventmart/eventmart/internal/fsperm"
 )
 
 // A second eventmart run on the data directory of a running one fails at
@@ -69,5 +72,24 @@ func TestServeOnAnAddressInUse(t *testing.T) {
 	_, err = runCLI(t, nil, "run", "--data", t.TempDir(), "--addr", ln.Addr().String())
 	if err == nil || !strings.Contains(err.Error(), "cannot listen on "+ln.Addr().String()) || !strings.Contains(err.Error(), "--addr (EVENTMART_ADDR)") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The lock file is made as private as the rest of the data directory, so
+// the start's permission check has nothing to warn about in a directory
+// Eventmart created.
+func TestLockFileIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	l, err := lockData(dir, "eventmart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	wide, n, err := fsperm.Wide(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("wider than private: %v", wide)
 	}
 }
