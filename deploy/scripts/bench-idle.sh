@@ -2,7 +2,7 @@
 # Idle cost (issue 19 item 6): the CPU and memory of every process of an Eventmart
 # that has nothing to do, embedded and distributed:
 #
-#   deploy/scripts/bench-idle.sh [--seconds 60] [--settle 15] [--modes embedded,distributed] [--out FILE] BIN
+#   deploy/scripts/bench-idle.sh [--seconds 60] [--settle 30] [--modes embedded,distributed] [--out FILE] BIN
 #
 #   embedded     `BIN run` on a fresh data directory
 #   distributed  one Kafka broker (deploy/scripts/kafka.sh, fresh) and PostgreSQL
@@ -24,7 +24,7 @@ EM_NAME=bench-idle
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SCRIPTS=$EVENTMART_REPO/deploy/scripts
 
-seconds=60 settle=15 modes=embedded,distributed out= bin=
+seconds=60 settle=30 modes=embedded,distributed out= bin=
 while (($#)); do
 	case $1 in
 	--seconds) seconds=$2; shift 2 ;;
@@ -95,12 +95,12 @@ stop_servers() {
 	servers=() names=()
 }
 
-# tree PID: PID and its descendants, one a line.
+# tree PID: PID and its descendants, one a line. (cat, not awk, opens the files:
+# a process that ends meanwhile stops mawk.)
 tree() {
-	awk -v root="$1" '{pid = $1; sub(/^.*\) /, ""); parent[pid] = $2}
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '{pid = $1; sub(/^.*\) /, ""); parent[pid] = $2}
 		END {want[root] = 1; print root
-			do {more = 0; for (p in parent) if (!(p in want) && (parent[p] in want)) {want[p] = 1; print p; more = 1}} while (more)}' \
-		/proc/[0-9]*/stat 2>/dev/null
+			do {more = 0; for (p in parent) if (!(p in want) && (parent[p] in want)) {want[p] = 1; print p; more = 1}} while (more)}'
 }
 
 # ticks PID: the CPU clock ticks (utime+stime+cutime+cstime) of PID and its descendants.
