@@ -127,9 +127,8 @@ type Reader interface {
 
 // Follower is an optional capability, not part of Bus: following a whole
 // topic outside any group as it grows, for state that every process keeps
-// (the ended sessions). The embedded driver has it (Kafka's is held back:
-// see bus/kafka/follow.go); the conformance suite tests it on every
-// driver that does.
+// (the ended sessions). Both drivers have it; the conformance suite tests
+// it on every driver that does.
 type Follower interface {
 	// Follow calls h with the messages of every partition of topic from
 	// the first one at or after since on, then with each message appended

@@ -16,22 +16,27 @@ import (
 // return for followWait, so an idle follower sends one request per broker
 // every followWait, and a message reaches it as soon as it is replicated
 // (acks=all), not at the end of the wait. Partitions added to the topic
-// are found at the next metadata refresh, every followMetadataAge.
+// are looked for every followMetadataAge.
 const (
 	followWait        = 10 * time.Second
 	followMetadataAge = time.Minute
 	followGone        = 2 * time.Second // see Follow
 )
 
-// follow would implement bus.Follower (it is not exported: a follower
-// started on a just-created, empty topic of a new broker was seen to miss
-// what was appended next, in CI; until that is understood the Kafka driver
-// offers no Follow and the session watcher polls) with a client of its own consuming every
-// partition of topic directly (no group), from the first offset at or
-// after since; an offset out of range (the topic was deleted and created
-// again) starts over the same way. Its own client, because its fetches
-// wait at the broker: on the shared client they would hold up Read.
-func (b *Bus) follow(ctx context.Context, topic string, since time.Time, h func([]*bus.Message)) error {
+var _ bus.Follower = (*Bus)(nil)
+
+// Follow implements bus.Follower with a client of its own consuming every
+// partition of topic directly (no group). Its own client, because its
+// fetches wait at the broker: on the shared client they would hold up Read.
+//
+// It positions itself with OffsetAfter and consumes from those exact
+// offsets, rather than leaving it to franz-go's reset offset
+// (AfterMilli(since)): where nothing is at or after since (an empty
+// topic), that takes the end from a second listing, and a message appended
+// between the two was skipped. Partitions added later are followed from
+// their start; an offset out of range (the topic was deleted and created
+// again) starts over from since.
+func (b *Bus) Follow(ctx context.Context, topic string, since time.Time, h func([]*bus.Message)) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -40,14 +45,19 @@ func (b *Bus) follow(ctx context.Context, topic string, since time.Time, h func(
 	b.subs.Add(1) // Close waits for followers as for subscriptions
 	b.mu.Unlock()
 	defer b.subs.Done()
-	if err := b.checkTopics(ctx, []string{topic}); err != nil {
+	starts, err := b.OffsetAfter(ctx, topic, since)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		return fmt.Errorf("kafka: follow %s: %w", topic, err)
+	}
+	offsets := make(map[int32]kgo.Offset, len(starts))
+	for _, p := range starts {
+		offsets[p.Partition] = kgo.NewOffset().At(p.Start)
 	}
 	cl, err := kgo.NewClient(slices.Concat(b.base, []kgo.Opt{
-		kgo.ConsumeTopics(topic),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(max(since.UnixMilli(), 0))),
 		kgo.FetchMaxWait(followWait),
 		kgo.MetadataMaxAge(followMetadataAge),
@@ -59,7 +69,13 @@ func (b *Bus) follow(ctx context.Context, topic string, since time.Time, h func(
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)()
-	var goneSince time.Time // when fetches began to find the topic unknown
+	grown := make(chan struct{})
+	go func() {
+		defer close(grown)
+		b.followNewPartitions(ctx, cl, topic, int32(len(starts)))
+	}()
+	defer func() { cancel(); <-grown }() // before cl.Close
+	var goneSince time.Time              // when fetches began to find the topic unknown
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -99,5 +115,34 @@ func (b *Bus) follow(ctx context.Context, topic string, since time.Time, h func(
 		case time.Since(goneSince) > followGone:
 			return unknownTopic("follow", topic, gone)
 		}
+	}
+}
+
+// followNewPartitions adds to cl, from their start, the partitions of topic
+// from known on that appear, looking every followMetadataAge until ctx
+// ends. Everything in them was appended after the follower started.
+func (b *Bus) followNewPartitions(ctx context.Context, cl *kgo.Client, topic string, known int32) {
+	tick := time.NewTicker(followMetadataAge)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		meta, err := b.metadata(ctx, true, topic)
+		if err != nil || meta[topic].err != nil {
+			continue // the fetches report a topic gone; anything else passes
+		}
+		n := int32(len(meta[topic].leaders))
+		if n <= known {
+			continue
+		}
+		added := make(map[int32]kgo.Offset, n-known)
+		for p := known; p < n; p++ {
+			added[p] = kgo.NewOffset().AtStart()
+		}
+		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: added})
+		known = n
 	}
 }

@@ -36,8 +36,18 @@ func (b *Bus) Offsets(ctx context.Context, topic string) ([]bus.PartitionOffsets
 
 // OffsetAfter implements bus.Reader with kadm's ListOffsetsAfterMilli; End
 // is the partition's end offset, as from Offsets.
+//
+// The end offsets are listed first, and Start is never past them: where no
+// message is at or after t, the broker answers -1 and kadm lists the end
+// again, so a message appended between the two listings would be past the
+// Start it gives (a follower starting there missed it). Start may instead
+// be a message appended during the call and stamped before t.
 func (b *Bus) OffsetAfter(ctx context.Context, topic string, t time.Time) ([]bus.PartitionOffsets, error) {
 	if err := b.alive(); err != nil {
+		return nil, err
+	}
+	ends, err := b.listOffsets(ctx, topic, b.adm.ListEndOffsets)
+	if err != nil {
 		return nil, err
 	}
 	// Negative timestamps mean "latest" and "earliest" to ListOffsets;
@@ -49,9 +59,10 @@ func (b *Bus) OffsetAfter(ctx context.Context, topic string, t time.Time) ([]bus
 	if err != nil {
 		return nil, err
 	}
-	ends, err := b.listOffsets(ctx, topic, b.adm.ListEndOffsets)
-	if err != nil {
-		return nil, err
+	for p, end := range ends {
+		if o, ok := after[p]; !ok || o > end {
+			after[p] = end
+		}
 	}
 	return pair(after, ends), nil
 }

@@ -23,10 +23,10 @@ import (
 // session lifetime (the refresh lifetime), which covers every revocation
 // whose tokens could still be valid; then it follows the topic
 // (bus.Follower): a revocation is applied as soon as it is durable on the
-// bus, and an idle process asks nothing of the bus (the embedded log
-// wakes it on commit). A bus without Follow (Kafka, for now) is polled
-// every sessionPoll. user-events is a
-// low-volume topic (account changes only).
+// bus, and an idle process asks nothing of the bus (Kafka's broker holds
+// the follower's fetch; the embedded log wakes it on commit). Both drivers
+// follow; a bus without Follow would be polled every sessionPoll.
+// user-events is a low-volume topic (account changes only).
 type sessionWatcher struct {
 	bus    bus.Reader
 	tokens *auth.Tokens
