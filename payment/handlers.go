@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -30,6 +31,58 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 	return s.command(ctx, tx, e, c.OrderID, LedgerCommand{Kind: NoteCancellation, OrderID: c.OrderID, UserID: c.UserID, Reason: c.ReasonCode})
 }
 
+// Prepare reads, before a batch of events is applied, the ledgers of the
+// orders they concern in one query, and the vaulted cards of those the
+// batch may charge in another (inbox.Preparer): the handlers find them in
+// the transaction's cache instead of reading each order's stream, and its
+// card, per event.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	type seen struct {
+		created  *event.OrderCreated
+		reserved bool
+	}
+	byOrder := map[string]*seen{}
+	var ids []string
+	note := func(id string) *seen {
+		if byOrder[id] == nil {
+			byOrder[id] = &seen{}
+			ids = append(ids, id)
+		}
+		return byOrder[id]
+	}
+	for _, e := range batch {
+		switch p := e.Payload.(type) {
+		case *event.OrderCreated:
+			note(p.OrderID).created = p
+		case *event.InventoryReserved:
+			note(p.OrderID).reserved = true
+		case *event.OrderCancelled:
+			note(p.OrderID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ls, err := loadLedgers(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	// The cards of the orders this batch may make ready to charge: known
+	// and reserved (before or in the batch), not cancelled nor charged.
+	var tokens []string
+	for _, id := range ids {
+		st, b := ls[id].State, byOrder[id]
+		token := st.CardToken
+		if !st.HasOrder && b.created != nil {
+			token = b.created.Payment.CardToken
+		}
+		if (st.HasOrder || b.created != nil) && (st.Reserved || b.reserved) && !st.Cancelled && (!st.Known || st.Status == StatusAwaiting) {
+			tokens = append(tokens, token)
+		}
+	}
+	return s.store.loadCards(ctx, tx, tokens)
+}
+
 // command notes one of the saga's inputs in the order's ledger and, if
 // that was news, does what the saga then asks: the charge, once the order
 // and its reservation are known and no cancellation; the refund of the
@@ -44,7 +97,7 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 // and the charge is never sent.
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, orderID string, c LedgerCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
-		l, err := loadLedger(ctx, tx, orderID)
+		l, err := loadLedgerCached(ctx, tx, orderID)
 		if err != nil {
 			return err
 		}
@@ -74,7 +127,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 // charge charges the order through the provider and records the outcome.
 func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger) error {
 	p := l.State
-	card, err := s.store.card(ctx, tx, p.CardToken)
+	card, err := s.store.cardCached(ctx, tx, p.CardToken)
 	if err != nil {
 		return err
 	}
