@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
@@ -94,7 +95,9 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 // stream's next version, so a concurrent command on the order waits for
 // this transaction at its own append and then retries on the outcome — a
 // cancellation racing the charge sees the capture and refunds it, or wins
-// and the charge is never sent.
+// and the charge is never sent. (On SQLite no other transaction can run
+// meanwhile, and a note that makes the order ready to charge is appended
+// with the charge's outcome, in one insert.)
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, orderID string, c LedgerCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
 		l, err := loadLedgerCached(ctx, tx, orderID)
@@ -109,12 +112,25 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 			s.d.Log.Debug("payment input seen before; ignored", "orderId", orderID, "eventId", e.EventID, "type", e.EventType)
 			return nil
 		}
+		if tx.Dialect() == sqldb.SQLite {
+			// No other transaction can append to the stream before this one
+			// ends (SQLite has one writer), so a note that makes the order
+			// ready to charge need not claim the stream's next version
+			// first: it is appended with the charge's outcome, one insert.
+			next, err := foldAt(l.State, evs, s.d.Now().UTC())
+			if err != nil {
+				return err
+			}
+			if next.readyToCharge() {
+				return s.charge(ctx, tx, e, l, evs)
+			}
+		}
 		if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 			return err
 		}
 		switch {
 		case l.State.readyToCharge():
-			return s.charge(ctx, tx, e, l)
+			return s.charge(ctx, tx, e, l, nil)
 		case c.Kind == NoteCancellation && l.State.Balance() > 0:
 			return s.refund(ctx, tx, e, l, c.Reason)
 		case c.Kind == NoteCancellation:
@@ -124,9 +140,25 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 	})
 }
 
-// charge charges the order through the provider and records the outcome.
-func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger) error {
-	p := l.State
+// foldAt returns s after evs, which happen at at.
+func foldAt(s PaymentState, evs []LedgerEvent, at time.Time) (PaymentState, error) {
+	for _, ev := range evs {
+		var err error
+		if s, err = applyAt(s, ev, at); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// charge charges the order through the provider and records the outcome:
+// noted, the events that made it ready to charge if they are not saved
+// yet, then the charge's, in one append.
+func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger, noted []LedgerEvent) error {
+	p, err := foldAt(l.State, noted, s.d.Now().UTC())
+	if err != nil {
+		return err
+	}
 	card, err := s.store.cardCached(ctx, tx, p.CardToken)
 	if err != nil {
 		return err
@@ -160,7 +192,7 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err != nil {
 		return err
 	}
-	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), append(noted, evs...)...); err != nil {
 		return err
 	}
 	p = l.State
