@@ -9,17 +9,21 @@ import (
 
 // onInventoryAdjusted, onInventoryReserved and onInventoryReleased keep
 // the availability read model: every inventory event carries the stock
-// levels it changed.
+// levels it changed. The levels are written with the batch's others in
+// one statement before the transaction commits (store.applyLevelsLater).
 func (s *Service) onInventoryAdjusted(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryAdjusted) error {
-	return s.applyLevels(ctx, tx, stockTable, p.Level)
+	s.store.applyLevelsLater(tx, p.Level)
+	return nil
 }
 
 func (s *Service) onInventoryReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryReserved) error {
-	return s.applyLevels(ctx, tx, stockTable, p.Levels...)
+	s.store.applyLevelsLater(tx, p.Levels...)
+	return nil
 }
 
 func (s *Service) onInventoryReleased(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p *event.InventoryReleased) error {
-	return s.applyLevels(ctx, tx, stockTable, p.Levels...)
+	s.store.applyLevelsLater(tx, p.Levels...)
+	return nil
 }
 
 // applyStock applies an inventory event's stock levels to table (the live

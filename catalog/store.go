@@ -118,3 +118,63 @@ func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, table string, l ev
 	}
 	return nil
 }
+
+// newestLevels is a transaction's stock levels for the live availability
+// table, the newest of each product, written in one statement when the
+// transaction flushes its pending writes (sqldb.Tx.Pending): the result is
+// that of applying each level with applyLevel. It can rewind to a
+// savepoint: the levels buffered since are dropped on a rollback to it.
+type newestLevels struct {
+	levels []event.StockLevel // in the order added
+}
+
+type levelsKey struct{}
+
+// applyLevelsLater buffers levels for the live availability table in tx
+// (see newestLevels).
+func (s *store) applyLevelsLater(tx *sqldb.Tx, levels ...event.StockLevel) {
+	b := tx.Pending(levelsKey{}, func() sqldb.Pending { return &newestLevels{} }).(*newestLevels)
+	b.levels = append(b.levels, levels...)
+}
+
+// Flush writes the newest level of each product, 200 a statement.
+func (b *newestLevels) Flush(ctx context.Context, tx *sqldb.Tx) error {
+	defer b.Discard()
+	newest := make(map[string]int, len(b.levels))
+	var order []string
+	for i, l := range b.levels {
+		j, ok := newest[l.ProductID]
+		if !ok {
+			order = append(order, l.ProductID)
+		}
+		if !ok || l.Version > b.levels[j].Version {
+			newest[l.ProductID] = i
+		}
+	}
+	rows := sqldb.NewRows(`INSERT INTO `+stockTable+` (product_id, on_hand, reserved, available, version) VALUES`, 5,
+		`ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available, version = excluded.version
+		WHERE `+stockTable+`.version < excluded.version`)
+	for _, id := range order {
+		l := b.levels[newest[id]]
+		rows.Add(l.ProductID, l.OnHand, l.Reserved, l.Available, l.Version)
+	}
+	if err := rows.Flush(ctx, tx); err != nil {
+		return fmt.Errorf("catalog: apply stock levels: %w", err)
+	}
+	return nil
+}
+
+// Discard drops the levels buffered.
+func (b *newestLevels) Discard() { clear(b.levels); b.levels = b.levels[:0] }
+
+// Len and Truncate make a rollback to a savepoint drop the levels buffered
+// after it (sqldb.Rewinder).
+func (b *newestLevels) Len() int { return len(b.levels) }
+
+// Truncate keeps the first n levels.
+func (b *newestLevels) Truncate(n int) {
+	if n < len(b.levels) {
+		clear(b.levels[n:])
+		b.levels = b.levels[:n]
+	}
+}

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -11,8 +10,12 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// Prepare locks, before a batch of events is applied, the stock rows of
-// every product the batch will move, in product id order (inbox.Preparer).
+// Prepare reads, before a batch of events is applied, the reservations of
+// the orders it concerns, in one query, into the transaction's cache
+// (store.loadReservations: the handlers find them there, and the
+// reservations they change are written together before it commits), and
+// on PostgreSQL locks the stock rows of every product the batch will move,
+// in product id order (inbox.Preparer).
 //
 // On PostgreSQL several transactions append to the stock streams at once
 // (instances of the service, an operator's stock update): a batch that
@@ -22,23 +25,21 @@ import (
 // batch needs up front, in one global order, makes concurrent batches
 // wait for each other instead; under READ COMMITTED each then loads the
 // streams as the one before it left them. On SQLite writes are serial:
-// nothing to do.
+// nothing to lock.
 func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
-	if tx.Dialect() != sqldb.Postgres {
-		return nil
-	}
-	var products []string
-	var orders []any // whose reservation's products OrderCancelled or OrderShipped moves
+	var products, orders []string
+	var moved []string // orders whose reservation's products OrderCancelled or OrderShipped moves
 	for _, e := range batch {
 		switch p := e.Payload.(type) {
 		case *event.OrderCreated:
+			orders = append(orders, p.OrderID)
 			for _, l := range p.Lines {
 				products = append(products, l.ProductID)
 			}
 		case *event.OrderCancelled:
-			orders = append(orders, p.OrderID)
+			orders, moved = append(orders, p.OrderID), append(moved, p.OrderID)
 		case *event.OrderShipped:
-			orders = append(orders, p.OrderID)
+			orders, moved = append(orders, p.OrderID), append(moved, p.OrderID)
 		case *event.ProductCreated:
 			products = append(products, p.ProductID)
 		case *event.ProductDiscontinued:
@@ -46,17 +47,17 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 		}
 	}
 	if len(orders) > 0 {
-		held, err := sqldb.List(ctx, tx, `SELECT lines FROM reservations WHERE order_id IN (`+sqldb.Placeholders(len(orders))+`)`,
-			orders, sqldb.ScanOne[string])
-		if err != nil {
-			return fmt.Errorf("inventory: lines of the batch's reservations: %w", err)
+		if err := s.store.loadReservations(ctx, tx, orders); err != nil {
+			return err
 		}
-		for _, lines := range held {
-			var ls []event.Line
-			if err := json.Unmarshal([]byte(lines), &ls); err != nil {
-				return fmt.Errorf("inventory: lines of a reservation: %w", err)
-			}
-			for _, l := range ls {
+	}
+	if tx.Dialect() != sqldb.Postgres {
+		return nil
+	}
+	held := reservationCache(tx)
+	for _, id := range moved {
+		if r := held.m[id]; r != nil {
+			for _, l := range r.Lines {
 				products = append(products, l.ProductID)
 			}
 		}

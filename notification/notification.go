@@ -49,9 +49,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 //go:embed migrations/*.sql
@@ -176,6 +178,25 @@ func NewWithSender(d service.Deps, sender Sender) (*Service, error) {
 
 // Run has no background work.
 func (s *Service) Run(ctx context.Context) error { return nil }
+
+// Prepare reads, before a batch of events is applied, the recipients of
+// its order messages in one query (inbox.Preparer): the handlers find them
+// in the transaction's cache.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	var users []string
+	for _, e := range batch {
+		switch p := e.Payload.(type) {
+		case *event.OrderShipped:
+			users = append(users, p.UserID)
+		case *event.OrderCancelled:
+			users = append(users, p.UserID)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	return s.store.loadRecipients(ctx, tx, users)
+}
 
 // Handlers: user events keep the recipients and send account messages;
 // an order shipped or cancelled sends an order message.

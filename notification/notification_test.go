@@ -467,3 +467,26 @@ func TestSMTPSender(t *testing.T) {
 		t.Errorf("no Date header:\n%s", msg)
 	}
 }
+
+// An erasure erases every message of its user, also one made in the same
+// transaction before it (the mailbox rows of a batch are inserted
+// together before it commits: the erasure writes them first). The two
+// events come on one topic, so they are often in one batch; each run
+// checks, whatever the batching.
+func TestErasureErasesMessagesOfItsBatch(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	for _, id := range []string{"u-e1", "u-e2", "u-e3"} {
+		h.Publish("user-service", origin,
+			&event.UserRegistered{UserID: id, Email: event.Plain(id + "@example.com"), Name: event.Plain("Eve"), Role: "customer"},
+			&event.PersonalDataErased{UserID: id, ErasedAt: time.Now().UTC()})
+	}
+	admin := h.Token("admin-1", "admin")
+	for _, id := range []string{"u-e1", "u-e2", "u-e3"} {
+		h.Events.Wait(t, "NotificationSent", sentFor(t, id, notification.TemplateWelcome))
+		h.Eventually("the welcome of "+id+" erased", func() bool {
+			ns := list(h, admin, "?userId="+id)
+			return len(ns) == 1 && ns[0].Recipient == "" && ns[0].Subject == "" && ns[0].Body == ""
+		})
+	}
+}

@@ -2,8 +2,6 @@ package notification
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,8 +27,12 @@ const (
 
 // eraseMessages deletes the personal data of userID's messages: their
 // address, subject and body (which greet by name); the rest stays, so the
-// mailbox still says what was sent when.
+// mailbox still says what was sent when. Messages of tx not written yet
+// are written first, so that it erases them too.
 func (s *store) eraseMessages(ctx context.Context, tx *sqldb.Tx, userID string) error {
+	if err := notificationRows(tx).Flush(ctx, tx); err != nil {
+		return fmt.Errorf("notification: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `UPDATE notifications SET recipient = '', subject = '', body = '' WHERE user_id = ?`, userID); err != nil {
 		return fmt.Errorf("notification: erase the messages of %s: %w", userID, err)
 	}
@@ -38,16 +40,71 @@ func (s *store) eraseMessages(ctx context.Context, tx *sqldb.Tx, userID string) 
 }
 
 // recipient reads a user's address; (nil, nil) if no user event named it.
+// It is the one in tx's cache of recipients (see loadRecipients) if that
+// knows the user.
 func (s *store) recipient(ctx context.Context, tx *sqldb.Tx, userID string) (*recipient, error) {
-	r := recipient{UserID: userID}
-	err := tx.QueryRow(ctx, `SELECT email, name, status FROM recipients WHERE user_id = ?`, userID).Scan(&r.Email, &r.Name, &r.Status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	c := recipientCache(tx)
+	if r, ok := c[userID]; ok {
+		return r.copy(), nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("notification: read recipient %s: %w", userID, err)
+	if err := s.loadRecipients(ctx, tx, []string{userID}); err != nil {
+		return nil, err
 	}
-	return &r, nil
+	return c[userID].copy(), nil
+}
+
+// loadRecipients reads into tx's cache, in one query, the recipients of
+// userIDs it does not know yet (nil for a user no user event named).
+func (s *store) loadRecipients(ctx context.Context, tx *sqldb.Tx, userIDs []string) error {
+	c := recipientCache(tx)
+	var args []any
+	for _, id := range userIDs {
+		if _, ok := c[id]; !ok {
+			c[id] = nil // unless found below
+			args = append(args, id)
+		}
+	}
+	for len(args) > 0 {
+		chunk := args[:min(len(args), 500)]
+		args = args[len(chunk):]
+		found, err := sqldb.List(ctx, tx, `SELECT user_id, email, name, status FROM recipients WHERE user_id IN (`+sqldb.Placeholders(len(chunk))+`)`,
+			chunk, func(sc sqldb.Scanner) (*recipient, error) {
+				var r recipient
+				err := sc.Scan(&r.UserID, &r.Email, &r.Name, &r.Status)
+				return &r, err
+			})
+		if err != nil {
+			return fmt.Errorf("notification: read %d recipients: %w", len(chunk), err)
+		}
+		for _, r := range found {
+			c[r.UserID] = r
+		}
+	}
+	return nil
+}
+
+// recipients caches the recipients a transaction read or wrote, by user id
+// (nil: none), so that a batch of events reads them in one query. It is a
+// pending write that writes nothing (sqldb.Tx.Pending): a rollback, to a
+// savepoint or of the whole transaction, discards it.
+type recipients map[string]*recipient
+
+func (recipients) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c recipients) Discard()                             { clear(c) }
+
+type recipientsKey struct{}
+
+func recipientCache(tx *sqldb.Tx) recipients {
+	return tx.Pending(recipientsKey{}, func() sqldb.Pending { return recipients{} }).(recipients)
+}
+
+// copy returns a copy of r (nil for nil), which its caller may change.
+func (r *recipient) copy() *recipient {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	return &c
 }
 
 // putRecipient inserts or replaces a user's address.
@@ -58,18 +115,28 @@ func (s *store) putRecipient(ctx context.Context, tx *sqldb.Tx, r *recipient, no
 	if err != nil {
 		return fmt.Errorf("notification: store recipient %s: %w", r.UserID, err)
 	}
+	recipientCache(tx)[r.UserID] = r.copy()
 	return nil
 }
 
 const notificationColumns = `id, user_id, channel, template, recipient, subject, body, subject_type, subject_id, status, attempts, error, event_id, created_at`
 
-func (s *store) insert(ctx context.Context, tx *sqldb.Tx, n *Notification) error {
-	_, err := tx.Exec(ctx, `INSERT INTO notifications (`+notificationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		n.ID, n.UserID, n.Channel, n.Template, n.Recipient, n.Subject, n.Body, n.SubjectType, n.SubjectID,
+type notificationsKey struct{}
+
+// notificationRows is tx's buffer of notifications, inserted with one
+// statement before it commits.
+func notificationRows(tx *sqldb.Tx) *sqldb.Rows {
+	return tx.Pending(notificationsKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO notifications (`+notificationColumns+`) VALUES`, 14, "")
+	}).(*sqldb.Rows)
+}
+
+// insert stores n in the mailbox: buffered, with the transaction's others
+// (notificationRows). Nothing reads the mailbox in a transaction but
+// eraseMessages, which writes them first.
+func (s *store) insert(_ context.Context, tx *sqldb.Tx, n *Notification) error {
+	notificationRows(tx).Add(n.ID, n.UserID, n.Channel, n.Template, n.Recipient, n.Subject, n.Body, n.SubjectType, n.SubjectID,
 		n.Status, n.Attempts, n.Error, n.EventID, n.CreatedAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("notification: store notification: %w", err)
-	}
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -30,6 +32,58 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 	return s.command(ctx, tx, e, c.OrderID, LedgerCommand{Kind: NoteCancellation, OrderID: c.OrderID, UserID: c.UserID, Reason: c.ReasonCode})
 }
 
+// Prepare reads, before a batch of events is applied, the ledgers of the
+// orders they concern in one query, and the vaulted cards of those the
+// batch may charge in another (inbox.Preparer): the handlers find them in
+// the transaction's cache instead of reading each order's stream, and its
+// card, per event.
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	type seen struct {
+		created  *event.OrderCreated
+		reserved bool
+	}
+	byOrder := map[string]*seen{}
+	var ids []string
+	note := func(id string) *seen {
+		if byOrder[id] == nil {
+			byOrder[id] = &seen{}
+			ids = append(ids, id)
+		}
+		return byOrder[id]
+	}
+	for _, e := range batch {
+		switch p := e.Payload.(type) {
+		case *event.OrderCreated:
+			note(p.OrderID).created = p
+		case *event.InventoryReserved:
+			note(p.OrderID).reserved = true
+		case *event.OrderCancelled:
+			note(p.OrderID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ls, err := loadLedgers(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	// The cards of the orders this batch may make ready to charge: known
+	// and reserved (before or in the batch), not cancelled nor charged.
+	var tokens []string
+	for _, id := range ids {
+		st, b := ls[id].State, byOrder[id]
+		token := st.CardToken
+		if !st.HasOrder && b.created != nil {
+			token = b.created.Payment.CardToken
+		}
+		if (st.HasOrder || b.created != nil) && (st.Reserved || b.reserved) && !st.Cancelled && (!st.Known || st.Status == StatusAwaiting) {
+			tokens = append(tokens, token)
+		}
+	}
+	return s.store.loadCards(ctx, tx, tokens)
+}
+
 // command notes one of the saga's inputs in the order's ledger and, if
 // that was news, does what the saga then asks: the charge, once the order
 // and its reservation are known and no cancellation; the refund of the
@@ -41,10 +95,12 @@ func (s *Service) onOrderCancelled(ctx context.Context, tx *sqldb.Tx, e *event.E
 // stream's next version, so a concurrent command on the order waits for
 // this transaction at its own append and then retries on the outcome — a
 // cancellation racing the charge sees the capture and refunds it, or wins
-// and the charge is never sent.
+// and the charge is never sent. (On SQLite no other transaction can run
+// meanwhile, and a note that makes the order ready to charge is appended
+// with the charge's outcome, in one insert.)
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, orderID string, c LedgerCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
-		l, err := loadLedger(ctx, tx, orderID)
+		l, err := loadLedgerCached(ctx, tx, orderID)
 		if err != nil {
 			return err
 		}
@@ -56,12 +112,25 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 			s.d.Log.Debug("payment input seen before; ignored", "orderId", orderID, "eventId", e.EventID, "type", e.EventType)
 			return nil
 		}
+		if tx.Dialect() == sqldb.SQLite {
+			// No other transaction can append to the stream before this one
+			// ends (SQLite has one writer), so a note that makes the order
+			// ready to charge need not claim the stream's next version
+			// first: it is appended with the charge's outcome, one insert.
+			next, err := foldAt(l.State, evs, s.d.Now().UTC())
+			if err != nil {
+				return err
+			}
+			if next.readyToCharge() {
+				return s.charge(ctx, tx, e, l, evs)
+			}
+		}
 		if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 			return err
 		}
 		switch {
 		case l.State.readyToCharge():
-			return s.charge(ctx, tx, e, l)
+			return s.charge(ctx, tx, e, l, nil)
 		case c.Kind == NoteCancellation && l.State.Balance() > 0:
 			return s.refund(ctx, tx, e, l, c.Reason)
 		case c.Kind == NoteCancellation:
@@ -71,10 +140,26 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 	})
 }
 
-// charge charges the order through the provider and records the outcome.
-func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger) error {
-	p := l.State
-	card, err := s.store.card(ctx, tx, p.CardToken)
+// foldAt returns s after evs, which happen at at.
+func foldAt(s PaymentState, evs []LedgerEvent, at time.Time) (PaymentState, error) {
+	for _, ev := range evs {
+		var err error
+		if s, err = applyAt(s, ev, at); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// charge charges the order through the provider and records the outcome:
+// noted, the events that made it ready to charge if they are not saved
+// yet, then the charge's, in one append.
+func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l *ledger, noted []LedgerEvent) error {
+	p, err := foldAt(l.State, noted, s.d.Now().UTC())
+	if err != nil {
+		return err
+	}
+	card, err := s.store.cardCached(ctx, tx, p.CardToken)
 	if err != nil {
 		return err
 	}
@@ -107,7 +192,7 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err != nil {
 		return err
 	}
-	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), append(noted, evs...)...); err != nil {
 		return err
 	}
 	p = l.State

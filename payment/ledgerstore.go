@@ -78,6 +78,70 @@ func loadLedger(ctx context.Context, q eventstore.Querier, orderID string) (*led
 	return &ledger{PaymentID: id, State: s, Version: v}, nil
 }
 
+// ledgers caches the ledgers a transaction loaded (and saved since), by
+// order id, so that a batch of events reads each order's stream once (see
+// Service.Prepare). It is registered in the transaction as a pending write
+// that writes nothing (sqldb.Tx.Pending): a rollback, to a savepoint or of
+// the whole transaction, discards it, for the states it holds may have
+// been undone.
+type ledgers map[string]*ledger
+
+func (ledgers) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c ledgers) Discard()                             { clear(c) }
+
+type ledgersKey struct{}
+
+func ledgerCache(tx *sqldb.Tx) ledgers {
+	return tx.Pending(ledgersKey{}, func() sqldb.Pending { return ledgers{} }).(ledgers)
+}
+
+// loadLedgerCached is loadLedger through tx's cache: the ledger it returns
+// is the cache's, which saveLedger updates.
+func loadLedgerCached(ctx context.Context, tx *sqldb.Tx, orderID string) (*ledger, error) {
+	c := ledgerCache(tx)
+	if l, ok := c[orderID]; ok {
+		return l, nil
+	}
+	l, err := loadLedger(ctx, tx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	c[orderID] = l
+	return l, nil
+}
+
+// loadLedgers loads into tx's cache, in one read, the ledgers of the
+// orders ids not in it yet, and returns the cache.
+func loadLedgers(ctx context.Context, tx *sqldb.Tx, orderIDs []string) (ledgers, error) {
+	c := ledgerCache(tx)
+	byStream := map[string]string{}
+	var todo []string
+	for _, id := range orderIDs {
+		if _, ok := c[id]; ok {
+			continue
+		}
+		pid := paymentID(id)
+		byStream[ledgerStream(pid)] = id
+		todo = append(todo, ledgerStream(pid))
+	}
+	if len(todo) == 0 {
+		return c, nil
+	}
+	loaded, err := ledgerAggregate.LoadMany(ctx, tx, todo)
+	if err != nil {
+		return nil, fmt.Errorf("payment: load %d payments: %w", len(todo), err)
+	}
+	for stream, l := range loaded {
+		orderID := byStream[stream]
+		s := l.State
+		if s.OrderID == "" {
+			s.OrderID = orderID
+		}
+		c[orderID] = &ledger{PaymentID: paymentID(orderID), State: s, Version: l.Version}
+	}
+	return c, nil
+}
+
 // saveLedger appends events to l's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), and updates l and the
 // payments table (the projection) within tx. meta is the events' metadata.
@@ -94,29 +158,56 @@ func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessa
 		return fmt.Errorf("payment: save payment %s: %w", l.PaymentID, err)
 	}
 	l.State, l.Version = s, v
-	return projectPayment(ctx, tx, l.PaymentID, s)
+	return projectPaymentLater(tx, l.PaymentID, s)
+}
+
+// The payments table's upsert of a payment's state.
+const (
+	paymentInsert = `INSERT INTO payments (payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status,
+			auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at) VALUES`
+	paymentUpsert = `ON CONFLICT (payment_id) DO UPDATE SET user_id = excluded.user_id, amount_cents = excluded.amount_cents,
+			currency = excluded.currency, card_token = excluded.card_token, card_last4 = excluded.card_last4, status = excluded.status,
+			auth_code = excluded.auth_code, failure_code = excluded.failure_code, reason = excluded.reason,
+			has_order = excluded.has_order, reserved = excluded.reserved, cancelled = excluded.cancelled,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`
+)
+
+// paymentRow returns the payments row of a payment's state: its columns'
+// values.
+func paymentRow(paymentID string, s PaymentState) ([]any, error) {
+	if s.RefundedCents > s.CapturedCents || s.CapturedCents > max(s.AmountCents, 0) {
+		// decide never gets here; refusing keeps a bug from breaking the invariant.
+		return nil, fmt.Errorf("payment: payment %s would have captured %d of %d, refunded %d", paymentID, s.CapturedCents, s.AmountCents, s.RefundedCents)
+	}
+	return []any{paymentID, s.OrderID, s.UserID, s.AmountCents, s.Currency, s.CardToken, s.CardLast4, s.Status,
+		s.AuthCode, s.FailureCode, s.Reason, b2i(s.HasOrder), b2i(s.Reserved), b2i(s.Cancelled),
+		s.CreatedAt.UnixMilli(), s.UpdatedAt.UnixMilli()}, nil
 }
 
 // projectPayment writes a payment's state to the payments table.
 func projectPayment(ctx context.Context, tx *sqldb.Tx, paymentID string, s PaymentState) error {
-	if s.RefundedCents > s.CapturedCents || s.CapturedCents > max(s.AmountCents, 0) {
-		// decide never gets here; refusing keeps a bug from breaking the invariant.
-		return fmt.Errorf("payment: payment %s would have captured %d of %d, refunded %d", paymentID, s.CapturedCents, s.AmountCents, s.RefundedCents)
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO payments (payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status,
-			auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (payment_id) DO UPDATE SET user_id = excluded.user_id, amount_cents = excluded.amount_cents,
-			currency = excluded.currency, card_token = excluded.card_token, card_last4 = excluded.card_last4, status = excluded.status,
-			auth_code = excluded.auth_code, failure_code = excluded.failure_code, reason = excluded.reason,
-			has_order = excluded.has_order, reserved = excluded.reserved, cancelled = excluded.cancelled,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`,
-		paymentID, s.OrderID, s.UserID, s.AmountCents, s.Currency, s.CardToken, s.CardLast4, s.Status,
-		s.AuthCode, s.FailureCode, s.Reason, b2i(s.HasOrder), b2i(s.Reserved), b2i(s.Cancelled),
-		s.CreatedAt.UnixMilli(), s.UpdatedAt.UnixMilli())
+	row, err := paymentRow(paymentID, s)
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, paymentInsert+" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+paymentUpsert, row...); err != nil {
 		return fmt.Errorf("payment: project payment %s: %w", paymentID, err)
 	}
+	return nil
+}
+
+type projectionKey struct{}
+
+// projectPaymentLater buffers a payment's state for the payments table in
+// tx: the rows of a transaction's payments are written in one statement
+// before it commits, each payment's last state once. Nothing reads the
+// payments table in a transaction after writing to it.
+func projectPaymentLater(tx *sqldb.Tx, paymentID string, s PaymentState) error {
+	row, err := paymentRow(paymentID, s)
+	if err != nil {
+		return err
+	}
+	tx.Pending(projectionKey{}, func() sqldb.Pending { return sqldb.NewUpserts(paymentInsert, 16, 1, paymentUpsert) }).(*sqldb.Rows).Add(row...)
 	return nil
 }
 

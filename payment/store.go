@@ -73,6 +73,65 @@ func (s *store) card(ctx context.Context, tx *sqldb.Tx, token string) (*vaultedC
 	return &c, nil
 }
 
+// cards caches, by token, the vaulted cards a transaction read (nil: no
+// such card), so that a batch of charges reads them in one query (see
+// Service.Prepare). It is a pending write that writes nothing
+// (sqldb.Tx.Pending); a rollback discards it.
+type cards map[string]*vaultedCard
+
+func (cards) Flush(context.Context, *sqldb.Tx) error { return nil }
+func (c cards) Discard()                             { clear(c) }
+
+type cardsKey struct{}
+
+func cardCache(tx *sqldb.Tx) cards {
+	return tx.Pending(cardsKey{}, func() sqldb.Pending { return cards{} }).(cards)
+}
+
+// cardCached is card through tx's cache.
+func (s *store) cardCached(ctx context.Context, tx *sqldb.Tx, token string) (*vaultedCard, error) {
+	c := cardCache(tx)
+	if card, ok := c[token]; ok {
+		return card, nil
+	}
+	card, err := s.card(ctx, tx, token)
+	if err != nil {
+		return nil, err
+	}
+	c[token] = card
+	return card, nil
+}
+
+// loadCards reads into tx's cache, in one query, the cards of tokens not
+// in it yet.
+func (s *store) loadCards(ctx context.Context, tx *sqldb.Tx, tokens []string) error {
+	c := cardCache(tx)
+	var args []any
+	for _, t := range tokens {
+		if _, ok := c[t]; !ok {
+			c[t] = nil // unless found below
+			args = append(args, t)
+		}
+	}
+	for len(args) > 0 {
+		chunk := args[:min(len(args), 500)]
+		args = args[len(chunk):]
+		found, err := sqldb.List(ctx, tx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token IN (`+sqldb.Placeholders(len(chunk))+`)`,
+			chunk, func(r sqldb.Scanner) (*vaultedCard, error) {
+				var v vaultedCard
+				err := r.Scan(&v.Token, &v.UserID, &v.Number, &v.Last4, &v.Brand)
+				return &v, err
+			})
+		if err != nil {
+			return fmt.Errorf("payment: read cards: %w", err)
+		}
+		for _, v := range found {
+			c[v.Token] = v
+		}
+	}
+	return nil
+}
+
 func b2i(b bool) int64 {
 	if b {
 		return 1

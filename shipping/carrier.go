@@ -44,6 +44,9 @@ func (s *Service) carryOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		if err := s.store.lockBatch(ctx, tx, due, now); err != nil {
+			return err
+		}
 		for _, orderID := range due {
 			sh, err := s.store.lock(ctx, tx, orderID, now)
 			if err != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 //go:embed migrations/*.sql
@@ -125,6 +126,27 @@ func (s *Service) Handlers() []inbox.Handler {
 		inbox.On(s.onOrderCancelled),
 		inbox.On(s.onOrderShipped),
 	}
+}
+
+// Prepare locks and reads, before a batch of events is applied, the
+// shipments of the orders they concern, in one statement (inbox.Preparer):
+// the handlers find them in the transaction's cache, and their changes are
+// written together before it commits (store.lockBatch, store.save).
+func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event) error {
+	ids := make([]string, 0, len(batch))
+	for _, e := range batch {
+		switch p := e.Payload.(type) {
+		case *event.OrderCreated:
+			ids = append(ids, p.OrderID)
+		case *event.PaymentProcessed:
+			ids = append(ids, p.OrderID)
+		case *event.OrderCancelled:
+			ids = append(ids, p.OrderID)
+		case *event.OrderShipped:
+			ids = append(ids, p.OrderID)
+		}
+	}
+	return s.store.lockBatch(ctx, tx, ids, s.d.Now().UTC())
 }
 
 // Run runs the simulated carrier if EVENTMART_CARRIER_DISPATCH_AFTER is set

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -37,25 +39,58 @@ func scanShipment(r sqldb.Scanner) (*Shipment, error) {
 	return &sh, nil
 }
 
-// lock returns the shipment row of orderID for a read-modify-write within
-// tx, creating it (waiting, nothing seen yet, with its shipment id) if this
-// is the first event about the order. The upsert's DO UPDATE takes the row
-// lock on PostgreSQL even though it changes nothing, so handlers of one
-// order running concurrently (its events come on different topics, hence
-// partitions), the admin API and the carrier take turns and none loses
-// another's update; SQLite has a single writer.
+// lock returns the shipment of orderID for a read-modify-write within tx,
+// creating its row (waiting, nothing seen yet, with its shipment id) if
+// this is the first event about the order; save stores what the caller
+// changed. The shipment is the one in tx's cache of shipments (see
+// lockBatch) if it is there.
 func (s *store) lock(ctx context.Context, tx *sqldb.Tx, orderID string, now time.Time) (*Shipment, error) {
-	_, err := tx.Exec(ctx, `INSERT INTO shipments (order_id, shipment_id, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id`,
-		orderID, event.NewID(), StatusWaiting, now.UnixMilli(), now.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("shipping: lock shipment of order %s: %w", orderID, err)
+	c := shipmentCache(tx)
+	if sh, ok := c.m[orderID]; ok {
+		return sh, nil
 	}
-	sh, err := scanShipment(tx.QueryRow(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE order_id = ?`, orderID))
-	if err != nil {
-		return nil, fmt.Errorf("shipping: read shipment of order %s: %w", orderID, err)
+	if err := s.lockBatch(ctx, tx, []string{orderID}, now); err != nil {
+		return nil, err
 	}
-	return sh, nil
+	return c.m[orderID], nil
+}
+
+// lockBatch locks and reads into tx's cache of shipments the shipments of
+// orderIDs not in it yet, creating the rows missing, in one statement: an
+// upsert whose DO UPDATE takes the row lock on PostgreSQL even though it
+// changes nothing, returning the rows. So handlers of one order running
+// concurrently (its events come on different topics, hence partitions),
+// the admin API and the carrier take turns and none loses another's
+// update; the rows are locked in order id order, so that concurrent
+// batches do not deadlock. SQLite has a single writer.
+func (s *store) lockBatch(ctx context.Context, tx *sqldb.Tx, orderIDs []string, now time.Time) error {
+	c := shipmentCache(tx)
+	todo := make([]string, 0, len(orderIDs))
+	for _, id := range orderIDs {
+		if _, ok := c.m[id]; !ok {
+			todo = append(todo, id)
+		}
+	}
+	slices.Sort(todo)
+	todo = slices.Compact(todo)
+	for len(todo) > 0 {
+		chunk := todo[:min(len(todo), 200)]
+		todo = todo[len(chunk):]
+		args := make([]any, 0, 5*len(chunk))
+		for _, id := range chunk {
+			args = append(args, id, event.NewID(), StatusWaiting, now.UnixMilli(), now.UnixMilli())
+		}
+		locked, err := sqldb.List(ctx, tx, `INSERT INTO shipments (order_id, shipment_id, status, created_at, updated_at) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(chunk)), ", ")+`
+			ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id RETURNING `+shipmentColumns, args, scanShipment)
+		if err != nil {
+			return fmt.Errorf("shipping: lock the shipments of %d orders: %w", len(chunk), err)
+		}
+		for _, sh := range locked {
+			c.m[sh.OrderID] = sh
+		}
+	}
+	return nil
 }
 
 // lockByID is lock for an existing shipment found by its id; ENOTFOUND if
@@ -72,20 +107,89 @@ func (s *store) lockByID(ctx context.Context, tx *sqldb.Tx, shipmentID string, n
 	return s.lock(ctx, tx, orderID, now)
 }
 
-// save writes every changeable column of sh.
+// save stores every changeable column of sh, a shipment lock returned:
+// its row is written with the transaction's other changed shipments in one
+// statement before the transaction commits (see shipments).
 func (s *store) save(ctx context.Context, tx *sqldb.Tx, sh *Shipment) error {
-	address, err := json.Marshal(sh.Address)
-	if err != nil {
-		return fmt.Errorf("shipping: address of order %s: %w", sh.OrderID, err)
+	c := shipmentCache(tx)
+	if c.m[sh.OrderID] != sh {
+		// Not the cache's (lock always returns it): written at once.
+		return c.write(ctx, tx, []*Shipment{sh})
 	}
-	_, err = tx.Exec(ctx, `UPDATE shipments SET user_id = ?, address = ?, has_order = ?, paid = ?, cancelled = ?, shipped_order = ?, status = ?,
-		carrier = ?, tracking_number = ?, correlation_id = ?, last_event_id = ?, updated_at = ?, shipped_at = ?, dispatched_at = ?, delivered_at = ?
-		WHERE order_id = ?`,
-		sh.UserID, string(address), b2i(sh.hasOrder), b2i(sh.paid), b2i(sh.cancelled), b2i(sh.shippedOrder), sh.Status,
-		sh.Carrier, sh.TrackingNumber, sh.correlationID, sh.lastEventID, sh.UpdatedAt.UnixMilli(),
-		toMillis(sh.shippedAt), toMillis(sh.DispatchedAt), toMillis(sh.DeliveredAt), sh.OrderID)
-	if err != nil {
-		return fmt.Errorf("shipping: save shipment of order %s: %w", sh.OrderID, err)
+	if !c.dirty[sh.OrderID] {
+		c.dirty[sh.OrderID] = true
+		c.order = append(c.order, sh.OrderID)
+	}
+	return nil
+}
+
+// shipments caches the shipments a transaction locked, by order id, so
+// that a batch of events reads each order's shipment once, and holds
+// those changed since, written with one statement when the transaction
+// flushes its pending writes (sqldb.Tx.Pending). Shipments are read only
+// through it, so nothing reads a row before it is written. A rollback, to
+// a savepoint or of the whole transaction, discards it all: the states it
+// holds may have been undone (a savepoint flushes it first).
+type shipments struct {
+	m     map[string]*Shipment
+	dirty map[string]bool
+	order []string // the changed shipments' order ids, in the order changed
+}
+
+type shipmentsKey struct{}
+
+func shipmentCache(tx *sqldb.Tx) *shipments {
+	return tx.Pending(shipmentsKey{}, func() sqldb.Pending {
+		return &shipments{m: map[string]*Shipment{}, dirty: map[string]bool{}}
+	}).(*shipments)
+}
+
+// Flush writes the changed shipments.
+func (c *shipments) Flush(ctx context.Context, tx *sqldb.Tx) error {
+	if len(c.order) == 0 {
+		return nil
+	}
+	changed := make([]*Shipment, len(c.order))
+	for i, id := range c.order {
+		changed[i] = c.m[id]
+	}
+	clear(c.dirty)
+	c.order = c.order[:0]
+	return c.write(ctx, tx, changed)
+}
+
+// Discard forgets every shipment.
+func (c *shipments) Discard() {
+	clear(c.m)
+	clear(c.dirty)
+	c.order = c.order[:0]
+}
+
+// The shipments table's upsert of every changeable column of a shipment
+// whose row exists (lock created it).
+const (
+	shipmentInsert = `INSERT INTO shipments (` + shipmentColumns + `) VALUES`
+	shipmentUpsert = `ON CONFLICT (order_id) DO UPDATE SET user_id = excluded.user_id, address = excluded.address,
+		has_order = excluded.has_order, paid = excluded.paid, cancelled = excluded.cancelled, shipped_order = excluded.shipped_order,
+		status = excluded.status, carrier = excluded.carrier, tracking_number = excluded.tracking_number,
+		correlation_id = excluded.correlation_id, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at,
+		shipped_at = excluded.shipped_at, dispatched_at = excluded.dispatched_at, delivered_at = excluded.delivered_at`
+)
+
+// write stores the changeable columns of shs, 200 a statement.
+func (c *shipments) write(ctx context.Context, tx *sqldb.Tx, shs []*Shipment) error {
+	rows := sqldb.NewRows(shipmentInsert, 18, shipmentUpsert)
+	for _, sh := range shs {
+		address, err := json.Marshal(sh.Address)
+		if err != nil {
+			return fmt.Errorf("shipping: address of order %s: %w", sh.OrderID, err)
+		}
+		rows.Add(sh.OrderID, sh.ID, sh.UserID, string(address), b2i(sh.hasOrder), b2i(sh.paid), b2i(sh.cancelled), b2i(sh.shippedOrder),
+			sh.Status, sh.Carrier, sh.TrackingNumber, sh.correlationID, sh.lastEventID, sh.CreatedAt.UnixMilli(), sh.UpdatedAt.UnixMilli(),
+			toMillis(sh.shippedAt), toMillis(sh.DispatchedAt), toMillis(sh.DeliveredAt))
+	}
+	if err := rows.Flush(ctx, tx); err != nil {
+		return fmt.Errorf("shipping: save %d shipments: %w", len(shs), err)
 	}
 	return nil
 }
