@@ -159,7 +159,7 @@ func openBus(t *testing.T, driver, dir string) bus.Bus {
 }
 
 // openDB opens (creating it) the analytics database name, migrated.
-func openDB(t *testing.T, name, prefix, dsn, dir string) *sqldb.DB {
+func openDB(t testing.TB, name, prefix, dsn, dir string) *sqldb.DB {
 	t.Helper()
 	ctx := context.Background()
 	if dsn != "" {

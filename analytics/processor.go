@@ -357,40 +357,50 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 		idled = append(idled, c)
 	}
 	now := p.now()
-	err := p.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		dets = dets[:0]
-		if err := saveChanges(ctx, tx, idled); err != nil { // older than outs' changes: first
-			return err
-		}
-		for _, o := range outs {
-			if err := saveChanges(ctx, tx, o.Changes); err != nil {
-				return err
-			}
-			for _, r := range o.Results {
-				switch r.Operator {
-				case opMinute, opHour:
-					if err := saveWindow(ctx, tx, r); err != nil {
-						return err
-					}
-				case opRules:
-					d, ok := r.Value.(cep.Detection)
-					if !ok {
-						continue
-					}
-					det := newDetection(d, now)
-					stored, err := saveDetection(ctx, tx, det)
-					if err != nil {
-						return err
-					}
-					if stored {
-						dets = append(dets, det)
-						if err := emitDetection(ctx, tx, det); err != nil {
-							return err
-						}
-					}
+	// The outputs' effects are gathered first and written with a few
+	// multi-row statements (store.go), not a statement per change, window
+	// or detection.
+	changes := make([][]stream.StateEntry, 0, len(outs)+1)
+	changes = append(changes, idled) // older than outs' changes: first
+	var found []Detection
+	var closed []stream.Result
+	for _, o := range outs {
+		changes = append(changes, o.Changes)
+		for _, r := range o.Results {
+			switch r.Operator {
+			case opMinute, opHour:
+				closed = append(closed, r)
+			case opRules:
+				if d, ok := r.Value.(cep.Detection); ok {
+					found = append(found, newDetection(d, now))
 				}
 			}
 		}
+	}
+	err := p.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		dets = nil
+		if err := saveChanges(ctx, tx, changes...); err != nil {
+			return err
+		}
+		windows := windowRows()
+		for _, r := range closed {
+			if err := addWindow(windows, r); err != nil {
+				return err
+			}
+		}
+		if err := windows.Flush(ctx, tx); err != nil {
+			return fmt.Errorf("analytics: save windows: %w", err)
+		}
+		stored, err := saveDetections(ctx, tx, found)
+		if err != nil {
+			return err
+		}
+		for _, det := range stored {
+			if err := emitDetection(ctx, tx, det); err != nil {
+				return err
+			}
+		}
+		dets = stored
 		return nil
 	})
 	if err != nil {

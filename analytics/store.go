@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -27,57 +28,151 @@ func loadState(ctx context.Context, db *sqldb.DB) ([]stream.StateEntry, error) {
 	return es, nil
 }
 
-// saveChanges upserts or deletes each changed entry, in order.
-func saveChanges(ctx context.Context, tx *sqldb.Tx, changes []stream.StateEntry) error {
-	for _, c := range changes {
-		var err error
+// stateKey is an engine entry's key in analytics_state.
+type stateKey struct{ operator, key, win string }
+
+// maxRows bounds the rows of one of the statements below, as sqldb.Rows
+// bounds its own (the databases' limits on parameters).
+const maxRows = 200
+
+// saveChanges writes the entries a commit changed, given as lists in the
+// order they changed: of an entry changed several times (the windows' state
+// and the partitions' offsets change in every batch of a group commit)
+// only the last change counts. The entries that remain go in one multi-row
+// upsert and one multi-row delete (per maxRows entries), not a statement
+// each.
+func saveChanges(ctx context.Context, tx *sqldb.Tx, changes ...[]stream.StateEntry) error {
+	n := 0
+	for _, cs := range changes {
+		n += len(cs)
+	}
+	if n == 0 {
+		return nil
+	}
+	at := make(map[stateKey]int, n)
+	last := make([]stream.StateEntry, 0, n)
+	for _, cs := range changes {
+		for _, c := range cs {
+			k := stateKey{c.Operator, c.Key, c.Window}
+			if i, ok := at[k]; ok {
+				last[i] = c
+				continue
+			}
+			at[k] = len(last)
+			last = append(last, c)
+		}
+	}
+	ups := sqldb.NewRows(`INSERT INTO analytics_state (operator, key, win, value) VALUES`, 4,
+		`ON CONFLICT (operator, key, win) DO UPDATE SET value = excluded.value`)
+	var dels []any
+	for _, c := range last {
 		if c.Value == nil {
-			_, err = tx.Exec(ctx, `DELETE FROM analytics_state WHERE operator = ? AND key = ? AND win = ?`, c.Operator, c.Key, c.Window)
+			dels = append(dels, c.Operator, c.Key, c.Window)
 		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO analytics_state (operator, key, win, value) VALUES (?, ?, ?, ?)
-				ON CONFLICT (operator, key, win) DO UPDATE SET value = excluded.value`, c.Operator, c.Key, c.Window, c.Value)
+			ups.Add(c.Operator, c.Key, c.Window, c.Value)
 		}
-		if err != nil {
-			return fmt.Errorf("analytics: save state %s/%s/%s: %w", c.Operator, c.Key, c.Window, err)
+	}
+	if err := ups.Flush(ctx, tx); err != nil {
+		return fmt.Errorf("analytics: save state: %w", err)
+	}
+	for len(dels) > 0 {
+		k := min(len(dels)/3, maxRows)
+		// A row value IN a VALUES list: SQLite takes row values only
+		// against a subquery, PostgreSQL either way.
+		q := `DELETE FROM analytics_state WHERE (operator, key, win) IN (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", k), ", ") + `)`
+		if _, err := tx.Exec(ctx, q, dels[:3*k]...); err != nil {
+			return fmt.Errorf("analytics: delete state: %w", err)
 		}
+		dels = dels[3*k:]
 	}
 	return nil
 }
 
-// saveWindow stores a closed window's counters.
-func saveWindow(ctx context.Context, tx *sqldb.Tx, r stream.Result) error {
+// windowRows returns a buffer for closed windows' counters: a window
+// closed again (a late change within the grace) keeps its last figures.
+func windowRows() *sqldb.Rows {
+	return sqldb.NewUpserts(`INSERT INTO analytics_windows (size, start_ms, end_ms, counters) VALUES`, 4, 2,
+		`ON CONFLICT (size, start_ms) DO UPDATE SET counters = excluded.counters, end_ms = excluded.end_ms`)
+}
+
+// addWindow buffers a closed window's counters in rows (windowRows).
+func addWindow(rows *sqldb.Rows, r stream.Result) error {
 	c, _ := r.Value.(Counters)
 	b, err := json.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("analytics: window: %w", err)
+		return fmt.Errorf("analytics: window %s %v: %w", r.Operator, r.Start, err)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO analytics_windows (size, start_ms, end_ms, counters) VALUES (?, ?, ?, ?)
-		ON CONFLICT (size, start_ms) DO UPDATE SET counters = excluded.counters, end_ms = excluded.end_ms`,
-		r.Operator, r.Start.UnixMilli(), r.End.UnixMilli(), string(b))
-	if err != nil {
-		return fmt.Errorf("analytics: save window %s %v: %w", r.Operator, r.Start, err)
-	}
+	rows.Add(r.Operator, r.Start.UnixMilli(), r.End.UnixMilli(), string(b))
 	return nil
 }
 
-// saveDetection stores d unless a detection with its id is stored already;
-// it reports whether it stored it.
-func saveDetection(ctx context.Context, tx *sqldb.Tx, d Detection) (bool, error) {
-	ev, err := json.Marshal(d.Evidence)
-	if err != nil {
-		return false, fmt.Errorf("analytics: detection: %w", err)
+// saveDetections stores ds, in order, but those whose id is stored already
+// (or comes earlier in ds), with one multi-row insert per maxRows
+// detections; it returns the detections it stored, in order.
+func saveDetections(ctx context.Context, tx *sqldb.Tx, ds []Detection) ([]Detection, error) {
+	if len(ds) == 0 {
+		return nil, nil
 	}
-	res, err := tx.Exec(ctx, `INSERT INTO analytics_detections (event_id, rule, type, match_key, at_ms, dry_run, evidence, holders, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		d.ID, d.Rule, d.Type, d.Key, d.At.UnixMilli(), b2i(d.DryRun), string(ev), d.Holders, d.DetectedAt.UnixMilli())
-	if err != nil {
-		return false, fmt.Errorf("analytics: save detection %s: %w", d.ID, err)
+	const cols = 9
+	row := "(" + sqldb.Placeholders(cols) + ")"
+	fresh := make(map[string]bool, len(ds))
+	var unique []Detection // a statement inserts each id once
+	for _, d := range ds {
+		if !fresh[d.ID] {
+			fresh[d.ID] = true
+			unique = append(unique, d)
+		}
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("analytics: save detection %s: %w", d.ID, err)
+	clear(fresh)
+	for chunk := unique; len(chunk) > 0; {
+		k := min(len(chunk), maxRows)
+		args := make([]any, 0, k*cols)
+		rows := make([]string, 0, k)
+		for _, d := range chunk[:k] {
+			ev, err := json.Marshal(d.Evidence)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: detection %s: %w", d.ID, err)
+			}
+			args = append(args, d.ID, d.Rule, d.Type, d.Key, d.At.UnixMilli(), b2i(d.DryRun), string(ev), d.Holders, d.DetectedAt.UnixMilli())
+			rows = append(rows, row)
+		}
+		chunk = chunk[k:]
+		ids, err := insertReturning(ctx, tx, `INSERT INTO analytics_detections (event_id, rule, type, match_key, at_ms, dry_run, evidence, holders, created_at)
+		VALUES `+strings.Join(rows, ", ")+` ON CONFLICT (event_id) DO NOTHING RETURNING event_id`, args)
+		if err != nil {
+			return nil, fmt.Errorf("analytics: save detections: %w", err)
+		}
+		for _, id := range ids {
+			fresh[id] = true
+		}
 	}
-	return n == 1, nil
+	var stored []Detection
+	for _, d := range unique {
+		if fresh[d.ID] {
+			stored = append(stored, d)
+		}
+	}
+	return stored, nil
+}
+
+// insertReturning runs an INSERT … RETURNING of one text column and
+// returns the values.
+func insertReturning(ctx context.Context, tx *sqldb.Tx, q string, args []any) ([]string, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 func b2i(b bool) int64 {
