@@ -193,6 +193,72 @@ func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, &FieldError{Reason: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxEnvelopeSize)}
 	}
+	if e, ok := decodeValid(b); ok {
+		return e, nil
+	}
+	return decodePrecisely(b)
+}
+
+// decodeValid is Decode's path for a well-formed envelope, every record
+// but the rare bad one: one pass of the decoder, metadata included, into
+// plain fields. It reports false for anything it does not accept, and
+// decodePrecisely then finds what is wrong: it tells a missing field from
+// an empty one, names the field, and accepts exactly what this accepts.
+func decodeValid(b []byte) (*Envelope, bool) {
+	var raw struct {
+		EventID       string          `json:"eventId"`
+		EventType     string          `json:"eventType"`
+		EventVersion  string          `json:"eventVersion"`
+		Timestamp     string          `json:"timestamp"`
+		Source        string          `json:"source"`
+		CorrelationID string          `json:"correlationId"`
+		CausationID   string          `json:"causationId"`
+		Data          json.RawMessage `json:"data"`
+		Metadata      *Metadata       `json:"metadata"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // in metadata too
+	if dec.Decode(&raw) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	if raw.EventID == "" || raw.EventType == "" || raw.EventVersion == "" || raw.Timestamp == "" || raw.Source == "" ||
+		raw.CorrelationID == "" || raw.CausationID == "" || len(raw.Data) == 0 || raw.Data[0] != '{' ||
+		len(raw.EventID) != 36 || uuid.Validate(raw.EventID) != nil {
+		return nil, false
+	}
+	ts, err := time.Parse(time.RFC3339Nano, raw.Timestamp)
+	if err != nil {
+		return nil, false
+	}
+	ts = ts.UTC()
+	if y := ts.Year(); y < 1 || y > 9999 {
+		return nil, false
+	}
+	e := &Envelope{
+		Partition:     -1,
+		Offset:        -1,
+		EventID:       raw.EventID,
+		EventType:     Type(raw.EventType),
+		EventVersion:  raw.EventVersion,
+		Timestamp:     ts,
+		Source:        raw.Source,
+		CorrelationID: raw.CorrelationID,
+		CausationID:   raw.CausationID,
+		Data:          raw.Data,
+	}
+	if raw.Metadata != nil {
+		e.Metadata = *raw.Metadata
+	}
+	return e, true
+}
+
+// decodePrecisely is Decode for a record decodeValid did not accept: it
+// returns the *FieldError that says why (or the envelope, should it be
+// valid after all).
+func decodePrecisely(b []byte) (*Envelope, error) {
 	// Decode into pointers first so a missing field can be told from a zero one.
 	var raw struct {
 		EventID       *string          `json:"eventId"`
