@@ -318,9 +318,12 @@ func BenchmarkNewDistinct(b *testing.B) {
 	}
 	payloads := map[string]func(i int) event.Payload{
 		"payment": func(i int) event.Payload {
-			return &event.PaymentProcessed{PaymentID: fmt.Sprint("p-", i), OrderID: "o-1", UserID: "u-1", AmountCents: 1999, Currency: "EUR", AuthCode: "A1"}
+			return &event.PaymentProcessed{PaymentID: fmt.Sprint("p-", i, "-", event.NewID()), OrderID: "o-1", UserID: "u-1", AmountCents: 1999, Currency: "EUR", AuthCode: "A1"}
 		},
-		"auditblock": func(i int) event.Payload { block.Records[0].Seq = int64(i); return block },
+		"auditblock": func(i int) event.Payload {
+			block.Records[0].Seq, block.Records[0].EventID = int64(i), event.NewID()
+			return block
+		},
 	}
 	for _, name := range []string{"payment", "auditblock"} {
 		for _, validate := range []bool{true, false} {
