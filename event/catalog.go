@@ -99,6 +99,12 @@ func (s Spec) NewAt(v string) any {
 	return nil
 }
 
+// hasVersion reports whether the type has version v (NewAt(v) != nil,
+// without making a payload).
+func (s Spec) hasVersion(v string) bool {
+	return v == s.Version || priorIndex(s, v) < len(s.Prior)
+}
+
 // partitionKey returns the partition key of p, a payload of s's type.
 func (s *Spec) partitionKey(p Payload) string {
 	k := reflect.ValueOf(p).Elem().Field(s.key).String()

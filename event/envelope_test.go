@@ -306,6 +306,44 @@ func BenchmarkNew(b *testing.B) {
 	}
 }
 
+// BenchmarkNewDistinct is New over payloads that differ every time (as
+// in production: no validation-cache hit), validated (under `go test`, and
+// what New did for every event before ValidateBuilt) and trusted (outside
+// tests): a payment and a 60-record audit block (~40 KB).
+func BenchmarkNewDistinct(b *testing.B) {
+	block := &event.AuditBlockRecorded{Chain: "main", PrevHash: strings.Repeat("a", 64), Hash: strings.Repeat("b", 64), Part: 1, Parts: 1}
+	for i := range 60 {
+		block.Records = append(block.Records, event.AuditBlockRecord{Seq: int64(i), EventID: event.NewID(), Type: "OrderCreated", Topic: "order-events",
+			Envelope: json.RawMessage(`{"eventId":"` + event.NewID() + `","data":{"orderId":"o-1","lines":[{"productId":"p","quantity":1}]},"source":"` + strings.Repeat("x", 400) + `"}`)})
+	}
+	payloads := map[string]func(i int) event.Payload{
+		"payment": func(i int) event.Payload {
+			return &event.PaymentProcessed{PaymentID: fmt.Sprint("p-", i, "-", event.NewID()), OrderID: "o-1", UserID: "u-1", AmountCents: 1999, Currency: "EUR", AuthCode: "A1"}
+		},
+		"auditblock": func(i int) event.Payload {
+			block.Records[0].Seq, block.Records[0].EventID = int64(i), event.NewID()
+			return block
+		},
+	}
+	for _, name := range []string{"payment", "auditblock"} {
+		for _, validate := range []bool{true, false} {
+			mode := map[bool]string{true: "validated", false: "trusted"}[validate]
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				event.ValidateBuilt.Store(validate)
+				defer event.ValidateBuilt.Store(true)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					if _, err := event.New("payment-service", event.Origin{}, payloads[name](i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestKeyAndOrderCostNoAllocation: the partition key and the order of an
 // event are read from the fields the catalog found at registration, on
 // every event, so reading them must not allocate.

@@ -97,7 +97,7 @@ func ValidatePayload(t Type, v string, data []byte) error {
 	if !ok {
 		return fmt.Errorf("event: %w: %q", ErrUnknownType, t)
 	}
-	if spec.NewAt(v) == nil {
+	if !spec.hasVersion(v) {
 		return fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, t, v, strings.Join(spec.Versions(), ", "))
 	}
 	key := validKey(t, v, data)

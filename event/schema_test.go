@@ -54,6 +54,35 @@ func TestPayloadRejectsWhatTheSchemaRejects(t *testing.T) {
 	}
 }
 
+// TestNewValidatesBuiltPayloadsUnderTest: outside tests New trusts the
+// payloads it builds from Go values (see the package doc); under `go test`
+// it validates them, so a producer whose code builds a payload its schema
+// rejects (here raw JSON that is not the object the schema wants) fails its
+// tests, and with validation off New trusts it.
+func TestNewValidatesBuiltPayloadsUnderTest(t *testing.T) {
+	if !event.ValidateBuilt.Load() {
+		t.Fatal("ValidateBuilt is off under go test")
+	}
+	bad := &event.AuditRecorded{EventID: "e1", Key: "k", Envelope: json.RawMessage(`"not an object"`)}
+	_, err := event.New("audit-service", event.Origin{}, bad)
+	var se *event.SchemaError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "at '/envelope'") {
+		t.Fatalf("New(invalid AuditRecorded) = %v, want a SchemaError at /envelope", err)
+	}
+	event.ValidateBuilt.Store(false)
+	defer event.ValidateBuilt.Store(true)
+	e, err := event.New("audit-service", event.Origin{}, bad)
+	if err != nil {
+		t.Fatalf("New with ValidateBuilt off = %v, want the payload trusted", err)
+	}
+	// A consumer still validates what it decodes: the same payload under
+	// another version's bytes (any change) is checked in full.
+	e.Data = json.RawMessage(strings.Replace(string(e.Data), `"e1"`, `"e2"`, 1))
+	if _, err := e.Payload(); !errors.As(err, &se) {
+		t.Errorf("Payload() of a changed untrusted payload = %v, want a SchemaError", err)
+	}
+}
+
 func TestNewValidatesBeforePublishing(t *testing.T) {
 	// A nested struct's required fields are checked too; a Go value always
 	// marshals them, so the schema and the type agree: New succeeds...

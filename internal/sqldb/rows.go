@@ -14,23 +14,30 @@ import (
 // to it.
 type Rows struct {
 	head string // INSERT INTO t (a, b) VALUES
-	tail string // e.g. ON CONFLICT (a) DO NOTHING
-	row  string // (?, ?)
-	cols int
-	keys int // with NewUpserts: the leading columns that key a row
-	args []any
+	// selectHead is head for padded statements (see Flush):
+	// INSERT INTO t (a, b) SELECT * FROM (VALUES
+	selectHead string
+	tail       string // e.g. ON CONFLICT (a) DO NOTHING
+	row        string // (?, ?)
+	cols       int
+	keys       int // with NewUpserts: the leading columns that key a row
+	args       []any
 }
 
 // maxRows bounds the rows of one statement: PostgreSQL takes at most 65535
 // parameters, SQLite 32766; fewer distinct statement texts get prepared.
 const maxRows = 200
 
+// maxSQLiteParams is SQLite's bound on a statement's parameters
+// (SQLITE_MAX_VARIABLE_NUMBER).
+const maxSQLiteParams = 32766
+
 // NewRows returns an empty buffer of rows for insert, a statement
 // "INSERT INTO t (c1, …, cn) VALUES" of cols columns; tail ("" or, say,
 // "ON CONFLICT (id) DO NOTHING") ends every statement.
 func NewRows(insert string, cols int, tail string) *Rows {
 	row := "(" + Placeholders(cols) + ")"
-	return &Rows{head: insert + " ", tail: tail, row: row, cols: cols}
+	return &Rows{head: insert + " ", selectHead: selectHead(insert), tail: tail, row: row, cols: cols}
 }
 
 // NewUpserts is NewRows for an upsert (tail "ON CONFLICT (k…) DO UPDATE
@@ -68,6 +75,17 @@ func (r *Rows) Truncate(n int) {
 
 // Flush inserts the rows buffered through tx, maxRows a statement, and
 // empties the buffer.
+//
+// On SQLite a statement of n rows has room for sizeClass(n) rows, a power
+// of two, the rest padded with NULLs and left out (INSERT … SELECT * FROM
+// (VALUES …) WHERE column1 IS NOT NULL, as the audit trail's blocks do): its
+// text depends on the size class alone, so a table's inserts use nine
+// prepared statements at most instead of one per row count, which kept
+// SQLite parsing and holding up to 200 programs per table and filled the
+// per-database cache of prepared statements (512). A batch whose first
+// column holds a NULL, or an insert not ending in VALUES, gets the exact
+// statement. PostgreSQL, which would type the padded VALUES as text, always
+// gets the exact statement (pgx caches its prepared statements itself).
 func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	defer r.Discard()
 	args := r.args
@@ -76,25 +94,76 @@ func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	}
 	for len(args) > 0 {
 		n := min(len(args)/r.cols, maxRows)
-		var q strings.Builder
-		q.Grow(len(r.head) + n*(len(r.row)+2) + len(r.tail) + 1)
-		q.WriteString(r.head)
-		for i := range n {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(r.row)
-		}
-		if r.tail != "" {
-			q.WriteString(" ")
-			q.WriteString(r.tail)
-		}
-		if _, err := tx.Exec(ctx, q.String(), args[:n*r.cols]...); err != nil {
+		q, a := r.statement(tx.Dialect(), args[:n*r.cols])
+		if _, err := tx.Exec(ctx, q, a...); err != nil {
 			return fmt.Errorf("sqldb: %s…: %w", strings.TrimSpace(r.head), err)
 		}
 		args = args[n*r.cols:]
 	}
 	return nil
+}
+
+// statement returns the statement inserting the rows of args (at most
+// maxRows) and its arguments: padded to a size class on SQLite when it can
+// be (see Flush), else exactly len(args)/r.cols rows.
+func (r *Rows) statement(d Dialect, args []any) (string, []any) {
+	n := len(args) / r.cols
+	head, rows, padded := r.head, n, false
+	if d == SQLite && r.selectHead != "" && sizeClass(n)*r.cols <= maxSQLiteParams && firstColumnSet(args, r.cols) {
+		head, rows, padded = r.selectHead, sizeClass(n), true
+		all := make([]any, rows*r.cols) // the rows after n pad, all NULL
+		copy(all, args)
+		args = all
+	}
+	var q strings.Builder
+	q.Grow(len(head) + rows*(len(r.row)+2) + len(r.tail) + 40)
+	q.WriteString(head)
+	for i := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(r.row)
+	}
+	if padded {
+		q.WriteString(") WHERE column1 IS NOT NULL")
+	}
+	if r.tail != "" {
+		q.WriteString(" ")
+		q.WriteString(r.tail)
+	}
+	return q.String(), args
+}
+
+// sizeClass returns the power of two at least n: the rows of the padded
+// statement that inserts n.
+func sizeClass(n int) int {
+	c := 1
+	for c < n {
+		c *= 2
+	}
+	return c
+}
+
+// firstColumnSet reports whether no row of args (cols values each) has a
+// NULL first column, which would be taken for padding.
+func firstColumnSet(args []any, cols int) bool {
+	for i := 0; i < len(args); i += cols {
+		if args[i] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// selectHead turns "INSERT INTO t (c…) VALUES" into "INSERT INTO t (c…)
+// SELECT * FROM (VALUES ", the head of a padded statement; "" for an insert
+// that does not end in VALUES.
+func selectHead(insert string) string {
+	s := strings.TrimSpace(insert)
+	if len(s) < 6 || !strings.EqualFold(s[len(s)-6:], "VALUES") {
+		return ""
+	}
+	return strings.TrimSpace(s[:len(s)-6]) + " SELECT * FROM (VALUES "
 }
 
 // lastByKey returns the rows buffered, only the last of each key, in the
