@@ -140,8 +140,8 @@ type meter struct {
 	start     []time.Duration // per proc
 	self      time.Duration   // this process; -1 when /proc is unreadable
 	published float64         // summed over the /metrics processes
-	records   int64
-	commits   int64
+	records   tally
+	commits   tally
 }
 
 // reading is one look at everything a meter watches.
@@ -267,8 +267,11 @@ type Measured struct {
 	Records     int64
 	RecordsFrom string
 	Commits     int64 // PostgreSQL commits (-1: not measured)
-	Span        time.Duration
-	orders      int // finished orders, the figures' denominator
+	// ByTopic is Records per topic (from Kafka; else nil), ByService
+	// Commits per service's database (nil when not measured).
+	ByTopic, ByService map[string]int64
+	Span               time.Duration
+	orders             int // finished orders, the figures' denominator
 }
 
 // stop waits until the watched processes are quiet (see quiet; at most
@@ -323,7 +326,8 @@ func (m *meter) stop(ctx context.Context, began time.Time) (*Measured, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Records, out.RecordsFrom = n-m.records, "kafka"
+		out.ByTopic = n.since(m.records)
+		out.Records, out.RecordsFrom = tally(out.ByTopic).sum(), "kafka"
 	case hasMetrics(m.procs):
 		out.Records, out.RecordsFrom = int64(prev.published-m.published), "metrics"
 	}
@@ -332,7 +336,8 @@ func (m *meter) stop(ctx context.Context, began time.Time) (*Measured, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Commits = n - m.commits
+		out.ByService = n.since(m.commits)
+		out.Commits = tally(out.ByService).sum()
 	}
 	return out, nil
 }
