@@ -130,6 +130,9 @@ func (m *Measured) String() string {
 	}
 	if m.Commits >= 0 {
 		fmt.Fprintf(&b, "\ncommits/order: %.2f in postgres (%d in all)%s", float64(m.Commits)/float64(n), m.Commits, byName(m.ByService, n))
+		if w := tally(m.Writes).sum(); w > 0 {
+			fmt.Fprintf(&b, "\nof which write transactions/order: %.2f%s", float64(w)/float64(n), byName(m.Writes, n))
+		}
 	}
 	fmt.Fprintf(&b, "\nmeasured from the first order to quiet after the last: %s", m.Span.Round(time.Millisecond))
 	return strings.TrimPrefix(b.String(), "\n")
@@ -167,8 +170,10 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Commits                  *int64             `json:"commits"`
 		CommitsPerOrder          *float64           `json:"commitsPerOrder"`
 		CommitsPerOrderByService map[string]float64 `json:"commitsPerOrderByService,omitempty"`
-		MeasuredSeconds          *float64           `json:"measuredSeconds"`
-		Notes                    []string           `json:"notes"`
+		// Of those, write transactions (the others: reads).
+		WriteCommitsPerOrderByService map[string]float64 `json:"writeCommitsPerOrderByService,omitempty"`
+		MeasuredSeconds               *float64           `json:"measuredSeconds"`
+		Notes                         []string           `json:"notes"`
 	}{
 		Orders: r.Orders, Accepted: r.Accepted, Shipped: r.Shipped, Cancelled: r.Cancelled, Failed: r.Failed, Unexpected: r.Unexpected,
 		FailedBecause: r.FailedBecause, DurationSeconds: r.Duration.Seconds(), OrdersPerSecond: r.Throughput(),
@@ -199,6 +204,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 			per := float64(m.Commits) / float64(n)
 			out.Commits, out.CommitsPerOrder = &m.Commits, &per
 			out.CommitsPerOrderByService = perOrderBy(m.ByService, n)
+			out.WriteCommitsPerOrderByService = perOrderBy(m.Writes, n)
 		}
 	}
 	return json.Marshal(out)
