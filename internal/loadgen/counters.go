@@ -27,26 +27,49 @@ func newKafkaCounter(brokers []string) (*kafkaCounter, error) {
 
 func (k *kafkaCounter) close() { k.adm.Close() }
 
-func (k *kafkaCounter) records(ctx context.Context) (int64, error) {
+func (k *kafkaCounter) records(ctx context.Context) (tally, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	topics, err := k.adm.ListTopics(ctx) // internal topics (__consumer_offsets) left out
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: kafka: list topics: %w", err)
+		return nil, fmt.Errorf("loadgen: kafka: list topics: %w", err)
 	}
+	t := tally{}
 	if len(topics) == 0 {
-		return 0, nil
+		return t, nil
 	}
 	ends, err := k.adm.ListEndOffsets(ctx, topics.Names()...)
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: kafka: end offsets: %w", err)
+		return nil, fmt.Errorf("loadgen: kafka: end offsets: %w", err)
 	}
 	if err := ends.Error(); err != nil {
-		return 0, fmt.Errorf("loadgen: kafka: end offsets: %w", err)
+		return nil, fmt.Errorf("loadgen: kafka: end offsets: %w", err)
 	}
+	ends.Each(func(o kadm.ListedOffset) { t[o.Topic] += o.Offset })
+	return t, nil
+}
+
+// tally is a count per name: records per topic, commits per database.
+type tally map[string]int64
+
+func (t tally) sum() int64 {
 	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n, nil
+	for _, v := range t {
+		n += v
+	}
+	return n
+}
+
+// since returns the counts of t since earlier, leaving out names that
+// did not move.
+func (t tally) since(earlier tally) tally {
+	out := tally{}
+	for k, v := range t {
+		if d := v - earlier[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
 }
 
 // pgCounter counts the transactions PostgreSQL committed in Eventmart's
@@ -76,22 +99,33 @@ func newPGCounter(ctx context.Context, dsn string) (*pgCounter, error) {
 	return c, nil
 }
 
-func (c *pgCounter) commits(ctx context.Context) (int64, error) {
+// commits returns the commits per service: its database's name without
+// the prefix.
+func (c *pgCounter) commits(ctx context.Context) (tally, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.dsn)
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: postgres: %w", err)
+		return nil, fmt.Errorf("loadgen: postgres: %w", err)
 	}
 	defer conn.Close(context.Background())
 	// The prefix is matched literally: _ and % escaped for LIKE.
 	like := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`).Replace(c.prefix) + `\_%`
-	var n int64
-	err = conn.QueryRow(ctx, `SELECT COALESCE(sum(xact_commit), 0)::bigint FROM pg_stat_database WHERE datname LIKE $1`, like).Scan(&n)
+	rows, err := conn.Query(ctx, `SELECT datname, xact_commit FROM pg_stat_database WHERE datname LIKE $1`, like)
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: postgres: pg_stat_database: %w", err)
+		return nil, fmt.Errorf("loadgen: postgres: pg_stat_database: %w", err)
 	}
-	return n, nil
+	t := tally{}
+	var name string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		t[strings.TrimPrefix(name, c.prefix+"_")] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: postgres: pg_stat_database: %w", err)
+	}
+	return t, nil
 }
 
 // pgStatsFlush is how long a PostgreSQL backend may hold the counts of
@@ -101,23 +135,23 @@ const pgStatsFlush = 11 * time.Second
 
 // settledCommits reads the commits until three reads a second apart agree
 // (the backends, idle since, have reported theirs), at most pgStatsFlush.
-func (c *pgCounter) settledCommits(ctx context.Context) (int64, error) {
+func (c *pgCounter) settledCommits(ctx context.Context) (tally, error) {
 	prev, err := c.commits(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	deadline := time.Now().Add(pgStatsFlush)
 	for same := 0; same < 2 && time.Now().Before(deadline); {
 		select {
 		case <-time.After(time.Second): // the backends report at most once a second
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		}
 		cur, err := c.commits(ctx)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if cur == prev {
+		if cur.sum() == prev.sum() {
 			same++
 		} else {
 			same = 0

@@ -50,6 +50,7 @@ type metricsSample struct {
 	events    float64       // events published and consumed, every outcome: the process's work
 	pending   float64       // work known to wait: consumer lag and outbox backlog
 	start     float64       // process_start_time_seconds (Unix seconds), 0 when absent
+	writes    tally         // eventmart_db_commits_total by database ("order-service" -> "order")
 }
 
 // scrapeTimeout bounds one GET of /metrics.
@@ -117,6 +118,16 @@ func parseMetrics(r io.Reader) (metricsSample, error) {
 			s.events += m.GetCounter().GetValue()
 		}
 	}
+	if c := fams["eventmart_db_commits_total"]; c != nil {
+		s.writes = tally{}
+		for _, m := range c.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "service" {
+					s.writes[strings.TrimSuffix(l.GetValue(), "-service")] += int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
 	for _, name := range []string{"eventmart_consumer_lag", "eventmart_outbox_backlog"} {
 		if g := fams[name]; g != nil {
 			for _, m := range g.Metric {
@@ -140,8 +151,9 @@ type meter struct {
 	start     []time.Duration // per proc
 	self      time.Duration   // this process; -1 when /proc is unreadable
 	published float64         // summed over the /metrics processes
-	records   int64
-	commits   int64
+	writes    tally           // write commits per service, from /metrics
+	records   tally
+	commits   tally
 }
 
 // reading is one look at everything a meter watches.
@@ -150,11 +162,12 @@ type reading struct {
 	published float64
 	events    float64 // -1 when no process has metrics
 	pending   float64
+	writes    tally
 }
 
 // read reads every process's CPU once.
 func (m *meter) read(ctx context.Context) (reading, error) {
-	r := reading{cpu: make([]time.Duration, len(m.procs)), events: -1}
+	r := reading{cpu: make([]time.Duration, len(m.procs)), events: -1, writes: tally{}}
 	procs, err := m.procsTable()
 	if err != nil {
 		return r, err
@@ -167,6 +180,9 @@ func (m *meter) read(ctx context.Context) (reading, error) {
 			}
 			r.cpu[i] = s.cpu
 			r.published += s.published
+			for k, v := range s.writes {
+				r.writes[k] += v
+			}
 			r.events = max(r.events, 0) + s.events
 			r.pending += s.pending
 			continue
@@ -207,7 +223,7 @@ func startMeter(ctx context.Context, procs []Process, kafka *kafkaCounter, postg
 	if err != nil {
 		return nil, err
 	}
-	m.start, m.published = r.cpu, r.published
+	m.start, m.published, m.writes = r.cpu, r.published, r.writes
 	if self, err := processCPU([]int{os.Getpid()}); err == nil && !inProcess {
 		m.self = self
 	}
@@ -267,8 +283,13 @@ type Measured struct {
 	Records     int64
 	RecordsFrom string
 	Commits     int64 // PostgreSQL commits (-1: not measured)
-	Span        time.Duration
-	orders      int // finished orders, the figures' denominator
+	// ByTopic is Records per topic (from Kafka; else nil), ByService
+	// Commits per service's database (nil when not measured), of which
+	// Writes were write transactions (eventmart_db_commits_total; the
+	// others are reads outside a transaction).
+	ByTopic, ByService, Writes map[string]int64
+	Span                       time.Duration
+	orders                     int // finished orders, the figures' denominator
 }
 
 // stop waits until the watched processes are quiet (see quiet; at most
@@ -323,7 +344,8 @@ func (m *meter) stop(ctx context.Context, began time.Time) (*Measured, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Records, out.RecordsFrom = n-m.records, "kafka"
+		out.ByTopic = n.since(m.records)
+		out.Records, out.RecordsFrom = tally(out.ByTopic).sum(), "kafka"
 	case hasMetrics(m.procs):
 		out.Records, out.RecordsFrom = int64(prev.published-m.published), "metrics"
 	}
@@ -332,7 +354,9 @@ func (m *meter) stop(ctx context.Context, began time.Time) (*Measured, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Commits = n - m.commits
+		out.ByService = n.since(m.commits)
+		out.Writes = prev.writes.since(m.writes)
+		out.Commits = tally(out.ByService).sum()
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,6 +46,9 @@ eventmart_consumer_lag{group="payment-service",partition="0",topic="order-events
 eventmart_consumer_lag{group="payment-service",partition="1",topic="order-events"} 0
 # TYPE eventmart_outbox_backlog gauge
 eventmart_outbox_backlog{service="order"} 2
+# TYPE eventmart_db_commits_total counter
+eventmart_db_commits_total{service="order-service"} 40
+eventmart_db_commits_total{service="payment-service"} 9
 `
 	s, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
@@ -52,6 +56,9 @@ eventmart_outbox_backlog{service="order"} 2
 	}
 	if s.cpu != 12340*time.Millisecond || s.published != 10 || s.events != 17 || s.start != 1.76501e9 || s.pending != 6 {
 		t.Fatalf("parseMetrics = %+v; want cpu 12.34s, published 10 (ok only), events 17, start 1.76501e9, pending 6", s)
+	}
+	if s.writes["order"] != 40 || s.writes["payment"] != 9 || len(s.writes) != 2 {
+		t.Fatalf("write commits %v; want order 40, payment 9 (by database: the service label without -service)", s.writes)
 	}
 	if _, err := parseMetrics(strings.NewReader("go_goroutines 12\n")); err == nil {
 		t.Fatal("metrics without process_cpu_seconds_total were accepted")
@@ -239,6 +246,10 @@ func TestRunMeasuresARealApp(t *testing.T) {
 		RecordsPerOrder *float64
 		CommitsPerOrder *float64
 		MeasuredSeconds *float64
+
+		RecordsPerOrderByTopic        map[string]float64
+		CommitsPerOrderByService      map[string]float64
+		WriteCommitsPerOrderByService map[string]float64
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
@@ -262,6 +273,17 @@ func TestRunMeasuresARealApp(t *testing.T) {
 		}
 	} else if out.CommitsPerOrder == nil || *out.CommitsPerOrder < 1 {
 		t.Fatalf("load --json: %s; want PostgreSQL commits per order (≥ 1)", b)
+	} else {
+		// Split per service, of which the order service's write
+		// transactions (at least the order's insert) are a part.
+		var sum float64
+		for _, v := range out.CommitsPerOrderByService {
+			sum += v
+		}
+		o, w := out.CommitsPerOrderByService["order"], out.WriteCommitsPerOrderByService["order"]
+		if math.Abs(sum-*out.CommitsPerOrder) > 1e-9 || w < 1 || w > o {
+			t.Fatalf("load --json: %s; want the commits per service summing to the commits, order's write transactions ≥ 1 and ≤ its commits", b)
+		}
 	}
 	fmt.Fprintln(os.Stderr, res) // the text report, for the log
 }

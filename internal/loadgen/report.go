@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -125,10 +126,13 @@ func (m *Measured) String() string {
 		if m.RecordsFrom == "metrics" {
 			from = "published (eventmart_events_published_total)"
 		}
-		fmt.Fprintf(&b, "\nrecords/order: %.2f %s (%d in all)", float64(m.Records)/float64(n), from, m.Records)
+		fmt.Fprintf(&b, "\nrecords/order: %.2f %s (%d in all)%s", float64(m.Records)/float64(n), from, m.Records, byName(m.ByTopic, n))
 	}
 	if m.Commits >= 0 {
-		fmt.Fprintf(&b, "\ncommits/order: %.2f in postgres (%d in all)", float64(m.Commits)/float64(n), m.Commits)
+		fmt.Fprintf(&b, "\ncommits/order: %.2f in postgres (%d in all)%s", float64(m.Commits)/float64(n), m.Commits, byName(m.ByService, n))
+		if w := tally(m.Writes).sum(); w > 0 {
+			fmt.Fprintf(&b, "\nof which write transactions/order: %.2f%s", float64(w)/float64(n), byName(m.Writes, n))
+		}
 	}
 	fmt.Fprintf(&b, "\nmeasured from the first order to quiet after the last: %s", m.Span.Round(time.Millisecond))
 	return strings.TrimPrefix(b.String(), "\n")
@@ -161,10 +165,15 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Records         *int64         `json:"records"`
 		RecordsFrom     string         `json:"recordsFrom,omitempty"`
 		RecordsPerOrder *float64       `json:"recordsPerOrder"`
-		Commits         *int64         `json:"commits"`
-		CommitsPerOrder *float64       `json:"commitsPerOrder"`
-		MeasuredSeconds *float64       `json:"measuredSeconds"`
-		Notes           []string       `json:"notes"`
+		// Per topic (Kafka) and per service's database (PostgreSQL).
+		RecordsPerOrderByTopic   map[string]float64 `json:"recordsPerOrderByTopic,omitempty"`
+		Commits                  *int64             `json:"commits"`
+		CommitsPerOrder          *float64           `json:"commitsPerOrder"`
+		CommitsPerOrderByService map[string]float64 `json:"commitsPerOrderByService,omitempty"`
+		// Of those, write transactions (the others: reads).
+		WriteCommitsPerOrderByService map[string]float64 `json:"writeCommitsPerOrderByService,omitempty"`
+		MeasuredSeconds               *float64           `json:"measuredSeconds"`
+		Notes                         []string           `json:"notes"`
 	}{
 		Orders: r.Orders, Accepted: r.Accepted, Shipped: r.Shipped, Cancelled: r.Cancelled, Failed: r.Failed, Unexpected: r.Unexpected,
 		FailedBecause: r.FailedBecause, DurationSeconds: r.Duration.Seconds(), OrdersPerSecond: r.Throughput(),
@@ -189,11 +198,43 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		if m.Records >= 0 {
 			per := float64(m.Records) / float64(n)
 			out.Records, out.RecordsFrom, out.RecordsPerOrder = &m.Records, m.RecordsFrom, &per
+			out.RecordsPerOrderByTopic = perOrderBy(m.ByTopic, n)
 		}
 		if m.Commits >= 0 {
 			per := float64(m.Commits) / float64(n)
 			out.Commits, out.CommitsPerOrder = &m.Commits, &per
+			out.CommitsPerOrderByService = perOrderBy(m.ByService, n)
+			out.WriteCommitsPerOrderByService = perOrderBy(m.Writes, n)
 		}
 	}
 	return json.Marshal(out)
+}
+
+// perOrderBy is counts per name divided by n orders; nil for none.
+func perOrderBy(counts map[string]int64, n int) map[string]float64 {
+	if len(counts) == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(counts))
+	for k, v := range counts {
+		out[k] = float64(v) / float64(n)
+	}
+	return out
+}
+
+// byName is counts per name per order in the text report, largest first:
+// " (a 4.00, b 1.50)"; "" for none.
+func byName(counts map[string]int64, n int) string {
+	if len(counts) == 0 {
+		return ""
+	}
+	names := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b))
+	})
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %.2f", k, float64(counts[k])/float64(n))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

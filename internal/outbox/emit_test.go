@@ -13,9 +13,10 @@ import (
 
 // TestEmitOneReturnsTheEventItAdded: the event EmitOne returns carries the
 // origin it was given and is the one the relay then publishes.
-func TestEmitOneReturnsTheEventItAdded(t *testing.T) {
+func TestEmitOneReturnsTheEventItAdded(t *testing.T) { onEachDB(t, testEmitOneReturnsTheEventItAdded) }
+
+func testEmitOneReturnsTheEventItAdded(t *testing.T, db *sqldb.DB) {
 	ctx := context.Background()
-	db := outboxDB(t)
 	o := event.Origin{CorrelationID: "corr-1", CausationID: "cause-1"}
 	var e *event.Envelope
 	err := db.InTx(ctx, func(tx *sqldb.Tx) error {

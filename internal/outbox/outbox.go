@@ -8,12 +8,18 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
@@ -59,11 +65,25 @@ type pendingKey struct{}
 
 // pendingRows returns tx's buffer of outbox rows. Ids are assigned in
 // insert order, so the relay publishes the rows in the order added.
+//
+// On PostgreSQL the insert also notifies Channel (pg_notify in its
+// RETURNING clause: no statement of its own), which the server delivers
+// when the transaction commits, to the relay of whichever instance
+// relays: it need not poll for rows. The notifications of a transaction
+// are one (PostgreSQL folds identical ones).
 func pendingRows(tx *sqldb.Tx) *sqldb.Rows {
 	return tx.Pending(pendingKey{}, func() sqldb.Pending {
-		return sqldb.NewRows(`INSERT INTO outbox (topic, msg_key, value, headers, created_at) VALUES`, 5, "")
+		tail := ""
+		if tx.Dialect() == sqldb.Postgres {
+			tail = `RETURNING pg_notify('` + Channel + `', '')`
+		}
+		return sqldb.NewRows(`INSERT INTO outbox (topic, msg_key, value, headers, created_at) VALUES`, 5, tail)
 	}).(*sqldb.Rows)
 }
+
+// Channel is the PostgreSQL notification channel on which a commit that
+// added outbox rows tells the relay (LISTEN/NOTIFY, per database).
+const Channel = "eventmart_outbox"
 
 // Emit builds the events of payloads, emitted by source with origin o (a
 // request's event.FromRequest, or the causing event's Origin()), and adds
@@ -100,16 +120,32 @@ type Relay struct {
 	wake  chan struct{}
 	batch int
 
-	// Poll is how often the relay looks for rows without being told
-	// (Notify). On PostgreSQL that is how rows committed by the service's
-	// other instances leave (only the instance holding the service's lease
-	// relays); on SQLite, which one process owns and whose every commit
-	// notifies, it is a safety net. Set it before Run.
+	// Poll is how often the relay looks for rows without being told. On
+	// SQLite, which one process owns and whose every commit notifies
+	// (Notify), it is a safety net. On PostgreSQL it is the interval
+	// while the relay is not listening for the commits' notifications
+	// (Channel): until its LISTEN took, and after its listening
+	// connection failed. Set it before Run.
 	Poll time.Duration
+
+	// SafetyPoll is how often a relay listening on PostgreSQL looks for
+	// rows without being notified. Every commit adding rows notifies,
+	// those of the service's other instances too (only the instance
+	// holding the service's lease relays), so it is a safety net only.
+	// Set it before Run.
+	SafetyPoll time.Duration
+
+	// listening is set while the relay's connection LISTENs on Channel
+	// (PostgreSQL): the commits' notifications wake the relay then.
+	listening atomic.Bool
 
 	// published is, on SQLite, the highest id published: the rows up to
 	// it are published, and deleted or about to be (see Run).
 	published atomic.Int64
+
+	// unsettled is, on PostgreSQL, the ids published and not known to
+	// be deleted (see Run): reads skip them, Backlog does not count them.
+	unsettled atomic.Pointer[[]int64]
 
 	// Pin, if set, is asked once per batch which event types to publish at
 	// an older version than the one they were written at (type -> version,
@@ -121,16 +157,20 @@ type Relay struct {
 
 // A new relay's Poll: PostgreSQL (see Poll) and SQLite. On SQLite it
 // was 100 ms too, and an idle process queried each service's outbox ten
-// times a second for nothing.
+// times a second for nothing. DefaultSafetyPoll is its SafetyPoll: on
+// PostgreSQL the relays of an idle deployment each read once in that
+// interval, not ten times a second.
 const (
 	DefaultPoll       = 100 * time.Millisecond
 	DefaultPollSQLite = time.Second
+	DefaultSafetyPoll = 5 * time.Second
 )
 
 // NewRelay returns a relay of db's outbox to pub. It publishes at once
-// after Notify, and looks for rows every Poll besides.
+// after Notify (or, on PostgreSQL, a commit's notification), and looks
+// for rows every Poll (SafetyPoll while listening) besides.
 func NewRelay(db *sqldb.DB, pub bus.Publisher, log *slog.Logger) *Relay {
-	r := &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll}
+	r := &Relay{db: db, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000, Poll: DefaultPoll, SafetyPoll: DefaultSafetyPoll}
 	if db.Dialect == sqldb.SQLite {
 		r.Poll = DefaultPollSQLite
 	}
@@ -149,8 +189,19 @@ func (r *Relay) EmitNow(ctx context.Context, source string, o event.Origin, payl
 	return nil
 }
 
-// Notify tells the relay that rows were committed; it never blocks.
+// Notify tells the relay that rows were committed; it never blocks. While
+// the relay listens on PostgreSQL it does nothing: the commit's
+// notification wakes the relay, and only a commit that added rows sends
+// one (a consumer's batch that emitted nothing calls Notify too; waking
+// the relay for it would cost a read).
 func (r *Relay) Notify() {
+	if r.listening.Load() {
+		return
+	}
+	r.wakeUp()
+}
+
+func (r *Relay) wakeUp() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -160,43 +211,60 @@ func (r *Relay) Notify() {
 // Run relays until ctx is cancelled, then returns nil. Publish failures are
 // logged and retried with backoff; rows stay until published.
 //
-// The rows of a published batch are deleted while the next batch is read
-// and published (at most one delete outstanding; the next read skips the
-// rows being deleted), so an event committed during a round waits for one
-// SELECT and one publish, not a delete transaction as well. Should a
-// delete fail, its rows are published again: at least once, as always.
+// Published rows are deleted together, once deleteAt of them wait or the
+// oldest waited deleteEvery, and when Run returns, in the background
+// while the next batches are read and published (at most one delete
+// outstanding): an event committed during a round waits for one SELECT
+// and one publish, not a delete transaction as well, and a delete (a
+// commit, an fsync) per batch of one event, which cost a tenth of an
+// embedded process's CPU, is one per group. Reads skip the published
+// rows: on SQLite they start after the last published id (ids grow in
+// commit order there: one writer, AUTOINCREMENT); on PostgreSQL, where a
+// lower id may commit after a higher one was read, they leave out the
+// published ids (unsettled). Should a delete fail, or the process die, or
+// the lease move to another instance (PostgreSQL) before the rows are
+// deleted, they are published again: at least once, as always.
 //
-// On SQLite the published rows are deleted together, once deleteAt of
-// them wait or the oldest waited deleteEvery, and when Run returns: with
-// one event at a time, a delete transaction (a commit, an fsync) per event
-// cost a tenth of the process's CPU. The next read starts after the last
-// published id instead of skipping them (ids grow in commit order there:
-// one writer, AUTOINCREMENT). Only a crash republishes them. A SQLite
-// database belongs to one process; on PostgreSQL the relays of other
-// instances read the same table and would publish rows left there again,
-// so they are deleted at once.
+// On PostgreSQL the relay LISTENs on Channel on a connection of its own,
+// and reads when a commit that added rows notifies; it polls every
+// SafetyPoll besides, every Poll while it is not listening.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.db.Dialect == sqldb.Postgres {
+		lctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); r.listen(lctx) }()
+		defer func() { stop(); wg.Wait() }()
+	}
 	backoff := 50 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	lazy := r.db.Dialect == sqldb.SQLite
 	var deleting *deletion
-	var waiting []int64 // lazy: published, not deleted yet
-	var since time.Time // lazy: when the first of waiting was published
+	var waiting []int64 // published, not deleted yet
+	var since time.Time // when the first of waiting was published
+	track := func() {
+		if r.db.Dialect != sqldb.Postgres {
+			return
+		}
+		ids := slices.Clip(slices.Concat(waiting, deleting.rows()))
+		r.unsettled.Store(&ids)
+	}
 	settle := func() {
 		if deleting == nil {
 			return
 		}
 		if err := <-deleting.done; err != nil {
 			r.log.Error("outbox relay: deleting published rows failed; they will be published again", "rows", len(deleting.ids), "error", err)
-			r.published.Store(0) // read them again
+			r.published.Store(0) // SQLite: read them again (PostgreSQL: track drops them from unsettled)
 		}
 		deleting = nil
+		track()
 	}
 	deleteWaiting := func() {
 		settle()
 		deleting = r.deleteAsync(context.WithoutCancel(ctx), waiting)
 		waiting = nil
+		track()
 	}
 	defer func() {
 		if len(waiting) > 0 {
@@ -205,25 +273,21 @@ func (r *Relay) Run(ctx context.Context) error {
 		settle()
 	}()
 	for {
-		var skip []int64
-		if deleting != nil && !lazy {
-			skip = deleting.ids
-		}
-		ids, err := r.publish(ctx, skip)
-		switch {
-		case len(ids) > 0 && lazy:
+		ids, err := r.publish(ctx, r.skipped())
+		if len(ids) > 0 {
 			if len(waiting) == 0 {
 				since = time.Now()
 			}
 			waiting = append(waiting, ids...)
-		case len(ids) > 0:
-			settle()
-			deleting = r.deleteAsync(context.WithoutCancel(ctx), ids)
+			track()
 		}
 		if len(waiting) >= deleteAt || (len(waiting) > 0 && time.Since(since) >= deleteEvery) {
 			deleteWaiting()
 		}
 		wait := r.Poll
+		if r.listening.Load() {
+			wait = r.SafetyPoll
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -249,8 +313,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// On SQLite, published rows are deleted once deleteAt wait or the oldest
-// waited deleteEvery (see Run).
+// Published rows are deleted once deleteAt wait or the oldest waited
+// deleteEvery (see Run).
 const (
 	deleteAt    = 500
 	deleteEvery = 200 * time.Millisecond
@@ -262,16 +326,86 @@ type deletion struct {
 	done chan error
 }
 
+// rows returns the ids d deletes; none if d is nil.
+func (d *deletion) rows() []int64 {
+	if d == nil {
+		return nil
+	}
+	return d.ids
+}
+
 func (r *Relay) deleteAsync(ctx context.Context, ids []int64) *deletion {
 	d := &deletion{ids: ids, done: make(chan error, 1)}
 	go func() { d.done <- r.delete(ctx, ids) }()
 	return d
 }
 
+// skipped returns, on PostgreSQL, the published rows a read must leave
+// out (unsettled); never nil there, as a NULL array would match no row.
+func (r *Relay) skipped() []int64 {
+	if p := r.unsettled.Load(); p != nil && *p != nil {
+		return *p
+	}
+	return []int64{}
+}
+
+// listen keeps a connection of the relay's own LISTENing on Channel and
+// wakes the relay on every notification, until ctx ends. When the
+// connection fails it listens again, after a pause growing to a minute;
+// meanwhile the relay polls every Poll.
+func (r *Relay) listen(ctx context.Context) {
+	pause := time.Second
+	for {
+		err := r.listenOnce(ctx)
+		r.listening.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		r.wakeUp() // the relay polls again: see Run
+		r.log.Warn("outbox relay: not listening for commits; polling meanwhile", "error", err, "poll", r.Poll.String(), "retry_in", pause.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
+
+// listenOnce takes a connection out of the pool, LISTENs on Channel and
+// wakes the relay on each notification until the connection fails or ctx
+// ends. The connection never goes back to the pool: it is discarded
+// (driver.ErrBadConn), still listening or cut by ctx.
+func (r *Relay) listenOnce(ctx context.Context) error {
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: listen: %w", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("outbox: listen: not a pgx connection (%T)", dc)
+		}
+		if _, err := c.Conn().Exec(ctx, "LISTEN "+Channel); err != nil {
+			return fmt.Errorf("%w: outbox: listen: %w", driver.ErrBadConn, err)
+		}
+		r.listening.Store(true)
+		r.wakeUp() // rows committed before the LISTEN took
+		for {
+			if _, err := c.Conn().WaitForNotification(ctx); err != nil {
+				return fmt.Errorf("%w: outbox: wait for notification: %w", driver.ErrBadConn, err)
+			}
+			r.wakeUp()
+		}
+	})
+	return err
+}
+
 // RelayOnce publishes one batch of the oldest rows and deletes them,
 // returning how many it relayed.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	ids, err := r.publish(ctx, nil)
+	ids, err := r.publish(ctx, r.skipped())
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -281,17 +415,19 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
-// publish reads up to a batch of the oldest rows, except those in skip
-// (being deleted), publishes them and returns their ids once the bus has
-// acknowledged them.
+// publish reads up to a batch of the oldest rows not published yet (on
+// PostgreSQL, except those in skip), publishes them and returns their ids
+// once the bus has acknowledged them.
 func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
-	rows, err := r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, r.published.Load(), r.batch+len(skip))
+	var rows *sql.Rows
+	var err error
+	if r.db.Dialect == sqldb.Postgres {
+		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT ?`, skip, r.batch)
+	} else {
+		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, r.published.Load(), r.batch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
-	}
-	skipped := make(map[int64]bool, len(skip))
-	for _, id := range skip {
-		skipped[id] = true
 	}
 	var ids []int64
 	var msgs []*bus.Message
@@ -302,9 +438,6 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 		if err := rows.Scan(&id, &m.Topic, &m.Key, &m.Value, &hdr); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("outbox: read: %w", err)
-		}
-		if skipped[id] || len(ids) == r.batch {
-			continue
 		}
 		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
 			rows.Close()
@@ -422,8 +555,12 @@ func ParsePins(s string) (map[event.Type]string, error) {
 func (r *Relay) Backlog(ctx context.Context) (int64, time.Duration, error) {
 	var n int64
 	var oldest *int64
-	// Published rows waiting to be deleted (SQLite, see Run) are not unsent.
-	if err := r.db.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE id > ?`, r.published.Load()).Scan(&n, &oldest); err != nil {
+	// Published rows waiting to be deleted (see Run) are not unsent.
+	q, arg := `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE id > ?`, any(r.published.Load())
+	if r.db.Dialect == sqldb.Postgres {
+		q, arg = `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE id <> ALL(?)`, r.skipped()
+	}
+	if err := r.db.QueryRow(ctx, q, arg).Scan(&n, &oldest); err != nil {
 		return 0, 0, fmt.Errorf("outbox: backlog: %w", err)
 	}
 	if oldest == nil {
