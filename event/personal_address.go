@@ -1,0 +1,137 @@
+package event
+
+import (
+	"bytes"
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+)
+
+// PersonalAddress is a postal address in an event or a service's table:
+// in JSON either an Address object (a value from before encryption) or a
+// Sealed object (SealV1JSON) holding the whole address — one AES-GCM
+// operation per address. Producers set Sealed (SealAddress); readers call
+// Open.
+type PersonalAddress struct {
+	Clear  Address
+	Sealed *Sealed
+}
+
+// PlainAddress is a PersonalAddress holding a in clear: upcasts of prior
+// versions, and addresses of no account.
+func PlainAddress(a Address) PersonalAddress { return PersonalAddress{Clear: a} }
+
+// ErasedAddress is what a sealed address reads as once its user's key is
+// destroyed: every field Erased.
+var ErasedAddress = Address{Name: Erased, Line1: Erased, City: Erased, PostalCode: Erased, Country: Erased}
+
+// SealAddress returns a sealed with key, the key of user userID.
+func SealAddress(key []byte, userID string, a Address) (PersonalAddress, error) {
+	clear, err := json.Marshal(a)
+	if err != nil {
+		return PersonalAddress{}, fmt.Errorf("event: seal an address: %w", err)
+	}
+	s, err := sealBytes(key, SealV1JSON, userID, clear)
+	if err != nil {
+		return PersonalAddress{}, err
+	}
+	return PersonalAddress{Sealed: s}, nil
+}
+
+// MarshalJSON writes the sealed object, or the clear address.
+func (p PersonalAddress) MarshalJSON() ([]byte, error) {
+	if p.Sealed != nil {
+		return json.Marshal(p.Sealed)
+	}
+	return json.Marshal(p.Clear)
+}
+
+// UnmarshalJSON reads an address or a sealed object (its "enc" member).
+func (p *PersonalAddress) UnmarshalJSON(b []byte) error {
+	*p = PersonalAddress{}
+	var both struct {
+		Sealed
+		Address
+	}
+	if err := json.Unmarshal(b, &both); err != nil {
+		return err
+	}
+	if both.Enc != "" {
+		s := both.Sealed
+		p.Sealed = &s
+		return nil
+	}
+	p.Clear = both.Address
+	return nil
+}
+
+// Open returns p's clear address: Clear, or the sealed address opened with
+// its user's key from keys — ErasedAddress if that key is destroyed.
+func (p PersonalAddress) Open(ctx context.Context, keys Keys) (Address, error) {
+	if p.Sealed == nil {
+		return p.Clear, nil
+	}
+	clear, err := Personal{Sealed: p.Sealed}.Open(ctx, keys)
+	if err != nil {
+		return Address{}, err
+	}
+	if clear == Erased {
+		return ErasedAddress, nil
+	}
+	var a Address
+	if err := json.Unmarshal([]byte(clear), &a); err != nil {
+		return Address{}, fmt.Errorf("event: open the address of user %s: %w", p.Sealed.Kid, err)
+	}
+	return a, nil
+}
+
+// Value stores p in a text column of a service's table (driver.Valuer):
+// the sealed object's JSON, or the clear string. A table keeping a sealed
+// value needs no clearing on erasure: it reads Erased with the key gone.
+func (p Personal) Value() (driver.Value, error) {
+	if p.Sealed == nil {
+		return p.Clear, nil
+	}
+	b, err := json.Marshal(p.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("event: store a personal value: %w", err)
+	}
+	return string(b), nil
+}
+
+// sealedPrefix starts the stored form of a sealed value (Value).
+var sealedPrefix = []byte(`{"enc":"`)
+
+// Scan reads a text column written by Value (sql.Scanner): a sealed
+// object's JSON, or any other text in clear.
+func (p *Personal) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	case nil:
+	default:
+		return fmt.Errorf("event: scan a personal value from %T", src)
+	}
+	*p = Personal{}
+	if bytes.HasPrefix(b, sealedPrefix) {
+		p.Sealed = &Sealed{}
+		return json.Unmarshal(b, p.Sealed)
+	}
+	p.Clear = string(b)
+	return nil
+}
+
+// SealedShown is what a display without keys shows for a sealed value.
+const SealedShown = "[sealed]"
+
+// MaskData returns data, an event's payload JSON, with every sealed value
+// in it — at any depth — replaced by SealedShown: for displays that do not
+// open personal data (the console's live stream and flows). Data without a
+// sealed value is returned as it is.
+func MaskData(data json.RawMessage) (json.RawMessage, error) {
+	return replaceSealed(data, func(*Sealed) (any, error) { return SealedShown, nil })
+}
