@@ -3,9 +3,9 @@ package order
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
-	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
 )
@@ -32,15 +32,22 @@ var personalUpcasters = []eventstore.Upcaster{
 func samePayload(data json.RawMessage) (json.RawMessage, error) { return data, nil }
 
 // sealPlaced returns the customer and the address of a new order of
-// userID sealed with the user's key; in clear when the process has no
-// keys (tests without a user service).
+// userID sealed with the user's key. They stay in clear when the process
+// has no keys (tests without a user service) or the user has no key: an
+// account from before keys that no event has sealed anything of since
+// (an erased account has none either, but it is deactivated and cannot
+// order).
 func (s *Service) sealPlaced(ctx context.Context, userID, email, name string, addr event.Address) (Customer, event.PersonalAddress, error) {
+	clear := Customer{Email: event.Plain(email), Name: event.Plain(name)}
 	if s.d.Keys == nil {
-		return Customer{Email: event.Plain(email), Name: event.Plain(name)}, event.PlainAddress(addr), nil
+		return clear, event.PlainAddress(addr), nil
 	}
 	key, err := s.d.Keys.PersonalKey(ctx, userID)
+	if errors.Is(err, event.ErrErased) {
+		return clear, event.PlainAddress(addr), nil
+	}
 	if err != nil {
-		return Customer{}, event.PersonalAddress{}, eventmart.Errorf(eventmart.EFORBIDDEN, "the personal data of account %s cannot be sealed: %v", userID, err)
+		return Customer{}, event.PersonalAddress{}, fmt.Errorf("order: seal the order's personal data: %w", err)
 	}
 	var c Customer
 	if c.Email, err = event.Seal(key, userID, email); err != nil {
