@@ -1,13 +1,16 @@
 package order
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 )
 
 func placedOrder() OrderState {
@@ -287,5 +290,53 @@ func TestAnyArrivalOrderAndDuplicates(t *testing.T) {
 func TestOrderEventsCatalog(t *testing.T) {
 	if err := orderEvents.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// OrderPlaced and CustomerChanged are at v2, where the customer and the
+// address may be sealed; a stored v1 event, in clear, still folds, and a
+// v2 event keeps its sealed values through the fold (nothing opens them).
+func TestPersonalOrderEventsReadAtBothVersions(t *testing.T) {
+	for _, typ := range []string{OrderPlaced, OrderImported, CustomerChanged} {
+		if v := orderEvents.Version(typ); v != "v2" {
+			t.Errorf("%s at %s, want v2", typ, v)
+		}
+	}
+	v1 := eventstore.Event{Type: OrderPlaced, SchemaVersion: "v1", Data: []byte(`{"order":{"id":"o-1","userId":"u-1","status":"PENDING",
+		"customer":{"email":"ann@example.com","name":"Ann"},"shippingAddress":{"name":"Ann","line1":"1 Main St","city":"C","postalCode":"1","country":"DE"}}}`)}
+	s, err := orderAggregate.Apply(OrderState{}, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Customer != (Customer{Email: event.Plain("ann@example.com"), Name: event.Plain("Ann")}) || s.ShippingAddress.Clear.Line1 != "1 Main St" {
+		t.Errorf("v1 OrderPlaced folds to %+v", s.Order)
+	}
+
+	key := make([]byte, event.PersonalKeySize)
+	email, _ := event.Seal(key, "u-1", "new@example.com")
+	addr, _ := event.SealAddress(key, "u-1", event.Address{Name: "Ann", Line1: "2 Side St", City: "C", PostalCode: "1", Country: "DE"})
+	placed := placedOrder()
+	placed.ShippingAddress = addr
+	recs, err := eventstore.EncodeFor(orderEvents, []OrderEvent{{Type: OrderPlaced, Order: &placed}, {Type: CustomerChanged, Customer: &Customer{Email: email, Name: event.Plain("Ann")}}},
+		func(e OrderEvent) string { return e.Type }, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.SchemaVersion != "v2" || strings.Contains(string(r.Data), "new@example.com") || strings.Contains(string(r.Data), "2 Side St") {
+			t.Errorf("%s stored at %s as %s", r.Type, r.SchemaVersion, r.Data)
+		}
+	}
+	s = OrderState{}
+	for _, r := range recs {
+		if s, err = orderAggregate.Apply(s, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Customer.Email.Sealed.OpenWith(key); err != nil || got != "new@example.com" {
+		t.Errorf("the folded email opens to %q, %v", got, err)
+	}
+	if got, err := s.ShippingAddress.Open(context.Background(), nil); err == nil || got.Line1 != "" {
+		t.Errorf("a sealed address opened without keys: %+v, %v", got, err)
 	}
 }
