@@ -6,6 +6,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -258,4 +259,54 @@ func OpenEnvelope(ctx context.Context, keys Keys, raw json.RawMessage) (json.Raw
 		return nil, fmt.Errorf("event: open personal data: %w", err)
 	}
 	return out, nil
+}
+
+// Value stores p in a text column of a service's table (driver.Valuer):
+// the sealed object's JSON, or the clear string. A table keeping a sealed
+// value needs no clearing on erasure: it reads Erased with the key gone.
+func (p Personal) Value() (driver.Value, error) {
+	if p.Sealed == nil {
+		return p.Clear, nil
+	}
+	b, err := json.Marshal(p.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("event: store a personal value: %w", err)
+	}
+	return string(b), nil
+}
+
+// sealedPrefix starts the stored form of a sealed value (Value).
+var sealedPrefix = []byte(`{"enc":"`)
+
+// Scan reads a text column written by Value (sql.Scanner): a sealed
+// object's JSON, or any other text in clear.
+func (p *Personal) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	case nil:
+	default:
+		return fmt.Errorf("event: scan a personal value from %T", src)
+	}
+	*p = Personal{}
+	if bytes.HasPrefix(b, sealedPrefix) {
+		p.Sealed = &Sealed{}
+		return json.Unmarshal(b, p.Sealed)
+	}
+	p.Clear = string(b)
+	return nil
+}
+
+// SealedShown is what a display without keys shows for a sealed value.
+const SealedShown = "[sealed]"
+
+// MaskData returns data, an event's payload JSON, with every sealed value
+// in it — at any depth — replaced by SealedShown: for displays that do not
+// open personal data (the console's live stream). Data without a
+// sealed value is returned as it is.
+func MaskData(data json.RawMessage) (json.RawMessage, error) {
+	return replaceSealed(data, func(*Sealed) (any, error) { return SealedShown, nil })
 }
