@@ -73,6 +73,38 @@ type Prior struct {
 	// consumers that know only it are still running (see
 	// Envelope.AtVersion).
 	Downcast func(next any) (any, error)
+	// NoDowncast says why the next version is never downcast to this one
+	// (Downcast is then nil), for the error of a pin that asks for it
+	// (CheckEmit).
+	NoDowncast string
+}
+
+// CheckEmit reports whether producers can emit events of the type at
+// version v (EVENTMART_EMIT_VERSIONS): the current version, or a prior one
+// every version after it downcasts to. The error says why not.
+func (s Spec) CheckEmit(v string) error {
+	target := priorIndex(s, v)
+	if target == len(s.Prior) && v != s.Version {
+		return fmt.Errorf("event: %w: %s has no version %q (versions %v)", ErrUnsupportedVersion, s.Type, v, s.Versions())
+	}
+	for i := len(s.Prior) - 1; i >= target; i-- {
+		p := s.Prior[i]
+		switch {
+		case p.NoDowncast != "":
+			return fmt.Errorf("event: %w: %s is not emitted at %s: %s %s is never downcast to %s: %s", ErrUnsupportedVersion, s.Type, v, s.Type, s.versionAfter(i), p.Version, p.NoDowncast)
+		case p.Downcast == nil:
+			return fmt.Errorf("event: %w: %s has no downcast to %s", ErrUnsupportedVersion, s.Type, p.Version)
+		}
+	}
+	return nil
+}
+
+// versionAfter is the version that follows s.Prior[i].
+func (s Spec) versionAfter(i int) string {
+	if i+1 < len(s.Prior) {
+		return s.Prior[i+1].Version
+	}
+	return s.Version
 }
 
 // Versions returns every version of the type consumers accept, oldest
@@ -234,6 +266,11 @@ func Catalog() []Spec {
 // not in the catalog.
 func TopicOf(t Type) Topic { return catalog[t].Topic }
 
+// noDowncastSealed is why a version that seals personal fields is not
+// downcast to the one before: the downcast would write them in clear into
+// the log and the audit trail, where no erasure reaches (docs/security.md).
+const noDowncastSealed = "its personal fields are sealed with the user's key, and a downcast would write them in clear into the event log and the 7-year audit trail, where an erasure cannot reach them; upgrade the consumers that know only the older version instead (docs/security.md)"
+
 func init() {
 	const ext = true
 	register(TopicUser, false, func() Payload { return &UserRegistered{} },
@@ -258,7 +295,8 @@ func init() {
 	register(TopicOrder, false, func() Payload { return &CartUpdated{} })
 	register(TopicOrder, false, func() Payload { return &CartAbandoned{} })
 	register(TopicOrder, false, func() Payload { return &OrderCreated{} },
-		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1, Downcast: downcastOrderCreatedToV1})
+		Prior{Version: "v1", New: func() any { return &OrderCreatedV1{} }, Upcast: upcastOrderCreatedV1},
+		Prior{Version: "v2", New: func() any { return &OrderCreatedV2{} }, Upcast: upcastOrderCreatedV2, NoDowncast: noDowncastSealed})
 	register(TopicOrder, false, func() Payload { return &OrderConfirmed{} })
 	register(TopicOrder, false, func() Payload { return &OrderCancelled{} })
 	register(TopicOrder, false, func() Payload { return &OrderShipped{} })
@@ -268,7 +306,8 @@ func init() {
 	register(TopicPayment, false, func() Payload { return &PaymentFailed{} })
 	register(TopicPayment, false, func() Payload { return &PaymentRefunded{} })
 
-	register(TopicShipping, false, func() Payload { return &ShippingCreated{} })
+	register(TopicShipping, false, func() Payload { return &ShippingCreated{} },
+		Prior{Version: "v1", New: func() any { return &ShippingCreatedV1{} }, Upcast: upcastShippingCreatedV1, NoDowncast: noDowncastSealed})
 	register(TopicShipping, false, func() Payload { return &ShippingDispatched{} })
 	register(TopicShipping, false, func() Payload { return &ShippingDelivered{} })
 	register(TopicShipping, ext, func() Payload { return &ShippingCancelled{} })

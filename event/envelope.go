@@ -378,15 +378,15 @@ func (e *Envelope) AtVersion(v string) (*Envelope, error) {
 	if e.EventVersion != spec.Version || target == len(spec.Prior) {
 		return nil, fmt.Errorf("event: %w: cannot turn %s %s into %q (from the current version %s to one of its prior versions only)", ErrUnsupportedVersion, e.EventType, e.EventVersion, v, spec.Version)
 	}
+	if err := spec.CheckEmit(v); err != nil {
+		return nil, err
+	}
 	p, err := e.Payload()
 	if err != nil {
 		return nil, err
 	}
 	var cur any = p
 	for i := len(spec.Prior) - 1; i >= target; i-- {
-		if spec.Prior[i].Downcast == nil {
-			return nil, fmt.Errorf("event: %w: %s has no downcast to %s", ErrUnsupportedVersion, e.EventType, spec.Prior[i].Version)
-		}
 		if cur, err = spec.Prior[i].Downcast(cur); err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ func TestNewRootAndCausedEvents(t *testing.T) {
 	if root.CorrelationID != "req-1" || root.CausationID != "req-1" {
 		t.Errorf("root correlation/causation = %q/%q, want req-1/req-1", root.CorrelationID, root.CausationID)
 	}
-	if root.EventType != "OrderCreated" || root.EventVersion != "v2" || root.Source != "order-service" || root.Key != "o1" {
+	if root.EventType != "OrderCreated" || root.EventVersion != "v3" || root.Source != "order-service" || root.Key != "o1" {
 		t.Errorf("root = %+v", root)
 	}
 	if root.Timestamp.Location() != time.UTC {
@@ -171,8 +171,8 @@ func TestCatalogCoversTheADR(t *testing.T) {
 			wantVersion := "v1"
 			switch typ {
 			case "OrderCreated":
-				wantVersion = "v2" // see TestOrderCreatedV1IsUpcast
-			case "UserRegistered", "UserUpdated", "NotificationSent", "NotificationFailed":
+				wantVersion = "v3" // see TestOrderCreatedV1IsUpcast, TestOrderCreatedV2IsUpcast
+			case "UserRegistered", "UserUpdated", "NotificationSent", "NotificationFailed", "ShippingCreated":
 				wantVersion = "v2" // personal fields sealed (TestPersonalV1IsUpcast)
 			}
 			if !ok || s.Topic != topic || s.Version != wantVersion || s.Extension {

@@ -236,19 +236,44 @@ type PaymentMethod struct {
 	CardLast4 string `json:"cardLast4"`
 }
 
-// Customer is the customer data kept on an order.
+// Customer is the customer data kept on an order. Since OrderCreated v3
+// the email and name are sealed with the user's key (Personal).
 type Customer struct {
+	UserID string   `json:"userId"`
+	Email  Personal `json:"email"`
+	Name   Personal `json:"name"`
+}
+
+// CustomerV1 is Customer at OrderCreated v1 and v2, in clear.
+type CustomerV1 struct {
 	UserID string `json:"userId"`
 	Email  string `json:"email"`
 	Name   string `json:"name"`
 }
 
-// OrderCreated (v2): an order was accepted (HTTP 202) and its saga starts.
-// v2 adds PlacedAt, required: when the customer placed the order, as the
-// order service recorded it. v1 records are upcast (upcastOrderCreatedV1).
+// OrderCreated (v3): an order was accepted (HTTP 202) and its saga starts.
+// PlacedAt (since v2, required) is when the customer placed the order, as
+// the order service recorded it. v3 seals the customer's email and name
+// and the shipping address with the user's key (docs/security.md); v1 and
+// v2 records are upcast, their values in clear. v3 is never downcast: a
+// pin to v2 or v1 would write the personal data unsealed (see
+// Prior.NoDowncast).
 type OrderCreated struct {
-	OrderID         string        `json:"orderId" event:"key,order"`
-	Customer        Customer      `json:"customer"`
+	OrderID         string          `json:"orderId" event:"key,order"`
+	Customer        Customer        `json:"customer"`
+	Lines           []OrderLine     `json:"lines"`
+	TotalCents      int64           `json:"totalCents"`
+	Currency        string          `json:"currency"`
+	Payment         PaymentMethod   `json:"payment"`
+	ShippingAddress PersonalAddress `json:"shippingAddress"`
+	FromCart        bool            `json:"fromCart"`
+	PlacedAt        time.Time       `json:"placedAt"`
+}
+
+// OrderCreatedV2 is OrderCreated at v2: the customer and address in clear.
+type OrderCreatedV2 struct {
+	OrderID         string        `json:"orderId"`
+	Customer        CustomerV1    `json:"customer"`
 	Lines           []OrderLine   `json:"lines"`
 	TotalCents      int64         `json:"totalCents"`
 	Currency        string        `json:"currency"`
@@ -262,25 +287,13 @@ type OrderCreated struct {
 // longer emit it; consumers still accept it.
 type OrderCreatedV1 struct {
 	OrderID         string        `json:"orderId"`
-	Customer        Customer      `json:"customer"`
+	Customer        CustomerV1    `json:"customer"`
 	Lines           []OrderLine   `json:"lines"`
 	TotalCents      int64         `json:"totalCents"`
 	Currency        string        `json:"currency"`
 	Payment         PaymentMethod `json:"payment"`
 	ShippingAddress Address       `json:"shippingAddress"`
 	FromCart        bool          `json:"fromCart"`
-}
-
-// downcastOrderCreatedToV1 drops v2's PlacedAt.
-func downcastOrderCreatedToV1(p any) (any, error) {
-	v2, ok := p.(*OrderCreated)
-	if !ok {
-		return nil, fmt.Errorf("event: downcast OrderCreated to v1: got %T", p)
-	}
-	return &OrderCreatedV1{
-		OrderID: v2.OrderID, Customer: v2.Customer, Lines: v2.Lines, TotalCents: v2.TotalCents,
-		Currency: v2.Currency, Payment: v2.Payment, ShippingAddress: v2.ShippingAddress, FromCart: v2.FromCart,
-	}, nil
 }
 
 // upcastOrderCreatedV1 turns a v1 OrderCreated into v2: a v1 order was
@@ -290,7 +303,7 @@ func upcastOrderCreatedV1(e *Envelope, p any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("event: upcast OrderCreated v1: got %T", p)
 	}
-	return &OrderCreated{
+	return &OrderCreatedV2{
 		OrderID: v1.OrderID, Customer: v1.Customer, Lines: v1.Lines, TotalCents: v1.TotalCents,
 		Currency: v1.Currency, Payment: v1.Payment, ShippingAddress: v1.ShippingAddress, FromCart: v1.FromCart,
 		PlacedAt: e.Timestamp,
@@ -370,10 +383,22 @@ type PaymentRefunded struct {
 
 // ---- shipping-events (key: orderId; one shipment per order) ----
 
-// ShippingCreated: a shipping label was created.
+// ShippingCreated (v2): a shipping label was created. v2 seals the
+// address with the user's key (the order's sealed address, as it came);
+// v1 is upcast.
 type ShippingCreated struct {
+	ShipmentID     string          `json:"shipmentId"`
+	OrderID        string          `json:"orderId" event:"key,order"`
+	UserID         string          `json:"userId"`
+	Carrier        string          `json:"carrier"`
+	TrackingNumber string          `json:"trackingNumber"`
+	Address        PersonalAddress `json:"address"`
+}
+
+// ShippingCreatedV1 is ShippingCreated at v1, with the address in clear.
+type ShippingCreatedV1 struct {
 	ShipmentID     string  `json:"shipmentId"`
-	OrderID        string  `json:"orderId" event:"key,order"`
+	OrderID        string  `json:"orderId"`
 	UserID         string  `json:"userId"`
 	Carrier        string  `json:"carrier"`
 	TrackingNumber string  `json:"trackingNumber"`

@@ -6,6 +6,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,11 @@ const Erased = "[erased]"
 // nonce before the ciphertext, the user id as additional data (a value
 // copied into another user's event does not open).
 const SealV1 = "v1"
+
+// SealV1JSON is SealV1 of a JSON value rather than a string: a whole
+// postal address (PersonalAddress) is one sealed value, one AES-GCM
+// operation instead of one per line.
+const SealV1JSON = "v1/json"
 
 // PersonalKeySize is the size of a user's key in bytes (AES-256).
 const PersonalKeySize = 32
@@ -82,21 +88,30 @@ func (p *Personal) UnmarshalJSON(b []byte) error {
 
 // Seal returns clear sealed with key, the key of user userID.
 func Seal(key []byte, userID, clear string) (Personal, error) {
-	aead, err := newAEAD(key)
+	s, err := sealBytes(key, SealV1, userID, []byte(clear))
 	if err != nil {
 		return Personal{}, err
 	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(clear)+aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return Personal{}, fmt.Errorf("event: seal: %w", err)
-	}
-	ct := aead.Seal(nonce, nonce, []byte(clear), []byte(userID))
-	return Personal{Sealed: &Sealed{Enc: SealV1, Kid: userID, CT: base64.StdEncoding.EncodeToString(ct)}}, nil
+	return Personal{Sealed: s}, nil
 }
 
-// OpenWith returns s's clear value with key (the key of s.Kid).
+func sealBytes(key []byte, enc, userID string, clear []byte) (*Sealed, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(clear)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("event: seal: %w", err)
+	}
+	ct := aead.Seal(nonce, nonce, clear, []byte(userID))
+	return &Sealed{Enc: enc, Kid: userID, CT: base64.StdEncoding.EncodeToString(ct)}, nil
+}
+
+// OpenWith returns s's clear value with key (the key of s.Kid): a string
+// (SealV1) or JSON text (SealV1JSON).
 func (s *Sealed) OpenWith(key []byte) (string, error) {
-	if s.Enc != SealV1 {
+	if s.Enc != SealV1 && s.Enc != SealV1JSON {
 		return "", fmt.Errorf("event: open a personal value: unknown sealing %q", s.Enc)
 	}
 	aead, err := newAEAD(key)
@@ -149,6 +164,22 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // key is destroyed), for displays that show whole records (the admin's
 // event query). Data without a sealed value is returned as it is.
 func OpenData(ctx context.Context, keys Keys, data json.RawMessage) (json.RawMessage, error) {
+	return replaceSealed(data, func(s *Sealed) (any, error) {
+		clear, err := Personal{Sealed: s}.Open(ctx, keys)
+		if err != nil || s.Enc != SealV1JSON || clear == Erased {
+			return clear, err
+		}
+		var j any
+		if err := json.Unmarshal([]byte(clear), &j); err != nil {
+			return nil, fmt.Errorf("event: open personal data of user %s: %w", s.Kid, err)
+		}
+		return j, nil
+	})
+}
+
+// replaceSealed returns data with every sealed value in it, at any depth,
+// replaced by what with returns for it.
+func replaceSealed(data json.RawMessage, with func(*Sealed) (any, error)) (json.RawMessage, error) {
 	if !bytes.Contains(data, []byte(`"enc"`)) {
 		return data, nil // no sealed value: the common case costs a scan
 	}
@@ -158,7 +189,7 @@ func OpenData(ctx context.Context, keys Keys, data json.RawMessage) (json.RawMes
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("event: open personal data: %w", err)
 	}
-	v, err := openValue(ctx, keys, v)
+	v, err := replaceValue(v, with)
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +200,14 @@ func OpenData(ctx context.Context, keys Keys, data json.RawMessage) (json.RawMes
 	return out, nil
 }
 
-func openValue(ctx context.Context, keys Keys, v any) (any, error) {
+func replaceValue(v any, with func(*Sealed) (any, error)) (any, error) {
 	switch v := v.(type) {
 	case map[string]any:
 		if s, ok := asSealed(v); ok {
-			return Personal{Sealed: s}.Open(ctx, keys)
+			return with(s)
 		}
 		for k, m := range v {
-			o, err := openValue(ctx, keys, m)
+			o, err := replaceValue(m, with)
 			if err != nil {
 				return nil, err
 			}
@@ -184,7 +215,7 @@ func openValue(ctx context.Context, keys Keys, v any) (any, error) {
 		}
 	case []any:
 		for i, m := range v {
-			o, err := openValue(ctx, keys, m)
+			o, err := replaceValue(m, with)
 			if err != nil {
 				return nil, err
 			}
@@ -228,4 +259,54 @@ func OpenEnvelope(ctx context.Context, keys Keys, raw json.RawMessage) (json.Raw
 		return nil, fmt.Errorf("event: open personal data: %w", err)
 	}
 	return out, nil
+}
+
+// Value stores p in a text column of a service's table (driver.Valuer):
+// the sealed object's JSON, or the clear string. A table keeping a sealed
+// value needs no clearing on erasure: it reads Erased with the key gone.
+func (p Personal) Value() (driver.Value, error) {
+	if p.Sealed == nil {
+		return p.Clear, nil
+	}
+	b, err := json.Marshal(p.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("event: store a personal value: %w", err)
+	}
+	return string(b), nil
+}
+
+// sealedPrefix starts the stored form of a sealed value (Value).
+var sealedPrefix = []byte(`{"enc":"`)
+
+// Scan reads a text column written by Value (sql.Scanner): a sealed
+// object's JSON, or any other text in clear.
+func (p *Personal) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	case nil:
+	default:
+		return fmt.Errorf("event: scan a personal value from %T", src)
+	}
+	*p = Personal{}
+	if bytes.HasPrefix(b, sealedPrefix) {
+		p.Sealed = &Sealed{}
+		return json.Unmarshal(b, p.Sealed)
+	}
+	p.Clear = string(b)
+	return nil
+}
+
+// SealedShown is what a display without keys shows for a sealed value.
+const SealedShown = "[sealed]"
+
+// MaskData returns data, an event's payload JSON, with every sealed value
+// in it — at any depth — replaced by SealedShown: for displays that do not
+// open personal data (the console's live stream). Data without a
+// sealed value is returned as it is.
+func MaskData(data json.RawMessage) (json.RawMessage, error) {
+	return replaceSealed(data, func(*Sealed) (any, error) { return SealedShown, nil })
 }

@@ -55,3 +55,25 @@ func upcastNotificationFailedV1(_ *Envelope, p any) (any, error) {
 	return &NotificationFailed{NotificationID: v1.NotificationID, UserID: v1.UserID, Channel: v1.Channel, Template: v1.Template,
 		Recipient: Plain(v1.Recipient), Subject: v1.Subject, Reason: v1.Reason, Attempts: v1.Attempts}, nil
 }
+
+func upcastOrderCreatedV2(_ *Envelope, p any) (any, error) {
+	v2, ok := p.(*OrderCreatedV2)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast OrderCreated v2: got %T", p)
+	}
+	return &OrderCreated{
+		OrderID:  v2.OrderID,
+		Customer: Customer{UserID: v2.Customer.UserID, Email: Plain(v2.Customer.Email), Name: Plain(v2.Customer.Name)},
+		Lines:    v2.Lines, TotalCents: v2.TotalCents, Currency: v2.Currency, Payment: v2.Payment,
+		ShippingAddress: PlainAddress(v2.ShippingAddress), FromCart: v2.FromCart, PlacedAt: v2.PlacedAt,
+	}, nil
+}
+
+func upcastShippingCreatedV1(_ *Envelope, p any) (any, error) {
+	v1, ok := p.(*ShippingCreatedV1)
+	if !ok {
+		return nil, fmt.Errorf("event: upcast ShippingCreated v1: got %T", p)
+	}
+	return &ShippingCreated{ShipmentID: v1.ShipmentID, OrderID: v1.OrderID, UserID: v1.UserID, Carrier: v1.Carrier,
+		TrackingNumber: v1.TrackingNumber, Address: PlainAddress(v1.Address)}, nil
+}

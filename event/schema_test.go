@@ -122,32 +122,42 @@ func TestOrderCreatedV1IsUpcast(t *testing.T) {
 	if _, err := envelopeOf(t, "OrderCreated", "v2", v1).Payload(); !errors.Is(err, event.ErrInvalidPayload) || !strings.Contains(err.Error(), "placedAt") {
 		t.Errorf("v2 without placedAt: %v", err)
 	}
-	if _, err := envelopeOf(t, "OrderCreated", "v3", v1).Payload(); !errors.Is(err, event.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "v1, v2") {
-		t.Errorf("v3: %v", err)
+	if _, err := envelopeOf(t, "OrderCreated", "v4", v1).Payload(); !errors.Is(err, event.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "v1, v2, v3") {
+		t.Errorf("v4: %v", err)
+	}
+	// Upcast through v2 to v3: the customer and address in clear.
+	if oc.Customer != (event.Customer{UserID: "u1", Email: event.Plain("a@b"), Name: event.Plain("A")}) ||
+		oc.ShippingAddress != event.PlainAddress(event.Address{Name: "A", Line1: "1 St", City: "C", PostalCode: "P", Country: "GB"}) {
+		t.Errorf("upcast customer %+v address %+v", oc.Customer, oc.ShippingAddress)
 	}
 }
 
-func TestAtVersionDowncastsForOldConsumers(t *testing.T) {
+// OrderCreated v3 and ShippingCreated v2 seal personal fields: they are
+// never downcast (the prior versions would carry them in clear), and the
+// refusal says why.
+func TestAtVersionRefusesToUnsealPersonalData(t *testing.T) {
 	placed := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	e, err := event.New("order-service", event.Origin{}, &event.OrderCreated{OrderID: "o1", Currency: "EUR", PlacedAt: placed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1, err := e.AtVersion("v1")
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := e.AtVersion(v); !errors.Is(err, event.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "sealed") {
+			t.Errorf("AtVersion(%s) = %v", v, err)
+		}
 	}
-	if v1.EventVersion != "v1" || v1.EventID != e.EventID || strings.Contains(string(v1.Data), "placedAt") || e.EventVersion != "v2" {
-		t.Errorf("AtVersion(v1) = %+v (original %+v)", v1, e)
+	spec, _ := event.Lookup("ShippingCreated")
+	if err := spec.CheckEmit("v1"); !errors.Is(err, event.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "sealed") {
+		t.Errorf("ShippingCreated CheckEmit(v1) = %v", err)
 	}
-	if err := event.ValidatePayload("OrderCreated", "v1", v1.Data); err != nil {
-		t.Errorf("downcast payload is not v1: %v", err)
+	if err := spec.CheckEmit("v2"); err != nil {
+		t.Errorf("CheckEmit(current) = %v", err)
 	}
-	if same, err := e.AtVersion("v2"); err != nil || same != e {
+	if same, err := e.AtVersion("v3"); err != nil || same != e {
 		t.Errorf("AtVersion(current) = %v, %v", same, err)
 	}
-	if _, err := e.AtVersion("v3"); !errors.Is(err, event.ErrUnsupportedVersion) {
-		t.Errorf("AtVersion(v3) = %v", err)
+	if _, err := e.AtVersion("v4"); !errors.Is(err, event.ErrUnsupportedVersion) {
+		t.Errorf("AtVersion(v4) = %v", err)
 	}
 	other, _ := event.New("s", event.Origin{}, &event.ProductDiscontinued{ProductID: "p"})
 	if _, err := other.AtVersion("v0"); !errors.Is(err, event.ErrUnsupportedVersion) {
@@ -160,11 +170,11 @@ func TestAtVersionDowncastsForOldConsumers(t *testing.T) {
 // has not seen (every order's own), "again" for bytes it validated before
 // (each further consumer group in the same process).
 func BenchmarkValidatePayload(b *testing.B) {
-	p := &event.OrderCreated{OrderID: event.NewID(), Customer: event.Customer{UserID: "u", Email: "e@example.com", Name: "N"},
+	p := &event.OrderCreated{OrderID: event.NewID(), Customer: event.Customer{UserID: "u", Email: event.Plain("e@example.com"), Name: event.Plain("N")},
 		Lines: []event.OrderLine{{ProductID: "p1", SKU: "S1", Name: "A", Quantity: 1, UnitPriceCents: 100}, {ProductID: "p2", SKU: "S2", Name: "B", Quantity: 2, UnitPriceCents: 200},
 			{ProductID: "p3", SKU: "S3", Name: "C", Quantity: 3, UnitPriceCents: 300}},
 		TotalCents: 1400, Currency: "EUR", Payment: event.PaymentMethod{CardToken: "t", CardLast4: "4242"},
-		ShippingAddress: event.Address{Name: "N", Line1: "1", City: "C", PostalCode: "P", Country: "GB"}, PlacedAt: time.Now()}
+		ShippingAddress: event.PlainAddress(event.Address{Name: "N", Line1: "1", City: "C", PostalCode: "P", Country: "GB"}), PlacedAt: time.Now()}
 	b.Run("first", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

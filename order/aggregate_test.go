@@ -1,19 +1,22 @@
 package order
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 )
 
 func placedOrder() OrderState {
 	at := time.Date(2026, 12, 6, 10, 2, 13, 0, time.UTC)
 	return OrderState{Order: Order{ID: "o-1", UserID: "u-1", Status: StatusPending, TotalCents: 1200, Currency: "EUR",
-		Items: []event.OrderLine{{ProductID: "p-mug", Quantity: 1, UnitPriceCents: 1200}}, Customer: Customer{Email: "ann@example.com", Name: "Ann"},
+		Items: []event.OrderLine{{ProductID: "p-mug", Quantity: 1, UnitPriceCents: 1200}}, Customer: Customer{Email: event.Plain("ann@example.com"), Name: event.Plain("Ann")},
 		CardLast4: "4242", CreatedAt: at, UpdatedAt: at}, CorrelationID: "corr-1", CreatedEventID: "ev-created"}
 }
 
@@ -109,8 +112,10 @@ func TestDecideAndApply(t *testing.T) {
 		{"timeout of a confirmed order ignored", confirmed, cancel(ReasonTimeout), nil, nil, nil},
 		{"saga cancel of a cancelled order ignored", cancelled, cancel(ReasonPaymentFailed), nil, nil, nil},
 		{"saga cancel of a shipped order ignored", shipped, cancel(ReasonTimeout), nil, nil, nil},
-		{"customer changes", shipped, Command{Kind: UpdateCustomer, Customer: Customer{Email: "new@example.com", Name: "Ann B"}}, []string{CustomerChanged}, nil,
-			func(s OrderState) bool { return s.Customer.Email == "new@example.com" && s.Status == StatusShipped }},
+		{"customer changes", shipped, Command{Kind: UpdateCustomer, Customer: Customer{Email: event.Plain("new@example.com"), Name: event.Plain("Ann B")}}, []string{CustomerChanged}, nil,
+			func(s OrderState) bool {
+				return s.Customer.Email.Clear == "new@example.com" && s.Status == StatusShipped
+			}},
 		{"customer unchanged", pending, Command{Kind: UpdateCustomer, Customer: pending.Customer}, nil, nil, nil},
 		{"unknown command", pending, Command{Kind: 99}, nil, ErrUnknownCommand, nil},
 	} {
@@ -146,7 +151,7 @@ func TestApplyAtMovesUpdatedAt(t *testing.T) {
 	if !s1.UpdatedAt.Equal(later.Truncate(time.Millisecond)) || !s1.CreatedAt.Equal(s.CreatedAt) {
 		t.Errorf("confirmed: %v %v", s1.CreatedAt, s1.UpdatedAt)
 	}
-	s2, _ := applyAt(s1, OrderEvent{Type: CustomerChanged, Customer: &Customer{Email: "x@example.com"}}, later.Add(time.Hour))
+	s2, _ := applyAt(s1, OrderEvent{Type: CustomerChanged, Customer: &Customer{Email: event.Plain("x@example.com")}}, later.Add(time.Hour))
 	if !s2.UpdatedAt.Equal(s1.UpdatedAt) {
 		t.Errorf("customer change moved UpdatedAt to %v", s2.UpdatedAt)
 	}
@@ -165,7 +170,7 @@ var (
 	declined  = input{"declined", Command{Kind: Cancel, ReasonCode: ReasonPaymentFailed, Reason: "declined"}}
 	timedOut  = input{"timeout", Command{Kind: Cancel, ReasonCode: ReasonTimeout, Reason: "late"}}
 	customer  = input{"customer", Command{Kind: Cancel, ReasonCode: ReasonCustomerCancelled, Reason: "changed my mind"}}
-	newPerson = input{"customer-changed", Command{Kind: UpdateCustomer, Customer: Customer{Email: "b@example.com", Name: "B"}}}
+	newPerson = input{"customer-changed", Command{Kind: UpdateCustomer, Customer: Customer{Email: event.Plain("b@example.com"), Name: event.Plain("B")}}}
 )
 
 // orderings returns every ordering of ins, each input duplicated (a
@@ -273,7 +278,7 @@ func TestAnyArrivalOrderAndDuplicates(t *testing.T) {
 				} else if voidedN != 1 || confirmedN != 0 || s.ReasonCode != ins[firstCancel].cmd.ReasonCode {
 					t.Fatalf("%v: the cancellation came first, yet %+v %v", order, s, evs)
 				}
-				if slices.Contains(names, "customer-changed") && s.Customer.Email != "b@example.com" {
+				if slices.Contains(names, "customer-changed") && s.Customer.Email.Clear != "b@example.com" {
 					t.Fatalf("%v: customer %+v", order, s.Customer)
 				}
 			}
@@ -285,5 +290,53 @@ func TestAnyArrivalOrderAndDuplicates(t *testing.T) {
 func TestOrderEventsCatalog(t *testing.T) {
 	if err := orderEvents.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// OrderPlaced and CustomerChanged are at v2, where the customer and the
+// address may be sealed; a stored v1 event, in clear, still folds, and a
+// v2 event keeps its sealed values through the fold (nothing opens them).
+func TestPersonalOrderEventsReadAtBothVersions(t *testing.T) {
+	for _, typ := range []string{OrderPlaced, OrderImported, CustomerChanged} {
+		if v := orderEvents.Version(typ); v != "v2" {
+			t.Errorf("%s at %s, want v2", typ, v)
+		}
+	}
+	v1 := eventstore.Event{Type: OrderPlaced, SchemaVersion: "v1", Data: []byte(`{"order":{"id":"o-1","userId":"u-1","status":"PENDING",
+		"customer":{"email":"ann@example.com","name":"Ann"},"shippingAddress":{"name":"Ann","line1":"1 Main St","city":"C","postalCode":"1","country":"DE"}}}`)}
+	s, err := orderAggregate.Apply(OrderState{}, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Customer != (Customer{Email: event.Plain("ann@example.com"), Name: event.Plain("Ann")}) || s.ShippingAddress.Clear.Line1 != "1 Main St" {
+		t.Errorf("v1 OrderPlaced folds to %+v", s.Order)
+	}
+
+	key := make([]byte, event.PersonalKeySize)
+	email, _ := event.Seal(key, "u-1", "new@example.com")
+	addr, _ := event.SealAddress(key, "u-1", event.Address{Name: "Ann", Line1: "2 Side St", City: "C", PostalCode: "1", Country: "DE"})
+	placed := placedOrder()
+	placed.ShippingAddress = addr
+	recs, err := eventstore.EncodeFor(orderEvents, []OrderEvent{{Type: OrderPlaced, Order: &placed}, {Type: CustomerChanged, Customer: &Customer{Email: email, Name: event.Plain("Ann")}}},
+		func(e OrderEvent) string { return e.Type }, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.SchemaVersion != "v2" || strings.Contains(string(r.Data), "new@example.com") || strings.Contains(string(r.Data), "2 Side St") {
+			t.Errorf("%s stored at %s as %s", r.Type, r.SchemaVersion, r.Data)
+		}
+	}
+	s = OrderState{}
+	for _, r := range recs {
+		if s, err = orderAggregate.Apply(s, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Customer.Email.Sealed.OpenWith(key); err != nil || got != "new@example.com" {
+		t.Errorf("the folded email opens to %q, %v", got, err)
+	}
+	if got, err := s.ShippingAddress.Open(context.Background(), nil); err == nil || got.Line1 != "" {
+		t.Errorf("a sealed address opened without keys: %+v, %v", got, err)
 	}
 }

@@ -152,12 +152,12 @@ func TestCustomerChangeIsInTheHistory(t *testing.T) {
 	s := place(t, h, tok)
 	before := s.get()
 	h.Publish("user-service", event.Origin{CorrelationID: "corr-u"}, &event.UserUpdated{UserID: "cust-9", Email: event.Plain("new@example.com"), Name: event.Plain("New Name")})
-	h.Eventually("customer changed", func() bool { return s.get().Customer.Email == "new@example.com" })
+	h.Eventually("customer changed", func() bool { return s.get().Customer.Email.Clear == "new@example.com" })
 	p := history(t, h, tok, s.id, "")
 	if got := historyTypes(p); !reflect.DeepEqual(got, []string{order.OrderPlaced, order.CustomerChanged}) {
 		t.Fatalf("history %v", got)
 	}
-	if after := s.get(); !after.UpdatedAt.Equal(before.UpdatedAt) || p.Items[1].State.Customer.Name != "New Name" {
+	if after := s.get(); !after.UpdatedAt.Equal(before.UpdatedAt) || p.Items[1].State.Customer.Name.Clear != "New Name" {
 		t.Errorf("after the change %+v (updatedAt was %v)", after, before.UpdatedAt)
 	}
 }
@@ -265,7 +265,7 @@ func TestMigrationOfAPreviousReleaseDataDirectory(t *testing.T) {
 		t.Fatalf("orders after the migration: %+v", list.Orders)
 	}
 	for i, o := range list.Orders {
-		if (row{o.Status, o.ReasonCode}) != want[i] || o.Customer.Email != "ada@example.com" || o.CreatedAt.IsZero() || o.UserID != user {
+		if (row{o.Status, o.ReasonCode}) != want[i] || o.Customer.Email.Clear != "ada@example.com" || o.CreatedAt.IsZero() || o.UserID != user {
 			t.Errorf("order %d after the migration %+v, want %v", i, o, want[i])
 		}
 		p := history(t, h, tok, o.ID, "")

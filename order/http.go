@@ -101,7 +101,11 @@ func (s *Service) orderByKey(ctx context.Context, userID, key, sum string) (*Ord
 	if stored != "" && stored != sum { // "": a key stored before bodies were hashed
 		return nil, eventmart.Errorf(eventmart.EUNPROCESSABLE, "Idempotency-Key %q was used with another request body (order %s); use a new key for a new order", key, id)
 	}
-	return s.store.order(ctx, s.d.DB, id)
+	o, err := s.store.order(ctx, s.d.DB, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.openOrder(ctx, o)
 }
 
 // bodySum reads r's body (at most httpx.MaxBody bytes), leaves it to be
@@ -152,13 +156,19 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	}
 	// The projection may not have caught up with a new user yet; the
 	// token's identity is the best data until it does.
-	customer := Customer{Email: id.Email, Name: id.Name}
+	email, name := id.Email, id.Name
 	if u != nil && u.Email != "" {
-		customer = Customer{Email: u.Email, Name: u.Name}
+		email, name = u.Email, u.Name
+	}
+	// Sealed once, here: OrderCreated, the order's stream and the orders
+	// table keep these values (personal.go).
+	customer, sealedAddr, err := s.sealPlaced(ctx, id.UserID, email, name, addr)
+	if err != nil {
+		return nil, err
 	}
 	now := s.d.Now().UTC().Truncate(time.Millisecond) // as stored
 	o := &Order{ID: event.NewID(), UserID: id.UserID, Status: StatusPending, Items: items, TotalCents: total, Currency: currency,
-		ShippingAddress: addr, Customer: customer, CardLast4: vaulted.Last4, FromCart: in.FromCart, CreatedAt: now, UpdatedAt: now}
+		ShippingAddress: sealedAddr, Customer: customer, CardLast4: vaulted.Last4, FromCart: in.FromCart, CreatedAt: now, UpdatedAt: now}
 	created, err := event.New(service.Source(Name), service.RequestOrigin(ctx), &event.OrderCreated{
 		OrderID:         o.ID,
 		Customer:        event.Customer{UserID: o.UserID, Email: customer.Email, Name: customer.Name},
@@ -166,7 +176,7 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		TotalCents:      total,
 		Currency:        currency,
 		Payment:         event.PaymentMethod{CardToken: vaulted.Token, CardLast4: vaulted.Last4},
-		ShippingAddress: addr,
+		ShippingAddress: sealedAddr,
 		FromCart:        in.FromCart,
 		PlacedAt:        o.CreatedAt,
 	})
@@ -190,7 +200,9 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		return nil, err
 	}
 	s.d.Outbox.Notify()
-	return o, nil
+	answer := *o // the caller's own data, as it was before sealing
+	answer.Customer, answer.ShippingAddress = Customer{Email: event.Plain(email), Name: event.Plain(name)}, event.PlainAddress(addr)
+	return &answer, nil
 }
 
 // catalogProduct is what this service reads of the catalog's products.
@@ -312,6 +324,9 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	orders, err := s.store.list(r.Context(), userID, status, limit, offset)
+	if err == nil {
+		err = s.openOrders(r.Context(), orders)
+	}
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -339,6 +354,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		then, err := s.store.asOf(r.Context(), s.d.DB, o.ID, at)
+		if err == nil {
+			then, err = s.openOrder(r.Context(), then)
+		}
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -346,7 +364,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		httpx.JSON(w, http.StatusOK, then)
 		return
 	}
-	rep, err := represent(o)
+	rep, err := s.represent(r.Context(), o)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -361,8 +379,12 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	rep.Write(w, r, http.StatusOK)
 }
 
-// represent is o as GET /orders/{id} answers it, with its ETag.
-func represent(o *Order) (httpx.Representation, error) {
+// represent is o as GET /orders/{id} answers it, opened, with its ETag.
+func (s *Service) represent(ctx context.Context, o *Order) (httpx.Representation, error) {
+	o, err := s.openOrder(ctx, o)
+	if err != nil {
+		return httpx.Representation{}, err
+	}
 	rep, err := httpx.Represent(o)
 	if err != nil {
 		return rep, fmt.Errorf("order: encode order: %w", err)
@@ -399,7 +421,7 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 	if err != nil {
 		return rep, true, err
 	}
-	if cur, err = represent(o); err != nil || cur.ETag != rep.ETag {
+	if cur, err = s.represent(ctx, o); err != nil || cur.ETag != rep.ETag {
 		return cur, true, err
 	}
 	recheck := time.NewTimer(recheckEvery)
@@ -465,6 +487,10 @@ func (s *Service) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.d.Outbox.Notify()
+	if o, err = s.openOrder(ctx, o); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
 	httpx.JSON(w, http.StatusOK, o)
 }
 
@@ -484,6 +510,9 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, err := s.store.history(r.Context(), s.d.DB, o.ID, limit, offset)
+	if err == nil {
+		err = s.openHistory(r.Context(), items)
+	}
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -504,7 +533,14 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"events": causalOrder(evs)})
+	out := causalOrder(evs)
+	for i, e := range out { // personal fields opened for the owner or an admin
+		if out[i], err = event.OpenEnvelope(r.Context(), s.d.Keys, e); err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"events": out})
 }
 
 // causalOrder orders a saga's events so that every event comes after the

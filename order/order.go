@@ -92,33 +92,35 @@ const (
 
 // Order is an order as the API shows it.
 type Order struct {
-	ID              string            `json:"id"`
-	UserID          string            `json:"userId"`
-	Status          string            `json:"status"`
-	ReasonCode      string            `json:"reasonCode"`
-	Reason          string            `json:"reason"`
-	Items           []event.OrderLine `json:"items"`
-	TotalCents      int64             `json:"totalCents"`
-	Currency        string            `json:"currency"`
-	ShippingAddress event.Address     `json:"shippingAddress"`
-	Customer        Customer          `json:"customer"`
-	CardLast4       string            `json:"cardLast4"`
-	FromCart        bool              `json:"fromCart"`
-	PaymentID       string            `json:"paymentId"`
-	ShipmentID      string            `json:"shipmentId"`
-	TrackingNumber  string            `json:"trackingNumber"`
-	CreatedAt       time.Time         `json:"createdAt"`
-	UpdatedAt       time.Time         `json:"updatedAt"`
+	ID              string                `json:"id"`
+	UserID          string                `json:"userId"`
+	Status          string                `json:"status"`
+	ReasonCode      string                `json:"reasonCode"`
+	Reason          string                `json:"reason"`
+	Items           []event.OrderLine     `json:"items"`
+	TotalCents      int64                 `json:"totalCents"`
+	Currency        string                `json:"currency"`
+	ShippingAddress event.PersonalAddress `json:"shippingAddress"`
+	Customer        Customer              `json:"customer"`
+	CardLast4       string                `json:"cardLast4"`
+	FromCart        bool                  `json:"fromCart"`
+	PaymentID       string                `json:"paymentId"`
+	ShipmentID      string                `json:"shipmentId"`
+	TrackingNumber  string                `json:"trackingNumber"`
+	CreatedAt       time.Time             `json:"createdAt"`
+	UpdatedAt       time.Time             `json:"updatedAt"`
 
 	correlationID  string // the saga's correlation id
 	createdEventID string // the OrderCreated eventId, cause of a timeout
 }
 
 // Customer is the customer data kept on an order; it follows the user's
-// profile (UserUpdated).
+// profile (UserUpdated). Both fields are sealed with the user's key in the
+// order's stream and the orders table, and opened for answers
+// (personal.go).
 type Customer struct {
-	Email string `json:"email"`
-	Name  string `json:"name"`
+	Email event.Personal `json:"email"`
+	Name  event.Personal `json:"name"`
 }
 
 // Service is the order service.

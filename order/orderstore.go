@@ -17,12 +17,12 @@ func orderStream(id string) string { return orderPrefix + id }
 const orderPrefix = "order-"
 
 // orderEvents is the catalog of the stored OrderEvent payloads' schema
-// versions: every type at v1. When a type's payload changes, add an
-// upcaster from its last version here (eventstore.Upcaster); events of the
-// older version are then upcast on every read (load, history, asOf,
-// rebuild) and new ones are written at the chain's end.
-// TestOrderEventsCatalog checks the chain.
-var orderEvents = eventstore.NewCatalog("v1")
+// versions: every type at v1 but those carrying personal data, at v2
+// (personal.go). When a type's payload changes, add an upcaster from its
+// last version here (eventstore.Upcaster); events of the older version are
+// then upcast on every read (load, history, asOf, rebuild) and new ones
+// are written at the chain's end. TestOrderEventsCatalog checks the chain.
+var orderEvents = eventstore.NewCatalog("v1", personalUpcasters...)
 
 // maxTries bounds the tries of one command against conflicting appends.
 const maxTries = 100

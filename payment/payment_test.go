@@ -131,10 +131,10 @@ func (f *fixture) count(typ event.Type, orderID string) int {
 
 func orderCreated(orderID, userID, cardToken string, cents int64) *event.OrderCreated {
 	return &event.OrderCreated{
-		OrderID: orderID, Customer: event.Customer{UserID: userID, Email: userID + "@example.com", Name: userID},
+		OrderID: orderID, Customer: event.Customer{UserID: userID, Email: event.Plain(userID + "@example.com"), Name: event.Plain(userID)},
 		Lines:      []event.OrderLine{{ProductID: "p1", SKU: "MUG", Name: "Mug", Quantity: 2, UnitPriceCents: cents / 2}},
 		TotalCents: cents, Currency: "EUR", Payment: event.PaymentMethod{CardToken: cardToken, CardLast4: "4242"},
-		ShippingAddress: event.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
+		ShippingAddress: event.PlainAddress(event.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"}),
 	}
 }
 

@@ -23,7 +23,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // one order, or without orderId the caller's own. Customers see only their
 // own shipments (another customer's order lists nothing); admins see any.
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
-	service.ServeOrderRecords(w, r, "shipments", s.store.list)
+	service.ServeOrderRecords(w, r, "shipments", s.listOpened)
 }
 
 // handleDispatch: POST /shipments/{id}/dispatch (admins) hands a labelled
@@ -79,5 +79,9 @@ func (s *Service) advanceByHand(w http.ResponseWriter, r *http.Request, fn func(
 		return
 	}
 	s.d.Outbox.Notify()
+	if sh, err = s.openShipment(ctx, sh); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
 	httpx.JSON(w, http.StatusOK, sh)
 }

@@ -70,17 +70,17 @@ const (
 
 // Shipment is an order's shipment as the API shows it.
 type Shipment struct {
-	ID             string        `json:"id"`
-	OrderID        string        `json:"orderId"`
-	UserID         string        `json:"userId"`
-	Status         string        `json:"status"`
-	Carrier        string        `json:"carrier"`
-	TrackingNumber string        `json:"trackingNumber"`
-	Address        event.Address `json:"address"`
-	CreatedAt      time.Time     `json:"createdAt"`
-	UpdatedAt      time.Time     `json:"updatedAt"`
-	DispatchedAt   *time.Time    `json:"dispatchedAt,omitempty"`
-	DeliveredAt    *time.Time    `json:"deliveredAt,omitempty"`
+	ID             string                `json:"id"`
+	OrderID        string                `json:"orderId"`
+	UserID         string                `json:"userId"`
+	Status         string                `json:"status"`
+	Carrier        string                `json:"carrier"`
+	TrackingNumber string                `json:"trackingNumber"`
+	Address        event.PersonalAddress `json:"address"` // sealed as OrderCreated carried it; opened for answers
+	CreatedAt      time.Time             `json:"createdAt"`
+	UpdatedAt      time.Time             `json:"updatedAt"`
+	DispatchedAt   *time.Time            `json:"dispatchedAt,omitempty"`
+	DeliveredAt    *time.Time            `json:"deliveredAt,omitempty"`
 
 	// The saga state: which events of the order were seen.
 	hasOrder     bool       // OrderCreated

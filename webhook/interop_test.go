@@ -91,12 +91,12 @@ func TestOfficialVerifierAcceptsEveryDelivery(t *testing.T) {
 
 	h := start(t, loopback)
 	ep := create(h, "http://127.0.0.1:"+strconv.Itoa(port)+"/webhooks")
-	customer := event.Customer{UserID: "cust-1", Email: "ann@example.com", Name: "Ann"}
+	customer := event.Customer{UserID: "cust-1", Email: event.Plain("ann@example.com"), Name: event.Plain("Ann")}
 	life := []event.Payload{
 		&event.OrderCreated{OrderID: "o-life", Customer: customer, TotalCents: 2500, Currency: "EUR"},
 		&event.PaymentProcessed{OrderID: "o-life", PaymentID: "p-1", UserID: "cust-1", AmountCents: 2500, Currency: "EUR", AuthCode: "A1"},
 		&event.OrderConfirmed{OrderID: "o-life", UserID: "cust-1"},
-		&event.ShippingCreated{OrderID: "o-life", UserID: "cust-1", ShipmentID: "s-1", Carrier: "DHL", TrackingNumber: "T-1", Address: event.Address{}},
+		&event.ShippingCreated{OrderID: "o-life", UserID: "cust-1", ShipmentID: "s-1", Carrier: "DHL", TrackingNumber: "T-1", Address: event.PlainAddress(event.Address{})},
 		&event.OrderShipped{OrderID: "o-life", UserID: "cust-1", ShipmentID: "s-1", TrackingNumber: "T-1"},
 	}
 	io.WriteString(stdin, ep.Secret+"\n")

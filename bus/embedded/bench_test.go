@@ -17,8 +17,8 @@ import (
 
 // envelopeOf1KiB returns a realistic ~1 KiB OrderCreated envelope.
 func envelopeOf1KiB(b *testing.B) *bus.Message {
-	p := &event.OrderCreated{OrderID: event.NewID(), Customer: event.Customer{UserID: event.NewID(), Email: "someone@example.com", Name: "Some One"},
-		Currency: "EUR", ShippingAddress: event.Address{Name: "Some One", Line1: "1 Main Street", City: "Springfield", PostalCode: "12345", Country: "DE"}}
+	p := &event.OrderCreated{OrderID: event.NewID(), Customer: event.Customer{UserID: event.NewID(), Email: event.Plain("someone@example.com"), Name: event.Plain("Some One")},
+		Currency: "EUR", ShippingAddress: event.PlainAddress(event.Address{Name: "Some One", Line1: "1 Main Street", City: "Springfield", PostalCode: "12345", Country: "DE"})}
 	for i := 0; len(p.Lines) < 6; i++ {
 		p.Lines = append(p.Lines, event.OrderLine{ProductID: event.NewID(), SKU: "SKU-" + strconv.Itoa(i), Name: "A product with a name", Quantity: 2, UnitPriceCents: 1999})
 	}

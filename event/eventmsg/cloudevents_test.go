@@ -108,7 +108,7 @@ func TestRecordReadsAsACloudEvent(t *testing.T) {
 	if err := got.Validate(); err != nil {
 		t.Fatalf("invalid CloudEvent: %v", err)
 	}
-	if got.SpecVersion() != ce.VersionV1 || got.ID() != e.EventID || got.Type() != "eventmart.OrderCreated.v2" ||
+	if got.SpecVersion() != ce.VersionV1 || got.ID() != e.EventID || got.Type() != "eventmart.OrderCreated.v3" ||
 		got.Source() != "/eventmart/order-service" || got.Subject() != "o-7" || got.DataContentType() != "application/json" {
 		t.Errorf("attributes: %s", got)
 	}

@@ -10,7 +10,7 @@
 // json.RawMessage to an object (the only embedded JSON is an envelope), a slice
 // to an array that may be null (a nil slice marshals as null), a nested
 // struct to an inline object, event.Personal to a string or a sealed object
-// (oneOf).
+// and event.PersonalAddress to an address or a sealed object (oneOf).
 package schemagen
 
 import (
@@ -114,6 +114,7 @@ var (
 	timeType     = reflect.TypeOf(time.Time{})
 	rawType      = reflect.TypeOf(json.RawMessage{})
 	personalType = reflect.TypeOf(event.Personal{})
+	addressType  = reflect.TypeOf(event.PersonalAddress{})
 	sealedType   = reflect.TypeOf(event.Sealed{})
 )
 
@@ -133,6 +134,18 @@ func schemaOf(t reflect.Type, where string) (obj, error) {
 			return nil, err
 		}
 		return obj{{"oneOf", []any{obj{{"type", "string"}}, sealed}}}, nil
+	case t == addressType:
+		// A postal address: in clear (upcast from a version before
+		// sealing) or sealed whole with its user's key.
+		clear, err := structSchema(reflect.TypeOf(event.Address{}), where)
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := structSchema(sealedType, where)
+		if err != nil {
+			return nil, err
+		}
+		return obj{{"oneOf", []any{clear, sealed}}}, nil
 	case t.Kind() == reflect.String:
 		return obj{{"type", "string"}}, nil
 	case t.Kind() == reflect.Bool:

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,6 +131,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	values, err := settings.Parse(cfg.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := checkEmitPins(values.String(settings.EmitVersions)); err != nil {
+		return nil, fmt.Errorf("app: %s: %w", settings.EmitVersions.Name, err)
 	}
 	pins, err := outbox.ParsePins(values.String(settings.EmitVersions))
 	if err != nil {
@@ -602,6 +606,24 @@ func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) err
 			func() float64 { return float64(db.Stats().Commits) }),
 	} {
 		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkEmitPins refuses, with the reason, a pin of EVENTMART_EMIT_VERSIONS
+// to a version that the current one is never downcast to
+// (event.Spec.CheckEmit): OrderCreated and ShippingCreated before their
+// personal fields were sealed. Other mistakes are outbox.ParsePins's.
+func checkEmitPins(list string) error {
+	for _, part := range strings.Split(list, ",") {
+		t, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		spec, known := event.Lookup(event.Type(t))
+		if !ok || !known || spec.NewAt(v) == nil {
+			continue
+		}
+		if err := spec.CheckEmit(v); err != nil {
 			return err
 		}
 	}

@@ -335,10 +335,17 @@ func (c *Console) tailOnce(ctx context.Context, f streamFilter, pos map[partKey]
 	return read, nil
 }
 
+// toStreamEvent is m as the stream sends it. Sealed personal fields are
+// shown as event.SealedShown, not as ciphertext: the live stream is a
+// screen others may see, and opening every record would cost a key per
+// user; the trail and the flow views (GET /admin/events, GET
+// /orders/{id}/events) show them opened to an admin.
 func toStreamEvent(m *bus.Message) StreamEvent {
 	value := json.RawMessage(bytes.Clone(m.Value))
 	if !json.Valid(m.Value) {
 		value, _ = json.Marshal(string(m.Value))
+	} else if masked, err := event.MaskData(value); err == nil {
+		value = masked
 	}
 	return StreamEvent{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp, Key: string(m.Key),

@@ -282,3 +282,46 @@ func TestTailSendsInTimeOrderWithAuditEvents(t *testing.T) {
 		t.Errorf("stream sent %v, want %v", got, want)
 	}
 }
+
+// The live stream shows sealed personal fields as "[sealed]", never their
+// ciphertext, at any depth (the address of OrderCreated, the envelope an
+// AuditRecorded carries).
+func TestStreamShowsSealedFieldsAsSealed(t *testing.T) {
+	key := make([]byte, event.PersonalKeySize)
+	email, err := event.Seal(key, "u1", "ann@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := event.SealAddress(key, "u1", event.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "1", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.New("order-service", event.Origin{}, &event.OrderCreated{OrderID: "o1", Customer: event.Customer{UserID: "u1", Email: email, Name: event.Plain("")},
+		Currency: "EUR", ShippingAddress: addr, PlacedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := e.Marshal()
+	rec, err := event.New("audit-service", event.Origin{}, &event.AuditRecorded{Seq: 1, EventID: e.EventID, Type: "OrderCreated", Topic: "order-events", Key: "o1", Envelope: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	am, err := eventmsg.Encode(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*bus.Message{m, am} {
+		ev := toStreamEvent(m)
+		got := string(ev.Envelope)
+		if strings.Contains(got, email.Sealed.CT) || strings.Contains(got, addr.Sealed.CT) || strings.Contains(got, `"ct"`) || strings.Count(got, event.SealedShown) != 2 {
+			t.Errorf("%s streamed as %s", ev.EventType, got)
+		}
+		if !json.Valid(ev.Envelope) || !strings.Contains(got, `"orderId":"o1"`) && !strings.Contains(got, `"key":"o1"`) {
+			t.Errorf("%s: the rest of the envelope is lost: %s", ev.EventType, got)
+		}
+	}
+}

@@ -6,15 +6,15 @@ import (
 	"github.com/eventmart/eventmart/internal/outbox"
 )
 
+// No event type of the catalog can be pinned to a prior version today:
+// OrderCreated's, the only ones that were, come before its personal fields
+// were sealed and are never downcast (event.Prior.NoDowncast; the app
+// refuses them at start with the reason).
 func TestParsePins(t *testing.T) {
-	pins, err := outbox.ParsePins(" OrderCreated=v1 , ")
-	if err != nil || len(pins) != 1 || pins["OrderCreated"] != "v1" {
-		t.Errorf("ParsePins = %v, %v", pins, err)
-	}
-	if pins, err := outbox.ParsePins("OrderCreated=v2"); err != nil || len(pins) != 0 {
+	if pins, err := outbox.ParsePins(" OrderCreated=v3 , "); err != nil || len(pins) != 0 {
 		t.Errorf("the current version pins nothing: %v, %v", pins, err)
 	}
-	for _, bad := range []string{"OrderCreated", "Nope=v1", "OrderCreated=v7", "ProductCreated=v0"} {
+	for _, bad := range []string{"OrderCreated", "Nope=v1", "OrderCreated=v7", "ProductCreated=v0", "OrderCreated=v1", "OrderCreated=v2"} {
 		if _, err := outbox.ParsePins(bad); err == nil {
 			t.Errorf("ParsePins(%q) accepted", bad)
 		}

@@ -31,7 +31,7 @@ var (
 	RefreshTTL = &Setting{Name: "EVENTMART_REFRESH_TTL", Kind: Duration, Default: "24h", Scope: "runtime",
 		Meaning: "lifetime of a session from its login: its refresh token's, and how long ended sessions are remembered"}
 	EmitVersions = &Setting{Name: "EVENTMART_EMIT_VERSIONS", Kind: List, Scope: "runtime",
-		Meaning: "publish these event types at a prior version during a rolling upgrade, e.g. OrderCreated=v1 (see Schemas)"}
+		Meaning: "publish these event types at a prior version during a rolling upgrade, e.g. Type=v1 (see Schemas); a version before personal fields were sealed is refused"}
 	RetryDelays = &Setting{Name: "EVENTMART_RETRY_DELAYS", Kind: Durations, Default: "1s,5s,30s,2m,10m", Scope: "runtime",
 		Meaning: "waits of the delayed retries of a failing event before the dead-letter queue"}
 	RetryAttempts = &Setting{Name: "EVENTMART_RETRY_ATTEMPTS", Kind: Int, Default: "8", Min: 1, Max: 1 << 30, Scope: "runtime",

@@ -3,6 +3,7 @@ package apptests
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ type seen struct {
 
 // subscribe runs two extra consumer groups on order-events: one that reads
 // OrderCreated only as v1 (its schema and payload type), one that reads it
-// through event.Envelope.Payload (v1 is upcast to v2).
+// through event.Envelope.Payload (older versions are upcast).
 func (s *seen) subscribe(t *testing.T, b bus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -82,16 +83,16 @@ func (s *seen) subscribe(t *testing.T, b bus.Bus) {
 	})
 }
 
-// TestOrderCreatedV1AndV2OnOneTopic is a rolling upgrade of OrderCreated:
-// first the order service still emits v1 (EVENTMART_EMIT_VERSIONS pins
-// it), so a consumer that knows only v1 keeps working; restarted without
-// the pin, it emits v2.
-// Both versions travel on order-events, and every service's consumer
-// (inventory, payment, shipping, cart, order's saga log) handles both: both
-// orders ship. A v2 consumer gets v1 records upcast (placedAt = the
-// envelope's timestamp).
-func TestOrderCreatedV1AndV2OnOneTopic(t *testing.T) {
-	h := apptest.Start(t, all(), apptest.Settings(map[string]string{"EVENTMART_EMIT_VERSIONS": "OrderCreated=v1"}))
+// TestOrderCreatedV3ReachesEveryConsumer: OrderCreated v3 seals the
+// customer and the address, and cannot be downcast (a pin to v1 or v2 is
+// refused at start: TestEmitPinOfSealedVersionIsRefused in internal/app).
+// Every service's consumer (inventory, payment, shipping, cart, order's saga
+// log) handles v3: the order ships, its ShippingCreated at v2 with the
+// address sealed. A consumer that knows only v1 cannot read the record —
+// why consumers are upgraded before the producer (docs/events.md). Older
+// records are upcast (TestOrderCreatedV1IsUpcast in event).
+func TestOrderCreatedV3ReachesEveryConsumer(t *testing.T) {
+	h := apptest.Start(t, all())
 	s := &seen{legacy: map[string]bool{}, placedAt: map[string]time.Time{}, version: map[string]string{}, stamp: map[string]time.Time{}}
 	s.subscribe(t, h.Bus)
 
@@ -107,66 +108,48 @@ func TestOrderCreatedV1AndV2OnOneTopic(t *testing.T) {
 	})
 	body := map[string]any{"items": []map[string]any{{"productId": p.ID, "quantity": 2}}, "payment": map[string]string{"card": "4242424242424242"},
 		"shippingAddress": map[string]string{"name": "V", "line1": "l", "city": "c", "postalCode": "1", "country": "DE"}}
-	order := func() (id string, createdAt time.Time) {
-		var o struct {
-			ID        string
-			CreatedAt time.Time
-		}
-		h.JSON("POST", "/api/v1/orders", tok.Token, body, 202, &o)
-		h.Eventually("order "+o.ID+" shipped", func() bool {
-			var got struct{ Status string }
-			h.JSON("GET", "/api/v1/orders/"+o.ID, tok.Token, nil, 200, &got)
-			return got.Status == "SHIPPED"
-		})
-		return o.ID, o.CreatedAt
+	var o struct {
+		ID        string
+		CreatedAt time.Time
 	}
-	old, _ := order()
-	h.Eventually("the test consumers saw the v1 order", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		_, a := s.legacy[old]
-		_, b := s.placedAt[old]
-		return a && b
+	h.JSON("POST", "/api/v1/orders", tok.Token, body, 202, &o)
+	h.Eventually("order "+o.ID+" shipped", func() bool {
+		var got struct{ Status string }
+		h.JSON("GET", "/api/v1/orders/"+o.ID, tok.Token, nil, 200, &got)
+		return got.Status == "SHIPPED"
 	})
-	h.Restart(apptest.Settings(nil)) // every consumer now understands v2: the services restart without the pin and emit it
-	cur, createdAt := order()
-	h.Eventually("the test consumers saw the v2 order", func() bool {
+	h.Eventually("the test consumers saw the order", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		_, a := s.legacy[cur]
-		_, b := s.placedAt[cur]
+		_, a := s.legacy[o.ID]
+		_, b := s.placedAt[o.ID]
 		return a && b
 	})
 
-	// The services' own view: both orders' OrderCreated, at their versions.
-	for id, want := range map[string]string{old: "v1", cur: "v2"} {
-		e := h.Events.Wait(t, "OrderCreated", apptest.Keyed(id))
-		if e.EventVersion != want {
-			t.Errorf("order %s: OrderCreated %s, want %s", id, e.EventVersion, want)
-		}
-		for _, typ := range []event.Type{"InventoryReserved", "PaymentProcessed", "ShippingCreated", "OrderShipped"} {
-			h.Events.Wait(t, typ, apptest.Keyed(id))
-		}
+	e := h.Events.Wait(t, "OrderCreated", apptest.Keyed(o.ID))
+	if e.EventVersion != "v3" || strings.Contains(string(e.Data), "v@example.com") || strings.Contains(string(e.Data), `"line1"`) {
+		t.Errorf("OrderCreated %s %s: want v3 with the email and address sealed", e.EventVersion, e.Data)
+	}
+	sc := h.Events.Wait(t, "ShippingCreated", apptest.Keyed(o.ID))
+	if sc.EventVersion != "v2" || strings.Contains(string(sc.Data), `"line1"`) {
+		t.Errorf("ShippingCreated %s %s: want v2 with the address sealed", sc.EventVersion, sc.Data)
+	}
+	for _, typ := range []event.Type{"InventoryReserved", "PaymentProcessed", "OrderShipped"} {
+		h.Events.Wait(t, typ, apptest.Keyed(o.ID))
 	}
 	var inv struct{ OnHand, Reserved int64 }
-	h.Eventually("stock of both orders left", func() bool {
+	h.Eventually("stock of the order left", func() bool {
 		h.JSON("GET", "/api/v1/inventory/"+p.ID, admin, nil, 200, &inv)
-		return inv.OnHand == 6
+		return inv.OnHand == 8
 	})
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.legacy[old] {
-		t.Error("the v1-only consumer could not read the order emitted while v1 was pinned")
+	if s.legacy[o.ID] {
+		t.Error("the v1-only consumer read a v3 record as v1")
 	}
-	if s.legacy[cur] {
-		t.Error("the v1-only consumer read a v2 record as v1")
-	}
-	if s.version[old] != "v1" || !s.placedAt[old].Equal(s.stamp[old]) {
-		t.Errorf("v1 record upcast: version %s placedAt %v, want the envelope's timestamp %v", s.version[old], s.placedAt[old], s.stamp[old])
-	}
-	if s.version[cur] != "v2" || !s.placedAt[cur].Equal(createdAt) {
-		t.Errorf("v2 record: version %s placedAt %v, want the order's createdAt %v", s.version[cur], s.placedAt[cur], createdAt)
+	if s.version[o.ID] != "v3" || !s.placedAt[o.ID].Equal(o.CreatedAt) {
+		t.Errorf("v3 record: version %s placedAt %v, want the order's createdAt %v", s.version[o.ID], s.placedAt[o.ID], o.CreatedAt)
 	}
 }
 

@@ -236,10 +236,10 @@ func TestCardNumbersAreEncryptedAtRest(t *testing.T) {
 	if number, again := stored(); !strings.HasPrefix(number, "enc1:k2:") || again != fp {
 		t.Errorf("after rotation: %q, fingerprint %q, want sealed with k2 and %q", number, again, fp)
 	}
-	o := &event.OrderCreated{OrderID: "o-rotated", Customer: event.Customer{UserID: "u1", Email: "u1@example.com", Name: "U"},
+	o := &event.OrderCreated{OrderID: "o-rotated", Customer: event.Customer{UserID: "u1", Email: event.Plain("u1@example.com"), Name: event.Plain("U")},
 		Lines:      []event.OrderLine{{ProductID: "p1", SKU: "MUG", Name: "Mug", Quantity: 1, UnitPriceCents: 500}},
 		TotalCents: 500, Currency: "EUR", Payment: event.PaymentMethod{CardToken: c.Token, CardLast4: "4242"},
-		ShippingAddress: event.Address{Name: "U", Line1: "1 Main St", City: "X", PostalCode: "1", Country: "US"}}
+		ShippingAddress: event.PlainAddress(event.Address{Name: "U", Line1: "1 Main St", City: "X", PostalCode: "1", Country: "US"})}
 	origin := event.FromRequest("rotated", event.Metadata{UserID: "u1"})
 	h.Publish("order-service", origin, o)
 	h.Publish("inventory-service", origin, &event.InventoryReserved{OrderID: "o-rotated", Lines: []event.Line{{ProductID: "p1", Quantity: 1}}})

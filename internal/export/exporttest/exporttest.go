@@ -88,9 +88,9 @@ func SeedPrefixed(t testing.TB, b bus.Publisher, n int, step time.Duration, pref
 		amount := lines[0].Quantity * lines[0].UnitPriceCents
 		md := event.Metadata{UserID: userID}
 		var chain []event.Payload
-		chain = append(chain, &event.OrderCreated{OrderID: orderID, Customer: event.Customer{UserID: userID, Email: "c@example.com", Name: "C"},
+		chain = append(chain, &event.OrderCreated{OrderID: orderID, Customer: event.Customer{UserID: userID, Email: event.Plain("c@example.com"), Name: event.Plain("C")},
 			Lines: lines, TotalCents: amount, Currency: cur, Payment: event.PaymentMethod{CardToken: "tok", CardLast4: "4242"},
-			ShippingAddress: event.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1000", Country: "DE"}, PlacedAt: at})
+			ShippingAddress: event.PlainAddress(event.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1000", Country: "DE"}), PlacedAt: at})
 		cancelled, refunded := fate(i)
 		if cancelled {
 			chain = append(chain, &event.InventoryReservationFailed{OrderID: orderID, Reason: "out of stock", Shortages: []event.Shortage{{ProductID: product, Requested: 1}}},
@@ -102,7 +102,7 @@ func SeedPrefixed(t testing.TB, b bus.Publisher, n int, step time.Duration, pref
 				&event.PaymentProcessed{PaymentID: pay, OrderID: orderID, UserID: userID, AmountCents: amount, Currency: cur, AuthCode: "A1"},
 				&event.OrderConfirmed{OrderID: orderID, UserID: userID, PaymentID: pay, TotalCents: amount, Currency: cur},
 				&event.ShippingCreated{ShipmentID: ship, OrderID: orderID, UserID: userID, Carrier: "simulated", TrackingNumber: "T" + orderID[24:],
-					Address: event.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1000", Country: "DE"}},
+					Address: event.PlainAddress(event.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1000", Country: "DE"})},
 				&event.ShippingDispatched{ShipmentID: ship, OrderID: orderID, UserID: userID, TrackingNumber: "T" + orderID[24:]},
 				&event.OrderShipped{OrderID: orderID, UserID: userID, ShipmentID: ship, TrackingNumber: "T" + orderID[24:]})
 			if refunded {
