@@ -631,6 +631,9 @@ func testEnsureTopics(t *testing.T, b bus.Bus) {
 	}
 	apply(3, time.Hour, "created")
 	apply(3, time.Hour, "unchanged")
+	// Published to before growing, so the producer has the topic's three
+	// partitions in its view when it grows.
+	publish(t, b, msg(name, "before-growth", 0))
 	apply(5, time.Hour, "partitions increased")
 	apply(5, 2*time.Hour, "retention updated")
 	apply(2, 2*time.Hour, "drift")
@@ -645,7 +648,12 @@ func testEnsureTopics(t *testing.T, b bus.Bus) {
 	if !slices.IsSortedFunc(topics, func(a, b bus.TopicConfig) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Error("Topics() not sorted by name")
 	}
-	m := msg(name, "after-growth", 0)
+	// Right after EnsureTopics returns, a key of a new partition goes there.
+	key := "after-growth"
+	for i := 0; bus.PartitionFor([]byte(key), 5) < 3; i++ {
+		key = "after-growth-" + strconv.Itoa(i)
+	}
+	m := msg(name, key, 0)
 	publish(t, b, m)
 	if m.Partition != bus.PartitionFor(m.Key, 5) {
 		t.Errorf("after growth key went to partition %d, want %d of 5", m.Partition, bus.PartitionFor(m.Key, 5))

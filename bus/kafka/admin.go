@@ -336,12 +336,37 @@ func (b *Bus) awaitApplied(ctx context.Context, parts map[string]int32, rets map
 		case <-t.C:
 		}
 	}
-	if len(parts) > 0 {
-		// The producer keeps its own view of partitions; have it reload
-		// now rather than at its next periodic refresh.
+	return b.awaitProducerView(ctx, parts)
+}
+
+// awaitProducerView returns once the producer's own view of each grown
+// topic it already knew shows the new partition count, so a Publish right
+// after routes keys over every partition. Its view is refreshed
+// asynchronously (ForceMetadataRefresh only asks); a topic it never
+// produced to is loaded fresh at its first Publish.
+func (b *Bus) awaitProducerView(ctx context.Context, parts map[string]int32) error {
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		stale := false
+		for t, n := range parts {
+			if known, _, _ := b.cl.PartitionLeader(t, 0); known < 0 {
+				continue
+			}
+			if last, _, _ := b.cl.PartitionLeader(t, n-1); last < 0 {
+				stale = true
+			}
+		}
+		if !stale {
+			return nil
+		}
 		b.cl.ForceMetadataRefresh()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("kafka: waiting for the producer to see grown topics: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
-	return nil
 }
 
 // retentions returns retention.ms of each topic.
