@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -202,6 +203,17 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) er
 	// record by record behind savepoints.
 	start := time.Now()
 	decs := c.decodeAll(msgs)
+	if !slices.ContainsFunc(decs, func(d *decoded) bool { return d != nil }) {
+		// Only events no handler here wants (another group's types on a
+		// shared topic): a transaction would read and write nothing.
+		outcomes := make([]consumed, len(msgs))
+		for i, m := range msgs {
+			outcomes[i] = consumed{m, obs.OutcomeIgnored}
+		}
+		c.Metrics.Batch(time.Since(start))
+		c.countConsumed(outcomes)
+		return nil
+	}
 	wrote, outcomes, err := c.applyFast(ctx, msgs, decs)
 	if errors.Is(err, errIsolate) {
 		wrote, outcomes, err = c.applyIsolated(ctx, msgs, decs, count)

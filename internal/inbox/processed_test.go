@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/internal/testenv"
 )
@@ -108,5 +109,40 @@ func TestConsumersRacingForABatchApplyItOnce(t *testing.T) {
 		if n := old.effects(p); n != 1 {
 			t.Errorf("%s applied %d times, want 1", p, n)
 		}
+	}
+}
+
+// TestBatchOfUnwantedEventsCostsNoTransaction: a batch holding only event
+// types no handler here wants (another service's events on a shared topic)
+// is consumed without a transaction, and a batch that mixes them with a
+// wanted one costs what the wanted one alone does.
+func TestBatchOfUnwantedEventsCostsNoTransaction(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	unwanted := func() *bus.Message {
+		e, err := event.New("catalog-service", event.Origin{}, &event.ProductDiscontinued{ProductID: "gone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	before := f.c.DB.Stats()
+	if err := f.c.Handle(ctx, []*bus.Message{unwanted(), unwanted()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.c.DB.Stats().Sub(before); got.Statements != 0 || got.Commits != 0 {
+		t.Errorf("a batch of unwanted events: %+v, want no statement and no commit", got)
+	}
+	before = f.c.DB.Stats()
+	if err := f.c.Handle(ctx, []*bus.Message{unwanted(), f.msg("p1")}); err != nil {
+		t.Fatal(err)
+	}
+	// 1 lookup, 1 effect, 1 insert of the id.
+	if got := f.c.DB.Stats().Sub(before); got.Statements != 3 || got.Commits != 1 || f.effects("p1") != 1 {
+		t.Errorf("an unwanted and a wanted event: %+v and %d effects, want 3 statements, 1 commit, 1 effect", got, f.effects("p1"))
 	}
 }
