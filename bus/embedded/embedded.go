@@ -47,6 +47,10 @@ type Bus struct {
 	rdb  *sql.DB   // readers; WAL lets them run beside the writer
 	read *sql.Stmt // the hot query of consumers, parsed once per connection
 
+	// The writer's statements, parsed once: parsing them for every
+	// commit cost as much CPU as running them.
+	insertRecord, upsertOffset, upsertPartition *sql.Stmt
+
 	writes chan *writeReq
 	ctx    context.Context // cancelled by Close: ends handlers' contexts
 	cancel context.CancelFunc
@@ -150,7 +154,7 @@ func Open(path string, opts ...Option) (*Bus, error) {
 		topics: map[string]*topic{},
 		groups: map[string]*group{},
 	}
-	if b.read, err = rdb.Prepare(`SELECT id, ts, key, value, headers FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`); err != nil {
+	if err := b.prepare(); err != nil {
 		b.closeDBs()
 		cancel()
 		return nil, fmt.Errorf("embedded: prepare: %w", err)
@@ -239,6 +243,26 @@ func (b *Bus) Close() error {
 	close(b.writes)
 	b.wg.Wait()
 	return b.closeDBs()
+}
+
+// prepare parses the hot statements once.
+func (b *Bus) prepare() error {
+	var err error
+	prep := func(db *sql.DB, query string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = db.Prepare(query)
+		return st
+	}
+	b.read = prep(b.rdb, `SELECT id, ts, key, value, headers FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`)
+	b.insertRecord = prep(b.wdb, `INSERT INTO records (id, ts, key, value, headers) VALUES (?, ?, ?, ?, ?)`)
+	b.upsertOffset = prep(b.wdb, `INSERT INTO group_offsets (grp, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)
+		ON CONFLICT (grp, topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset`)
+	b.upsertPartition = prep(b.wdb, `INSERT INTO partitions (topic_id, partition, next_offset, last_ts) VALUES (?, ?, ?, ?)
+		ON CONFLICT (topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset, last_ts = excluded.last_ts`)
+	return err
 }
 
 func (b *Bus) closeDBs() error {

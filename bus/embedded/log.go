@@ -196,30 +196,24 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 		return err
 	}
 	defer tx.Rollback()
-	ins, err := tx.Prepare(`INSERT INTO records (id, ts, key, value, headers) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
+	ins := tx.StmtContext(ctx, b.insertRecord)
 	for _, r := range recs {
 		m := r.m
 		if _, err := ins.Exec(recordID(r.topicID, m.Partition, m.Offset), m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
 			return err
 		}
 	}
+	offsets := tx.StmtContext(ctx, b.upsertOffset)
 	for _, r := range batch {
 		if c := r.commit; c != nil {
-			if _, err := tx.Exec(`INSERT INTO group_offsets (grp, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)
-				ON CONFLICT (grp, topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset`,
-				c.group, c.topicID, c.partition, c.next); err != nil {
+			if _, err := offsets.Exec(c.group, c.topicID, c.partition, c.next); err != nil {
 				return err
 			}
 		}
 	}
+	parts := tx.StmtContext(ctx, b.upsertPartition)
 	for k, n := range next {
-		if _, err := tx.Exec(`INSERT INTO partitions (topic_id, partition, next_offset, last_ts) VALUES (?, ?, ?, ?)
-			ON CONFLICT (topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset, last_ts = excluded.last_ts`,
-			k.t.id, k.p, n, lastTs[k]); err != nil {
+		if _, err := parts.Exec(k.t.id, k.p, n, lastTs[k]); err != nil {
 			return err
 		}
 	}
