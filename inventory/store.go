@@ -83,17 +83,13 @@ func (s *store) loadReservations(ctx context.Context, tx *sqldb.Tx, orderIDs []s
 			args = append(args, id)
 		}
 	}
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 500)]
-		args = args[len(chunk):]
-		found, err := sqldb.List(ctx, tx, `SELECT order_id, status, lines, reason, created_at, updated_at FROM reservations
-			WHERE order_id IN (`+sqldb.Placeholders(len(chunk))+`) ORDER BY order_id`+tx.ForUpdate(), chunk, scanReservation)
-		if err != nil {
-			return fmt.Errorf("inventory: read %d reservations: %w", len(chunk), err)
-		}
-		for _, r := range found {
-			c.m[r.OrderID] = r
-		}
+	found, err := sqldb.ListIn(ctx, tx, `SELECT order_id, status, lines, reason, created_at, updated_at FROM reservations
+		WHERE order_id IN `, ` ORDER BY order_id`+tx.ForUpdate(), args, scanReservation)
+	if err != nil {
+		return fmt.Errorf("inventory: read %d reservations: %w", len(args), err)
+	}
+	for _, r := range found {
+		c.m[r.OrderID] = r
 	}
 	return nil
 }

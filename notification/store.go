@@ -64,21 +64,17 @@ func (s *store) loadRecipients(ctx context.Context, tx *sqldb.Tx, userIDs []stri
 			args = append(args, id)
 		}
 	}
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 500)]
-		args = args[len(chunk):]
-		found, err := sqldb.List(ctx, tx, `SELECT user_id, email, name, status FROM recipients WHERE user_id IN (`+sqldb.Placeholders(len(chunk))+`)`,
-			chunk, func(sc sqldb.Scanner) (*recipient, error) {
-				var r recipient
-				err := sc.Scan(&r.UserID, &r.Email, &r.Name, &r.Status)
-				return &r, err
-			})
-		if err != nil {
-			return fmt.Errorf("notification: read %d recipients: %w", len(chunk), err)
-		}
-		for _, r := range found {
-			c[r.UserID] = r
-		}
+	found, err := sqldb.ListIn(ctx, tx, `SELECT user_id, email, name, status FROM recipients WHERE user_id IN `, "",
+		args, func(sc sqldb.Scanner) (*recipient, error) {
+			var r recipient
+			err := sc.Scan(&r.UserID, &r.Email, &r.Name, &r.Status)
+			return &r, err
+		})
+	if err != nil {
+		return fmt.Errorf("notification: read %d recipients: %w", len(args), err)
+	}
+	for _, r := range found {
+		c[r.UserID] = r
 	}
 	return nil
 }

@@ -113,21 +113,17 @@ func (s *store) loadCards(ctx context.Context, tx *sqldb.Tx, tokens []string) er
 			args = append(args, t)
 		}
 	}
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 500)]
-		args = args[len(chunk):]
-		found, err := sqldb.List(ctx, tx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token IN (`+sqldb.Placeholders(len(chunk))+`)`,
-			chunk, func(r sqldb.Scanner) (*vaultedCard, error) {
-				var v vaultedCard
-				err := r.Scan(&v.Token, &v.UserID, &v.Number, &v.Last4, &v.Brand)
-				return &v, err
-			})
-		if err != nil {
-			return fmt.Errorf("payment: read cards: %w", err)
-		}
-		for _, v := range found {
-			c[v.Token] = v
-		}
+	found, err := sqldb.ListIn(ctx, tx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token IN `, "",
+		args, func(r sqldb.Scanner) (*vaultedCard, error) {
+			var v vaultedCard
+			err := r.Scan(&v.Token, &v.UserID, &v.Number, &v.Last4, &v.Brand)
+			return &v, err
+		})
+	if err != nil {
+		return fmt.Errorf("payment: read cards: %w", err)
+	}
+	for _, v := range found {
+		c[v.Token] = v
 	}
 	return nil
 }

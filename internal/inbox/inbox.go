@@ -335,7 +335,7 @@ type eventIDs struct {
 }
 
 // processedBefore looks up the event ids of msgs' headers in
-// processed_events, 500 a statement, and returns what it found.
+// processed_events (sqldb.ListIn) and returns what it found.
 //
 // The ids processed in the transaction are inserted together before it
 // commits (sqldb.Rows), without ON CONFLICT: should another consumer
@@ -352,17 +352,12 @@ func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bu
 			args = append(args, id)
 		}
 	}
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 500)]
-		args = args[len(chunk):]
-		found, err := sqldb.List(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`,
-			chunk, sqldb.ScanOne[string])
-		if err != nil {
-			return nil, fmt.Errorf("inbox: processed events: %w", err)
-		}
-		for _, id := range found {
-			ids.done[id] = true
-		}
+	found, err := sqldb.ListIn(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN `, "", args, sqldb.ScanOne[string])
+	if err != nil {
+		return nil, fmt.Errorf("inbox: processed events: %w", err)
+	}
+	for _, id := range found {
+		ids.done[id] = true
 	}
 	return ids, nil
 }

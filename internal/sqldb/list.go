@@ -71,3 +71,26 @@ func AndEq(query string, args []any, filters ...Eq) (string, []any) {
 	}
 	return query, args
 }
+
+// inChunk bounds the keys of one IN list: SQLite and PostgreSQL take far
+// more parameters, but a statement text per chunk size is prepared and
+// kept, and a few hundred keys already make one read of a batch.
+const inChunk = 500
+
+// ListIn is List of `before (?, ?, …) after` for keys, in chunks of up to
+// 500 keys a statement: the rows of a batch's keys in a few reads, not
+// one read a key. Rows come in the query's order within a chunk, chunks
+// in keys' order.
+func ListIn[T any](ctx context.Context, q Querier, before, after string, keys []any, scan func(Scanner) (T, error)) ([]T, error) {
+	out := []T{}
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), inChunk)]
+		keys = keys[len(chunk):]
+		rows, err := List(ctx, q, before+"("+Placeholders(len(chunk))+")"+after, chunk, scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}

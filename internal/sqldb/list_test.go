@@ -192,3 +192,28 @@ func TestAndEq(t *testing.T) {
 		}
 	})
 }
+
+// ListIn reads the rows of more keys than one statement takes, chunk by
+// chunk, in the keys' order, with what follows the list applied to each.
+func TestListIn(t *testing.T) {
+	listDialects(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		keys := make([]any, 0, 1203)
+		for i := range 1200 {
+			keys = append(keys, "missing-"+strings.Repeat("x", i%7)+string(rune('A'+i%26))+strings.Repeat("y", i/26))
+		}
+		keys = append([]any{"e"}, keys...) // the first chunk
+		keys = append(keys, "d", "a")      // the last chunk, itself in the query's order
+		before := db.Stats()
+		got, err := sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE name IN `, ` ORDER BY name`, keys, scanItem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []item{{"e", 5}, {"a", 1}, {"d", 4}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("ListIn = %v, want %v", got, want)
+		}
+		if n := db.Stats().Sub(before).Reads; n != 3 {
+			t.Errorf("%d keys in %d reads, want 3", len(keys), n)
+		}
+	})
+}
