@@ -392,10 +392,29 @@ func (s *Service) represent(ctx context.Context, o *Order) (httpx.Representation
 	return rep, nil
 }
 
-// recheckEvery is how often a held GET reads the order again even without
-// a notification: a change committed by another instance of the service
-// (several serve processes) notifies only that instance's waiters.
-const recheckEvery = 500 * time.Millisecond
+// How often a held GET reads the order again without a notification, on
+// PostgreSQL: a change committed by another instance of the service
+// (several serve processes) notifies this instance through RunInstance's
+// LISTEN, so while it listens the recheck is a safety net
+// (safetyRecheckEvery); while it does not, recheckEvery. On SQLite every
+// change is this process's and notifies: no recheck.
+const (
+	recheckEvery       = 500 * time.Millisecond
+	safetyRecheckEvery = 5 * time.Second
+)
+
+// recheckAfter returns how long a held GET waits for a notification before
+// it reads the order again; 0 for never.
+func (s *Service) recheckAfter() time.Duration {
+	switch {
+	case s.d.DB.Dialect != sqldb.Postgres:
+		return 0
+	case s.listening.Load():
+		return time.Duration(s.safetyRecheck.Load())
+	default:
+		return time.Duration(s.recheck.Load())
+	}
+}
 
 // awaitChange waits up to wait for order id's representation to differ
 // from rep and returns the newest one (rep itself if nothing changed).
@@ -424,11 +443,15 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 	if cur, err = s.represent(ctx, o); err != nil || cur.ETag != rep.ETag {
 		return cur, true, err
 	}
-	recheck := time.NewTimer(recheckEvery)
-	defer recheck.Stop()
+	var recheck <-chan time.Time // nil: never
+	if d := s.recheckAfter(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		recheck = t.C
+	}
 	select {
 	case <-changed:
-	case <-recheck.C:
+	case <-recheck:
 	case <-deadline:
 		return rep, true, nil
 	case <-ctx.Done():
