@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/service"
@@ -40,3 +41,19 @@ func CancelAsCustomer(ctx context.Context, svc service.Service, id string) error
 	}
 	return err
 }
+
+// SetRecheck sets how often svc's held GETs read their order again
+// without a notification on PostgreSQL: while it listens for the changes
+// of other instances (safety) and while it does not (unheard).
+func SetRecheck(svc service.Service, safety, unheard time.Duration) {
+	s := svc.(*Service)
+	s.safetyRecheck.Store(int64(safety))
+	s.recheck.Store(int64(unheard))
+}
+
+// Listening reports whether svc listens for the changes of other
+// instances (PostgreSQL).
+func Listening(svc service.Service) bool { return svc.(*Service).listening.Load() }
+
+// Watched returns how many orders svc's held GETs wait on.
+func Watched(svc service.Service) int { return svc.(*Service).changed.Len() }

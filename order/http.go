@@ -342,6 +342,15 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 // the order as it was at that instant, folded from its stream (404 before
 // it was placed), without ETag or waiting.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	// A GET that may be held watches the order before reading it: a
+	// change committed in between wakes it, so its first wait needs no
+	// second read (see awaitChange).
+	var changed <-chan struct{}
+	if httpx.PreferWait(r) > 0 && r.Header.Get("If-None-Match") != "" {
+		var release func()
+		changed, release = s.changed.Watch(r.PathValue("id"))
+		defer release()
+	}
 	_, o, err := s.visibleOrder(r)
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -370,7 +379,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait := httpx.PreferWait(r); wait > 0 && httpx.NoneMatch(r, rep.ETag) {
-		if rep, err = s.awaitChange(r.Context(), o.ID, rep, wait); err != nil {
+		if rep, err = s.awaitChange(r.Context(), o.ID, rep, wait, changed); err != nil {
 			httpx.Error(w, r, err)
 			return
 		}
@@ -392,43 +401,73 @@ func (s *Service) represent(ctx context.Context, o *Order) (httpx.Representation
 	return rep, nil
 }
 
-// recheckEvery is how often a held GET reads the order again even without
-// a notification: a change committed by another instance of the service
-// (several serve processes) notifies only that instance's waiters.
-const recheckEvery = 500 * time.Millisecond
+// How often a held GET reads the order again without a notification, on
+// PostgreSQL: a change committed by another instance of the service
+// (several serve processes) notifies this instance through RunInstance's
+// LISTEN, so while it listens the recheck is a safety net
+// (safetyRecheckEvery); while it does not, recheckEvery. On SQLite every
+// change is this process's and notifies: no recheck.
+const (
+	recheckEvery       = 500 * time.Millisecond
+	safetyRecheckEvery = 5 * time.Second
+)
 
-// awaitChange waits up to wait for order id's representation to differ
-// from rep and returns the newest one (rep itself if nothing changed).
-func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration) (httpx.Representation, error) {
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C)
-		if done || err != nil {
-			return cur, err
-		}
+// recheckAfter returns how long a held GET waits for a notification before
+// it reads the order again; 0 for never.
+func (s *Service) recheckAfter() time.Duration {
+	switch {
+	case s.d.DB.Dialect != sqldb.Postgres:
+		return 0
+	case s.listening.Load():
+		return time.Duration(s.safetyRecheck.Load())
+	default:
+		return time.Duration(s.recheck.Load())
 	}
 }
 
-// awaitOnce reads order id and, while it is still rep, waits for a
-// notification or the recheck; done reports a change (cur), the deadline
-// or the end of ctx (cur is rep).
-func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time) (cur httpx.Representation, done bool, err error) {
-	// Watch before reading, so a change committed in between wakes us.
-	changed, release := s.changed.Watch(id)
-	defer release()
-	o, err := s.store.order(ctx, s.d.DB, id)
-	if err != nil {
-		return rep, true, err
+// awaitChange waits up to wait for order id's representation to differ
+// from rep and returns the newest one (rep itself if nothing changed).
+// changed, if not nil, is a watch of id taken before rep was read: the
+// first wait is on it, without reading the order again.
+func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed)
+		if done || err != nil {
+			return cur, err
+		}
+		changed = nil
 	}
-	if cur, err = s.represent(ctx, o); err != nil || cur.ETag != rep.ETag {
-		return cur, true, err
+}
+
+// awaitOnce reads order id (unless changed, a watch taken before rep was
+// read, is given) and, while it is still rep, waits for a notification or
+// the recheck; done reports a change (cur), the deadline or the end of ctx
+// (cur is rep).
+func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}) (cur httpx.Representation, done bool, err error) {
+	if changed == nil {
+		// Watch before reading, so a change committed in between wakes us.
+		var release func()
+		changed, release = s.changed.Watch(id)
+		defer release()
+		o, err := s.store.order(ctx, s.d.DB, id)
+		if err != nil {
+			return rep, true, err
+		}
+		if cur, err = s.represent(ctx, o); err != nil || cur.ETag != rep.ETag {
+			return cur, true, err
+		}
 	}
-	recheck := time.NewTimer(recheckEvery)
-	defer recheck.Stop()
+	var recheck <-chan time.Time // nil: never
+	if d := s.recheckAfter(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		recheck = t.C
+	}
 	select {
 	case <-changed:
-	case <-recheck.C:
+	case <-recheck:
 	case <-deadline:
 		return rep, true, nil
 	case <-ctx.Done():

@@ -33,6 +33,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,7 @@ import (
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
+	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/internal/watch"
 )
 
@@ -130,8 +132,13 @@ type Service struct {
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
-	changed watch.Hub  // orders changed, for held GETs (see handleGet)
-	admit   *admission // sheds new orders while too many are PENDING (admission.go)
+	changed watch.Hub // orders changed, for held GETs (see handleGet)
+	// listening is set while RunInstance LISTENs for the changes of every
+	// instance (PostgreSQL); held GETs then recheck only every
+	// safetyRecheck, else every recheck (nanoseconds; see awaitOnce).
+	listening              atomic.Bool
+	recheck, safetyRecheck atomic.Int64
+	admit                  *admission // sheds new orders while too many are PENDING (admission.go)
 
 	// maxTotal caps an order's total (EVENTMART_ORDER_MAX_TOTAL), so a
 	// mistyped quantity is not charged.
@@ -143,6 +150,8 @@ type Service struct {
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.store = &store{db: d.DB, changed: &s.changed}
+	s.recheck.Store(int64(recheckEvery))
+	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
 	var err error
 	if s.metrics, err = newSagaMetrics(d.Metrics); err != nil {
@@ -159,6 +168,28 @@ func New(d service.Deps) (*Service, error) {
 // logged and retried at the next tick: stopping the service would not help.
 func (s *Service) Run(ctx context.Context) error {
 	return s.d.Every(ctx, s.sweep, "saga timeout sweep", s.cancelTimedOut)
+}
+
+// RunInstance, on PostgreSQL, LISTENs for the orders changed by every
+// instance of the service on the database (their commits notify
+// changeChannel, see projectOrderLater) and wakes this instance's held
+// GETs of them, until ctx is cancelled. On SQLite, whose database one
+// process owns, every change is this instance's: it returns at once.
+func (s *Service) RunInstance(ctx context.Context) error {
+	s.d.DB.Listen(ctx, changeChannel, sqldb.Listener{
+		Listening: func() { s.listening.Store(true) },
+		Lost: func(err error, retryIn time.Duration) {
+			s.listening.Store(false)
+			// Changes may have been missed: the held GETs read again,
+			// and recheck often until the LISTEN is back.
+			s.changed.NotifyAll()
+			s.d.Log.Warn("order: not listening for the changes of other instances; held GETs recheck meanwhile",
+				"error", err, "recheck", time.Duration(s.recheck.Load()).String(), "retry_in", retryIn.String())
+		},
+		Notified: s.changed.Notify,
+	})
+	s.listening.Store(false)
+	return nil
 }
 
 // Handlers: user events for the customer projection, the saga's events

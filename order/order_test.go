@@ -26,6 +26,7 @@ import (
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/settings"
+	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/order"
 )
 
@@ -1238,4 +1239,94 @@ func TestGetHeldUntilTheOrderChanges(t *testing.T) {
 	if status, _, _ := do(t, h, "GET", path, h.Token("cust-2", "customer"), nil, map[string]string{"If-None-Match": "*", "Prefer": "wait=5"}); status != http.StatusNotFound {
 		t.Fatalf("another customer's held GET: %d", status)
 	}
+}
+
+// TestHeldGetHearsOtherInstances: with two order instances on one
+// PostgreSQL database, a GET held on the first returns the change as soon
+// as the second commits it (the customer cancels there): the commit
+// notifies every instance. The first one's rechecks are an hour away, so
+// only that notification can wake it before the wait ends.
+func TestHeldGetHearsOtherInstances(t *testing.T) {
+	f := newFakes()
+	defs := []service.Def{order.Def(), f.catalog(), f.cart(), f.payment()}
+	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
+	second := h.StartInstance()
+	first := h.App.Service(order.Name)
+	order.SetRecheck(first, time.Hour, time.Hour)
+	h.Eventually("the first instance listening for changes", func() bool { return order.Listening(first) })
+	tok := h.Token("cust-1", "customer")
+	s := place(t, h, tok)
+	path := orderPath + "/" + s.id
+	status, hdr, _ := do(t, h, "GET", path, tok, nil, nil)
+	etag := hdr.Get("ETag")
+	if status != http.StatusOK || etag == "" {
+		t.Fatalf("GET: %d, ETag %q", status, etag)
+	}
+
+	type answer struct {
+		status int
+		etag   string
+		order  order.Order
+	}
+	held := make(chan answer, 1)
+	go func() {
+		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=30"})
+		a := answer{status: status, etag: hdr.Get("ETag")}
+		json.Unmarshal(b, &a.order)
+		held <- a
+	}()
+	h.Eventually("the GET held on the first instance", func() bool { return order.Watched(first) == 1 })
+	if err := order.CancelAsCustomer(context.Background(), second.Service(order.Name), s.id); err != nil {
+		t.Fatal(err)
+	}
+	a := <-held
+	if a.status != http.StatusOK || a.order.Status != "CANCELLED" || a.order.ReasonCode != "customer-cancelled" || a.etag == "" || a.etag == etag {
+		t.Fatalf("GET held on the first instance after the cancellation on the second: %d %+v, ETag %q (was %q)", a.status, a.order, a.etag, etag)
+	}
+}
+
+// TestHeldGetDoesNotPollSQLite: on SQLite every change of an order is this
+// process's and wakes its held GETs, so a GET held on an order that does
+// not change reads it once (it watches the order before reading it) and
+// then waits for its deadline without reading again (it read it every
+// 500 ms). Ten such GETs are held at once; the order database's
+// reads counted include the background's, about two a second (the outbox
+// relay's poll and the consumer's retries), which ten rechecking GETs
+// would exceed many times over.
+func TestHeldGetDoesNotPollSQLite(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_SWEEP_INTERVAL": "1h"}))
+	db := h.App.DB(order.Name)
+	if db.Dialect != sqldb.SQLite {
+		t.Skip("on PostgreSQL held GETs recheck (TestHeldGetHearsOtherInstances)")
+	}
+	tok := h.Token("cust-1", "customer")
+	const n, wait = 10, 2
+	paths, etags := make([]string, n), make([]string, n)
+	for i := range n {
+		paths[i] = orderPath + "/" + place(t, h, tok).id
+		status, hdr, _ := do(t, h, "GET", paths[i], tok, nil, nil)
+		if etags[i] = hdr.Get("ETag"); status != http.StatusOK || etags[i] == "" {
+			t.Fatalf("GET: %d, ETag %q", status, etags[i])
+		}
+	}
+	before := db.Stats()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses[i], _, _ = do(t, h, "GET", paths[i], tok, nil, map[string]string{"If-None-Match": etags[i], "Prefer": fmt.Sprintf("wait=%d", wait)})
+		})
+	}
+	wg.Wait()
+	reads := db.Stats().Sub(before).Reads
+	for i, st := range statuses {
+		if st != http.StatusNotModified {
+			t.Fatalf("held GET %d without a change: %d", i, st)
+		}
+	}
+	if most := int64(n + 3*(wait+1)); reads > most {
+		t.Errorf("%d GETs held %d s on unchanged orders: %d reads of the order database, at most %d expected", n, wait, reads, most)
+	}
+	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
 }

@@ -187,14 +187,30 @@ type projectionKey struct{}
 // the rows of a transaction's orders are written in one statement before it
 // commits, each order's last state once. Nothing reads the orders table
 // in a transaction after writing to it.
+//
+// On PostgreSQL the statement also notifies changeChannel of each order's
+// id (pg_notify in its RETURNING clause: no statement of its own), which
+// the server delivers when the transaction commits to every instance of
+// the service, for their held GETs (Service.RunInstance). Every change of
+// an order passes here (store.save).
 func projectOrderLater(tx *sqldb.Tx, o OrderState) error {
 	row, err := orderRow(o)
 	if err != nil {
 		return err
 	}
-	tx.Pending(projectionKey{}, func() sqldb.Pending { return sqldb.NewUpserts(orderInsert, 20, 1, orderUpsert) }).(*sqldb.Rows).Add(row...)
+	tx.Pending(projectionKey{}, func() sqldb.Pending {
+		tail := orderUpsert
+		if tx.Dialect() == sqldb.Postgres {
+			tail += ` RETURNING pg_notify('` + changeChannel + `', id)`
+		}
+		return sqldb.NewUpserts(orderInsert, 20, 1, tail)
+	}).(*sqldb.Rows).Add(row...)
 	return nil
 }
+
+// changeChannel is the PostgreSQL notification channel on which a commit
+// that changed orders tells every instance of the service their ids.
+const changeChannel = "eventmart_order"
 
 // HistoryItem is one event of an order's stream, with the order as it was
 // right after it.

@@ -345,6 +345,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			gate.hold(func() { a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) }) })
 			a.consumers[s.def.Name] = c
 		}
+		if ir, ok := s.svc.(service.InstanceRunner); ok {
+			gate.hold(func() { a.goRun(s.log, "instance work", func() error { return ir.RunInstance(runCtx) }) })
+		}
 		l := &lease.Lease{DB: s.db, Name: service.Source(s.def.Name) + " background work", Log: s.log}
 		nightly, err := a.nightlyExport(s.def.Name, values, s.log)
 		if err != nil {

@@ -9,7 +9,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
@@ -354,52 +351,19 @@ func (r *Relay) skipped() []int64 {
 // connection fails it listens again, after a pause growing to a minute;
 // meanwhile the relay polls every Poll.
 func (r *Relay) listen(ctx context.Context) {
-	pause := time.Second
-	for {
-		err := r.listenOnce(ctx)
-		r.listening.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
-		r.wakeUp() // the relay polls again: see Run
-		r.log.Warn("outbox relay: not listening for commits; polling meanwhile", "error", err, "poll", r.Poll.String(), "retry_in", pause.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, time.Minute)
-	}
-}
-
-// listenOnce takes a connection out of the pool, LISTENs on Channel and
-// wakes the relay on each notification until the connection fails or ctx
-// ends. The connection never goes back to the pool: it is discarded
-// (driver.ErrBadConn), still listening or cut by ctx.
-func (r *Relay) listenOnce(ctx context.Context) error {
-	conn, err := r.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("outbox: listen: %w", err)
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("outbox: listen: not a pgx connection (%T)", dc)
-		}
-		if _, err := c.Conn().Exec(ctx, "LISTEN "+Channel); err != nil {
-			return fmt.Errorf("%w: outbox: listen: %w", driver.ErrBadConn, err)
-		}
-		r.listening.Store(true)
-		r.wakeUp() // rows committed before the LISTEN took
-		for {
-			if _, err := c.Conn().WaitForNotification(ctx); err != nil {
-				return fmt.Errorf("%w: outbox: wait for notification: %w", driver.ErrBadConn, err)
-			}
-			r.wakeUp()
-		}
+	r.db.Listen(ctx, Channel, sqldb.Listener{
+		Listening: func() {
+			r.listening.Store(true)
+			r.wakeUp() // rows committed before the LISTEN took
+		},
+		Lost: func(err error, retryIn time.Duration) {
+			r.listening.Store(false)
+			r.wakeUp() // the relay polls again: see Run
+			r.log.Warn("outbox relay: not listening for commits; polling meanwhile", "error", err, "poll", r.Poll.String(), "retry_in", retryIn.String())
+		},
+		Notified: func(string) { r.wakeUp() },
 	})
-	return err
+	r.listening.Store(false)
 }
 
 // RelayOnce publishes one batch of the oldest rows and deletes them,

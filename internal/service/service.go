@@ -95,6 +95,14 @@ type Service interface {
 	Run(ctx context.Context) error
 }
 
+// InstanceRunner is implemented by services with background work that
+// every instance does, not only the one holding the service's lease (as
+// Run): e.g. listening for the changes other instances commit.
+type InstanceRunner interface {
+	// RunInstance does it until ctx is cancelled, then returns nil.
+	RunInstance(ctx context.Context) error
+}
+
 // Source is the envelope source of events emitted by service name.
 func Source(name string) string { return name + "-service" }
 

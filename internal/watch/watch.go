@@ -57,6 +57,17 @@ func (h *Hub) Notify(key string) {
 	}
 }
 
+// NotifyAll wakes every watcher of every key: for when changes may have
+// been missed (a lost notification channel). It never blocks.
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key, e := range h.m {
+		close(e.ch)
+		delete(h.m, key)
+	}
+}
+
 // Len returns how many keys are watched (for tests and metrics).
 func (h *Hub) Len() int {
 	h.mu.Lock()

@@ -42,6 +42,26 @@ func TestNotifyWakesWatchersOfItsKeyOnly(t *testing.T) {
 	h.Notify("nobody") // no watcher: nothing to do
 }
 
+func TestNotifyAllWakesEveryWatcher(t *testing.T) {
+	var h Hub
+	a, ra := h.Watch("a")
+	b, rb := h.Watch("b")
+	h.NotifyAll()
+	if !closed(a) || !closed(b) {
+		t.Fatal("a watcher not woken by NotifyAll")
+	}
+	a2, ra2 := h.Watch("a")
+	if closed(a2) {
+		t.Fatal("new watcher woken by an earlier NotifyAll")
+	}
+	ra()
+	rb()
+	ra2()
+	if h.Len() != 0 {
+		t.Fatalf("%d keys left after every watcher released", h.Len())
+	}
+}
+
 func TestConcurrentWatchNotify(t *testing.T) {
 	var h Hub
 	var wg sync.WaitGroup
