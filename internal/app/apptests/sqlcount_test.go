@@ -137,9 +137,12 @@ func TestStatementsPerOrder(t *testing.T) {
 	// Since perf-services (session 7) payment, shipping and inventory read
 	// a batch's state once and write its rows in one statement each:
 	// before, payment ran 13 statements per order, shipping 10 to 11,
-	// inventory 9 to 10; after, 7 to 8, 3 to 4 and 6 to 8. (On PostgreSQL
-	// each command adds its savepoint pair, eventstore.RetryInTx.)
-	for name, most := range map[string]float64{"inventory": 12, "payment": 11, "shipping": 6} {
+	// inventory 9 to 10; after, 7 to 8, 3.6 to 7.5 (it varies with how
+	// the records fall into batches) and 6 to 8. The analytics service
+	// writes a group commit's changes in a few statements (session 7):
+	// 34 to 58 per order before, 1.4 to 2.7 after. (On PostgreSQL each
+	// command adds its savepoint pair, eventstore.RetryInTx.)
+	for name, most := range map[string]float64{"inventory": 12, "payment": 11, "shipping": 9, "analytics": 8} {
 		if v := per(perOrder[name].Statements, n); v > most && h.App.DB(name).Dialect == sqldb.SQLite {
 			t.Errorf("%s service: %.1f statements per order, want at most %v", name, v, most)
 		}
