@@ -64,22 +64,19 @@ func loadStock(ctx context.Context, q eventstore.Querier, productID string) (*st
 	return &stock{ProductID: productID, State: s, Version: v}, nil
 }
 
-// stocks caches the stocks a transaction loaded (and saved since), so a
-// batch with several orders of one product reads its stream once. It is
-// registered in the transaction as a pending write that writes nothing
-// (sqldb.Tx.Pending): a rollback, to a savepoint or of the whole
-// transaction, discards it, for the states it holds may have been undone.
-type stocks map[string]*stock
-
-func (stocks) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c stocks) Discard()                             { clear(c) }
+// stockCache is the stocks tx loaded (and saved since), so a batch with
+// several orders of one product reads its stream once (sqldb.Cache: a
+// rollback empties it).
+func stockCache(tx *sqldb.Tx) map[string]*stock {
+	return sqldb.Cache[string, *stock](tx, stocksKey{})
+}
 
 type stocksKey struct{}
 
 // loadStockCached is loadStock through tx's cache: the stock it returns is
 // the cache's, which saveStock updates.
 func loadStockCached(ctx context.Context, tx *sqldb.Tx, productID string) (*stock, error) {
-	c := tx.Pending(stocksKey{}, func() sqldb.Pending { return stocks{} }).(stocks)
+	c := stockCache(tx)
 	if st, ok := c[productID]; ok {
 		return st, nil
 	}

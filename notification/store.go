@@ -79,20 +79,13 @@ func (s *store) loadRecipients(ctx context.Context, tx *sqldb.Tx, userIDs []stri
 	return nil
 }
 
-// recipients caches the recipients a transaction read or wrote, by user id
-// (nil: none), so that a batch of events reads them in one query. It is a
-// pending write that writes nothing (sqldb.Tx.Pending): a rollback, to a
-// savepoint or of the whole transaction, discards it.
-type recipients map[string]*recipient
-
-func (recipients) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c recipients) Discard()                             { clear(c) }
+// recipientCache is the recipients tx read or wrote, by user id (nil:
+// none), so that a batch of events reads them in one query (sqldb.Cache).
+func recipientCache(tx *sqldb.Tx) map[string]*recipient {
+	return sqldb.Cache[string, *recipient](tx, recipientsKey{})
+}
 
 type recipientsKey struct{}
-
-func recipientCache(tx *sqldb.Tx) recipients {
-	return tx.Pending(recipientsKey{}, func() sqldb.Pending { return recipients{} }).(recipients)
-}
 
 // copy returns a copy of r (nil for nil), which its caller may change.
 func (r *recipient) copy() *recipient {

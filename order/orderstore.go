@@ -62,22 +62,19 @@ func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*str
 	return &stream{State: st, Version: v}, nil
 }
 
-// streams caches the order streams a transaction loaded (and saved since),
-// so that a batch of events with several of one order reads its stream
-// once. It is registered in the transaction as a pending write that writes
-// nothing (sqldb.Tx.Pending): a rollback, to a savepoint or of the whole
-// transaction, discards it, for the states it holds may have been undone.
-type streams map[string]*stream
-
-func (streams) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c streams) Discard()                             { clear(c) }
+// streamCache is the order streams tx loaded (and saved since), so that a
+// batch of events with several of one order reads its stream once
+// (sqldb.Cache: a rollback empties it).
+func streamCache(tx *sqldb.Tx) map[string]*stream {
+	return sqldb.Cache[string, *stream](tx, streamsKey{})
+}
 
 type streamsKey struct{}
 
 // loadCached is load through tx's cache of streams: the stream it returns
 // is the cache's, which save updates.
 func (s *store) loadCached(ctx context.Context, tx *sqldb.Tx, id string) (*stream, error) {
-	c := tx.Pending(streamsKey{}, func() sqldb.Pending { return streams{} }).(streams)
+	c := streamCache(tx)
 	if st, ok := c[id]; ok {
 		return st, nil
 	}
@@ -92,7 +89,7 @@ func (s *store) loadCached(ctx context.Context, tx *sqldb.Tx, id string) (*strea
 // loadBatch loads into tx's cache of streams, in one read, the orders ids
 // not in it yet (see Service.Prepare).
 func (s *store) loadBatch(ctx context.Context, tx *sqldb.Tx, ids []string) error {
-	c := tx.Pending(streamsKey{}, func() sqldb.Pending { return streams{} }).(streams)
+	c := streamCache(tx)
 	var todo []string
 	for _, id := range ids {
 		if _, ok := c[id]; !ok {

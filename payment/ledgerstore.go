@@ -78,22 +78,15 @@ func loadLedger(ctx context.Context, q eventstore.Querier, orderID string) (*led
 	return &ledger{PaymentID: id, State: s, Version: v}, nil
 }
 
-// ledgers caches the ledgers a transaction loaded (and saved since), by
-// order id, so that a batch of events reads each order's stream once (see
-// Service.Prepare). It is registered in the transaction as a pending write
-// that writes nothing (sqldb.Tx.Pending): a rollback, to a savepoint or of
-// the whole transaction, discards it, for the states it holds may have
-// been undone.
-type ledgers map[string]*ledger
+// ledgers are the ledgers of a batch's orders, by order id.
+type ledgers = map[string]*ledger
 
-func (ledgers) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c ledgers) Discard()                             { clear(c) }
+// ledgerCache is the ledgers tx loaded (and saved since), so that a batch
+// of events reads each order's stream once (see Service.Prepare;
+// sqldb.Cache: a rollback empties it).
+func ledgerCache(tx *sqldb.Tx) ledgers { return sqldb.Cache[string, *ledger](tx, ledgersKey{}) }
 
 type ledgersKey struct{}
-
-func ledgerCache(tx *sqldb.Tx) ledgers {
-	return tx.Pending(ledgersKey{}, func() sqldb.Pending { return ledgers{} }).(ledgers)
-}
 
 // loadLedgerCached is loadLedger through tx's cache: the ledger it returns
 // is the cache's, which saveLedger updates.

@@ -73,20 +73,14 @@ func (s *store) card(ctx context.Context, tx *sqldb.Tx, token string) (*vaultedC
 	return &c, nil
 }
 
-// cards caches, by token, the vaulted cards a transaction read (nil: no
-// such card), so that a batch of charges reads them in one query (see
-// Service.Prepare). It is a pending write that writes nothing
-// (sqldb.Tx.Pending); a rollback discards it.
-type cards map[string]*vaultedCard
-
-func (cards) Flush(context.Context, *sqldb.Tx) error { return nil }
-func (c cards) Discard()                             { clear(c) }
+// cardCache is the vaulted cards tx read, by token (nil: no such card), so
+// that a batch of charges reads them in one query (see Service.Prepare;
+// sqldb.Cache).
+func cardCache(tx *sqldb.Tx) map[string]*vaultedCard {
+	return sqldb.Cache[string, *vaultedCard](tx, cardsKey{})
+}
 
 type cardsKey struct{}
-
-func cardCache(tx *sqldb.Tx) cards {
-	return tx.Pending(cardsKey{}, func() sqldb.Pending { return cards{} }).(cards)
-}
 
 // cardCached is card through tx's cache.
 func (s *store) cardCached(ctx context.Context, tx *sqldb.Tx, token string) (*vaultedCard, error) {
