@@ -1217,18 +1217,7 @@ func TestGetHeldUntilTheOrderChanges(t *testing.T) {
 		t.Fatalf("held GET without a change: %d, Preference-Applied %q", status, hdr.Get("Preference-Applied"))
 	}
 
-	type answer struct {
-		status int
-		etag   string
-		order  order.Order
-	}
-	held := make(chan answer, 1)
-	go func() {
-		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=30"})
-		a := answer{status: status, etag: hdr.Get("ETag")}
-		json.Unmarshal(b, &a.order)
-		held <- a
-	}()
+	held := holdGet(t, h, path, tok, etag)
 	s.publish("inventory-service", s.created, &event.InventoryReservationFailed{OrderID: s.id, Reason: "not enough stock",
 		Shortages: []event.Shortage{{ProductID: "p-mug", Requested: 1}}})
 	a := <-held
@@ -1263,18 +1252,7 @@ func TestHeldGetHearsOtherInstances(t *testing.T) {
 		t.Fatalf("GET: %d, ETag %q", status, etag)
 	}
 
-	type answer struct {
-		status int
-		etag   string
-		order  order.Order
-	}
-	held := make(chan answer, 1)
-	go func() {
-		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=30"})
-		a := answer{status: status, etag: hdr.Get("ETag")}
-		json.Unmarshal(b, &a.order)
-		held <- a
-	}()
+	held := holdGet(t, h, path, tok, etag)
 	h.Eventually("the GET held on the first instance", func() bool { return order.Watched(first) == 1 })
 	if err := order.CancelAsCustomer(context.Background(), second.Service(order.Name), s.id); err != nil {
 		t.Fatal(err)
@@ -1329,4 +1307,24 @@ func TestHeldGetDoesNotPollSQLite(t *testing.T) {
 		t.Errorf("%d GETs held %d s on unchanged orders: %d reads of the order database, at most %d expected", n, wait, reads, most)
 	}
 	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
+}
+
+// heldAnswer is what a held GET of an order answered.
+type heldAnswer struct {
+	status int
+	etag   string
+	order  order.Order
+}
+
+// holdGet sends a GET of path held up to 30 s while the order is still
+// etag, and delivers its answer on the channel it returns.
+func holdGet(t *testing.T, h *apptest.Harness, path, tok, etag string) <-chan heldAnswer {
+	held := make(chan heldAnswer, 1)
+	go func() {
+		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": etag, "Prefer": "wait=30"})
+		a := heldAnswer{status: status, etag: hdr.Get("ETag")}
+		json.Unmarshal(b, &a.order)
+		held <- a
+	}()
+	return held
 }

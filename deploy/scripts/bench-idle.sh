@@ -22,7 +22,6 @@ set -euo pipefail
 EM_NAME=bench-idle
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-SCRIPTS=$EVENTMART_REPO/deploy/scripts
 
 seconds=60 settle=30 modes=embedded,distributed out= bin=
 while (($#)); do
@@ -42,58 +41,9 @@ done
 IFS=, read -r -a modes <<<"$modes"
 for m in "${modes[@]}"; do [[ $m == embedded || $m == distributed ]] || die "unknown mode $m (embedded, distributed)"; done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-idle.XXXXXX")
-chmod 755 "$work" # PostgreSQL's OS user keeps its cluster under it
-export EVENTMART_RUN=$work/run
-export KAFKA_PORT=${BENCH_KAFKA_PORT:-18792}
-export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1)) KAFKA_METRICS_PORT=$((KAFKA_PORT + 2))
-export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
-export PG_PORT=${BENCH_PG_PORT:-18795}
-servers=() names=() infra=
-cleanup() {
-	local p
-	for p in "${servers[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	if [[ -n $infra ]]; then
-		"$SCRIPTS/kafka.sh" stop >/dev/null 2>&1 || true
-		"$SCRIPTS/postgres.sh" stop >/dev/null 2>&1 || true
-		rm -rf "/tmp/eventmart-$PG_PORT"
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-unset EVENTMART_BUS EVENTMART_DB EVENTMART_SERVICE_URLS EVENTMART_TARGET EVENTMART_DATA EVENTMART_ADDR
-export EVENTMART_ADMIN_EMAIL=bench-admin@example.com EVENTMART_ADMIN_PASSWORD=bench-admin-password
-export EVENTMART_JWT_SECRET=bench-idle-secret-0123456789abcdef
-
-# free_port [N]: the first of N (default 1) free consecutive ports in 18900-18999.
-free_port() {
-	local p q n=${1:-1}
-	for ((p = 18900; p + n <= 19000; p++)); do
-		for ((q = p; q < p + n; q++)); do port_in_use "$q" && continue 2; done
-		echo "$p"
-		return
-	done
-	die "no $n free ports in 18900-18999"
-}
-
-# wait_ready URL PID LOG: until URL/readyz answers.
-wait_ready() {
-	local t
-	for ((t = 0; t < 600; t++)); do
-		curl -sf "$1/readyz" >/dev/null 2>&1 && return 0
-		pid_alive "$2" || { tail -20 "$3" >&2; die "a server exited during start-up (see above)"; }
-		sleep 0.1
-	done
-	die "$1 not ready after 60s; see $3"
-}
-
-stop_servers() {
-	local p
-	for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${servers[@]}"; do wait "$p" 2>/dev/null || true; done
-	servers=() names=()
-}
+# shellcheck source=bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+names=()
 
 # tree PID: PID and its descendants, one a line. (cat, not awk, opens the files:
 # a process that ends meanwhile stops mawk.)
@@ -157,36 +107,11 @@ run_embedded() {
 }
 
 run_distributed() {
-	local dir=$work/distributed base svc i=0 urls=() addr services
+	local dir=$work/distributed
 	mkdir -p "$dir"
-	infra=1
-	log "starting Kafka on 127.0.0.1:$KAFKA_PORT and PostgreSQL on 127.0.0.1:$PG_PORT (the script's own)"
-	"$SCRIPTS/postgres.sh" start --fresh >"$dir/postgres.out" 2>&1 || { cat "$dir/postgres.out" >&2; die "PostgreSQL did not start"; }
-	"$SCRIPTS/kafka.sh" start --fresh >"$dir/kafka.out" 2>&1 || { cat "$dir/kafka.out" >&2; die "Kafka did not start"; }
-	mapfile -t services < <("$bin" services)
-	base=$(free_port $((${#services[@]} + 1)))
-	for svc in "${services[@]}"; do urls+=("$svc=http://127.0.0.1:$((base + 1 + i))"); i=$((i + 1)); done
-	export EVENTMART_BUS=kafka://127.0.0.1:$KAFKA_PORT
-	export EVENTMART_DB="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
-	export EVENTMART_SERVICE_URLS
-	EVENTMART_SERVICE_URLS=$(IFS=,; echo "${urls[*]}")
-	"$bin" topics apply >"$dir/topics.out" 2>&1 || { cat "$dir/topics.out" >&2; die "$bin topics apply failed"; }
-	i=0
-	for svc in "${services[@]}" gateway; do
-		addr=127.0.0.1:$((base + 1 + i))
-		[[ $svc == gateway ]] && addr=127.0.0.1:$base
-		EVENTMART_ADDR=$addr EVENTMART_INSTANCE_ID=$svc-1 "$bin" serve "$svc" >"$dir/$svc.log" 2>&1 &
-		servers+=($!)
-		wait_ready "http://$addr" "$!" "$dir/$svc.log"
-		i=$((i + 1))
-	done
-	pids=("${servers[@]}")
-	names=("${services[@]}" gateway)
-	pids+=("$(cat "$EVENTMART_RUN/kafka-$KAFKA_PORT/kafka.pid")") names+=(kafka)
-	local pg
-	for pg in "$EVENTMART_RUN/postgres-$PG_PORT" "/tmp/eventmart-$PG_PORT"; do
-		[[ -f $pg/postmaster.pid ]] && { pids+=("$(head -n 1 "$pg/postmaster.pid")") names+=(postgres); break; }
-	done
+	start_distributed "$bin" "$dir" postgres
+	pids=("${servers[@]}" "$(kafka_pid)" "$(pg_pid)")
+	names=("${services[@]}" gateway kafka postgres)
 	measure distributed
 	stop_servers
 	unset EVENTMART_BUS EVENTMART_DB EVENTMART_SERVICE_URLS
