@@ -16,9 +16,12 @@ import (
 	"github.com/eventmart/eventmart/bus/kafka"
 )
 
+// embeddedBus reports whether cfg names the embedded log.
+func embeddedBus(cfg Config) bool { return cfg.Bus == "" || cfg.Bus == "embedded" }
+
 // busName says which bus cfg names, for the header of commands that read it.
 func busName(cfg Config) string {
-	if cfg.Bus == "" || cfg.Bus == "embedded" {
+	if embeddedBus(cfg) {
 		return "embedded log " + filepath.Join(cfg.Data, "eventlog.db")
 	}
 	return cfg.Bus
@@ -28,7 +31,7 @@ func busName(cfg Config) string {
 // does not exist is an error saying how to get one, not a new empty log
 // (nor a new data directory).
 func openExistingBus(ctx context.Context, cfg Config) (bus.Bus, error) {
-	if cfg.Bus == "" || cfg.Bus == "embedded" {
+	if embeddedBus(cfg) {
 		path := filepath.Join(cfg.Data, "eventlog.db")
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no event log at %s: start Eventmart with `eventmart run --data %s` first, or pass --data/--bus (EVENTMART_DATA/EVENTMART_BUS)", path, cfg.Data)
@@ -41,7 +44,7 @@ func openExistingBus(ctx context.Context, cfg Config) (bus.Bus, error) {
 // With a registry, the Kafka driver's client metrics are registered on it.
 func openBus(ctx context.Context, cfg Config, metrics ...*prometheus.Registry) (bus.Bus, error) {
 	switch {
-	case cfg.Bus == "" || cfg.Bus == "embedded":
+	case embeddedBus(cfg):
 		eb, err := embedded.Open(filepath.Join(cfg.Data, "eventlog.db"))
 		if err != nil {
 			return nil, err

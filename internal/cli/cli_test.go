@@ -75,7 +75,55 @@ func containsFields(out string, want []string) bool {
 }
 
 func TestTopicsOnEmbeddedLog(t *testing.T) {
-	topicsApplyThenList(t, "--data", t.TempDir())
+	topicsApplyThenList(t, "--data", t.TempDir(), "--log-partitions", "20")
+}
+
+// TestEmbeddedLogPartitions: the embedded log creates each topic with
+// EVENTMART_LOG_PARTITIONS partitions (default 1), and a log created with
+// more keeps them: neither apply nor the listing calls that drift.
+func TestEmbeddedLogPartitions(t *testing.T) {
+	fresh := t.TempDir()
+	if _, err := runCLI(t, nil, "topics", "apply", "--data", fresh); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, nil, "topics", "--data", fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsFields(out, []string{"order-events", "1", "1y", "31536000000", "ok"}) {
+		t.Errorf("a fresh embedded log's order-events is not 1 partition, ok:\n%s", out)
+	}
+	three := map[string]string{"EVENTMART_LOG_PARTITIONS": "3"}
+	dir := t.TempDir()
+	if _, err := runCLI(t, three, "topics", "apply", "--data", dir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = runCLI(t, three, "topics", "--data", dir); err != nil {
+		t.Fatal(err)
+	}
+	if !containsFields(out, []string{"order-events", "3", "1y", "31536000000", "ok"}) {
+		t.Errorf("EVENTMART_LOG_PARTITIONS=3: order-events is not 3 partitions, ok:\n%s", out)
+	}
+
+	old := t.TempDir()
+	if _, err := runCLI(t, nil, "topics", "apply", "--data", old, "--log-partitions", "20"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, nil, "topics", "apply", "--data", old)
+	if err != nil {
+		t.Fatalf("apply with fewer partitions than the log has: %v\n%s", err, out)
+	}
+	if strings.Count(out, "unchanged") != 9 {
+		t.Errorf("apply on a log with more partitions changed something:\n%s", out)
+	}
+	if out, err = runCLI(t, nil, "topics", "--data", old); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range [][]string{{"order-events", "20"}, {"notification-events", "4"}} {
+		if !containsFields(out, append(row, "1y", "31536000000", "ok")) && !containsFields(out, append(row, "30d", "2592000000", "ok")) {
+			t.Errorf("listing of a log created with 20 partitions lacks %v … ok:\n%s", row, out)
+		}
+	}
 }
 
 func TestTopicsOnKafka(t *testing.T) {

@@ -208,7 +208,11 @@ func importCmd(ctx context.Context, env *Env, args []string) error {
 			return openErr
 		}
 		defer b.Close()
-		if _, err := b.EnsureTopics(ctx, adrTopics()); err != nil {
+		want, err := wantTopics(ctx, cfg, b)
+		if err != nil {
+			return err
+		}
+		if _, err := b.EnsureTopics(ctx, want); err != nil {
 			return err
 		}
 		res, err = export.Import(ctx, b, opts)

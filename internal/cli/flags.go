@@ -18,6 +18,9 @@ type Config struct {
 	Addr string // settings.Addr: HTTP listen address
 	DB   string // settings.DB: "" for one SQLite file per service under Data, or postgres://… (one database per service)
 
+	// Embedded log only.
+	LogPartitions int // settings.LogPartitions: partitions of each topic it creates, at most the ADR's
+
 	// Kafka only.
 	ReplicationFactor int           // settings.ReplicationFactor: of topics created; 0 for the broker's default.replication.factor
 	MinInsyncReplicas int           // settings.MinInsyncReplicas: of topics created; 0 for the broker's min.insync.replicas
@@ -27,7 +30,7 @@ type Config struct {
 
 // runtimeFlags are the settings Config holds, each with its flag.
 var runtimeFlags = []*settings.Setting{
-	settings.Bus, settings.Data, settings.Addr, settings.DB,
+	settings.Bus, settings.Data, settings.Addr, settings.DB, settings.LogPartitions,
 	settings.ReplicationFactor, settings.MinInsyncReplicas, settings.InstanceID, settings.SessionTimeout,
 }
 
@@ -35,13 +38,14 @@ var runtimeFlags = []*settings.Setting{
 func config(v *settings.Values) Config {
 	return Config{
 		Bus: v.String(settings.Bus), Data: v.String(settings.Data), Addr: v.String(settings.Addr), DB: v.String(settings.DB),
+		LogPartitions:     v.Int(settings.LogPartitions),
 		ReplicationFactor: v.Int(settings.ReplicationFactor), MinInsyncReplicas: v.Int(settings.MinInsyncReplicas),
 		InstanceID: v.String(settings.InstanceID), SessionTimeout: v.Duration(settings.SessionTimeout),
 	}
 }
 
 // busFlags are the settings of commands that only open the bus (topics).
-var busFlags = []*settings.Setting{settings.Bus, settings.Data, settings.ReplicationFactor, settings.MinInsyncReplicas}
+var busFlags = []*settings.Setting{settings.Bus, settings.Data, settings.LogPartitions, settings.ReplicationFactor, settings.MinInsyncReplicas}
 
 // parseFlags parses args for command name with the flags of the settings
 // flags (runtimeFlags, busFlags); -h prints the command's usage. Flags may

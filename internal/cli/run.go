@@ -134,7 +134,7 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 			env.Log.Warn("flushing traces failed", "error", err)
 		}
 	}()
-	if err := ensureTopics(ctx, env, b); err != nil {
+	if err := ensureTopics(ctx, env, cfg, b); err != nil {
 		return err
 	}
 	acfg := app.Config{
@@ -220,10 +220,13 @@ func processName(services []string) string {
 // ensureTopics creates or checks ADR-0006's topics. On a cluster whose
 // topics were just created, a broker may not know them yet for a moment
 // (metadata spreads asynchronously), so failures are retried for up to 30s.
-func ensureTopics(ctx context.Context, env *Env, b bus.Bus) error {
+func ensureTopics(ctx context.Context, env *Env, cfg Config, b bus.Bus) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		_, err := b.EnsureTopics(ctx, adrTopics())
+		want, err := wantTopics(ctx, cfg, b)
+		if err == nil {
+			_, err = b.EnsureTopics(ctx, want)
+		}
 		if err == nil {
 			return nil
 		}

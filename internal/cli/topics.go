@@ -20,6 +20,31 @@ func adrTopics() []bus.TopicConfig {
 	return out
 }
 
+// wantTopics is the topic table b should have: ADR-0006's, except that
+// the embedded log creates a topic with at most cfg.LogPartitions
+// partitions and keeps those a topic already has (up to the ADR's count).
+// In one process each service has one database writer, so partitions beyond
+// that buy no parallelism there, only smaller batches per consumer: more
+// transactions per order.
+func wantTopics(ctx context.Context, cfg Config, b bus.Bus) ([]bus.TopicConfig, error) {
+	want := adrTopics()
+	if !embeddedBus(cfg) {
+		return want, nil
+	}
+	have, err := b.Topics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	had := map[string]int32{}
+	for _, t := range have {
+		had[t.Name] = t.Partitions
+	}
+	for i, t := range want {
+		want[i].Partitions = min(t.Partitions, max(int32(max(cfg.LogPartitions, 1)), had[t.Name]))
+	}
+	return want, nil
+}
+
 func topicsCmd(ctx context.Context, env *Env, args []string) error {
 	var cfg Config
 	pos, err := parseFlags(env, "topics", args, &cfg, busFlags)
@@ -48,13 +73,17 @@ func topicsCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	defer b.Close()
 	if sub == "apply" {
-		return applyTopics(ctx, env, b)
+		return applyTopics(ctx, env, cfg, b)
 	}
-	return listTopics(ctx, env, b)
+	return listTopics(ctx, env, cfg, b)
 }
 
-func applyTopics(ctx context.Context, env *Env, b bus.Bus) error {
-	changes, err := b.EnsureTopics(ctx, adrTopics())
+func applyTopics(ctx context.Context, env *Env, cfg Config, b bus.Bus) error {
+	want, err := wantTopics(ctx, cfg, b)
+	if err != nil {
+		return err
+	}
+	changes, err := b.EnsureTopics(ctx, want)
 	if err != nil {
 		return err
 	}
@@ -76,7 +105,7 @@ func applyTopics(ctx context.Context, env *Env, b bus.Bus) error {
 
 // listTopics prints the ADR's topics as the bus has them, with a status
 // against the ADR's table.
-func listTopics(ctx context.Context, env *Env, b bus.Bus) error {
+func listTopics(ctx context.Context, env *Env, cfg Config, b bus.Bus) error {
 	have, err := b.Topics(ctx)
 	if err != nil {
 		return err
@@ -88,7 +117,11 @@ func listTopics(ctx context.Context, env *Env, b bus.Bus) error {
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TOPIC\tPARTITIONS\tRETENTION\tRETENTION.MS\tSTATUS")
 	missing := 0
-	for _, want := range adrTopics() {
+	wants, err := wantTopics(ctx, cfg, b)
+	if err != nil {
+		return err
+	}
+	for _, want := range wants {
 		got, ok := byName[want.Name]
 		if !ok {
 			missing++

@@ -18,6 +18,8 @@ var (
 		Meaning: "Kafka: replication factor of the topics created; unset: the broker's default.replication.factor"}
 	MinInsyncReplicas = &Setting{Name: "EVENTMART_MIN_INSYNC_REPLICAS", Flag: "min-insync-replicas", Kind: Int, Min: 1, Max: 32767, Scope: "runtime",
 		Meaning: "Kafka: min.insync.replicas of the topics created; unset: the broker's min.insync.replicas"}
+	LogPartitions = &Setting{Name: "EVENTMART_LOG_PARTITIONS", Flag: "log-partitions", Kind: Int, Default: "1", Min: 1, Max: 1024, Scope: "runtime",
+		Meaning: "embedded log: partitions of each topic it creates (at most ADR-0006's count; Kafka topics keep the ADR's). One process has one writer per database, so more partitions buy no parallelism and split each consumer's batches (more transactions per order); a topic keeps the partitions it has"}
 	InstanceID = &Setting{Name: "EVENTMART_INSTANCE_ID", Flag: "instance-id", Kind: String, Scope: "runtime",
 		Meaning: "Kafka: consumer-group instance id of this process (static membership), unique per service instance; unset: dynamic membership"}
 	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Default: "10s", Scope: "runtime",
@@ -128,7 +130,7 @@ var (
 
 // All is every declared setting.
 var All = []*Setting{
-	Bus, Data, DB, Addr, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
+	Bus, Data, DB, Addr, LogPartitions, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
 	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
