@@ -26,7 +26,8 @@ type Listener struct {
 // Listen keeps a connection of its own LISTENing on channel (PostgreSQL
 // LISTEN/NOTIFY, per database) and tells l, until ctx ends. When the
 // connection fails it listens again, after a pause growing from a second
-// to a minute. The connection never goes back to the pool: it is
+// to a minute while LISTEN keeps failing (back to a second once a LISTEN
+// took: a failure hours later is a fresh one). The connection never goes back to the pool: it is
 // discarded (driver.ErrBadConn), still listening or cut by ctx. channel
 // is an identifier, never user input. On SQLite it returns at once.
 func (db *DB) Listen(ctx context.Context, channel string, l Listener) {
@@ -35,9 +36,12 @@ func (db *DB) Listen(ctx context.Context, channel string, l Listener) {
 	}
 	pause := time.Second
 	for {
-		err := db.listenOnce(ctx, channel, l)
+		listened, err := db.listenOnce(ctx, channel, l)
 		if ctx.Err() != nil {
 			return
+		}
+		if listened {
+			pause = time.Second
 		}
 		if l.Lost != nil {
 			l.Lost(err, pause)
@@ -52,14 +56,15 @@ func (db *DB) Listen(ctx context.Context, channel string, l Listener) {
 }
 
 // listenOnce takes a connection out of the pool, LISTENs on channel and
-// tells l of each notification until the connection fails or ctx ends.
-func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) error {
+// tells l of each notification until the connection fails or ctx ends;
+// listened reports whether the LISTEN took.
+func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) (listened bool, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("sqldb: listen on %s: %w", channel, err)
+		return false, fmt.Errorf("sqldb: listen on %s: %w", channel, err)
 	}
 	defer conn.Close()
-	return conn.Raw(func(dc any) error {
+	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("sqldb: listen on %s: not a pgx connection (%T)", channel, dc)
@@ -67,6 +72,7 @@ func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) error 
 		if _, err := c.Conn().Exec(ctx, "LISTEN "+channel); err != nil {
 			return fmt.Errorf("%w: sqldb: listen on %s: %w", driver.ErrBadConn, channel, err)
 		}
+		listened = true
 		if l.Listening != nil {
 			l.Listening()
 		}
@@ -80,4 +86,5 @@ func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) error 
 			}
 		}
 	})
+	return listened, err
 }
