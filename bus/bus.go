@@ -115,6 +115,13 @@ type Reader interface {
 	// offset from, in order, and an empty slice at or beyond the end of the log. An
 	// offset below the start of the log (deleted by retention) reads from
 	// the start.
+	//
+	// The slice is the caller's, the messages are not: a driver may hand
+	// the same *Message, and the same key, value and header bytes, to every
+	// caller reading that record (the embedded log serves recent records
+	// from memory to every consumer group). Callers must not modify them;
+	// copy what is to be changed. Consumer groups' handlers see them too
+	// (Handler: read-only).
 	Read(ctx context.Context, topic string, partition int32, from int64, max int) ([]*Message, error)
 	// Offsets returns the log start (first offset still kept) and end (next
 	// offset to be written) of every partition of topic.
