@@ -136,8 +136,12 @@ func frozen(m *bus.Message, topicName string) *bus.Message {
 	}
 	buf := make([]byte, 0, n)
 	c := &bus.Message{Topic: topicName, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp}
-	c.Key, buf = carve(buf, m.Key)
-	c.Value, buf = carve(buf, m.Value)
+	if len(m.Key) > 0 { // SQLite gives an empty blob back as NULL: nil
+		c.Key, buf = carve(buf, m.Key)
+	}
+	if len(m.Value) > 0 {
+		c.Value, buf = carve(buf, m.Value)
+	}
 	if len(m.Headers) > 0 {
 		c.Headers = make([]bus.Header, len(m.Headers))
 		for i, h := range m.Headers {
