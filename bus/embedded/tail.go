@@ -6,8 +6,9 @@ import (
 	"github.com/eventmart/eventmart/bus"
 )
 
-// defaultTailBytes bounds each partition's tail: 256 KiB, a few hundred
-// envelopes of 0.5–1 KiB. Consumers keep up to within a batch or two of a
+// defaultTailBytes bounds each partition's tail: 256 KiB, about a hundred
+// 1 KiB envelopes with their 15 headers and decoded envelope (twice that
+// of smaller events). Consumers keep up to within a batch or two of a
 // partition's end (at 64 orders in flight a partition receives a handful
 // of records per batch), so that holds what about eleven groups read of
 // each record, while the 88 partitions of the ADR's topics hold at most
@@ -15,11 +16,14 @@ import (
 const defaultTailBytes = 256 << 10
 
 // Per-record memory counted besides the record's bytes: the Message
-// (slices, strings, offset, timestamp: about 130 bytes) and its ring slot,
-// and each Header (a string and a slice).
+// (slices, strings, offset, timestamp, memo pointer: about 140 bytes) and
+// its ring slot; each Header (a string and a slice); the bus.Memo and the
+// envelope decoded into it (its struct; its strings and data, copied
+// from the value and key, are counted as their length again).
 const (
 	tailEntryOverhead  = 160
 	tailHeaderOverhead = 40
+	tailMemoOverhead   = 320
 )
 
 // tail holds the most recent committed records of one partition in
@@ -27,7 +31,8 @@ const (
 // is nearly all of them, need no query: about eleven groups read every
 // record of a business topic. The writer appends after a batch commits,
 // never before, so a crash loses nothing the tail has served. The records
-// are shared by every reader and never modified (see bus.Reader.Read).
+// are shared by every reader and never modified (see bus.Reader.Read), and
+// so is the envelope decoded from one (bus.Memo).
 type tail struct {
 	mu    sync.Mutex
 	limit int            // byte bound, see defaultTailBytes
@@ -47,6 +52,9 @@ func tailSize(m *bus.Message) int {
 	n := tailEntryOverhead + len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
 		n += tailHeaderOverhead + len(h.Value) // the name is shared with the publisher's
+	}
+	if m.Memo != nil {
+		n += tailMemoOverhead + len(m.Key) + len(m.Value)
 	}
 	return n
 }
@@ -150,5 +158,6 @@ func frozen(m *bus.Message, topicName string) *bus.Message {
 			c.Headers[i] = bus.Header{Key: h.Key, Value: buf[k:len(buf):len(buf)]} // never nil, as decodeHeaders
 		}
 	}
+	bus.NewMemo(c) // the consumer groups reading c decode its envelope once (eventmsg.DecodeShared)
 	return c
 }

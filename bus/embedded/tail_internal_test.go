@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
 func withTailBytes(n int) Option { return func(c *config) { c.tailBytes = n } }
@@ -83,13 +85,13 @@ func checkReads(t *testing.T, b *Bus, topic string, limit int) (fromTail int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
+		if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(withoutMemos(got), want)) {
 			t.Fatalf("Read(%d, %d) = %d messages, SQLite %d; first differing: %s", from, limit, len(got), len(want), firstDiff(got, want))
 		}
 		if from >= first && from < offs[0].End {
 			again, _ := b.Read(ctx, topic, 0, from, limit)
-			if again[0] != got[0] {
-				t.Fatalf("Read(%d) at or after the tail's first record %d was not served from the tail", from, first)
+			if again[0] != got[0] || got[0].Memo == nil {
+				t.Fatalf("Read(%d) at or after the tail's first record %d was not served from the tail (with a memo for its decoded envelope)", from, first)
 			}
 			fromTail++
 		}
@@ -97,7 +99,20 @@ func checkReads(t *testing.T, b *Bus, topic string, limit int) (fromTail int) {
 	return fromTail
 }
 
+// withoutMemos returns copies of msgs without their memos (which reads
+// from SQLite, each one's own, do not have).
+func withoutMemos(msgs []*bus.Message) []*bus.Message {
+	out := make([]*bus.Message, len(msgs))
+	for i, m := range msgs {
+		c := *m
+		c.Memo = nil
+		out[i] = &c
+	}
+	return out
+}
+
 func firstDiff(got, want []*bus.Message) string {
+	got = withoutMemos(got)
 	for i := range min(len(got), len(want)) {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			return fmt.Sprintf("tail %#v, SQLite %#v", *got[i], *want[i])
@@ -350,6 +365,63 @@ func TestTailUnderConcurrency(t *testing.T) {
 	for gi, s := range groups {
 		if s.n != publishers*each {
 			t.Errorf("group g%d saw %d records, want %d", gi, s.n, publishers*each)
+		}
+	}
+}
+
+// Consumer groups reading the same records from the tail get the same
+// decoded envelope (eventmsg.DecodeShared): one decode per process.
+func TestGroupsShareTheEnvelopeDecodedFromTheTail(t *testing.T) {
+	ctx := context.Background()
+	b := openTail(t, filepath.Join(t.TempDir(), "log.db"), defaultTailBytes)
+	defer b.Close()
+	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: "payment-events", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		e, err := event.New("payment-service", event.FromRequest(event.NewID(), event.Metadata{}), &event.PaymentProcessed{OrderID: fmt.Sprint("o-", i), PaymentID: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type pos struct {
+		p   int32
+		off int64
+	}
+	decoded := [2]map[pos]*event.Envelope{{}, {}}
+	var mu sync.Mutex // partitions are handled concurrently
+	for g := range decoded {
+		sctx, cancel := context.WithCancel(ctx)
+		err := b.Subscribe(sctx, fmt.Sprint("g", g), []string{"payment-events"}, func(_ context.Context, batch []*bus.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range batch {
+				e, err := eventmsg.DecodeShared(m)
+				if err != nil {
+					return err
+				}
+				decoded[g][pos{m.Partition, m.Offset}] = e
+			}
+			if len(decoded[g]) == n {
+				cancel()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, e := range decoded[0] {
+		if decoded[1][k] != e {
+			t.Fatalf("record %d@%d: the groups got different envelopes", k.p, k.off)
 		}
 	}
 }
