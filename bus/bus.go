@@ -108,7 +108,8 @@ type Publisher interface {
 
 // Handler processes a batch of messages from one partition, in offset
 // order, within one consumer group. The messages may share memory with the
-// driver's buffers: treat them as read-only and copy what outlives the call. Batches of different partitions are
+// driver's buffers, and be the very messages other groups get (see
+// Reader.Read): treat them as read-only and copy what outlives the call. Batches of different partitions are
 // handled concurrently; batches of one partition never are.
 //
 // Returning nil consumes the whole batch: the bus commits the offset after
