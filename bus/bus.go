@@ -16,6 +16,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,6 +41,41 @@ type Message struct {
 	Partition int32
 	Offset    int64
 	Timestamp time.Time
+
+	// Memo, set by a driver on a message it hands to several readers (the
+	// embedded log's recent records), holds what they decode from it,
+	// decoded once for all of them; nil otherwise. See Memo.
+	Memo *Memo
+}
+
+// Memo is a value derived once from one message and shared by every
+// reader of that message: event/eventmsg.DecodeShared keeps the decoded
+// envelope there, so that the consumer groups reading a record decode it
+// once per process rather than once each. The value must be treated as
+// read-only, as the message is. A copy of the message (its fields changed
+// or not) does not use the memo: it is the original's only.
+type Memo struct {
+	of   *Message
+	once sync.Once
+	v    any
+	err  error
+}
+
+// NewMemo gives m a memo of its own (drivers call it).
+func NewMemo(m *Message) {
+	m.Memo = &Memo{of: m}
+}
+
+// Do returns what f derives from m, calling f only once for all callers
+// when m is the message the memo belongs to, and every time otherwise (no
+// memo, or a copy of the message). f must give the same result whenever
+// it is called for the same message.
+func (x *Memo) Do(m *Message, f func() (any, error)) (any, error) {
+	if x == nil || x.of != m {
+		return f()
+	}
+	x.once.Do(func() { x.v, x.err = f() })
+	return x.v, x.err
 }
 
 // Header returns the value of the first header named key, or "".
@@ -72,7 +108,8 @@ type Publisher interface {
 
 // Handler processes a batch of messages from one partition, in offset
 // order, within one consumer group. The messages may share memory with the
-// driver's buffers: treat them as read-only and copy what outlives the call. Batches of different partitions are
+// driver's buffers, and be the very messages other groups get (see
+// Reader.Read): treat them as read-only and copy what outlives the call. Batches of different partitions are
 // handled concurrently; batches of one partition never are.
 //
 // Returning nil consumes the whole batch: the bus commits the offset after
@@ -115,6 +152,13 @@ type Reader interface {
 	// offset from, in order, and an empty slice at or beyond the end of the log. An
 	// offset below the start of the log (deleted by retention) reads from
 	// the start.
+	//
+	// The slice is the caller's, the messages are not: a driver may hand
+	// the same *Message, and the same key, value and header bytes, to every
+	// caller reading that record (the embedded log serves recent records
+	// from memory to every consumer group). Callers must not modify them;
+	// copy what is to be changed. Consumer groups' handlers see them too
+	// (Handler: read-only).
 	Read(ctx context.Context, topic string, partition int32, from int64, max int) ([]*Message, error)
 	// Offsets returns the log start (first offset still kept) and end (next
 	// offset to be written) of every partition of topic.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -118,4 +119,45 @@ func BenchmarkConsume(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkRead measures Read of 50 1 KiB envelopes at a time, served
+// from the partition's in-memory tail (the latest records, where consumers
+// keeping up read) or from SQLite (records older than the tail), per record.
+func BenchmarkRead(b *testing.B) {
+	bb := benchBus(b)
+	proto := envelopeOf1KiB(b)
+	var msgs []*bus.Message
+	for i := range 2000 {
+		m := copies(proto, 1, i)[0]
+		m.Key = []byte("same-partition")
+		msgs = append(msgs, m)
+	}
+	if err := bb.Publish(context.Background(), msgs...); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 50 // within the tail: 256 KiB holds about 100 of these envelopes with their headers
+	end := msgs[len(msgs)-1].Offset + 1
+	p := msgs[0].Partition
+	for _, c := range []struct {
+		name string
+		from int64
+	}{{"tail", end - batch}, {"sqlite", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for range b.N {
+				got, err := bb.Read(context.Background(), "order-events", p, c.from, batch)
+				if err != nil || len(got) != batch {
+					b.Fatalf("Read = %d messages, %v", len(got), err)
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			records := float64(b.N * batch)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/records, "ns/record")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/records, "allocs/record")
+		})
+	}
 }

@@ -29,6 +29,7 @@ type Option func(*config)
 type config struct {
 	retentionEvery time.Duration
 	now            func() time.Time
+	tailBytes      int // bound of each partition's tail (tail.go)
 }
 
 // CheckRetentionEvery sets how often messages older than their topic's
@@ -82,6 +83,10 @@ type topic struct {
 	// t's partitions or partitions are added: what a follower waits for.
 	grown chan struct{}
 	rr    int32 // round robin for nil keys
+	// tails[p] holds partition p's most recent committed records, from
+	// which Read serves consumers near the end (tail.go).
+	tails     []*tail
+	tailBytes int
 }
 
 const schema = `
@@ -120,7 +125,7 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 // Open opens (creating if needed) the log in the SQLite file at path and
 // starts its writer. Close it when done.
 func Open(path string, opts ...Option) (*Bus, error) {
-	cfg := config{retentionEvery: time.Minute, now: time.Now}
+	cfg := config{retentionEvery: time.Minute, now: time.Now, tailBytes: defaultTailBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -194,7 +199,7 @@ func (b *Bus) loadTopics() error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		t := &topic{}
+		t := &topic{tailBytes: b.cfg.tailBytes}
 		var ret int64
 		if err := rows.Scan(&t.id, &t.name, &t.partitions, &ret); err != nil {
 			return fmt.Errorf("embedded: load topics: %w", err)
@@ -223,6 +228,7 @@ func (b *Bus) loadTopics() error {
 		}
 		if t := byID[id]; t != nil && p < t.partitions {
 			t.next[p], t.lastTs[p] = next, ts
+			t.tails[p] = newTail(t.tailBytes, next) // empty: what came before is read from SQLite
 		}
 	}
 	return prows.Err()
@@ -317,7 +323,7 @@ func (b *Bus) ensureTopic(ctx context.Context, name string, parts int32, ret tim
 			return change, fmt.Errorf("embedded: create topic %s: %w", name, err)
 		}
 		id, _ := res.LastInsertId()
-		t := &topic{id: id, name: name, retention: ret}
+		t := &topic{id: id, name: name, retention: ret, tailBytes: b.cfg.tailBytes}
 		t.grow(parts)
 		b.topics[name] = t
 		change.Action, change.Detail = "created", fmt.Sprintf("%d partitions, retention %s", parts, ret)
@@ -359,6 +365,7 @@ func (t *topic) grow(n int32) {
 		t.lastTs = append(t.lastTs, 0)
 		t.appended = append(t.appended, make(chan struct{}))
 		t.start = append(t.start, -1)
+		t.tails = append(t.tails, newTail(t.tailBytes, 0))
 	}
 	t.partitions = n
 	t.signalGrown()

@@ -37,10 +37,10 @@ type tp struct {
 	p int32
 }
 
-// rec is a message with its topic's id, resolved under the lock.
+// rec is a message with its topic, resolved under the lock.
 type rec struct {
-	topicID int64
-	m       *bus.Message
+	t *topic
+	m *bus.Message
 }
 
 // Publish implements bus.Publisher.
@@ -124,7 +124,7 @@ func (b *Bus) commitBatch(batch []*writeReq) error {
 	for _, r := range batch {
 		for _, m := range r.msgs {
 			t := b.topics[m.Topic]
-			recs = append(recs, rec{t.id, m})
+			recs = append(recs, rec{t, m})
 			var p int32
 			if m.Key == nil {
 				p = t.rr % t.partitions
@@ -152,7 +152,16 @@ func (b *Bus) commitBatch(batch []*writeReq) error {
 	if len(next) == 0 {
 		return nil
 	}
+	// The tails take copies of their own (the publisher keeps its messages),
+	// made outside the lock; only committed records go there.
+	tailed := make([]*bus.Message, len(recs))
+	for i, r := range recs {
+		tailed[i] = frozen(r.m, r.t.name)
+	}
 	b.mu.Lock()
+	for i, r := range recs {
+		r.t.tails[r.m.Partition].append(tailed[i])
+	}
 	for k, n := range next {
 		k.t.next[k.p], k.t.lastTs[k.p] = n, lastTs[k]
 		close(k.t.appended[k.p])
@@ -199,7 +208,7 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 	ins := tx.StmtContext(ctx, b.insertRecord)
 	for _, r := range recs {
 		m := r.m
-		if _, err := ins.Exec(recordID(r.topicID, m.Partition, m.Offset), m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
+		if _, err := ins.Exec(recordID(r.t.id, m.Partition, m.Offset), m.Timestamp.UnixMilli(), m.Key, m.Value, encodeHeaders(m.Headers)); err != nil {
 			return err
 		}
 	}
@@ -220,15 +229,38 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 	return tx.Commit()
 }
 
-// Read implements bus.Reader.
+// Read implements bus.Reader. Reads at or after the first record of the
+// partition's tail, which is where consumers keeping up read, are served
+// from memory: the messages are the tail's own, shared with every other
+// reader of them (bus.Reader.Read says callers do not modify them). Older
+// ones are read from SQLite.
 func (b *Bus) Read(ctx context.Context, topicName string, partition int32, from int64, limit int) ([]*bus.Message, error) {
-	t, err := b.topic(topicName)
-	if err != nil {
-		return nil, err
+	b.mu.Lock()
+	t, ok := b.topics[topicName]
+	closed := b.closed
+	var tl *tail
+	if ok && partition >= 0 && partition < t.partitions {
+		tl = t.tails[partition]
 	}
-	if partition < 0 || partition >= t.partitions {
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, bus.ErrClosed
+	case !ok:
+		return nil, fmt.Errorf("embedded: %w: %s", bus.ErrUnknownTopic, topicName)
+	case tl == nil:
 		return nil, fmt.Errorf("embedded: %w: %s has no partition %d", bus.ErrUnknownTopic, topicName, partition)
 	}
+	if msgs, ok := tl.read(from, limit); ok {
+		return msgs, nil
+	}
+	return b.readLog(ctx, t, partition, from, limit)
+}
+
+// readLog reads what Read does from SQLite: each call returns messages of
+// its own.
+func (b *Bus) readLog(ctx context.Context, t *topic, partition int32, from int64, limit int) ([]*bus.Message, error) {
+	topicName := t.name
 	base := recordID(t.id, partition, 0)
 	rows, err := b.read.QueryContext(ctx, base+max(from, 0), base+1<<offsetBits, limit)
 	if err != nil {
@@ -394,12 +426,14 @@ func (b *Bus) ApplyRetention(ctx context.Context) (int64, error) {
 			}
 			n, _ := res.RowsAffected()
 			deleted += n
+			b.mu.Lock()
 			if n > 0 {
-				b.mu.Lock()
 				t.start[o.Partition] = -1
 				t.startGen++
-				b.mu.Unlock()
 			}
+			tl := t.tails[o.Partition]
+			b.mu.Unlock()
+			tl.trim(o.Start) // a read after this one returns no deleted record
 		}
 	}
 	return deleted, nil

@@ -104,6 +104,22 @@ func Decode(m *bus.Message) (*event.Envelope, error) {
 	return e, nil
 }
 
+// DecodeShared is Decode for a reader that does not modify the envelope
+// it gets: a message the bus hands to several readers (one with a
+// bus.Memo) is decoded once, and every reader of it gets the same
+// envelope. A consumer group's handlers are such readers; so are many
+// groups reading one record of the embedded log.
+func DecodeShared(m *bus.Message) (*event.Envelope, error) {
+	v, err := m.Memo.Do(m, func() (any, error) {
+		e, err := Decode(m)
+		return e, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*event.Envelope), nil
+}
+
 // ContextWithTrace returns ctx carrying the remote span context of m's
 // traceparent header, so a handler's spans join the publisher's trace.
 func ContextWithTrace(ctx context.Context, m *bus.Message) context.Context {

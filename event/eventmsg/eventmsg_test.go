@@ -2,10 +2,12 @@ package eventmsg_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
 )
@@ -51,5 +53,70 @@ func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
 	plain, _ := eventmsg.Encode(context.Background(), e)
 	if plain.Header("traceparent") != "" {
 		t.Error("traceparent set without a span")
+	}
+}
+
+// A message with a memo (one the bus shares between readers) is decoded
+// once, every reader getting the same envelope, also when they decode it
+// at the same time; a copy of it, changed or not, and a message without a
+// memo are decoded for each call.
+func TestDecodeSharedDecodesAMessageWithAMemoOnce(t *testing.T) {
+	encode := func(orderID string) *bus.Message {
+		e, err := event.New("payment-service", event.FromRequest("corr-1", event.Metadata{}), &event.PaymentProcessed{OrderID: orderID, PaymentID: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Partition, m.Offset = 3, 42
+		return m
+	}
+	m := encode("o-1")
+	bus.NewMemo(m)
+	got := make([]*event.Envelope, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, err := eventmsg.DecodeShared(m)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = e
+		}()
+	}
+	wg.Wait()
+	for _, e := range got {
+		if e != got[0] {
+			t.Fatal("readers of one message with a memo got different envelopes")
+		}
+	}
+	if got[0].Key != "o-1" || got[0].Offset != 42 || got[0].EventType != "PaymentProcessed" {
+		t.Fatalf("shared envelope = %+v", got[0])
+	}
+
+	other := encode("o-2")
+	cp := *m
+	cp.Key, cp.Value = other.Key, other.Value // a copy keeps the memo pointer, not its use
+	e, err := eventmsg.DecodeShared(&cp)
+	if err != nil || e == got[0] || e.Key != "o-2" {
+		t.Fatalf("DecodeShared of a changed copy = %+v, %v; want its own envelope for o-2", e, err)
+	}
+	plain := encode("o-3")
+	a, _ := eventmsg.DecodeShared(plain)
+	b, _ := eventmsg.DecodeShared(plain)
+	if a == nil || a == b {
+		t.Fatal("a message without a memo was not decoded for each call")
+	}
+	bad := &bus.Message{Value: []byte("not json")}
+	bus.NewMemo(bad)
+	if _, err := eventmsg.DecodeShared(bad); err == nil {
+		t.Fatal("an undecodable message with a memo decoded")
+	}
+	if _, err := eventmsg.DecodeShared(bad); err == nil {
+		t.Fatal("an undecodable message with a memo decoded the second time")
 	}
 }

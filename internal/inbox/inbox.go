@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS processed_events (
 
 // Func applies one event's effects through tx. It may write to the outbox
 // with outbox.Emit(ctx, tx, source, e.Origin(), payloads…). An error
-// rolls back the whole batch, which the bus redelivers.
+// rolls back the whole batch, which the bus redelivers. e may be shared
+// with the other consumer groups reading the record (decoded once per
+// process, eventmsg.DecodeShared): a Func never modifies it.
 type Func func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error
 
 // Consumer is one service's consumer group: its handlers by event type.
@@ -437,8 +439,10 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 	typ := event.Type(m.Header(eventmsg.HeaderEventType))
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
-	// must not pass unnoticed, so it is decoded and fails below.
-	e, err := eventmsg.Decode(m)
+	// must not pass unnoticed, so it is decoded and fails below. The
+	// envelope is shared with the other groups reading m (handlers treat
+	// it as read-only, see Func), decoded once for them all.
+	e, err := eventmsg.DecodeShared(m)
 	if err == nil && typ == "" {
 		// No header (a producer that is not ours): route by the envelope.
 		typ = e.EventType
