@@ -29,7 +29,7 @@ type Option func(*config)
 type config struct {
 	retentionEvery time.Duration
 	now            func() time.Time
-	tailBytes      int // bound of each partition's tail (tail.go)
+	tailBytes      int // bound of each partition's tail; 0: the topic's share (tail.go)
 }
 
 // CheckRetentionEvery sets how often messages older than their topic's
@@ -125,7 +125,7 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 // Open opens (creating if needed) the log in the SQLite file at path and
 // starts its writer. Close it when done.
 func Open(path string, opts ...Option) (*Bus, error) {
-	cfg := config{retentionEvery: time.Minute, now: time.Now, tailBytes: defaultTailBytes}
+	cfg := config{retentionEvery: time.Minute, now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -199,11 +199,12 @@ func (b *Bus) loadTopics() error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		t := &topic{tailBytes: b.cfg.tailBytes}
+		t := &topic{}
 		var ret int64
 		if err := rows.Scan(&t.id, &t.name, &t.partitions, &ret); err != nil {
 			return fmt.Errorf("embedded: load topics: %w", err)
 		}
+		t.tailBytes = b.tailBytesFor(t.partitions)
 		t.retention = time.Duration(ret) * time.Millisecond
 		t.grow(t.partitions)
 		b.topics[t.name] = t
@@ -323,7 +324,7 @@ func (b *Bus) ensureTopic(ctx context.Context, name string, parts int32, ret tim
 			return change, fmt.Errorf("embedded: create topic %s: %w", name, err)
 		}
 		id, _ := res.LastInsertId()
-		t := &topic{id: id, name: name, retention: ret, tailBytes: b.cfg.tailBytes}
+		t := &topic{id: id, name: name, retention: ret, tailBytes: b.tailBytesFor(parts)}
 		t.grow(parts)
 		b.topics[name] = t
 		change.Action, change.Detail = "created", fmt.Sprintf("%d partitions, retention %s", parts, ret)

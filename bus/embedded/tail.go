@@ -6,14 +6,33 @@ import (
 	"github.com/eventmart/eventmart/bus"
 )
 
-// defaultTailBytes bounds each partition's tail: 256 KiB, about a hundred
-// 1 KiB envelopes with their 15 headers and decoded envelope (twice that
-// of smaller events). Consumers keep up to within a batch or two of a
-// partition's end (at 64 orders in flight a partition receives a handful
-// of records per batch), so that holds what about eleven groups read of
-// each record, while the 88 partitions of the ADR's topics hold at most
-// 22 MiB between them. A group further behind reads from SQLite.
-const defaultTailBytes = 256 << 10
+// A topic's tails hold at most topicTailBytes between its partitions,
+// and a partition's at least minTailBytes (tailBytesFor). 2 MiB holds about
+// a thousand 1 KiB envelopes with their 15 headers and decoded envelope:
+// on the embedded log's default one partition per topic, about a second
+// of order-events at 64 orders in flight, so the eleven or so groups that
+// read each record find it there as long as they keep within a second of
+// the end; the nine topics hold at most 18 MiB. A group further behind
+// reads from SQLite. (A log created with the ADR's 20 partitions per topic
+// gets 100 KiB tails on order-events, 256 KiB on the smaller topics.)
+const (
+	topicTailBytes = 2 << 20
+	minTailBytes   = 64 << 10
+)
+
+// defaultTailBytes is the tail of one partition of a single-partition
+// topic.
+const defaultTailBytes = topicTailBytes
+
+// tailBytesFor returns the bound of each tail of a topic of parts
+// partitions: fixed when the log was opened with one (tests), else the
+// topic's share.
+func (b *Bus) tailBytesFor(parts int32) int {
+	if b.cfg.tailBytes > 0 {
+		return b.cfg.tailBytes
+	}
+	return max(topicTailBytes/int(max(parts, 1)), minTailBytes)
+}
 
 // Per-record memory counted besides the record's bytes: the Message
 // (slices, strings, offset, timestamp, memo pointer: about 140 bytes) and
