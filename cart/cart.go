@@ -77,6 +77,15 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.d.Every(ctx, s.sweepEvery, "abandoned cart sweep", s.sweep)
 }
 
+// Wants turns down, before the inbox opens a transaction, an order not
+// placed from a cart (inbox.Wanter): onOrderCreated would do nothing with
+// it. Whether an order came from a cart never changes, so a redelivered
+// one is turned down again.
+func (s *Service) Wants(_ context.Context, _ *event.Envelope, p event.Payload) bool {
+	oc, ok := p.(*event.OrderCreated)
+	return !ok || oc.FromCart
+}
+
 // Handlers: checkout, discontinued products and deactivated accounts take
 // items out of carts.
 func (s *Service) Handlers() []inbox.Handler {

@@ -16,6 +16,7 @@ import (
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/httpx"
+	"github.com/eventmart/eventmart/internal/obs/obstest"
 	"github.com/eventmart/eventmart/internal/service"
 )
 
@@ -302,6 +303,32 @@ func TestCheckoutTakesOrderedItemsOut(t *testing.T) {
 	checkouts := h.Events.All(withReason("c1", "checkout"))
 	if len(checkouts) != 2 || !same(updated(t, checkouts[0]).Items, items(mug, 3, tea, 1)) || checkouts[1] != e {
 		t.Errorf("%d checkout updates, first %+v", len(checkouts), updated(t, checkouts[0]))
+	}
+}
+
+// TestOrderNotFromTheCartCostsNoTransaction: an order not placed from a
+// cart is consumed as ignored, with no transaction in the cart service's
+// database (on SQLite, and on PostgreSQL with
+// EVENTMART_TEST_SERVICES_DB=postgres); TestCheckoutTakesOrderedItemsOut
+// shows an order from the cart still takes its items out.
+func TestOrderNotFromTheCartCostsNoTransaction(t *testing.T) {
+	h, _ := start(t)
+	db := h.App.DB(cart.Name)
+	ignored := func() float64 {
+		m, err := obstest.Scrape(h.Server.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Value("eventmart_events_consumed_total", "group", "cart-service", "event_type", "OrderCreated", "outcome", "ignored")
+	}
+	was, before := ignored(), db.Stats()
+	for _, id := range []string{"o1", "o2", "o3"} {
+		h.Publish("order-service", origin, &event.OrderCreated{OrderID: id, Customer: event.Customer{UserID: "c1"}, Currency: "EUR",
+			Lines: []event.OrderLine{{ProductID: "p1", Quantity: 1}}})
+	}
+	h.Eventually("three orders consumed as ignored", func() bool { return ignored()-was == 3 })
+	if got := db.Stats().Sub(before); got.Commits != 0 || got.Statements != 0 {
+		t.Errorf("three orders not from a cart: %+v, want no commit and no statement", got)
 	}
 }
 

@@ -152,10 +152,37 @@ func deliverable(spec event.Spec) bool {
 	return spec.Topic != event.TopicAudit
 }
 
+// Wants tells the inbox, before it opens a transaction, whether an enabled
+// endpoint wants e's type (inbox.Wanter): with none, onEvent would touch no
+// table, so the event costs no transaction and no processed-event record.
+// The endpoints are reloaded here when older than reloadInterval, as
+// onEvent does, so an unwanted stream still sees other instances' changes;
+// should that reload fail, e is wanted, and onEvent's reload within the
+// transaction fails the batch as it would have.
+//
+// An event skipped here and redelivered (or replayed) is matched again:
+// if an endpoint wanting its type was registered in between, it is
+// queued for that endpoint then, as an event consumed after the
+// registration is; nothing was queued for it before, so nothing twice.
+func (s *Service) Wants(ctx context.Context, e *event.Envelope, _ event.Payload) bool {
+	if s.stale() {
+		if err := s.reload(ctx, nil); err != nil {
+			return true
+		}
+	}
+	for _, ep := range *s.endpoints.Load() {
+		if ep.Enabled && ep.wants(string(e.EventType)) {
+			return true
+		}
+	}
+	return false
+}
+
 // onEvent queues e for every enabled endpoint that wants its type, within
-// the inbox transaction. With no such endpoint it touches no table.
+// the inbox transaction. With no such endpoint it touches no table (and
+// Wants spares it the transaction).
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
-	if s.d.Now().UnixMilli()-s.loadedAt.Load() >= reloadInterval.Milliseconds() {
+	if s.stale() {
 		if err := s.reload(ctx, tx); err != nil {
 			return err
 		}
@@ -192,6 +219,12 @@ func (s *Service) nudge() {
 // endpoint registered, changed or deleted on another instance takes
 // effect here within it.
 const reloadInterval = 2 * time.Second
+
+// stale reports whether the consumer's endpoints are older than
+// reloadInterval.
+func (s *Service) stale() bool {
+	return s.d.Now().UnixMilli()-s.loadedAt.Load() >= reloadInterval.Milliseconds()
+}
 
 // reload reads every endpoint into the consumer's cache, through q (the
 // database when nil).

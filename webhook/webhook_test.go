@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"github.com/eventmart/eventmart/audit"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/apptest"
+	"github.com/eventmart/eventmart/internal/obs/obstest"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/webhook"
 )
@@ -201,6 +203,46 @@ func TestDeliversSignedEnvelopesOfTheWantedTypes(t *testing.T) {
 	// Only admins manage endpoints.
 	if status, _, _ := h.Do("GET", "/api/v1/webhooks/endpoints", h.Token("cust-1", "customer"), nil); status != http.StatusForbidden {
 		t.Errorf("a customer listing endpoints: %d", status)
+	}
+}
+
+// TestEventsNoEndpointWantsCostNoTransaction: events of types no enabled
+// endpoint wants are consumed as ignored, without an inbox transaction
+// (no processed-event record; the inbox's tests count the commits, which
+// here the delivery loop's start-up prune could add to), on SQLite and on
+// PostgreSQL with EVENTMART_TEST_SERVICES_DB=postgres; an event of a
+// wanted type is still delivered, and only it.
+func TestEventsNoEndpointWantsCostNoTransaction(t *testing.T) {
+	t.Parallel()
+	h := start(t, loopback)
+	rcv := newReceiver(t, nil)
+	create(h, rcv.URL+"/hooks", "OrderShipped")
+	consumed := func(outcome string) float64 {
+		m, err := obstest.Scrape(h.Server.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Value("eventmart_events_consumed_total", "group", "webhook-service", "outcome", outcome)
+	}
+	was := consumed("ignored")
+	h.Publish("order-service", origin, orderCreated("o-1"), orderCreated("o-2"), &event.CartCreated{CartID: "c-1", UserID: "cust-1"})
+	h.Eventually("the three events consumed as ignored", func() bool { return consumed("ignored")-was == 3 })
+	recorded := func() int {
+		var n int
+		if err := h.App.DB(webhook.Name).QueryRow(context.Background(), `SELECT COUNT(*) FROM processed_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := recorded(); n != 0 || consumed("processed") != 0 {
+		t.Errorf("%d events recorded processed, %v counted processed; want none", n, consumed("processed"))
+	}
+	h.Publish("order-service", origin, &event.OrderShipped{OrderID: "o-1", UserID: "cust-1"})
+	if reqs := rcv.wait(t, 1); len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), `"OrderShipped"`) {
+		t.Errorf("deliveries %d, the first %s; want the OrderShipped alone", len(reqs), reqs[0].Body)
+	}
+	if n := recorded(); n != 1 {
+		t.Errorf("%d events recorded processed, want the OrderShipped", n)
 	}
 }
 

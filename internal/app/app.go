@@ -337,6 +337,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			if p, ok := s.svc.(inbox.Preparer); ok {
 				c.Prepare = p.Prepare
 			}
+			if w, ok := s.svc.(inbox.Wanter); ok {
+				c.Wants = w.Wants
+			}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)

@@ -3,9 +3,10 @@
 // transaction, and every event's id is recorded in that same transaction,
 // so a redelivered or replayed event has no second effect.
 //
-// The core (this file) decodes a record, skips it if it was processed
-// before, and applies a partition's batch in one transaction, combining
-// the batches of partitions that arrive meanwhile into one commit. Around
+// The core (this file) decodes a record, skips it if the consumer does
+// not want it (wants.go) or it was processed before, and applies a
+// partition's batch in one transaction, combining the batches of
+// partitions that arrive meanwhile into one commit. Around
 // it, in the order they run for a batch and then for each record:
 //
 //  1. group commit (Handle): concurrent partitions' batches share a
@@ -80,6 +81,12 @@ type Consumer struct {
 	// batches on PostgreSQL wait for each other instead of deadlocking
 	// (see Preparer). An error fails the batch.
 	Prepare func(ctx context.Context, tx *sqldb.Tx, batch []Event) error
+	// Wants, if set, is asked before any transaction, for every decoded
+	// record of a type a handler here takes, whether it has anything to
+	// do here (see Wanter): one it turns down is consumed as ignored,
+	// without its handler and without a processed-event record, and a
+	// batch with nothing wanted costs no transaction at all.
+	Wants func(ctx context.Context, e *event.Envelope, p event.Payload) bool
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times
@@ -205,9 +212,11 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) er
 	// record by record behind savepoints.
 	start := time.Now()
 	decs := c.decodeAll(msgs)
-	if !slices.ContainsFunc(decs, func(d *decoded) bool { return d != nil }) {
+	c.filter(ctx, decs)
+	if !slices.ContainsFunc(decs, needsTx) {
 		// Only events no handler here wants (another group's types on a
-		// shared topic): a transaction would read and write nothing.
+		// shared topic, or turned down by Wants): a transaction would
+		// read and write nothing.
 		outcomes := make([]consumed, len(msgs))
 		for i, m := range msgs {
 			outcomes[i] = consumed{m, obs.OutcomeIgnored}
@@ -243,7 +252,7 @@ func (c *Consumer) applyFast(ctx context.Context, msgs []*bus.Message, decs []*d
 	r := new(record) // one for the batch: the middleware sees each record in turn
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
-		ids, err := c.processedBefore(ctx, tx, msgs)
+		ids, err := c.processedBefore(ctx, tx, msgs, decs)
 		if err != nil {
 			return err
 		}
@@ -277,7 +286,7 @@ func (c *Consumer) applyIsolated(ctx context.Context, msgs []*bus.Message, decs 
 	err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		wrote, outcomes = false, outcomes[:0]
 		t.reset()
-		ids, err := c.processedBefore(ctx, tx, msgs)
+		ids, err := c.processedBefore(ctx, tx, msgs, decs)
 		if err != nil {
 			return err
 		}
@@ -337,7 +346,8 @@ type eventIDs struct {
 }
 
 // processedBefore looks up the event ids of msgs' headers in
-// processed_events (sqldb.ListIn) and returns what it found.
+// processed_events (sqldb.ListIn) and returns what it found; not those
+// of records decs already settled as ignored.
 //
 // The ids processed in the transaction are inserted together before it
 // commits (sqldb.Rows), without ON CONFLICT: should another consumer
@@ -345,11 +355,11 @@ type eventIDs struct {
 // rebalance, on PostgreSQL), the insert fails on the primary key, the
 // transaction rolls back and the bus redelivers the batch, whose lookup
 // then finds the id. An event is never applied twice.
-func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bus.Message) (*eventIDs, error) {
+func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bus.Message, decs []*decoded) (*eventIDs, error) {
 	ids := &eventIDs{asked: make(map[string]bool, len(msgs)), done: map[string]bool{}}
 	var args []any
-	for _, m := range msgs {
-		if id := m.Header(eventmsg.HeaderEventID); id != "" && !ids.asked[id] && !c.ignored(m) {
+	for i, m := range msgs {
+		if id := m.Header(eventmsg.HeaderEventID); id != "" && !ids.asked[id] && needsTx(decs[i]) {
 			ids.asked[id] = true
 			args = append(args, id)
 		}

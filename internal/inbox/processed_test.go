@@ -54,24 +54,7 @@ func TestBatchRecordsItsEventsInOneStatement(t *testing.T) {
 // transaction rolls back and fails, and the redelivered batch is a
 // duplicate. Each event's effect commits once.
 func TestConsumersRacingForABatchApplyItOnce(t *testing.T) {
-	base := testenv.Postgres(t)
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
-	u.Path = "/" + prefix
-	db, err := sqldb.Open(context.Background(), "inbox", u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if conn, err := pgx.Connect(context.Background(), base); err == nil {
-			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{prefix + "_inbox"}.Sanitize()+" WITH (FORCE)")
-			conn.Close(context.Background())
-		}
-	})
+	db := postgresDB(t)
 	old, taking := newFixtureOn(t, db), newFixtureOn(t, db)
 	// The old member's handler of p2 waits inside its transaction until
 	// the new member has committed the batch.
@@ -144,5 +127,90 @@ func TestBatchOfUnwantedEventsCostsNoTransaction(t *testing.T) {
 	// 1 lookup, 1 effect, 1 insert of the id.
 	if got := f.c.DB.Stats().Sub(before); got.Statements != 3 || got.Commits != 1 || f.effects("p1") != 1 {
 		t.Errorf("an unwanted and a wanted event: %+v and %d effects, want 3 statements, 1 commit, 1 effect", got, f.effects("p1"))
+	}
+}
+
+// postgresDB opens a fresh PostgreSQL database for the test (skipped
+// without EVENTMART_TEST_POSTGRES), dropped when it ends.
+func postgresDB(t *testing.T) *sqldb.DB {
+	base := testenv.Postgres(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "t" + strings.ReplaceAll(event.NewID(), "-", "")[:20]
+	u.Path = "/" + prefix
+	db, err := sqldb.Open(context.Background(), "inbox", u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if conn, err := pgx.Connect(context.Background(), base); err == nil {
+			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{prefix + "_inbox"}.Sanitize()+" WITH (FORCE)")
+			conn.Close(context.Background())
+		}
+	})
+	return db
+}
+
+// TestEventsWantsTurnsDownCostNoTransaction: events the consumer's Wants
+// turns down are consumed without a transaction and without a
+// processed-event record, on SQLite and PostgreSQL; a batch mixing them
+// with a wanted one costs what the wanted one alone does; and a turned-down
+// event redelivered once it is wanted is applied, once.
+func TestEventsWantsTurnsDownCostNoTransaction(t *testing.T) {
+	for _, dbName := range []string{"sqlite", "postgres"} {
+		t.Run(dbName, func(t *testing.T) {
+			var f *fixture
+			if dbName == "postgres" {
+				f = newFixtureOn(t, postgresDB(t))
+			} else {
+				f = newFixture(t)
+			}
+			ctx := context.Background()
+			var mu sync.Mutex
+			wanted := map[string]bool{"p1": true}
+			f.c.Wants = func(ctx context.Context, e *event.Envelope, p event.Payload) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return wanted[p.(*event.ProductCreated).ProductID]
+			}
+			skipped := []*bus.Message{f.msg("p2"), f.msg("p3")}
+			before := f.c.DB.Stats()
+			if err := f.c.Handle(ctx, skipped); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.c.DB.Stats().Sub(before); got.Statements != 0 || got.Commits != 0 {
+				t.Errorf("a batch of turned-down events: %+v, want no statement and no commit", got)
+			}
+			before = f.c.DB.Stats()
+			if err := f.c.Handle(ctx, []*bus.Message{skipped[0], f.msg("p1"), skipped[1]}); err != nil {
+				t.Fatal(err)
+			}
+			// 1 lookup of p1's id, 1 effect, 1 insert of the id.
+			if got := f.c.DB.Stats().Sub(before); got.Statements != 3 || got.Commits != 1 || f.effects("p1") != 1 {
+				t.Errorf("turned-down events and a wanted one: %+v and %d effects, want 3 statements, 1 commit, 1 effect", got, f.effects("p1"))
+			}
+			var recorded int
+			if err := f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events`).Scan(&recorded); err != nil {
+				t.Fatal(err)
+			}
+			if recorded != 1 || f.effects("p2") != 0 || f.effects("p3") != 0 {
+				t.Errorf("%d events recorded processed, p2 and p3 applied %d and %d times; want p1 alone recorded and the others not applied",
+					recorded, f.effects("p2"), f.effects("p3"))
+			}
+			mu.Lock()
+			wanted["p2"] = true // what Wants reads changed: p2 is wanted now
+			mu.Unlock()
+			for range 2 { // redelivered, twice
+				if err := f.c.Handle(ctx, skipped); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if f.effects("p2") != 1 || f.effects("p3") != 0 {
+				t.Errorf("redelivered once p2 is wanted: p2 applied %d times, p3 %d; want 1 and 0", f.effects("p2"), f.effects("p3"))
+			}
+		})
 	}
 }

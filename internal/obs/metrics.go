@@ -38,7 +38,7 @@ var (
 const (
 	OutcomeProcessed    = "processed"     // the handler applied it
 	OutcomeDuplicate    = "duplicate"     // processed before (redelivery, replay)
-	OutcomeIgnored      = "ignored"       // no handler of this group wants its type
+	OutcomeIgnored      = "ignored"       // no handler of this group wants its type (or inbox.Wanter turned it down)
 	OutcomeParked       = "parked"        // failed; moved to the delayed-retry queue
 	OutcomeDeadLettered = "dead_lettered" // given up on: in the dead-letter queue
 )
