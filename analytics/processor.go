@@ -69,7 +69,7 @@ func NewEngine(partitions []stream.Partition, rules []cep.Rule, grace time.Durat
 func Record(m *bus.Message) stream.Record {
 	r := stream.Record{Partition: stream.Partition{Topic: m.Topic, Number: m.Partition}, Offset: m.Offset,
 		Key: string(m.Key), Time: m.Timestamp}
-	e, err := eventmsg.Decode(m)
+	e, err := eventmsg.DecodeShared(m) // read only: the envelope other groups got
 	if err != nil {
 		r.Decoded = []contribution{{cEvents, 1}}
 		return r
