@@ -57,3 +57,7 @@ func Listening(svc service.Service) bool { return svc.(*Service).listening.Load(
 
 // Watched returns how many orders svc's held GETs wait on.
 func Watched(svc service.Service) int { return svc.(*Service).changed.Len() }
+
+// Known returns how many orders svc's held GETs know without reading
+// them (known).
+func Known(svc service.Service) int { return svc.(*Service).known.size() }

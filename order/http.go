@@ -342,15 +342,18 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 // the order as it was at that instant, folded from its stream (404 before
 // it was placed), without ETag or waiting.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
-	// A GET that may be held watches the order before reading it: a
-	// change committed in between wakes it, so its first wait needs no
-	// second read (see awaitChange).
-	var changed <-chan struct{}
-	if httpx.PreferWait(r) > 0 && r.Header.Get("If-None-Match") != "" {
-		var release func()
-		changed, release = s.changed.Watch(r.PathValue("id"))
-		defer release()
+	wait := httpx.PreferWait(r)
+	held := wait > 0 && r.Header.Get("If-None-Match") != ""
+	if held && !r.URL.Query().Has("asOf") && s.holdKnown(w, r, wait) {
+		return
 	}
+	// The GET watches the order before reading it: a change committed in
+	// between wakes a held one, so its first wait needs no second read
+	// (see awaitChange), and keeps what it read from being remembered
+	// (known) as current.
+	pathID := r.PathValue("id")
+	changed, release, epoch := s.known.watch(pathID)
+	defer release()
 	_, o, err := s.visibleOrder(r)
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -378,7 +381,10 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	if wait := httpx.PreferWait(r); wait > 0 && httpx.NoneMatch(r, rep.ETag) {
+	if o.ID == pathID {
+		s.known.remember(o.ID, o.UserID, rep.ETag, changed, epoch)
+	}
+	if held && httpx.NoneMatch(r, rep.ETag) {
 		if rep, err = s.awaitChange(r.Context(), o.ID, rep, wait, changed); err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -386,6 +392,35 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	}
 	rep.Write(w, r, http.StatusOK)
+}
+
+// holdKnown answers a held GET without reading the order first when this
+// instance knows (known) that the order is still what the request's
+// If-None-Match names and that the caller may see it: it waits for the
+// order's next change and reads it then. It returns false, having answered
+// nothing, when it does not know; handleGet then reads the order.
+func (s *Service) holdKnown(w http.ResponseWriter, r *http.Request, wait time.Duration) bool {
+	caller, err := auth.Require(r.Context())
+	if err != nil {
+		return false // handleGet answers the error
+	}
+	id := r.PathValue("id")
+	owner, etag, changed, release, ok := s.known.hold(id, func(etag string) bool { return httpx.NoneMatch(r, etag) })
+	if !ok {
+		return false
+	}
+	defer release()
+	if !caller.Can(owner) {
+		return false // handleGet answers "not found", as for any order the caller may not see
+	}
+	rep, err := s.awaitChange(r.Context(), id, httpx.Representation{ETag: etag}, wait, changed)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return true
+	}
+	w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+	rep.Write(w, r, http.StatusOK) // unchanged: 304, whose answer has no body
+	return true
 }
 
 // represent is o as GET /orders/{id} answers it, opened, with its ETag.
@@ -449,14 +484,19 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 	if changed == nil {
 		// Watch before reading, so a change committed in between wakes us.
 		var release func()
-		changed, release = s.changed.Watch(id)
+		var epoch uint64
+		changed, release, epoch = s.known.watch(id)
 		defer release()
 		o, err := s.store.order(ctx, s.d.DB, id)
 		if err != nil {
 			return rep, true, err
 		}
-		if cur, err = s.represent(ctx, o); err != nil || cur.ETag != rep.ETag {
+		if cur, err = s.represent(ctx, o); err != nil {
 			return cur, true, err
+		}
+		s.known.remember(id, o.UserID, cur.ETag, changed, epoch)
+		if cur.ETag != rep.ETag {
+			return cur, true, nil
 		}
 	}
 	var recheck <-chan time.Time // nil: never

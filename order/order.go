@@ -132,7 +132,8 @@ type Service struct {
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
-	changed watch.Hub // orders changed, for held GETs (see handleGet)
+	changed watch.Hub // orders changed, for held GETs (see handleGet); notified through known
+	known   known     // what held GETs know without reading (held.go)
 	// listening is set while RunInstance LISTENs for the changes of every
 	// instance (PostgreSQL); held GETs then recheck only every
 	// safetyRecheck, else every recheck (nanoseconds; see awaitOnce).
@@ -149,7 +150,8 @@ type Service struct {
 // the settings EVENTMART_SAGA_TIMEOUT and EVENTMART_SAGA_SWEEP_INTERVAL.
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
-	s.store = &store{db: d.DB, changed: &s.changed}
+	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
+	s.store = &store{db: d.DB, changed: s.orderChanged}
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
@@ -177,19 +179,45 @@ func (s *Service) Run(ctx context.Context) error {
 // process owns, every change is this instance's: it returns at once.
 func (s *Service) RunInstance(ctx context.Context) error {
 	s.d.DB.Listen(ctx, changeChannel, sqldb.Listener{
-		Listening: func() { s.listening.Store(true) },
+		Listening: func() {
+			s.listening.Store(true)
+			// A change this instance committed just before the LISTEN
+			// may have been heard of neither way (see orderChanged):
+			// the held GETs read again.
+			s.known.reset()
+		},
 		Lost: func(err error, retryIn time.Duration) {
 			s.listening.Store(false)
 			// Changes may have been missed: the held GETs read again,
 			// and recheck often until the LISTEN is back.
-			s.changed.NotifyAll()
+			s.known.reset()
 			s.d.Log.Warn("order: not listening for the changes of other instances; held GETs recheck meanwhile",
 				"error", err, "recheck", time.Duration(s.recheck.Load()).String(), "retry_in", retryIn.String())
 		},
-		Notified: s.changed.Notify,
+		Notified: s.known.changed,
 	})
 	s.listening.Store(false)
+	s.known.reset()
 	return nil
+}
+
+// orderChanged is told of order id once a change of it this instance made
+// commits. On PostgreSQL while the instance LISTENs, the change's NOTIFY
+// tells every instance, this one included, and is left to do so: heard of
+// twice, a change would make the held GET answered at the first hearing
+// forget its answer at the second (known), and its next request read again.
+func (s *Service) orderChanged(id string) {
+	if s.d.DB.Dialect == sqldb.Postgres && s.listening.Load() {
+		return
+	}
+	s.known.changed(id)
+}
+
+// hearsEveryChange reports whether every change of an order, by any
+// instance, reaches this instance's held GETs: on SQLite (one process), or
+// while it LISTENs on PostgreSQL.
+func (s *Service) hearsEveryChange() bool {
+	return s.d.DB.Dialect != sqldb.Postgres || s.listening.Load()
 }
 
 // Handlers: user events for the customer projection, the saga's events

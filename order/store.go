@@ -11,19 +11,18 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/sqldb"
-	"github.com/eventmart/eventmart/internal/watch"
 )
 
 type store struct {
 	db      *sqldb.DB
-	changed *watch.Hub // notified of an order's id once a change to it commits
+	changed func(id string) // told of an order's id once a change to it commits
 }
 
 // changedOnCommit notes that order id changed, for the watchers of
 // GET /orders/{id} once tx commits.
 func (s *store) changedOnCommit(tx *sqldb.Tx, id string) {
 	if s.changed != nil {
-		tx.OnCommit(func() { s.changed.Notify(id) })
+		tx.OnCommit(func() { s.changed(id) })
 	}
 }
 

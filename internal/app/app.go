@@ -81,6 +81,13 @@ type Config struct {
 	// nil: not measured, no cluster (the embedded bus).
 	RegionLagSummary func() []region.TopicLag
 	RegionCluster    func(ctx context.Context) (region.Replication, error)
+	// NoConsoleSamples leaves out the console's chart sampler (the samples
+	// of GET /api/v1/admin/samples stay empty): for a process behind a
+	// gateway, which serves the console's paths itself. Every sample asks
+	// the bus for every group's lag and every topic's offsets, so a
+	// sampler in each of a deployment's processes multiplied the broker's
+	// requests for charts nobody reads.
+	NoConsoleSamples bool
 }
 
 // App is a running set of services.
@@ -166,11 +173,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.console = &console.Console{Bus: cfg.Bus, Consumers: a.consumerGroups, Log: cfg.Log, Now: cfg.Now, Metrics: cfg.Metrics.Registry,
 		Prometheus: values.String(settings.PrometheusURL)}
 	// The console's charts: a bounded sample history, taken every 10s.
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.console.RunSampler(runCtx)
-	}()
+	if !cfg.NoConsoleSamples {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.console.RunSampler(runCtx)
+		}()
+	}
 	for svc, urls := range cfg.Remote {
 		a.remoteClients[svc] = &http.Client{Transport: obs.Transport(gateway.NewBalancer(urls, nil)), Timeout: 5 * time.Second}
 	}

@@ -140,6 +140,9 @@ func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, regist
 	acfg := app.Config{
 		Bus: b, DataDir: cfg.Data, DB: cfg.DB, Services: defs, Remote: remote,
 		Tokens: tokens, Log: env.Log, Settings: env.Getenv, Metrics: metrics, Tracer: tracer,
+		// The gateway serves the console (gateway.Console): only its
+		// process samples the charts.
+		NoConsoleSamples: !registry,
 	}
 	if registry {
 		acfg.RegistryDir = cfg.Data

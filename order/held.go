@@ -1,0 +1,122 @@
+package order
+
+import (
+	"sync"
+
+	"github.com/eventmart/eventmart/internal/watch"
+)
+
+// maxKnown bounds how many orders known remembers; past it, an arbitrary
+// one is forgotten for each new one (a forgotten order costs its next held
+// GET one read, nothing else).
+const maxKnown = 10_000
+
+// known is what this instance last answered a GET of each order with —
+// its owner and ETag — while no change of the order has been heard of
+// since, so that a held GET naming that ETag (If-None-Match) waits for the
+// next change without reading the order first: under a client following
+// an order's saga, one read per change instead of two (the answer's, and
+// the next request's).
+//
+// It is exact only while every change of an order is heard of: on SQLite
+// (one process, whose commits notify), or on PostgreSQL while the instance
+// LISTENs (each commit of any instance is then heard of once, through the
+// NOTIFY; see Service.orderChanged). Otherwise nothing is remembered, and
+// whatever was is forgotten when notifications may have been missed
+// (reset).
+//
+// Every change and every watch of it goes through mu, with the hub's
+// notification: a watch taken with a remembered entry is woken by the
+// change that forgets it, and an entry is remembered only if the watch
+// taken before its read was not woken meanwhile.
+type known struct {
+	hub     *watch.Hub
+	trusted func() bool // every change is heard of: see known
+
+	mu    sync.Mutex
+	m     map[string]knownOrder
+	epoch uint64 // bumped by reset: entries read before it are not remembered
+}
+
+type knownOrder struct{ owner, etag string }
+
+// watch watches order id for its next change (hub.Watch), returning the
+// epoch to remember a read taken after it with.
+func (k *known) watch(id string) (<-chan struct{}, func(), uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ch, release := k.hub.Watch(id)
+	return ch, release, k.epoch
+}
+
+// hold returns the owner and ETag remembered of order id, and a watch of
+// its next change, if an entry is remembered and matches(ETag) holds;
+// ok is false otherwise (and nothing is watched).
+func (k *known) hold(id string, matches func(etag string) bool) (owner, etag string, changed <-chan struct{}, release func(), ok bool) {
+	if !k.trusted() {
+		return "", "", nil, nil, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.m[id]
+	if !ok || !matches(e.etag) {
+		return "", "", nil, nil, false
+	}
+	changed, release = k.hub.Watch(id)
+	return e.owner, e.etag, changed, release, true
+}
+
+// remember notes that order id, owned by owner, read after the watch
+// changed was taken in epoch, is represented by etag — unless the order
+// changed since (changed was woken), notifications may have been missed
+// since (epoch), or changes are not all heard of.
+func (k *known) remember(id, owner, etag string, changed <-chan struct{}, epoch uint64) {
+	if !k.trusted() {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	select {
+	case <-changed:
+		return
+	default:
+	}
+	if epoch != k.epoch {
+		return
+	}
+	if k.m == nil {
+		k.m = map[string]knownOrder{}
+	}
+	if _, ok := k.m[id]; !ok && len(k.m) >= maxKnown {
+		for old := range k.m {
+			delete(k.m, old)
+			break
+		}
+	}
+	k.m[id] = knownOrder{owner, etag}
+}
+
+// changed forgets order id and wakes its watchers: it changed.
+func (k *known) changed(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, id)
+	k.hub.Notify(id)
+}
+
+// reset forgets every order and wakes every watcher: changes may have
+// been missed.
+func (k *known) reset() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.m)
+	k.epoch++
+	k.hub.NotifyAll()
+}
+
+// size is how many orders are remembered.
+func (k *known) size() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}
