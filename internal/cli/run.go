@@ -80,6 +80,7 @@ func serviceNames() []string {
 // with registry, the built-in schema registry (under cfg.Data) is served at
 // /registry.
 func serve(ctx context.Context, env *Env, cfg Config, defs []service.Def, registry bool) error {
+	tuneGC(env.Getenv)
 	remote, err := parseServiceURLs(env.Settings.String(settings.ServiceURLs))
 	if err != nil {
 		return usageError{err.Error()}
