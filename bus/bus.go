@@ -49,9 +49,9 @@ type Message struct {
 }
 
 // Memo is a value derived once from one message and shared by every
-// reader of that message: event/eventmsg.DecodeShared keeps the decoded
-// envelope there, so that the consumer groups reading a record decode it
-// once per process rather than once each. The value must be treated as
+// reader of that message: event/eventmsg.DecodeRecord keeps the decoded
+// envelope and payload there, so that the consumer groups reading a
+// record decode it once per process rather than once each. The value must be treated as
 // read-only, as the message is. A copy of the message (its fields changed
 // or not) does not use the memo: it is the original's only.
 type Memo struct {

@@ -370,7 +370,8 @@ func TestTailUnderConcurrency(t *testing.T) {
 }
 
 // Consumer groups reading the same records from the tail get the same
-// decoded envelope (eventmsg.DecodeShared): one decode per process.
+// decoded envelope and payload (eventmsg.DecodeShared, DecodeRecord): one
+// decode per process.
 func TestGroupsShareTheEnvelopeDecodedFromTheTail(t *testing.T) {
 	ctx := context.Background()
 	b := openTail(t, filepath.Join(t.TempDir(), "log.db"), defaultTailBytes)
@@ -397,6 +398,7 @@ func TestGroupsShareTheEnvelopeDecodedFromTheTail(t *testing.T) {
 		off int64
 	}
 	decoded := [2]map[pos]*event.Envelope{{}, {}}
+	payloads := [2]map[pos]event.Payload{{}, {}}
 	var mu sync.Mutex // partitions are handled concurrently
 	for g := range decoded {
 		sctx, cancel := context.WithCancel(ctx)
@@ -409,6 +411,13 @@ func TestGroupsShareTheEnvelopeDecodedFromTheTail(t *testing.T) {
 					return err
 				}
 				decoded[g][pos{m.Partition, m.Offset}] = e
+				r, err := eventmsg.DecodeRecord(m)
+				if err != nil {
+					return err
+				}
+				if payloads[g][pos{m.Partition, m.Offset}], err = r.Payload(); err != nil {
+					return err
+				}
 			}
 			if len(decoded[g]) == n {
 				cancel()
@@ -422,6 +431,9 @@ func TestGroupsShareTheEnvelopeDecodedFromTheTail(t *testing.T) {
 	for k, e := range decoded[0] {
 		if decoded[1][k] != e {
 			t.Fatalf("record %d@%d: the groups got different envelopes", k.p, k.off)
+		}
+		if p := payloads[0][k]; p == nil || payloads[1][k] != p {
+			t.Fatalf("record %d@%d: the groups got different payloads", k.p, k.off)
 		}
 	}
 }

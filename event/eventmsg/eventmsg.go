@@ -9,6 +9,7 @@ package eventmsg
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -110,14 +111,48 @@ func Decode(m *bus.Message) (*event.Envelope, error) {
 // envelope. A consumer group's handlers are such readers; so are many
 // groups reading one record of the embedded log.
 func DecodeShared(m *bus.Message) (*event.Envelope, error) {
+	r, err := DecodeRecord(m)
+	if err != nil {
+		return nil, err
+	}
+	return r.Envelope, nil
+}
+
+// Record is a message decoded for readers that modify neither its
+// envelope nor its payload: for a message with a bus.Memo one Record,
+// whose payload is decoded at most once, is shared by all of them.
+type Record struct {
+	Envelope *event.Envelope
+
+	once sync.Once
+	p    event.Payload
+	err  error
+}
+
+// DecodeRecord is DecodeShared giving the Record, whose Payload is shared
+// too: the consumer groups reading one record of the embedded log validate,
+// unmarshal and upcast its payload once per process rather than once each.
+// A message without a memo (Kafka, a read from SQLite), or a copy of one,
+// gets a Record of its own at every call, as Decode and Payload would.
+func DecodeRecord(m *bus.Message) (*Record, error) {
 	v, err := m.Memo.Do(m, func() (any, error) {
 		e, err := Decode(m)
-		return e, err
+		if err != nil {
+			return nil, err
+		}
+		return &Record{Envelope: e}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*event.Envelope), nil
+	return v.(*Record), nil
+}
+
+// Payload returns r.Envelope.Payload(), decoded on the first call only:
+// every caller gets the same payload, or the same error.
+func (r *Record) Payload() (event.Payload, error) {
+	r.once.Do(func() { r.p, r.err = r.Envelope.Payload() })
+	return r.p, r.err
 }
 
 // ContextWithTrace returns ctx carrying the remote span context of m's

@@ -2,6 +2,8 @@ package eventmsg_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -119,4 +121,82 @@ func TestDecodeSharedDecodesAMessageWithAMemoOnce(t *testing.T) {
 	if _, err := eventmsg.DecodeShared(bad); err == nil {
 		t.Fatal("an undecodable message with a memo decoded the second time")
 	}
+}
+
+// DecodeRecord shares the payload too: decoded once for every reader of a
+// message with a memo, even concurrently, and for each reader otherwise;
+// a payload that does not decode fails every reader.
+func TestDecodeRecordSharesThePayloadOfAMessageWithAMemo(t *testing.T) {
+	encode := func(orderID string) *bus.Message {
+		e, err := event.New("payment-service", event.FromRequest("corr-1", event.Metadata{}), &event.PaymentProcessed{OrderID: orderID, PaymentID: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := encode("o-1")
+	bus.NewMemo(m)
+	got := make([]event.Payload, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := eventmsg.DecodeRecord(m)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if got[i], err = r.Payload(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range got {
+		if p != got[0] {
+			t.Fatal("readers of one message with a memo got different payloads")
+		}
+	}
+	if pp, ok := got[0].(*event.PaymentProcessed); !ok || pp.OrderID != "o-1" {
+		t.Fatalf("shared payload = %#v", got[0])
+	}
+	if e, _ := eventmsg.DecodeShared(m); e == nil || e != mustRecord(t, m).Envelope {
+		t.Fatal("DecodeShared and DecodeRecord gave different envelopes of one message")
+	}
+
+	plain := encode("o-2")
+	a, err := mustRecord(t, plain).Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mustRecord(t, plain).Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b || a.(*event.PaymentProcessed).OrderID != "o-2" {
+		t.Fatal("the payload of a message without a memo was not decoded for each reader")
+	}
+
+	bad := encode("o-3") // its data breaks the schema: orderId must be a string
+	bad.Value = []byte(strings.Replace(string(bad.Value), `"orderId":"o-3"`, `"orderId":3`, 1))
+	bus.NewMemo(bad)
+	for i := range 2 {
+		if _, err := mustRecord(t, bad).Payload(); !errors.Is(err, event.ErrInvalidPayload) {
+			t.Fatalf("reader %d: payload of a bad record = %v, want ErrInvalidPayload", i, err)
+		}
+	}
+}
+
+func mustRecord(t *testing.T, m *bus.Message) *eventmsg.Record {
+	t.Helper()
+	r, err := eventmsg.DecodeRecord(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

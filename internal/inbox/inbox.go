@@ -58,9 +58,13 @@ CREATE TABLE IF NOT EXISTS processed_events (
 
 // Func applies one event's effects through tx. It may write to the outbox
 // with outbox.Emit(ctx, tx, source, e.Origin(), payloads…). An error
-// rolls back the whole batch, which the bus redelivers. e may be shared
-// with the other consumer groups reading the record (decoded once per
-// process, eventmsg.DecodeShared): a Func never modifies it.
+// rolls back the whole batch, which the bus redelivers. e and p may be
+// shared with the other consumer groups reading the record (decoded once
+// per process, eventmsg.DecodeRecord): a Func never modifies e nor p —
+// no assignment to their fields, no append to or write into their slices
+// and maps, no passing p to outbox.Emit or event.New (which bound it in
+// place). A handler that needs a changed payload copies it first. The
+// same holds for Prepare and Wants.
 type Func func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error
 
 // Consumer is one service's consumer group: its handlers by event type.
@@ -450,10 +454,15 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 	h, ok := c.Handlers[typ]
 	// Handled here, or no known type at all: a record nobody can route
 	// must not pass unnoticed, so it is decoded and fails below. The
-	// envelope is shared with the other groups reading m (handlers treat
-	// it as read-only, see Func), decoded once for them all.
-	e, err := eventmsg.DecodeShared(m)
-	if err == nil && typ == "" {
+	// envelope and payload are shared with the other groups reading m
+	// (handlers treat them as read-only, see Func), decoded once for them
+	// all.
+	r, err := eventmsg.DecodeRecord(m)
+	if err != nil {
+		return decoded{err: Permanent(err)}
+	}
+	e := r.Envelope
+	if typ == "" {
 		// No header (a producer that is not ours): route by the envelope.
 		typ = e.EventType
 		if h, ok = c.Handlers[typ]; !ok {
@@ -462,13 +471,10 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 			}
 		}
 	}
-	var p event.Payload
-	if err == nil && e.EventType != typ {
-		err = fmt.Errorf("inbox: the eventType header %q disagrees with the envelope's %q", typ, e.EventType)
+	if e.EventType != typ {
+		return decoded{err: Permanent(fmt.Errorf("inbox: the eventType header %q disagrees with the envelope's %q", typ, e.EventType))}
 	}
-	if err == nil {
-		p, err = e.Payload()
-	}
+	p, err := r.Payload()
 	if err != nil {
 		return decoded{err: Permanent(err)}
 	}

@@ -367,3 +367,42 @@ func TestParkRolledBackByALaterFailureKeepsItsCount(t *testing.T) {
 		}
 	}
 }
+
+// Groups reading one record with a memo (the embedded log's tail) get the
+// same envelope and payload, decoded once for them all; a record without a
+// memo (Kafka, a read from SQLite) is decoded by each group for itself.
+func TestGroupsShareTheDecodedPayloadOfARecordWithAMemo(t *testing.T) {
+	ctx := context.Background()
+	type got struct {
+		e *event.Envelope
+		p event.Payload
+	}
+	seen := map[string][]got{} // productId -> what each group's handler got
+	var mu sync.Mutex
+	var groups []*inbox.Consumer
+	for range 2 {
+		f := newFixture(t)
+		f.c.Handlers["ProductCreated"] = func(_ context.Context, _ *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+			mu.Lock()
+			defer mu.Unlock()
+			id := p.(*event.ProductCreated).ProductID
+			seen[id] = append(seen[id], got{e, p})
+			return nil
+		}
+		groups = append(groups, f.c)
+	}
+	f := newFixture(t) // only to build messages
+	shared, plain := f.msg("p-shared"), f.msg("p-plain")
+	bus.NewMemo(shared)
+	for _, c := range groups {
+		if err := c.Handle(ctx, []*bus.Message{shared, plain}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := seen["p-shared"]; len(s) != 2 || s[0].p != s[1].p || s[0].e != s[1].e {
+		t.Errorf("record with a memo: the groups got %+v, want one envelope and payload twice", s)
+	}
+	if s := seen["p-plain"]; len(s) != 2 || s[0].p == s[1].p || s[0].e == s[1].e {
+		t.Errorf("record without a memo: the groups got %+v, want each its own envelope and payload", s)
+	}
+}
