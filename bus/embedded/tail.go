@@ -7,17 +7,17 @@ import (
 )
 
 // A topic's tails hold at most topicTailBytes between its partitions,
-// and a partition's at least minTailBytes (tailBytesFor). 2 MiB holds about
-// five hundred 1 KiB envelopes with their 15 headers and decoded envelope
-// and payload (as tailSize counts them, 4.3 KB each):
-// on the embedded log's default one partition per topic, about a second
-// of order-events at 64 orders in flight, so the eleven or so groups that
-// read each record find it there as long as they keep within a second of
-// the end; the nine topics hold at most 18 MiB. A group further behind
-// reads from SQLite. (A log created with the ADR's 20 partitions per topic
-// gets 100 KiB tails on order-events, 256 KiB on the smaller topics.)
+// and a partition's at least minTailBytes (tailBytesFor). 4 MiB holds about
+// a thousand 1 KiB envelopes with their 15 headers and decoded envelope
+// and payload (as tailSize counts them, 4.3 KB each): on the embedded
+// log's default one partition per topic, about a second of order-events
+// at 250 orders a second, so the eleven or so groups that read each
+// record find it there as long as they keep within a second of the end;
+// the nine topics hold at most 36 MiB. A group further behind reads from
+// SQLite. (A log created with the ADR's 20 partitions per topic gets
+// 200 KiB tails on order-events, 512 KiB on the smaller topics.)
 const (
-	topicTailBytes = 2 << 20
+	topicTailBytes = 4 << 20
 	minTailBytes   = 64 << 10
 )
 
