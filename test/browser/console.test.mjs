@@ -128,7 +128,9 @@ async function main() {
   // The scheduled export runs ten seconds after the first start (its time
   // is a duration past midnight UTC; past 24h it is the next day's).
   const exportAt = Math.floor((Date.now() % 86400000) / 1000) + 10;
-  const fast = { EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2', EVENTMART_WEBHOOK_ALLOW: '127.0.0.1/32',
+  // Three partitions per topic (the embedded log's default is one): the
+  // Topics tab shows the log's count and a group's lag per partition.
+  const fast = { EVENTMART_LOG_PARTITIONS: '3', EVENTMART_RETRY_DELAYS: '100ms', EVENTMART_RETRY_ATTEMPTS: '2', EVENTMART_WEBHOOK_ALLOW: '127.0.0.1/32',
     EVENTMART_EXPORT_DIR: join(dataDir, 'exports'), EVENTMART_EXPORT_AT: `${exportAt}s` };
   // A webhook receiver on loopback: it answers 204 and keeps the webhook-ids.
   const hooks = [];
@@ -256,7 +258,7 @@ async function main() {
     await page.click('#tabs a[data-tab=topics]');
     await page.locator('#topics-rows tr[data-topic="order-events"] .group-name', { hasText: 'payment-service' }).waitFor();
     await until('every group to catch up', async () => (await page.locator('#topics-rows .badge.lag').count()) === 0);
-    assert.equal(await page.locator('#topics-rows tr[data-topic="order-events"] td').nth(1).innerText(), '20');
+    assert.equal(await page.locator('#topics-rows tr[data-topic="order-events"] td').nth(1).innerText(), '3');
     await page.locator('#topics-rows tr[data-topic="order-events"] details').first().click();
     await shot('4-topics-lag');
 
