@@ -41,6 +41,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // answering the first order would hide that the second was not placed.
 // While too many orders are PENDING (EVENTMART_ORDER_MAX_PENDING) a new
 // order is refused with 503 and Retry-After before anything is stored.
+// The 202 carries the order's ETag, a GET's until the order changes, so
+// that the client's first GET can be held (see handleGet).
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, err := auth.Require(ctx)
