@@ -197,7 +197,9 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	}
 	o.correlationID, o.createdEventID = created.CorrelationID, created.EventID
 	placing := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
+	var rep httpx.Representation // the answer, remembered once the commit is over: see known.placed
 	epoch := s.known.placing(o.ID)
+	defer func() { s.known.placed(o.ID, o.UserID, rep.ETag, epoch) }()
 	var placed *Order
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if key != "" {
@@ -212,7 +214,6 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		return s.record(ctx, tx, created)
 	})
 	if err != nil {
-		s.known.placed(o.ID, "", "", epoch)
 		return nil, none, err
 	}
 	s.d.Outbox.Notify()
@@ -221,12 +222,9 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	// it, without opening anything.
 	answer := *placed
 	answer.Customer, answer.ShippingAddress = Customer{Email: event.Plain(email), Name: event.Plain(name)}, event.PlainAddress(addr)
-	rep, err := httpx.Represent(&answer)
-	if err != nil {
-		s.known.placed(o.ID, "", "", epoch)
+	if rep, err = httpx.Represent(&answer); err != nil {
 		return nil, none, fmt.Errorf("order: encode order: %w", err)
 	}
-	s.known.placed(o.ID, o.UserID, rep.ETag, epoch)
 	return &answer, rep, nil
 }
 
