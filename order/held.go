@@ -36,9 +36,19 @@ type known struct {
 	mu    sync.Mutex
 	m     map[string]knownOrder
 	epoch uint64 // bumped by reset: entries read before it are not remembered
+	// newOrders counts, for each order this instance is placing (POST
+	// /orders), the changes of it heard of since it began: see placed.
+	newOrders map[string]int
 }
 
-type knownOrder struct{ owner, etag string }
+type knownOrder struct {
+	owner, etag string
+	// unheard: the commit that placed the order, answered by this
+	// instance's POST, is still to be heard of (PostgreSQL's NOTIFY comes
+	// after the answer). That hearing is no change of what was answered:
+	// it only clears unheard.
+	unheard bool
+}
 
 // watch watches order id for its next change (hub.Watch), returning the
 // epoch to remember a read taken after it with.
@@ -84,6 +94,13 @@ func (k *known) remember(id, owner, etag string, changed <-chan struct{}, epoch 
 	if epoch != k.epoch {
 		return
 	}
+	// An order whose placing is still to be heard of keeps waiting for
+	// that hearing: this read came after the placing.
+	k.put(id, knownOrder{owner, etag, k.m[id].unheard})
+}
+
+// put remembers e as order id's entry; k.mu is held.
+func (k *known) put(id string, e knownOrder) {
 	if k.m == nil {
 		k.m = map[string]knownOrder{}
 	}
@@ -93,13 +110,55 @@ func (k *known) remember(id, owner, etag string, changed <-chan struct{}, epoch 
 			break
 		}
 	}
-	k.m[id] = knownOrder{owner, etag}
+	k.m[id] = e
 }
 
-// changed forgets order id and wakes its watchers: it changed.
+// placing notes that this instance is about to commit a new order id,
+// and returns the epoch to call placed with once the commit is over.
+func (k *known) placing(id string) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.newOrders == nil {
+		k.newOrders = map[string]int{}
+	}
+	k.newOrders[id] = 0
+	return k.epoch
+}
+
+// placed ends placing(id): the order, owned by owner, committed and
+// answered with etag ("": nothing was committed, only forget). The commit
+// that placed it is heard of exactly once (Service.orderChanged): at
+// commit on SQLite, by the NOTIFY on PostgreSQL, before or after this
+// call; no other change of a new order precedes it. The answer is
+// remembered as remember would — unless another change was heard of
+// since placing, notifications may have been missed since (epoch), or
+// changes are not all heard of; if the commit is still to be heard of,
+// that hearing will not forget it (unheard).
+func (k *known) placed(id, owner, etag string, epoch uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	heard := k.newOrders[id]
+	delete(k.newOrders, id)
+	if etag == "" || heard > 1 || epoch != k.epoch || !k.trusted() {
+		return
+	}
+	k.put(id, knownOrder{owner, etag, heard == 0})
+}
+
+// changed forgets order id and wakes its watchers: it changed — unless
+// this is the hearing of the commit that placed it, still to be heard of
+// (unheard): whoever read the order since read it after that commit.
 func (k *known) changed(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if n, ok := k.newOrders[id]; ok {
+		k.newOrders[id] = n + 1
+	}
+	if e, ok := k.m[id]; ok && e.unheard {
+		e.unheard = false
+		k.m[id] = e
+		return
+	}
 	delete(k.m, id)
 	k.hub.Notify(id)
 }

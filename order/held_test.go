@@ -59,3 +59,57 @@ func TestKnownRemembersOnlyWhatNoChangeOvertook(t *testing.T) {
 		t.Fatal("remembered while changes may go unheard")
 	}
 }
+
+// TestKnownPlacedAwaitsItsOwnCommitOnce: a placed order is remembered
+// whether its commit was heard of before placed (SQLite) or is still to be
+// (PostgreSQL's NOTIFY, which then forgets nothing); any hearing beyond
+// that one is a change that forgets it, or keeps it from being remembered.
+func TestKnownPlacedAwaitsItsOwnCommitOnce(t *testing.T) {
+	k := known{hub: &watch.Hub{}, trusted: func() bool { return true }}
+	is := func(want string) func(string) bool { return func(e string) bool { return e == want } }
+
+	epoch := k.placing("heard") // SQLite: heard at commit
+	k.changed("heard")
+	k.placed("heard", "u1", `"a"`, epoch)
+	if _, _, _, _, ok := k.hold("heard", is(`"a"`)); !ok {
+		t.Fatal("a placed order heard of at commit was not remembered")
+	}
+	k.changed("heard")
+	if _, _, _, _, ok := k.hold("heard", is(`"a"`)); ok {
+		t.Fatal("a change after the placing did not forget it")
+	}
+
+	epoch = k.placing("later") // PostgreSQL: the NOTIFY comes after the answer
+	k.placed("later", "u1", `"a"`, epoch)
+	_, _, held, release, ok := k.hold("later", is(`"a"`))
+	if !ok {
+		t.Fatal("a placed order still to be heard of was not remembered")
+	}
+	k.changed("later") // its own commit
+	select {
+	case <-held:
+		t.Fatal("the placing's own commit woke the held GET")
+	default:
+	}
+	release()
+	if _, _, _, _, ok := k.hold("later", is(`"a"`)); !ok {
+		t.Fatal("the placing's own commit forgot the order")
+	}
+	k.changed("later") // a change
+	if _, _, _, _, ok := k.hold("later", is(`"a"`)); ok {
+		t.Fatal("a change after the placing's commit did not forget it")
+	}
+
+	epoch = k.placing("overtaken")
+	k.changed("overtaken")
+	k.changed("overtaken") // a change besides the commit
+	k.placed("overtaken", "u1", `"a"`, epoch)
+	epoch = k.placing("failed")
+	k.placed("failed", "", "", epoch) // nothing committed
+	epoch = k.placing("reset")
+	k.reset()
+	k.placed("reset", "u1", `"a"`, epoch)
+	if k.size() != 0 || len(k.newOrders) != 0 {
+		t.Fatalf("remembered %d orders, %d placings left, want none", k.size(), len(k.newOrders))
+	}
+}

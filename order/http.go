@@ -41,6 +41,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // answering the first order would hide that the second was not placed.
 // While too many orders are PENDING (EVENTMART_ORDER_MAX_PENDING) a new
 // order is refused with 503 and Retry-After before anything is stored.
+// The 202 carries the order's ETag, a GET's until the order changes, so
+// that the client's first GET can be held (see handleGet).
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, err := auth.Require(ctx)
@@ -54,7 +56,8 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var o *Order
-	var sum string // the body's SHA-256, kept with the key
+	var rep httpx.Representation // o as a GET of it answers it, with its ETag
+	var sum string               // the body's SHA-256, kept with the key
 	if key != "" {
 		if sum, err = bodySum(r); err != nil {
 			httpx.Error(w, r, err)
@@ -74,7 +77,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, err)
 			return
 		}
-		o, err = s.place(ctx, id, r, key, sum)
+		o, rep, err = s.place(ctx, id, r, key, sum)
 		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
 			o, err = s.orderByKey(ctx, id.UserID, key, sum)
 		}
@@ -83,8 +86,14 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if rep.ETag == "" { // an order placed before, as it is now
+		if rep, err = httpx.Represent(o); err != nil {
+			httpx.Error(w, r, fmt.Errorf("order: encode order: %w", err))
+			return
+		}
+	}
 	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
-	httpx.JSON(w, http.StatusAccepted, o)
+	rep.WriteFresh(w, http.StatusAccepted)
 }
 
 // orderByKey returns the order created with key, or nil; EUNPROCESSABLE
@@ -121,38 +130,41 @@ func bodySum(r *http.Request) (string, error) {
 }
 
 // place validates and prices an order, vaults its card, and stores it
-// PENDING together with OrderCreated.
-func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key, sum string) (*Order, error) {
+// PENDING together with OrderCreated. It returns the order with its
+// representation: what a GET of it answers until it changes, which this
+// instance remembers (known) as an answered GET.
+func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key, sum string) (*Order, httpx.Representation, error) {
+	var none httpx.Representation
 	u, err := s.store.user(ctx, id.UserID)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if u != nil && u.Status == userDeactivated {
-		return nil, eventmart.Errorf(eventmart.EFORBIDDEN, "account deactivated")
+		return nil, none, eventmart.Errorf(eventmart.EFORBIDDEN, "account deactivated")
 	}
 	var in OrderInput
 	if err := httpx.Decode(r, &in); err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	lines, card, addr, err := in.validate()
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if in.FromCart {
 		if lines, err = s.cartLines(ctx); err != nil {
-			return nil, err
+			return nil, none, err
 		}
 	}
 	items, total, currency, err := s.price(ctx, lines)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if total > s.maxTotal {
-		return nil, eventmart.Errorf(eventmart.EINVALID, "the order's total %d is over the limit of %d (EVENTMART_ORDER_MAX_TOTAL); split it, or ask the shop", total, s.maxTotal)
+		return nil, none, eventmart.Errorf(eventmart.EINVALID, "the order's total %d is over the limit of %d (EVENTMART_ORDER_MAX_TOTAL); split it, or ask the shop", total, s.maxTotal)
 	}
 	vaulted, err := s.vaultCard(ctx, card)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	// The projection may not have caught up with a new user yet; the
 	// token's identity is the best data until it does.
@@ -164,7 +176,7 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 	// table keep these values (personal.go).
 	customer, sealedAddr, err := s.sealPlaced(ctx, id.UserID, email, name, addr)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	now := s.d.Now().UTC().Truncate(time.Millisecond) // as stored
 	o := &Order{ID: event.NewID(), UserID: id.UserID, Status: StatusPending, Items: items, TotalCents: total, Currency: currency,
@@ -181,28 +193,39 @@ func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, 
 		PlacedAt:        o.CreatedAt,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("order: %w", err)
+		return nil, none, fmt.Errorf("order: %w", err)
 	}
 	o.correlationID, o.createdEventID = created.CorrelationID, created.EventID
 	placing := OrderState{Order: *o, CorrelationID: o.correlationID, CreatedEventID: o.createdEventID}
+	var rep httpx.Representation // the answer, remembered once the commit is over: see known.placed
+	epoch := s.known.placing(o.ID)
+	defer func() { s.known.placed(o.ID, o.UserID, rep.ETag, epoch) }()
+	var placed *Order
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if key != "" {
 			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, sum, o.CreatedAt); err != nil {
 				return err
 			}
 		}
-		if _, _, err := s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {
+		var err error
+		if placed, _, err = s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, created)
 	})
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	s.d.Outbox.Notify()
-	answer := *o // the caller's own data, as it was before sealing
+	// The order as stored (the orders row, as a GET reads it), with the
+	// caller's own data as it was before sealing: what openOrder makes of
+	// it, without opening anything.
+	answer := *placed
 	answer.Customer, answer.ShippingAddress = Customer{Email: event.Plain(email), Name: event.Plain(name)}, event.PlainAddress(addr)
-	return &answer, nil
+	if rep, err = httpx.Represent(&answer); err != nil {
+		return nil, none, fmt.Errorf("order: encode order: %w", err)
+	}
+	return &answer, rep, nil
 }
 
 // catalogProduct is what this service reads of the catalog's products.

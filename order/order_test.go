@@ -1404,6 +1404,60 @@ func TestHeldGetOfAKnownOrderReadsNothing(t *testing.T) {
 	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
 }
 
+// TestPlacedOrderETagHoldsWithoutReading: POST /orders answers the ETag
+// a GET of the order answers right after, and the instance remembers it:
+// a held GET naming it, sent at once (the placing's NOTIFY still to come
+// on PostgreSQL), reads nothing.
+func TestPlacedOrderETagHoldsWithoutReading(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_SWEEP_INTERVAL": "1h"}))
+	svc := h.App.Service(order.Name)
+	db := h.App.DB(order.Name)
+	if db.Dialect == sqldb.Postgres {
+		order.SetRecheck(svc, time.Hour, time.Hour)
+		h.Eventually("the instance listening for changes", func() bool { return order.Listening(svc) })
+	}
+	tok := h.Token("cust-1", "customer")
+	const n, wait = 20, 1
+	paths, etags, bodies := make([]string, n), make([]string, n), make([][]byte, n)
+	for i := range n {
+		status, hdr, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), nil)
+		var o order.Order
+		if err := json.Unmarshal(b, &o); status != http.StatusAccepted || err != nil {
+			t.Fatalf("POST: %d %s", status, b)
+		}
+		if etags[i] = hdr.Get("ETag"); etags[i] == "" {
+			t.Fatal("POST /orders answered no ETag")
+		}
+		paths[i], bodies[i] = orderPath+"/"+o.ID, b
+	}
+	before := db.Stats()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses[i], _, _ = do(t, h, "GET", paths[i], tok, nil, map[string]string{"If-None-Match": etags[i], "Prefer": fmt.Sprintf("wait=%d", wait)})
+		})
+	}
+	wg.Wait()
+	reads := db.Stats().Sub(before).Reads
+	for i, st := range statuses {
+		if st != http.StatusNotModified {
+			t.Fatalf("held GET %d on the POST's ETag, without a change: %d", i, st)
+		}
+	}
+	if most := int64(3 * (wait + 1)); reads > most {
+		t.Errorf("%d GETs held %d s on the ETags of their POSTs: %d reads of the order database, at most %d expected", n, wait, reads, most)
+	}
+	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
+	for i := range n {
+		status, hdr, b := do(t, h, "GET", paths[i], tok, nil, nil)
+		if status != http.StatusOK || hdr.Get("ETag") != etags[i] || !bytes.Equal(b, bodies[i]) {
+			t.Fatalf("GET after POST: %d, ETag %q (POST's %q)\nGET  %s\nPOST %s", status, hdr.Get("ETag"), etags[i], b, bodies[i])
+		}
+	}
+}
+
 // heldAnswer is what a held GET of an order answered.
 type heldAnswer struct {
 	status int

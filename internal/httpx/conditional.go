@@ -44,6 +44,17 @@ func (rep Representation) Write(w http.ResponseWriter, r *http.Request, status i
 	w.Write(rep.Body)
 }
 
+// WriteFresh sends the representation with its ETag, status and body,
+// whatever the request's conditions: the answer of the request that made
+// it (POST), whose ETag a following conditional GET may name.
+func (rep Representation) WriteFresh(w http.ResponseWriter, status int) {
+	w.Header().Set("ETag", rep.ETag)
+	NoStore(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(rep.Body)
+}
+
 // NoneMatch reports whether the request's If-None-Match header matches
 // etag (RFC 9110 §13.1.2: weak comparison, "*" matches any).
 func NoneMatch(r *http.Request, etag string) bool {

@@ -125,11 +125,13 @@ type client struct {
 
 // do sends a JSON request; a status other than want is an error.
 func (c *client) do(ctx context.Context, method, path, token string, body any, want int, out any) error {
-	return c.doWith(ctx, method, path, token, "", body, want, out)
+	_, err := c.doWith(ctx, method, path, token, "", body, want, out)
+	return err
 }
 
-// doWith is do with an Idempotency-Key header when idemKey is not empty.
-func (c *client) doWith(ctx context.Context, method, path, token, idemKey string, body any, want int, out any) error {
+// doWith is do with an Idempotency-Key header when idemKey is not empty;
+// it returns the answer's ETag.
+func (c *client) doWith(ctx context.Context, method, path, token, idemKey string, body any, want int, out any) (string, error) {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -137,7 +139,7 @@ func (c *client) doWith(ctx context.Context, method, path, token, idemKey string
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -148,18 +150,18 @@ func (c *client) doWith(ctx context.Context, method, path, token, idemKey string
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b),
+		return "", &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b),
 			retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if out != nil {
-		return json.Unmarshal(b, out)
+		return resp.Header.Get("ETag"), json.Unmarshal(b, out)
 	}
-	return nil
+	return resp.Header.Get("ETag"), nil
 }
 
 // followWait is how long a conditional GET asks to be held (seconds).
@@ -328,8 +330,10 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	key := uuid.NewString()
 	body := map[string]any{"items": []map[string]any{{"productId": productID, "quantity": 1}}, "payment": map[string]string{"card": card}, "shippingAddress": address}
 	pause := 20 * time.Millisecond
+	etag := "" // the order's, as the POST answered it: the first GET is held on it
 	for {
-		err := c.doWith(ctx, "POST", "/api/v1/orders", token, key, body, http.StatusAccepted, &o)
+		var err error
+		etag, err = c.doWith(ctx, "POST", "/api/v1/orders", token, key, body, http.StatusAccepted, &o)
 		if err == nil {
 			break
 		}
@@ -360,9 +364,9 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 	}
 	// Follow the order with conditional GETs held by the service until
 	// the order changes (If-None-Match + Prefer: wait), as a client
-	// without push would: one request per change instead of polling. A
-	// failed request is retried after a short, growing pause.
-	etag := ""
+	// without push would: one request per change instead of polling,
+	// from the first (on the POST's ETag). A failed request is retried
+	// after a short, growing pause.
 	wait := 5 * time.Millisecond
 	for {
 		var err error

@@ -67,6 +67,43 @@ func TestPlaceRetriesWithTheSameIdempotencyKey(t *testing.T) {
 	}
 }
 
+// The first GET after the POST is held on the ETag the POST answered
+// (If-None-Match + Prefer: wait), as every later one is on its GET's.
+func TestFirstFollowHeldOnThePostsETag(t *testing.T) {
+	var mu sync.Mutex
+	var conds []string // If-None-Match and Prefer of each GET
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == "POST" {
+			w.Header().Set("ETag", `"placed"`)
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"id":"o1","status":"PENDING"}`))
+			return
+		}
+		conds = append(conds, r.Header.Get("If-None-Match")+" "+r.Header.Get("Prefer"))
+		if len(conds) == 1 {
+			w.Header().Set("ETag", `"confirmed"`)
+			w.Write([]byte(`{"id":"o1","status":"CONFIRMED"}`))
+			return
+		}
+		w.Header().Set("ETag", `"shipped"`)
+		w.Write([]byte(`{"id":"o1","status":"SHIPPED"}`))
+	}))
+	defer srv.Close()
+	c := &client{base: srv.URL, http: srv.Client()}
+	status, _, accepted, err := placeAndFollow(context.Background(), c, "tok", "p1", false, nil, nil)
+	if err != nil || !accepted || status != "SHIPPED" {
+		t.Fatalf("placeAndFollow = %q, accepted %v, %v", status, accepted, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`"placed" wait=` + followWait, `"confirmed" wait=` + followWait}
+	if len(conds) != 2 || conds[0] != want[0] || conds[1] != want[1] {
+		t.Fatalf("GETs sent %q, want %q", conds, want)
+	}
+}
+
 // An order shed for overload (503 with Retry-After) is tried again only
 // after the wait the answer asks for, with the same Idempotency-Key, and
 // counted as shed, not failed; its latency includes the wait.
