@@ -1331,24 +1331,31 @@ func TestHeldGetDoesNotPollSQLite(t *testing.T) {
 		}
 	}
 	before := db.Stats()
-	statuses := make([]int, n)
+	holdUnchanged(t, h, tok, paths, etags, wait, "held GET %d without a change")
+	reads := db.Stats().Sub(before).Reads
+	if most := int64(n + 3*(wait+1)); reads > most {
+		t.Errorf("%d GETs held %d s on unchanged orders: %d reads of the order database, at most %d expected", n, wait, reads, most)
+	}
+	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
+}
+
+// holdUnchanged holds a GET of each of paths on its ETag for wait seconds,
+// all at once, and fails (what: "held GET %d …") unless each answers 304.
+func holdUnchanged(t *testing.T, h *apptest.Harness, tok string, paths, etags []string, wait int, what string) {
+	t.Helper()
+	statuses := make([]int, len(paths))
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range paths {
 		wg.Go(func() {
 			statuses[i], _, _ = do(t, h, "GET", paths[i], tok, nil, map[string]string{"If-None-Match": etags[i], "Prefer": fmt.Sprintf("wait=%d", wait)})
 		})
 	}
 	wg.Wait()
-	reads := db.Stats().Sub(before).Reads
 	for i, st := range statuses {
 		if st != http.StatusNotModified {
-			t.Fatalf("held GET %d without a change: %d", i, st)
+			t.Fatalf(what+": %d", i, st)
 		}
 	}
-	if most := int64(n + 3*(wait+1)); reads > most {
-		t.Errorf("%d GETs held %d s on unchanged orders: %d reads of the order database, at most %d expected", n, wait, reads, most)
-	}
-	t.Logf("%d GETs held %d s: %d reads", n, wait, reads)
 }
 
 // TestHeldGetOfAKnownOrderReadsNothing: a GET held on the ETag this
@@ -1384,20 +1391,8 @@ func TestHeldGetOfAKnownOrderReadsNothing(t *testing.T) {
 		return order.Known(svc) >= n
 	})
 	before := db.Stats()
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			statuses[i], _, _ = do(t, h, "GET", paths[i], tok, nil, map[string]string{"If-None-Match": etags[i], "Prefer": fmt.Sprintf("wait=%d", wait)})
-		})
-	}
-	wg.Wait()
+	holdUnchanged(t, h, tok, paths, etags, wait, "held GET %d without a change")
 	reads := db.Stats().Sub(before).Reads
-	for i, st := range statuses {
-		if st != http.StatusNotModified {
-			t.Fatalf("held GET %d without a change: %d", i, st)
-		}
-	}
 	if most := int64(3 * (wait + 1)); reads > most {
 		t.Errorf("%d GETs held %d s on known unchanged orders: %d reads of the order database, at most %d expected", n, wait, reads, most)
 	}
@@ -1432,20 +1427,8 @@ func TestPlacedOrderETagHoldsWithoutReading(t *testing.T) {
 		paths[i], bodies[i] = orderPath+"/"+o.ID, b
 	}
 	before := db.Stats()
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			statuses[i], _, _ = do(t, h, "GET", paths[i], tok, nil, map[string]string{"If-None-Match": etags[i], "Prefer": fmt.Sprintf("wait=%d", wait)})
-		})
-	}
-	wg.Wait()
+	holdUnchanged(t, h, tok, paths, etags, wait, "held GET %d on the POST's ETag, without a change")
 	reads := db.Stats().Sub(before).Reads
-	for i, st := range statuses {
-		if st != http.StatusNotModified {
-			t.Fatalf("held GET %d on the POST's ETag, without a change: %d", i, st)
-		}
-	}
 	if most := int64(3 * (wait + 1)); reads > most {
 		t.Errorf("%d GETs held %d s on the ETags of their POSTs: %d reads of the order database, at most %d expected", n, wait, reads, most)
 	}
