@@ -1230,19 +1230,28 @@ func TestGetHeldUntilTheOrderChanges(t *testing.T) {
 	}
 }
 
+// twoListeningInstances starts two order instances on one PostgreSQL
+// database; the first rechecks an order only hourly, so only a change's
+// NOTIFY wakes a GET held there, and it is listening.
+func twoListeningInstances(t *testing.T) (h *apptest.Harness, first service.Service, second *app.App) {
+	t.Helper()
+	f := newFakes()
+	defs := []service.Def{order.Def(), f.catalog(), f.cart(), f.payment()}
+	h = apptest.Start(t, defs, apptest.OnPostgres(t, defs))
+	second = h.StartInstance()
+	first = h.App.Service(order.Name)
+	order.SetRecheck(first, time.Hour, time.Hour)
+	h.Eventually("the first instance listening for changes", func() bool { return order.Listening(first) })
+	return h, first, second
+}
+
 // TestHeldGetHearsOtherInstances: with two order instances on one
 // PostgreSQL database, a GET held on the first returns the change as soon
 // as the second commits it (the customer cancels there): the commit
 // notifies every instance. The first one's rechecks are an hour away, so
 // only that notification can wake it before the wait ends.
 func TestHeldGetHearsOtherInstances(t *testing.T) {
-	f := newFakes()
-	defs := []service.Def{order.Def(), f.catalog(), f.cart(), f.payment()}
-	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
-	second := h.StartInstance()
-	first := h.App.Service(order.Name)
-	order.SetRecheck(first, time.Hour, time.Hour)
-	h.Eventually("the first instance listening for changes", func() bool { return order.Listening(first) })
+	h, first, second := twoListeningInstances(t)
 	tok := h.Token("cust-1", "customer")
 	s := place(t, h, tok)
 	path := orderPath + "/" + s.id
@@ -1269,13 +1278,7 @@ func TestHeldGetHearsOtherInstances(t *testing.T) {
 // commits, and the first then knows the order at its new ETag: the change
 // was heard of once, through the NOTIFY.
 func TestKnownOrderHeldHearsOtherInstances(t *testing.T) {
-	f := newFakes()
-	defs := []service.Def{order.Def(), f.catalog(), f.cart(), f.payment()}
-	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
-	second := h.StartInstance()
-	first := h.App.Service(order.Name)
-	order.SetRecheck(first, time.Hour, time.Hour)
-	h.Eventually("the first instance listening for changes", func() bool { return order.Listening(first) })
+	h, first, second := twoListeningInstances(t)
 	tok := h.Token("cust-1", "customer")
 	s := place(t, h, tok)
 	path := orderPath + "/" + s.id

@@ -15,15 +15,7 @@ import (
 // validated once already, as a record read by several groups of one
 // process is: the validation cache answers.
 func BenchmarkDecodeAndPayload(b *testing.B) {
-	e, err := event.New("order-service", event.FromRequest(event.NewID(), event.Metadata{UserID: "u-1", SessionID: "s-1"}),
-		&event.InventoryReserved{OrderID: "o-1", Lines: []event.Line{{ProductID: "p-1", Quantity: 2}, {ProductID: "p-2", Quantity: 1}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := eventmsg.Encode(context.Background(), e)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := inventoryReserved(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		d, err := eventmsg.Decode(m)
@@ -43,15 +35,7 @@ func BenchmarkDecodeAndPayload(b *testing.B) {
 // before DecodeRecord, and once for all in "shared".
 func BenchmarkDecodeRecordElevenGroups(b *testing.B) {
 	const groups = 11
-	e, err := event.New("order-service", event.FromRequest(event.NewID(), event.Metadata{UserID: "u-1", SessionID: "s-1"}),
-		&event.InventoryReserved{OrderID: "o-1", Lines: []event.Line{{ProductID: "p-1", Quantity: 2}, {ProductID: "p-2", Quantity: 1}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := eventmsg.Encode(context.Background(), e)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := inventoryReserved(b)
 	for _, shared := range []bool{false, true} {
 		name := map[bool]string{false: "afresh", true: "shared"}[shared]
 		b.Run(name, func(b *testing.B) {
@@ -77,4 +61,18 @@ func BenchmarkDecodeRecordElevenGroups(b *testing.B) {
 			}
 		})
 	}
+}
+
+// inventoryReserved is the record of an InventoryReserved of two lines.
+func inventoryReserved(b *testing.B) *bus.Message {
+	e, err := event.New("order-service", event.FromRequest(event.NewID(), event.Metadata{UserID: "u-1", SessionID: "s-1"}),
+		&event.InventoryReserved{OrderID: "o-1", Lines: []event.Line{{ProductID: "p-1", Quantity: 2}, {ProductID: "p-2", Quantity: 1}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := eventmsg.Encode(context.Background(), e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
 }

@@ -58,23 +58,28 @@ func TestEnvelopeMessageCarriesHeadersAndTrace(t *testing.T) {
 	}
 }
 
+// paymentProcessed is the record of a PaymentProcessed of order orderID,
+// at partition 3, offset 42.
+func paymentProcessed(t *testing.T, orderID string) *bus.Message {
+	t.Helper()
+	e, err := event.New("payment-service", event.FromRequest("corr-1", event.Metadata{}), &event.PaymentProcessed{OrderID: orderID, PaymentID: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Partition, m.Offset = 3, 42
+	return m
+}
+
 // A message with a memo (one the bus shares between readers) is decoded
 // once, every reader getting the same envelope, also when they decode it
 // at the same time; a copy of it, changed or not, and a message without a
 // memo are decoded for each call.
 func TestDecodeSharedDecodesAMessageWithAMemoOnce(t *testing.T) {
-	encode := func(orderID string) *bus.Message {
-		e, err := event.New("payment-service", event.FromRequest("corr-1", event.Metadata{}), &event.PaymentProcessed{OrderID: orderID, PaymentID: "p"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := eventmsg.Encode(context.Background(), e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Partition, m.Offset = 3, 42
-		return m
-	}
+	encode := func(orderID string) *bus.Message { return paymentProcessed(t, orderID) }
 	m := encode("o-1")
 	bus.NewMemo(m)
 	got := make([]*event.Envelope, 8)
@@ -127,17 +132,7 @@ func TestDecodeSharedDecodesAMessageWithAMemoOnce(t *testing.T) {
 // message with a memo, even concurrently, and for each reader otherwise;
 // a payload that does not decode fails every reader.
 func TestDecodeRecordSharesThePayloadOfAMessageWithAMemo(t *testing.T) {
-	encode := func(orderID string) *bus.Message {
-		e, err := event.New("payment-service", event.FromRequest("corr-1", event.Metadata{}), &event.PaymentProcessed{OrderID: orderID, PaymentID: "p"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := eventmsg.Encode(context.Background(), e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	encode := func(orderID string) *bus.Message { return paymentProcessed(t, orderID) }
 	m := encode("o-1")
 	bus.NewMemo(m)
 	got := make([]event.Payload, 8)
