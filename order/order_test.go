@@ -1361,6 +1361,21 @@ func holdUnchanged(t *testing.T, h *apptest.Harness, tok string, paths, etags []
 	}
 }
 
+// startHearingEveryChange starts the order service with no sweep to read
+// meanwhile; on PostgreSQL its rechecks are an hour away and it is
+// listening, so that, as on SQLite, it hears of every change.
+func startHearingEveryChange(t *testing.T) (*apptest.Harness, service.Service, *sqldb.DB) {
+	t.Helper()
+	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_SWEEP_INTERVAL": "1h"}))
+	svc := h.App.Service(order.Name)
+	db := h.App.DB(order.Name)
+	if db.Dialect == sqldb.Postgres {
+		order.SetRecheck(svc, time.Hour, time.Hour)
+		h.Eventually("the instance listening for changes", func() bool { return order.Listening(svc) })
+	}
+	return h, svc, db
+}
+
 // TestHeldGetOfAKnownOrderReadsNothing: a GET held on the ETag this
 // instance last answered for the order, with no change heard of since,
 // waits without reading the order (its previous answer was that read), on
@@ -1369,13 +1384,7 @@ func holdUnchanged(t *testing.T, h *apptest.Harness, tok string, paths, etags []
 // reading each order once would exceed it.
 func TestHeldGetOfAKnownOrderReadsNothing(t *testing.T) {
 	t.Parallel()
-	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_SWEEP_INTERVAL": "1h"}))
-	svc := h.App.Service(order.Name)
-	db := h.App.DB(order.Name)
-	if db.Dialect == sqldb.Postgres {
-		order.SetRecheck(svc, time.Hour, time.Hour)
-		h.Eventually("the instance listening for changes", func() bool { return order.Listening(svc) })
-	}
+	h, svc, db := startHearingEveryChange(t)
 	tok := h.Token("cust-1", "customer")
 	const n, wait = 20, 1
 	paths, etags := make([]string, n), make([]string, n)
@@ -1408,13 +1417,7 @@ func TestHeldGetOfAKnownOrderReadsNothing(t *testing.T) {
 // on PostgreSQL), reads nothing.
 func TestPlacedOrderETagHoldsWithoutReading(t *testing.T) {
 	t.Parallel()
-	h, _ := start(t, apptest.Settings(map[string]string{"EVENTMART_SAGA_SWEEP_INTERVAL": "1h"}))
-	svc := h.App.Service(order.Name)
-	db := h.App.DB(order.Name)
-	if db.Dialect == sqldb.Postgres {
-		order.SetRecheck(svc, time.Hour, time.Hour)
-		h.Eventually("the instance listening for changes", func() bool { return order.Listening(svc) })
-	}
+	h, _, db := startHearingEveryChange(t)
 	tok := h.Token("cust-1", "customer")
 	const n, wait = 20, 1
 	paths, etags, bodies := make([]string, n), make([]string, n), make([][]byte, n)
