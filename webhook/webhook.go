@@ -170,12 +170,7 @@ func (s *Service) Wants(ctx context.Context, e *event.Envelope, _ event.Payload)
 			return true
 		}
 	}
-	for _, ep := range *s.endpoints.Load() {
-		if ep.Enabled && ep.wants(string(e.EventType)) {
-			return true
-		}
-	}
-	return false
+	return len(s.wanting(e.EventType)) > 0
 }
 
 // onEvent queues e for every enabled endpoint that wants its type, within
@@ -187,12 +182,7 @@ func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 			return err
 		}
 	}
-	var eps []*Endpoint
-	for _, ep := range *s.endpoints.Load() {
-		if ep.Enabled && ep.wants(string(e.EventType)) {
-			eps = append(eps, ep)
-		}
-	}
+	eps := s.wanting(e.EventType)
 	if len(eps) == 0 {
 		return nil
 	}
@@ -205,6 +195,18 @@ func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 	}
 	tx.OnCommit(s.nudge)
 	return nil
+}
+
+// wanting returns the enabled endpoints of the consumer's cache that want
+// events of type t (none: nil, nothing allocated).
+func (s *Service) wanting(t event.Type) []*Endpoint {
+	var eps []*Endpoint
+	for _, ep := range *s.endpoints.Load() {
+		if ep.Enabled && ep.wants(string(t)) {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
 }
 
 // nudge wakes the delivery loop.

@@ -33,15 +33,13 @@ func Represent(v any) (Representation, error) {
 // Write sends the representation with its ETag: 304 Not Modified without
 // a body if the request's If-None-Match names it, else status and body.
 func (rep Representation) Write(w http.ResponseWriter, r *http.Request, status int) {
-	w.Header().Set("ETag", rep.ETag)
-	NoStore(w.Header())
 	if NoneMatch(r, rep.ETag) {
+		w.Header().Set("ETag", rep.ETag)
+		NoStore(w.Header())
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(rep.Body)
+	rep.WriteFresh(w, status)
 }
 
 // WriteFresh sends the representation with its ETag, status and body,
