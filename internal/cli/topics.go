@@ -27,13 +27,21 @@ func adrTopics() []bus.TopicConfig {
 // that buy no parallelism there, only smaller batches per consumer: more
 // transactions per order.
 func wantTopics(ctx context.Context, cfg Config, b bus.Bus) ([]bus.TopicConfig, error) {
-	want := adrTopics()
 	if !embeddedBus(cfg) {
-		return want, nil
+		return adrTopics(), nil
 	}
 	have, err := b.Topics(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return wantOf(cfg, have), nil
+}
+
+// wantOf is wantTopics for a bus that has the topics have.
+func wantOf(cfg Config, have []bus.TopicConfig) []bus.TopicConfig {
+	want := adrTopics()
+	if !embeddedBus(cfg) {
+		return want
 	}
 	had := map[string]int32{}
 	for _, t := range have {
@@ -42,7 +50,7 @@ func wantTopics(ctx context.Context, cfg Config, b bus.Bus) ([]bus.TopicConfig, 
 	for i, t := range want {
 		want[i].Partitions = min(t.Partitions, max(int32(max(cfg.LogPartitions, 1)), had[t.Name]))
 	}
-	return want, nil
+	return want
 }
 
 func topicsCmd(ctx context.Context, env *Env, args []string) error {
@@ -117,11 +125,7 @@ func listTopics(ctx context.Context, env *Env, cfg Config, b bus.Bus) error {
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TOPIC\tPARTITIONS\tRETENTION\tRETENTION.MS\tSTATUS")
 	missing := 0
-	wants, err := wantTopics(ctx, cfg, b)
-	if err != nil {
-		return err
-	}
-	for _, want := range wants {
+	for _, want := range wantOf(cfg, have) {
 		got, ok := byName[want.Name]
 		if !ok {
 			missing++

@@ -158,10 +158,11 @@ func (c *client) doWith(ctx context.Context, method, path, token, idemKey string
 		return "", &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), string(b),
 			retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
+	etag := resp.Header.Get("ETag")
 	if out != nil {
-		return resp.Header.Get("ETag"), json.Unmarshal(b, out)
+		return etag, json.Unmarshal(b, out)
 	}
-	return resp.Header.Get("ETag"), nil
+	return etag, nil
 }
 
 // followWait is how long a conditional GET asks to be held (seconds).
