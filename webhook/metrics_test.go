@@ -27,13 +27,16 @@ func TestMetricsCountOutcomesWithBoundedLabels(t *testing.T) {
 	h.Publish("order-service", origin, orderCreated("o-metrics"))
 
 	var m obstest.Samples
+	// The outcome is counted as the attempt ends, before the delivery's row
+	// is marked in its transaction: wait for the pending gauge to agree too.
 	h.Eventually("three attempts to one endpoint and a 410 from the other in /metrics", func() bool {
 		var err error
 		if m, err = obstest.Scrape(h.Server.URL + "/metrics"); err != nil {
 			t.Fatal(err)
 		}
+		pending, _ := m.Sum("eventmart_webhook_pending_deliveries", "endpoint_state", "enabled")
 		return m.Value("eventmart_webhook_deliveries_total", "outcome", "delivered") == 1 &&
-			m.Value("eventmart_webhook_deliveries_total", "outcome", "gone") == 1
+			m.Value("eventmart_webhook_deliveries_total", "outcome", "gone") == 1 && pending == 0
 	})
 	for outcome, want := range map[string]float64{"delivered": 1, "retrying": 2, "failed": 0, "gone": 1} {
 		if got := m.Value("eventmart_webhook_deliveries_total", "outcome", outcome); got != want {

@@ -13,7 +13,7 @@ export KAFKA_PORT=${BENCH_KAFKA_PORT:-18792}
 export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1)) KAFKA_METRICS_PORT=$((KAFKA_PORT + 2))
 export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
 export PG_PORT=${BENCH_PG_PORT:-18795}
-servers=() infra=
+servers=() infra= kafka_started=
 cleanup() {
 	local p
 	for p in "${servers[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
@@ -92,7 +92,25 @@ pg_pid() {
 	die "no postmaster.pid for PostgreSQL on $PG_PORT"
 }
 
-# start_distributed BIN DIR DB: a fresh broker, BIN's topics, then every
+# kafka_fresh DIR: the script's broker with no topic of an earlier run. The
+# broker is started once (wiped) and kept for the whole sitting: a JVM just
+# started spends its first minutes compiling itself (JIT), which is no cost
+# of an order on a broker that runs for weeks, and which would fall on the
+# first runs only. Between runs internal/devtools/kafkareset deletes every
+# topic (and with them the groups' offsets) and every empty group.
+kafka_fresh() {
+	local dir=$1
+	if [[ -z $kafka_started ]]; then
+		kafka_started=1
+		kafka_stop
+		"$SCRIPTS/kafka.sh" start --fresh >"$dir/kafka.out" 2>&1 || { cat "$dir/kafka.out" >&2; die "Kafka did not start"; }
+		(cd "$EVENTMART_REPO" && go build -o "$work/kafkareset" ./internal/devtools/kafkareset) || die "building internal/devtools/kafkareset failed"
+		return
+	fi
+	"$work/kafkareset" -brokers "127.0.0.1:$KAFKA_PORT" >"$dir/kafka.out" 2>&1 || { cat "$dir/kafka.out" >&2; die "emptying Kafka failed"; }
+}
+
+# start_distributed BIN DIR DB: the broker emptied (kafka_fresh), BIN's topics, then every
 # service of `BIN services` (an older build starts only those it knows) as
 # its own `BIN serve` process on database DB of the script's PostgreSQL,
 # and the gateway on port $base. Sets services and base, and exports
@@ -101,8 +119,7 @@ pg_pid() {
 start_distributed() {
 	local bin=$1 dir=$2 svc i=0 urls=() addr
 	infra_start
-	kafka_stop
-	"$SCRIPTS/kafka.sh" start --fresh >"$dir/kafka.out" 2>&1 || { cat "$dir/kafka.out" >&2; die "Kafka did not start"; }
+	kafka_fresh "$dir"
 	mapfile -t services < <("$bin" services)
 	base=$(free_port $((${#services[@]} + 1)))
 	for svc in "${services[@]}"; do urls+=("$svc=http://127.0.0.1:$((base + 1 + i))"); i=$((i + 1)); done

@@ -5,7 +5,7 @@
 # for one or more builds measured in one sitting (runs interleaved, so the machine's
 # noise falls on all of them alike):
 #
-#   deploy/scripts/bench-orders.sh [--runs 3] [--orders 2000] [--orders-at-1 200]
+#   deploy/scripts/bench-orders.sh [--runs 3] [--orders 2000] [--orders-at-1 200] [--warmup 1000]
 #       [--modes embedded,distributed] [--concurrency 1,64,256] [--customers 20] [--load LOADBIN]
 #       [--out FILE] [--results DIR] BIN [BIN...]
 #
@@ -16,11 +16,16 @@
 # (seeding excluded), and counts records and commits over the same span.
 #   embedded     `BIN run` on a fresh data directory (records: the events its outbox
 #                relays published, from /metrics; no commits: SQLite)
-#   distributed  one Kafka broker (deploy/scripts/kafka.sh, wiped before each run) and
+#   distributed  one Kafka broker (deploy/scripts/kafka.sh: started once, wiped, for the
+#                whole sitting; every topic deleted before each run, bench-common.sh) and
 #                PostgreSQL (deploy/scripts/postgres.sh, fresh databases each run) of
 #                the script's own, on ports of their own; every service BIN lists
 #                (`BIN services`: an older build starts only those it knows) as its
 #                own `BIN serve` process, and the gateway
+# Before the measured load each run places --warmup orders (64 in flight, not measured; 0:
+# none) on the same servers and waits until they are quiet: a broker just started spends
+# its first minute or two compiling itself (the JVM's JIT), which is no cost of an order
+# on a broker that runs for weeks, and every process fills its caches and pools.
 # --orders-at-1 is the orders of the runs with 1 in flight (they are slow); --customers
 # the customers placing them (registered and logged in before the measurement: fewer
 # than load's 50 keeps seeding within its timeouts on a busy machine).
@@ -35,13 +40,14 @@ EM_NAME=bench-orders
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-runs=3 orders=2000 orders1=200 modes=embedded,distributed concs=1,64,256 customers=20 loadbin= out= results=
+runs=3 orders=2000 orders1=200 warmup=1000 modes=embedded,distributed concs=1,64,256 customers=20 loadbin= out= results=
 bins=()
 while (($#)); do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--orders) orders=$2; shift 2 ;;
 	--orders-at-1) orders1=$2; shift 2 ;;
+	--warmup) warmup=$2; shift 2 ;;
 	--modes) modes=$2; shift 2 ;;
 	--concurrency) concs=$2; shift 2 ;;
 	--customers) customers=$2; shift 2 ;;
@@ -60,15 +66,21 @@ IFS=, read -r -a modes <<<"$modes"
 IFS=, read -r -a concs <<<"$concs"
 for m in "${modes[@]}"; do [[ $m == embedded || $m == distributed ]] || die "unknown mode $m (embedded, distributed)"; done
 for c in "${concs[@]}"; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "--concurrency: $c is not a positive number"; done
+[[ $warmup =~ ^[0-9]+$ ]] || die "--warmup: $warmup is not a number of orders"
 command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 
 # shellcheck source=bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 
-# load DIR TARGET N C [LOAD FLAGS...]: the load run, its JSON in DIR/result.json.
+# load DIR TARGET N C [LOAD FLAGS...]: the warm-up, then the load run, its JSON in
+# DIR/result.json.
 load() {
 	local dir=$1 target=$2 n=$3 c=$4
 	shift 4
+	if ((warmup > 0)); then
+		"$loadbin" load --target "$target" --orders "$warmup" --rate 0 --concurrency 64 --customers "$customers" --json \
+			>"$dir/warmup.json" 2>"$dir/warmup.err" || { tail -5 "$dir/warmup.err" >&2; log "warm-up failed (kept: $dir/warmup.json)"; }
+	fi
 	"$loadbin" load --target "$target" --orders "$n" --rate 0 --concurrency "$c" --customers "$customers" --json "$@" \
 		>"$dir/result.json" 2>"$dir/load.err" || { tail -5 "$dir/load.err" >&2; log "load failed (kept: $dir/result.json)"; }
 }
@@ -142,7 +154,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a" || b == 0
 
 table() {
 	local i m c
-	echo "medians of $runs runs; $orders orders ($orders1 at 1 in flight), $customers customers; $(date -u +%FT%TZ); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "medians of $runs runs; $orders orders ($orders1 at 1 in flight) after $warmup not measured, $customers customers; $(date -u +%FT%TZ); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	for i in "${!bins[@]}"; do
 		echo "- bin $i: ${bins[i]} ($("${bins[i]}" version 2>/dev/null | head -n 1 || echo '?'))"
