@@ -165,7 +165,7 @@ med() {
 procs() {
 	local r
 	for ((r = 1; r <= runs; r++)); do
-		jq -r '.processes[]? | "\(.name)\t\(.cpuMsPerOrder)"' "$work/keep/$1-$2-$3-$r.json" 2>/dev/null || true
+		jq -r '.processes[]? | "\(.name)\t\(.cpuMsPerOrder)", (select(.jitCpuMsPerOrder) | "\(.name) JIT (included)\t\(.jitCpuMsPerOrder)")' "$work/keep/$1-$2-$3-$r.json" 2>/dev/null || true
 	done | awk -F'\t' '{v[$1] = v[$1] " " $2} END {for (k in v) print k "\t" v[k]}' |
 		while IFS=$'\t' read -r name vals; do
 			printf '%s\t%s\n' "$(tr ' ' '\n' <<<"$vals" | grep . | median)" "$name"

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -117,6 +118,36 @@ func parseStat(s string) (int, procStat, error) {
 		ticks += n
 	}
 	return pid, procStat{ppid: ppid, cpu: time.Duration(ticks) * clockTick}, nil
+}
+
+// jitCPU returns the CPU time used so far by the JIT compiler threads of
+// pid when it is a HotSpot JVM (threads named "C1 CompilerThread…" and
+// "C2 CompilerThread…"; 0 for any other process): a JVM compiles its hot
+// code in its first minutes, a cost of its start, not of the work it
+// serves then. Linux only, like processCPU.
+func jitCPU(pid int) time.Duration {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*", pid))
+	var total time.Duration
+	for _, t := range tasks {
+		comm, err := os.ReadFile(t + "/comm")
+		if err != nil || !isJITThread(comm) {
+			continue
+		}
+		b, err := os.ReadFile(t + "/stat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if _, st, err := parseStat(string(b)); err == nil {
+			total += st.cpu
+		}
+	}
+	return total
+}
+
+// isJITThread says whether a thread's /proc comm (its name, cut at 15
+// bytes) is one of HotSpot's compiler threads.
+func isJITThread(comm []byte) bool {
+	return bytes.HasPrefix(comm, []byte("C1 CompilerThre")) || bytes.HasPrefix(comm, []byte("C2 CompilerThre"))
 }
 
 // pidStartTime returns when pid started, in Unix seconds, as Prometheus's

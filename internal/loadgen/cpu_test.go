@@ -53,3 +53,24 @@ func TestProcessCPUCountsDescendants(t *testing.T) {
 		t.Fatal("processCPU of a missing pid did not fail")
 	}
 }
+
+func TestJITThreadsAreHotSpotsCompilers(t *testing.T) {
+	for comm, want := range map[string]bool{
+		"C2 CompilerThre\n": true,
+		"C1 CompilerThre\n": true,
+		"data-plane-kafk\n": false,
+		"GC Thread#0\n":     false,
+		"eventmart\n":       false,
+	} {
+		if got := isJITThread([]byte(comm)); got != want {
+			t.Errorf("isJITThread(%q) = %v, want %v", comm, got, want)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc: Linux only")
+	}
+	// A Go process has no compiler thread: nothing of its CPU is JIT's.
+	if jit := jitCPU(os.Getpid()); jit != 0 {
+		t.Errorf("jitCPU(self) = %v, want 0", jit)
+	}
+}

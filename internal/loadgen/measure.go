@@ -38,9 +38,14 @@ type ProcessCPU struct {
 	Name   string        `json:"name"`
 	Source string        `json:"source"` // the /metrics URL, "pid N" or "self"
 	CPU    time.Duration `json:"-"`
-	// CPUSeconds and MsPerOrder are CPU in the units of the report.
-	CPUSeconds float64 `json:"cpuSeconds"`
-	MsPerOrder float64 `json:"cpuMsPerOrder"`
+	// JIT is the part of CPU a JVM (read by PID) spent compiling its own
+	// code (jitCPU): large in a broker's first minutes, nil elsewhere.
+	JIT time.Duration `json:"-"`
+	// CPUSeconds and MsPerOrder are CPU in the units of the report,
+	// JITMsPerOrder JIT's (absent when 0).
+	CPUSeconds    float64 `json:"cpuSeconds"`
+	MsPerOrder    float64 `json:"cpuMsPerOrder"`
+	JITMsPerOrder float64 `json:"jitCpuMsPerOrder,omitempty"`
 }
 
 // metricsSample is what a run reads from one /metrics endpoint.
@@ -149,6 +154,7 @@ type meter struct {
 	postgres *pgCounter    // nil: not measured
 
 	start     []time.Duration // per proc
+	startJIT  []time.Duration // per proc
 	self      time.Duration   // this process; -1 when /proc is unreadable
 	published float64         // summed over the /metrics processes
 	writes    tally           // write commits per service, from /metrics
@@ -159,6 +165,7 @@ type meter struct {
 // reading is one look at everything a meter watches.
 type reading struct {
 	cpu       []time.Duration
+	jit       []time.Duration // of cpu, a JVM's JIT compiler threads (jitCPU)
 	published float64
 	events    float64 // -1 when no process has metrics
 	pending   float64
@@ -167,7 +174,7 @@ type reading struct {
 
 // read reads every process's CPU once.
 func (m *meter) read(ctx context.Context) (reading, error) {
-	r := reading{cpu: make([]time.Duration, len(m.procs)), events: -1, writes: tally{}}
+	r := reading{cpu: make([]time.Duration, len(m.procs)), jit: make([]time.Duration, len(m.procs)), events: -1, writes: tally{}}
 	procs, err := m.procsTable()
 	if err != nil {
 		return r, err
@@ -191,7 +198,7 @@ func (m *meter) read(ctx context.Context) (reading, error) {
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", p.Name, err)
 		}
-		r.cpu[i] = cpu
+		r.cpu[i], r.jit[i] = cpu, jitCPU(p.PID)
 	}
 	return r, nil
 }
@@ -223,7 +230,7 @@ func startMeter(ctx context.Context, procs []Process, kafka *kafkaCounter, postg
 	if err != nil {
 		return nil, err
 	}
-	m.start, m.published, m.writes = r.cpu, r.published, r.writes
+	m.start, m.startJIT, m.published, m.writes = r.cpu, r.jit, r.published, r.writes
 	if self, err := processCPU([]int{os.Getpid()}); err == nil && !inProcess {
 		m.self = self
 	}
@@ -332,7 +339,7 @@ func (m *meter) stop(ctx context.Context, began time.Time) (*Measured, error) {
 		if src == "" {
 			src = "pid " + strconv.Itoa(p.PID)
 		}
-		out.Processes = append(out.Processes, ProcessCPU{Name: p.Name, Source: src, CPU: prev.cpu[i] - m.start[i]})
+		out.Processes = append(out.Processes, ProcessCPU{Name: p.Name, Source: src, CPU: prev.cpu[i] - m.start[i], JIT: prev.jit[i] - m.startJIT[i]})
 	}
 	if self >= 0 {
 		out.Processes = append(out.Processes, ProcessCPU{Name: "load generator", Source: "self", CPU: self})

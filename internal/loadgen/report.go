@@ -88,6 +88,7 @@ func (m *Measured) perOrder(n int) {
 		p := &m.Processes[i]
 		p.CPUSeconds = p.CPU.Seconds()
 		p.MsPerOrder = msPer(p.CPU, n)
+		p.JITMsPerOrder = msPer(p.JIT, n)
 	}
 }
 
@@ -118,6 +119,9 @@ func (m *Measured) String() string {
 		parts := make([]string, len(procs))
 		for i, p := range procs {
 			parts[i] = fmt.Sprintf("%s %.2f", p.Name, msPer(p.CPU, n))
+			if p.JIT > 0 {
+				parts[i] += fmt.Sprintf(" (of which JIT compiling %.2f)", msPer(p.JIT, n))
+			}
 		}
 		fmt.Fprintf(&b, "cpu ms/order: %.2f in all (%d processes): %s", msPer(m.InAll(), n), len(procs), strings.Join(parts, ", "))
 	}
