@@ -48,13 +48,14 @@ import (
 )
 
 // Migration creates the table of processed event ids; services include it
-// among their migrations.
+// among their migrations. On SQLite the table is WITHOUT ROWID (a database
+// created before keeps its rowid table, which works the same).
 const Migration = `
 CREATE TABLE IF NOT EXISTS processed_events (
 	event_id     TEXT PRIMARY KEY,
 	event_type   TEXT NOT NULL,
 	processed_at BIGINT NOT NULL
-);`
+){{WITHOUT_ROWID}};`
 
 // Func applies one event's effects through tx. It may write to the outbox
 // with outbox.Emit(ctx, tx, source, e.Origin(), payloads…). An error

@@ -4,8 +4,11 @@
 //
 // Queries are written once with ? placeholders; on PostgreSQL they are
 // rewritten to $1, $2, … Migrations may use the tokens {{ID}} (an
-// auto-increment bigint primary key) and {{BLOB}} (binary) for the few
-// places where the two dialects differ.
+// auto-increment bigint primary key), {{BLOB}} (binary) and
+// {{WITHOUT_ROWID}} (after a table's closing parenthesis: on SQLite the
+// rows are stored in the primary key's B-tree alone, one tree written per
+// insert instead of two; nothing on PostgreSQL) for the few places where
+// the two dialects differ.
 package sqldb
 
 import (
