@@ -91,7 +91,7 @@ func TestBenchOrdersScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, w := range []string{"--runs", "--orders", "--modes", "--concurrency", "--load", "--out", "embedded", "distributed", "n/a"} {
+	for _, w := range []string{"--runs", "--orders", "--modes", "--concurrency", "--rates", "--rate-seconds", "--warmup", "--load", "--out", "embedded", "distributed", "n/a"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("--help does not mention %s:\n%s", w, out)
 		}
@@ -100,6 +100,8 @@ func TestBenchOrdersScript(t *testing.T) {
 		"":                          "name at least one eventmart binary",
 		"--modes cloud /bin/true":   "unknown mode cloud",
 		"--concurrency 0 /bin/true": "0 is not a positive number",
+		"--rates cloud=5 /bin/true": "cloud=5 is not MODE=ORDERS_PER_SECOND",
+		"--warmup lots /bin/true":   "lots is not a number of orders",
 		"/nonexistent/eventmart":    "is not an executable",
 	} {
 		out, err := runScript(t, script, strings.Fields(args)...)
