@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -231,6 +232,89 @@ func BenchmarkDecode(b *testing.B) {
 					b.Fatalf("%+v, %v", p, err)
 				}
 			}
+		})
+	}
+}
+
+// holds is a stock-like state: open holds by order, a map Apply writes in
+// place.
+type holds struct {
+	Held map[string]int `json:"held"`
+}
+
+// Loading a stock-like stream (a snapshot every 100 events, 64 holds open,
+// 50 events after the latest snapshot), with and without a Memory: a load
+// alone, and a command's transaction (load, save one event, commit). With
+// the memory, a load reads the events after the remembered version (none)
+// instead of the snapshot and the 50 events after it.
+func BenchmarkLoadMemory(b *testing.B) {
+	apply := func(s holds, e eventstore.Event) (holds, error) {
+		var p struct {
+			Order string
+			N     int
+		}
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return s, err
+		}
+		if s.Held == nil {
+			s.Held = map[string]int{}
+		}
+		if p.N > 0 {
+			s.Held[p.Order] = p.N
+		} else {
+			delete(s.Held, p.Order)
+		}
+		return s, nil
+	}
+	event := func(i int) eventstore.Event { // holds i, releases i-64
+		if i%2 == 0 && i >= 128 {
+			return eventstore.Event{ID: uuid.NewString(), Type: "Released", SchemaVersion: "v1", Data: json.RawMessage(fmt.Sprintf(`{"order":"o%d","n":0}`, (i-128)/2))}
+		}
+		return eventstore.Event{ID: uuid.NewString(), Type: "Held", SchemaVersion: "v1", Data: json.RawMessage(fmt.Sprintf(`{"order":"o%d","n":%d}`, i/2, 1+i%3))}
+	}
+	for _, remember := range []bool{false, true} {
+		b.Run(fmt.Sprintf("memory=%v", remember), func(b *testing.B) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
+				ctx := context.Background()
+				agg := eventstore.Aggregate[holds]{SchemaVersion: 1, SnapshotEvery: 100, Apply: apply,
+					Clone: func(s holds) holds { s.Held = maps.Clone(s.Held); return s }}
+				if remember {
+					agg.Memory = eventstore.NewMemory[holds](0)
+				}
+				next := 0
+				command := func() error {
+					return db.InTx(ctx, func(tx *sqldb.Tx) error {
+						s, v, err := agg.Load(ctx, tx, "stock-1")
+						if err != nil {
+							return err
+						}
+						_, _, err = agg.Save(ctx, tx, "stock-1", s, v, event(next))
+						next++
+						return err
+					})
+				}
+				for next < 250 { // snapshot at 200, 50 events after it
+					if err := command(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.Run("load", func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						if s, v, err := agg.Load(ctx, db, "stock-1"); err != nil || v != 250 || len(s.Held) != 64 {
+							b.Fatalf("load: %d holds at %d, %v", len(s.Held), v, err)
+						}
+					}
+				})
+				b.Run("command", func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						if err := command(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
 		})
 	}
 }
