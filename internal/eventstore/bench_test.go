@@ -318,3 +318,66 @@ func BenchmarkLoadMemory(b *testing.B) {
 		})
 	}
 }
+
+// A batch's LoadMany of 64 order-like streams (never snapshotted, 4 events
+// each, the first carrying the order), with and without a Memory that
+// remembers them: with it, the query asks for the events after each
+// remembered version and none is decoded.
+func BenchmarkLoadManyMemory(b *testing.B) {
+	type order struct {
+		ID, Status string
+		Lines      []struct{ SKU, Name string }
+	}
+	apply := func(s order, e eventstore.Event) (order, error) {
+		if e.Type == "Placed" {
+			return s, json.Unmarshal(e.Data, &s)
+		}
+		var p struct{ Status string }
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return s, err
+		}
+		s.Status = p.Status
+		return s, nil
+	}
+	for _, remember := range []bool{false, true} {
+		b.Run(fmt.Sprintf("memory=%v", remember), func(b *testing.B) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
+				ctx := context.Background()
+				agg := eventstore.Aggregate[order]{SchemaVersion: 1, Apply: apply}
+				if remember {
+					agg.Memory = eventstore.NewMemory[order](0)
+				}
+				streams := make([]string, 64)
+				for i := range streams {
+					streams[i] = fmt.Sprintf("order-%d", i)
+					placed := fmt.Sprintf(`{"id":"%d","status":"PENDING","lines":[{"sku":"MUG-1","name":"Mug"},{"sku":"TEA-1","name":"Tea"}]}`, i)
+					evs := []eventstore.Event{{ID: uuid.NewString(), Type: "Placed", SchemaVersion: "v1", Data: json.RawMessage(placed)}}
+					for _, st := range []string{"CONFIRMED", "LABELLED", "SHIPPED"} {
+						evs = append(evs, eventstore.Event{ID: uuid.NewString(), Type: "Moved", SchemaVersion: "v1", Data: json.RawMessage(`{"status":"` + st + `"}`)})
+					}
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+						_, _, err := agg.Save(ctx, tx, streams[i], order{}, 0, evs...)
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+						got, err := agg.LoadMany(ctx, tx, streams)
+						if err == nil && (len(got) != 64 || got["order-7"].Version != 4 || got["order-7"].State.Status != "SHIPPED") {
+							err = fmt.Errorf("loaded %d streams, order-7 %+v", len(got), got["order-7"])
+						}
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
