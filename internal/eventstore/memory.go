@@ -21,9 +21,10 @@ const DefaultMemoryStreams = 4096
 // Contracts:
 //   - It remembers a stream's state and version only once the transaction
 //     that loaded or saved it (a *sqldb.Tx given to Load, LoadMany or Save)
-//     commits: a rollback — of the transaction, or to a savepoint of its
-//     work (an inbox record, a RetryInTx try) — remembers nothing of what
-//     that work loaded or saved since the transaction's last commit.
+//     commits. A rollback remembers nothing; so does a rollback to a
+//     savepoint (a failed inbox record, a RetryInTx try) of whatever the
+//     transaction loaded and saved before it, as it empties sqldb.Cache:
+//     the work undone may have changed those states in place.
 //   - What it remembers is a pair the store held: the state folded from a
 //     stream's events up to a version. Stored events are never rewritten,
 //     so the pair stays true; what another transaction or instance

@@ -103,22 +103,33 @@ func TestMemory(t *testing.T) {
 				t.Fatalf("load = %+v at %d, %v; want sum 1 at 1: the rolled-back save changed the remembered state", s, v, err)
 			}
 		}},
-		{"a rollback to a savepoint remembers nothing of the work after it", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
+		{"a rollback to a savepoint remembers nothing of the transaction before it", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
 			if db.Dialect != sqldb.Postgres {
 				t.Skip("SQLite runs RetryInTx without savepoints")
 			}
+			// The transaction loads u, then tries a command: the first try
+			// saves s and conflicts (as on another stream); the second
+			// saves t instead.
+			if _, _, err := add(ctx, db, a, "u", 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			mem.Forget("u")
 			tries := 0
 			err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if _, _, err := a.Load(ctx, tx, "u"); err != nil {
+					return err
+				}
 				return eventstore.RetryInTx(ctx, tx, 2, func() error {
 					tries++
-					s, v, err := a.Load(ctx, tx, "s")
+					stream := map[int]string{1: "s", 2: "t"}[tries]
+					s, v, err := a.Load(ctx, tx, stream)
 					if err != nil {
 						return err
 					}
-					if _, _, err := a.Save(ctx, tx, "s", s, v, ev("Added", 5)); err != nil {
+					if _, _, err := a.Save(ctx, tx, stream, s, v, ev("Added", 5)); err != nil {
 						return err
 					}
-					if tries == 1 { // as a conflict on another stream would
+					if tries == 1 {
 						return &eventstore.ConflictError{Stream: "other", Expected: eventstore.Any, Actual: -1}
 					}
 					return nil
@@ -127,8 +138,16 @@ func TestMemory(t *testing.T) {
 			if err != nil || tries != 2 {
 				t.Fatalf("tries %d, %v", tries, err)
 			}
-			if s, v, err := a.Load(ctx, db, "s"); err != nil || v != 1 || s.Sum != 5 {
-				t.Fatalf("load = %+v at %d, %v; want sum 5 at 1", s, v, err)
+			if v, ok := mem.Version("s"); ok {
+				t.Fatalf("s remembered at %d, saved only in the work rolled back", v)
+			}
+			if v, ok := mem.Version("t"); !ok || v != 1 {
+				t.Fatalf("t remembered at %d (%v), want 1", v, ok)
+			}
+			// Nor what the transaction loaded before the savepoint: the
+			// work undone may have changed its state in place.
+			if v, ok := mem.Version("u"); ok {
+				t.Fatalf("u remembered at %d, loaded before a rollback to a savepoint", v)
 			}
 		}},
 		{"reads the events appended after it, not the snapshot", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
@@ -210,6 +229,39 @@ func TestMemory(t *testing.T) {
 			s.Seen["Added"] = 99
 			if s, _, err := a.Load(ctx, db, "s"); err != nil || s.Seen["Added"] != 1 {
 				t.Fatalf("load = %+v, %v: changing a loaded state changed the remembered one", s, err)
+			}
+		}},
+		{"concurrent commands through one memory", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
+			const writers, each = 8, 10
+			errs := make(chan error, writers)
+			for w := range writers {
+				go func() {
+					var err error
+					for i := 0; i < each && err == nil; i++ {
+						err = eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error {
+							s, v, err := a.Load(ctx, tx, "s")
+							if err != nil {
+								return err
+							}
+							_, _, err = a.Save(ctx, tx, "s", s, v, ev("Added", w+1))
+							return err
+						})
+					}
+					errs <- err
+				}()
+			}
+			for range writers {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := each * writers * (writers + 1) / 2
+			s, v, err := a.Load(ctx, db, "s")
+			if err != nil || v != writers*each || s.Sum != want || s.Seen["Added"] != writers*each {
+				t.Fatalf("load = %+v at %d, %v; want sum %d at %d", s, v, err, want, writers*each)
+			}
+			if s, v, err := tallies(nil, applied).Load(ctx, db, "s"); err != nil || v != writers*each || s.Sum != want {
+				t.Fatalf("load without memory = %+v at %d, %v", s, v, err)
 			}
 		}},
 		{"bounded, least recently used forgotten first", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
