@@ -235,30 +235,32 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 // readMany returns the query of LoadMany for chunk's events, having put
 // in out the state each stream starts from: the zero S, or a copy of the
 // one a.Memory remembers, whose stream is read after its version only.
+// With a Memory every stream is asked for after a version (0 when not
+// remembered), so the query's text depends on the number of streams
+// alone, as without one: a batch reuses prepared statements whichever of
+// its streams are remembered.
 func (a Aggregate[S]) readMany(out map[string]Loaded[S], chunk []string) (string, []any) {
-	args := make([]any, 0, len(chunk))
-	var after []any // stream, version of each remembered stream
-	for _, stream := range chunk {
-		if a.Memory != nil {
-			if s, v, ok := a.Memory.get(stream); ok {
-				out[stream] = Loaded[S]{a.clone(s), v}
-				after = append(after, stream, v)
-				continue
-			}
+	if a.Memory == nil {
+		args := make([]any, len(chunk))
+		for i, stream := range chunk {
+			args[i] = stream
+			out[stream] = Loaded[S]{}
 		}
-		out[stream] = Loaded[S]{}
-		args = append(args, stream)
+		return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id IN (` + sqldb.Placeholders(len(chunk)) + `) ORDER BY stream_id, version`, args
 	}
+	args := make([]any, 0, 2*len(chunk))
 	var where strings.Builder
-	if len(args) > 0 {
-		where.WriteString(`stream_id IN (` + sqldb.Placeholders(len(args)) + `)`)
-	}
-	for i := 0; i < len(after); i += 2 {
-		if where.Len() > 0 {
+	for i, stream := range chunk {
+		var l Loaded[S]
+		if s, v, ok := a.Memory.get(stream); ok {
+			l = Loaded[S]{a.clone(s), v}
+		}
+		out[stream] = l
+		args = append(args, stream, l.Version)
+		if i > 0 {
 			where.WriteString(` OR `)
 		}
 		where.WriteString(`(stream_id = ? AND version > ?)`)
 	}
-	args = append(args, after...)
 	return `SELECT ` + eventColumns + ` FROM es_events WHERE ` + where.String() + ` ORDER BY stream_id, version`, args
 }
