@@ -131,7 +131,7 @@ wait:
 		if err := db.QueryRow(ctx, `SELECT version FROM es_snapshots WHERE stream_id = ?`, stockStream(id)).Scan(&snapshot); err != nil || snapshot < snapshotEvery {
 			t.Errorf("%s: snapshot at %d, %v; want one at %d or later", id, snapshot, err, snapshotEvery)
 		}
-		st, err := loadStock(ctx, db, id)
+		st, err := (&store{db: db}).loadStock(ctx, db, id) // from the database, not a memory
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,6 +189,7 @@ func killChild(t *testing.T, dir string) {
 	if err := db.Migrate(ctx, stockMigrations(t)...); err != nil {
 		t.Fatal(err)
 	}
+	s := &store{db: db, memory: eventstore.NewMemory[StockState](0)} // as the service's
 	for p := range crashProducts {
 		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 			st := &stock{ProductID: fmt.Sprintf("P%d", p)}
@@ -200,7 +201,7 @@ func killChild(t *testing.T, dir string) {
 				}
 				evs = append(evs, StockEvent{Type: StockAdjusted, Delta: delta, Reason: "set"})
 			}
-			return saveStock(ctx, tx, st, nil, time.Now(), evs...)
+			return s.saveStock(ctx, tx, st, nil, time.Now(), evs...)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +210,7 @@ func killChild(t *testing.T, dir string) {
 	for k := 0; ; k++ {
 		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 			for i := range 3 {
-				st, err := loadStock(ctx, tx, fmt.Sprintf("P%d", (k+i)%crashProducts))
+				st, err := s.loadStock(ctx, tx, fmt.Sprintf("P%d", (k+i)%crashProducts))
 				if err != nil {
 					return err
 				}
@@ -217,7 +218,7 @@ func killChild(t *testing.T, dir string) {
 				if err != nil {
 					return err
 				}
-				if err := saveStock(ctx, tx, st, nil, time.Now(), evs...); err != nil {
+				if err := s.saveStock(ctx, tx, st, nil, time.Now(), evs...); err != nil {
 					return err
 				}
 			}

@@ -82,6 +82,44 @@ func TestContendedProductNeverOversellsAcrossInstances(t *testing.T) {
 	t.Logf("%d conflicting appends retried", eventstore.RetriedConflicts()-conflicts)
 }
 
+// With two inventory instances on one PostgreSQL database, each keeping
+// the stocks it loaded and saved in memory: a stock the second changes is
+// what the first decides on next, though it remembers the stock from
+// before. (If the first decided on what it remembers, setting the on hand
+// it had seen would change nothing.)
+func TestInstancesDecideOnEachOthersAppends(t *testing.T) {
+	ctx := context.Background()
+	defs := []service.Def{inventory.Def()}
+	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
+	second := h.StartInstance()
+	first := h.App.Service(inventory.Name)
+	admin := h.Token("admin-1", "admin")
+	product(t, h, admin, "MUG", 0)
+	if _, _, err := inventory.SetOnHandOn(ctx, first, "MUG", 5); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := inventory.RememberedVersion(first, "MUG")
+	if !ok {
+		t.Fatal("the first instance does not remember the stock it set")
+	}
+	if st, changed, err := inventory.SetOnHandOn(ctx, second.Service(inventory.Name), "MUG", 7); err != nil || !changed || st.OnHand != 7 {
+		t.Fatalf("set on the second instance: %+v, changed %v, %v", st, changed, err)
+	}
+	if got, _ := inventory.RememberedVersion(first, "MUG"); got != v {
+		t.Fatalf("the first instance remembers the stock at %d, want %d still", got, v)
+	}
+	st, changed, err := inventory.SetOnHandOn(ctx, first, "MUG", 5)
+	if err != nil || !changed || st.OnHand != 5 || st.Version != 3 {
+		t.Fatalf("set on the first instance after the second's change: %+v, changed %v, %v; want on hand 5 at level 3", st, changed, err)
+	}
+	if got, _ := inventory.RememberedVersion(first, "MUG"); got != v+2 {
+		t.Fatalf("the first instance remembers the stock at %d, want %d", got, v+2)
+	}
+	if st := stock(t, h, "MUG"); st.OnHand != 5 || st.Version != 3 {
+		t.Fatalf("MUG %+v", st)
+	}
+}
+
 func TestStockHistory(t *testing.T) {
 	h, admin := start(t)
 	before := time.Now().UTC()

@@ -26,7 +26,7 @@ func (s *Service) onProductDiscontinued(ctx context.Context, tx *sqldb.Tx, e *ev
 // retrying on a conflicting append.
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, productID string, c StockCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
-		st, err := loadStockCached(ctx, tx, productID)
+		st, err := s.store.loadStockCached(ctx, tx, productID)
 		if err != nil {
 			return err
 		}
@@ -34,7 +34,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 		if err != nil {
 			return err
 		}
-		return saveStock(ctx, tx, st, eventstore.OriginMetadata(e.Origin()), s.d.Now(), evs...)
+		return s.store.saveStock(ctx, tx, st, eventstore.OriginMetadata(e.Origin()), s.d.Now(), evs...)
 	})
 }
 
@@ -66,7 +66,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 		stocks := make([]*stock, len(lines))
 		decided := make([][]StockEvent, len(lines))
 		for i, l := range lines { // sorted by product id: a deterministic order of appends
-			st, err := loadStockCached(ctx, tx, l.ProductID)
+			st, err := s.store.loadStockCached(ctx, tx, l.ProductID)
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ func (s *Service) onOrderCreated(ctx context.Context, tx *sqldb.Tx, e *event.Env
 		levels := make([]event.StockLevel, len(lines))
 		md := eventstore.OriginMetadata(e.Origin())
 		for i, st := range stocks {
-			if err := saveStock(ctx, tx, st, md, now, decided[i]...); err != nil {
+			if err := s.store.saveStock(ctx, tx, st, md, now, decided[i]...); err != nil {
 				return err
 			}
 			levels[i] = st.view().Level()
@@ -226,7 +226,7 @@ func (s *Service) takeReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envel
 	levels := []event.StockLevel{}
 	var taken []int64
 	for _, l := range r.Lines { // sorted by product id when reserved
-		st, err := loadStockCached(ctx, tx, l.ProductID)
+		st, err := s.store.loadStockCached(ctx, tx, l.ProductID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -241,7 +241,7 @@ func (s *Service) takeReserved(ctx context.Context, tx *sqldb.Tx, e *event.Envel
 		if q := evs[0].Quantity; q < l.Quantity {
 			s.d.Log.Error("reserved stock below the reservation", "orderId", r.OrderID, "productId", l.ProductID, "reserved", st.State.Reserved, "quantity", l.Quantity)
 		}
-		if err := saveStock(ctx, tx, st, md, now, evs...); err != nil {
+		if err := s.store.saveStock(ctx, tx, st, md, now, evs...); err != nil {
 			return nil, nil, err
 		}
 		levels, taken = append(levels, st.view().Level()), append(taken, evs[0].Quantity)

@@ -122,7 +122,7 @@ func (s *Service) setOnHand(ctx context.Context, id string, onHand int64) (*Stoc
 		if err := lockStock(ctx, tx, id); err != nil { // as batches do: see Prepare
 			return err
 		}
-		cur, err := loadStock(ctx, tx, id)
+		cur, err := s.store.loadStock(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (s *Service) setOnHand(ctx context.Context, id string, onHand int64) (*Stoc
 			return nil
 		}
 		origin := service.RequestOrigin(ctx)
-		if err := saveStock(ctx, tx, cur, eventstore.OriginMetadata(origin), s.d.Now(), evs...); err != nil {
+		if err := s.store.saveStock(ctx, tx, cur, eventstore.OriginMetadata(origin), s.d.Now(), evs...); err != nil {
 			return err
 		}
 		st, changed = cur.view(), true

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 )
@@ -91,7 +92,7 @@ type Service struct {
 
 // New returns the inventory service.
 func New(d service.Deps) *Service {
-	return &Service{d: d, store: &store{db: d.DB}}
+	return &Service{d: d, store: &store{db: d.DB, memory: eventstore.NewMemory[StockState](0)}}
 }
 
 // Projections: the stock table is a projection of the stock streams,

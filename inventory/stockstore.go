@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -24,6 +25,8 @@ const snapshotEvery = 100
 // maxTries bounds the tries of one command against conflicting appends.
 const maxTries = 100
 
+// stockAggregate is a product's stock as its stream folds; a store's
+// stocks() adds the service's memory of them.
 var stockAggregate = eventstore.Aggregate[StockState]{
 	SchemaVersion: stockSchemaVersion,
 	SnapshotEvery: snapshotEvery,
@@ -34,6 +37,22 @@ var stockAggregate = eventstore.Aggregate[StockState]{
 		}
 		return apply(s, se)
 	},
+	// apply writes the reservations in place: a remembered stock is
+	// handed out with a map of its own.
+	Clone: func(s StockState) StockState {
+		s.Reservations = maps.Clone(s.Reservations)
+		return s
+	},
+}
+
+// stocks is stockAggregate with s's memory of the stocks (none when nil):
+// a batch's load of a product this instance loaded or saved before reads
+// only the events appended since, not the snapshot and the events after
+// it, decoded again.
+func (s *store) stocks() eventstore.Aggregate[StockState] {
+	a := stockAggregate
+	a.Memory = s.memory
+	return a
 }
 
 func decodeStockEvent(e eventstore.Event) (StockEvent, error) {
@@ -55,13 +74,14 @@ func (st *stock) view() *Stock {
 	return &Stock{ProductID: st.ProductID, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available(), Version: s.Level, Discontinued: s.Discontinued}
 }
 
-// loadStock loads a product's stock from its snapshot and stream.
-func loadStock(ctx context.Context, q eventstore.Querier, productID string) (*stock, error) {
-	s, v, err := stockAggregate.Load(ctx, q, stockStream(productID))
+// loadStock loads a product's stock from its snapshot and stream (or what
+// s remembers of it and the events after that).
+func (s *store) loadStock(ctx context.Context, q eventstore.Querier, productID string) (*stock, error) {
+	state, v, err := s.stocks().Load(ctx, q, stockStream(productID))
 	if err != nil {
 		return nil, fmt.Errorf("inventory: load stock of %s: %w", productID, err)
 	}
-	return &stock{ProductID: productID, State: s, Version: v}, nil
+	return &stock{ProductID: productID, State: state, Version: v}, nil
 }
 
 // stockCache is the stocks tx loaded (and saved since), so a batch with
@@ -75,12 +95,12 @@ type stocksKey struct{}
 
 // loadStockCached is loadStock through tx's cache: the stock it returns is
 // the cache's, which saveStock updates.
-func loadStockCached(ctx context.Context, tx *sqldb.Tx, productID string) (*stock, error) {
+func (s *store) loadStockCached(ctx context.Context, tx *sqldb.Tx, productID string) (*stock, error) {
 	c := stockCache(tx)
 	if st, ok := c[productID]; ok {
 		return st, nil
 	}
-	st, err := loadStock(ctx, tx, productID)
+	st, err := s.loadStock(ctx, tx, productID)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +111,7 @@ func loadStockCached(ctx context.Context, tx *sqldb.Tx, productID string) (*stoc
 // saveStock appends events to st's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), and updates st and the
 // stock table (the projection) within tx. meta is the events' metadata.
-func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessage, at time.Time, events ...StockEvent) error {
+func (s *store) saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessage, at time.Time, events ...StockEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -99,12 +119,12 @@ func saveStock(ctx context.Context, tx *sqldb.Tx, st *stock, meta json.RawMessag
 	if err != nil {
 		return fmt.Errorf("inventory: %w", err)
 	}
-	s, v, err := stockAggregate.Save(ctx, tx, stockStream(st.ProductID), st.State, st.Version, recs...)
+	state, v, err := s.stocks().Save(ctx, tx, stockStream(st.ProductID), st.State, st.Version, recs...)
 	if err != nil {
 		return fmt.Errorf("inventory: save stock of %s: %w", st.ProductID, err)
 	}
-	st.State, st.Version = s, v
-	row, err := stockRow(st.ProductID, s, at)
+	st.State, st.Version = state, v
+	row, err := stockRow(st.ProductID, state, at)
 	if err != nil {
 		return err
 	}
@@ -219,6 +239,7 @@ func history(ctx context.Context, q eventstore.Querier, productID string, from, 
 // version, and the loser finds nothing left to do on its next try.
 func importRows(ctx context.Context, db *sqldb.DB, now time.Time) (int, error) {
 	n := 0
+	s := &store{db: db}
 	err := eventstore.Retry(ctx, db, maxTries, func(tx *sqldb.Tx) error {
 		n = 0
 		type row struct {
@@ -256,7 +277,7 @@ func importRows(ctx context.Context, db *sqldb.DB, now time.Time) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := saveStock(ctx, tx, st, json.RawMessage(`{"reason":"import"}`), now, evs...); err != nil {
+			if err := s.saveStock(ctx, tx, st, json.RawMessage(`{"reason":"import"}`), now, evs...); err != nil {
 				return err
 			}
 			n++

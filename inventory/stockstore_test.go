@@ -51,6 +51,7 @@ func TestStockEventsCatalog(t *testing.T) {
 func TestStockEventsUpcastOnRead(t *testing.T) {
 	ctx := context.Background()
 	db := stockDB(t)
+	s := &store{db: db} // without memory: the load reads the stored events
 	v1 := []eventstore.Event{
 		{ID: "e1", Type: StockRegistered, SchemaVersion: "v1", Data: json.RawMessage(`{}`)},
 		{ID: "e2", Type: StockAdjusted, SchemaVersion: "v1", Data: json.RawMessage(`{"change":40,"reason":"set"}`)},
@@ -81,7 +82,7 @@ func TestStockEventsUpcastOnRead(t *testing.T) {
 
 	// The load, and a command decided on it, written at v2.
 	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
-		st, err := loadStock(ctx, tx, "MUG")
+		st, err := s.loadStock(ctx, tx, "MUG")
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func TestStockEventsUpcastOnRead(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return saveStock(ctx, tx, st, nil, time.Now(), evs...)
+		return s.saveStock(ctx, tx, st, nil, time.Now(), evs...)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +139,7 @@ func TestLongStreamLoadsFromASnapshot(t *testing.T) {
 	if err := db.Migrate(ctx, append([]sqldb.Migration{{Name: "es.sql", SQL: eventstore.Migration}}, own...)...); err != nil {
 		t.Fatal(err)
 	}
+	s := &store{db: db} // without memory: loads read the snapshot
 	const events = 2*snapshotEvery + 37
 	cmds := []StockCommand{{Kind: Register}, {Kind: SetOnHand, OnHand: 1000}}
 	for i := 0; len(cmds) < events; i++ {
@@ -147,7 +149,7 @@ func TestLongStreamLoadsFromASnapshot(t *testing.T) {
 	cmds = cmds[:events]
 	for _, c := range cmds {
 		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
-			st, err := loadStock(ctx, tx, "MUG")
+			st, err := s.loadStock(ctx, tx, "MUG")
 			if err != nil {
 				return err
 			}
@@ -155,7 +157,7 @@ func TestLongStreamLoadsFromASnapshot(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return saveStock(ctx, tx, st, nil, time.Now(), evs...)
+			return s.saveStock(ctx, tx, st, nil, time.Now(), evs...)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +174,7 @@ func TestLongStreamLoadsFromASnapshot(t *testing.T) {
 	if err != nil || len(after) != 37 {
 		t.Fatalf("%d events after the snapshot, %v; want 37", len(after), err)
 	}
-	st, err := loadStock(ctx, db, "MUG")
+	st, err := s.loadStock(ctx, db, "MUG")
 	if err != nil {
 		t.Fatal(err)
 	}

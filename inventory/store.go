@@ -10,13 +10,17 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // store reads the stock table — the projection of the stock streams,
 // written by stockstore.go — and keeps the reservations table, the outcome
 // of each order.
-type store struct{ db *sqldb.DB }
+type store struct {
+	db     *sqldb.DB
+	memory *eventstore.Memory[StockState] // of the stocks loaded and saved (stocks()); nil: none
+}
 
 const stockColumns = `product_id, on_hand, reserved, version, discontinued`
 

@@ -403,3 +403,37 @@ func TestConcurrentCommandsOnOneOrderAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// With two order instances on one PostgreSQL database, each keeping the
+// orders it loaded and saved in memory: an order the second changes is
+// what the first's next batch loads, though it remembers the order from
+// before.
+func TestInstancesLoadEachOthersAppends(t *testing.T) {
+	ctx := context.Background()
+	f := newFakes()
+	defs := []service.Def{order.Def(), f.catalog(), f.cart(), f.payment()}
+	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
+	second := h.StartInstance()
+	first := h.App.Service(order.Name)
+	tok := h.Token("cust-1", "customer")
+	a, b := place(t, h, tok), place(t, h, tok) // on the first instance
+	status, version, err := order.LoadBatch(ctx, first, a.id, b.id)
+	if err != nil || status[a.id] != "PENDING" || status[b.id] != "PENDING" {
+		t.Fatalf("first load: %v at %v, %v", status, version, err)
+	}
+	for _, id := range []string{a.id, b.id} {
+		if v, ok := order.RememberedVersion(first, id); !ok || v != version[id] {
+			t.Fatalf("the first instance remembers %s at %d (%v), want %d", id, v, ok, version[id])
+		}
+	}
+	if err := order.CancelAsCustomer(ctx, second.Service(order.Name), a.id); err != nil {
+		t.Fatal(err)
+	}
+	got, gotVersion, err := order.LoadBatch(ctx, first, a.id, b.id)
+	if err != nil || got[a.id] != "CANCELLED" || gotVersion[a.id] != version[a.id]+1 || got[b.id] != "PENDING" || gotVersion[b.id] != version[b.id] {
+		t.Fatalf("load on the first instance after the second cancelled %s: %v at %v, %v", a.id, got, gotVersion, err)
+	}
+	if v, _ := order.RememberedVersion(first, a.id); v != version[a.id]+1 {
+		t.Fatalf("the first instance remembers %s at %d after loading it at %d", a.id, v, version[a.id]+1)
+	}
+}

@@ -61,3 +61,27 @@ func Watched(svc service.Service) int { return svc.(*Service).changed.Len() }
 // Known returns how many orders svc's held GETs know without reading
 // them (known).
 func Known(svc service.Service) int { return svc.(*Service).known.size() }
+
+// RememberedVersion returns the stream version at which svc remembers
+// order id, and whether it does.
+func RememberedVersion(svc service.Service, id string) (int64, bool) {
+	return svc.(*Service).store.memory.Version(orderStream(id))
+}
+
+// LoadBatch loads orders ids on svc as a batch of saga events does
+// (Prepare), in a transaction that commits, and returns each one's status
+// and stream version.
+func LoadBatch(ctx context.Context, svc service.Service, ids ...string) (map[string]string, map[string]int64, error) {
+	s := svc.(*Service)
+	status, version := map[string]string{}, map[string]int64{}
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		if err := s.store.loadBatch(ctx, tx, ids); err != nil {
+			return err
+		}
+		for id, st := range streamCache(tx) {
+			status[id], version[id] = st.State.Status, st.Version
+		}
+		return nil
+	})
+	return status, version, err
+}

@@ -151,7 +151,7 @@ type Service struct {
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
-	s.store = &store{db: d.DB, changed: s.orderChanged}
+	s.store = newStore(d.DB, s.orderChanged)
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))

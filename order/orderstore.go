@@ -41,6 +41,18 @@ var orderAggregate = eventstore.Aggregate[OrderState]{
 	},
 }
 
+// orders is orderAggregate with s's memory of the orders (none when nil):
+// a batch's load of orders this instance loaded or saved before reads
+// only the events appended since, not every event of their streams,
+// decoded again. apply replaces what it changes (it writes no map or
+// slice in place), so a remembered state is handed out as a plain copy:
+// no Clone.
+func (s *store) orders() eventstore.Aggregate[OrderState] {
+	a := orderAggregate
+	a.Memory = s.memory
+	return a
+}
+
 func decodeOrderEvent(e eventstore.Event) (OrderEvent, error) {
 	oe, err := eventstore.DecodeFrom[OrderEvent](orderEvents, e)
 	oe.Type = e.Type
@@ -55,7 +67,7 @@ type stream struct {
 
 // load loads order id from its stream (a zero state if it has none).
 func (s *store) load(ctx context.Context, q eventstore.Querier, id string) (*stream, error) {
-	st, v, err := orderAggregate.Load(ctx, q, orderStream(id))
+	st, v, err := s.orders().Load(ctx, q, orderStream(id))
 	if err != nil {
 		return nil, fmt.Errorf("order: load order %s: %w", id, err)
 	}
@@ -99,7 +111,7 @@ func (s *store) loadBatch(ctx context.Context, tx *sqldb.Tx, ids []string) error
 	if len(todo) == 0 {
 		return nil
 	}
-	loaded, err := orderAggregate.LoadMany(ctx, tx, todo)
+	loaded, err := s.orders().LoadMany(ctx, tx, todo)
 	if err != nil {
 		return fmt.Errorf("order: load %d orders: %w", len(todo), err)
 	}
@@ -125,7 +137,7 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, st *stream, meta json.Ra
 	if id == "" && events[0].Order != nil {
 		id = events[0].Order.ID
 	}
-	next, v, err := orderAggregate.Save(ctx, tx, orderStream(id), st.State, st.Version, recs...)
+	next, v, err := s.orders().Save(ctx, tx, orderStream(id), st.State, st.Version, recs...)
 	if err != nil {
 		return fmt.Errorf("order: save order %s: %w", id, err)
 	}

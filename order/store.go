@@ -10,12 +10,21 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 type store struct {
 	db      *sqldb.DB
-	changed func(id string) // told of an order's id once a change to it commits
+	changed func(id string)                // told of an order's id once a change to it commits
+	memory  *eventstore.Memory[OrderState] // of the orders loaded and saved (orders()); nil: none
+}
+
+// newStore returns the store of a service instance on db, keeping the
+// orders it loads and saves in memory (eventstore.DefaultMemoryStreams of
+// them).
+func newStore(db *sqldb.DB, changed func(id string)) *store {
+	return &store{db: db, changed: changed, memory: eventstore.NewMemory[OrderState](0)}
 }
 
 // changedOnCommit notes that order id changed, for the watchers of

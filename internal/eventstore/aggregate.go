@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -24,19 +25,36 @@ type Aggregate[S any] struct {
 	// SnapshotEvery takes a snapshot when a save crosses a multiple of it
 	// (0: never), so a load reads at most that many events after one.
 	SnapshotEvery int64
+	// Memory, when set, keeps the states of the streams this process
+	// loaded and saved in committed transactions, so that a load reads
+	// only the events after the remembered version (see Memory). nil: every
+	// load reads the store.
+	Memory *Memory[S]
+	// Clone returns a copy of s that shares nothing Apply modifies: needed
+	// with a Memory when Apply changes a state in place (a map it writes
+	// to), since a remembered state must never change. nil: copying S's
+	// value is enough (Apply replaces what it changes).
+	Clone func(s S) S
 }
 
 // Load returns the state of stream and its version (0 and the zero S for a
 // stream with no event), from its latest fresh snapshot and the events after it.
 // An aggregate that never snapshots (SnapshotEvery 0) reads no snapshot: one
-// query less per load of its short streams.
+// query less per load of its short streams. With a Memory that remembers
+// the stream, it starts from the remembered state instead of a snapshot.
 func (a Aggregate[S]) Load(ctx context.Context, q Querier, stream string) (S, int64, error) {
 	var s S
 	var version int64
 	var data string
 	var schema int
 	err := sql.ErrNoRows
-	if a.SnapshotEvery > 0 {
+	remembered := false
+	if a.Memory != nil {
+		if s, version, remembered = a.Memory.get(stream); remembered {
+			s = a.clone(s)
+		}
+	}
+	if a.SnapshotEvery > 0 && !remembered {
 		err = q.QueryRow(ctx, `SELECT version, schema_version, data FROM es_snapshots WHERE stream_id = ?`, stream).Scan(&version, &schema, &data)
 	}
 	switch {
@@ -60,7 +78,18 @@ func (a Aggregate[S]) Load(ctx context.Context, q Querier, stream string) (S, in
 		}
 		version = e.Version
 	}
+	if a.Memory != nil {
+		a.Memory.note(q, stream, s, version)
+	}
 	return s, version, nil
+}
+
+// clone returns a copy of s the caller may change (Clone).
+func (a Aggregate[S]) clone(s S) S {
+	if a.Clone == nil {
+		return s
+	}
+	return a.Clone(s)
 }
 
 // Save appends events to stream within tx, expecting it at version (as
@@ -74,7 +103,22 @@ func (a Aggregate[S]) Load(ctx context.Context, q Querier, stream string) (S, in
 // (stream, version) key, an ErrConflict. So events must be new ones (as
 // Encode makes them): an append repeated with the ids of stored events is
 // a conflict here, not the no-op it is for Append.
+//
+// With a Memory, the new state and version are remembered once tx commits;
+// a failed save (a conflict among others) forgets the stream.
 func (a Aggregate[S]) Save(ctx context.Context, tx *sqldb.Tx, stream string, s S, version int64, events ...Event) (S, int64, error) {
+	s, next, err := a.save(ctx, tx, stream, s, version, events)
+	if a.Memory != nil {
+		if err != nil {
+			a.Memory.forget(tx, stream)
+		} else {
+			a.Memory.note(tx, stream, s, next)
+		}
+	}
+	return s, next, err
+}
+
+func (a Aggregate[S]) save(ctx context.Context, tx *sqldb.Tx, stream string, s S, version int64, events []Event) (S, int64, error) {
 	if stream == "" || len(events) == 0 || len(events) > MaxAppend {
 		return s, version, fmt.Errorf("eventstore: save %d events to stream %q: want a stream and 1 to %d events", len(events), stream, MaxAppend)
 	}
@@ -144,8 +188,8 @@ type Loaded[S any] struct {
 
 // LoadMany is Load of several streams, for a batch of commands that will
 // need them all: an aggregate that never snapshots reads their events in
-// one query. A stream with no event is returned with the zero S at
-// version 0.
+// one query (with a Memory, only the events after the remembered versions).
+// A stream with no event is returned with the zero S at version 0.
 func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string) (map[string]Loaded[S], error) {
 	out := make(map[string]Loaded[S], len(streams))
 	if a.SnapshotEvery > 0 {
@@ -161,12 +205,8 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 	for len(streams) > 0 {
 		chunk := streams[:min(len(streams), 500)]
 		streams = streams[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, s := range chunk {
-			args[i] = s
-			out[s] = Loaded[S]{}
-		}
-		rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM es_events WHERE stream_id IN (`+sqldb.Placeholders(len(chunk))+`) ORDER BY stream_id, version`, args...)
+		query, args := a.readMany(out, chunk)
+		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: read %d streams: %w", len(chunk), err)
 		}
@@ -182,6 +222,45 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 			l.Version = e.Version
 			out[e.Stream] = l
 		}
+		if a.Memory != nil {
+			for _, stream := range chunk {
+				l := out[stream]
+				a.Memory.note(q, stream, l.State, l.Version)
+			}
+		}
 	}
 	return out, nil
+}
+
+// readMany returns the query of LoadMany for chunk's events, having put
+// in out the state each stream starts from: the zero S, or a copy of the
+// one a.Memory remembers, whose stream is read after its version only.
+// With a Memory every stream is asked for after a version (0 when not
+// remembered), so the query's text depends on the number of streams
+// alone, as without one: a batch reuses prepared statements whichever of
+// its streams are remembered.
+func (a Aggregate[S]) readMany(out map[string]Loaded[S], chunk []string) (string, []any) {
+	if a.Memory == nil {
+		args := make([]any, len(chunk))
+		for i, stream := range chunk {
+			args[i] = stream
+			out[stream] = Loaded[S]{}
+		}
+		return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id IN (` + sqldb.Placeholders(len(chunk)) + `) ORDER BY stream_id, version`, args
+	}
+	args := make([]any, 0, 2*len(chunk))
+	var where strings.Builder
+	for i, stream := range chunk {
+		var l Loaded[S]
+		if s, v, ok := a.Memory.get(stream); ok {
+			l = Loaded[S]{a.clone(s), v}
+		}
+		out[stream] = l
+		args = append(args, stream, l.Version)
+		if i > 0 {
+			where.WriteString(` OR `)
+		}
+		where.WriteString(`(stream_id = ? AND version > ?)`)
+	}
+	return `SELECT ` + eventColumns + ` FROM es_events WHERE ` + where.String() + ` ORDER BY stream_id, version`, args
 }

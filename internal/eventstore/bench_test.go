@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -231,6 +232,152 @@ func BenchmarkDecode(b *testing.B) {
 					b.Fatalf("%+v, %v", p, err)
 				}
 			}
+		})
+	}
+}
+
+// holds is a stock-like state: open holds by order, a map Apply writes in
+// place.
+type holds struct {
+	Held map[string]int `json:"held"`
+}
+
+// Loading a stock-like stream (a snapshot every 100 events, 64 holds open,
+// 50 events after the latest snapshot), with and without a Memory: a load
+// alone, and a command's transaction (load, save one event, commit). With
+// the memory, a load reads the events after the remembered version (none)
+// instead of the snapshot and the 50 events after it.
+func BenchmarkLoadMemory(b *testing.B) {
+	apply := func(s holds, e eventstore.Event) (holds, error) {
+		var p struct {
+			Order string
+			N     int
+		}
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return s, err
+		}
+		if s.Held == nil {
+			s.Held = map[string]int{}
+		}
+		if p.N > 0 {
+			s.Held[p.Order] = p.N
+		} else {
+			delete(s.Held, p.Order)
+		}
+		return s, nil
+	}
+	event := func(i int) eventstore.Event { // holds i, releases i-64
+		if i%2 == 0 && i >= 128 {
+			return eventstore.Event{ID: uuid.NewString(), Type: "Released", SchemaVersion: "v1", Data: json.RawMessage(fmt.Sprintf(`{"order":"o%d","n":0}`, (i-128)/2))}
+		}
+		return eventstore.Event{ID: uuid.NewString(), Type: "Held", SchemaVersion: "v1", Data: json.RawMessage(fmt.Sprintf(`{"order":"o%d","n":%d}`, i/2, 1+i%3))}
+	}
+	for _, remember := range []bool{false, true} {
+		b.Run(fmt.Sprintf("memory=%v", remember), func(b *testing.B) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
+				ctx := context.Background()
+				agg := eventstore.Aggregate[holds]{SchemaVersion: 1, SnapshotEvery: 100, Apply: apply,
+					Clone: func(s holds) holds { s.Held = maps.Clone(s.Held); return s }}
+				if remember {
+					agg.Memory = eventstore.NewMemory[holds](0)
+				}
+				next := 0
+				command := func() error {
+					return db.InTx(ctx, func(tx *sqldb.Tx) error {
+						s, v, err := agg.Load(ctx, tx, "stock-1")
+						if err != nil {
+							return err
+						}
+						_, _, err = agg.Save(ctx, tx, "stock-1", s, v, event(next))
+						next++
+						return err
+					})
+				}
+				for next < 250 { // snapshot at 200, 50 events after it
+					if err := command(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.Run("load", func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						if s, v, err := agg.Load(ctx, db, "stock-1"); err != nil || v != 250 || len(s.Held) != 64 {
+							b.Fatalf("load: %d holds at %d, %v", len(s.Held), v, err)
+						}
+					}
+				})
+				b.Run("command", func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						if err := command(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		})
+	}
+}
+
+// A batch's LoadMany of 64 order-like streams (never snapshotted, 4 events
+// each, the first carrying the order), with and without a Memory that
+// remembers them: with it, the query asks for the events after each
+// remembered version and none is decoded.
+func BenchmarkLoadManyMemory(b *testing.B) {
+	type order struct {
+		ID, Status string
+		Lines      []struct{ SKU, Name string }
+	}
+	apply := func(s order, e eventstore.Event) (order, error) {
+		if e.Type == "Placed" {
+			return s, json.Unmarshal(e.Data, &s)
+		}
+		var p struct{ Status string }
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return s, err
+		}
+		s.Status = p.Status
+		return s, nil
+	}
+	for _, remember := range []bool{false, true} {
+		b.Run(fmt.Sprintf("memory=%v", remember), func(b *testing.B) {
+			eachBenchDB(b, func(b *testing.B, db *sqldb.DB) {
+				ctx := context.Background()
+				agg := eventstore.Aggregate[order]{SchemaVersion: 1, Apply: apply}
+				if remember {
+					agg.Memory = eventstore.NewMemory[order](0)
+				}
+				streams := make([]string, 64)
+				for i := range streams {
+					streams[i] = fmt.Sprintf("order-%d", i)
+					placed := fmt.Sprintf(`{"id":"%d","status":"PENDING","lines":[{"sku":"MUG-1","name":"Mug"},{"sku":"TEA-1","name":"Tea"}]}`, i)
+					evs := []eventstore.Event{{ID: uuid.NewString(), Type: "Placed", SchemaVersion: "v1", Data: json.RawMessage(placed)}}
+					for _, st := range []string{"CONFIRMED", "LABELLED", "SHIPPED"} {
+						evs = append(evs, eventstore.Event{ID: uuid.NewString(), Type: "Moved", SchemaVersion: "v1", Data: json.RawMessage(`{"status":"` + st + `"}`)})
+					}
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+						_, _, err := agg.Save(ctx, tx, streams[i], order{}, 0, evs...)
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+						got, err := agg.LoadMany(ctx, tx, streams)
+						if err == nil && (len(got) != 64 || got["order-7"].Version != 4 || got["order-7"].State.Status != "SHIPPED") {
+							err = fmt.Errorf("loaded %d streams, order-7 %+v", len(got), got["order-7"])
+						}
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }
