@@ -22,9 +22,11 @@
 // which nothing here asks for (Verify and the archive's readers read whole
 // blocks). docs/audit.md says more.
 //
-// Each block is published as AuditBlockRecorded on audit-events (kept
+// The blocks are published as AuditBlockRecorded on audit-events (kept
 // seven years; before blocks, one AuditRecorded a record): the archive of
-// every business event. Replay reads the archived records where a topic's
+// every business event. An AuditBlockRecorded carries a stretch of
+// consecutive blocks, archived once ArchiveRecords records or
+// ArchiveDelay have gathered (archiver.go). Replay reads the archived records where a topic's
 // retention has deleted them (GET /admin/archive, from audit_log). Security
 // events (UserLoggedIn, LoginFailed, AccessDenied, AdminActionPerformed)
 // travel on audit-events too and are recorded like business events.
@@ -63,15 +65,13 @@ var GenesisHash = strings.Repeat("0", 64)
 type Service struct {
 	d     service.Deps
 	store *store
+	arch  *archiver
 }
 
 // New returns the audit service.
 func New(d service.Deps) *Service {
-	return &Service{d: d, store: &store{db: d.DB}}
+	return &Service{d: d, store: &store{db: d.DB}, arch: newArchiver()}
 }
-
-// Run has no background work.
-func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers records every event type of the catalog but the archive's,
 // AuditRecorded and AuditBlockRecorded: the trail does not record its own

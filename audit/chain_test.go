@@ -22,7 +22,10 @@ func oldHash(prev string, seq int64, eventID, topic string, recordedAt int64, ke
 }
 
 // writeOldChain writes envs as records appended one at a time, as the
-// trail did before blocks, and moves the chain head to the last.
+// trail did before blocks, and moves the chain head to the last. On a
+// database migrated with 0003, the archive's position moves with it, each
+// record having been archived as it was appended (as 0003 sets it for a
+// trail written before it).
 func writeOldChain(t testing.TB, s *Service, envs []*event.Envelope) {
 	t.Helper()
 	ctx := context.Background()
@@ -44,6 +47,21 @@ func writeOldChain(t testing.TB, s *Service, envs []*event.Envelope) {
 	if _, err := s.d.DB.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, len(envs), prev); err != nil {
 		t.Fatal(err)
 	}
+	if migrated(t, s, "0003_archive_position.sql") {
+		if _, err := s.d.DB.Exec(ctx, `UPDATE chain_head SET archived_seq = seq, archived_hash = hash`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// migrated reports whether the service's database has had migration name.
+func migrated(t testing.TB, s *Service, name string) bool {
+	t.Helper()
+	var n int
+	if err := s.d.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
 }
 
 // archived returns the AuditBlockRecorded in the outbox, in the order

@@ -13,8 +13,9 @@ import (
 
 // onEvent adds e to the block of the batch being consumed (the inbox
 // applies a partition's batch in one transaction, tx): the block is
-// appended to the trail, and archived on audit-events, once the batch's
-// work is done, just before tx commits (block.Flush). The inbox already
+// appended to the trail once the batch's work is done, just before tx
+// commits (block.Flush), and archived on audit-events with it or with the
+// blocks after it (archiver.go). The inbox already
 // drops redeliveries; event_id UNIQUE is the second guard (see
 // store.appendBlock).
 //
@@ -54,18 +55,39 @@ type block struct {
 	records []*record
 }
 
-// Flush appends the block to the trail and archives it: sqldb.Pending.
+// Flush appends the block to the trail, and archives what is unarchived
+// of the trail when it is due (see archiver.go): sqldb.Pending.
 func (b *block) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	rs := b.records
 	b.records = nil
-	appended, err := b.s.store.appendBlock(ctx, tx, rs)
+	s := b.s
+	if len(rs) == 0 {
+		return nil
+	}
+	h, err := lockHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	appended, err := s.store.appendBlock(ctx, tx, &h, rs)
 	if err != nil {
 		return err
 	}
 	if len(appended) < len(rs) {
-		b.s.d.Log.Debug("events already in the audit trail", "events", len(rs)-len(appended))
+		s.d.Log.Debug("events already in the audit trail", "events", len(rs)-len(appended))
 	}
-	return archive(ctx, tx, appended)
+	if len(appended) == 0 {
+		return nil
+	}
+	if s.arch.due(h, appended, s.d.Now()) {
+		if err := s.archiveBlock(ctx, tx, &h, appended); err != nil {
+			return err
+		}
+	}
+	if err := setHead(ctx, tx, h); err != nil {
+		return err
+	}
+	tx.OnCommit(func() { s.arch.committed(h, appended) })
+	return nil
 }
 
 // Discard drops the block: the work that recorded it was rolled back.
@@ -92,9 +114,10 @@ func archiveSize(r *record) int {
 // sit on one partition of audit-events, in chain order.
 const chainName = "audit"
 
-// archive publishes the appended records rs (a block, in seq order) to
-// audit-events as AuditBlockRecorded, in as few parts as MaxArchivePart
-// allows: one outbox row, and one Kafka record, per part.
+// archive publishes rs, consecutive records of the chain (one block or
+// several, in seq order), to audit-events as AuditBlockRecorded, in as
+// few parts as MaxArchivePart allows: one outbox row, and one Kafka
+// record, per part.
 func archive(ctx context.Context, tx *sqldb.Tx, rs []*record) error {
 	if len(rs) == 0 {
 		return nil
@@ -110,8 +133,8 @@ func archive(ctx context.Context, tx *sqldb.Tx, rs []*record) error {
 		parts[len(parts)-1] = append(parts[len(parts)-1], r)
 		size += n
 	}
-	// The block's records have as many causes as correlation ids: the block
-	// is its own, named by its seqs.
+	// The records have as many causes as correlation ids: the archive
+	// record is its own, named by its seqs.
 	first, last := rs[0].Seq, rs[len(rs)-1].Seq
 	o := event.FromRequest("audit-block-"+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10), event.Metadata{})
 	payloads := make([]event.Payload, len(parts))
