@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // oldHash is a record's hash as the trail computed it before blocks, one
@@ -283,5 +284,34 @@ func TestABlockLargerThanOneStatement(t *testing.T) {
 	}
 	if strings.Join(recorded, " ") != strings.Join(want, " ") {
 		t.Errorf("archived %d records, want %d: the first block's, then the second's without the one recorded before", len(recorded), len(want))
+	}
+}
+
+// TestARowAfterTheHeadStopsTheAppend: a row after the chain head, which
+// only a hand on the table puts there, makes appending fail, not be taken
+// for a duplicate and deleted (on SQLite every conflict skips its row).
+func TestARowAfterTheHeadStopsTheAppend(t *testing.T) {
+	s := openService(t)
+	ctx := context.Background()
+	envs := events(t, 3, 10)
+	recordBlock(t, s, envs[0])
+	if err := s.ExecForTest(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		VALUES (2, 'stray', 't', 't', 'k', 'c', 'c', 's', 0, 0, '{}', 'x', 'y')`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, e := range envs[1:] {
+			if err := s.onEvent(ctx, tx, e, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a block appended over a row after the chain head")
+	}
+	var n int
+	if err := s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE event_id = 'stray'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the stray row: %d, %v; want it left", n, err)
 	}
 }

@@ -86,9 +86,15 @@ func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, h *head, rs []*re
 	}
 	if n != len(rs) {
 		// Rare: the inbox drops redeliveries before they get here. The
-		// rows after the head are this block's alone (the head is locked).
-		if _, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq > ?`, h.Seq); err != nil {
+		// rows after the head are this block's alone (the head is locked):
+		// should there be others, which only a hand on the table could
+		// have put there, the transaction fails and leaves them.
+		res, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq > ?`, h.Seq)
+		if err != nil {
 			return nil, fmt.Errorf("audit: take back a block: %w", err)
+		}
+		if taken, err := res.RowsAffected(); err != nil || taken != int64(n) {
+			return nil, fmt.Errorf("audit: take back a block: %d rows after the chain head %d, %d of them the block's (%v)", taken, h.Seq, n, err)
 		}
 		if rs, err = s.newRecords(ctx, tx, rs); err != nil {
 			return nil, err
@@ -133,7 +139,7 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 				r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
 		}
 		args = append(args, make([]any, 15*(rows-len(chunk)))...) // padding rows, all NULL
-		res, err := tx.Exec(ctx, insertStatement(rows), args...)
+		res, err := tx.Exec(ctx, insertStatement(tx.Dialect(), rows), args...)
 		if err != nil {
 			return 0, fmt.Errorf("audit: append a block: %w", err)
 		}
@@ -163,11 +169,21 @@ func sizeClass(n int) int {
 // block size (SQLite's prepared programs grow with their rows: one per
 // size up to 500 held some 190 MB). The casts type the parameters on
 // PostgreSQL, which does not infer them from the table in INSERT … SELECT.
-func insertStatement(rows int) string {
+//
+// A record whose event is in the trail is skipped (see appendBlock); any
+// other conflict is an error on PostgreSQL. On SQLite every conflict
+// skips its row (OR IGNORE), which appendBlock tells from a duplicate:
+// with a constraint that may abort it midway, SQLite keeps a statement
+// journal of every page the multi-row INSERT changes, spilt to a
+// temporary file beyond 64 KiB, a quarter of the INSERT's CPU.
+func insertStatement(d sqldb.Dialect, rows int) string {
 	const row = "(CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, ?)"
-	return `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
-		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL
-		ON CONFLICT (event_id) DO NOTHING`
+	insert, tail := `INSERT`, ` ON CONFLICT (event_id) DO NOTHING`
+	if d == sqldb.SQLite {
+		insert, tail = `INSERT OR IGNORE`, ``
+	}
+	return insert + ` INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL` + tail
 }
 
 // newRecords returns rs without the records whose event is in the trail
