@@ -134,10 +134,31 @@ func (s *Service) Verify(ctx context.Context) (VerifyResult, error) {
 // encoding unambiguous whatever the key holds, and the envelope comes
 // last, so its bytes need no delimiting.
 func chainHash(prevHash string, r *record) string {
-	h := sha256.New()
-	h.Write([]byte(prevHash))
-	h.Write([]byte("\n" + strconv.FormatInt(r.Seq, 10) + "\n" + r.EventID + "\n" + r.Topic + "\n" +
-		strconv.FormatInt(r.RecordedAt, 10) + "\n" + strconv.Itoa(len(r.Key)) + ":" + r.Key + "\n"))
-	h.Write(r.Envelope)
-	return hex.EncodeToString(h.Sum(nil))
+	h, _ := hashRecord(nil, prevHash, r)
+	return h
+}
+
+// hashRecord is chainHash writing the canonical bytes into scratch, which
+// it returns for the next record: one allocation a record, the hash's
+// string.
+func hashRecord(scratch []byte, prevHash string, r *record) (string, []byte) {
+	b := append(scratch[:0], prevHash...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, '\n')
+	b = append(b, r.EventID...)
+	b = append(b, '\n')
+	b = append(b, r.Topic...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.RecordedAt, 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, int64(len(r.Key)), 10)
+	b = append(b, ':')
+	b = append(b, r.Key...)
+	b = append(b, '\n')
+	b = append(b, r.Envelope...)
+	sum := sha256.Sum256(b)
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], sum[:])
+	return string(hx[:]), b
 }

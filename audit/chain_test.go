@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -313,5 +314,35 @@ func TestARowAfterTheHeadStopsTheAppend(t *testing.T) {
 	var n int
 	if err := s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE event_id = 'stray'`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("the stray row: %d, %v; want it left", n, err)
+	}
+}
+
+// TestBlockJSONIsWhatEncodingJSONWrites: the archive record's JSON, written
+// by hand, is byte for byte what encoding/json writes of the payload, for
+// keys that need escaping too.
+func TestBlockJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	envs := events(t, 5, 10)
+	keys := []string{"p1", `a "quoted" \\ key`, "<html> & co", "ünïcödé \u2028 line", "ctl\x00\x1f\x7f", "bad utf-8 \xff"}
+	var rs []*record
+	for i, k := range keys {
+		env, err := envs[i%len(envs)].Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, &record{Seq: int64(7 + i), EventID: envs[i%len(envs)].EventID, EventType: "ProductCreated", Topic: "product-events",
+			Partition: int32(i), Offset: int64(-1 + i*1000), Key: k, RecordedAt: 1_800_000_000_000 + int64(i), Envelope: env,
+			PrevHash: fmt.Sprint("prev", i), Hash: fmt.Sprint("hash", i)})
+	}
+	p := &event.AuditBlockRecorded{Chain: chainName, PrevHash: rs[0].PrevHash, Hash: rs[len(rs)-1].Hash, Part: 2, Parts: 3}
+	for _, r := range rs {
+		p.Records = append(p.Records, event.AuditBlockRecord{Seq: r.Seq, EventID: r.EventID, Type: r.EventType, Topic: r.Topic,
+			Partition: r.Partition, Offset: r.Offset, Key: r.Key, RecordedAt: r.RecordedAt, Envelope: r.Envelope})
+	}
+	want, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := blockJSON(rs, 2, 3); string(got) != string(want) {
+		t.Errorf("blockJSON:\n%s\nencoding/json:\n%s", got, want)
 	}
 }

@@ -123,9 +123,10 @@ const insertRows = 512
 // it inserted. One statement inserts up to insertRows records.
 func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash string, rs []*record) (int, error) {
 	prev := headHash
+	var scratch []byte
 	for i, r := range rs {
 		r.Seq, r.PrevHash = headSeq+1+int64(i), prev
-		r.Hash = chainHash(r.PrevHash, r)
+		r.Hash, scratch = hashRecord(scratch, r.PrevHash, r)
 		prev = r.Hash
 	}
 	inserted := 0
