@@ -126,7 +126,7 @@ func TestTheArchiveGathersBlocks(t *testing.T) {
 }
 
 // TestRunArchivesTheTail: records no later block makes due are archived by
-// Run ArchiveDelay after they were recorded, and the relay is not needed
+// Run twice ArchiveDelay after they were recorded, and the relay is not needed
 // for it (the outbox holds the archive record).
 func TestRunArchivesTheTail(t *testing.T) {
 	s := openServiceOn(t, testDSN(t))

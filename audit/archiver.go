@@ -9,11 +9,13 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// The archive on audit-events follows the chain by at most ArchiveDelay:
-// a block is archived with the blocks before it that are not archived yet
-// once they are ArchiveRecords records or the oldest of them is
-// ArchiveDelay old, in the transaction of the block that makes it due, or
-// else by the service's Run, ArchiveDelay after the oldest was recorded.
+// The archive on audit-events follows the chain by ArchiveDelay, twice
+// that at most: a block is archived with the blocks before it that are
+// not archived yet once they are ArchiveRecords records or the oldest of
+// them is ArchiveDelay old, in the transaction of the block that makes it
+// due; what no block made due, the service's Run archives when the oldest
+// is twice ArchiveDelay old (under load a block comes first: Run's own
+// transaction, one more commit, is for the tail).
 // One AuditBlockRecorded (and one outbox row, one Kafka record) thus
 // carries a stretch of consecutive blocks: with one order in flight every
 // event is a block of its own, and archiving each cost a Kafka record per
@@ -227,8 +229,8 @@ func (s *Service) archivePending(ctx context.Context) error {
 }
 
 // Run archives the records no block made due (see ArchiveDelay): at
-// start, what an earlier run left; then ArchiveDelay after the oldest
-// record left unarchived was recorded, and every archivePoll.
+// start, what an earlier run left; then twice ArchiveDelay after the
+// oldest record left unarchived was recorded, and every archivePoll.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -238,7 +240,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-s.arch.wake:
 			if at, ok := s.arch.oldest(); ok {
-				t.Reset(time.Until(time.UnixMilli(at).Add(s.arch.delay)))
+				t.Reset(time.Until(time.UnixMilli(at).Add(2 * s.arch.delay)))
 			}
 		case <-t.C:
 			if err := s.archivePending(ctx); err != nil && ctx.Err() == nil {
