@@ -54,6 +54,9 @@ type archiver struct {
 	// gives is checked against the chain (take).
 	after   int64
 	pending []*record
+	// head is the chain head as last committed in this process, if known.
+	head  head
+	known bool
 }
 
 func newArchiver() *archiver {
@@ -94,6 +97,9 @@ func (a *archiver) oldest() (int64, bool) {
 // h, having appended appended (none for an archive of its own).
 func (a *archiver) committed(h head, appended []*record) {
 	a.mu.Lock()
+	if !a.known || h.Seq > a.head.Seq || h.Seq == a.head.Seq && h.ArchivedSeq >= a.head.ArchivedSeq {
+		a.head, a.known = h, true // not an older commit reported late
+	}
 	if h.ArchivedSeq != a.after {
 		if k := h.ArchivedSeq - a.after; k > 0 && k <= int64(len(a.pending)) {
 			a.pending = append([]*record(nil), a.pending[k:]...)
@@ -113,6 +119,14 @@ func (a *archiver) committed(h head, appended []*record) {
 		default:
 		}
 	}
+}
+
+// lastHead returns the chain head as last committed in this process, if
+// it knows one: what claimHead expects the head to be.
+func (a *archiver) lastHead() (head, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.head, a.known
 }
 
 // take returns a copy of the records after h's archive position up to seq

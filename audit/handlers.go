@@ -66,10 +66,11 @@ func (b *block) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	h, err := lockHead(ctx, tx)
+	h, row, err := s.claimHead(ctx, tx, rs)
 	if err != nil {
 		return err
 	}
+	base := h
 	appended, err := s.store.appendBlock(ctx, tx, &h, rs)
 	if err != nil {
 		return err
@@ -77,19 +78,53 @@ func (b *block) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	if len(appended) < len(rs) {
 		s.d.Log.Debug("events already in the audit trail", "events", len(rs)-len(appended))
 	}
-	if len(appended) == 0 {
-		return nil
-	}
-	if s.arch.due(h, appended, s.d.Now()) {
+	if len(appended) > 0 && s.arch.due(h, appended, s.d.Now()) {
 		if err := s.archiveBlock(ctx, tx, &h, appended); err != nil {
 			return err
 		}
 	}
-	if err := setHead(ctx, tx, h); err != nil {
-		return err
+	if h != row {
+		if err := setHead(ctx, tx, h); err != nil {
+			return err
+		}
 	}
-	tx.OnCommit(func() { s.arch.committed(h, appended) })
+	if h != base {
+		tx.OnCommit(func() { s.arch.committed(h, appended) })
+	}
 	return nil
+}
+
+// claimHead locks the chain head for the block rs and returns it (the
+// head the block follows) and what the head's row holds now. Knowing the
+// head it last committed, the process chains rs after it and moves the
+// head's row past them at once, archived if the archive is due: the
+// UPDATE takes the row's lock, and matches only if the head is still the
+// one known (another instance may have appended since). Then the row
+// holds the head Flush most likely ends with, and the block costs no
+// SELECT. Otherwise the head is read locked (lockHead) and the row holds
+// it.
+func (s *Service) claimHead(ctx context.Context, tx *sqldb.Tx, rs []*record) (h, row head, err error) {
+	if c, ok := s.arch.lastHead(); ok {
+		chainRecords(c.Seq, c.Hash, rs)
+		want := c
+		want.Seq, want.Hash = rs[len(rs)-1].Seq, rs[len(rs)-1].Hash
+		if s.arch.due(want, rs, s.d.Now()) {
+			want.ArchivedSeq, want.ArchivedHash = want.Seq, want.Hash
+		}
+		res, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ?, archived_seq = ?, archived_hash = ?
+			WHERE id = 1 AND seq = ? AND hash = ? AND archived_seq = ? AND archived_hash = ?`,
+			want.Seq, want.Hash, want.ArchivedSeq, want.ArchivedHash, c.Seq, c.Hash, c.ArchivedSeq, c.ArchivedHash)
+		if err != nil {
+			return h, row, fmt.Errorf("audit: advance chain head: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return h, row, fmt.Errorf("audit: advance chain head: %w", err)
+		} else if n == 1 {
+			return c, want, nil
+		}
+	}
+	h, err = lockHead(ctx, tx)
+	return h, h, err
 }
 
 // Discard drops the block: the work that recorded it was rolled back.

@@ -73,8 +73,8 @@ func setHead(ctx context.Context, tx *sqldb.Tx, h head) error {
 // one before, so the block's digest is its last record's hash) and
 // inserts them with one multi-row statement.
 //
-// With the head's lock and update, three statements for the whole block.
-// Should the insert skip a record (a duplicate), the block's rows are
+// With the head's lock and update, three statements for the whole block,
+// two when claimHead's UPDATE locks the head. Should the insert skip a record (a duplicate), the block's rows are
 // taken back and inserted again without the duplicates.
 func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, h *head, rs []*record) ([]*record, error) {
 	if len(rs) == 0 {
@@ -122,13 +122,7 @@ const insertRows = 512
 // them, skipping any whose event_id is in the trail; it returns how many
 // it inserted. One statement inserts up to insertRows records.
 func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash string, rs []*record) (int, error) {
-	prev := headHash
-	var scratch []byte
-	for i, r := range rs {
-		r.Seq, r.PrevHash = headSeq+1+int64(i), prev
-		r.Hash, scratch = hashRecord(scratch, r.PrevHash, r)
-		prev = r.Hash
-	}
+	chainRecords(headSeq, headHash, rs)
 	inserted := 0
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), insertRows)]
@@ -151,6 +145,22 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 		inserted += int(n)
 	}
 	return inserted, nil
+}
+
+// chainRecords assigns rs their seq, prev_hash and hash after the head
+// (headSeq, headHash). A record chained at the same place before (by
+// claimHead) keeps its hash: the hash is a function of the place and the
+// record's content, which does not change.
+func chainRecords(headSeq int64, headHash string, rs []*record) {
+	prev := headHash
+	var scratch []byte
+	for i, r := range rs {
+		if seq := headSeq + 1 + int64(i); r.Hash == "" || r.Seq != seq || r.PrevHash != prev {
+			r.Seq, r.PrevHash = seq, prev
+			r.Hash, scratch = hashRecord(scratch, prev, r)
+		}
+		prev = r.Hash
+	}
 }
 
 // sizeClass returns the power of two at least n: the number of rows of

@@ -183,3 +183,37 @@ func TestTheArchivePositionOfATrailWrittenBeforeIt(t *testing.T) {
 	}
 	mustVerify(t, s, 4)
 }
+
+// TestABlockAfterTheKnownHeadCostsTwoStatements: a process that knows the
+// chain head it last committed appends a block with two statements (the
+// head's UPDATE, which locks it, and the INSERT), not three; when another
+// instance has appended since, its UPDATE matches nothing and it reads
+// the head locked, and the chain stays one.
+func TestABlockAfterTheKnownHeadCostsTwoStatements(t *testing.T) {
+	s, _ := gatheringService(t, 100, time.Hour)
+	envs := events(t, 5, 10)
+	statements := func(f func()) int64 {
+		before := s.d.DB.Stats()
+		f()
+		return s.d.DB.Stats().Sub(before).Statements
+	}
+	if n := statements(func() { recordBlock(t, s, envs[0]) }); n != 3 {
+		t.Errorf("the first block: %d statements, want 3 (read the head locked, insert, advance the head)", n)
+	}
+	if n := statements(func() { recordBlock(t, s, envs[1:3]...) }); n != 2 {
+		t.Errorf("a block after the known head: %d statements, want 2 (advance the head, insert)", n)
+	}
+	other := New(s.d)
+	other.arch.records, other.arch.delay = 100, time.Hour
+	recordBlock(t, other, envs[3])
+	if n := statements(func() { recordBlock(t, s, envs[4]) }); n != 4 {
+		t.Errorf("a block after another instance's: %d statements, want 4 (an UPDATE that matches nothing, then as the first)", n)
+	}
+	mustVerify(t, s, 5)
+	if err := s.archivePending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := archivedSeqs(t, s); got != "1-4 5-5" {
+		t.Errorf("archived %q, want 1-4 (by the other instance, which does not hold 1-3) and 5-5", got)
+	}
+}
