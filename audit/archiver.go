@@ -21,7 +21,7 @@ import (
 // event is a block of its own, and archiving each cost a Kafka record per
 // event. The chain itself is not delayed: each block is appended, and
 // verifiable, when its batch commits; only the archive copy waits, in
-// audit_log, for ArchiveDelay at most while the service runs.
+// audit_log, for twice ArchiveDelay at most while the service runs.
 const (
 	ArchiveDelay   = 100 * time.Millisecond
 	ArchiveRecords = 256
