@@ -22,9 +22,11 @@
 // which nothing here asks for (Verify and the archive's readers read whole
 // blocks). docs/audit.md says more.
 //
-// Each block is published as AuditBlockRecorded on audit-events (kept
+// The blocks are published as AuditBlockRecorded on audit-events (kept
 // seven years; before blocks, one AuditRecorded a record): the archive of
-// every business event. Replay reads the archived records where a topic's
+// every business event. An AuditBlockRecorded carries a stretch of
+// consecutive blocks, archived once ArchiveRecords records or
+// ArchiveDelay have gathered (archiver.go). Replay reads the archived records where a topic's
 // retention has deleted them (GET /admin/archive, from audit_log). Security
 // events (UserLoggedIn, LoginFailed, AccessDenied, AdminActionPerformed)
 // travel on audit-events too and are recorded like business events.
@@ -63,15 +65,13 @@ var GenesisHash = strings.Repeat("0", 64)
 type Service struct {
 	d     service.Deps
 	store *store
+	arch  *archiver
 }
 
 // New returns the audit service.
 func New(d service.Deps) *Service {
-	return &Service{d: d, store: &store{db: d.DB}}
+	return &Service{d: d, store: &store{db: d.DB}, arch: newArchiver()}
 }
-
-// Run has no background work.
-func (s *Service) Run(ctx context.Context) error { return nil }
 
 // Handlers records every event type of the catalog but the archive's,
 // AuditRecorded and AuditBlockRecorded: the trail does not record its own
@@ -134,10 +134,31 @@ func (s *Service) Verify(ctx context.Context) (VerifyResult, error) {
 // encoding unambiguous whatever the key holds, and the envelope comes
 // last, so its bytes need no delimiting.
 func chainHash(prevHash string, r *record) string {
-	h := sha256.New()
-	h.Write([]byte(prevHash))
-	h.Write([]byte("\n" + strconv.FormatInt(r.Seq, 10) + "\n" + r.EventID + "\n" + r.Topic + "\n" +
-		strconv.FormatInt(r.RecordedAt, 10) + "\n" + strconv.Itoa(len(r.Key)) + ":" + r.Key + "\n"))
-	h.Write(r.Envelope)
-	return hex.EncodeToString(h.Sum(nil))
+	h, _ := hashRecord(nil, prevHash, r)
+	return h
+}
+
+// hashRecord is chainHash writing the canonical bytes into scratch, which
+// it returns for the next record: one allocation a record, the hash's
+// string.
+func hashRecord(scratch []byte, prevHash string, r *record) (string, []byte) {
+	b := append(scratch[:0], prevHash...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, '\n')
+	b = append(b, r.EventID...)
+	b = append(b, '\n')
+	b = append(b, r.Topic...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.RecordedAt, 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, int64(len(r.Key)), 10)
+	b = append(b, ':')
+	b = append(b, r.Key...)
+	b = append(b, '\n')
+	b = append(b, r.Envelope...)
+	sum := sha256.Sum256(b)
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], sum[:])
+	return string(hx[:]), b
 }

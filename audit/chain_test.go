@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // oldHash is a record's hash as the trail computed it before blocks, one
@@ -22,7 +24,10 @@ func oldHash(prev string, seq int64, eventID, topic string, recordedAt int64, ke
 }
 
 // writeOldChain writes envs as records appended one at a time, as the
-// trail did before blocks, and moves the chain head to the last.
+// trail did before blocks, and moves the chain head to the last. On a
+// database migrated with 0003, the archive's position moves with it, each
+// record having been archived as it was appended (as 0003 sets it for a
+// trail written before it).
 func writeOldChain(t testing.TB, s *Service, envs []*event.Envelope) {
 	t.Helper()
 	ctx := context.Background()
@@ -44,6 +49,21 @@ func writeOldChain(t testing.TB, s *Service, envs []*event.Envelope) {
 	if _, err := s.d.DB.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, len(envs), prev); err != nil {
 		t.Fatal(err)
 	}
+	if migrated(t, s, "0003_archive_position.sql") {
+		if _, err := s.d.DB.Exec(ctx, `UPDATE chain_head SET archived_seq = seq, archived_hash = hash`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// migrated reports whether the service's database has had migration name.
+func migrated(t testing.TB, s *Service, name string) bool {
+	t.Helper()
+	var n int
+	if err := s.d.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
 }
 
 // archived returns the AuditBlockRecorded in the outbox, in the order
@@ -265,5 +285,64 @@ func TestABlockLargerThanOneStatement(t *testing.T) {
 	}
 	if strings.Join(recorded, " ") != strings.Join(want, " ") {
 		t.Errorf("archived %d records, want %d: the first block's, then the second's without the one recorded before", len(recorded), len(want))
+	}
+}
+
+// TestARowAfterTheHeadStopsTheAppend: a row after the chain head, which
+// only a hand on the table puts there, makes appending fail, not be taken
+// for a duplicate and deleted (on SQLite every conflict skips its row).
+func TestARowAfterTheHeadStopsTheAppend(t *testing.T) {
+	s := openService(t)
+	ctx := context.Background()
+	envs := events(t, 3, 10)
+	recordBlock(t, s, envs[0])
+	if err := s.ExecForTest(ctx, `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		VALUES (2, 'stray', 't', 't', 'k', 'c', 'c', 's', 0, 0, '{}', 'x', 'y')`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, e := range envs[1:] {
+			if err := s.onEvent(ctx, tx, e, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a block appended over a row after the chain head")
+	}
+	var n int
+	if err := s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE event_id = 'stray'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the stray row: %d, %v; want it left", n, err)
+	}
+}
+
+// TestBlockJSONIsWhatEncodingJSONWrites: the archive record's JSON, written
+// by hand, is byte for byte what encoding/json writes of the payload, for
+// keys that need escaping too.
+func TestBlockJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	envs := events(t, 5, 10)
+	keys := []string{"p1", `a "quoted" \\ key`, "<html> & co", "ünïcödé \u2028 line", "ctl\x00\x1f\x7f", "bad utf-8 \xff"}
+	var rs []*record
+	for i, k := range keys {
+		env, err := envs[i%len(envs)].Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, &record{Seq: int64(7 + i), EventID: envs[i%len(envs)].EventID, EventType: "ProductCreated", Topic: "product-events",
+			Partition: int32(i), Offset: int64(-1 + i*1000), Key: k, RecordedAt: 1_800_000_000_000 + int64(i), Envelope: env,
+			PrevHash: fmt.Sprint("prev", i), Hash: fmt.Sprint("hash", i)})
+	}
+	p := &event.AuditBlockRecorded{Chain: chainName, PrevHash: rs[0].PrevHash, Hash: rs[len(rs)-1].Hash, Part: 2, Parts: 3}
+	for _, r := range rs {
+		p.Records = append(p.Records, event.AuditBlockRecord{Seq: r.Seq, EventID: r.EventID, Type: r.EventType, Topic: r.Topic,
+			Partition: r.Partition, Offset: r.Offset, Key: r.Key, RecordedAt: r.RecordedAt, Envelope: r.Envelope})
+	}
+	want, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := blockJSON(rs, 2, 3); string(got) != string(want) {
+		t.Errorf("blockJSON:\n%s\nencoding/json:\n%s", got, want)
 	}
 }

@@ -22,13 +22,22 @@ import (
 // openService returns the audit service on a fresh, migrated database of
 // its own, without a bus or relay (its outbox rows stay for the test to
 // read): SQLite, or PostgreSQL with EVENTMART_TEST_SERVICES_DB=postgres.
+// It archives every block as it is appended, as the tests of blocks
+// expect; archive_test.go tests the archive of several blocks.
 func openService(t testing.TB) *Service {
 	t.Helper()
-	dsn := ""
+	s := openServiceOn(t, testDSN(t))
+	s.arch.delay = 0
+	return s
+}
+
+// testDSN is the database for a test: "" (SQLite), or a PostgreSQL
+// database of its own with EVENTMART_TEST_SERVICES_DB=postgres.
+func testDSN(t testing.TB) string {
 	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
-		dsn = freshPostgres(t)
+		return freshPostgres(t)
 	}
-	return openServiceOn(t, dsn)
+	return ""
 }
 
 // freshPostgres returns a URL naming a database prefix of its own on the
@@ -37,8 +46,15 @@ func freshPostgres(t testing.TB) string { return testenv.FreshPostgres(t, Name) 
 
 func openServiceOn(t testing.TB, dsn string) *Service {
 	t.Helper()
+	return openServiceMigrated(t, dsn, t.TempDir(), func(ms []sqldb.Migration) []sqldb.Migration { return ms })
+}
+
+// openServiceMigrated is openServiceOn with the service's migrations that
+// pick returns, its SQLite file in dir.
+func openServiceMigrated(t testing.TB, dsn, dir string, pick func([]sqldb.Migration) []sqldb.Migration) *Service {
+	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, Name, dsn, t.TempDir())
+	db, err := sqldb.Open(ctx, Name, dsn, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +67,7 @@ func openServiceOn(t testing.TB, dsn string) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms = append([]sqldb.Migration{{Name: "inbox", SQL: inbox.Migration}, {Name: "outbox", SQL: outbox.Migration}}, ms...)
+	ms = append([]sqldb.Migration{{Name: "inbox", SQL: inbox.Migration}, {Name: "outbox", SQL: outbox.Migration}}, pick(ms)...)
 	if err := db.Migrate(ctx, ms...); err != nil {
 		t.Fatal(err)
 	}

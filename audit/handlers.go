@@ -2,8 +2,10 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/outbox"
@@ -13,8 +15,9 @@ import (
 
 // onEvent adds e to the block of the batch being consumed (the inbox
 // applies a partition's batch in one transaction, tx): the block is
-// appended to the trail, and archived on audit-events, once the batch's
-// work is done, just before tx commits (block.Flush). The inbox already
+// appended to the trail once the batch's work is done, just before tx
+// commits (block.Flush), and archived on audit-events with it or with the
+// blocks after it (archiver.go). The inbox already
 // drops redeliveries; event_id UNIQUE is the second guard (see
 // store.appendBlock).
 //
@@ -54,18 +57,74 @@ type block struct {
 	records []*record
 }
 
-// Flush appends the block to the trail and archives it: sqldb.Pending.
+// Flush appends the block to the trail, and archives what is unarchived
+// of the trail when it is due (see archiver.go): sqldb.Pending.
 func (b *block) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	rs := b.records
 	b.records = nil
-	appended, err := b.s.store.appendBlock(ctx, tx, rs)
+	s := b.s
+	if len(rs) == 0 {
+		return nil
+	}
+	h, row, err := s.claimHead(ctx, tx, rs)
+	if err != nil {
+		return err
+	}
+	base := h
+	appended, err := s.store.appendBlock(ctx, tx, &h, rs)
 	if err != nil {
 		return err
 	}
 	if len(appended) < len(rs) {
-		b.s.d.Log.Debug("events already in the audit trail", "events", len(rs)-len(appended))
+		s.d.Log.Debug("events already in the audit trail", "events", len(rs)-len(appended))
 	}
-	return archive(ctx, tx, appended)
+	if len(appended) > 0 && s.arch.due(h, appended, s.d.Now()) {
+		if err := s.archiveBlock(ctx, tx, &h, appended); err != nil {
+			return err
+		}
+	}
+	if h != row {
+		if err := setHead(ctx, tx, h); err != nil {
+			return err
+		}
+	}
+	if h != base {
+		tx.OnCommit(func() { s.arch.committed(h, appended) })
+	}
+	return nil
+}
+
+// claimHead locks the chain head for the block rs and returns it (the
+// head the block follows) and what the head's row holds now. Knowing the
+// head it last committed, the process chains rs after it and moves the
+// head's row past them at once, archived if the archive is due: the
+// UPDATE takes the row's lock, and matches only if the head is still the
+// one known (another instance may have appended since). Then the row
+// holds the head Flush most likely ends with, and the block costs no
+// SELECT. Otherwise the head is read locked (lockHead) and the row holds
+// it.
+func (s *Service) claimHead(ctx context.Context, tx *sqldb.Tx, rs []*record) (h, row head, err error) {
+	if c, ok := s.arch.lastHead(); ok {
+		chainRecords(c.Seq, c.Hash, rs)
+		want := c
+		want.Seq, want.Hash = rs[len(rs)-1].Seq, rs[len(rs)-1].Hash
+		if s.arch.due(want, rs, s.d.Now()) {
+			want.ArchivedSeq, want.ArchivedHash = want.Seq, want.Hash
+		}
+		res, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ?, archived_seq = ?, archived_hash = ?
+			WHERE id = 1 AND seq = ? AND hash = ? AND archived_seq = ? AND archived_hash = ?`,
+			want.Seq, want.Hash, want.ArchivedSeq, want.ArchivedHash, c.Seq, c.Hash, c.ArchivedSeq, c.ArchivedHash)
+		if err != nil {
+			return h, row, fmt.Errorf("audit: advance chain head: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return h, row, fmt.Errorf("audit: advance chain head: %w", err)
+		} else if n == 1 {
+			return c, want, nil
+		}
+	}
+	h, err = lockHead(ctx, tx)
+	return h, h, err
 }
 
 // Discard drops the block: the work that recorded it was rolled back.
@@ -92,9 +151,10 @@ func archiveSize(r *record) int {
 // sit on one partition of audit-events, in chain order.
 const chainName = "audit"
 
-// archive publishes the appended records rs (a block, in seq order) to
-// audit-events as AuditBlockRecorded, in as few parts as MaxArchivePart
-// allows: one outbox row, and one Kafka record, per part.
+// archive publishes rs, consecutive records of the chain (one block or
+// several, in seq order), to audit-events as AuditBlockRecorded, in as
+// few parts as MaxArchivePart allows: one outbox row, and one Kafka
+// record, per part.
 func archive(ctx context.Context, tx *sqldb.Tx, rs []*record) error {
 	if len(rs) == 0 {
 		return nil
@@ -110,19 +170,84 @@ func archive(ctx context.Context, tx *sqldb.Tx, rs []*record) error {
 		parts[len(parts)-1] = append(parts[len(parts)-1], r)
 		size += n
 	}
-	// The block's records have as many causes as correlation ids: the block
-	// is its own, named by its seqs.
+	// The records have as many causes as correlation ids: the archive
+	// record is its own, named by its seqs.
 	first, last := rs[0].Seq, rs[len(rs)-1].Seq
-	o := event.FromRequest("audit-block-"+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10), event.Metadata{})
-	payloads := make([]event.Payload, len(parts))
-	for i, part := range parts {
-		p := &event.AuditBlockRecorded{Chain: chainName, PrevHash: part[0].PrevHash, Hash: part[len(part)-1].Hash,
-			Part: i + 1, Parts: len(parts), Records: make([]event.AuditBlockRecord, len(part))}
-		for j, r := range part {
-			p.Records[j] = event.AuditBlockRecord{Seq: r.Seq, EventID: r.EventID, Type: r.EventType, Topic: r.Topic,
-				Partition: r.Partition, Offset: r.Offset, Key: r.Key, RecordedAt: r.RecordedAt, Envelope: r.Envelope}
-		}
-		payloads[i] = p
+	corr := "audit-block-" + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10)
+	spec, ok := event.Lookup((&event.AuditBlockRecorded{}).EventType())
+	if !ok {
+		return fmt.Errorf("audit: %s is not in the catalog", (&event.AuditBlockRecorded{}).EventType())
 	}
-	return outbox.Emit(ctx, tx, service.Source(Name), o, payloads...)
+	envs := make([]*event.Envelope, len(parts))
+	for i, part := range parts {
+		envs[i] = &event.Envelope{Partition: -1, Offset: -1, EventID: event.NewID(), EventType: spec.Type, EventVersion: spec.Version,
+			Timestamp: time.Now().UTC().Truncate(time.Microsecond), Source: service.Source(Name), CorrelationID: corr, CausationID: corr,
+			Data: blockJSON(part, i+1, len(parts)), Key: chainName}
+	}
+	return outbox.Add(ctx, tx, envs...)
+}
+
+// blockJSON is the JSON of the AuditBlockRecorded of part, part i of n,
+// written here rather than by event.New: encoding/json would copy each
+// record's envelope, a json.RawMessage, by scanning it (compacting it),
+// half the CPU of an archive record. The envelopes are compact JSON
+// already (event.Envelope.Marshal wrote them), copied as they are; the
+// tests decode what this writes against the type's schema.
+func blockJSON(part []*record, i, n int) []byte {
+	size := 200
+	for _, r := range part {
+		size += archiveSize(r)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"chain":`...)
+	b = appendString(b, chainName)
+	b = append(b, `,"prevHash":`...)
+	b = appendString(b, part[0].PrevHash)
+	b = append(b, `,"hash":`...)
+	b = appendString(b, part[len(part)-1].Hash)
+	b = append(b, `,"part":`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, `,"parts":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, `,"records":[`...)
+	for j, r := range part {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendInt(b, r.Seq, 10)
+		b = append(b, `,"eventId":`...)
+		b = appendString(b, r.EventID)
+		b = append(b, `,"eventType":`...)
+		b = appendString(b, r.EventType)
+		b = append(b, `,"topic":`...)
+		b = appendString(b, r.Topic)
+		b = append(b, `,"partition":`...)
+		b = strconv.AppendInt(b, int64(r.Partition), 10)
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendInt(b, r.Offset, 10)
+		b = append(b, `,"key":`...)
+		b = appendString(b, r.Key)
+		b = append(b, `,"recordedAt":`...)
+		b = strconv.AppendInt(b, r.RecordedAt, 10)
+		b = append(b, `,"envelope":`...)
+		b = append(b, r.Envelope...)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it:
+// printable ASCII other than the quote, the backslash and the HTML
+// characters as it is, anything else through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

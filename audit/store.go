@@ -33,43 +33,73 @@ type record struct {
 	Hash          string
 }
 
+// head is the row of chain_head: the chain's last link, and how far the
+// archive on audit-events has got (the records up to ArchivedSeq are in
+// the outbox or published; ArchivedHash is record ArchivedSeq's hash).
+type head struct {
+	Seq          int64
+	Hash         string
+	ArchivedSeq  int64
+	ArchivedHash string
+}
+
+// lockHead reads the chain head with a row lock, so concurrent appenders
+// (several instances on PostgreSQL) queue on it and the chain never forks;
+// the lock is held until tx ends.
+func lockHead(ctx context.Context, tx *sqldb.Tx) (head, error) {
+	var h head
+	if err := tx.QueryRow(ctx, `SELECT seq, hash, archived_seq, archived_hash FROM chain_head WHERE id = 1`+tx.ForUpdate()).
+		Scan(&h.Seq, &h.Hash, &h.ArchivedSeq, &h.ArchivedHash); err != nil {
+		return h, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	return h, nil
+}
+
+// setHead writes h to chain_head, locked by lockHead.
+func setHead(ctx context.Context, tx *sqldb.Tx, h head) error {
+	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ?, archived_seq = ?, archived_hash = ? WHERE id = 1`,
+		h.Seq, h.Hash, h.ArchivedSeq, h.ArchivedHash); err != nil {
+		return fmt.Errorf("audit: advance chain head: %w", err)
+	}
+	return nil
+}
+
 // appendBlock appends rs, the records of one batch in the order consumed,
-// to the chain within tx as one block, and returns those it appended: an
-// event already in the trail (event_id UNIQUE), or twice in rs, is left
-// out. It assigns each its seq, prev_hash and hash (chainHash: each
-// record's hash chains from the one before, so the block's digest is its
-// last record's hash), inserts them with one multi-row statement, and
-// advances the chain head once. The head is read with a row lock, so
-// concurrent appenders (several instances on PostgreSQL) queue on it and
-// the chain never forks; appendBlock runs as the batch's transaction is
-// about to commit (see handlers.go), so the lock is held only that long.
+// to the chain within tx as one block after h, the head read locked
+// (lockHead), and returns those it appended, h moved to the last of them
+// (the caller writes it back, setHead): an event already in the trail
+// (event_id UNIQUE), or twice in rs, is left out. It assigns each its
+// seq, prev_hash and hash (chainHash: each record's hash chains from the
+// one before, so the block's digest is its last record's hash) and
+// inserts them with one multi-row statement.
 //
-// Three statements for the whole block: lock the head, insert, advance the
-// head. Should the insert skip a record (a duplicate), the block's rows are
+// With the head's lock and update, three statements for the whole block,
+// two when claimHead's UPDATE locks the head. Should the insert skip a record (a duplicate), the block's rows are
 // taken back and inserted again without the duplicates.
-func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*record, error) {
+func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, h *head, rs []*record) ([]*record, error) {
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	var headSeq int64
-	var headHash string
-	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`+tx.ForUpdate()).Scan(&headSeq, &headHash); err != nil {
-		return nil, fmt.Errorf("audit: read chain head: %w", err)
-	}
-	n, err := insertChained(ctx, tx, headSeq, headHash, rs)
+	n, err := insertChained(ctx, tx, h.Seq, h.Hash, rs)
 	if err != nil {
 		return nil, err
 	}
 	if n != len(rs) {
 		// Rare: the inbox drops redeliveries before they get here. The
-		// rows after the head are this block's alone (the head is locked).
-		if _, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq > ?`, headSeq); err != nil {
+		// rows after the head are this block's alone (the head is locked):
+		// should there be others, which only a hand on the table could
+		// have put there, the transaction fails and leaves them.
+		res, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE seq > ?`, h.Seq)
+		if err != nil {
 			return nil, fmt.Errorf("audit: take back a block: %w", err)
+		}
+		if taken, err := res.RowsAffected(); err != nil || taken != int64(n) {
+			return nil, fmt.Errorf("audit: take back a block: %d rows after the chain head %d, %d of them the block's (%v)", taken, h.Seq, n, err)
 		}
 		if rs, err = s.newRecords(ctx, tx, rs); err != nil {
 			return nil, err
 		}
-		if n, err = insertChained(ctx, tx, headSeq, headHash, rs); err != nil {
+		if n, err = insertChained(ctx, tx, h.Seq, h.Hash, rs); err != nil {
 			return nil, err
 		}
 		if n != len(rs) {
@@ -80,9 +110,7 @@ func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]
 		}
 	}
 	last := rs[len(rs)-1]
-	if _, err := tx.Exec(ctx, `UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash); err != nil {
-		return nil, fmt.Errorf("audit: advance chain head: %w", err)
-	}
+	h.Seq, h.Hash = last.Seq, last.Hash
 	return rs, nil
 }
 
@@ -94,12 +122,7 @@ const insertRows = 512
 // them, skipping any whose event_id is in the trail; it returns how many
 // it inserted. One statement inserts up to insertRows records.
 func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash string, rs []*record) (int, error) {
-	prev := headHash
-	for i, r := range rs {
-		r.Seq, r.PrevHash = headSeq+1+int64(i), prev
-		r.Hash = chainHash(r.PrevHash, r)
-		prev = r.Hash
-	}
+	chainRecords(headSeq, headHash, rs)
 	inserted := 0
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), insertRows)]
@@ -111,7 +134,7 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 				r.Source, r.OccurredAt, r.RecordedAt, string(r.Envelope), r.PrevHash, r.Hash)
 		}
 		args = append(args, make([]any, 15*(rows-len(chunk)))...) // padding rows, all NULL
-		res, err := tx.Exec(ctx, insertStatement(rows), args...)
+		res, err := tx.Exec(ctx, insertStatement(tx.Dialect(), rows), args...)
 		if err != nil {
 			return 0, fmt.Errorf("audit: append a block: %w", err)
 		}
@@ -122,6 +145,22 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 		inserted += int(n)
 	}
 	return inserted, nil
+}
+
+// chainRecords assigns rs their seq, prev_hash and hash after the head
+// (headSeq, headHash). A record chained at the same place before (by
+// claimHead) keeps its hash: the hash is a function of the place and the
+// record's content, which does not change.
+func chainRecords(headSeq int64, headHash string, rs []*record) {
+	prev := headHash
+	var scratch []byte
+	for i, r := range rs {
+		if seq := headSeq + 1 + int64(i); r.Hash == "" || r.Seq != seq || r.PrevHash != prev {
+			r.Seq, r.PrevHash = seq, prev
+			r.Hash, scratch = hashRecord(scratch, prev, r)
+		}
+		prev = r.Hash
+	}
 }
 
 // sizeClass returns the power of two at least n: the number of rows of
@@ -141,11 +180,21 @@ func sizeClass(n int) int {
 // block size (SQLite's prepared programs grow with their rows: one per
 // size up to 500 held some 190 MB). The casts type the parameters on
 // PostgreSQL, which does not infer them from the table in INSERT … SELECT.
-func insertStatement(rows int) string {
+//
+// A record whose event is in the trail is skipped (see appendBlock); any
+// other conflict is an error on PostgreSQL. On SQLite every conflict
+// skips its row (OR IGNORE), which appendBlock tells from a duplicate:
+// with a constraint that may abort it midway, SQLite keeps a statement
+// journal of every page the multi-row INSERT changes, spilt to a
+// temporary file beyond 64 KiB, a quarter of the INSERT's CPU.
+func insertStatement(d sqldb.Dialect, rows int) string {
 	const row = "(CAST(? AS BIGINT), ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, ?)"
-	return `INSERT INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
-		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL
-		ON CONFLICT (event_id) DO NOTHING`
+	insert, tail := `INSERT`, ` ON CONFLICT (event_id) DO NOTHING`
+	if d == sqldb.SQLite {
+		insert, tail = `INSERT OR IGNORE`, ``
+	}
+	return insert + ` INTO audit_log (seq, event_id, event_type, topic, record_key, record_partition, record_offset, correlation_id, causation_id, source, occurred_at, recorded_at, envelope, prev_hash, hash)
+		SELECT * FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + `) AS v WHERE column1 IS NOT NULL` + tail
 }
 
 // newRecords returns rs without the records whose event is in the trail
@@ -191,6 +240,23 @@ func (s *store) newRecords(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*
 			recorded[r.EventID] = true // a second copy in rs is left out too
 			out = append(out, r)
 		}
+	}
+	return out, nil
+}
+
+// readRecords returns the records after seq after, up to seq upTo and at
+// most limit of them, in seq order, with what the archive carries.
+func readRecords(ctx context.Context, tx *sqldb.Tx, after, upTo int64, limit int) ([]*record, error) {
+	out, err := sqldb.List(ctx, tx, `SELECT seq, event_id, event_type, topic, record_key, record_partition, record_offset, recorded_at, envelope, prev_hash, hash
+		FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, []any{after, upTo, limit}, func(r sqldb.Scanner) (*record, error) {
+		rec := &record{}
+		var env string
+		err := r.Scan(&rec.Seq, &rec.EventID, &rec.EventType, &rec.Topic, &rec.Key, &rec.Partition, &rec.Offset, &rec.RecordedAt, &env, &rec.PrevHash, &rec.Hash)
+		rec.Envelope = []byte(env)
+		return rec, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: read records to archive: %w", err)
 	}
 	return out, nil
 }

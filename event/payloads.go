@@ -578,14 +578,15 @@ type AuditRecorded struct {
 }
 
 // AuditBlockRecorded (key: chain, always "audit", so the blocks sit on one
-// partition in chain order): the audit service appended a block — the
-// records of one consumed batch — to its hash-chained trail. It carries the
-// block's records whole, like AuditRecorded, in seq order: audit-events is
-// the archive of every business event. Each record's hash chains from the
-// one before it, so a reader checks Records from PrevHash alone. A block
-// whose records would make a record larger than the audit service's bound
-// (audit.MaxArchivePart) travels as several, Part 1 to Parts, each a
-// contiguous stretch of the chain.
+// partition in chain order): the audit service appended blocks — each the
+// records of one consumed batch — to its hash-chained trail. It carries a
+// stretch of consecutive blocks (those of up to 100 ms, see
+// audit.ArchiveDelay) with their records whole, like AuditRecorded, in seq
+// order: audit-events is the archive of every business event. Each
+// record's hash chains from the one before it, so a reader checks Records
+// from PrevHash alone. A stretch whose records would make a record larger
+// than the audit service's bound (audit.MaxArchivePart) travels as several,
+// Part 1 to Parts, each a contiguous stretch of the chain.
 type AuditBlockRecorded struct {
 	Chain    string             `json:"chain" event:"key"`
 	PrevHash string             `json:"prevHash"` // the hash the first of Records links to
