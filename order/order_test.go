@@ -926,6 +926,11 @@ func TestUserUpdatesReachOrders(t *testing.T) {
 	if o.Customer != (order.Customer{Email: event.Plain("ann@new.example"), Name: event.Plain("Ann New")}) {
 		t.Errorf("new order's customer %+v", o.Customer)
 	}
+	var keyed order.Order // with a key, the user is read with it
+	status, _, b := do(t, h, "POST", orderPath, ann, body(item("p-tea", 1)), map[string]string{"Idempotency-Key": "after-update"})
+	if err := json.Unmarshal(b, &keyed); status != http.StatusAccepted || err != nil || keyed.Customer != o.Customer {
+		t.Errorf("new order's customer, placed with a key: %+v", keyed.Customer)
+	}
 	c := payloadOf[*event.OrderCreated](t, h.Events.Wait(t, "OrderCreated", apptest.Keyed(o.ID)))
 	if c.Customer.Email.Clear != "ann@new.example" {
 		t.Errorf("OrderCreated customer %+v", c.Customer)
@@ -945,9 +950,11 @@ func TestDeactivatedUserCannotOrder(t *testing.T) {
 		&event.UserUpdated{UserID: "ann", Email: event.Plain("ann@after.example"), Name: event.Plain("Ann"), Changed: []string{"email"}})
 	// The UserUpdated after the deactivation is handled once the order shows it.
 	h.Eventually("the update after deactivation", func() bool { return s.get().Customer.Email.Clear == "ann@after.example" })
-	status, _, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), nil)
-	if eb := errorOf(b); status != 403 || eb.Error.Code != "forbidden" || eb.Error.Message != "account deactivated" {
-		t.Errorf("deactivated user ordered: %d %s", status, b)
+	for _, hdr := range []map[string]string{nil, {"Idempotency-Key": "after-deactivation"}} { // with a key, the user is read with it
+		status, _, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), hdr)
+		if eb := errorOf(b); status != 403 || eb.Error.Code != "forbidden" || eb.Error.Message != "account deactivated" {
+			t.Errorf("deactivated user ordered (headers %v): %d %s", hdr, status, b)
+		}
 	}
 	// Others still can.
 	h.JSON("POST", orderPath, h.Token("bob", "customer"), body(item("p-mug", 1)), http.StatusAccepted, nil)

@@ -119,6 +119,35 @@ func (s *store) user(ctx context.Context, id string) (*user, error) {
 	return &u, nil
 }
 
+// idemKey is a stored Idempotency-Key: the order placed with it and the
+// SHA-256 (hex) of that request's body ("" for keys stored before bodies
+// were hashed).
+type idemKey struct {
+	orderID, sum string
+}
+
+// userAndKey returns, in one read, the projection of user id (nil if no
+// event about them arrived yet) and, when key is not "", the key as the
+// user stored it (a zero idemKey if they did not).
+func (s *store) userAndKey(ctx context.Context, id, key string) (*user, idemKey, error) {
+	if key == "" {
+		u, err := s.user(ctx, id)
+		return u, idemKey{}, err
+	}
+	var email, name, status, orderID, sum sql.NullString
+	err := s.db.QueryRow(ctx, `SELECT u.email, u.name, u.status, k.order_id, k.request_sha256 FROM (SELECT 1 AS one) x
+		LEFT JOIN users u ON u.user_id = ? LEFT JOIN idempotency_keys k ON k.user_id = ? AND k.idem_key = ?`, id, id, key).
+		Scan(&email, &name, &status, &orderID, &sum)
+	if err != nil {
+		return nil, idemKey{}, fmt.Errorf("order: read user %s and idempotency key: %w", id, err)
+	}
+	var u *user
+	if status.Valid {
+		u = &user{Email: email.String, Name: name.String, Status: status.String}
+	}
+	return u, idemKey{orderID.String, sum.String}, nil
+}
+
 // upsertUser stores a user's profile; the status of a known user is kept
 // (a deactivated account stays deactivated).
 func (s *store) upsertUser(ctx context.Context, tx *sqldb.Tx, id, email, name string) error {
