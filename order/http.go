@@ -499,8 +499,9 @@ func (s *Service) recheckAfter() time.Duration {
 func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	woken := false
 	for {
-		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed)
+		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed, &woken)
 		if done || err != nil {
 			return cur, err
 		}
@@ -511,15 +512,22 @@ func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Represen
 // awaitOnce reads order id (unless changed, a watch taken before rep was
 // read, is given) and, while it is still rep, waits for a notification or
 // the recheck; done reports a change (cur), the deadline or the end of ctx
-// (cur is rep).
-func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}) (cur httpx.Representation, done bool, err error) {
+// (cur is rep). *woken says whether the last wait ended with a
+// notification: the read may then take the row heard of (heardOrOrder),
+// a recheck reads.
+func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}, woken *bool) (cur httpx.Representation, done bool, err error) {
 	if changed == nil {
 		// Watch before reading, so a change committed in between wakes us.
 		var release func()
 		var epoch uint64
 		changed, release, epoch = s.known.watch(id)
 		defer release()
-		o, err := s.store.order(ctx, s.d.DB, id)
+		var o *Order
+		if *woken {
+			o, err = s.heardOrOrder(ctx, id)
+		} else {
+			o, err = s.store.order(ctx, s.d.DB, id)
+		}
 		if err != nil {
 			return rep, true, err
 		}
@@ -537,8 +545,10 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 		defer t.Stop()
 		recheck = t.C
 	}
+	*woken = false
 	select {
 	case <-changed:
+		*woken = true
 	case <-recheck:
 	case <-deadline:
 		return rep, true, nil
@@ -546,6 +556,22 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 		return rep, true, nil
 	}
 	return rep, false, nil
+}
+
+// heardOrOrder returns order id as its last change heard of left it, if
+// this instance wrote that change (known.heardRow: the row it wrote, read
+// as a read of it would), else as read. Only for held GETs woken by the
+// notification of a change: a recheck (a safety net) reads, and so does a
+// GET that must see its caller's own change, maybe not heard of yet.
+func (s *Service) heardOrOrder(ctx context.Context, id string) (*Order, error) {
+	if row, ok := s.known.heardRow(id); ok {
+		o, err := scanOrder(rowScanner(row))
+		if err != nil {
+			return nil, fmt.Errorf("order: the row of order %s written: %w", id, err)
+		}
+		return o, nil
+	}
+	return s.store.order(ctx, s.d.DB, id)
 }
 
 // visibleOrder returns the caller and the order of the path if the caller

@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ import (
 type store struct {
 	db      *sqldb.DB
 	changed func(id string) // told of an order's id once a change to it commits
+	// committing is told each orders row about to be written, with the
+	// token of its notification (PostgreSQL; see projectOrderLater).
+	committing func(token string, row []any)
 }
 
 // changedOnCommit notes that order id changed, for the watchers of
@@ -54,6 +58,42 @@ func scanOrder(r sqldb.Scanner) (*Order, error) {
 	o.FromCart = fromCart != 0
 	o.CreatedAt, o.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return &o, nil
+}
+
+// rowScanner scans the values of a row as written (orderRow) as a read
+// of the row would return them: each value, as the driver takes it
+// (driver.Valuer), into each destination.
+type rowScanner []any
+
+func (r rowScanner) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return fmt.Errorf("scan %d values into %d destinations", len(r), len(dest))
+	}
+	for i, d := range dest {
+		v := r[i]
+		if vr, ok := v.(driver.Valuer); ok {
+			var err error
+			if v, err = vr.Value(); err != nil {
+				return err
+			}
+		}
+		var ok bool
+		switch d := d.(type) {
+		case sql.Scanner:
+			if err := d.Scan(v); err != nil {
+				return err
+			}
+			ok = true
+		case *string:
+			*d, ok = v.(string)
+		case *int64:
+			*d, ok = v.(int64)
+		}
+		if !ok {
+			return fmt.Errorf("scan %T into %T", v, d)
+		}
+	}
+	return nil
 }
 
 // order reads one order; ENOTFOUND if absent.
