@@ -30,12 +30,32 @@ type Balancer struct {
 }
 
 // NewBalancer returns a balancer over urls (at least one) using rt, or
-// http.DefaultTransport when rt is nil.
+// Transport when rt is nil.
 func NewBalancer(urls []*url.URL, rt http.RoundTripper) *Balancer {
 	if rt == nil {
-		rt = http.DefaultTransport
+		rt = Transport
 	}
 	return &Balancer{urls: urls, rt: rt}
+}
+
+// Transport is the transport of the gateway's proxies and of the calls
+// between services (distributed mode): http.DefaultTransport keeping up to
+// maxIdlePerInstance idle connections to each instance instead of 2. With
+// 2, a burst of concurrent requests to one instance (64 orders in flight:
+// their POSTs, held GETs, and the order service's calls to catalog and
+// payment) opened a connection for nearly every request and closed it after,
+// a TCP handshake and a server goroutine each, at both ends.
+var Transport http.RoundTripper = newTransport()
+
+// maxIdlePerInstance bounds the idle connections kept to one instance: as
+// many as the requests commonly in flight to it, so that bursts reuse them.
+const maxIdlePerInstance = 256
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * maxIdlePerInstance // over all instances (the default, 100, would undo the per-instance bound)
+	t.MaxIdleConnsPerHost = maxIdlePerInstance
+	return t
 }
 
 // RoundTrip implements http.RoundTripper.

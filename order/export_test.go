@@ -85,3 +85,31 @@ func LoadBatch(ctx context.Context, svc service.Service, ids ...string) (map[str
 	})
 	return status, version, err
 }
+
+// Committing is how many orders rows the instance wrote whose notification
+// it has not heard yet (known.committing).
+func Committing(svc service.Service) int {
+	k := &svc.(*Service).known
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.committing)
+}
+
+// CancelAllAsCustomer cancels orders ids as CancelAsCustomer does, in one
+// transaction.
+func CancelAllAsCustomer(ctx context.Context, svc service.Service, ids ...string) error {
+	s := svc.(*Service)
+	err := s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, id := range ids {
+			if _, _, err := s.command(ctx, tx, event.Origin{CorrelationID: "corr-cancel"}, id,
+				Command{Kind: Cancel, ReasonCode: ReasonCustomerCancelled, Reason: "cancelled by the customer"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.d.Outbox.Notify()
+	}
+	return err
+}

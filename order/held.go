@@ -1,6 +1,7 @@
 package order
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/eventmart/eventmart/internal/watch"
@@ -39,6 +40,18 @@ type known struct {
 	// newOrders counts, for each order this instance is placing (POST
 	// /orders), the changes of it heard of since it began: see placed.
 	newOrders map[string]int
+	// committing is the orders row this instance last wrote of each order
+	// (PostgreSQL), with the token its notification carries, until the
+	// order's next change is heard of; heardRows, the row of each order
+	// whose last change heard of is one of those: the order as it is, in
+	// the words of a read, until its next change is heard of (see heard).
+	committing map[string]tokenRow
+	heardRows  map[string][]any
+}
+
+type tokenRow struct {
+	token string
+	row   []any
 }
 
 type knownOrder struct {
@@ -145,12 +158,78 @@ func (k *known) placed(id, owner, etag string, epoch uint64) {
 	k.put(id, knownOrder{owner, etag, heard == 0})
 }
 
+// committed notes that this instance is writing row, order id's orders
+// row, in a statement whose notification carries token (see heard).
+func (k *known) committed(token string, row []any) {
+	id, _ := row[0].(string)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.committing == nil {
+		k.committing = map[string]tokenRow{}
+	}
+	bound(k.committing, id)
+	k.committing[id] = tokenRow{token, row}
+}
+
+// heard is changed for a notification of PostgreSQL: payload is the
+// order's id, a space and the token of the statement that wrote its row
+// (projectOrderLater). When this instance wrote that row (committed), the
+// row is the order as it is until its next change is heard of (the
+// notifications come in the order of the commits): the held GETs it wakes
+// take it (heardOrder) rather than read.
+func (k *known) heard(payload string) {
+	id, token, _ := strings.Cut(payload, " ")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c, ok := k.committing[id]; ok && token != "" && c.token == token {
+		delete(k.committing, id)
+		if k.heardRows == nil {
+			k.heardRows = map[string][]any{}
+		}
+		bound(k.heardRows, id)
+		k.heardRows[id] = c.row
+	} else {
+		delete(k.heardRows, id)
+	}
+	k.changedLocked(id)
+}
+
+// heardRow returns the orders row of order id as its last change heard of
+// left it, if this instance wrote it and every change is heard of (see
+// heard); ok is false otherwise.
+func (k *known) heardRow(id string) (row []any, ok bool) {
+	if !k.trusted() {
+		return nil, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	row, ok = k.heardRows[id]
+	return row, ok
+}
+
+// bound makes room for one more entry in m, if id is not in it yet, by
+// forgetting an arbitrary one once m holds maxKnown.
+func bound[V any](m map[string]V, id string) {
+	if _, ok := m[id]; !ok && len(m) >= maxKnown {
+		for old := range m {
+			delete(m, old)
+			break
+		}
+	}
+}
+
 // changed forgets order id and wakes its watchers: it changed — unless
 // this is the hearing of the commit that placed it, still to be heard of
 // (unheard): whoever read the order since read it after that commit.
 func (k *known) changed(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	delete(k.heardRows, id)
+	k.changedLocked(id)
+}
+
+// changedLocked is changed with k.mu held.
+func (k *known) changedLocked(id string) {
 	if n, ok := k.newOrders[id]; ok {
 		k.newOrders[id] = n + 1
 	}
@@ -169,6 +248,8 @@ func (k *known) reset() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	clear(k.m)
+	clear(k.committing)
+	clear(k.heardRows)
 	k.epoch++
 	k.hub.NotifyAll()
 }

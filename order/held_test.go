@@ -113,3 +113,53 @@ func TestKnownPlacedAwaitsItsOwnCommitOnce(t *testing.T) {
 		t.Fatalf("remembered %d orders, %d placings left, want none", k.size(), len(k.newOrders))
 	}
 }
+
+// TestKnownHeardRowOnlyOfItsOwnLastChange: the row this instance wrote is
+// the order only when the change last heard of is the one that wrote it
+// (its token), while every change is heard of, until the next change.
+func TestKnownHeardRowOnlyOfItsOwnLastChange(t *testing.T) {
+	trusted := true
+	k := known{hub: &watch.Hub{}, trusted: func() bool { return trusted }}
+	row := func(v string) []any { return []any{"o1", v} }
+	has := func(want string) {
+		t.Helper()
+		r, ok := k.heardRow("o1")
+		switch {
+		case want == "" && ok:
+			t.Fatalf("heard row %v, want none", r)
+		case want != "" && (!ok || r[1] != want):
+			t.Fatalf("heard row %v (%v), want %q", r, ok, want)
+		}
+	}
+	k.committed("t1", row("mine"))
+	k.heard("o1 t0") // another instance's commit, before mine
+	has("")
+	k.heard("o1 t1")
+	has("mine")
+	trusted = false // not listening: changes may be missed
+	has("")
+	trusted = true
+	k.heard("o1 t1") // heard again (another flush of the transaction): no longer known as mine
+	has("")
+
+	k.committed("t2", row("flushed first"))
+	k.committed("t3", row("flushed again")) // the same transaction's later flush, or a later one
+	k.heard("o1 t2")
+	has("")
+	k.heard("o1 t3") // the last row written, heard last
+	has("flushed again")
+
+	k.committed("t4", row("mine again"))
+	k.heard("o1 t4")
+	has("mine again")
+	k.heard("o1") // a payload without token (an older instance)
+	has("")
+	k.committed("t5", row("before a reset"))
+	k.reset()
+	k.heard("o1 t5")
+	has("")
+	k.committed("t6", row("changed locally"))
+	k.heard("o1 t6")
+	k.changed("o1") // told by a commit, not a notification (SQLite, or not listening)
+	has("")
+}

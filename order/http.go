@@ -63,10 +63,16 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, err)
 			return
 		}
-		if o, err = s.orderByKey(ctx, id.UserID, key, sum); err != nil {
-			httpx.Error(w, r, err)
-			return
-		}
+	}
+	// The caller's projection and the order placed with key, if any, in
+	// one read: placing needs the one, a retry the other.
+	u, keyed, err := s.store.userAndKey(ctx, id.UserID, key)
+	if err == nil && keyed.orderID != "" {
+		o, err = s.keyedOrder(ctx, key, sum, keyed)
+	}
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
 	}
 	if o == nil {
 		// A new order: shed it at the door while the pipeline is
@@ -77,7 +83,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, err)
 			return
 		}
-		o, rep, err = s.place(ctx, id, r, key, sum)
+		o, rep, err = s.place(ctx, id, u, r, key, sum)
 		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
 			o, err = s.orderByKey(ctx, id.UserID, key, sum)
 		}
@@ -99,18 +105,24 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 // orderByKey returns the order created with key, or nil; EUNPROCESSABLE
 // if it was created with a body whose SHA-256 is not sum.
 func (s *Service) orderByKey(ctx context.Context, userID, key, sum string) (*Order, error) {
-	var id, stored string
-	err := s.d.DB.QueryRow(ctx, `SELECT order_id, request_sha256 FROM idempotency_keys WHERE user_id = ? AND idem_key = ?`, userID, key).Scan(&id, &stored)
+	var k idemKey
+	err := s.d.DB.QueryRow(ctx, `SELECT order_id, request_sha256 FROM idempotency_keys WHERE user_id = ? AND idem_key = ?`, userID, key).Scan(&k.orderID, &k.sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("order: look up idempotency key: %w", err)
 	}
-	if stored != "" && stored != sum { // "": a key stored before bodies were hashed
-		return nil, eventmart.Errorf(eventmart.EUNPROCESSABLE, "Idempotency-Key %q was used with another request body (order %s); use a new key for a new order", key, id)
+	return s.keyedOrder(ctx, key, sum, k)
+}
+
+// keyedOrder returns the order k, created with key; EUNPROCESSABLE if it
+// was created with a body whose SHA-256 is not sum.
+func (s *Service) keyedOrder(ctx context.Context, key, sum string, k idemKey) (*Order, error) {
+	if k.sum != "" && k.sum != sum { // "": a key stored before bodies were hashed
+		return nil, eventmart.Errorf(eventmart.EUNPROCESSABLE, "Idempotency-Key %q was used with another request body (order %s); use a new key for a new order", key, k.orderID)
 	}
-	o, err := s.store.order(ctx, s.d.DB, id)
+	o, err := s.store.order(ctx, s.d.DB, k.orderID)
 	if err != nil {
 		return nil, err
 	}
@@ -129,16 +141,13 @@ func bodySum(r *http.Request) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// place validates and prices an order, vaults its card, and stores it
-// PENDING together with OrderCreated. It returns the order with its
-// representation: what a GET of it answers until it changes, which this
-// instance remembers (known) as an answered GET.
-func (s *Service) place(ctx context.Context, id auth.Identity, r *http.Request, key, sum string) (*Order, httpx.Representation, error) {
+// place validates and prices an order of the caller id, whose projection
+// is u (nil if none), vaults its card, and stores it PENDING together with
+// OrderCreated. It returns the order with its representation: what a GET
+// of it answers until it changes, which this instance remembers (known) as
+// an answered GET.
+func (s *Service) place(ctx context.Context, id auth.Identity, u *user, r *http.Request, key, sum string) (*Order, httpx.Representation, error) {
 	var none httpx.Representation
-	u, err := s.store.user(ctx, id.UserID)
-	if err != nil {
-		return nil, none, err
-	}
 	if u != nil && u.Status == userDeactivated {
 		return nil, none, eventmart.Errorf(eventmart.EFORBIDDEN, "account deactivated")
 	}
@@ -490,8 +499,9 @@ func (s *Service) recheckAfter() time.Duration {
 func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	woken := false
 	for {
-		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed)
+		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed, &woken)
 		if done || err != nil {
 			return cur, err
 		}
@@ -502,15 +512,22 @@ func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Represen
 // awaitOnce reads order id (unless changed, a watch taken before rep was
 // read, is given) and, while it is still rep, waits for a notification or
 // the recheck; done reports a change (cur), the deadline or the end of ctx
-// (cur is rep).
-func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}) (cur httpx.Representation, done bool, err error) {
+// (cur is rep). *woken says whether the last wait ended with a
+// notification: the read may then take the row heard of (heardOrOrder),
+// a recheck reads.
+func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}, woken *bool) (cur httpx.Representation, done bool, err error) {
 	if changed == nil {
 		// Watch before reading, so a change committed in between wakes us.
 		var release func()
 		var epoch uint64
 		changed, release, epoch = s.known.watch(id)
 		defer release()
-		o, err := s.store.order(ctx, s.d.DB, id)
+		var o *Order
+		if *woken {
+			o, err = s.heardOrOrder(ctx, id)
+		} else {
+			o, err = s.store.order(ctx, s.d.DB, id)
+		}
 		if err != nil {
 			return rep, true, err
 		}
@@ -528,8 +545,10 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 		defer t.Stop()
 		recheck = t.C
 	}
+	*woken = false
 	select {
 	case <-changed:
+		*woken = true
 	case <-recheck:
 	case <-deadline:
 		return rep, true, nil
@@ -537,6 +556,22 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 		return rep, true, nil
 	}
 	return rep, false, nil
+}
+
+// heardOrOrder returns order id as its last change heard of left it, if
+// this instance wrote that change (known.heardRow: the row it wrote, read
+// as a read of it would), else as read. Only for held GETs woken by the
+// notification of a change: a recheck (a safety net) reads, and so does a
+// GET that must see its caller's own change, maybe not heard of yet.
+func (s *Service) heardOrOrder(ctx context.Context, id string) (*Order, error) {
+	if row, ok := s.known.heardRow(id); ok {
+		o, err := scanOrder(rowScanner(row))
+		if err != nil {
+			return nil, fmt.Errorf("order: the row of order %s written: %w", id, err)
+		}
+		return o, nil
+	}
+	return s.store.order(ctx, s.d.DB, id)
 }
 
 // visibleOrder returns the caller and the order of the path if the caller

@@ -151,7 +151,7 @@ type Service struct {
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
-	s.store = newStore(d.DB, s.orderChanged)
+	s.store = newStore(d.DB, s.orderChanged, s.known.committed)
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
@@ -194,7 +194,7 @@ func (s *Service) RunInstance(ctx context.Context) error {
 			s.d.Log.Warn("order: not listening for the changes of other instances; held GETs recheck meanwhile",
 				"error", err, "recheck", time.Duration(s.recheck.Load()).String(), "retry_in", retryIn.String())
 		},
-		Notified: s.known.changed,
+		Notified: s.known.heard,
 	})
 	s.listening.Store(false)
 	s.known.reset()

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -142,7 +146,7 @@ func (s *store) save(ctx context.Context, tx *sqldb.Tx, st *stream, meta json.Ra
 		return fmt.Errorf("order: save order %s: %w", id, err)
 	}
 	st.State, st.Version = next, v
-	if err := projectOrderLater(tx, next); err != nil {
+	if err := projectOrderLater(tx, next, s.committing); err != nil {
 		return err
 	}
 	s.changedOnCommit(tx, id)
@@ -201,21 +205,53 @@ type projectionKey struct{}
 // id (pg_notify in its RETURNING clause: no statement of its own), which
 // the server delivers when the transaction commits to every instance of
 // the service, for their held GETs (Service.RunInstance). Every change of
-// an order passes here (store.save).
-func projectOrderLater(tx *sqldb.Tx, o OrderState) error {
+// an order passes here (store.save). The payload is the id, a space and
+// a token of the statement, and committing (if not nil) is told each row
+// with that token before it is written: the instance that hears the token
+// knows the row (see known.heard).
+func projectOrderLater(tx *sqldb.Tx, o OrderState, committing func(token string, row []any)) error {
 	row, err := orderRow(o)
 	if err != nil {
 		return err
 	}
 	tx.Pending(projectionKey{}, func() sqldb.Pending {
-		tail := orderUpsert
-		if tx.Dialect() == sqldb.Postgres {
-			tail += ` RETURNING pg_notify('` + changeChannel + `', id)`
+		if tx.Dialect() != sqldb.Postgres {
+			return &projection{Rows: sqldb.NewUpserts(orderInsert, 20, 1, orderUpsert)}
 		}
-		return sqldb.NewUpserts(orderInsert, 20, 1, tail)
-	}).(*sqldb.Rows).Add(row...)
+		tail := orderUpsert + ` RETURNING pg_notify('` + changeChannel + `', id || ' ' || CAST(? AS TEXT))`
+		return &projection{Rows: sqldb.NewUpserts(orderInsert, 20, 1, tail), committing: committing}
+	}).(*projection).Add(row...)
 	return nil
 }
+
+// projection is a transaction's pending rows of the orders table
+// (projectOrderLater).
+type projection struct {
+	*sqldb.Rows
+	committing func(token string, row []any) // nil on SQLite
+}
+
+// Flush writes the rows, on PostgreSQL with a new token in their
+// notifications: rows flushed again (a group commit's other work) or
+// rolled back (a savepoint) are told with another token, so a token heard
+// is that of the rows committed.
+func (p *projection) Flush(ctx context.Context, tx *sqldb.Tx) error {
+	if tx.Dialect() == sqldb.Postgres {
+		token := tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
+		p.SetTailArgs(token)
+		if p.committing != nil {
+			p.Each(func(row []any) { p.committing(token, slices.Clone(row)) })
+		}
+	}
+	return p.Rows.Flush(ctx, tx)
+}
+
+// tokenPrefix and tokenSeq make the tokens of the orders rows' flushes,
+// unique across instances (projection.Flush).
+var (
+	tokenPrefix = event.NewID() + "."
+	tokenSeq    atomic.Uint64
+)
 
 // changeChannel is the PostgreSQL notification channel on which a commit
 // that changed orders tells every instance of the service their ids.

@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,13 +19,16 @@ type store struct {
 	db      *sqldb.DB
 	changed func(id string)                // told of an order's id once a change to it commits
 	memory  *eventstore.Memory[OrderState] // of the orders loaded and saved (orders()); nil: none
+	// committing is told each orders row about to be written, with the
+	// token of its notification (PostgreSQL; see projectOrderLater).
+	committing func(token string, row []any)
 }
 
 // newStore returns the store of a service instance on db, keeping the
 // orders it loads and saves in memory (eventstore.DefaultMemoryStreams of
-// them).
-func newStore(db *sqldb.DB, changed func(id string)) *store {
-	return &store{db: db, changed: changed, memory: eventstore.NewMemory[OrderState](0)}
+// them). changed and committing may be nil.
+func newStore(db *sqldb.DB, changed func(id string), committing func(token string, row []any)) *store {
+	return &store{db: db, changed: changed, memory: eventstore.NewMemory[OrderState](0), committing: committing}
 }
 
 // changedOnCommit notes that order id changed, for the watchers of
@@ -63,6 +67,42 @@ func scanOrder(r sqldb.Scanner) (*Order, error) {
 	o.FromCart = fromCart != 0
 	o.CreatedAt, o.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return &o, nil
+}
+
+// rowScanner scans the values of a row as written (orderRow) as a read
+// of the row would return them: each value, as the driver takes it
+// (driver.Valuer), into each destination.
+type rowScanner []any
+
+func (r rowScanner) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return fmt.Errorf("scan %d values into %d destinations", len(r), len(dest))
+	}
+	for i, d := range dest {
+		v := r[i]
+		if vr, ok := v.(driver.Valuer); ok {
+			var err error
+			if v, err = vr.Value(); err != nil {
+				return err
+			}
+		}
+		var ok bool
+		switch d := d.(type) {
+		case sql.Scanner:
+			if err := d.Scan(v); err != nil {
+				return err
+			}
+			ok = true
+		case *string:
+			*d, ok = v.(string)
+		case *int64:
+			*d, ok = v.(int64)
+		}
+		if !ok {
+			return fmt.Errorf("scan %T into %T", v, d)
+		}
+	}
+	return nil
 }
 
 // order reads one order; ENOTFOUND if absent.
@@ -126,6 +166,35 @@ func (s *store) user(ctx context.Context, id string) (*user, error) {
 		return nil, fmt.Errorf("order: read user %s: %w", id, err)
 	}
 	return &u, nil
+}
+
+// idemKey is a stored Idempotency-Key: the order placed with it and the
+// SHA-256 (hex) of that request's body ("" for keys stored before bodies
+// were hashed).
+type idemKey struct {
+	orderID, sum string
+}
+
+// userAndKey returns, in one read, the projection of user id (nil if no
+// event about them arrived yet) and, when key is not "", the key as the
+// user stored it (a zero idemKey if they did not).
+func (s *store) userAndKey(ctx context.Context, id, key string) (*user, idemKey, error) {
+	if key == "" {
+		u, err := s.user(ctx, id)
+		return u, idemKey{}, err
+	}
+	var email, name, status, orderID, sum sql.NullString
+	err := s.db.QueryRow(ctx, `SELECT u.email, u.name, u.status, k.order_id, k.request_sha256 FROM (SELECT 1 AS one) x
+		LEFT JOIN users u ON u.user_id = ? LEFT JOIN idempotency_keys k ON k.user_id = ? AND k.idem_key = ?`, id, id, key).
+		Scan(&email, &name, &status, &orderID, &sum)
+	if err != nil {
+		return nil, idemKey{}, fmt.Errorf("order: read user %s and idempotency key: %w", id, err)
+	}
+	var u *user
+	if status.Valid {
+		u = &user{Email: email.String, Name: name.String, Status: status.String}
+	}
+	return u, idemKey{orderID.String, sum.String}, nil
 }
 
 // upsertUser stores a user's profile; the status of a known user is kept

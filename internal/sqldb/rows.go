@@ -22,6 +22,7 @@ type Rows struct {
 	cols       int
 	keys       int // with NewUpserts: the leading columns that key a row
 	args       []any
+	tailArgs   []any // the values of the tail's placeholders (SetTailArgs)
 }
 
 // maxRows bounds the rows of one statement: PostgreSQL takes at most 65535
@@ -60,6 +61,24 @@ func (r *Rows) Add(values ...any) {
 		panic(fmt.Sprintf("sqldb: a row of %d values for %d columns", len(values), r.cols)) // a programming error
 	}
 	r.args = append(r.args, values...)
+}
+
+// SetTailArgs sets the values of the tail's placeholders, which every
+// statement passes after its rows' values: say a tail "RETURNING
+// pg_notify('c', id || ?)" tags each notification with a value of the
+// transaction's.
+func (r *Rows) SetTailArgs(args ...any) { r.tailArgs = args }
+
+// Each calls fn with each row Flush would insert now (with NewUpserts,
+// the last of each key), in order; fn must not keep or change row.
+func (r *Rows) Each(fn func(row []any)) {
+	args := r.args
+	if r.keys > 0 {
+		args = r.lastByKey()
+	}
+	for i := 0; i < len(args); i += r.cols {
+		fn(args[i : i+r.cols])
+	}
 }
 
 // Len returns the number of rows buffered.
@@ -130,6 +149,9 @@ func (r *Rows) statement(d Dialect, args []any) (string, []any) {
 	if r.tail != "" {
 		q.WriteString(" ")
 		q.WriteString(r.tail)
+	}
+	if len(r.tailArgs) > 0 {
+		args = append(args[:len(args):len(args)], r.tailArgs...) // a copy: args may be r.args
 	}
 	return q.String(), args
 }

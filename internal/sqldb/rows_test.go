@@ -115,3 +115,49 @@ func TestRowsPadToSizeClasses(t *testing.T) {
 		t.Errorf("upserts: %v, want [0=v3 1=v4 2=again]", got)
 	}
 }
+
+// TestRowsTailArgsAndEach: the tail's placeholders take SetTailArgs'
+// values in every statement (here, two: 250 rows); Each visits the rows a
+// flush inserts, the last of each key for upserts.
+func TestRowsTailArgsAndEach(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	if _, err := db.Exec(ctx, `CREATE TABLE u (k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 250
+	err := db.InTx(ctx, func(tx *Tx) error {
+		rows := NewUpserts(`INSERT INTO u (k, v) VALUES`, 2, 1, `ON CONFLICT (k) DO UPDATE SET v = excluded.v || ?`)
+		rows.SetTailArgs("!")
+		for i := range n {
+			rows.Add(i, "first")
+		}
+		for i := range n {
+			rows.Add(i, fmt.Sprint("v", i)) // the last of key i
+		}
+		seen := 0
+		rows.Each(func(row []any) {
+			if row[0] != seen || row[1] != fmt.Sprint("v", seen) {
+				t.Errorf("Each: row %d is %v", seen, row)
+			}
+			seen++
+		})
+		if seen != n {
+			t.Errorf("Each visited %d rows, want %d", seen, n)
+		}
+		if err := rows.Flush(ctx, tx); err != nil {
+			return err
+		}
+		for i := range n {
+			rows.Add(i, fmt.Sprint("v", i))
+		}
+		return rows.Flush(ctx, tx) // conflicts on every row: the tail's update
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM u WHERE v <> 'v' || k || '!'`).Scan(&bad); err != nil || bad != 0 {
+		t.Errorf("%d rows not updated through the tail with its argument (err %v)", bad, err)
+	}
+}
