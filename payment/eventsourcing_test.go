@@ -165,6 +165,55 @@ func TestChargeRacingCancellationAcrossInstances(t *testing.T) {
 	t.Logf("%d conflicting appends retried", eventstore.RetriedConflicts()-conflicts)
 }
 
+// With two payment instances on one PostgreSQL database, each keeping
+// the payments it loaded and saved in memory: a payment the second
+// charged is what the first decides on next, though it remembers the
+// payment from before. (If the first decided on what it remembers — an
+// order neither reserved nor charged — the cancellation would void it and
+// refund nothing.)
+func TestInstancesDecideOnEachOthersAppends(t *testing.T) {
+	p := newProvider()
+	defs := []service.Def{payment.DefWith(p)}
+	f := &fixture{Harness: apptest.Start(t, defs, apptest.OnPostgres(t, defs)), t: t, provider: p}
+	second := f.StartInstance().Service(payment.Name)
+	first := f.App.Service(payment.Name)
+	ctx := context.Background()
+	tok := f.vault("u1", payment.TestCardApproved)
+	o := saga("corr-instances")
+	handle := func(svc service.Service, source string, p event.Payload) {
+		t.Helper()
+		e, err := event.New(source, o, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := payment.Handle(ctx, svc, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id = "o-instances"
+	handle(first, "order-service", orderCreated(id, "u1", tok, 800))
+	v, ok := payment.RememberedVersion(first, id)
+	if !ok {
+		t.Fatal("the first instance does not remember the payment it noted")
+	}
+	handle(second, "inventory-service", reserved(id))
+	if got, _ := payment.RememberedVersion(first, id); got != v {
+		t.Fatalf("the first instance remembers the payment at %d, want %d still", got, v)
+	}
+	handle(first, "order-service", cancelled(id, "u1"))
+	pid := payment.PaymentID(id)
+	if charges, refunds := p.counts(pid); charges != 1 || refunds != 1 {
+		t.Fatalf("%d charges, %d refunds; want the charge made on the second instance refunded on the first", charges, refunds)
+	}
+	l := f.ledger(f.Token("u1", "customer"), pid)
+	if got, _ := payment.RememberedVersion(first, id); got != int64(len(l.Entries)) {
+		t.Fatalf("the first instance remembers the payment at %d, want %d (ledger %+v)", got, len(l.Entries), l.Entries)
+	}
+	if pay := f.paymentOf("u1", id, payment.StatusRefunded); pay.ID != pid {
+		t.Fatalf("payment %+v", pay)
+	}
+}
+
 // raceOnEachOrder runs, for orders already known, the handlers of their
 // InventoryReserved and of two OrderCancelled (distinct events, as a
 // redelivery by another producer) at the same moment, spread over the

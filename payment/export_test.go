@@ -42,3 +42,9 @@ func Handle(ctx context.Context, svc service.Service, e *event.Envelope) error {
 		return fmt.Errorf("no handler of %s", e.EventType)
 	})
 }
+
+// RememberedVersion returns the stream version at which svc (a running
+// payment service) remembers the payment of orderID, and whether it does.
+func RememberedVersion(svc service.Service, orderID string) (int64, bool) {
+	return svc.(*Service).store.memory.Version(ledgerStream(paymentID(orderID)))
+}

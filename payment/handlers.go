@@ -64,7 +64,7 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 	if len(ids) == 0 {
 		return nil
 	}
-	ls, err := loadLedgers(ctx, tx, ids)
+	ls, err := s.store.loadLedgers(ctx, tx, ids)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 // with the charge's outcome, in one insert.)
 func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, orderID string, c LedgerCommand) error {
 	return eventstore.RetryInTx(ctx, tx, maxTries, func() error {
-		l, err := loadLedgerCached(ctx, tx, orderID)
+		l, err := s.store.loadLedgerCached(ctx, tx, orderID)
 		if err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func (s *Service) command(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, 
 				return s.charge(ctx, tx, e, l, evs)
 			}
 		}
-		if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+		if err := s.store.saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 			return err
 		}
 		switch {
@@ -192,7 +192,7 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err != nil {
 		return err
 	}
-	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), append(noted, evs...)...); err != nil {
+	if err := s.store.saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), append(noted, evs...)...); err != nil {
 		return err
 	}
 	p = l.State
@@ -218,7 +218,7 @@ func (s *Service) refund(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 	if err := s.provider.Refund(ctx, l.PaymentID, amount); err != nil {
 		return fmt.Errorf("payment: refund order %s: %w", l.State.OrderID, err) // transient: the batch is retried
 	}
-	if err := saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
+	if err := s.store.saveLedger(ctx, tx, l, eventstore.OriginMetadata(e.Origin()), s.d.Now().UTC(), evs...); err != nil {
 		return err
 	}
 	p := l.State

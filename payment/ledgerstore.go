@@ -24,7 +24,8 @@ const ledgerPrefix = "payment-"
 const maxTries = 100
 
 // A payment's stream is short (at most eight events), so it is never
-// snapshotted: SnapshotEvery 0.
+// snapshotted: SnapshotEvery 0. A store's payments() adds the service's
+// memory of the streams.
 var ledgerAggregate = eventstore.Aggregate[PaymentState]{
 	SchemaVersion: ledgerSchemaVersion,
 	Apply: func(s PaymentState, e eventstore.Event) (PaymentState, error) {
@@ -34,6 +35,18 @@ var ledgerAggregate = eventstore.Aggregate[PaymentState]{
 		}
 		return applyAt(s, le, e.Time)
 	},
+}
+
+// payments is ledgerAggregate with s's memory of the payments (none when
+// nil): a batch's load of a payment this instance loaded or saved before
+// reads only the events appended since, not every event of its stream,
+// decoded again. apply changes only fields of PaymentState, which holds
+// no map or slice, so a remembered state is handed out as a plain copy:
+// no Clone.
+func (s *store) payments() eventstore.Aggregate[PaymentState] {
+	a := ledgerAggregate
+	a.Memory = s.memory
+	return a
 }
 
 // applyAt is apply with the event's time recorded in the state.
@@ -66,16 +79,16 @@ type ledger struct {
 }
 
 // loadLedger loads the payment of orderID from its stream.
-func loadLedger(ctx context.Context, q eventstore.Querier, orderID string) (*ledger, error) {
+func (s *store) loadLedger(ctx context.Context, q eventstore.Querier, orderID string) (*ledger, error) {
 	id := paymentID(orderID)
-	s, v, err := ledgerAggregate.Load(ctx, q, ledgerStream(id))
+	state, v, err := s.payments().Load(ctx, q, ledgerStream(id))
 	if err != nil {
 		return nil, fmt.Errorf("payment: load payment of order %s: %w", orderID, err)
 	}
-	if s.OrderID == "" {
-		s.OrderID = orderID
+	if state.OrderID == "" {
+		state.OrderID = orderID
 	}
-	return &ledger{PaymentID: id, State: s, Version: v}, nil
+	return &ledger{PaymentID: id, State: state, Version: v}, nil
 }
 
 // ledgers are the ledgers of a batch's orders, by order id.
@@ -90,12 +103,12 @@ type ledgersKey struct{}
 
 // loadLedgerCached is loadLedger through tx's cache: the ledger it returns
 // is the cache's, which saveLedger updates.
-func loadLedgerCached(ctx context.Context, tx *sqldb.Tx, orderID string) (*ledger, error) {
+func (s *store) loadLedgerCached(ctx context.Context, tx *sqldb.Tx, orderID string) (*ledger, error) {
 	c := ledgerCache(tx)
 	if l, ok := c[orderID]; ok {
 		return l, nil
 	}
-	l, err := loadLedger(ctx, tx, orderID)
+	l, err := s.loadLedger(ctx, tx, orderID)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +118,7 @@ func loadLedgerCached(ctx context.Context, tx *sqldb.Tx, orderID string) (*ledge
 
 // loadLedgers loads into tx's cache, in one read, the ledgers of the
 // orders ids not in it yet, and returns the cache.
-func loadLedgers(ctx context.Context, tx *sqldb.Tx, orderIDs []string) (ledgers, error) {
+func (s *store) loadLedgers(ctx context.Context, tx *sqldb.Tx, orderIDs []string) (ledgers, error) {
 	c := ledgerCache(tx)
 	byStream := map[string]string{}
 	var todo []string
@@ -120,17 +133,17 @@ func loadLedgers(ctx context.Context, tx *sqldb.Tx, orderIDs []string) (ledgers,
 	if len(todo) == 0 {
 		return c, nil
 	}
-	loaded, err := ledgerAggregate.LoadMany(ctx, tx, todo)
+	loaded, err := s.payments().LoadMany(ctx, tx, todo)
 	if err != nil {
 		return nil, fmt.Errorf("payment: load %d payments: %w", len(todo), err)
 	}
 	for stream, l := range loaded {
 		orderID := byStream[stream]
-		s := l.State
-		if s.OrderID == "" {
-			s.OrderID = orderID
+		state := l.State
+		if state.OrderID == "" {
+			state.OrderID = orderID
 		}
-		c[orderID] = &ledger{PaymentID: paymentID(orderID), State: s, Version: l.Version}
+		c[orderID] = &ledger{PaymentID: paymentID(orderID), State: state, Version: l.Version}
 	}
 	return c, nil
 }
@@ -138,7 +151,7 @@ func loadLedgers(ctx context.Context, tx *sqldb.Tx, orderIDs []string) (ledgers,
 // saveLedger appends events to l's stream, expecting it unchanged since
 // loaded (an eventstore.ErrConflict otherwise), and updates l and the
 // payments table (the projection) within tx. meta is the events' metadata.
-func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessage, at time.Time, events ...LedgerEvent) error {
+func (s *store) saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessage, at time.Time, events ...LedgerEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -146,12 +159,12 @@ func saveLedger(ctx context.Context, tx *sqldb.Tx, l *ledger, meta json.RawMessa
 	if err != nil {
 		return fmt.Errorf("payment: %w", err)
 	}
-	s, v, err := ledgerAggregate.Save(ctx, tx, ledgerStream(l.PaymentID), l.State, l.Version, recs...)
+	state, v, err := s.payments().Save(ctx, tx, ledgerStream(l.PaymentID), l.State, l.Version, recs...)
 	if err != nil {
 		return fmt.Errorf("payment: save payment %s: %w", l.PaymentID, err)
 	}
-	l.State, l.Version = s, v
-	return projectPaymentLater(tx, l.PaymentID, s)
+	l.State, l.Version = state, v
+	return projectPaymentLater(tx, l.PaymentID, state)
 }
 
 // The payments table's upsert of a payment's state.
@@ -267,6 +280,7 @@ func readLedger(ctx context.Context, q eventstore.Querier, paymentID string) (*L
 // PostgreSQL database conflict on the streams' first version, and the
 // loser finds nothing left to do on its next try.
 func importRows(ctx context.Context, db *sqldb.DB) (int, error) {
+	st := &store{db: db} // before the service: no memory to keep
 	n := 0
 	err := eventstore.Retry(ctx, db, maxTries, func(tx *sqldb.Tx) error {
 		n = 0
@@ -294,7 +308,7 @@ func importRows(ctx context.Context, db *sqldb.DB) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := saveLedger(ctx, tx, l, json.RawMessage(`{"reason":"import"}`), p.UpdatedAt, evs...); err != nil {
+			if err := st.saveLedger(ctx, tx, l, json.RawMessage(`{"reason":"import"}`), p.UpdatedAt, evs...); err != nil {
 				return err
 			}
 			n++

@@ -31,6 +31,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
 )
@@ -137,7 +138,7 @@ type Service struct {
 
 // New returns the payment service charging through p.
 func New(d service.Deps, p Provider) *Service {
-	return &Service{d: d, store: &store{db: d.DB}, provider: p}
+	return &Service{d: d, store: &store{db: d.DB, memory: eventstore.NewMemory[PaymentState](0)}, provider: p}
 }
 
 // Projections: the payments table is a projection of the payment streams,

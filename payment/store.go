@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventmart/eventmart/internal/eventstore"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-type store struct{ db *sqldb.DB }
+type store struct {
+	db     *sqldb.DB
+	memory *eventstore.Memory[PaymentState] // of the payments loaded and saved (payments()); nil: none
+}
 
 const paymentColumns = `payment_id, order_id, user_id, amount_cents, currency, card_token, card_last4, status, auth_code, failure_code, reason, has_order, reserved, cancelled, created_at, updated_at`
 

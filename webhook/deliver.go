@@ -19,11 +19,14 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-// Loop timings: how often the queues are looked at without a nudge (a
-// retry falling due, a delivery queued by another instance), and how
-// often finished deliveries are pruned.
+// Loop timings: how long the delivery loop waits at most without a nudge
+// (a delivery queued, or an endpoint enabled, through another instance:
+// it is sent within pollInterval, as an endpoint changed there takes
+// effect here within reloadInterval), and how often finished deliveries
+// are pruned. A delivery queued through this process nudges the loop
+// (after its commit); a retry falling due wakes it at its time.
 const (
-	pollInterval  = 200 * time.Millisecond
+	pollInterval  = reloadInterval
 	pruneInterval = time.Hour
 	// batch is how many deliveries of one endpoint a worker takes at once.
 	batch = 100
@@ -33,7 +36,10 @@ const (
 
 // Run delivers until ctx is cancelled: it hands each endpoint with due
 // deliveries to a worker of its own (at most EVENTMART_WEBHOOK_WORKERS at
-// once), which sends that endpoint's queue in order, one at a time.
+// once), which sends that endpoint's queue in order, one at a time. Between
+// rounds it sleeps until the earliest delivery of an idle endpoint falls
+// due, pollInterval at most, or until nudged or a worker ends: with
+// nothing queued it asks the database once per pollInterval.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -41,8 +47,6 @@ func (s *Service) Run(ctx context.Context) error {
 	var mu sync.Mutex
 	busy := map[string]bool{}
 	done := make(chan struct{}, 1)
-	poll := time.NewTicker(pollInterval)
-	defer poll.Stop()
 	var lastPrune time.Time
 	for {
 		now := s.d.Now()
@@ -52,16 +56,30 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			lastPrune = now
 		}
-		due, err := s.store.dueEndpoints(ctx, now)
+		// A nudge sent before the read is answered by it (the read sees
+		// what was committed before the nudge); one sent after wakes the
+		// wait below.
+		select {
+		case <-s.wake:
+		default:
+		}
+		queues, err := s.store.nextDue(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.d.Log.Error("reading webhook queues failed", "error", err)
 		}
-		for _, id := range due {
+		wait := pollInterval
+		for _, q := range queues {
 			mu.Lock()
-			if busy[id] {
+			if busy[q.endpointID] {
 				mu.Unlock()
+				continue // its worker's end starts another round
+			}
+			if q.next.After(now) {
+				mu.Unlock()
+				wait = min(wait, q.next.Sub(now))
 				continue
 			}
+			id := q.endpointID
 			busy[id] = true
 			mu.Unlock()
 			select {
@@ -83,13 +101,16 @@ func (s *Service) Run(ctx context.Context) error {
 				}
 			}()
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
 		case <-s.wake:
 		case <-done:
-		case <-poll.C:
+		case <-timer.C:
 		}
+		timer.Stop()
 	}
 }
 

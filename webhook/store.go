@@ -216,16 +216,29 @@ func (s *store) enqueue(ctx context.Context, tx *sqldb.Tx, eventID, eventType st
 	return nil
 }
 
-// dueEndpoints lists the enabled endpoints with a delivery due at now;
-// for an ordered endpoint, its queue's head must be due (the rest wait
-// behind it).
-func (s *store) dueEndpoints(ctx context.Context, now time.Time) ([]string, error) {
+// queueDue is when an endpoint's queue next has a delivery due.
+type queueDue struct {
+	endpointID string
+	next       time.Time
+}
+
+// nextDue lists the enabled endpoints with pending deliveries and when
+// each has one due: its earliest, or for an ordered endpoint its queue's
+// head's (the rest wait behind it).
+func (s *store) nextDue(ctx context.Context) ([]queueDue, error) {
 	// One index probe per endpoint (deliveries_due, deliveries_endpoint),
 	// however long the queues: this runs whenever a worker finishes.
-	out, err := sqldb.List(ctx, s.db, `SELECT e.id FROM endpoints e WHERE e.enabled = 1 AND (
-		(e.ordered = 0 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= ?))
-		OR (e.ordered = 1 AND (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1) <= ?))`,
-		[]any{now.UnixMilli(), now.UnixMilli()}, sqldb.ScanOne[string])
+	out, err := sqldb.List(ctx, s.db, `SELECT id, next_at FROM (SELECT e.id, CASE WHEN e.ordered = 1
+			THEN (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1)
+			ELSE (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') END AS next_at
+		FROM endpoints e WHERE e.enabled = 1) q WHERE next_at IS NOT NULL`, nil,
+		func(r sqldb.Scanner) (queueDue, error) {
+			var q queueDue
+			var next int64
+			err := r.Scan(&q.endpointID, &next)
+			q.next = time.UnixMilli(next)
+			return q, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: due endpoints: %w", err)
 	}

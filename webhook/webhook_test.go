@@ -284,6 +284,34 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 	}
 }
 
+// TestRetriesAreMadeWhenDue: the delivery loop sleeps until a retry falls
+// due, not until its next look at the queues (every 2 s without a nudge):
+// two retries 20 ms apart are made well within one such interval.
+func TestRetriesAreMadeWhenDue(t *testing.T) {
+	t.Parallel()
+	h := start(t, loopback)
+	var mu sync.Mutex
+	var at []time.Time
+	rcv := newReceiver(t, func(n int, w http.ResponseWriter) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	create(h, rcv.URL)
+	h.Publish("order-service", origin, orderCreated("o-due"))
+	rcv.wait(t, 3)
+	mu.Lock()
+	defer mu.Unlock()
+	if took := at[2].Sub(at[0]); took > time.Second {
+		t.Errorf("two retries 20 ms apart took %s", took)
+	}
+}
+
 func TestGivesUpAfterTheSchedule(t *testing.T) {
 	t.Parallel()
 	h := start(t, loopback)

@@ -374,7 +374,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				return l.Run(runCtx, func(ctx context.Context) error {
 					jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
 					if c != nil {
-						jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, time.Second) })
+						jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, inbox.RetryPoll) })
 					}
 					if nightly != nil {
 						jobs = append(jobs, nightly.Run)

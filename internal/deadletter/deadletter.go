@@ -103,6 +103,9 @@ type Store struct {
 	DB    *sqldb.DB
 	Group string
 	Now   func() time.Time // default time.Now
+	// Queued, if set, is called after a redrive that queued events has
+	// committed (to wake the group's delayed retries).
+	Queued func()
 }
 
 func (s *Store) now() time.Time {
@@ -231,6 +234,9 @@ func (s *Store) Redrive(ctx context.Context, ids []int64) (int, error) {
 			}
 		}
 		n = len(letters)
+		if n > 0 && s.Queued != nil {
+			tx.OnCommit(s.Queued)
+		}
 		return nil
 	})
 	if err != nil {

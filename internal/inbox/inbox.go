@@ -122,11 +122,13 @@ type Consumer struct {
 	leading  bool
 	attempts map[string]*failure // in-place failures by record
 	stats    Stats
+	wake     chan struct{} // RunRetries's nudge (WakeRetries)
 }
 
-// DeadLetters returns the consumer group's dead-letter queue.
+// DeadLetters returns the consumer group's dead-letter queue; what it
+// redrives wakes this Consumer's RunRetries.
 func (c *Consumer) DeadLetters() *deadletter.Store {
-	return &deadletter.Store{DB: c.DB, Group: c.Group, Now: c.Now}
+	return &deadletter.Store{DB: c.DB, Group: c.Group, Now: c.Now, Queued: c.WakeRetries}
 }
 
 // pending is a batch waiting to be applied, and where its outcome goes.

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,6 +252,7 @@ func (c *Consumer) park(ctx context.Context, tx *sqldb.Tx, m *bus.Message, cause
 	if err != nil {
 		return fmt.Errorf("inbox: park %s: %w", m.Header(eventmsg.HeaderEventID), err)
 	}
+	tx.OnCommit(c.WakeRetries)
 	c.count(&c.stats.Parked)
 	if ev := c.metricsOf(m); ev != nil {
 		ev.Parked.Inc()
@@ -350,18 +352,99 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 	return len(dues), nil
 }
 
-// RunRetries runs RetryDue every interval until ctx is cancelled.
-func (c *Consumer) RunRetries(ctx context.Context, interval time.Duration) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+// RetryPoll is how long RunRetries waits at most without a nudge before
+// it asks the retry queue again: an event parked by another instance of
+// the service, or redriven through another instance's admin API, is
+// retried within it of falling due. Those parked or redriven through this
+// Consumer wake it at once (WakeRetries, after their commit).
+const RetryPoll = 10 * time.Second
+
+// retryErrorWait is how long RunRetries waits after a failed query before
+// trying again.
+const retryErrorWait = time.Second
+
+// RunRetries retries parked events as they fall due (RetryDue) until ctx
+// is cancelled. It costs no query while there is nothing to do: it learns
+// when the queue's earliest event falls due and sleeps until then, or
+// poll at most (RetryPoll in the services), or until WakeRetries.
+func (c *Consumer) RunRetries(ctx context.Context, poll time.Duration) error {
+	wake := c.retryWake()
+	for ctx.Err() == nil {
+		wait, err := c.retryRound(ctx, wake, poll)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Error("delayed retries failed; trying again", "group", c.Group, "error", err, "retry_in", wait)
+		}
+		if wait <= 0 {
+			continue
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-tick.C:
-			if _, err := c.RetryDue(ctx); err != nil && ctx.Err() == nil {
-				c.Log.Error("delayed retries failed; trying again at the next tick", "group", c.Group, "error", err)
-			}
+		case <-wake:
+		case <-timer.C:
 		}
+		timer.Stop()
 	}
+	return nil
+}
+
+// retryRound runs the events due, if any, and returns how long to wait
+// before the next round: until the earliest parked event falls due, or
+// poll at most; 0 to go on at once (more may be due).
+func (c *Consumer) retryRound(ctx context.Context, wake <-chan struct{}, poll time.Duration) (time.Duration, error) {
+	// A wake sent before the lookup is answered by it: the lookup sees
+	// every row committed before the signal (OnCommit runs after the
+	// commit). One sent after it wakes the next wait.
+	select {
+	case <-wake:
+	default:
+	}
+	next, ok, err := c.nextRetry(ctx)
+	if err != nil {
+		return min(poll, retryErrorWait), err
+	}
+	if !ok {
+		return poll, nil
+	}
+	if wait := next.Sub(c.now()); wait > 0 {
+		return min(poll, wait), nil
+	}
+	n, err := c.RetryDue(ctx)
+	if err != nil {
+		return min(poll, retryErrorWait), err
+	}
+	if n == 0 { // due by the lookup, taken by no one: do not spin
+		return min(poll, retryErrorWait), nil
+	}
+	return 0, nil
+}
+
+// nextRetry returns when the group's earliest parked event falls due;
+// false if none is parked.
+func (c *Consumer) nextRetry(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	if err := c.DB.QueryRow(ctx, `SELECT MIN(next_attempt_at) FROM retry_queue WHERE grp = ?`, c.Group).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("inbox: next retry: %w", err)
+	}
+	return time.UnixMilli(next.Int64), next.Valid, nil
+}
+
+// WakeRetries makes RunRetries look at the retry queue at once: an event
+// was parked or redriven (called after the commit that queued it).
+func (c *Consumer) WakeRetries() {
+	select {
+	case c.retryWake() <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+func (c *Consumer) retryWake() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	return c.wake
 }
