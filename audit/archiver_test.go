@@ -143,10 +143,13 @@ func TestRunArchivesTheTail(t *testing.T) {
 	envs := events(t, 3, 10)
 	recordBlock(t, s, envs[0])
 	recordBlock(t, s, envs[1:]...)
+	// Run may archive the first block alone when it is already due before
+	// the second is recorded (a busy machine): both ways every record is
+	// archived, once, in order.
 	deadline := time.Now().Add(10 * time.Second)
-	for archivedSeqs(t, s) != "1-3" {
+	for got := archivedSeqs(t, s); got != "1-3" && got != "1-1 2-3"; got = archivedSeqs(t, s) {
 		if time.Now().After(deadline) {
-			t.Fatalf("archived %q after 10 s, want 1-3", archivedSeqs(t, s))
+			t.Fatalf("archived %q after 10 s, want 1-3 (or 1-1 2-3)", got)
 		}
 		time.Sleep(5 * time.Millisecond) // polling for Run's commit
 	}
