@@ -134,7 +134,7 @@ func Open(path string, opts ...Option) (*Bus, error) {
 	}
 	// synchronous(FULL): a commit returns after the WAL is fsynced, so an
 	// acknowledged publish survives a kill -9 and a power cut.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	wdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)

@@ -162,8 +162,13 @@ func openSQLite(path string) (*DB, error) {
 	}
 	// WAL lets readers run beside the writer; synchronous(FULL) makes a
 	// commit durable before it returns (an accepted order survives a power
-	// cut); foreign keys on as a matter of hygiene.
-	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	// cut); foreign keys on as a matter of hygiene. temp_store(MEMORY) keeps
+	// the statement journal (what a failed statement or a rolled-back
+	// savepoint is undone from: group commit takes a savepoint per
+	// transaction) in memory: on a file it cost a temporary file opened,
+	// written a page at a time and deleted per commit, ~7 % of the embedded
+	// mode's CPU; it is never read after a crash, so durability is unchanged.
+	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open %s: %w", path, err)
