@@ -82,6 +82,7 @@ type Tokens struct {
 	refreshTTL time.Duration
 	now        func() time.Time
 	revoked    *Revocations
+	verified   verifiedTokens
 }
 
 // DefaultRefreshTTL is the lifetime of a session (its refresh token) unless
@@ -190,9 +191,7 @@ func (t *Tokens) Verify(token string) (Identity, error) { return t.verify(token,
 func (t *Tokens) VerifyRefresh(token string) (Identity, error) { return t.verify(token, useRefresh) }
 
 func (t *Tokens) verify(token, use string) (Identity, error) {
-	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.now))
+	c, err := t.claims(token)
 	if err != nil {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: %v", strings.TrimPrefix(err.Error(), "token has invalid claims: "))
 	}
@@ -216,6 +215,24 @@ func (t *Tokens) verify(token, use string) (Identity, error) {
 		return Identity{}, eventmart.Errorf(eventmart.EUNAUTHORIZED, "invalid token: the session has ended (logged out, password changed, account deactivated or sessions revoked); log in again")
 	}
 	return id, nil
+}
+
+// claims returns token's claims once its signature, algorithm, issuer and
+// expiry are checked. A token whose signature was checked before is not
+// decoded again: only its claims' times and issuer are (verifiedTokens).
+func (t *Tokens) claims(token string) (*claims, error) {
+	timeNow := jwt.WithTimeFunc(func() time.Time { return t.now() })
+	if c, ok := t.verified.get(token); ok {
+		return c, jwt.NewValidator(jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), timeNow).Validate(c)
+	}
+	c := new(claims)
+	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.secret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), timeNow)
+	if err != nil {
+		return nil, err
+	}
+	t.verified.add(token, c)
+	return c, nil
 }
 
 type ctxKey struct{}
