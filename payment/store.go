@@ -82,7 +82,7 @@ func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) (
 }
 
 // userCard returns the card userID vaulted whose number has fingerprint
-// fp — the one vaulting answers (duplicate = ”; see migration 0003) —
+// fp — the one vaulting answers (its duplicate column empty: see migration 0003) —
 // or nil if there is none.
 func (s *store) userCard(ctx context.Context, userID, fp string) (*Card, error) {
 	var c Card
