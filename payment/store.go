@@ -82,8 +82,8 @@ func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) (
 }
 
 // userCard returns the card userID vaulted whose number has fingerprint
-// fp — the one vaulting answers (its duplicate column empty: see migration 0003) —
-// or nil if there is none.
+// fp — the one vaulting answers, its duplicate column empty (see migration
+// 0003) — or nil if there is none.
 func (s *store) userCard(ctx context.Context, userID, fp string) (*Card, error) {
 	var c Card
 	err := s.db.QueryRow(ctx, `SELECT token, last4, brand FROM cards WHERE user_id = ? AND fingerprint = ? AND duplicate = ''`, userID, fp).
