@@ -48,3 +48,15 @@ func Handle(ctx context.Context, svc service.Service, e *event.Envelope) error {
 func RememberedVersion(svc service.Service, orderID string) (int64, bool) {
 	return svc.(*Service).store.memory.Version(ledgerStream(paymentID(orderID)))
 }
+
+// RememberedCards returns how many cards svc (a running payment service)
+// remembers having vaulted.
+func RememberedCards(svc service.Service) int { return svc.(*Service).cards.len() }
+
+// InsertCard stores number as userID's card under a new token as a
+// vaulting that found no card would, past the memory and the look-up: as
+// the insert of a request racing another that vaulted the same card.
+func InsertCard(ctx context.Context, svc service.Service, userID, number string) (Card, bool, error) {
+	s := svc.(*Service)
+	return s.store.insertCard(ctx, s.newCard(userID, number, s.vault.fingerprint(number)), s.d.Now().UTC())
+}

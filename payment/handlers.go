@@ -169,6 +169,9 @@ func (s *Service) charge(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, l
 		// The order names a card this customer never vaulted: nothing to
 		// charge, which is a decline rather than a failure to retry.
 		err = &DeclineError{Code: "card-not-found", Reason: "The card on file was not found."}
+		if card == nil {
+			s.cards.forgetToken(p.CardToken) // its row is gone: vaulting must not answer it again
+		}
 	} else {
 		last4 = card.Last4
 		var number string

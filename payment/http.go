@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/auth"
 	"github.com/eventmart/eventmart/internal/httpx"
@@ -24,8 +22,10 @@ type CardInput struct {
 	Number string `json:"number"`
 }
 
-// handleVaultCard: POST /payments/cards {number} → 201 {token, last4, brand}.
-// The card belongs to the caller; only the caller's orders can charge it.
+// handleVaultCard: POST /payments/cards {number} → 201 {token, last4,
+// brand} for a card new to the caller, 200 with the card they vaulted
+// before (the same token) for one they have (see vaultCard). The card
+// belongs to the caller; only the caller's orders can charge it.
 func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
 	id, err := auth.Require(r.Context())
 	if err != nil {
@@ -50,16 +50,16 @@ func (s *Service) handleVaultCard(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, errors.New("payment: no card vault"))
 		return
 	}
-	token := "tok_" + uuid.NewString()
-	c := &vaultedCard{
-		Card:   Card{Token: token, Last4: number[len(number)-4:], Brand: cardBrand(number)},
-		UserID: id.UserID, Number: s.vault.seal(token, number), Fingerprint: s.vault.fingerprint(number),
-	}
-	if err := s.store.insertCard(r.Context(), c, s.d.Now().UTC()); err != nil {
+	c, created, err := s.vaultCard(r.Context(), id.UserID, number)
+	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusCreated, c.Card)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	httpx.JSON(w, status, c)
 }
 
 // handleList: GET /payments?orderId=&limit=&offset= lists the payments of

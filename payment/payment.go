@@ -4,6 +4,7 @@
 //
 // Card vault. POST /payments/cards stores a card number and answers with a
 // token ("tok_…"); orders carry only that token and the last four digits.
+// A card the customer vaulted before answers the same token (cards.go).
 // A real deployment would use the provider's vault, so that the number
 // never reaches Eventmart at all. Here the simulated provider's vault is
 // this service's cards table, encrypted (vault.go): the number never
@@ -134,11 +135,12 @@ type Service struct {
 	store    *store
 	provider Provider
 	vault    *vault // set by Def; nil in a Service made by New alone, which cannot vault
+	cards    *cardMemory
 }
 
 // New returns the payment service charging through p.
 func New(d service.Deps, p Provider) *Service {
-	return &Service{d: d, store: &store{db: d.DB, memory: eventstore.NewMemory[PaymentState](0)}, provider: p}
+	return &Service{d: d, store: &store{db: d.DB, memory: eventstore.NewMemory[PaymentState](0)}, provider: p, cards: newCardMemory(cardMemorySize)}
 }
 
 // Projections: the payments table is a projection of the payment streams,

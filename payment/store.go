@@ -54,13 +54,47 @@ type vaultedCard struct {
 	Fingerprint string // written, not read back
 }
 
-func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO cards (token, user_id, number, last4, brand, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+// insertCard stores c unless its user has a card of its fingerprint
+// already — vaulted meanwhile by a concurrent request or instance, whose
+// insert the unique index (user_id, fingerprint, duplicate) let in first:
+// then it returns that card instead, and false. On PostgreSQL the insert
+// waits for the other's transaction to end, so the card is there to read.
+func (s *store) insertCard(ctx context.Context, c *vaultedCard, now time.Time) (Card, bool, error) {
+	res, err := s.db.Exec(ctx, `INSERT INTO cards (token, user_id, number, last4, brand, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, fingerprint, duplicate) DO NOTHING`,
 		c.Token, c.UserID, c.Number, c.Last4, c.Brand, c.Fingerprint, now.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("payment: vault card: %w", err) // the number is not in err: it is a bound parameter
+		return Card{}, false, fmt.Errorf("payment: vault card: %w", err) // the number is not in err: it is a bound parameter
 	}
-	return nil
+	if n, err := res.RowsAffected(); err != nil {
+		return Card{}, false, fmt.Errorf("payment: vault card: %w", err)
+	} else if n == 1 {
+		return c.Card, true, nil
+	}
+	other, err := s.userCard(ctx, c.UserID, c.Fingerprint)
+	if err != nil {
+		return Card{}, false, err
+	}
+	if other == nil {
+		return Card{}, false, errors.New("payment: vault card: the card vaulted at the same time is gone")
+	}
+	return *other, false, nil
+}
+
+// userCard returns the card userID vaulted whose number has fingerprint
+// fp — the one vaulting answers, its duplicate column empty (see migration
+// 0003) — or nil if there is none.
+func (s *store) userCard(ctx context.Context, userID, fp string) (*Card, error) {
+	var c Card
+	err := s.db.QueryRow(ctx, `SELECT token, last4, brand FROM cards WHERE user_id = ? AND fingerprint = ? AND duplicate = ''`, userID, fp).
+		Scan(&c.Token, &c.Last4, &c.Brand)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payment: read card: %w", err)
+	}
+	return &c, nil
 }
 
 // card returns the vaulted card of token, or nil if there is none.
