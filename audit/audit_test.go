@@ -158,6 +158,12 @@ func TestEveryBusinessEventIsRecordedOnceAndTheChainVerifies(t *testing.T) {
 			t.Errorf("%s recorded %d times, want once", e.EventType, count[e.EventID])
 		}
 	}
+	// The trail deduplicated on its own (inbox.OwnDeduplication): its
+	// consumer kept no processed-event record.
+	var processed int
+	if err := h.App.DB(audit.Name).QueryRow(context.Background(), `SELECT COUNT(*) FROM processed_events`).Scan(&processed); err != nil || processed != 0 {
+		t.Errorf("%d processed-event rows in the audit database (%v), want none", processed, err)
+	}
 	// The record is the exact envelope.
 	want, _ := envs[0].Marshal()
 	rec := query(t, h, admin, "type="+string(envs[0].EventType)+"&correlationId=all-types")

@@ -17,13 +17,19 @@ import (
 // applies a partition's batch in one transaction, tx): the block is
 // appended to the trail once the batch's work is done, just before tx
 // commits (block.Flush), and archived on audit-events with it or with the
-// blocks after it (archiver.go). The inbox already
-// drops redeliveries; event_id UNIQUE is the second guard (see
-// store.appendBlock).
+// blocks after it (archiver.go). A redelivered or replayed event is left
+// out by the block itself (event_id UNIQUE, see store.appendBlock): the
+// audit service deduplicates on its own (DeduplicatesEvents), so its
+// consumer keeps no processed-event records besides the trail.
 //
 // Adding to the block is onEvent's last step and cannot fail, so a
 // record the inbox rolls back to its savepoint never left anything in the
 // block.
+// DeduplicatesEvents marks the audit service as deduplicating events on
+// its own (inbox.OwnDeduplication): the trail's event_id is UNIQUE and a
+// block leaves out an event already recorded or twice in its batch.
+func (s *Service) DeduplicatesEvents() {}
+
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
 	env, err := e.Marshal()
 	if err != nil {

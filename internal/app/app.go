@@ -349,6 +349,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			if w, ok := s.svc.(inbox.Wanter); ok {
 				c.Wants = w.Wants
 			}
+			_, c.OwnDeduplication = s.svc.(inbox.OwnDeduplication)
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)

@@ -92,6 +92,11 @@ type Consumer struct {
 	// without its handler and without a processed-event record, and a
 	// batch with nothing wanted costs no transaction at all.
 	Wants func(ctx context.Context, e *event.Envelope, p event.Payload) bool
+	// OwnDeduplication, if set, says the handlers recognise an event they
+	// applied before themselves (see the OwnDeduplication interface): no
+	// processed-event record is looked up or written, and every event
+	// reaches its handler, redelivered or not.
+	OwnDeduplication bool
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times
@@ -350,6 +355,9 @@ func (c *Consumer) processIsolated(ctx context.Context, tx *sqldb.Tx, m *bus.Mes
 // records' headers carry) and which were processed, before or in it.
 type eventIDs struct {
 	asked, done map[string]bool
+	// own: the handlers deduplicate themselves (Consumer.OwnDeduplication);
+	// nothing is looked up nor recorded.
+	own bool
 }
 
 // processedBefore looks up the event ids of msgs' headers in
@@ -363,6 +371,9 @@ type eventIDs struct {
 // transaction rolls back and the bus redelivers the batch, whose lookup
 // then finds the id. An event is never applied twice.
 func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bus.Message, decs []*decoded) (*eventIDs, error) {
+	if c.OwnDeduplication {
+		return &eventIDs{own: true}, nil
+	}
 	ids := &eventIDs{asked: make(map[string]bool, len(msgs)), done: map[string]bool{}}
 	var args []any
 	for i, m := range msgs {
@@ -384,6 +395,9 @@ func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bu
 // processed reports whether the event id was processed, looking it up if
 // the batch's lookup did not.
 func (ids *eventIDs) processed(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
+	if ids.own {
+		return false, nil
+	}
 	if !ids.asked[id] {
 		ids.asked[id] = true
 		var n int
@@ -401,6 +415,9 @@ type processedKey struct{}
 // markProcessed records id as processed in tx: its row is buffered and
 // inserted with the batch's others before tx commits.
 func (ids *eventIDs) markProcessed(tx *sqldb.Tx, e *event.Envelope) {
+	if ids.own {
+		return
+	}
 	ids.done[e.EventID] = true
 	rows := tx.Pending(processedKey{}, func() sqldb.Pending {
 		return sqldb.NewRows(`INSERT INTO processed_events (event_id, event_type, processed_at) VALUES`, 3, "")

@@ -214,3 +214,31 @@ func TestEventsWantsTurnsDownCostNoTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnDeduplicationKeepsNoProcessedEvents: a consumer whose handlers
+// recognise what they applied before (OwnDeduplication) neither looks up
+// nor records processed events: a batch costs its handlers' statements
+// only, and a redelivered event reaches its handler again.
+func TestOwnDeduplicationKeepsNoProcessedEvents(t *testing.T) {
+	f := newFixture(t)
+	f.c.OwnDeduplication = true
+	ctx := context.Background()
+	batch := []*bus.Message{f.msg("p1"), f.msg("p2")}
+	before := f.c.DB.Stats()
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.c.DB.Stats().Sub(before); got.Statements != 2 || got.Commits != 1 {
+		t.Errorf("a batch of 2 events: %+v, want their 2 effects' statements and 1 commit", got)
+	}
+	if err := f.c.Handle(ctx, batch[:1]); err != nil { // redelivered
+		t.Fatal(err)
+	}
+	if n := f.effects("p1"); n != 2 {
+		t.Errorf("p1 redelivered reached its handler %d times, want 2 (the handler's own guard decides)", n)
+	}
+	var rows int
+	if err := f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("%d processed-event rows (%v), want none", rows, err)
+	}
+}
