@@ -85,7 +85,9 @@ func (s *store) appendBlock(ctx context.Context, tx *sqldb.Tx, h *head, rs []*re
 		return nil, err
 	}
 	if n != len(rs) {
-		// Rare: the inbox drops redeliveries before they get here. The
+		// A redelivery or a replay (the trail is its own guard against
+		// them: inbox.OwnDeduplication); rare outside a replay, which
+		// pays an insert, a delete and a look-up per block. The
 		// rows after the head are this block's alone (the head is locked):
 		// should there be others, which only a hand on the table could
 		// have put there, the transaction fails and leaves them.
