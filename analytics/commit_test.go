@@ -104,19 +104,25 @@ func byPartition(msgs []*bus.Message) [][]*bus.Message {
 // rules and no bus (handle and commit need none).
 func flowProcessor(tb testing.TB) *processor {
 	tb.Helper()
-	prefix := "an" + strings.ReplaceAll(event.NewID(), "-", "")[:12]
-	dsn := ""
-	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
-		dsn = testenv.Postgres(tb)
-	}
-	db := openDB(tb, "flow", prefix, dsn, tb.TempDir())
 	var parts []stream.Partition
 	for _, t := range orderTopics {
 		for n := range int32(3) {
 			parts = append(parts, stream.Partition{Topic: t, Number: n})
 		}
 	}
-	p := &processor{db: db, log: slog.New(slog.DiscardHandler), now: time.Now, grace: time.Second, topics: orderTopics, parts: parts}
+	return flowProcessorOver(tb, orderTopics, parts)
+}
+
+// flowProcessorOver is flowProcessor reading parts of topics.
+func flowProcessorOver(tb testing.TB, topics []string, parts []stream.Partition) *processor {
+	tb.Helper()
+	prefix := "an" + strings.ReplaceAll(event.NewID(), "-", "")[:12]
+	dsn := ""
+	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
+		dsn = testenv.Postgres(tb)
+	}
+	db := openDB(tb, "flow", prefix, dsn, tb.TempDir())
+	p := &processor{db: db, log: slog.New(slog.DiscardHandler), now: time.Now, grace: time.Second, topics: topics, parts: parts}
 	if err := p.start(context.Background(), cep.StandardRules(time.Hour)); err != nil {
 		tb.Fatal(err)
 	}

@@ -134,11 +134,18 @@ type processor struct {
 	eng    *stream.Engine
 	rules  []cep.Rule
 	offset map[stream.Partition]int64 // last offset the engine processed, per partition
-	// idled are partition entries changed by idle calls and not written
-	// yet: written with the next commit that writes anything else (an idle
-	// call that only moves stream times changes no result, so a crash
-	// before they are written loses nothing).
-	idled map[string]stream.StateEntry
+	// idled are the entries changed by idle passes that made no result
+	// (partitions' stream times; released buffered events, pattern and
+	// join state) and by commits that only moved stream times, not written
+	// yet: written with the next commit that writes, before its own
+	// changes. The stored state stays the engine's as of that commit, with
+	// the offsets it came from: a crash before then loses no result, the
+	// engine restored from it repeats the passes, and they make the same
+	// results (an idle pass that would make any commits at once).
+	idled map[stateKey]stream.StateEntry
+	// ends and idleParts are the idle pass's buffers, reused.
+	ends      map[stream.Partition]int64
+	idleParts []stream.Partition
 	// lastRecord: when records were last processed; lastIdle: when the
 	// last idle pass ran (quiet, the passes slow down to quietIdle).
 	lastRecord, lastIdle time.Time
@@ -170,7 +177,7 @@ func (p *processor) restore(ctx context.Context) error {
 		return fmt.Errorf("analytics: restore: %w", err)
 	}
 	p.eng = eng
-	p.idled = map[string]stream.StateEntry{}
+	p.idled = map[stateKey]stream.StateEntry{}
 	p.offset = make(map[stream.Partition]int64, len(p.parts))
 	for _, en := range entries {
 		if en.Operator == "" && len(en.Value) == 16 {
@@ -271,30 +278,43 @@ const (
 
 // idle declares idle every partition the engine has read to its end, up
 // to the moment before its end was read, so the watermark moves (windows
-// close, timeouts fire) while some partitions have no records.
+// close, timeouts fire) while some partitions have no records. A pass
+// with nothing to declare (every partition's stream time, hence the
+// watermark, is past that moment already) asks the bus nothing.
 func (p *processor) idle(ctx context.Context) error {
 	now := p.now()
+	t0 := now.Add(-idleLag)
 	p.mu.Lock()
-	if now.Sub(p.lastRecord) > quietAfter+p.grace && now.Sub(p.lastIdle) < quietIdle {
+	if now.Sub(p.lastRecord) > quietAfter+p.grace && now.Sub(p.lastIdle) < quietIdle || p.eng.Watermark() >= t0.UnixNano() {
 		p.mu.Unlock()
 		return nil
 	}
 	p.lastIdle = now
 	p.mu.Unlock()
-	t0 := now.Add(-idleLag)
-	ends := make(map[stream.Partition]int64, len(p.parts))
+	if p.ends == nil {
+		p.ends = make(map[stream.Partition]int64, len(p.parts))
+	}
+	clear(p.ends)
 	for _, t := range p.topics {
 		offs, err := p.bus.Offsets(ctx, t)
 		if err != nil {
 			return fmt.Errorf("analytics: offsets of %s: %w", t, err)
 		}
 		for _, o := range offs {
-			ends[stream.Partition{Topic: t, Number: o.Partition}] = o.End
+			p.ends[stream.Partition{Topic: t, Number: o.Partition}] = o.End
 		}
 	}
+	return p.declareIdle(ctx, p.ends, t0)
+}
+
+// declareIdle declares idle up to t0 every partition read to its end
+// (ends: each partition's end offset, the offset its next record gets), in
+// one Engine.IdleAll, and commits it: at once if it made results (closed
+// windows, detections), else with the next commit that writes (see idled).
+func (p *processor) declareIdle(ctx context.Context, ends map[stream.Partition]int64, t0 time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var outs []stream.Output
+	idle := p.idleParts[:0]
 	for _, part := range p.parts {
 		last, seen := p.offset[part]
 		if !seen {
@@ -303,13 +323,26 @@ func (p *processor) idle(ctx context.Context) error {
 		if end, ok := ends[part]; !ok || last+1 < end {
 			continue
 		}
-		out, err := p.eng.Idle(part, t0)
-		if err != nil {
-			return fmt.Errorf("analytics: %w", err)
-		}
-		outs = append(outs, out)
+		idle = append(idle, part)
 	}
-	return p.commit(ctx, outs)
+	p.idleParts = idle
+	out, err := p.eng.IdleAll(idle, t0)
+	if err != nil {
+		return fmt.Errorf("analytics: %w", err)
+	}
+	if len(out.Results) == 0 {
+		p.deferChanges(out.Changes)
+		p.observe([]stream.Output{out}, nil)
+		return nil
+	}
+	return p.commit(ctx, []stream.Output{out})
+}
+
+// deferChanges keeps changes in p.idled, for the next commit that writes.
+func (p *processor) deferChanges(changes []stream.StateEntry) {
+	for _, c := range changes {
+		p.idled[stateKey{c.Operator, c.Key, c.Window}] = c
+	}
 }
 
 // setRules swaps the rule set, keeping all state (a changed rule keeps its
@@ -345,9 +378,7 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 	}
 	if !writes {
 		for _, o := range outs {
-			for _, c := range o.Changes {
-				p.idled[c.Key] = c
-			}
+			p.deferChanges(o.Changes)
 		}
 		p.observe(outs, nil)
 		return nil
