@@ -3,6 +3,7 @@ package analytics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -333,6 +334,40 @@ func TestIdlePassWithoutResultsWaitsForTheNextCommit(t *testing.T) {
 	st = written(func() { idle(p, t0.Add(2*time.Minute)) })
 	if st.Commits != 1 || count(t, p.db, "analytics_windows") == 0 {
 		t.Errorf("an idle pass closing the first minute: %d commits, %d windows stored; want 1 and the window", st.Commits, count(t, p.db, "analytics_windows"))
+	}
+	sameState(t, p)
+}
+
+// TestGroupCommitRejectedBatchFailsAlone: the batches of a group commit go
+// through the engine together, but one it rejects (a record of a
+// partition it does not read) fails alone; the others are committed.
+func TestGroupCommitRejectedBatchFailsAlone(t *testing.T) {
+	p := flowProcessor(t)
+	next := map[stream.Partition]int64{}
+	var bs []*queued
+	for _, batch := range byPartition(orderFlow(t, 1, 4, placed, time.Now().Add(-time.Hour), next)) {
+		recs := make([]stream.Record, len(batch))
+		for i, m := range batch {
+			recs[i] = Record(m)
+		}
+		bs = append(bs, &queued{recs: recs, done: make(chan error, 1)})
+	}
+	bad := Record(orderFlow(t, 5, 1, placed, time.Now().Add(-time.Hour), map[stream.Partition]int64{})[0])
+	bad.Partition.Topic = "unread-events"
+	bs = append(bs[:1], append([]*queued{{recs: []stream.Record{bad}, done: make(chan error, 1)}}, bs[1:]...)...)
+	p.mu.Lock()
+	p.processQueued(context.Background(), bs)
+	p.mu.Unlock()
+	for i, b := range bs {
+		err := <-b.done
+		if (i == 1) != errors.Is(err, stream.ErrUnknownPartition) {
+			t.Errorf("batch %d of %d: %v", i, len(bs), err)
+		}
+	}
+	for part, n := range next {
+		if p.offset[part] != n-1 {
+			t.Errorf("%s: offset %d committed, want %d", part, p.offset[part], n-1)
+		}
 	}
 	sameState(t, p)
 }

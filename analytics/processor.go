@@ -129,6 +129,8 @@ type processor struct {
 	// (see handle). Never held while waiting for mu.
 	qmu   sync.Mutex
 	queue []*queued
+	// recs holds a group commit's records for the engine, reused (p.mu).
+	recs []stream.Record
 
 	mu     sync.Mutex
 	eng    *stream.Engine
@@ -241,16 +243,43 @@ type queued struct {
 // commit fails all of them (the engine is rebuilt from the database, and
 // the bus hands each batch over again). Called with p.mu held.
 func (p *processor) processQueued(ctx context.Context, bs []*queued) {
-	outs := make([]stream.Output, 0, len(bs))
-	ok := bs[:0:0]
-	for _, b := range bs {
-		out, err := p.eng.Process(b.recs)
-		if err != nil {
-			b.done <- fmt.Errorf("analytics: %w", err)
-			continue
+	var outs []stream.Output
+	ok := bs
+	if len(bs) > 1 {
+		// All in one Process: the engine advances and hands out its
+		// changes (the windows' counters encoded, the patterns' state)
+		// once for the commit, not once per batch. The results are the
+		// same whatever the batching (internal/stream).
+		n := 0
+		for _, b := range bs {
+			n += len(b.recs)
 		}
-		outs = append(outs, out)
-		ok = append(ok, b)
+		if p.recs == nil || cap(p.recs) < n {
+			p.recs = make([]stream.Record, 0, n)
+		}
+		recs := p.recs[:0]
+		for _, b := range bs {
+			recs = append(recs, b.recs...)
+		}
+		out, err := p.eng.Process(recs)
+		clear(recs) // drop the payloads until the next round
+		if err == nil {
+			outs = []stream.Output{out}
+		}
+	}
+	if outs == nil {
+		// One batch, or one the engine rejects (it rejects a batch whole,
+		// before any change): batch by batch, so a rejected one fails alone.
+		ok = bs[:0:0]
+		for _, b := range bs {
+			out, err := p.eng.Process(b.recs)
+			if err != nil {
+				b.done <- fmt.Errorf("analytics: %w", err)
+				continue
+			}
+			outs = append(outs, out)
+			ok = append(ok, b)
+		}
 	}
 	err := p.commit(ctx, outs)
 	if err == nil {
