@@ -536,9 +536,7 @@ func (b *buffered) encode() []byte {
 	v = append(v, `","type":"`...)
 	v = append(v, b.Type...)
 	v = append(v, `","payload":`...)
-	plain := plainJSONString(b.Topic) && plainJSONString(b.ID) && plainJSONString(b.Type) && b.Payload != nil &&
-		!bytes.ContainsAny(b.Payload, "<>&\u2028\u2029")
-	if plain {
+	if plainJSONString(b.Topic) && plainJSONString(b.ID) && plainJSONString(b.Type) && b.Payload != nil && !htmlEscaped(b.Payload) {
 		buf := bytes.NewBuffer(v)
 		if json.Compact(buf, b.Payload) == nil {
 			return append(buf.Bytes(), '}')
@@ -546,6 +544,18 @@ func (b *buffered) encode() []byte {
 	}
 	v, _ = json.Marshal(b)
 	return v
+}
+
+// htmlEscaped: json.Marshal would escape some of p's bytes (<, >, &, and
+// U+2028, U+2029, which begin with 0xE2, as other characters do: those
+// take json.Marshal's way too).
+func htmlEscaped(p []byte) bool {
+	for _, c := range p {
+		if c == '<' || c == '>' || c == '&' || c == 0xE2 {
+			return true
+		}
+	}
+	return false
 }
 
 // plainJSONString: s is printable ASCII that json.Marshal writes as it is.
