@@ -140,10 +140,10 @@ type processor struct {
 	// (partitions' stream times; released buffered events, pattern and
 	// join state) and by commits that only moved stream times, not written
 	// yet: written with the next commit that writes, before its own
-	// changes. The stored state stays the engine's as of that commit, with
-	// the offsets it came from: a crash before then loses no result, the
-	// engine restored from it repeats the passes, and they make the same
-	// results (an idle pass that would make any commits at once).
+	// changes. The stored state stays the engine's as of some commit, with
+	// the offsets it came from: a crash before the next loses no result
+	// (a pass that makes one commits at once), and the engine restored
+	// from it repeats the passes.
 	idled map[stateKey]stream.StateEntry
 	// ends and idleParts are the idle pass's buffers, reused.
 	ends      map[stream.Partition]int64
