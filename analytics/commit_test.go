@@ -3,6 +3,7 @@ package analytics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -104,19 +105,25 @@ func byPartition(msgs []*bus.Message) [][]*bus.Message {
 // rules and no bus (handle and commit need none).
 func flowProcessor(tb testing.TB) *processor {
 	tb.Helper()
-	prefix := "an" + strings.ReplaceAll(event.NewID(), "-", "")[:12]
-	dsn := ""
-	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
-		dsn = testenv.Postgres(tb)
-	}
-	db := openDB(tb, "flow", prefix, dsn, tb.TempDir())
 	var parts []stream.Partition
 	for _, t := range orderTopics {
 		for n := range int32(3) {
 			parts = append(parts, stream.Partition{Topic: t, Number: n})
 		}
 	}
-	p := &processor{db: db, log: slog.New(slog.DiscardHandler), now: time.Now, grace: time.Second, topics: orderTopics, parts: parts}
+	return flowProcessorOver(tb, orderTopics, parts)
+}
+
+// flowProcessorOver is flowProcessor reading parts of topics.
+func flowProcessorOver(tb testing.TB, topics []string, parts []stream.Partition) *processor {
+	tb.Helper()
+	prefix := "an" + strings.ReplaceAll(event.NewID(), "-", "")[:12]
+	dsn := ""
+	if os.Getenv("EVENTMART_TEST_SERVICES_DB") == "postgres" {
+		dsn = testenv.Postgres(tb)
+	}
+	db := openDB(tb, "flow", prefix, dsn, tb.TempDir())
+	p := &processor{db: db, log: slog.New(slog.DiscardHandler), now: time.Now, grace: time.Second, topics: topics, parts: parts}
 	if err := p.start(context.Background(), cep.StandardRules(time.Hour)); err != nil {
 		tb.Fatal(err)
 	}
@@ -262,4 +269,105 @@ func TestCommitWritesABatchInAFewStatements(t *testing.T) {
 	if d, e := count(t, p.db, "analytics_detections"), count(t, p.db, "outbox"); d != dets || e != events {
 		t.Errorf("%d detections and %d outbox rows after the redelivery, want %d and %d", d, e, dets, events)
 	}
+}
+
+// TestIdlePassWithoutResultsWaitsForTheNextCommit: an idle pass that makes
+// no result (it releases buffered events into the rules' state, nothing
+// matches, no window closes) writes nothing; an engine restored from the
+// database then (a crash) comes to the same state by repeating the pass;
+// the next commit writes the pass's changes with its own, so the stored
+// state is the engine's again; and a pass that closes a window commits it
+// at once.
+func TestIdlePassWithoutResultsWaitsForTheNextCommit(t *testing.T) {
+	p := flowProcessor(t)
+	ctx := context.Background()
+	next := map[stream.Partition]int64{}
+	ends := func() map[stream.Partition]int64 {
+		m := map[stream.Partition]int64{}
+		for _, part := range p.parts {
+			m[part] = next[part]
+		}
+		return m
+	}
+	written := func(fn func()) sqldb.Stats {
+		before := p.db.Stats()
+		fn()
+		return p.db.Stats().Sub(before)
+	}
+	idle := func(p *processor, at time.Time) {
+		if err := p.declareIdle(ctx, ends(), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now().Add(-3 * time.Hour).Truncate(time.Minute).Add(10 * time.Second)
+	commitTogether(t, p, orderFlow(t, 1, 4, placed, t0, next)) // orders 1 to 4: none declined
+	stored, err := loadState(ctx, p.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if st := written(func() { idle(p, t0.Add(5*time.Second)) }); st.Statements != 0 {
+		t.Errorf("an idle pass without results ran %d statements, want none", st.Statements)
+	}
+	if p.eng.Watermark() != t0.Add(5*time.Second).UnixNano() || len(p.idled) == 0 {
+		t.Fatalf("watermark %v, %d changes waiting: the pass should have released the buffered events", time.Unix(0, p.eng.Watermark()), len(p.idled))
+	}
+	if after, _ := loadState(ctx, p.db); fmt.Sprint(after) != fmt.Sprint(stored) {
+		t.Fatal("the stored state changed without a commit")
+	}
+
+	restarted := &processor{db: p.db, log: p.log, now: time.Now, grace: p.grace, topics: p.topics, parts: p.parts}
+	if err := restarted.start(ctx, p.rules); err != nil {
+		t.Fatal(err)
+	}
+	idle(restarted, t0.Add(5*time.Second))
+	if got, want := fmt.Sprint(restarted.eng.Snapshot()), fmt.Sprint(p.eng.Snapshot()); got != want {
+		t.Errorf("restored from the database and idle again, the engine's state differs:\n%s\nwant\n%s", got, want)
+	}
+
+	st := written(func() { commitTogether(t, p, orderFlow(t, 1, 4, ended, t0.Add(6*time.Second), next)) })
+	if st.Commits != 1 || len(p.idled) != 0 {
+		t.Errorf("the next batch: %d commits, %d changes still waiting; want 1 and none", st.Commits, len(p.idled))
+	}
+	sameState(t, p)
+
+	st = written(func() { idle(p, t0.Add(2*time.Minute)) })
+	if st.Commits != 1 || count(t, p.db, "analytics_windows") == 0 {
+		t.Errorf("an idle pass closing the first minute: %d commits, %d windows stored; want 1 and the window", st.Commits, count(t, p.db, "analytics_windows"))
+	}
+	sameState(t, p)
+}
+
+// TestGroupCommitRejectedBatchFailsAlone: the batches of a group commit go
+// through the engine together, but one it rejects (a record of a
+// partition it does not read) fails alone; the others are committed.
+func TestGroupCommitRejectedBatchFailsAlone(t *testing.T) {
+	p := flowProcessor(t)
+	next := map[stream.Partition]int64{}
+	var bs []*queued
+	for _, batch := range byPartition(orderFlow(t, 1, 4, placed, time.Now().Add(-time.Hour), next)) {
+		recs := make([]stream.Record, len(batch))
+		for i, m := range batch {
+			recs[i] = Record(m)
+		}
+		bs = append(bs, &queued{recs: recs, done: make(chan error, 1)})
+	}
+	bad := Record(orderFlow(t, 5, 1, placed, time.Now().Add(-time.Hour), map[stream.Partition]int64{})[0])
+	bad.Partition.Topic = "unread-events"
+	bs = append(bs[:1], append([]*queued{{recs: []stream.Record{bad}, done: make(chan error, 1)}}, bs[1:]...)...)
+	p.mu.Lock()
+	p.processQueued(context.Background(), bs)
+	p.mu.Unlock()
+	for i, b := range bs {
+		err := <-b.done
+		if (i == 1) != errors.Is(err, stream.ErrUnknownPartition) {
+			t.Errorf("batch %d of %d: %v", i, len(bs), err)
+		}
+	}
+	for part, n := range next {
+		if p.offset[part] != n-1 {
+			t.Errorf("%s: offset %d committed, want %d", part, p.offset[part], n-1)
+		}
+	}
+	sameState(t, p)
 }

@@ -129,16 +129,25 @@ type processor struct {
 	// (see handle). Never held while waiting for mu.
 	qmu   sync.Mutex
 	queue []*queued
+	// recs holds a group commit's records for the engine, reused (p.mu).
+	recs []stream.Record
 
 	mu     sync.Mutex
 	eng    *stream.Engine
 	rules  []cep.Rule
 	offset map[stream.Partition]int64 // last offset the engine processed, per partition
-	// idled are partition entries changed by idle calls and not written
-	// yet: written with the next commit that writes anything else (an idle
-	// call that only moves stream times changes no result, so a crash
-	// before they are written loses nothing).
-	idled map[string]stream.StateEntry
+	// idled are the entries changed by idle passes that made no result
+	// (partitions' stream times; released buffered events, pattern and
+	// join state) and by commits that only moved stream times, not written
+	// yet: written with the next commit that writes, before its own
+	// changes. The stored state stays the engine's as of some commit, with
+	// the offsets it came from: a crash before the next loses no result
+	// (a pass that makes one commits at once), and the engine restored
+	// from it repeats the passes.
+	idled map[stateKey]stream.StateEntry
+	// ends and idleParts are the idle pass's buffers, reused.
+	ends      map[stream.Partition]int64
+	idleParts []stream.Partition
 	// lastRecord: when records were last processed; lastIdle: when the
 	// last idle pass ran (quiet, the passes slow down to quietIdle).
 	lastRecord, lastIdle time.Time
@@ -170,7 +179,7 @@ func (p *processor) restore(ctx context.Context) error {
 		return fmt.Errorf("analytics: restore: %w", err)
 	}
 	p.eng = eng
-	p.idled = map[string]stream.StateEntry{}
+	p.idled = map[stateKey]stream.StateEntry{}
 	p.offset = make(map[stream.Partition]int64, len(p.parts))
 	for _, en := range entries {
 		if en.Operator == "" && len(en.Value) == 16 {
@@ -234,16 +243,43 @@ type queued struct {
 // commit fails all of them (the engine is rebuilt from the database, and
 // the bus hands each batch over again). Called with p.mu held.
 func (p *processor) processQueued(ctx context.Context, bs []*queued) {
-	outs := make([]stream.Output, 0, len(bs))
-	ok := bs[:0:0]
-	for _, b := range bs {
-		out, err := p.eng.Process(b.recs)
-		if err != nil {
-			b.done <- fmt.Errorf("analytics: %w", err)
-			continue
+	var outs []stream.Output
+	ok := bs
+	if len(bs) > 1 {
+		// All in one Process: the engine advances and hands out its
+		// changes (the windows' counters encoded, the patterns' state)
+		// once for the commit, not once per batch. The results are the
+		// same whatever the batching (internal/stream).
+		n := 0
+		for _, b := range bs {
+			n += len(b.recs)
 		}
-		outs = append(outs, out)
-		ok = append(ok, b)
+		if p.recs == nil || cap(p.recs) < n {
+			p.recs = make([]stream.Record, 0, n)
+		}
+		recs := p.recs[:0]
+		for _, b := range bs {
+			recs = append(recs, b.recs...)
+		}
+		out, err := p.eng.Process(recs)
+		clear(recs) // drop the payloads until the next round
+		if err == nil {
+			outs = []stream.Output{out}
+		}
+	}
+	if outs == nil {
+		// One batch, or one the engine rejects (it rejects a batch whole,
+		// before any change): batch by batch, so a rejected one fails alone.
+		ok = bs[:0:0]
+		for _, b := range bs {
+			out, err := p.eng.Process(b.recs)
+			if err != nil {
+				b.done <- fmt.Errorf("analytics: %w", err)
+				continue
+			}
+			outs = append(outs, out)
+			ok = append(ok, b)
+		}
 	}
 	err := p.commit(ctx, outs)
 	if err == nil {
@@ -271,30 +307,43 @@ const (
 
 // idle declares idle every partition the engine has read to its end, up
 // to the moment before its end was read, so the watermark moves (windows
-// close, timeouts fire) while some partitions have no records.
+// close, timeouts fire) while some partitions have no records. A pass
+// with nothing to declare (every partition's stream time, hence the
+// watermark, is past that moment already) asks the bus nothing.
 func (p *processor) idle(ctx context.Context) error {
 	now := p.now()
+	t0 := now.Add(-idleLag)
 	p.mu.Lock()
-	if now.Sub(p.lastRecord) > quietAfter+p.grace && now.Sub(p.lastIdle) < quietIdle {
+	if now.Sub(p.lastRecord) > quietAfter+p.grace && now.Sub(p.lastIdle) < quietIdle || p.eng.Watermark() >= t0.UnixNano() {
 		p.mu.Unlock()
 		return nil
 	}
 	p.lastIdle = now
 	p.mu.Unlock()
-	t0 := now.Add(-idleLag)
-	ends := make(map[stream.Partition]int64, len(p.parts))
+	if p.ends == nil {
+		p.ends = make(map[stream.Partition]int64, len(p.parts))
+	}
+	clear(p.ends)
 	for _, t := range p.topics {
 		offs, err := p.bus.Offsets(ctx, t)
 		if err != nil {
 			return fmt.Errorf("analytics: offsets of %s: %w", t, err)
 		}
 		for _, o := range offs {
-			ends[stream.Partition{Topic: t, Number: o.Partition}] = o.End
+			p.ends[stream.Partition{Topic: t, Number: o.Partition}] = o.End
 		}
 	}
+	return p.declareIdle(ctx, p.ends, t0)
+}
+
+// declareIdle declares idle up to t0 every partition read to its end
+// (ends: each partition's end offset, the offset its next record gets), in
+// one Engine.IdleAll, and commits it: at once if it made results (closed
+// windows, detections), else with the next commit that writes (see idled).
+func (p *processor) declareIdle(ctx context.Context, ends map[stream.Partition]int64, t0 time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var outs []stream.Output
+	idle := p.idleParts[:0]
 	for _, part := range p.parts {
 		last, seen := p.offset[part]
 		if !seen {
@@ -303,13 +352,26 @@ func (p *processor) idle(ctx context.Context) error {
 		if end, ok := ends[part]; !ok || last+1 < end {
 			continue
 		}
-		out, err := p.eng.Idle(part, t0)
-		if err != nil {
-			return fmt.Errorf("analytics: %w", err)
-		}
-		outs = append(outs, out)
+		idle = append(idle, part)
 	}
-	return p.commit(ctx, outs)
+	p.idleParts = idle
+	out, err := p.eng.IdleAll(idle, t0)
+	if err != nil {
+		return fmt.Errorf("analytics: %w", err)
+	}
+	if len(out.Results) == 0 {
+		p.deferChanges(out.Changes)
+		p.observe([]stream.Output{out}, nil)
+		return nil
+	}
+	return p.commit(ctx, []stream.Output{out})
+}
+
+// deferChanges keeps changes in p.idled, for the next commit that writes.
+func (p *processor) deferChanges(changes []stream.StateEntry) {
+	for _, c := range changes {
+		p.idled[stateKey{c.Operator, c.Key, c.Window}] = c
+	}
 }
 
 // setRules swaps the rule set, keeping all state (a changed rule keeps its
@@ -345,9 +407,7 @@ func (p *processor) commit(ctx context.Context, outs []stream.Output) error {
 	}
 	if !writes {
 		for _, o := range outs {
-			for _, c := range o.Changes {
-				p.idled[c.Key] = c
-			}
+			p.deferChanges(o.Changes)
 		}
 		p.observe(outs, nil)
 		return nil

@@ -90,6 +90,9 @@ func (s *shipTimes) Advance(w int64, _ func(stream.Result)) {
 }
 
 func (s *shipTimes) Changes(dst []stream.StateEntry) []stream.StateEntry {
+	if len(s.changed) == 0 {
+		return dst
+	}
 	ids := make([]string, 0, len(s.changed))
 	for id := range s.changed {
 		ids = append(ids, id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,7 +149,46 @@ func (statsAggregator) Merge(a, b Counters) Counters {
 	return a
 }
 
-func (statsAggregator) Encode(v Counters) ([]byte, error) { return json.Marshal(v) }
+// Encode writes what json.Marshal writes (keys sorted), without its
+// reflection: a commit encodes every open window it changed.
+func (statsAggregator) Encode(v Counters) ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	keys := make([]string, 0, len(v))
+	n := 2
+	for k := range v {
+		keys = append(keys, k)
+		n += len(k) + 24
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, v[k], 10)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as json.Marshal writes it: as it is between
+// quotes when it is printable ASCII needing no escape (as counter names
+// are), else through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
 
 func (statsAggregator) Decode(b []byte) (Counters, error) {
 	var c Counters

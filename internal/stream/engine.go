@@ -128,14 +128,29 @@ func (e *Engine) Process(batch []Record) (Output, error) {
 // Unlike records, such calls are not in the log: a rebuild by replay
 // reproduces them only if the caller repeats them.
 func (e *Engine) Idle(p Partition, t time.Time) (Output, error) {
-	ps, ok := e.parts[p]
-	if !ok {
-		return Output{}, fmt.Errorf("idle %s: %w", p, ErrUnknownPartition)
+	return e.IdleAll([]Partition{p}, t)
+}
+
+// IdleAll is Idle of each of ps to the same t, with one advance of the
+// watermark instead of one per partition: the state it leaves and the
+// changes it returns are those of the Idle calls in a row, and so are each
+// operator's results, in its order (the order between operators' results
+// may differ, as for other batchings). A pass over many partitions costs
+// about one Idle; one that raises no stream time moves nothing. An unknown
+// partition rejects the call whole, before any state changes.
+func (e *Engine) IdleAll(ps []Partition, t time.Time) (Output, error) {
+	for _, p := range ps {
+		if _, ok := e.parts[p]; !ok {
+			return Output{}, fmt.Errorf("idle %s: %w", p, ErrUnknownPartition)
+		}
 	}
 	var out Output
-	if n := t.UnixNano(); n > ps.streamTime {
-		ps.streamTime = n
-		e.markDirty(ps)
+	n := t.UnixNano()
+	for _, p := range ps {
+		if st := e.parts[p]; n > st.streamTime {
+			st.streamTime = n
+			e.markDirty(st)
+		}
 	}
 	e.advance(&out)
 	return out, nil

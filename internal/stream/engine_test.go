@@ -332,3 +332,77 @@ func TestResultsIndependentOfBatchingInterleavingAndRestore(t *testing.T) {
 		}
 	}
 }
+
+// IdleAll over several partitions leaves the state, stores the changes and
+// gives each operator's results of Idle on each in turn; a call that raises
+// no stream time returns nothing; an unknown partition rejects it whole.
+func TestIdleAllIsIdleOfEachInTurn(t *testing.T) {
+	p2 := stream.Partition{Topic: "payment-events", Number: 0}
+	parts := []stream.Partition{p0, p1, p2}
+	rng := rand.New(rand.NewPCG(56, 78))
+	recs := randomStream(rng, parts, 200)
+	// Each partition's first half, so the idle calls below have records
+	// in every operator's windows to close.
+	var batch []stream.Record
+	for _, rs := range recs {
+		batch = append(batch, rs[:100]...)
+	}
+	byOperator := func(outs ...stream.Output) map[string][]string {
+		m := map[string][]string{}
+		for _, out := range outs {
+			for _, r := range out.Results {
+				m[r.Operator] = append(m[r.Operator], show(r))
+			}
+		}
+		return m
+	}
+	eachInTurn, all := newEngine(t, parts), newEngine(t, parts)
+	var storeEach, storeAll stream.MemoryStore
+	for _, e := range []*stream.Engine{eachInTurn, all} {
+		if _, err := e.Process(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results := 0
+	for _, until := range []float64{100, 150, 1e6} {
+		var outs []stream.Output
+		for _, p := range parts {
+			out, err := eachInTurn.Idle(p, at(until))
+			if err != nil {
+				t.Fatal(err)
+			}
+			storeEach.Apply(out.Changes)
+			outs = append(outs, out)
+		}
+		out, err := all.IdleAll(parts, at(until))
+		if err != nil {
+			t.Fatal(err)
+		}
+		storeAll.Apply(out.Changes)
+		want, got := byOperator(outs...), byOperator(out)
+		results += len(out.Results)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("idle to %v: IdleAll's results\n%v\nIdle's in turn\n%v", until, got, want)
+		}
+		if fmt.Sprint(all.Snapshot()) != fmt.Sprint(eachInTurn.Snapshot()) || fmt.Sprint(storeAll.Entries()) != fmt.Sprint(storeEach.Entries()) {
+			t.Fatalf("idle to %v: IdleAll's state differs from Idle's in turn", until)
+		}
+		if all.Watermark() != at(until).UnixNano() {
+			t.Fatalf("watermark %d after IdleAll to %v", all.Watermark(), until)
+		}
+	}
+	if results < 20 {
+		t.Fatalf("the idle calls closed %d windows; the test needs many", results)
+	}
+	out, err := all.IdleAll(parts, at(1e6))
+	if err != nil || len(out.Changes) != 0 || len(out.Results) != 0 {
+		t.Errorf("IdleAll raising no stream time: %d changes, %d results, err %v; want none", len(out.Changes), len(out.Results), err)
+	}
+	before := fmt.Sprint(all.Snapshot())
+	if _, err := all.IdleAll([]stream.Partition{p0, {Topic: "x"}}, at(2e6)); !errors.Is(err, stream.ErrUnknownPartition) {
+		t.Errorf("IdleAll with an unknown partition: err = %v", err)
+	}
+	if fmt.Sprint(all.Snapshot()) != before {
+		t.Error("IdleAll with an unknown partition changed the state")
+	}
+}

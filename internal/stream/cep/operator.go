@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,7 +253,12 @@ func (b *buffered) before(x *buffered) bool {
 }
 
 func (b *buffered) window() string {
-	return fmt.Sprintf("%s/%d@%d", b.Topic, b.Partition, b.Offset)
+	w := make([]byte, 0, len(b.Topic)+24)
+	w = append(w, b.Topic...)
+	w = append(w, '/')
+	w = strconv.AppendInt(w, int64(b.Partition), 10)
+	w = append(w, '@')
+	return string(strconv.AppendInt(w, b.Offset, 10)) // "topic/partition@offset"
 }
 
 // fireTimers handles every timer due strictly before x.
@@ -483,6 +489,9 @@ func (o *Operator) Changes(dst []stream.StateEntry) []stream.StateEntry {
 	o.removed = o.removed[:0]
 	dst = append(dst, o.stale...)
 	o.stale = nil
+	if len(o.changed) == 0 {
+		return dst
+	}
 	ids := make([]stateID, 0, len(o.changed))
 	for id := range o.changed {
 		ids = append(ids, id)
@@ -505,8 +514,58 @@ func (o *Operator) Changes(dst []stream.StateEntry) []stream.StateEntry {
 }
 
 func (o *Operator) bufferEntry(b *buffered) stream.StateEntry {
-	v, _ := json.Marshal(b) // plain fields: cannot fail
-	return stream.StateEntry{Operator: o.name, Window: b.window(), Value: v}
+	return stream.StateEntry{Operator: o.name, Window: b.window(), Value: b.encode()}
+}
+
+// encode is json.Marshal(b), byte for byte, written without reflection
+// (every event a rule uses is stored so while it waits in the buffer) when
+// its strings need no escape and its payload none of json.Marshal's HTML
+// escapes; else json.Marshal's (nil for a payload that is not JSON).
+func (b *buffered) encode() []byte {
+	v := make([]byte, 0, 96+len(b.Topic)+len(b.ID)+len(b.Type)+len(b.Payload))
+	v = append(v, `{"t":`...)
+	v = strconv.AppendInt(v, b.T, 10)
+	v = append(v, `,"topic":"`...)
+	v = append(v, b.Topic...)
+	v = append(v, `","partition":`...)
+	v = strconv.AppendInt(v, int64(b.Partition), 10)
+	v = append(v, `,"offset":`...)
+	v = strconv.AppendInt(v, b.Offset, 10)
+	v = append(v, `,"id":"`...)
+	v = append(v, b.ID...)
+	v = append(v, `","type":"`...)
+	v = append(v, b.Type...)
+	v = append(v, `","payload":`...)
+	if plainJSONString(b.Topic) && plainJSONString(b.ID) && plainJSONString(b.Type) && b.Payload != nil && !htmlEscaped(b.Payload) {
+		buf := bytes.NewBuffer(v)
+		if json.Compact(buf, b.Payload) == nil {
+			return append(buf.Bytes(), '}')
+		}
+	}
+	v, _ = json.Marshal(b)
+	return v
+}
+
+// htmlEscaped: json.Marshal would escape some of p's bytes (<, >, &, and
+// U+2028, U+2029, which begin with 0xE2, as other characters do: those
+// take json.Marshal's way too).
+func htmlEscaped(p []byte) bool {
+	for _, c := range p {
+		if c == '<' || c == '>' || c == '&' || c == 0xE2 {
+			return true
+		}
+	}
+	return false
+}
+
+// plainJSONString: s is printable ASCII that json.Marshal writes as it is.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *Operator) keyEntry(id stateID, st *keyState) stream.StateEntry {
