@@ -165,12 +165,20 @@ func deliverable(spec event.Spec) bool {
 // queued for that endpoint then, as an event consumed after the
 // registration is; nothing was queued for it before, so nothing twice.
 func (s *Service) Wants(ctx context.Context, e *event.Envelope, _ event.Payload) bool {
+	return s.WantsType(ctx, e.EventType)
+}
+
+// WantsType is Wants by the type alone (inbox.TypeWanter), asked before
+// the record is decoded: the webhook service reads every topic, and with
+// no endpoint subscribed to a type, decoding and validating its events was
+// most of what the service spent.
+func (s *Service) WantsType(ctx context.Context, t event.Type) bool {
 	if s.stale() {
 		if err := s.reload(ctx, nil); err != nil {
 			return true
 		}
 	}
-	return len(s.wanting(e.EventType)) > 0
+	return len(s.wanting(t)) > 0
 }
 
 // onEvent queues e for every enabled endpoint that wants its type, within

@@ -349,6 +349,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			if w, ok := s.svc.(inbox.Wanter); ok {
 				c.Wants = w.Wants
 			}
+			if w, ok := s.svc.(inbox.TypeWanter); ok {
+				c.WantsType = w.WantsType
+			}
 			_, c.OwnDeduplication = s.svc.(inbox.OwnDeduplication)
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})

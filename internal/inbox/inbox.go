@@ -92,6 +92,12 @@ type Consumer struct {
 	// without its handler and without a processed-event record, and a
 	// batch with nothing wanted costs no transaction at all.
 	Wants func(ctx context.Context, e *event.Envelope, p event.Payload) bool
+	// WantsType, if set, is asked before a record is decoded, by the type
+	// its header names, whether events of that type have anything to do
+	// here (see TypeWanter): a record of a type it turns down is consumed
+	// as ignored without being decoded. Records retried from the retry
+	// queue are not asked.
+	WantsType func(ctx context.Context, t event.Type) bool
 	// OwnDeduplication, if set, says the handlers recognise an event they
 	// applied before themselves (see the OwnDeduplication interface): no
 	// processed-event record is looked up or written, and every event
@@ -223,7 +229,11 @@ func (c *Consumer) apply(ctx context.Context, batches []*pending, count bool) er
 	// fail, that transaction is rolled back and the batch applied again,
 	// record by record behind savepoints.
 	start := time.Now()
-	decs := c.decodeAll(msgs)
+	var unwantedType func(event.Type) bool
+	if c.WantsType != nil {
+		unwantedType = func(t event.Type) bool { return t != "" && !c.WantsType(ctx, t) }
+	}
+	decs := c.decodeAll(msgs, unwantedType)
 	c.filter(ctx, decs)
 	if !slices.ContainsFunc(decs, needsTx) {
 		// Only events no handler here wants (another group's types on a
@@ -503,10 +513,14 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 
 // decodeAll decodes the records of msgs that are this group's (nil for
 // the others, see ignored).
-func (c *Consumer) decodeAll(msgs []*bus.Message) []*decoded {
+func (c *Consumer) decodeAll(msgs []*bus.Message, unwantedType func(event.Type) bool) []*decoded {
 	out := make([]*decoded, len(msgs))
 	for i, m := range msgs {
-		if !c.ignored(m) {
+		switch {
+		case c.ignored(m):
+		case unwantedType != nil && unwantedType(event.Type(m.Header(eventmsg.HeaderEventType))):
+			out[i] = unwanted
+		default:
 			d := c.decode(m)
 			out[i] = &d
 		}

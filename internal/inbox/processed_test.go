@@ -242,3 +242,41 @@ func TestOwnDeduplicationKeepsNoProcessedEvents(t *testing.T) {
 		t.Errorf("%d processed-event rows (%v), want none", rows, err)
 	}
 }
+
+// TestRecordsOfAnUnwantedTypeAreNotDecoded: WantsType turns a type down
+// before its records are decoded — even one that would not decode is
+// consumed as ignored, without its handler, a transaction or a dead
+// letter; once the type is wanted, its records are decoded and applied.
+func TestRecordsOfAnUnwantedTypeAreNotDecoded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	wantsProducts := false
+	f.c.WantsType = func(_ context.Context, typ event.Type) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return typ != "ProductCreated" || wantsProducts
+	}
+	garbled := f.msg("p-garbled")
+	garbled.Value = []byte("\x00not json")
+	batch := []*bus.Message{f.msg("p1"), garbled}
+	before := f.c.DB.Stats()
+	if err := f.c.Handle(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.c.DB.Stats().Sub(before); got.Statements != 0 || got.Commits != 0 {
+		t.Errorf("a batch of an unwanted type: %+v, want no statement and no commit (no dead letter either)", got)
+	}
+	if f.effects("p1") != 0 {
+		t.Error("an event of an unwanted type was applied")
+	}
+	mu.Lock()
+	wantsProducts = true
+	mu.Unlock()
+	if err := f.c.Handle(ctx, []*bus.Message{batch[0]}); err != nil { // redelivered, wanted now
+		t.Fatal(err)
+	}
+	if f.effects("p1") != 1 {
+		t.Errorf("p1 redelivered once its type is wanted: applied %d times, want 1", f.effects("p1"))
+	}
+}

@@ -318,7 +318,7 @@ func (c *Consumer) RetryDue(ctx context.Context) (int, error) {
 		err := c.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 			var herr error
 			ids := &eventIDs{asked: map[string]bool{}, done: map[string]bool{}}
-			decs := c.decodeAll([]*bus.Message{d.m})
+			decs := c.decodeAll([]*bus.Message{d.m}, nil)
 			if err := c.prepare(ctx, tx, decs, ids); err != nil {
 				return err
 			}

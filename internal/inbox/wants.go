@@ -30,6 +30,24 @@ type Wanter interface {
 	Wants(ctx context.Context, e *event.Envelope, p event.Payload) bool
 }
 
+// TypeWanter is a Wanter that can tell from an event's type alone that
+// it has nothing to do here (the runtime sets Consumer.WantsType from it):
+// a webhook event type no enabled endpoint subscribes to. It is asked
+// before the record is decoded, so such a record costs no decoding, no
+// schema validation and no transaction: for a consumer that reads every
+// topic and wants little of it, decoding was most of its CPU.
+//
+// WantsType follows Wants's rules, on the type: false only when no event
+// of type t would have its handler read or write anything that matters.
+// A record turned down by its type is settled as ignored without being
+// decoded, so a malformed one goes unnoticed by this group (as a type it
+// has no handler for does); the groups that handle the type dead-letter
+// it.
+type TypeWanter interface {
+	Wanter
+	WantsType(ctx context.Context, t event.Type) bool
+}
+
 // unwanted is a record Wants turned down: settled as ignored.
 var unwanted = &decoded{outcome: obs.OutcomeIgnored}
 
