@@ -30,6 +30,11 @@ import (
 // block leaves out an event already recorded or twice in its batch.
 func (s *Service) DeduplicatesEvents() {}
 
+// ReadsEnvelopesOnly marks the audit service as reading envelopes only
+// (inbox.EnvelopeReader): the trail records each envelope as it was
+// published, so its consumer neither decodes nor validates payloads.
+func (s *Service) ReadsEnvelopesOnly() {}
+
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
 	env, err := e.Marshal()
 	if err != nil {

@@ -353,6 +353,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				c.WantsType = w.WantsType
 			}
 			_, c.OwnDeduplication = s.svc.(inbox.OwnDeduplication)
+			_, c.EnvelopeOnly = s.svc.(inbox.EnvelopeReader)
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)

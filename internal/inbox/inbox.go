@@ -103,6 +103,9 @@ type Consumer struct {
 	// processed-event record is looked up or written, and every event
 	// reaches its handler, redelivered or not.
 	OwnDeduplication bool
+	// EnvelopeOnly, if set, says the handlers read only the envelope (see
+	// EnvelopeReader): payloads are not decoded, and handlers get nil.
+	EnvelopeOnly bool
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times
@@ -503,6 +506,9 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 	}
 	if e.EventType != typ {
 		return decoded{err: Permanent(fmt.Errorf("inbox: the eventType header %q disagrees with the envelope's %q", typ, e.EventType))}
+	}
+	if c.EnvelopeOnly {
+		return decoded{e: e, h: h}
 	}
 	p, err := r.Payload()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/deadletter"
 	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/internal/testenv"
 )
@@ -278,5 +279,37 @@ func TestRecordsOfAnUnwantedTypeAreNotDecoded(t *testing.T) {
 	}
 	if f.effects("p1") != 1 {
 		t.Errorf("p1 redelivered once its type is wanted: applied %d times, want 1", f.effects("p1"))
+	}
+}
+
+// TestEnvelopeOnlyHandlersGetNoPayload: a consumer whose handlers read
+// envelopes only (EnvelopeOnly) hands them a nil payload, undecoded: an
+// event whose payload breaks its schema reaches the handler as it was
+// published; an envelope that does not decode is still dead-lettered.
+func TestEnvelopeOnlyHandlersGetNoPayload(t *testing.T) {
+	f := newFixture(t)
+	f.c.EnvelopeOnly = true
+	got := map[string]bool{} // a batch rolled back is applied again: a set
+	f.c.Handlers["ProductCreated"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		if p != nil {
+			t.Errorf("%s: payload %T, want none", e.EventID, p)
+		}
+		got[string(e.Data)] = true
+		return nil
+	}
+	ctx := context.Background()
+	offSchema := f.msg("p-schema")
+	offSchema.Value = []byte(strings.Replace(string(offSchema.Value), `"priceCents":0`, `"priceCents":"12"`, 1))
+	garbled := f.msg("p-garbled")
+	garbled.Value = []byte("\x00not json")
+	if err := f.c.Handle(ctx, []*bus.Message{offSchema, garbled}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[`{"productId":"p-schema","sku":"","name":"","priceCents":"12","currency":""}`] {
+		t.Errorf("handled %v, want the off-schema payload alone, as published", got)
+	}
+	dl, err := f.c.DeadLetters().List(ctx, deadletter.StatusDead, 10, 0)
+	if err != nil || len(dl) != 1 || dl[0].Value != string(garbled.Value) {
+		t.Errorf("dead letters %+v (%v), want the garbled record alone", dl, err)
 	}
 }

@@ -1,5 +1,8 @@
 package inbox
 
+// Traits a service declares by implementing a marker interface; the
+// runtime reads them when it builds the service's Consumer.
+
 // OwnDeduplication is a service whose handlers recognise, in the
 // service's own tables and in the batch's transaction, an event they
 // applied before — by its event id — and leave no second effect: the
@@ -17,4 +20,18 @@ package inbox
 type OwnDeduplication interface {
 	// DeduplicatesEvents marks the service; it is never called.
 	DeduplicatesEvents()
+}
+
+// EnvelopeReader is a service whose handlers read the envelope only, never
+// the payload (they get a nil one): the audit trail, which records
+// envelopes as they are. The runtime then sets Consumer.EnvelopeOnly: its
+// records' payloads are neither decoded nor validated against their
+// schema — in distributed mode a third of the audit process's CPU. A
+// payload that does not match its schema is then recorded, as it was
+// published, rather than dead-lettered in that group (the groups that
+// handle its type dead-letter it); an envelope that does not decode is
+// still a permanent error.
+type EnvelopeReader interface {
+	// ReadsEnvelopesOnly marks the service; it is never called.
+	ReadsEnvelopesOnly()
 }
