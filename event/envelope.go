@@ -333,13 +333,9 @@ func decodePrecisely(b []byte) (*Envelope, error) {
 // ErrUnsupportedVersion or ErrInvalidPayload (a *SchemaError says which
 // fields are wrong).
 func (e *Envelope) Payload() (Payload, error) {
-	spec, ok := Lookup(e.EventType)
-	if !ok {
-		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
-	}
-	p := spec.NewAt(e.EventVersion)
-	if p == nil {
-		return nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, strings.Join(spec.Versions(), ", "))
+	spec, p, err := e.known()
+	if err != nil {
+		return nil, err
 	}
 	if err := ValidatePayload(e.EventType, e.EventVersion, e.Data); err != nil {
 		return nil, err
@@ -359,6 +355,28 @@ func (e *Envelope) Payload() (Payload, error) {
 		return nil, fmt.Errorf("event: upcast %s %s gave %T, not a payload", e.EventType, e.EventVersion, p)
 	}
 	return cur, nil
+}
+
+// Known returns the error Payload would for an envelope whose type or
+// version the catalog lacks (ErrUnknownType, ErrUnsupportedVersion), nil
+// for one it has: what a reader of envelopes alone checks, without
+// decoding or validating the payload.
+func (e *Envelope) Known() error {
+	_, _, err := e.known()
+	return err
+}
+
+// known returns e's type's spec and a new payload of e's version.
+func (e *Envelope) known() (Spec, any, error) {
+	spec, ok := Lookup(e.EventType)
+	if !ok {
+		return spec, nil, fmt.Errorf("event: %w: %q", ErrUnknownType, e.EventType)
+	}
+	p := spec.NewAt(e.EventVersion)
+	if p == nil {
+		return spec, nil, fmt.Errorf("event: %w: %s %q (supported: %s)", ErrUnsupportedVersion, e.EventType, e.EventVersion, strings.Join(spec.Versions(), ", "))
+	}
+	return spec, p, nil
 }
 
 // AtVersion returns a copy of e, an envelope of its type's current version,

@@ -508,6 +508,9 @@ func (c *Consumer) decode(m *bus.Message) decoded {
 		return decoded{err: Permanent(fmt.Errorf("inbox: the eventType header %q disagrees with the envelope's %q", typ, e.EventType))}
 	}
 	if c.EnvelopeOnly {
+		if err := e.Known(); err != nil {
+			return decoded{err: Permanent(err)}
+		}
 		return decoded{e: e, h: h}
 	}
 	p, err := r.Payload()

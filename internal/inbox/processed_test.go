@@ -285,7 +285,8 @@ func TestRecordsOfAnUnwantedTypeAreNotDecoded(t *testing.T) {
 // TestEnvelopeOnlyHandlersGetNoPayload: a consumer whose handlers read
 // envelopes only (EnvelopeOnly) hands them a nil payload, undecoded: an
 // event whose payload breaks its schema reaches the handler as it was
-// published; an envelope that does not decode is still dead-lettered.
+// published; an envelope that does not decode, or of a version the
+// catalog lacks, is still dead-lettered.
 func TestEnvelopeOnlyHandlersGetNoPayload(t *testing.T) {
 	f := newFixture(t)
 	f.c.EnvelopeOnly = true
@@ -302,14 +303,21 @@ func TestEnvelopeOnlyHandlersGetNoPayload(t *testing.T) {
 	offSchema.Value = []byte(strings.Replace(string(offSchema.Value), `"priceCents":0`, `"priceCents":"12"`, 1))
 	garbled := f.msg("p-garbled")
 	garbled.Value = []byte("\x00not json")
-	if err := f.c.Handle(ctx, []*bus.Message{offSchema, garbled}); err != nil {
+	unsupported := f.msg("p-v9")
+	unsupported.Value = []byte(strings.Replace(string(unsupported.Value), `"v1"`, `"v9"`, 1))
+	if err := f.c.Handle(ctx, []*bus.Message{offSchema, garbled, unsupported}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || !got[`{"productId":"p-schema","sku":"","name":"","priceCents":"12","currency":""}`] {
 		t.Errorf("handled %v, want the off-schema payload alone, as published", got)
 	}
 	dl, err := f.c.DeadLetters().List(ctx, deadletter.StatusDead, 10, 0)
-	if err != nil || len(dl) != 1 || dl[0].Value != string(garbled.Value) {
-		t.Errorf("dead letters %+v (%v), want the garbled record alone", dl, err)
+	if err != nil || len(dl) != 2 {
+		t.Fatalf("dead letters %+v (%v), want the garbled record and the unsupported version", dl, err)
+	}
+	for _, d := range dl {
+		if d.Value != string(garbled.Value) && !strings.Contains(d.Error, "unsupported event version") {
+			t.Errorf("dead letter %+v: want the garbled record or the unsupported version", d)
+		}
 	}
 }

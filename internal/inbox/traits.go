@@ -29,8 +29,8 @@ type OwnDeduplication interface {
 // schema — in distributed mode a third of the audit process's CPU. A
 // payload that does not match its schema is then recorded, as it was
 // published, rather than dead-lettered in that group (the groups that
-// handle its type dead-letter it); an envelope that does not decode is
-// still a permanent error.
+// handle its type dead-letter it); an envelope that does not decode, or
+// of a type or version the catalog lacks, is still a permanent error.
 type EnvelopeReader interface {
 	// ReadsEnvelopesOnly marks the service; it is never called.
 	ReadsEnvelopesOnly()
