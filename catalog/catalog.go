@@ -9,6 +9,7 @@ package catalog
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"regexp"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
@@ -33,7 +36,7 @@ const Name = "catalog"
 // Def describes the catalog service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
+	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d) }}
 }
 
 // Product statuses.
@@ -74,14 +77,28 @@ type Service struct {
 	// listening is set while RunInstance LISTENs for the writes of every
 	// instance (PostgreSQL): memory is trusted only meanwhile.
 	listening atomic.Bool
+	// fromMemory and fromDatabase count the reads by id answered each way
+	// (eventmart_catalog_product_reads_total).
+	fromMemory, fromDatabase prometheus.Counter
 }
 
 // New returns the catalog service.
-func New(d service.Deps) *Service {
+func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d}
 	s.mem = &memory{trusted: s.hearsEveryWrite}
 	s.store = &store{db: d.DB, mem: s.mem}
-	return s
+	reg := d.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, never exported
+	}
+	reads := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eventmart", Name: "catalog_product_reads_total",
+		Help: "Reads of products by id (GET /api/v1/products?ids=, GET /api/v1/products/{id}) answered from the catalog's memory or from its database."},
+		[]string{"from"})
+	if err := reg.Register(reads); err != nil {
+		return nil, fmt.Errorf("catalog: metrics: %w", err)
+	}
+	s.fromMemory, s.fromDatabase = reads.WithLabelValues("memory"), reads.WithLabelValues("database")
+	return s, nil
 }
 
 // Run has no background work.

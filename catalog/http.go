@@ -86,7 +86,10 @@ func (s *Service) byIDs(ctx context.Context, ids []string, limit, offset int) ([
 		}
 	}
 	ps, ok := s.mem.lookup(distinct)
-	if !ok {
+	if ok {
+		s.fromMemory.Inc()
+	} else {
+		s.fromDatabase.Inc()
 		read := s.mem.begin(distinct)
 		found, err := s.store.byIDs(ctx, distinct)
 		s.mem.end(read, found)
