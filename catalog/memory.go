@@ -3,6 +3,7 @@ package catalog
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/eventmart/eventmart/event"
 )
@@ -12,6 +13,12 @@ import (
 // within a few megabytes. Past it, an arbitrary product is forgotten for
 // each new one (a forgotten product costs its next read one query).
 const maxRemembered = 10_000
+
+// maxAge is how long a product read from the database is answered from
+// memory at most: a safety net for a write not heard of, which only an
+// instance of a release that did not notify makes (a rolling upgrade on
+// PostgreSQL); the notifications are what keeps memory current.
+const maxAge = 5 * time.Second
 
 // memory is the products as the database holds them, availability
 // included, for the reads by id (GET /products?ids=…, GET /products/{id}):
@@ -31,7 +38,8 @@ const maxRemembered = 10_000
 // (begin), and the hearing of a write of one of its products, or a reset,
 // marks it.
 type memory struct {
-	trusted func() bool // every write is heard of: see memory
+	trusted func() bool      // every write is heard of: see memory
+	now     func() time.Time // nil: time.Now
 
 	mu    sync.Mutex
 	m     map[string]remembered
@@ -43,12 +51,14 @@ type memory struct {
 type remembered struct {
 	p       Product
 	version int64
+	read    time.Time // when it was read from the database (see maxAge)
 }
 
 // memoryRead is a read of products ids from the database in flight; dirty
 // once a write of one of them, or a reset, was heard of since it began.
 type memoryRead struct {
 	ids   []string
+	began time.Time
 	dirty bool
 }
 
@@ -58,12 +68,13 @@ func (m *memory) lookup(ids []string) (ps []*Product, ok bool) {
 	if !m.trusted() {
 		return nil, false
 	}
+	now := m.clock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ps = make([]*Product, len(ids))
 	for i, id := range ids {
 		e, ok := m.m[id]
-		if !ok {
+		if !ok || now.Sub(e.read) >= maxAge {
 			return nil, false
 		}
 		ps[i] = &e.p // a copy: entries are replaced, never changed
@@ -74,7 +85,7 @@ func (m *memory) lookup(ids []string) (ps []*Product, ok bool) {
 // begin notes that a read of products ids from the database is about to
 // start; end it with end, whatever the read's outcome.
 func (m *memory) begin(ids []string) *memoryRead {
-	r := &memoryRead{ids: ids}
+	r := &memoryRead{ids: ids, began: m.clock()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reads == nil {
@@ -104,8 +115,16 @@ func (m *memory) end(r *memoryRead, read []remembered) {
 				break
 			}
 		}
+		e.read = r.began
 		m.m[e.p.ID] = e
 	}
+}
+
+func (m *memory) clock() time.Time {
+	if m.now != nil {
+		return m.now()
+	}
+	return time.Now()
 }
 
 // changed forgets product id: a write of its products row committed.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -216,7 +217,8 @@ func TestAnotherInstancesWritesAreHeard(t *testing.T) {
 
 func TestMemory(t *testing.T) {
 	trusted := true
-	m := &memory{trusted: func() bool { return trusted }}
+	now := time.Now()
+	m := &memory{trusted: func() bool { return trusted }, now: func() time.Time { return now }}
 	p := Product{ID: "a", Status: StatusActive}
 	read := func(e remembered) { m.end(m.begin([]string{e.p.ID}), []remembered{e}) }
 	remembered1 := func() (Product, bool) {
@@ -273,6 +275,17 @@ func TestMemory(t *testing.T) {
 	trusted = true
 	if _, ok := remembered1(); ok {
 		t.Error("a read made while untrusted was remembered")
+	}
+
+	// Read again after maxAge (a write not heard of: see maxAge).
+	read(remembered{p: p})
+	now = now.Add(maxAge - time.Millisecond)
+	if _, ok := remembered1(); !ok {
+		t.Error("not remembered within maxAge")
+	}
+	now = now.Add(time.Millisecond)
+	if _, ok := remembered1(); ok {
+		t.Error("remembered for maxAge")
 	}
 
 	// Bounded.
