@@ -9,16 +9,22 @@ package catalog
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 //go:embed migrations/*.sql
@@ -30,7 +36,7 @@ const Name = "catalog"
 // Def describes the catalog service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
+	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d) }}
 }
 
 // Product statuses.
@@ -67,15 +73,98 @@ func (p *Product) Orderable() bool { return p.Status == StatusActive }
 type Service struct {
 	d     service.Deps
 	store *store
+	mem   *memory // the products read by id (memory.go)
+	// listening is set while RunInstance LISTENs for the writes of every
+	// instance (PostgreSQL): memory is trusted only meanwhile.
+	listening atomic.Bool
+	// fromMemory and fromDatabase count the reads by id answered each way
+	// (eventmart_catalog_product_reads_total).
+	fromMemory, fromDatabase prometheus.Counter
 }
 
 // New returns the catalog service.
-func New(d service.Deps) *Service {
-	return &Service{d: d, store: &store{db: d.DB}}
+func New(d service.Deps) (*Service, error) {
+	s := &Service{d: d}
+	s.mem = &memory{trusted: s.hearsEveryWrite}
+	s.store = &store{db: d.DB, mem: s.mem}
+	reg := d.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, never exported
+	}
+	reads := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "eventmart", Name: "catalog_product_reads_total",
+		Help: "Reads of products by id (GET /api/v1/products?ids=, GET /api/v1/products/{id}) answered from the catalog's memory or from its database."},
+		[]string{"from"})
+	if err := reg.Register(reads); err != nil {
+		return nil, fmt.Errorf("catalog: metrics: %w", err)
+	}
+	s.fromMemory, s.fromDatabase = reads.WithLabelValues("memory"), reads.WithLabelValues("database")
+	return s, nil
 }
 
 // Run has no background work.
 func (s *Service) Run(ctx context.Context) error { return nil }
+
+// RunInstance, on PostgreSQL, LISTENs for the writes of the products and
+// their availability committed by every instance of the service on the
+// database (their statements notify changeChannel) and tells memory,
+// until ctx is cancelled; memory is trusted from the moment the LISTEN
+// took until the connection is lost. On SQLite, whose database one process
+// owns, every write is this instance's: it returns at once.
+func (s *Service) RunInstance(ctx context.Context) error {
+	s.d.DB.Listen(ctx, changeChannel, sqldb.Listener{
+		Listening: func() {
+			s.listening.Store(true)
+			// A write committed before the LISTEN took may have been
+			// heard of by no one: memory starts empty, and reads in
+			// flight are not remembered.
+			s.mem.reset()
+		},
+		Lost: func(err error, retryIn time.Duration) {
+			s.listening.Store(false)
+			s.mem.reset()
+			s.d.Log.Warn("catalog: not listening for the writes of other instances; products are read from the database meanwhile",
+				"error", err, "retry_in", retryIn.String())
+		},
+		Notified: s.heard,
+	})
+	s.listening.Store(false)
+	s.mem.reset()
+	return nil
+}
+
+// heard is told each notification of changeChannel (see there).
+func (s *Service) heard(payload string) {
+	if payload == "*" {
+		s.mem.reset()
+		return
+	}
+	f := strings.Fields(payload)
+	if len(f) == 5 {
+		var n [4]int64
+		var err error
+		for i := range n {
+			if n[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			s.mem.level(event.StockLevel{ProductID: f[0], Version: n[0], OnHand: n[1], Reserved: n[2], Available: n[3]})
+			return
+		}
+	}
+	if len(f) == 1 {
+		s.mem.changed(f[0])
+		return
+	}
+	s.mem.reset() // no payload of ours: forget rather than guess
+}
+
+// hearsEveryWrite reports whether every write of the products, by any
+// instance, reaches memory: on SQLite (one process), or while this
+// instance LISTENs on PostgreSQL.
+func (s *Service) hearsEveryWrite() bool {
+	return s.d.DB.Dialect != sqldb.Postgres || s.listening.Load()
+}
 
 // Handlers: every inventory event carries stock levels.
 func (s *Service) Handlers() []inbox.Handler {
@@ -93,6 +182,7 @@ func (s *Service) Projections() []service.Projection {
 	return []service.Projection{{
 		Name: "availability", Table: stockTable, Create: createStock,
 		Topics: []string{string(event.TopicInventory)}, Apply: s.applyStock,
+		Swapped: s.store.swapStock,
 	}}
 }
 

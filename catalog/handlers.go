@@ -41,8 +41,14 @@ func (s *Service) applyStock(ctx context.Context, tx *sqldb.Tx, table string, _ 
 	return nil
 }
 
-// applyLevels keeps the newest of levels in table.
+// applyLevels keeps the newest of levels in table: in the live one as the
+// handlers do (catching up after a rebuild's swap), so that memory hears of
+// them; in a table being rebuilt, which nothing reads yet, one at a time.
 func (s *Service) applyLevels(ctx context.Context, tx *sqldb.Tx, table string, levels ...event.StockLevel) error {
+	if table == stockTable {
+		s.store.applyLevelsLater(tx, levels...)
+		return nil
+	}
 	for _, l := range levels {
 		if err := s.store.applyLevel(ctx, tx, table, l); err != nil {
 			return err

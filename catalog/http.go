@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/eventmart/eventmart"
@@ -48,7 +49,12 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, eventmart.Errorf(eventmart.EINVALID, "includeDiscontinued must be true or false, not %q", v))
 		return
 	}
-	products, err := s.store.list(r.Context(), ids, include, limit, offset)
+	var products []*Product
+	if len(ids) > 0 && include {
+		products, err = s.byIDs(r.Context(), ids, limit, offset)
+	} else {
+		products, err = s.store.list(r.Context(), ids, include, limit, offset)
+	}
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -57,12 +63,52 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
-	p, err := s.store.product(r.Context(), s.d.DB, r.PathValue("id"))
+	id := r.PathValue("id")
+	ps, err := s.byIDs(r.Context(), []string{id}, 1, 0)
+	if err == nil && len(ps) == 0 {
+		err = eventmart.Errorf(eventmart.ENOTFOUND, "product %s not found", id)
+	}
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, p)
+	httpx.JSON(w, http.StatusOK, ps[0])
+}
+
+// byIDs returns the products of ids, discontinued ones included, in
+// creation order (then by id), limit of them after offset: from memory
+// when it holds every one, else from the database (remembering them).
+func (s *Service) byIDs(ctx context.Context, ids []string, limit, offset int) ([]*Product, error) {
+	distinct := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(distinct, id) { // at most 500
+			distinct = append(distinct, id)
+		}
+	}
+	ps, ok := s.mem.lookup(distinct)
+	if ok {
+		s.fromMemory.Inc()
+	} else {
+		s.fromDatabase.Inc()
+		read := s.mem.begin(distinct)
+		found, err := s.store.byIDs(ctx, distinct)
+		s.mem.end(read, found)
+		if err != nil {
+			return nil, err
+		}
+		ps = make([]*Product, len(found))
+		for i := range found {
+			ps[i] = &found[i].p
+		}
+	}
+	slices.SortFunc(ps, func(a, b *Product) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	ps = ps[min(offset, len(ps)):]
+	return ps[:min(limit, len(ps))], nil
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {

@@ -12,7 +12,18 @@ import (
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
-type store struct{ db *sqldb.DB }
+type store struct {
+	db  *sqldb.DB
+	mem *memory // told of every write at commit
+}
+
+// changeChannel is the PostgreSQL channel every committing write of the
+// products and product_stock tables notifies (pg_notify in the statement
+// itself, delivered at commit to every instance; see Service.RunInstance).
+// The payload is the product's id for a write of its products row; the id,
+// version, on hand, reserved and available of a stock level applied, each
+// after a space; "*" when every product may have changed (swapStock).
+const changeChannel = "eventmart_catalog"
 
 // productColumns and productFrom read a product with its availability
 // (zero until inventory's first stock level arrives).
@@ -30,9 +41,37 @@ func scanProduct(r sqldb.Scanner) (*Product, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Availability.InStock = p.Availability.Available > 0 && p.Status == StatusActive
+	p.Availability = availability(p.Availability.OnHand, p.Availability.Reserved, p.Availability.Available, p.Status)
 	p.CreatedAt, p.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return &p, nil
+}
+
+// availability is a product's availability at a stock level.
+func availability(onHand, reserved, available int64, status string) Availability {
+	return Availability{OnHand: onHand, Reserved: reserved, Available: available, InStock: available > 0 && status == StatusActive}
+}
+
+// byIDs reads the products of ids (distinct), in no particular order, with
+// the version of their stock level, for memory.
+func (s *store) byIDs(ctx context.Context, ids []string) ([]remembered, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	out, err := sqldb.List(ctx, s.db, `SELECT `+productColumns+`, COALESCE(s.version, 0)`+productFrom+
+		` WHERE p.id IN (`+sqldb.Placeholders(len(ids))+`)`, args, func(r sqldb.Scanner) (remembered, error) {
+		var e remembered
+		var created, updated int64
+		err := r.Scan(&e.p.ID, &e.p.SKU, &e.p.Name, &e.p.PriceCents, &e.p.Currency, &e.p.Status,
+			&e.p.Availability.OnHand, &e.p.Availability.Reserved, &e.p.Availability.Available, &created, &updated, &e.version)
+		e.p.Availability = availability(e.p.Availability.OnHand, e.p.Availability.Reserved, e.p.Availability.Available, e.p.Status)
+		e.p.CreatedAt, e.p.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: read products by id: %w", err)
+	}
+	return out, nil
 }
 
 // product reads one product; ENOTFOUND if absent.
@@ -72,8 +111,28 @@ func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool
 	return out, nil
 }
 
+// notifyTail ends a statement writing products rows on PostgreSQL: it
+// notifies changeChannel of each row's id (see changeChannel).
+const notifyTail = ` RETURNING pg_notify('` + changeChannel + `', id)`
+
+// written tells memory that product id's row changed, once tx commits
+// (on PostgreSQL the statement's notification tells it again, and every
+// other instance).
+func (s *store) written(tx *sqldb.Tx, id string) {
+	tx.OnCommit(func() { s.mem.changed(id) })
+}
+
+// tail returns notifyTail on PostgreSQL, "" on SQLite.
+func tail(tx *sqldb.Tx) string {
+	if tx.Dialect() == sqldb.Postgres {
+		return notifyTail
+	}
+	return ""
+}
+
 func (s *store) insert(ctx context.Context, tx *sqldb.Tx, p *Product) error {
-	_, err := tx.Exec(ctx, `INSERT INTO products (id, sku, name, price_cents, currency, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	s.written(tx, p.ID)
+	_, err := tx.Exec(ctx, `INSERT INTO products (id, sku, name, price_cents, currency, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`+tail(tx),
 		p.ID, p.SKU, p.Name, p.PriceCents, p.Currency, p.Status, p.CreatedAt.UnixMilli(), p.UpdatedAt.UnixMilli())
 	if err != nil && sqldb.IsUniqueViolation(err) {
 		return eventmart.Errorf(eventmart.ECONFLICT, "a product with sku %q exists", p.SKU)
@@ -85,7 +144,8 @@ func (s *store) insert(ctx context.Context, tx *sqldb.Tx, p *Product) error {
 }
 
 func (s *store) update(ctx context.Context, tx *sqldb.Tx, p *Product) error {
-	_, err := tx.Exec(ctx, `UPDATE products SET name = ?, price_cents = ?, currency = ?, status = ?, updated_at = ? WHERE id = ?`,
+	s.written(tx, p.ID)
+	_, err := tx.Exec(ctx, `UPDATE products SET name = ?, price_cents = ?, currency = ?, status = ?, updated_at = ? WHERE id = ?`+tail(tx),
 		p.Name, p.PriceCents, p.Currency, p.Status, p.UpdatedAt.UnixMilli(), p.ID)
 	if err != nil {
 		return fmt.Errorf("catalog: update product %s: %w", p.ID, err)
@@ -124,8 +184,14 @@ func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, table string, l ev
 // transaction flushes its pending writes (sqldb.Tx.Pending): the result is
 // that of applying each level with applyLevel. It can rewind to a
 // savepoint: the levels buffered since are dropped on a rollback to it.
+//
+// On PostgreSQL the statement notifies changeChannel of each level it
+// applied (pg_notify in its RETURNING clause: a row whose newer level is
+// stored already returns nothing); at commit, memory is told every level
+// (memory.level keeps the newest as the statement does).
 type newestLevels struct {
 	levels []event.StockLevel // in the order added
+	mem    *memory
 }
 
 type levelsKey struct{}
@@ -133,7 +199,7 @@ type levelsKey struct{}
 // applyLevelsLater buffers levels for the live availability table in tx
 // (see newestLevels).
 func (s *store) applyLevelsLater(tx *sqldb.Tx, levels ...event.StockLevel) {
-	b := tx.Pending(levelsKey{}, func() sqldb.Pending { return &newestLevels{} }).(*newestLevels)
+	b := tx.Pending(levelsKey{}, func() sqldb.Pending { return &newestLevels{mem: s.mem} }).(*newestLevels)
 	b.levels = append(b.levels, levels...)
 }
 
@@ -151,15 +217,47 @@ func (b *newestLevels) Flush(ctx context.Context, tx *sqldb.Tx) error {
 			newest[l.ProductID] = i
 		}
 	}
-	rows := sqldb.NewRows(`INSERT INTO `+stockTable+` (product_id, on_hand, reserved, available, version) VALUES`, 5,
-		`ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available, version = excluded.version
-		WHERE `+stockTable+`.version < excluded.version`)
+	conflict := `ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available, version = excluded.version
+		WHERE ` + stockTable + `.version < excluded.version`
+	if tx.Dialect() == sqldb.Postgres {
+		conflict += levelNotifyTail
+	}
+	rows := sqldb.NewRows(`INSERT INTO `+stockTable+` (product_id, on_hand, reserved, available, version) VALUES`, 5, conflict)
+	applied := make([]event.StockLevel, 0, len(order))
 	for _, id := range order {
 		l := b.levels[newest[id]]
 		rows.Add(l.ProductID, l.OnHand, l.Reserved, l.Available, l.Version)
+		applied = append(applied, l)
 	}
 	if err := rows.Flush(ctx, tx); err != nil {
 		return fmt.Errorf("catalog: apply stock levels: %w", err)
+	}
+	if len(applied) == 0 {
+		return nil
+	}
+	tx.OnCommit(func() {
+		for _, l := range applied {
+			b.mem.level(l)
+		}
+	})
+	return nil
+}
+
+// levelNotifyTail ends the statement applying stock levels on PostgreSQL:
+// it notifies changeChannel of each level stored (see changeChannel).
+const levelNotifyTail = ` RETURNING pg_notify('` + changeChannel + `', product_id || ' ' || CAST(version AS TEXT) || ' ' ||
+	CAST(on_hand AS TEXT) || ' ' || CAST(reserved AS TEXT) || ' ' || CAST(available AS TEXT))`
+
+// swapStock tells memory, once tx commits, that every product's
+// availability may have changed (a rebuilt table was swapped in), and on
+// PostgreSQL every instance, by a notification "*".
+func (s *store) swapStock(ctx context.Context, tx *sqldb.Tx) error {
+	tx.OnCommit(s.mem.reset)
+	if tx.Dialect() != sqldb.Postgres {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('`+changeChannel+`', '*')`); err != nil {
+		return fmt.Errorf("catalog: notify the swap of the availability table: %w", err)
 	}
 	return nil
 }

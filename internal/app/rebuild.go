@@ -111,8 +111,13 @@ func (a *App) rebuildOne(ctx context.Context, db *sqldb.DB, p service.Projection
 		if _, err := tx.Exec(ctx, `DROP TABLE `+p.Table); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `ALTER TABLE `+fresh+` RENAME TO `+p.Table)
-		return err
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+fresh+` RENAME TO `+p.Table); err != nil {
+			return err
+		}
+		if p.Swapped != nil {
+			return p.Swapped(ctx, tx)
+		}
+		return nil
 	}); err != nil {
 		return res, fmt.Errorf("swap in the rebuilt table: %w", err)
 	}

@@ -151,6 +151,11 @@ type Projection struct {
 	// partitions (keep the newest version, say): around the swap some
 	// events are applied twice.
 	Apply func(ctx context.Context, tx *sqldb.Tx, table string, e *event.Envelope, p event.Payload) error
+	// Swapped, when set, is called in the transaction that swaps the
+	// rebuilt table in, after the swap: a service that remembers what the
+	// live table held forgets it there, once tx commits (tx.OnCommit), and
+	// tells its other instances.
+	Swapped func(ctx context.Context, tx *sqldb.Tx) error
 	// Rebuild, when set, rebuilds the projection from the service's own
 	// event store instead (Topics, Create and Apply unused): a projection
 	// of domain event streams updated inline, in the transaction of every
