@@ -169,6 +169,19 @@ type Reader interface {
 	OffsetAfter(ctx context.Context, topic string, t time.Time) ([]PartitionOffsets, error)
 }
 
+// EndLister is an optional capability, not part of Bus: the end offsets
+// of several topics in one call — on Kafka one request per broker for them
+// all, where Offsets takes a metadata and two offset requests per topic —
+// for a reader that asks often (the analytics engine's idle pass, ten
+// times a second under load). Both drivers have it; the conformance suite
+// tests it on every driver that does.
+type EndLister interface {
+	// Ends returns, by topic then partition, the end offset (the next
+	// offset to be written) of every partition of each of topics.
+	// Unknown topics fail with ErrUnknownTopic.
+	Ends(ctx context.Context, topics []string) (map[string]map[int32]int64, error)
+}
+
 // Follower is an optional capability, not part of Bus: following a whole
 // topic outside any group as it grows, for state that every process keeps
 // (the ended sessions). Both drivers have it; the conformance suite tests

@@ -50,6 +50,7 @@ func Run(t *testing.T, shared, own Factory) {
 		{"FollowMissesNothingAppendedAsItStarts", testFollowStart, false},
 		{"EnsureTopicsIsIdempotentAndNeverShrinks", testEnsureTopics, false},
 		{"LagCountsWhatTheGroupHasYetToRead", testLag, false},
+		{"EndsListsSeveralTopicsAsOffsetsDoes", testEnds, false},
 		{"UnknownTopic", testUnknownTopic, false},
 		{"EveryCallAfterCloseFailsWithErrClosed", testClosed, true},
 	}
@@ -507,6 +508,46 @@ func testRead(t *testing.T, b bus.Bus) {
 	future, err := b.OffsetAfter(ctx, topic, time.Now().Add(time.Hour))
 	if err != nil || future[0].Start != offs[0].End {
 		t.Fatalf("OffsetAfter(future) = %+v, %v; want end %d", future, err, offs[0].End)
+	}
+}
+
+// testEnds: Ends answers, for several topics at once, the end offsets
+// Offsets answers for each, and fails on an unknown topic.
+func testEnds(t *testing.T, b bus.Bus) {
+	el, ok := b.(bus.EndLister)
+	if !ok {
+		t.Skip("the driver has no Ends")
+	}
+	one, two := newTopic(t, b, 1), newTopic(t, b, 3)
+	publishKeys(t, b, one, 1, 2, 0)
+	publishKeys(t, b, two, 3, 4, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	ends, err := el.Ends(ctx, []string{one, two})
+	if err != nil {
+		t.Fatalf("Ends: %v", err)
+	}
+	total := int64(0)
+	for _, topic := range []string{one, two} {
+		offs, err := b.Offsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ends[topic]) != len(offs) {
+			t.Fatalf("Ends[%s] = %v, Offsets = %+v", topic, ends[topic], offs)
+		}
+		for _, o := range offs {
+			if ends[topic][o.Partition] != o.End {
+				t.Errorf("Ends[%s][%d] = %d, Offsets' end %d", topic, o.Partition, ends[topic][o.Partition], o.End)
+			}
+			total += o.End
+		}
+	}
+	if total != 2+12 {
+		t.Errorf("%d messages in all by the end offsets, want 14", total)
+	}
+	if _, err := el.Ends(ctx, []string{one, "no-such-topic-" + one}); !errors.Is(err, bus.ErrUnknownTopic) {
+		t.Errorf("Ends of an unknown topic: %v, want ErrUnknownTopic", err)
 	}
 }
 

@@ -307,6 +307,25 @@ func carve(buf, b []byte) ([]byte, []byte) {
 	return buf[n:len(buf):len(buf)], buf
 }
 
+// Ends implements bus.EndLister from memory.
+func (b *Bus) Ends(ctx context.Context, topics []string) (map[string]map[int32]int64, error) {
+	out := make(map[string]map[int32]int64, len(topics))
+	for _, name := range topics {
+		t, err := b.topic(name)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		ends := make(map[int32]int64, t.partitions)
+		for p := range t.partitions {
+			ends[p] = t.next[p]
+		}
+		b.mu.Unlock()
+		out[name] = ends
+	}
+	return out, nil
+}
+
 // Offsets implements bus.Reader.
 func (b *Bus) Offsets(ctx context.Context, topicName string) ([]bus.PartitionOffsets, error) {
 	t, err := b.topic(topicName)

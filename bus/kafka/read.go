@@ -139,6 +139,15 @@ func (b *Bus) listMany(ctx context.Context, topics []string, list listFunc) (map
 	return out, nil
 }
 
+// Ends implements bus.EndLister with one ListOffsets request per broker
+// for all of topics.
+func (b *Bus) Ends(ctx context.Context, topics []string) (map[string]map[int32]int64, error) {
+	if err := b.alive(); err != nil {
+		return nil, err
+	}
+	return b.listMany(ctx, topics, b.adm.ListEndOffsets)
+}
+
 func pair(starts, ends map[int32]int64) []bus.PartitionOffsets {
 	out := make([]bus.PartitionOffsets, 0, len(ends))
 	for p, end := range ends {
