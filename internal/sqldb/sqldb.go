@@ -360,15 +360,51 @@ type Tx struct {
 	// statement (see LazySavepoint); nil on SQLite.
 	conn       *sql.Conn
 	queued     []queuedStmt
-	savepoints int // the id of the latest savepoint set
+	savepoints int  // the id of the latest savepoint set
+	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
 }
 
-// queuedStmt is a savepoint's statement not sent yet: SAVEPOINT (set) or
-// RELEASE SAVEPOINT, of the savepoint with id sp.
+// queuedStmt is a statement not sent yet: a savepoint's SAVEPOINT (set)
+// or RELEASE SAVEPOINT, of the savepoint with id sp; or a write queued by
+// ExecBatched (what set), after the savepoints up to sp.
 type queuedStmt struct {
-	sql string
-	sp  int
-	set bool
+	sql  string
+	args []any
+	what string
+	sp   int
+	set  bool
+}
+
+// queuedWrites reports whether tx.queued[from:] holds a write.
+func (tx *Tx) queuedWrites(from int) bool {
+	for _, q := range tx.queued[from:] {
+		if q.what != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// ExecBatched runs a write whose result the caller does not need (Rows'
+// inserts): what names it in its error. While the transaction flushes its
+// pending writes before it commits, on PostgreSQL, the write is queued,
+// and the flush sends the queued writes in one round trip once every
+// pending write has flushed (a transaction's saga-log, outbox,
+// processed-event and projection rows, four round trips otherwise); its
+// error fails the flush, and with it the transaction, as an error of its
+// own statement would. A statement run meanwhile is sent after them (a
+// read sees them). Otherwise it is Exec.
+func (tx *Tx) ExecBatched(ctx context.Context, what, q string, args ...any) error {
+	if tx.conn == nil || !tx.committing {
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("sqldb: %s…: %w", what, err)
+		}
+		return nil
+	}
+	tx.db.stats.statements.Add(1)
+	// A copy: the caller may reuse args once this returns (Rows does).
+	tx.queued = append(tx.queued, queuedStmt{sql: tx.db.Rebind(q), args: slices.Clone(args), what: what, sp: tx.savepoints})
+	return nil
 }
 
 // Pending is a write that a transaction's work buffers instead of running
@@ -543,7 +579,7 @@ func (tx *Tx) RollbackTo(ctx context.Context, sp Savepoint) error {
 			return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
 		}
 	} else if i := tx.queuedSet(sp); i >= 0 {
-		tx.queued = tx.queued[:i+1] // the savepoints after it are gone with it
+		tx.queued = tx.queued[:i+1] // the savepoints and writes after it are gone with it
 	} else {
 		// The statements queued for savepoints set after sp are moot:
 		// rolling back to sp ends those (and in a transaction a failed
@@ -576,7 +612,7 @@ func (tx *Tx) Release(ctx context.Context, sp Savepoint) error {
 		}
 		return nil
 	}
-	if i := tx.queuedSet(sp); i >= 0 {
+	if i := tx.queuedSet(sp); i >= 0 && !tx.queuedWrites(i) {
 		tx.queued = tx.queued[:i] // and any set after it
 		return nil
 	}
@@ -599,7 +635,11 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 	if n == 0 {
 		return driver.RowsAffected(0), nil
 	}
-	tx.db.stats.statements.Add(int64(len(stmts))) // q was counted by its caller
+	for _, st := range stmts {
+		if st.what == "" { // a savepoint's: ExecBatched counted its write, as the caller q
+			tx.db.stats.statements.Add(1)
+		}
+	}
 	tx.db.stats.roundTrips.Add(1)
 	var res sql.Result
 	err := tx.conn.Raw(func(dc any) error {
@@ -609,7 +649,7 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 		}
 		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, n)}
 		for _, st := range stmts {
-			b.Queue(st.sql)
+			b.Queue(st.sql, st.args...)
 		}
 		if q != "" {
 			b.Queue(q, args...)
@@ -618,6 +658,9 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 		for _, st := range stmts {
 			if _, err := br.Exec(); err != nil {
 				br.Close()
+				if st.what != "" {
+					return fmt.Errorf("sqldb: %s…: %w", st.what, err)
+				}
 				return fmt.Errorf("%s: %w", st.sql, err)
 			}
 		}
@@ -631,6 +674,7 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 		}
 		return br.Close()
 	})
+	clear(stmts) // let go of the writes' arguments
 	return res, err
 }
 
@@ -641,10 +685,26 @@ func (tx *Tx) work(ctx context.Context, fn func(*Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		return tx.Flush(ctx)
+		return tx.flushToCommit(ctx)
 	}, tx)
 	if err != nil {
 		tx.DiscardPending()
+	}
+	return err
+}
+
+// flushToCommit flushes the pending writes before the transaction
+// commits; on PostgreSQL the writes they queue (ExecBatched) go in one
+// round trip at the end.
+func (tx *Tx) flushToCommit(ctx context.Context) error {
+	if tx.conn == nil {
+		return tx.Flush(ctx)
+	}
+	tx.committing = true
+	err := tx.Flush(ctx)
+	tx.committing = false
+	if err == nil && tx.queuedWrites(0) {
+		_, err = tx.sendQueued(tx.context(ctx), "", nil)
 	}
 	return err
 }
@@ -951,7 +1011,7 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	tx.db.stats.statements.Add(1)
 	tx.db.stats.roundTrips.Add(1)
 	ctx = tx.context(ctx)
-	if len(tx.queued) > 0 && !isSelect(q) {
+	if len(tx.queued) > 0 && (!isSelect(q) || tx.queuedWrites(0)) {
 		if _, err := tx.sendQueued(ctx, "", nil); err != nil {
 			return nil, err
 		}
@@ -970,7 +1030,7 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	tx.db.stats.statements.Add(1)
 	tx.db.stats.roundTrips.Add(1)
 	ctx = tx.context(ctx)
-	if len(tx.queued) > 0 && !isSelect(q) {
+	if len(tx.queued) > 0 && (!isSelect(q) || tx.queuedWrites(0)) {
 		tx.sendQueued(ctx, "", nil) //nolint:errcheck // reported by the query
 	}
 	if st := tx.stmt(ctx, q); st != nil {
