@@ -2,8 +2,11 @@ package sqldb_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -52,10 +55,11 @@ func TestPendingRowsAreFlushedInOneRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		// SAVEPOINT, the insert, RELEASE, both tables' rows: on PostgreSQL
-		// the SAVEPOINT goes with the insert, RELEASE with the rows.
+		// the SAVEPOINT goes with the insert, the rows with the COMMIT
+		// (uncounted), and the RELEASE not at all (COMMIT releases).
 		want := sqldb.Stats{Statements: 5, RoundTrips: 5, Commits: 1}
 		if db.Dialect == sqldb.Postgres {
-			want.RoundTrips = 2
+			want = sqldb.Stats{Statements: 4, RoundTrips: 2, Commits: 1}
 		}
 		if got := db.Stats().Sub(before); got != want {
 			t.Errorf("%+v, want %+v", got, want)
@@ -76,6 +80,24 @@ func TestPendingRowsAreFlushedInOneRoundTrip(t *testing.T) {
 		var n int
 		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM t WHERE k >= 20`).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%d rows of the failed transaction, %v", n, err)
+		}
+
+		// On PostgreSQL a statement's failure aborts the transaction: work
+		// that ignores it and returns nil gets the COMMIT's refusal.
+		if db.Dialect == sqldb.Postgres {
+			err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (30)`); err != nil {
+					return err
+				}
+				tx.Exec(ctx, `INSERT INTO u (k) VALUES (1)`) //nolint:errcheck // the failure under test
+				return nil
+			})
+			if !errors.Is(err, pgx.ErrTxCommitRollback) {
+				t.Fatalf("work ignoring a failed statement: %v, want the COMMIT rolled back", err)
+			}
+			if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM t WHERE k >= 20`).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("%d rows of the failed transaction, %v", n, err)
+			}
 		}
 	})
 }

@@ -350,7 +350,8 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 // Tx is a write transaction with the same ? placeholder convention.
 type Tx struct {
 	db         *DB
-	tx         *sql.Tx
+	tx         *sql.Tx  // SQLite's; nil on PostgreSQL (see inPostgresTx)
+	q          runner   // tx, or conn on PostgreSQL
 	unprepared []string // queries to prepare after the transaction
 	onCommit   []func() // run after a successful commit
 	shared     bool     // several callers' work: statements ignore cancellation
@@ -362,6 +363,15 @@ type Tx struct {
 	queued     []queuedStmt
 	savepoints int  // the id of the latest savepoint set
 	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
+}
+
+// runner runs the statements of a transaction: a *sql.Tx, or the
+// *sql.Conn of a PostgreSQL transaction.
+type runner interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, q string) (*sql.Stmt, error)
 }
 
 // queuedStmt is a statement not sent yet: a savepoint's SAVEPOINT (set)
@@ -625,15 +635,16 @@ func (tx *Tx) Release(ctx context.Context, sp Savepoint) error {
 // and returns q's result. The first statement to fail ends the batch and
 // its error is returned (q's as the driver reports it, so that, say,
 // IsUniqueViolation sees it).
-func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result, error) {
+func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.CommandTag, error) {
 	stmts := tx.queued
 	tx.queued = tx.queued[:0]
 	n := len(stmts)
 	if q != "" {
 		n++
 	}
+	var res pgconn.CommandTag
 	if n == 0 {
-		return driver.RowsAffected(0), nil
+		return res, nil
 	}
 	for _, st := range stmts {
 		if st.what == "" { // a savepoint's: ExecBatched counted its write, as the caller q
@@ -641,7 +652,6 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 		}
 	}
 	tx.db.stats.roundTrips.Add(1)
-	var res sql.Result
 	err := tx.conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
@@ -665,12 +675,11 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (sql.Result,
 			}
 		}
 		if q != "" {
-			tag, err := br.Exec()
-			if err != nil {
+			var err error
+			if res, err = br.Exec(); err != nil {
 				br.Close()
 				return err
 			}
-			res = driver.RowsAffected(tag.RowsAffected())
 		}
 		return br.Close()
 	})
@@ -694,19 +703,12 @@ func (tx *Tx) work(ctx context.Context, fn func(*Tx) error) error {
 }
 
 // flushToCommit flushes the pending writes before the transaction
-// commits; on PostgreSQL the writes they queue (ExecBatched) go in one
-// round trip at the end.
+// commits; on PostgreSQL the writes they queue (ExecBatched) go with the
+// COMMIT, in one round trip (Tx.commit).
 func (tx *Tx) flushToCommit(ctx context.Context) error {
-	if tx.conn == nil {
-		return tx.Flush(ctx)
-	}
-	tx.committing = true
-	err := tx.Flush(ctx)
-	tx.committing = false
-	if err == nil && tx.queuedWrites(0) {
-		_, err = tx.sendQueued(tx.context(ctx), "", nil)
-	}
-	return err
+	tx.committing = tx.conn != nil
+	defer func() { tx.committing = false }()
+	return tx.Flush(ctx)
 }
 
 // OnCommit registers fn to run after the transaction commits, in the order
@@ -759,31 +761,19 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
-	var conn *sql.Conn
-	var tx *sql.Tx
-	var err error
 	if db.Dialect == Postgres {
-		// The transaction keeps its connection at hand to send queued
-		// statements with the next one (Tx.sendQueued).
-		if conn, err = db.w.Conn(ctx); err != nil {
-			return fmt.Errorf("sqldb: begin: %w", err)
-		}
-		defer conn.Close()
-		tx, err = conn.BeginTx(ctx, nil)
-	} else {
-		tx, err = db.w.BeginTx(ctx, nil)
+		return db.inPostgresTx(ctx, fn)
 	}
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
-	t := &Tx{db: db, tx: tx, conn: conn}
+	t := &Tx{db: db, tx: tx, q: tx}
 	defer db.prepareLater(t)
 	if err := t.work(ctx, fn); err != nil {
 		tx.Rollback()
 		return err
 	}
-	// Savepoints still queued need no statement: COMMIT releases them all.
-	t.queued = nil
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
@@ -792,6 +782,66 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// inPostgresTx is inTx on PostgreSQL. The transaction runs on a
+// connection taken from the pool, by statements of its own (BEGIN, COMMIT,
+// ROLLBACK) rather than as a database/sql Tx, so that its statements
+// queued (savepoints', and the rows flushed before COMMIT, see
+// ExecBatched) go to the server with the next one in one round trip, on
+// the connection at hand (Tx.sendQueued) — COMMIT among them: a
+// transaction's rows and its COMMIT cost one round trip. A connection
+// left in a transaction (a ROLLBACK that failed) is not reused: pgx's
+// stdlib driver discards it when it is returned to the pool.
+func (db *DB) inPostgresTx(ctx context.Context, fn func(*Tx) error) error {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	t := &Tx{db: db, q: conn, conn: conn}
+	rollback := func() { conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) } //nolint:errcheck // the work's error is the news
+	if err := t.work(ctx, fn); err != nil {
+		rollback()
+		return err
+	}
+	if err := t.commit(ctx); err != nil {
+		rollback() // if the COMMIT did not run (a write before it failed)
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	db.stats.commits.Add(1)
+	for _, f := range t.onCommit {
+		f()
+	}
+	return nil
+}
+
+// commit sends COMMIT on PostgreSQL, with the writes queued, in one round
+// trip. The savepoint statements still queued are dropped: COMMIT
+// releases every savepoint.
+func (tx *Tx) commit(ctx context.Context) error {
+	tx.queued = slices.DeleteFunc(tx.queued, func(q queuedStmt) bool { return q.what == "" })
+	var tag pgconn.CommandTag
+	var err error
+	if len(tx.queued) > 0 {
+		tag, err = tx.sendQueued(ctx, `COMMIT`, nil)
+	} else {
+		err = tx.conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
+			}
+			tag, err = c.Conn().Exec(ctx, `COMMIT`)
+			return err
+		})
+	}
+	if err == nil && tag.String() == "ROLLBACK" { // a statement had failed: PostgreSQL rolled back instead
+		err = pgx.ErrTxCommitRollback
+	}
+	return err
 }
 
 // prepareLater prepares the statements t ran unprepared, now that the
@@ -910,7 +960,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	t := &Tx{db: db, tx: tx, shared: true}
+	t := &Tx{db: db, tx: tx, q: tx, shared: true}
 	defer db.prepareLater(t)
 	errs = make([]error, len(calls))
 	hooks := make([][]func(), len(calls))
@@ -994,13 +1044,14 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
 	if len(tx.queued) > 0 {
-		return tx.sendQueued(ctx, tx.db.Rebind(q), args)
+		tag, err := tx.sendQueued(ctx, tx.db.Rebind(q), args)
+		return driver.RowsAffected(tag.RowsAffected()), err
 	}
 	tx.db.stats.roundTrips.Add(1)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return tx.tx.ExecContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.ExecContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // Query runs a query in the transaction. A SELECT runs before the
@@ -1019,7 +1070,7 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return tx.tx.QueryContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // QueryRow runs a one-row query in the transaction, after the queued
@@ -1036,7 +1087,7 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.QueryRowContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // Prepare prepares a statement for repeated use in the transaction. The
@@ -1049,7 +1100,7 @@ func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 			return nil, err
 		}
 	}
-	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
+	return tx.q.PrepareContext(ctx, tx.db.Rebind(q))
 }
 
 // isSelect reports whether q is a SELECT: a read, which may run before
