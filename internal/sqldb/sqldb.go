@@ -27,7 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver; its connections batch (Tx.sendQueued)
 	_ "modernc.org/sqlite"           // registers the "sqlite" database/sql driver
 
 	"github.com/eventmart/eventmart/internal/fsperm"
@@ -69,7 +69,9 @@ type DB struct {
 // Stats counts a database's work since it was opened: what a batch or an
 // order costs in statements and commits (docs/benchmarks.md).
 type Stats struct {
-	// Statements run in write transactions (savepoints included).
+	// Statements run in write transactions (savepoints sent included: on
+	// PostgreSQL a lazy savepoint never set, or a RELEASE left to COMMIT,
+	// is not).
 	Statements int64
 	// Reads run outside a transaction (DB.Query, DB.QueryRow).
 	Reads int64
@@ -77,9 +79,11 @@ type Stats struct {
 	// however many callers shared it; DB.Exec on PostgreSQL is one.
 	Commits int64
 	// RoundTrips of the statements of write transactions: Statements
-	// less those sent in one round trip with another (on PostgreSQL,
-	// savepoints set and released with the next statement, see
-	// Tx.LazySavepoint and Tx.Release). BEGIN and COMMIT are not counted.
+	// less those sent in one round trip with another — on PostgreSQL,
+	// savepoints set and released with the next statement
+	// (Tx.LazySavepoint, Tx.Release) and the rows flushed before a commit
+	// (Tx.ExecBatched). BEGIN and COMMIT are not counted (a COMMIT sent
+	// with flushed rows is their round trip).
 	RoundTrips int64
 }
 
