@@ -33,6 +33,23 @@ var retried atomic.Int64
 // conflicts waits for the concurrent transaction first. Tries are spread
 // by a short random pause, as Retry's, or the losers of one round would
 // all race again for the next version at once.
+//
+// The savepoint is lazy (sqldb.Tx.LazySavepoint): its SAVEPOINT goes to
+// the server with the try's first write, and its RELEASE with the
+// transaction's next write, in the same round trips — a try costs no
+// round trip of its own (it cost two, the most frequent statements of the
+// services' databases), and a try that writes nothing sends neither. A
+// conflict is either an append's failed insert (a write, sent behind the
+// savepoint) or an expectation found unmet by a read, so the savepoint is
+// set on the server whenever there is something to roll back to it.
+// Weighed and left: appending with ON CONFLICT DO NOTHING and reading the
+// conflict from the rows inserted would need no savepoint for the append
+// alone, but a multi-row append partly inserted (a concurrent writer
+// appended fewer events) must be deleted again, and a try's other writes
+// before its append (inventory's reservation row and its earlier
+// streams' appends) still need a savepoint to be undone; locking the
+// streams before reading them would avoid conflicts, at a statement per
+// stream and the deadlocks of batches locking them in different orders.
 // On SQLite writes are serial (one write connection, see sqldb), so no
 // append can conflict with a concurrent one; fn runs once, without a
 // savepoint, and a conflict (an expectation not met) is returned.
@@ -41,7 +58,7 @@ func RetryInTx(ctx context.Context, tx *sqldb.Tx, attempts int, fn func() error)
 		return fn()
 	}
 	for i := 1; ; i++ {
-		sp, err := tx.Savepoint(ctx, "eventstore_retry")
+		sp, err := tx.LazySavepoint(ctx, "eventstore_retry")
 		if err != nil {
 			return fmt.Errorf("eventstore: %w", err)
 		}

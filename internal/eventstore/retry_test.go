@@ -130,3 +130,113 @@ func TestReadCategory(t *testing.T) {
 		}
 	})
 }
+
+// A command whose stream another transaction appends to between its read
+// and its append is tried again in its own transaction, on what the other
+// committed: the try's writes (a row, a hook) are undone with its
+// conflict, whether the conflict is found by the append's insert failing
+// (Save, which does not read the version first) or by the expectation
+// read (Append). PostgreSQL only: SQLite's one writer never lets the
+// other transaction in.
+func TestRetryInTxRetriesAConcurrentAppend(t *testing.T) {
+	for _, how := range []string{"insert fails", "expectation unmet"} {
+		t.Run(how, func(t *testing.T) {
+			eachDB(t, func(t *testing.T, db *sqldb.DB) {
+				if db.Dialect != sqldb.Postgres {
+					t.Skip("no concurrent writer on SQLite")
+				}
+				ctx := context.Background()
+				if _, err := db.Exec(ctx, `CREATE TABLE tries (try BIGINT PRIMARY KEY)`); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := appendTx(ctx, db, "s", eventstore.NoStream, ev("A", 1)); err != nil {
+					t.Fatal(err)
+				}
+				var applied atomic.Int64
+				agg := tallies(nil, &applied)
+				conflicts := eventstore.RetriedConflicts()
+				tries, hooks := 0, 0
+				err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+					return eventstore.RetryInTx(ctx, tx, 3, func() error {
+						tries++
+						s, v, err := agg.Load(ctx, tx, "s")
+						if err != nil {
+							return err
+						}
+						if _, err := tx.Exec(ctx, `INSERT INTO tries (try) VALUES (?)`, tries); err != nil {
+							return err
+						}
+						tx.OnCommit(func() { hooks++ })
+						if tries == 1 { // the other transaction appends and commits first
+							if _, err := appendTx(ctx, db, "s", eventstore.Exactly(v), ev("Other", 10)); err != nil {
+								return err
+							}
+						}
+						if how == "insert fails" {
+							_, _, err = agg.Save(ctx, tx, "s", s, v, ev("Mine", 100))
+						} else {
+							_, err = eventstore.Append(ctx, tx, "s", eventstore.Exactly(v), ev("Mine", 100))
+						}
+						return err
+					})
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tries != 2 || hooks != 1 || eventstore.RetriedConflicts()-conflicts != 1 {
+					t.Fatalf("%d tries, %d hooks run, %d conflicts; want 2, 1 and 1", tries, hooks, eventstore.RetriedConflicts()-conflicts)
+				}
+				evs, err := eventstore.ReadStream(ctx, db, "s", 0, 0)
+				if err != nil || len(evs) != 3 || evs[1].Type != "Other" || evs[2].Type != "Mine" {
+					t.Fatalf("stream %v, %v; want A, Other, Mine", evs, err)
+				}
+				var got []int64
+				rows, err := db.Query(ctx, `SELECT try FROM tries ORDER BY try`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var n int64
+					rows.Scan(&n)
+					got = append(got, n)
+				}
+				if len(got) != 1 || got[0] != 2 {
+					t.Fatalf("tries' rows %v, want only the second's", got)
+				}
+			})
+		})
+	}
+}
+
+// On PostgreSQL a try's savepoint costs no round trip: its SAVEPOINT goes
+// with the append, its RELEASE with the transaction's next write (here
+// none: COMMIT releases it).
+func TestRetryInTxSavepointCostsNoRoundTrip(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		var applied atomic.Int64
+		agg := tallies(nil, &applied)
+		before := db.Stats()
+		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+			return eventstore.RetryInTx(ctx, tx, 3, func() error {
+				s, v, err := agg.Load(ctx, tx, "cheap") // a snapshot and the events: two reads
+				if err != nil {
+					return err
+				}
+				_, _, err = agg.Save(ctx, tx, "cheap", s, v, ev("A", 1))
+				return err
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := db.Stats().Sub(before)
+		if got.RoundTrips != 3 || got.Commits != 1 {
+			t.Fatalf("%+v, want 3 round trips (2 reads, the insert) and a commit", got)
+		}
+		if db.Dialect == sqldb.Postgres && got.Statements != 4 {
+			t.Fatalf("%d statements, want 4 (the SAVEPOINT with the insert)", got.Statements)
+		}
+	})
+}

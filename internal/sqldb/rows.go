@@ -93,7 +93,9 @@ func (r *Rows) Truncate(n int) {
 }
 
 // Flush inserts the rows buffered through tx, maxRows a statement, and
-// empties the buffer.
+// empties the buffer. The inserts go through Tx.ExecBatched: on
+// PostgreSQL, in the flush before a commit, they are sent with the other
+// pending writes' in one round trip.
 //
 // On SQLite a statement of n rows has room for sizeClass(n) rows, a power
 // of two, the rest padded with NULLs and left out (INSERT … SELECT * FROM
@@ -114,8 +116,8 @@ func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	for len(args) > 0 {
 		n := min(len(args)/r.cols, maxRows)
 		q, a := r.statement(tx.Dialect(), args[:n*r.cols])
-		if _, err := tx.Exec(ctx, q, a...); err != nil {
-			return fmt.Errorf("sqldb: %s…: %w", strings.TrimSpace(r.head), err)
+		if err := tx.ExecBatched(ctx, strings.TrimSpace(r.head), q, a...); err != nil {
+			return err
 		}
 		args = args[n*r.cols:]
 	}

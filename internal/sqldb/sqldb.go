@@ -14,10 +14,12 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +27,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver; its connections batch (Tx.sendQueued)
+	_ "modernc.org/sqlite"           // registers the "sqlite" database/sql driver
 
 	"github.com/eventmart/eventmart/internal/fsperm"
 )
@@ -67,25 +69,36 @@ type DB struct {
 // Stats counts a database's work since it was opened: what a batch or an
 // order costs in statements and commits (docs/benchmarks.md).
 type Stats struct {
-	// Statements run in write transactions (savepoints included).
+	// Statements run in write transactions (savepoints sent included: on
+	// PostgreSQL a lazy savepoint never set, or a RELEASE left to COMMIT,
+	// is not).
 	Statements int64
 	// Reads run outside a transaction (DB.Query, DB.QueryRow).
 	Reads int64
 	// Commits of write transactions: a SQLite group commit is one,
 	// however many callers shared it; DB.Exec on PostgreSQL is one.
 	Commits int64
+	// RoundTrips of the statements of write transactions: Statements
+	// less those sent in one round trip with another — on PostgreSQL,
+	// savepoints set and released with the next statement
+	// (Tx.LazySavepoint, Tx.Release) and the rows flushed before a commit
+	// (Tx.ExecBatched). BEGIN and COMMIT are not counted (a COMMIT sent
+	// with flushed rows is their round trip).
+	RoundTrips int64
 }
 
-type counters struct{ statements, reads, commits atomic.Int64 }
+type counters struct{ statements, reads, commits, roundTrips atomic.Int64 }
 
 // Stats returns the database's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Statements: db.stats.statements.Load(), Reads: db.stats.reads.Load(), Commits: db.stats.commits.Load()}
+	return Stats{Statements: db.stats.statements.Load(), Reads: db.stats.reads.Load(), Commits: db.stats.commits.Load(),
+		RoundTrips: db.stats.roundTrips.Load()}
 }
 
 // Sub returns the counts of s since earlier.
 func (s Stats) Sub(earlier Stats) Stats {
-	return Stats{Statements: s.Statements - earlier.Statements, Reads: s.Reads - earlier.Reads, Commits: s.Commits - earlier.Commits}
+	return Stats{Statements: s.Statements - earlier.Statements, Reads: s.Reads - earlier.Reads, Commits: s.Commits - earlier.Commits,
+		RoundTrips: s.RoundTrips - earlier.RoundTrips}
 }
 
 // stmtCache holds prepared statements of one pool, up to maxStmts; the
@@ -335,6 +348,7 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 		return res, err
 	}
 	db.stats.statements.Add(1)
+	db.stats.roundTrips.Add(1)
 	db.stats.commits.Add(1)
 	if st := db.prepared(ctx, true, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -345,11 +359,71 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 // Tx is a write transaction with the same ? placeholder convention.
 type Tx struct {
 	db         *DB
-	tx         *sql.Tx
+	tx         *sql.Tx  // SQLite's; nil on PostgreSQL (see inPostgresTx)
+	q          runner   // tx, or conn on PostgreSQL
 	unprepared []string // queries to prepare after the transaction
 	onCommit   []func() // run after a successful commit
 	shared     bool     // several callers' work: statements ignore cancellation
 	pending    []pendingWrite
+	// PostgreSQL: the transaction's connection, through which queued
+	// statements go to the server in one round trip with the next
+	// statement (see LazySavepoint); nil on SQLite.
+	conn       *sql.Conn
+	queued     []queuedStmt
+	savepoints int  // the id of the latest savepoint set
+	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
+}
+
+// runner runs the statements of a transaction: a *sql.Tx, or the
+// *sql.Conn of a PostgreSQL transaction.
+type runner interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, q string) (*sql.Stmt, error)
+}
+
+// queuedStmt is a statement not sent yet: a savepoint's SAVEPOINT (set)
+// or RELEASE SAVEPOINT, of the savepoint with id sp; or a write queued by
+// ExecBatched (what set), after the savepoints up to sp.
+type queuedStmt struct {
+	sql  string
+	args []any
+	what string
+	sp   int
+	set  bool
+}
+
+// queuedWrites reports whether tx.queued[from:] holds a write.
+func (tx *Tx) queuedWrites(from int) bool {
+	for _, q := range tx.queued[from:] {
+		if q.what != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// ExecBatched runs a write whose result the caller does not need (Rows'
+// inserts): what names it in its error. While the transaction flushes its
+// pending writes before it commits, on PostgreSQL, the write is queued,
+// and the flush sends the queued writes in one round trip once every
+// pending write has flushed (a transaction's saga-log, outbox,
+// processed-event and projection rows, four round trips otherwise); its
+// error fails the flush, and with it the transaction, as an error of its
+// own statement would. A statement run meanwhile is sent after them (a
+// read sees them). Otherwise it is Exec.
+func (tx *Tx) ExecBatched(ctx context.Context, what, q string, args ...any) error {
+	if tx.conn == nil || !tx.committing {
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("sqldb: %s…: %w", what, err)
+		}
+		return nil
+	}
+	tx.db.stats.statements.Add(1)
+	// A copy: the caller may reuse args once this returns (Rows does).
+	tx.queued = append(tx.queued, queuedStmt{sql: tx.db.Rebind(q), args: slices.Clone(args), what: what, sp: tx.savepoints})
+	return nil
 }
 
 // Pending is a write that a transaction's work buffers instead of running
@@ -423,6 +497,7 @@ type Rewinder interface {
 // OnCommit hooks and pending writes registered since (Tx.Savepoint).
 type Savepoint struct {
 	name    string
+	id      int // in the transaction, increasing
 	hooks   int
 	pending []int // each Rewinder's length; -1 for the others
 }
@@ -430,7 +505,56 @@ type Savepoint struct {
 // Savepoint sets a savepoint named name (an SQL identifier). The pending
 // writes that cannot rewind are flushed first, so that RollbackTo loses
 // only what was written after it.
+//
+// On PostgreSQL the statements queued before it (the RELEASE of an
+// earlier savepoint, see Release) go in the same round trip.
 func (tx *Tx) Savepoint(ctx context.Context, name string) (Savepoint, error) {
+	sp, err := tx.mark(ctx, name)
+	if err != nil {
+		return sp, err
+	}
+	if tx.conn != nil {
+		tx.queued = append(tx.queued, queuedStmt{sql: `SAVEPOINT ` + name, sp: sp.id, set: true})
+		_, err = tx.sendQueued(tx.context(ctx), "", nil)
+	} else {
+		_, err = tx.Exec(ctx, `SAVEPOINT `+name)
+	}
+	if err != nil {
+		return sp, fmt.Errorf("sqldb: savepoint: %w", err)
+	}
+	return sp, nil
+}
+
+// LazySavepoint is Savepoint for work that rolls back to it only on an
+// error a write reports, or with nothing written since it: on PostgreSQL
+// the SAVEPOINT is queued and sent with the transaction's next write, in
+// the same round trip (pgx's batch), and never if the savepoint is
+// released or rolled back to before any write. Reads (a Query or QueryRow
+// of a SELECT) run before it is set: one that fails aborts the
+// transaction up to an enclosing savepoint, which RollbackTo of this one
+// cannot recover from. So work rolling back on any error, a failed read
+// among them (the inbox's savepoint around a record), uses Savepoint.
+//
+// It is what eventstore.RetryInTx sets around each try of a command: a
+// try that loads, decides and appends costs no round trip for its
+// savepoint, and a conflicting append (the write that fails) rolls back
+// to it as before.
+func (tx *Tx) LazySavepoint(ctx context.Context, name string) (Savepoint, error) {
+	if tx.conn == nil {
+		return tx.Savepoint(ctx, name)
+	}
+	sp, err := tx.mark(ctx, name)
+	if err != nil {
+		return sp, err
+	}
+	tx.queued = append(tx.queued, queuedStmt{sql: `SAVEPOINT ` + name, sp: sp.id, set: true})
+	return sp, nil
+}
+
+// mark flushes the pending writes that cannot rewind and returns a
+// savepoint at the transaction's point: its OnCommit hooks and the
+// Rewinders' lengths. It sends nothing of its own.
+func (tx *Tx) mark(ctx context.Context, name string) (Savepoint, error) {
 	// Flushed first, by index: a flush may register more pending writes
 	// (the audit's block emits its archive record into the outbox's rows),
 	// and those hold work from before the savepoint, to be kept by a
@@ -442,25 +566,47 @@ func (tx *Tx) Savepoint(ctx context.Context, name string) (Savepoint, error) {
 			}
 		}
 	}
-	sp := Savepoint{name: name, hooks: len(tx.onCommit), pending: make([]int, len(tx.pending))}
+	tx.savepoints++
+	sp := Savepoint{name: name, id: tx.savepoints, hooks: len(tx.onCommit), pending: make([]int, len(tx.pending))}
 	for i, p := range tx.pending {
 		sp.pending[i] = -1
 		if r, ok := p.w.(Rewinder); ok {
 			sp.pending[i] = r.Len()
 		}
 	}
-	if _, err := tx.Exec(ctx, `SAVEPOINT `+name); err != nil {
-		return sp, fmt.Errorf("sqldb: savepoint: %w", err)
-	}
 	return sp, nil
+}
+
+// queuedSet returns the index in tx.queued of sp's SAVEPOINT, or -1 if it
+// was sent (or sp is SQLite's).
+func (tx *Tx) queuedSet(sp Savepoint) int {
+	for i, q := range tx.queued {
+		if q.set && q.sp == sp.id {
+			return i
+		}
+	}
+	return -1
 }
 
 // RollbackTo rolls the transaction back to sp, and forgets the OnCommit
 // hooks and pending writes registered after it. The savepoint remains
-// (Release it).
+// (Release it). A lazy savepoint not set yet (nothing written since it)
+// rolls back without a statement.
 func (tx *Tx) RollbackTo(ctx context.Context, sp Savepoint) error {
-	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT `+sp.name); err != nil {
-		return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
+	if tx.conn == nil {
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT `+sp.name); err != nil {
+			return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
+		}
+	} else if i := tx.queuedSet(sp); i >= 0 {
+		tx.queued = tx.queued[:i+1] // the savepoints and writes after it are gone with it
+	} else {
+		// The statements queued for savepoints set after sp are moot:
+		// rolling back to sp ends those (and in a transaction a failed
+		// statement aborted, only a rollback would run).
+		tx.queued = slices.DeleteFunc(tx.queued, func(q queuedStmt) bool { return q.sp >= sp.id })
+		if _, err := tx.sendQueued(tx.context(ctx), `ROLLBACK TO SAVEPOINT `+sp.name, nil); err != nil {
+			return fmt.Errorf("sqldb: rollback to savepoint: %w", err)
+		}
 	}
 	tx.DropCommitHooks(sp.hooks)
 	for i, p := range tx.pending {
@@ -473,12 +619,81 @@ func (tx *Tx) RollbackTo(ctx context.Context, sp Savepoint) error {
 	return nil
 }
 
-// Release releases sp, keeping what was done since.
+// Release releases sp, keeping what was done since. On PostgreSQL the
+// RELEASE is queued and sent with the transaction's next write or
+// savepoint, in the same round trip (COMMIT releases it otherwise): the
+// reads between run inside sp, which changes nothing of their results.
+// A lazy savepoint not set yet is released without a statement.
 func (tx *Tx) Release(ctx context.Context, sp Savepoint) error {
-	if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT `+sp.name); err != nil {
-		return fmt.Errorf("sqldb: release savepoint: %w", err)
+	if tx.conn == nil {
+		if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT `+sp.name); err != nil {
+			return fmt.Errorf("sqldb: release savepoint: %w", err)
+		}
+		return nil
 	}
+	if i := tx.queuedSet(sp); i >= 0 && !tx.queuedWrites(i) {
+		tx.queued = tx.queued[:i] // and any set after it
+		return nil
+	}
+	tx.queued = append(tx.queued, queuedStmt{sql: `RELEASE SAVEPOINT ` + sp.name, sp: sp.id})
 	return nil
+}
+
+// sendQueued sends the queued statements and then q (if not "") with
+// args, in one round trip (a pgx batch on the transaction's connection),
+// and returns q's result. The first statement to fail ends the batch and
+// its error is returned (q's as the driver reports it, so that, say,
+// IsUniqueViolation sees it).
+func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.CommandTag, error) {
+	stmts := tx.queued
+	tx.queued = tx.queued[:0]
+	n := len(stmts)
+	if q != "" {
+		n++
+	}
+	var res pgconn.CommandTag
+	if n == 0 {
+		return res, nil
+	}
+	for _, st := range stmts {
+		if st.what == "" { // a savepoint's: ExecBatched counted its write, as the caller q
+			tx.db.stats.statements.Add(1)
+		}
+	}
+	tx.db.stats.roundTrips.Add(1)
+	err := tx.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
+		}
+		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, n)}
+		for _, st := range stmts {
+			b.Queue(st.sql, st.args...)
+		}
+		if q != "" {
+			b.Queue(q, args...)
+		}
+		br := c.Conn().SendBatch(ctx, b)
+		for _, st := range stmts {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				if st.what != "" {
+					return fmt.Errorf("sqldb: %s…: %w", st.what, err)
+				}
+				return fmt.Errorf("%s: %w", st.sql, err)
+			}
+		}
+		if q != "" {
+			var err error
+			if res, err = br.Exec(); err != nil {
+				br.Close()
+				return err
+			}
+		}
+		return br.Close()
+	})
+	clear(stmts) // let go of the writes' arguments
+	return res, err
 }
 
 // work runs fn and then flushes the pending writes it left; on failure it
@@ -488,12 +703,21 @@ func (tx *Tx) work(ctx context.Context, fn func(*Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		return tx.Flush(ctx)
+		return tx.flushToCommit(ctx)
 	}, tx)
 	if err != nil {
 		tx.DiscardPending()
 	}
 	return err
+}
+
+// flushToCommit flushes the pending writes before the transaction
+// commits; on PostgreSQL the writes they queue (ExecBatched) go with the
+// COMMIT, in one round trip (Tx.commit).
+func (tx *Tx) flushToCommit(ctx context.Context) error {
+	tx.committing = tx.conn != nil
+	defer func() { tx.committing = false }()
+	return tx.Flush(ctx)
 }
 
 // OnCommit registers fn to run after the transaction commits, in the order
@@ -546,11 +770,14 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
+	if db.Dialect == Postgres {
+		return db.inPostgresTx(ctx, fn)
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
-	t := &Tx{db: db, tx: tx}
+	t := &Tx{db: db, tx: tx, q: tx}
 	defer db.prepareLater(t)
 	if err := t.work(ctx, fn); err != nil {
 		tx.Rollback()
@@ -564,6 +791,66 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// inPostgresTx is inTx on PostgreSQL. The transaction runs on a
+// connection taken from the pool, by statements of its own (BEGIN, COMMIT,
+// ROLLBACK) rather than as a database/sql Tx, so that its statements
+// queued (savepoints', and the rows flushed before COMMIT, see
+// ExecBatched) go to the server with the next one in one round trip, on
+// the connection at hand (Tx.sendQueued) — COMMIT among them: a
+// transaction's rows and its COMMIT cost one round trip. A connection
+// left in a transaction (a ROLLBACK that failed) is not reused: pgx's
+// stdlib driver discards it when it is returned to the pool.
+func (db *DB) inPostgresTx(ctx context.Context, fn func(*Tx) error) error {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	t := &Tx{db: db, q: conn, conn: conn}
+	rollback := func() { conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) } //nolint:errcheck // the work's error is the news
+	if err := t.work(ctx, fn); err != nil {
+		rollback()
+		return err
+	}
+	if err := t.commit(ctx); err != nil {
+		rollback() // if the COMMIT did not run (a write before it failed)
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	db.stats.commits.Add(1)
+	for _, f := range t.onCommit {
+		f()
+	}
+	return nil
+}
+
+// commit sends COMMIT on PostgreSQL, with the writes queued, in one round
+// trip. The savepoint statements still queued are dropped: COMMIT
+// releases every savepoint.
+func (tx *Tx) commit(ctx context.Context) error {
+	tx.queued = slices.DeleteFunc(tx.queued, func(q queuedStmt) bool { return q.what == "" })
+	var tag pgconn.CommandTag
+	var err error
+	if len(tx.queued) > 0 {
+		tag, err = tx.sendQueued(ctx, `COMMIT`, nil)
+	} else {
+		err = tx.conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
+			}
+			tag, err = c.Conn().Exec(ctx, `COMMIT`)
+			return err
+		})
+	}
+	if err == nil && tag.String() == "ROLLBACK" { // a statement had failed: PostgreSQL rolled back instead
+		err = pgx.ErrTxCommitRollback
+	}
+	return err
 }
 
 // prepareLater prepares the statements t ran unprepared, now that the
@@ -682,7 +969,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	t := &Tx{db: db, tx: tx, shared: true}
+	t := &Tx{db: db, tx: tx, q: tx, shared: true}
 	defer db.prepareLater(t)
 	errs = make([]error, len(calls))
 	hooks := make([][]func(), len(calls))
@@ -692,6 +979,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 			continue
 		}
 		db.stats.statements.Add(2) // SAVEPOINT and RELEASE
+		db.stats.roundTrips.Add(2)
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
@@ -700,6 +988,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		errs[i] = t.work(c.ctx, c.fn)
 		if errs[i] != nil {
 			db.stats.statements.Add(1)
+			db.stats.roundTrips.Add(1)
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
 				return nil, false
@@ -758,40 +1047,76 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 	return ctx
 }
 
-// Exec runs a statement in the transaction.
+// Exec runs a statement in the transaction; on PostgreSQL the savepoint
+// statements queued (LazySavepoint, Release) go with it, in one round trip.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	tx.db.stats.statements.Add(1)
 	ctx = tx.context(ctx)
+	if len(tx.queued) > 0 {
+		tag, err := tx.sendQueued(ctx, tx.db.Rebind(q), args)
+		return driver.RowsAffected(tag.RowsAffected()), err
+	}
+	tx.db.stats.roundTrips.Add(1)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return tx.tx.ExecContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.ExecContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// Query runs a query in the transaction.
+// Query runs a query in the transaction. A SELECT runs before the
+// savepoint statements queued (LazySavepoint, Release), which wait for
+// the next write; any other query (an INSERT … RETURNING) sends them
+// first, a round trip of their own.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	tx.db.stats.statements.Add(1)
+	tx.db.stats.roundTrips.Add(1)
 	ctx = tx.context(ctx)
+	if len(tx.queued) > 0 && (!isSelect(q) || tx.queuedWrites(0)) {
+		if _, err := tx.sendQueued(ctx, "", nil); err != nil {
+			return nil, err
+		}
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return tx.tx.QueryContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// QueryRow runs a one-row query in the transaction.
+// QueryRow runs a one-row query in the transaction, after the queued
+// savepoint statements if it is not a SELECT (as Query). Should sending
+// those fail, the query fails too, in the transaction that failure
+// aborted.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	tx.db.stats.statements.Add(1)
+	tx.db.stats.roundTrips.Add(1)
 	ctx = tx.context(ctx)
+	if len(tx.queued) > 0 && (!isSelect(q) || tx.queuedWrites(0)) {
+		tx.sendQueued(ctx, "", nil) //nolint:errcheck // reported by the query
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+	return tx.q.QueryRowContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// Prepare prepares a statement for repeated use in the transaction.
+// Prepare prepares a statement for repeated use in the transaction. The
+// queued savepoint statements are sent first: the statement's runs do not
+// go through Tx (and are not counted in Stats).
 func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 	ctx = tx.context(ctx)
-	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
+	if len(tx.queued) > 0 {
+		if _, err := tx.sendQueued(ctx, "", nil); err != nil {
+			return nil, err
+		}
+	}
+	return tx.q.PrepareContext(ctx, tx.db.Rebind(q))
+}
+
+// isSelect reports whether q is a SELECT: a read, which may run before
+// the queued savepoint statements.
+func isSelect(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 // ForUpdate returns " FOR UPDATE" on PostgreSQL, to append to a SELECT
