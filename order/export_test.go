@@ -113,3 +113,29 @@ func CancelAllAsCustomer(ctx context.Context, svc service.Service, ids ...string
 	}
 	return err
 }
+
+// UserRemembered reports whether svc answers user id's projection row
+// from memory (userMemory).
+func UserRemembered(svc service.Service, id string) bool {
+	_, ok := svc.(*Service).users.lookup(id)
+	return ok
+}
+
+// DeactivateUser deactivates user id in svc's projection, as
+// UserDeactivated does.
+func DeactivateUser(ctx context.Context, svc service.Service, id string) error {
+	s := svc.(*Service)
+	return s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error { return s.store.deactivateUser(ctx, tx, id) })
+}
+
+// SetShedding makes svc's admission control shed every new order (on) or
+// admit them all (off), from the next order on.
+func SetShedding(svc service.Service, on bool) {
+	a := svc.(*Service).admit
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.limit, a.pending, a.read = 1, 0, time.Now().Add(time.Hour) // no sample for an hour
+	if on {
+		a.pending = 1
+	}
+}

@@ -64,32 +64,52 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// The caller's projection and the order placed with key, if any, in
-	// one read: placing needs the one, a retry the other.
-	u, keyed, err := s.store.userAndKey(ctx, id.UserID, key)
-	if err == nil && keyed.orderID != "" {
-		o, err = s.keyedOrder(ctx, key, sum, keyed)
-	}
-	if err != nil {
-		httpx.Error(w, r, err)
-		return
-	}
-	if o == nil {
-		// A new order: shed it at the door while the pipeline is
-		// saturated (admission.go); a retry of one already placed (its
-		// key found above) is answered whatever the load.
-		if err := s.admit.admit(ctx); err != nil {
-			w.Header().Set("Retry-After", s.admit.retryAfter())
-			httpx.Error(w, r, err)
-			return
-		}
-		o, rep, err = s.place(ctx, id, u, r, key, sum)
-		if errors.Is(err, errKeyTaken) { // a concurrent request with the key won
-			o, err = s.orderByKey(ctx, id.UserID, key, sum)
+	// The caller's projection: placing needs it. From memory when it can
+	// be trusted (userMemory), and then nothing is read before the order's
+	// transaction: a retry's key is found by that transaction's insert of
+	// it (errKeyTaken), or, should placing fail first, looked up then
+	// (retried below). Else the row and the order placed with key, if
+	// any, in one read.
+	u, remembered := s.users.lookup(id.UserID)
+	keyUnread := remembered && key != ""
+	if !remembered {
+		epoch := s.users.reading()
+		var keyed idemKey
+		u, keyed, err = s.store.userAndKey(ctx, id.UserID, key)
+		if err == nil {
+			s.users.remember(id.UserID, u, epoch)
+			if keyed.orderID != "" {
+				o, err = s.keyedOrder(ctx, key, sum, keyed)
+			}
 		}
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
+		}
+	}
+	if o == nil {
+		// A new order: shed it at the door while the pipeline is
+		// saturated (admission.go); a retry of one already placed is
+		// answered whatever the load.
+		if shed := s.admit.admit(ctx); shed != nil {
+			if o, err = s.retried(ctx, id.UserID, key, sum, keyUnread, shed); err != nil {
+				if err == shed {
+					w.Header().Set("Retry-After", s.admit.retryAfter())
+				}
+				httpx.Error(w, r, err)
+				return
+			}
+		} else {
+			o, rep, err = s.place(ctx, id, u, r, key, sum)
+			if errors.Is(err, errKeyTaken) { // placed before with the key, or a concurrent request with it won
+				o, err = s.orderByKey(ctx, id.UserID, key, sum)
+			} else if err != nil {
+				o, err = s.retried(ctx, id.UserID, key, sum, keyUnread, err)
+			}
+			if err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
 		}
 	}
 	if rep.ETag == "" { // an order placed before, as it is now
@@ -100,6 +120,26 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
 	rep.WriteFresh(w, http.StatusAccepted)
+}
+
+// retried answers a request that failed with err before its key was
+// looked up (keyUnread: the caller's row came from memory): if an order
+// was placed with key, the request is its retry, answered with that order
+// (or EUNPROCESSABLE, another body) as if the key had been read first —
+// whatever the load, the products' status or the account's since; else
+// err. With the key read first (keyUnread false), err.
+func (s *Service) retried(ctx context.Context, userID, key, sum string, keyUnread bool, err error) (*Order, error) {
+	if !keyUnread {
+		return nil, err
+	}
+	prior, kerr := s.orderByKey(ctx, userID, key, sum)
+	switch {
+	case kerr != nil:
+		return nil, kerr
+	case prior != nil:
+		return prior, nil
+	}
+	return nil, err
 }
 
 // orderByKey returns the order created with key, or nil; EUNPROCESSABLE

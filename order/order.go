@@ -132,8 +132,9 @@ type Service struct {
 	timeout time.Duration // saga timeout of PENDING orders
 	sweep   time.Duration // how often the timeout is checked
 	metrics *sagaMetrics
-	changed watch.Hub // orders changed, for held GETs (see handleGet); notified through known
-	known   known     // what held GETs know without reading (held.go)
+	changed watch.Hub  // orders changed, for held GETs (see handleGet); notified through known
+	known   known      // what held GETs know without reading (held.go)
+	users   userMemory // the users projection's rows POST /orders reads (usermemory.go)
 	// listening is set while RunInstance LISTENs for the changes of every
 	// instance (PostgreSQL); held GETs then recheck only every
 	// safetyRecheck, else every recheck (nanoseconds; see awaitOnce).
@@ -152,6 +153,8 @@ func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
 	s.store = newStore(d.DB, s.orderChanged, s.known.committed)
+	s.users = userMemory{trusted: s.hearsEveryChange, now: d.Now}
+	s.store.userChanged = s.users.forget
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
@@ -185,19 +188,28 @@ func (s *Service) RunInstance(ctx context.Context) error {
 			// may have been heard of neither way (see orderChanged):
 			// the held GETs read again.
 			s.known.reset()
+			s.users.reset()
 		},
 		Lost: func(err error, retryIn time.Duration) {
 			s.listening.Store(false)
 			// Changes may have been missed: the held GETs read again,
 			// and recheck often until the LISTEN is back.
 			s.known.reset()
+			s.users.reset()
 			s.d.Log.Warn("order: not listening for the changes of other instances; held GETs recheck meanwhile",
 				"error", err, "recheck", time.Duration(s.recheck.Load()).String(), "retry_in", retryIn.String())
 		},
-		Notified: s.known.heard,
+		Notified: func(payload string) {
+			if id, ok := strings.CutSuffix(payload, " "+userNoticeToken); ok {
+				s.users.forget(id)
+				return
+			}
+			s.known.heard(payload)
+		},
 	})
 	s.listening.Store(false)
 	s.known.reset()
+	s.users.reset()
 	return nil
 }
 

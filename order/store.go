@@ -22,6 +22,9 @@ type store struct {
 	// committing is told each orders row about to be written, with the
 	// token of its notification (PostgreSQL; see projectOrderLater).
 	committing func(token string, row []any)
+	// userChanged, if set, is told of a user whose projection row a
+	// committed transaction changed (userMemory).
+	userChanged func(id string)
 }
 
 // newStore returns the store of a service instance on db, keeping the
@@ -201,21 +204,43 @@ func (s *store) userAndKey(ctx context.Context, id, key string) (*user, idemKey,
 // (a deactivated account stays deactivated).
 func (s *store) upsertUser(ctx context.Context, tx *sqldb.Tx, id, email, name string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, email, name, status) VALUES (?, ?, ?, ?)
-		ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, name = excluded.name`, id, email, name, userActive)
+		ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, name = excluded.name`+s.userNotice(tx), id, email, name, userActive)
 	if err != nil {
 		return fmt.Errorf("order: store user %s: %w", id, err)
 	}
+	s.userChangedOnCommit(tx, id)
 	return nil
 }
 
 // deactivateUser marks a user deactivated, known or not.
 func (s *store) deactivateUser(ctx context.Context, tx *sqldb.Tx, id string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, status) VALUES (?, ?)
-		ON CONFLICT (user_id) DO UPDATE SET status = excluded.status`, id, userDeactivated)
+		ON CONFLICT (user_id) DO UPDATE SET status = excluded.status`+s.userNotice(tx), id, userDeactivated)
 	if err != nil {
 		return fmt.Errorf("order: deactivate user %s: %w", id, err)
 	}
+	s.userChangedOnCommit(tx, id)
 	return nil
+}
+
+// userNotice is the tail of a statement writing a users row that, on
+// PostgreSQL, notifies every instance of the change once tx commits
+// (changeChannel, payload "ID user": an older instance takes it for an
+// order id that none has, and does nothing).
+func (s *store) userNotice(tx *sqldb.Tx) string {
+	if tx.Dialect() != sqldb.Postgres {
+		return ""
+	}
+	return ` RETURNING pg_notify('` + changeChannel + `', user_id || ' ` + userNoticeToken + `')`
+}
+
+// userNoticeToken ends the payload of a users row's notification.
+const userNoticeToken = "user"
+
+func (s *store) userChangedOnCommit(tx *sqldb.Tx, id string) {
+	if s.userChanged != nil {
+		tx.OnCommit(func() { s.userChanged(id) })
+	}
 }
 
 // ordersOf returns the ids of a user's orders.
