@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventmart/eventmart/analytics"
 	"github.com/eventmart/eventmart/audit"
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
@@ -27,9 +28,19 @@ func TestAnalyticsBacktestReadsBeyondRetentionFromTheArchive(t *testing.T) {
 	// and here they are the same, so the detection ids must match.
 	t0 := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
 	b, shift := apptest.ShiftedLog(t, func() time.Time { return t0 }) // shift: how far the log's clock runs ahead
-	h := apptest.Start(t, []service.Def{audit.Def(), analytics.Def()}, apptest.OnBus(b),
-		apptest.Settings(map[string]string{"EVENTMART_ANALYTICS_GRACE": "1s"}))
-	admin := h.Token("admin-1", "admin")
+	// The events are on the log before the services start: the live
+	// service's idle passes use the wall clock, a minute ahead of the
+	// log's, and a pass between its start and its reading events
+	// published after it would declare their partition idle past them
+	// (then they are late, and nothing is detected — a busy machine made
+	// that happen).
+	var topics []bus.TopicConfig
+	for _, ts := range event.Topics {
+		topics = append(topics, bus.TopicConfig{Name: string(ts.Name), Partitions: ts.Partitions, Retention: ts.Retention})
+	}
+	if _, err := b.EnsureTopics(context.Background(), topics); err != nil {
+		t.Fatal(err)
+	}
 	var evidence []string
 	for i := range 3 {
 		e, err := event.New("payment-service", event.Origin{}, &event.PaymentFailed{PaymentID: fmt.Sprint("p", i), OrderID: fmt.Sprint("o", i), UserID: "mallory", Code: "card-declined"})
@@ -46,6 +57,9 @@ func TestAnalyticsBacktestReadsBeyondRetentionFromTheArchive(t *testing.T) {
 		}
 		evidence = append(evidence, e.EventID)
 	}
+	h := apptest.Start(t, []service.Def{audit.Def(), analytics.Def()}, apptest.OnBus(b),
+		apptest.Settings(map[string]string{"EVENTMART_ANALYTICS_GRACE": "1s"}))
+	admin := h.Token("admin-1", "admin")
 	var live []analytics.Detection
 	h.Eventually("the live service detected the fraud and the audit service archived the payments", func() bool {
 		var ds struct{ Detections []analytics.Detection }
