@@ -83,6 +83,11 @@ type Tokens struct {
 	now        func() time.Time
 	revoked    *Revocations
 	verified   verifiedTokens
+	// parser checks a token's signature, algorithm and claims; validator
+	// the claims alone, of a token whose signature was checked before.
+	// Built once (NewTokens), with the same claim checks.
+	parser    *jwt.Parser
+	validator *jwt.Validator
 }
 
 // DefaultRefreshTTL is the lifetime of a session (its refresh token) unless
@@ -96,7 +101,11 @@ func NewTokens(secret []byte, ttl time.Duration) (*Tokens, error) {
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("auth: the JWT secret must be at least 32 bytes, got %d", len(secret))
 	}
-	return &Tokens{secret: secret, ttl: ttl, refreshTTL: max(ttl, DefaultRefreshTTL), now: time.Now, revoked: NewRevocations(time.Now)}, nil
+	t := &Tokens{secret: secret, ttl: ttl, refreshTTL: max(ttl, DefaultRefreshTTL), now: time.Now, revoked: NewRevocations(time.Now)}
+	checks := []jwt.ParserOption{jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return t.now() })}
+	t.parser = jwt.NewParser(append([]jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})}, checks...)...)
+	t.validator = jwt.NewValidator(checks...)
+	return t, nil
 }
 
 // SetRefreshTTL sets the lifetime of sessions: a refresh token lives that
@@ -221,13 +230,11 @@ func (t *Tokens) verify(token, use string) (Identity, error) {
 // expiry are checked. A token whose signature was checked before is not
 // decoded again: only its claims' times and issuer are (verifiedTokens).
 func (t *Tokens) claims(token string) (*claims, error) {
-	timeNow := jwt.WithTimeFunc(func() time.Time { return t.now() })
 	if c, ok := t.verified.get(token); ok {
-		return c, jwt.NewValidator(jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), timeNow).Validate(c)
+		return c, t.validator.Validate(c)
 	}
 	c := new(claims)
-	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("eventmart"), jwt.WithExpirationRequired(), timeNow)
+	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return t.secret, nil })
 	if err != nil {
 		return nil, err
 	}
