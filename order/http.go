@@ -73,11 +73,11 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	u, remembered := s.users.lookup(id.UserID)
 	keyUnread := remembered && key != ""
 	if !remembered {
-		epoch := s.users.reading()
+		read := s.users.reading()
 		var keyed idemKey
 		u, keyed, err = s.store.userAndKey(ctx, id.UserID, key)
 		if err == nil {
-			s.users.remember(id.UserID, u, epoch)
+			s.users.remember(id.UserID, u, read)
 			if keyed.orderID != "" {
 				o, err = s.keyedOrder(ctx, key, sum, keyed)
 			}

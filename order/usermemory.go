@@ -54,22 +54,31 @@ func (m *userMemory) lookup(id string) (u *user, ok bool) {
 	return r.u, true
 }
 
-// reading returns the epoch to hand to remember after reading a row.
-func (m *userMemory) reading() uint64 {
+// userRead is a read of a row from the database: when it began, and the
+// epoch then.
+type userRead struct {
+	epoch uint64
+	began time.Time
+}
+
+// reading notes that a row is about to be read; hand it to remember.
+func (m *userMemory) reading() userRead {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.epoch
+	return userRead{m.epoch, now}
 }
 
 // remember keeps u (nil: no row) as user id's row, read from the database
-// since reading returned epoch; not if a write was heard of meanwhile.
-func (m *userMemory) remember(id string, u *user, epoch uint64) {
+// by r; not if a write was heard of since r began. Its age counts from
+// then: the row is what the database held at that moment at the latest.
+func (m *userMemory) remember(id string, u *user, r userRead) {
 	if !m.trusted() {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if epoch != m.epoch {
+	if r.epoch != m.epoch {
 		return
 	}
 	if m.users == nil {
@@ -81,7 +90,7 @@ func (m *userMemory) remember(id string, u *user, epoch uint64) {
 			break
 		}
 	}
-	m.users[id] = rememberedUser{u: u, read: m.now()}
+	m.users[id] = rememberedUser{u: u, read: r.began}
 }
 
 // forget drops user id's row: it changed.
