@@ -182,6 +182,27 @@ type EndLister interface {
 	Ends(ctx context.Context, topics []string) (map[string]map[int32]int64, error)
 }
 
+// Ends returns what EndLister.Ends does, from r's Ends if it has one, else
+// from Offsets topic by topic (a reader wrapping a driver, say).
+func Ends(ctx context.Context, r Reader, topics []string) (map[string]map[int32]int64, error) {
+	if el, ok := r.(EndLister); ok {
+		return el.Ends(ctx, topics)
+	}
+	out := make(map[string]map[int32]int64, len(topics))
+	for _, t := range topics {
+		offs, err := r.Offsets(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		ends := make(map[int32]int64, len(offs))
+		for _, o := range offs {
+			ends[o.Partition] = o.End
+		}
+		out[t] = ends
+	}
+	return out, nil
+}
+
 // Follower is an optional capability, not part of Bus: following a whole
 // topic outside any group as it grows, for state that every process keeps
 // (the ended sessions). Both drivers have it; the conformance suite tests

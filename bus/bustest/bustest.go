@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -546,10 +547,20 @@ func testEnds(t *testing.T, b bus.Bus) {
 	if total != 2+12 {
 		t.Errorf("%d messages in all by the end offsets, want 14", total)
 	}
+	// bus.Ends of a reader without Ends (a wrapper) asks Offsets instead:
+	// the same answer.
+	fallback, err := bus.Ends(ctx, offsetsOnly{b}, []string{one, two})
+	if err != nil || !maps.EqualFunc(fallback, ends, maps.Equal) {
+		t.Errorf("bus.Ends without the driver's Ends = %v, %v; want %v", fallback, err, ends)
+	}
 	if _, err := el.Ends(ctx, []string{one, "no-such-topic-" + one}); !errors.Is(err, bus.ErrUnknownTopic) {
 		t.Errorf("Ends of an unknown topic: %v, want ErrUnknownTopic", err)
 	}
 }
+
+// offsetsOnly hides a driver's optional capabilities (EndLister) behind
+// its Bus methods.
+type offsetsOnly struct{ bus.Bus }
 
 // testFollow: a follower gets every partition's messages from since on,
 // not older ones, then each message appended later, in order per
