@@ -75,7 +75,6 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 
 // attempted counts a recorded attempt of a delivery.
 func (m *metrics) attempted(a *Attempt, outcome, disabled string) {
-	m.outcomes.WithLabelValues(outcome).Inc()
 	result := "error"
 	if a.StatusCode >= 200 && a.StatusCode < 600 {
 		result = fmt.Sprintf("%dxx", a.StatusCode/100)
@@ -84,6 +83,9 @@ func (m *metrics) attempted(a *Attempt, outcome, disabled string) {
 	if disabled != "" {
 		m.disabled.WithLabelValues(disabled).Inc()
 	}
+	// The outcome last: a scrape that sees it sees the attempt's timing
+	// and the endpoint's disabling too.
+	m.outcomes.WithLabelValues(outcome).Inc()
 }
 
 var (
