@@ -613,8 +613,8 @@ func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // registerDBCounters exports a service's database counters (sqldb.Stats):
-// statements run in write transactions and commits, what a batch or an
-// order costs the database (docs/benchmarks.md).
+// statements run in write transactions, their round trips and commits,
+// what a batch or an order costs the database (docs/benchmarks.md).
 func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) error {
 	labels := prometheus.Labels{"service": svc}
 	for _, c := range []prometheus.Collector{
@@ -624,6 +624,9 @@ func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) err
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_commits_total", ConstLabels: labels,
 			Help: "Write transactions a service committed (a SQLite group commit counts once)."},
 			func() float64 { return float64(db.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_round_trips_total", ConstLabels: labels,
+			Help: "Round trips of the statements of write transactions: statements less those sent with another (PostgreSQL savepoints and rows sent with the next statement or the COMMIT)."},
+			func() float64 { return float64(db.Stats().RoundTrips) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

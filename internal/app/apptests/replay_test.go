@@ -15,6 +15,7 @@ import (
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/sqldb"
 	"github.com/eventmart/eventmart/inventory"
 )
 
@@ -199,7 +200,11 @@ func TestRebuildReadModelFromScratch(t *testing.T) {
 	// The live consumer writes to the swapped-in table.
 	setStock(a.ID, 2)
 	var leftovers int
-	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'product_stock_rebuild%'`).Scan(&leftovers); err != nil {
+	tables := `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'product_stock_rebuild%'`
+	if db.Dialect == sqldb.Postgres {
+		tables = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'product_stock_rebuild%'`
+	}
+	if err := db.QueryRow(ctx, tables).Scan(&leftovers); err != nil {
 		t.Fatal(err)
 	}
 	if leftovers != 0 {
