@@ -176,8 +176,13 @@ func (m *Memory[K, V]) End(r Read[K], keys []K, vals []V) {
 	}
 }
 
-// EndOne is End for a read of one key that returned v.
-func (m *Memory[K, V]) EndOne(r Read[K], v V) {
+// EndOne is End for a read of one key: it returned v if ok, else it
+// failed.
+func (m *Memory[K, V]) EndOne(r Read[K], v V, ok bool) {
+	if !ok {
+		m.End(r, nil, nil)
+		return
+	}
 	m.End(r, r.keys[:1], []V{v})
 }
 

@@ -28,7 +28,7 @@ func newFixture(maxEntries int) *fixture {
 }
 
 // read reads key k, which the database holds as v, as a caller does.
-func (f *fixture) read(k string, v int) { f.EndOne(f.Begin(k), v) }
+func (f *fixture) read(k string, v int) { f.EndOne(f.Begin(k), v, true) }
 
 func TestReadsOvertakenAreNotRemembered(t *testing.T) {
 	for _, c := range []struct {
@@ -67,18 +67,21 @@ func TestOverlappingReads(t *testing.T) {
 	r1 := m.Begin("a")
 	m.Forget("a")
 	r2 := m.Begin("a") // after the write: reads what it wrote
-	m.EndOne(r1, 1)
+	m.EndOne(r1, 1, true)
 	if _, ok := m.Lookup("a"); ok {
 		t.Fatal("the read overtaken was remembered")
 	}
-	m.EndOne(r2, 2)
+	m.EndOne(r2, 2, true)
 	if v, ok := m.Lookup("a"); !ok || v != 2 {
 		t.Fatalf("Lookup = %d %v, want the read begun after the write (2)", v, ok)
 	}
 	// A failed read remembers nothing, and ends.
 	m.End(m.Begin("x"), nil, nil)
-	if _, ok := m.Lookup("x"); ok || len(m.reading) != 0 {
-		t.Fatal("a failed read was remembered, or left in flight")
+	m.EndOne(m.Begin("y"), 1, false)
+	for _, k := range []string{"x", "y"} {
+		if _, ok := m.Lookup(k); ok || len(m.reading) != 0 {
+			t.Fatalf("a failed read of %s was remembered, or left in flight", k)
+		}
 	}
 }
 
@@ -139,7 +142,7 @@ func TestAgeBound(t *testing.T) {
 	m := newFixture(10)
 	r := m.Begin("a")
 	m.now = m.now.Add(time.Second) // a slow read: its age counts from Begin
-	m.EndOne(r, 1)
+	m.EndOne(r, 1, true)
 	m.now = m.now.Add(4*time.Second - 1)
 	if _, ok := m.Lookup("a"); !ok {
 		t.Error("not answered within MaxAge")
@@ -255,7 +258,7 @@ func BenchmarkLookup(b *testing.B) {
 	keys := make([]string, 1000)
 	for i := range keys {
 		keys[i] = strconv.Itoa(i)
-		m.EndOne(m.Begin(keys[i]), i)
+		m.EndOne(m.Begin(keys[i]), i, true)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
