@@ -97,7 +97,7 @@ func New[K comparable, V any](c Config) *Memory[K, V] {
 func (m *Memory[K, V]) Trusted() bool { return m.c.Trusted() }
 
 // Lookup returns the value remembered of key k; ok is false if there is
-// none, it is older than MaxAge, or the memory is not trusted.
+// none, it is MaxAge old or older, or the memory is not trusted.
 func (m *Memory[K, V]) Lookup(k K) (v V, ok bool) {
 	if !m.c.Trusted() {
 		return v, false
