@@ -73,7 +73,7 @@ func (p *Product) Orderable() bool { return p.Status == StatusActive }
 type Service struct {
 	d     service.Deps
 	store *store
-	mem   *memory // the products read by id (memory.go)
+	mem   memory // the products read by id (memory.go)
 	// listening is set while RunInstance LISTENs for the writes of every
 	// instance (PostgreSQL): memory is trusted only meanwhile.
 	listening atomic.Bool
@@ -85,7 +85,7 @@ type Service struct {
 // New returns the catalog service.
 func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d}
-	s.mem = &memory{trusted: s.hearsEveryWrite}
+	s.mem = newMemory(s.hearsEveryWrite, nil)
 	s.store = &store{db: d.DB, mem: s.mem}
 	reg := d.Metrics
 	if reg == nil {
@@ -117,25 +117,25 @@ func (s *Service) RunInstance(ctx context.Context) error {
 			// A write committed before the LISTEN took may have been
 			// heard of by no one: memory starts empty, and reads in
 			// flight are not remembered.
-			s.mem.reset()
+			s.mem.Reset()
 		},
 		Lost: func(err error, retryIn time.Duration) {
 			s.listening.Store(false)
-			s.mem.reset()
+			s.mem.Reset()
 			s.d.Log.Warn("catalog: not listening for the writes of other instances; products are read from the database meanwhile",
 				"error", err, "retry_in", retryIn.String())
 		},
 		Notified: s.heard,
 	})
 	s.listening.Store(false)
-	s.mem.reset()
+	s.mem.Reset()
 	return nil
 }
 
 // heard is told each notification of changeChannel (see there).
 func (s *Service) heard(payload string) {
 	if payload == "*" {
-		s.mem.reset()
+		s.mem.Reset()
 		return
 	}
 	f := strings.Fields(payload)
@@ -153,10 +153,10 @@ func (s *Service) heard(payload string) {
 		}
 	}
 	if len(f) == 1 {
-		s.mem.changed(f[0])
+		s.mem.Forget(f[0])
 		return
 	}
-	s.mem.reset() // no payload of ours: forget rather than guess
+	s.mem.Reset() // no payload of ours: forget rather than guess
 }
 
 // hearsEveryWrite reports whether every write of the products, by any

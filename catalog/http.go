@@ -85,21 +85,22 @@ func (s *Service) byIDs(ctx context.Context, ids []string, limit, offset int) ([
 			distinct = append(distinct, id)
 		}
 	}
-	ps, ok := s.mem.lookup(distinct)
+	rs, ok := s.mem.lookup(distinct)
 	if ok {
 		s.fromMemory.Inc()
 	} else {
 		s.fromDatabase.Inc()
-		read := s.mem.begin(distinct)
+		read := s.mem.Begin(distinct...)
 		found, err := s.store.byIDs(ctx, distinct)
 		s.mem.end(read, found)
 		if err != nil {
 			return nil, err
 		}
-		ps = make([]*Product, len(found))
-		for i := range found {
-			ps[i] = &found[i].p
-		}
+		rs = found
+	}
+	ps := make([]*Product, len(rs))
+	for i := range rs {
+		ps[i] = &rs[i].p
 	}
 	slices.SortFunc(ps, func(a, b *Product) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

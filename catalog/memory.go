@@ -1,11 +1,10 @@
 package catalog
 
 import (
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/heard"
 )
 
 // maxRemembered bounds how many products memory holds. A catalog has a few
@@ -26,24 +25,20 @@ const maxAge = 5 * time.Second
 // change rarely. A remembered product is answered without a query.
 //
 // It is exact only while every write of the products and product_stock
-// tables is heard of: on SQLite (one process, whose commits tell memory,
-// store.go), or on PostgreSQL while the instance LISTENs (every committing
-// write notifies changeChannel, this instance's own included; see
-// Service.RunInstance). Otherwise nothing is answered or remembered, and
-// what was is forgotten when writes may have been missed (reset).
-//
-// A read of the database that a write of one of its products may have
-// overtaken (its snapshot may be older than the write, whose hearing came
-// before the read ended) is not remembered: each read in flight is noted
-// (begin), and the hearing of a write of one of its products, or a reset,
-// marks it.
+// tables is heard of (heard.Memory): on SQLite (one process, whose commits
+// tell memory, store.go), or on PostgreSQL while the instance LISTENs
+// (every committing write notifies changeChannel, this instance's own
+// included; see Service.RunInstance). A write of a products row forgets
+// its product; a stock level is applied in place (level); a rebuilt
+// availability table swapped in, or the LISTEN taken or lost, forgets all.
 type memory struct {
-	trusted func() bool      // every write is heard of: see memory
-	now     func() time.Time // nil: time.Now
+	*heard.Memory[string, remembered]
+}
 
-	mu    sync.Mutex
-	m     map[string]remembered
-	reads map[*memoryRead]struct{} // in flight
+// newMemory returns an empty memory, trusted while trusted reports that
+// every write is heard of, on clock now (nil: time.Now).
+func newMemory(trusted func() bool, now func() time.Time) memory {
+	return memory{heard.New[string, remembered](heard.Config{Trusted: trusted, MaxEntries: maxRemembered, MaxAge: maxAge, Now: now})}
 }
 
 // remembered is a product as read or last heard of, with the version of
@@ -51,127 +46,40 @@ type memory struct {
 type remembered struct {
 	p       Product
 	version int64
-	read    time.Time // when it was read from the database (see maxAge)
-}
-
-// memoryRead is a read of products ids from the database in flight; dirty
-// once a write of one of them, or a reset, was heard of since it began.
-type memoryRead struct {
-	ids   []string
-	began time.Time
-	dirty bool
 }
 
 // lookup returns the remembered products of ids (distinct), if every one
 // is remembered and memory is trusted; ok is false otherwise.
-func (m *memory) lookup(ids []string) (ps []*Product, ok bool) {
-	if !m.trusted() {
+func (m memory) lookup(ids []string) (rs []remembered, ok bool) {
+	if !m.Trusted() {
 		return nil, false
 	}
-	now := m.clock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ps = make([]*Product, len(ids))
-	for i, id := range ids {
-		e, ok := m.m[id]
-		if !ok || now.Sub(e.read) >= maxAge {
-			return nil, false
-		}
-		ps[i] = &e.p // a copy: entries are replaced, never changed
+	rs = make([]remembered, len(ids))
+	if !m.LookupAll(ids, rs) {
+		return nil, false
 	}
-	return ps, true
+	return rs, true
 }
 
-// begin notes that a read of products ids from the database is about to
-// start; end it with end, whatever the read's outcome.
-func (m *memory) begin(ids []string) *memoryRead {
-	r := &memoryRead{ids: ids, began: m.clock()}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.reads == nil {
-		m.reads = map[*memoryRead]struct{}{}
+// end ends read r of the database, remembering the products it found
+// (see heard.Memory.End).
+func (m memory) end(r heard.Read[string], found []remembered) {
+	ids := make([]string, len(found))
+	for i := range found {
+		ids[i] = found[i].p.ID
 	}
-	m.reads[r] = struct{}{}
-	return r
-}
-
-// end ends read r, remembering what it read unless a write of one of its
-// products or a reset was heard of since it began, or memory is not
-// trusted.
-func (m *memory) end(r *memoryRead, read []remembered) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.reads, r)
-	if r.dirty || !m.trusted() {
-		return
-	}
-	if m.m == nil {
-		m.m = map[string]remembered{}
-	}
-	for _, e := range read {
-		if _, ok := m.m[e.p.ID]; !ok && len(m.m) >= maxRemembered {
-			for old := range m.m {
-				delete(m.m, old)
-				break
-			}
-		}
-		e.read = r.began
-		m.m[e.p.ID] = e
-	}
-}
-
-func (m *memory) clock() time.Time {
-	if m.now != nil {
-		return m.now()
-	}
-	return time.Now()
-}
-
-// changed forgets product id: a write of its products row committed.
-func (m *memory) changed(id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, id)
-	m.touched(id)
+	m.End(r, ids, found)
 }
 
 // level applies stock level l, committed, to its product's availability
 // as the database does (store.applyLevel): unless the level remembered is
 // as new already.
-func (m *memory) level(l event.StockLevel) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e, ok := m.m[l.ProductID]; ok && e.version < l.Version {
-		e.p.Availability = availability(l.OnHand, l.Reserved, l.Available, e.p.Status)
-		e.version = l.Version
-		m.m[l.ProductID] = e
-	}
-	m.touched(l.ProductID)
-}
-
-// touched marks the reads in flight of product id; m.mu is held.
-func (m *memory) touched(id string) {
-	for r := range m.reads {
-		if !r.dirty && slices.Contains(r.ids, id) {
-			r.dirty = true
+func (m memory) level(l event.StockLevel) {
+	m.Change(l.ProductID, func(e remembered) remembered {
+		if e.version < l.Version {
+			e.p.Availability = availability(l.OnHand, l.Reserved, l.Available, e.p.Status)
+			e.version = l.Version
 		}
-	}
-}
-
-// reset forgets every product: writes may have been missed, or many
-// changed at once (a rebuilt availability table was swapped in).
-func (m *memory) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.m)
-	for r := range m.reads {
-		r.dirty = true
-	}
-}
-
-// size is how many products are remembered.
-func (m *memory) size() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.m)
+		return e
+	})
 }

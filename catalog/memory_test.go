@@ -140,7 +140,7 @@ func TestProductsByIDAreRememberedUntilWritten(t *testing.T) {
 	if _, err := s.d.DB.Exec(context.Background(), `UPDATE product_stock SET available = 99`); err != nil {
 		t.Fatal(err)
 	}
-	s.mem.reset()
+	s.mem.Reset()
 	if a := products(t, secondReadFree(t, h, s, url, both))[0].Availability; a.Available != 99 {
 		t.Fatalf("availability %+v, want the 99 set behind the service's back", a)
 	}
@@ -218,24 +218,24 @@ func TestAnotherInstancesWritesAreHeard(t *testing.T) {
 func TestMemory(t *testing.T) {
 	trusted := true
 	now := time.Now()
-	m := &memory{trusted: func() bool { return trusted }, now: func() time.Time { return now }}
+	m := newMemory(func() bool { return trusted }, func() time.Time { return now })
 	p := Product{ID: "a", Status: StatusActive}
-	read := func(e remembered) { m.end(m.begin([]string{e.p.ID}), []remembered{e}) }
+	read := func(e remembered) { m.end(m.Begin(e.p.ID), []remembered{e}) }
 	remembered1 := func() (Product, bool) {
-		ps, ok := m.lookup([]string{"a"})
+		rs, ok := m.lookup([]string{"a"})
 		if !ok {
 			return Product{}, false
 		}
-		return *ps[0], true
+		return rs[0].p, true
 	}
 
 	// A read overtaken by a write or a reset is not remembered.
 	for what, heard := range map[string]func(){
-		"write": func() { m.changed("a") },
+		"write": func() { m.Forget("a") },
 		"level": func() { m.level(event.StockLevel{ProductID: "a", Version: 1}) },
-		"reset": m.reset,
+		"reset": m.Reset,
 	} {
-		r := m.begin([]string{"b", "a"})
+		r := m.Begin("b", "a")
 		heard()
 		m.end(r, []remembered{{p: p}})
 		if _, ok := remembered1(); ok {
@@ -243,8 +243,8 @@ func TestMemory(t *testing.T) {
 		}
 	}
 	// Another product's write does not hold a read back.
-	r := m.begin([]string{"a"})
-	m.changed("b")
+	r := m.Begin("a")
+	m.Forget("b")
 	m.end(r, []remembered{{p: p, version: 2}})
 	if _, ok := remembered1(); !ok {
 		t.Fatal("a read was not remembered")
@@ -259,7 +259,7 @@ func TestMemory(t *testing.T) {
 	if got, _ := remembered1(); got.Availability != (Availability{OnHand: 4, Reserved: 1, Available: 3, InStock: true}) {
 		t.Errorf("the newer level gives %+v", got.Availability)
 	}
-	m.changed("a")
+	m.Forget("a")
 	if _, ok := remembered1(); ok {
 		t.Error("a written product is still remembered")
 	}
@@ -270,7 +270,7 @@ func TestMemory(t *testing.T) {
 	if _, ok := remembered1(); ok {
 		t.Error("answered while untrusted")
 	}
-	m.reset()
+	m.Reset()
 	read(remembered{p: p})
 	trusted = true
 	if _, ok := remembered1(); ok {
@@ -292,7 +292,7 @@ func TestMemory(t *testing.T) {
 	for i := range maxRemembered + 10 {
 		read(remembered{p: Product{ID: strconv.Itoa(i)}})
 	}
-	if n := m.size(); n > maxRemembered {
+	if n := m.Len(); n > maxRemembered {
 		t.Errorf("%d products remembered, at most %d", n, maxRemembered)
 	}
 }

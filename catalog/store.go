@@ -14,7 +14,7 @@ import (
 
 type store struct {
 	db  *sqldb.DB
-	mem *memory // told of every write at commit
+	mem memory // told of every write at commit
 }
 
 // changeChannel is the PostgreSQL channel every committing write of the
@@ -119,7 +119,7 @@ const notifyTail = ` RETURNING pg_notify('` + changeChannel + `', id)`
 // (on PostgreSQL the statement's notification tells it again, and every
 // other instance).
 func (s *store) written(tx *sqldb.Tx, id string) {
-	tx.OnCommit(func() { s.mem.changed(id) })
+	tx.OnCommit(func() { s.mem.Forget(id) })
 }
 
 // tail returns notifyTail on PostgreSQL, "" on SQLite.
@@ -191,7 +191,7 @@ func (s *store) applyLevel(ctx context.Context, tx *sqldb.Tx, table string, l ev
 // (memory.level keeps the newest as the statement does).
 type newestLevels struct {
 	levels []event.StockLevel // in the order added
-	mem    *memory
+	mem    memory
 }
 
 type levelsKey struct{}
@@ -252,7 +252,7 @@ const levelNotifyTail = ` RETURNING pg_notify('` + changeChannel + `', product_i
 // availability may have changed (a rebuilt table was swapped in), and on
 // PostgreSQL every instance, by a notification "*".
 func (s *store) swapStock(ctx context.Context, tx *sqldb.Tx) error {
-	tx.OnCommit(s.mem.reset)
+	tx.OnCommit(s.mem.Reset)
 	if tx.Dialect() != sqldb.Postgres {
 		return nil
 	}

@@ -117,7 +117,7 @@ func CancelAllAsCustomer(ctx context.Context, svc service.Service, ids ...string
 // UserRemembered reports whether svc answers user id's projection row
 // from memory (userMemory).
 func UserRemembered(svc service.Service, id string) bool {
-	_, ok := svc.(*Service).users.lookup(id)
+	_, ok := svc.(*Service).users.Lookup(id)
 	return ok
 }
 

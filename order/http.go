@@ -70,17 +70,15 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	// it (errKeyTaken), or, should placing fail first, looked up then
 	// (retried below). Else the row and the order placed with key, if
 	// any, in one read.
-	u, remembered := s.users.lookup(id.UserID)
+	u, remembered := s.users.Lookup(id.UserID)
 	keyUnread := remembered && key != ""
 	if !remembered {
-		read := s.users.reading()
+		read := s.users.Begin(id.UserID)
 		var keyed idemKey
 		u, keyed, err = s.store.userAndKey(ctx, id.UserID, key)
-		if err == nil {
-			s.users.remember(id.UserID, u, read)
-			if keyed.orderID != "" {
-				o, err = s.keyedOrder(ctx, key, sum, keyed)
-			}
+		s.users.EndOne(read, u, err == nil)
+		if err == nil && keyed.orderID != "" {
+			o, err = s.keyedOrder(ctx, key, sum, keyed)
 		}
 		if err != nil {
 			httpx.Error(w, r, err)

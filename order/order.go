@@ -153,8 +153,8 @@ func New(d service.Deps) (*Service, error) {
 	s := &Service{d: d, timeout: d.Settings.Duration(settings.SagaTimeout), sweep: d.Settings.Duration(settings.SagaSweepInterval)}
 	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
 	s.store = newStore(d.DB, s.orderChanged, s.known.committed)
-	s.users = userMemory{trusted: s.hearsEveryChange, now: d.Now}
-	s.store.userChanged = s.users.forget
+	s.users = newUserMemory(s.hearsEveryChange, d.Now)
+	s.store.userChanged = s.users.Forget
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))
@@ -188,20 +188,20 @@ func (s *Service) RunInstance(ctx context.Context) error {
 			// may have been heard of neither way (see orderChanged):
 			// the held GETs read again.
 			s.known.reset()
-			s.users.reset()
+			s.users.Reset()
 		},
 		Lost: func(err error, retryIn time.Duration) {
 			s.listening.Store(false)
 			// Changes may have been missed: the held GETs read again,
 			// and recheck often until the LISTEN is back.
 			s.known.reset()
-			s.users.reset()
+			s.users.Reset()
 			s.d.Log.Warn("order: not listening for the changes of other instances; held GETs recheck meanwhile",
 				"error", err, "recheck", time.Duration(s.recheck.Load()).String(), "retry_in", retryIn.String())
 		},
 		Notified: func(payload string) {
 			if id, ok := strings.CutSuffix(payload, " "+userNoticeToken); ok {
-				s.users.forget(id)
+				s.users.Forget(id)
 				return
 			}
 			s.known.heard(payload)
@@ -209,7 +209,7 @@ func (s *Service) RunInstance(ctx context.Context) error {
 	})
 	s.listening.Store(false)
 	s.known.reset()
-	s.users.reset()
+	s.users.Reset()
 	return nil
 }
 
