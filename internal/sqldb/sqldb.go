@@ -773,7 +773,16 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if db.Dialect == Postgres {
 		return db.inPostgresTx(ctx, fn)
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
+	// The transaction and its statements run without ctx's cancellation
+	// (Tx.context): with a context that can end, the SQLite driver starts
+	// a goroutine per statement to interrupt it, and database/sql one per
+	// transaction to roll it back — per-transaction costs that, with one
+	// event in flight, sat on every hop of a saga. A ctx that ends still
+	// ends the transaction, at its next statement.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	tx, err := db.w.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
@@ -1039,9 +1048,12 @@ func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 }
 
 // context returns the context for a statement of the transaction: ctx,
-// without its cancellation in a shared transaction.
+// without its cancellation in a shared transaction. On SQLite a lone
+// caller's statement does not watch ctx either (see inTx), but does not
+// start once ctx has ended: it fails with ctx's error, as a statement
+// interrupted would.
 func (tx *Tx) context(ctx context.Context) context.Context {
-	if tx.shared {
+	if tx.shared || (tx.tx != nil && ctx.Err() == nil) {
 		return context.WithoutCancel(ctx)
 	}
 	return ctx
