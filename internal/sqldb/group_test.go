@@ -265,3 +265,36 @@ func TestLoneTransactionEndsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStatementAfterAnEndedContext: a statement that failed for its ended
+// context leaves nothing behind in the transaction: the same statement run
+// again with a live context (first prepared, then bound to the transaction
+// and kept) runs and commits.
+func TestStatementAfterAnEndedContext(t *testing.T) {
+	db := openTestSQLite(t)
+	ctx := context.Background()
+	q := `INSERT INTO t (k) VALUES (?)`
+	if _, err := db.Exec(ctx, q, 1); err != nil { // prepares q once the transaction ends
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	err := db.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(ended, q, 2); !errors.Is(err, context.Canceled) {
+			t.Errorf("a statement with an ended context: %v, want context.Canceled", err)
+		}
+		for k := 3; k <= 4; k++ {
+			if _, err := tx.Exec(ctx, q, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int
+	if err := db.QueryRow(ctx, `SELECT count(*), sum(k) FROM t`).Scan(&n, &sum); err != nil || n != 3 || sum != 8 {
+		t.Fatalf("rows %d, sum %d (%v); want keys 1, 3 and 4", n, sum, err)
+	}
+}

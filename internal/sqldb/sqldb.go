@@ -372,6 +372,9 @@ type Tx struct {
 	queued     []queuedStmt
 	savepoints int  // the id of the latest savepoint set
 	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
+	// SQLite: the prepared statements bound to the transaction so far,
+	// by query, for the next run of each (see stmt).
+	bound map[string]*sql.Stmt
 }
 
 // runner runs the statements of a transaction: a *sql.Tx, or the
@@ -1035,13 +1038,26 @@ func (tx *Tx) Dialect() Dialect { return tx.db.Dialect }
 // stmt returns the write pool's prepared statement of q bound to the
 // transaction, or nil. A statement not prepared yet cannot be prepared on
 // the pool now (the transaction holds SQLite's one write connection), so
-// it is noted and prepared once the transaction has ended.
+// it is noted and prepared once the transaction has ended. A statement
+// bound once is kept for the transaction's next runs of q (the calls of a
+// group commit run the same statements): binding one allocates anew. Not
+// one bound with a context that has ended, which is bound to fail.
 func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 	if tx.db.Dialect != SQLite {
 		return nil
 	}
+	if st, ok := tx.bound[q]; ok {
+		return st
+	}
 	if st := tx.db.wstmts.lookup(q); st != nil {
-		return tx.tx.StmtContext(ctx, st)
+		b := tx.tx.StmtContext(ctx, st)
+		if ctx.Err() == nil {
+			if tx.bound == nil {
+				tx.bound = map[string]*sql.Stmt{}
+			}
+			tx.bound[q] = b
+		}
+		return b
 	}
 	tx.unprepared = append(tx.unprepared, q)
 	return nil
