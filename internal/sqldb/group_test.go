@@ -225,3 +225,76 @@ func TestGroupCommitLeaderLeadsOneRound(t *testing.T) {
 		t.Fatalf("%d rows, want 2", total)
 	}
 }
+
+// TestLoneTransactionEndsWithItsContext: a transaction of one caller on
+// SQLite runs its statements without watching the caller's context (no
+// interrupting goroutine per statement), yet a context that has ended
+// fails the next statement with its error, and nothing commits; a
+// context ended before the transaction began fails it at once.
+func TestLoneTransactionEndsWithItsContext(t *testing.T) {
+	db := openTestSQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := db.InTx(ctx, func(tx *Tx) error {
+		if tx.shared {
+			t.Error("a lone call ran in a shared transaction")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (1)`); err != nil {
+			return err
+		}
+		cancel()
+		_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (2)`)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("InTx after its context ended: %v, want context.Canceled", err)
+	}
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows committed (%v), want none", n, err)
+	}
+	ran := false
+	err = db.InTx(ctx, func(tx *Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("InTx with an ended context: %v, ran %v; want context.Canceled, not run", err, ran)
+	}
+	// The connection is usable afterwards.
+	if err := db.InTx(context.Background(), func(tx *Tx) error {
+		_, err := tx.Exec(context.Background(), `INSERT INTO t (k) VALUES (3)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatementAfterAnEndedContext: a statement that failed for its ended
+// context leaves nothing behind in the transaction: the same statement run
+// again with a live context (first prepared, then bound to the transaction
+// and kept) runs and commits.
+func TestStatementAfterAnEndedContext(t *testing.T) {
+	db := openTestSQLite(t)
+	ctx := context.Background()
+	q := `INSERT INTO t (k) VALUES (?)`
+	if _, err := db.Exec(ctx, q, 1); err != nil { // prepares q once the transaction ends
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	err := db.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(ended, q, 2); !errors.Is(err, context.Canceled) {
+			t.Errorf("a statement with an ended context: %v, want context.Canceled", err)
+		}
+		for k := 3; k <= 4; k++ {
+			if _, err := tx.Exec(ctx, q, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int
+	if err := db.QueryRow(ctx, `SELECT count(*), sum(k) FROM t`).Scan(&n, &sum); err != nil || n != 3 || sum != 8 {
+		t.Fatalf("rows %d, sum %d (%v); want keys 1, 3 and 4", n, sum, err)
+	}
+}

@@ -372,6 +372,9 @@ type Tx struct {
 	queued     []queuedStmt
 	savepoints int  // the id of the latest savepoint set
 	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
+	// SQLite: the prepared statements bound to the transaction so far,
+	// by query, for the next run of each (see stmt).
+	bound map[string]*sql.Stmt
 }
 
 // runner runs the statements of a transaction: a *sql.Tx, or the
@@ -773,7 +776,16 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if db.Dialect == Postgres {
 		return db.inPostgresTx(ctx, fn)
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
+	// The transaction and its statements run without ctx's cancellation
+	// (Tx.context): with a context that can end, the SQLite driver starts
+	// a goroutine per statement to interrupt it, and database/sql one per
+	// transaction to roll it back — per-transaction costs that, with one
+	// event in flight, sat on every hop of a saga. A ctx that ends still
+	// ends the transaction, at its next statement.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	tx, err := db.w.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
@@ -1026,22 +1038,38 @@ func (tx *Tx) Dialect() Dialect { return tx.db.Dialect }
 // stmt returns the write pool's prepared statement of q bound to the
 // transaction, or nil. A statement not prepared yet cannot be prepared on
 // the pool now (the transaction holds SQLite's one write connection), so
-// it is noted and prepared once the transaction has ended.
+// it is noted and prepared once the transaction has ended. A statement
+// bound once is kept for the transaction's next runs of q (the calls of a
+// group commit run the same statements): binding one allocates anew. Not
+// one bound with a context that has ended, which is bound to fail.
 func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 	if tx.db.Dialect != SQLite {
 		return nil
 	}
+	if st, ok := tx.bound[q]; ok {
+		return st
+	}
 	if st := tx.db.wstmts.lookup(q); st != nil {
-		return tx.tx.StmtContext(ctx, st)
+		b := tx.tx.StmtContext(ctx, st)
+		if ctx.Err() == nil {
+			if tx.bound == nil {
+				tx.bound = map[string]*sql.Stmt{}
+			}
+			tx.bound[q] = b
+		}
+		return b
 	}
 	tx.unprepared = append(tx.unprepared, q)
 	return nil
 }
 
 // context returns the context for a statement of the transaction: ctx,
-// without its cancellation in a shared transaction.
+// without its cancellation in a shared transaction. On SQLite a lone
+// caller's statement does not watch ctx either (see inTx), but does not
+// start once ctx has ended: it fails with ctx's error, as a statement
+// interrupted would.
 func (tx *Tx) context(ctx context.Context) context.Context {
-	if tx.shared {
+	if tx.shared || (tx.tx != nil && ctx.Err() == nil) {
 		return context.WithoutCancel(ctx)
 	}
 	return ctx
