@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -51,6 +52,7 @@ type Bus struct {
 	// The writer's statements, parsed once: parsing them for every
 	// commit cost as much CPU as running them.
 	insertRecord, upsertOffset, upsertPartition *sql.Stmt
+	offsetCommits                               atomic.Int64 // written by the writer: what work's spacing saves
 
 	writes chan *writeReq
 	ctx    context.Context // cancelled by Close: ends handlers' contexts

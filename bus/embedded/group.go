@@ -195,9 +195,16 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 	// An offset commit is written by the log's writer with its next batch;
 	// the worker goes on with the next batch meanwhile (a commit's fsync
 	// used to stall every partition once per batch), with at most one
-	// commit outstanding. It waits for that one before releasing the
-	// partition (the defers run last-in first-out), so the next owner
-	// starts from it: hand-overs still neither skip nor repeat.
+	// commit outstanding. Commits are also spaced: one at most every
+	// commitEvery, the offset reached so far, and the last one when the
+	// partition falls idle or is released — with one event in flight every
+	// batch is a single record, and a commit per batch was a write
+	// transaction of the log per event and group (about thirty per order).
+	// A crash thus repeats at most commitEvery of batches, as Kafka's
+	// auto-commit repeats a second's: delivery is at least once. The
+	// worker commits what it handled and waits for that commit before
+	// releasing the partition (the defers run last-in first-out), so the
+	// next owner starts from it: hand-overs still neither skip nor repeat.
 	var pending chan error
 	settle := func() error {
 		if pending == nil {
@@ -207,7 +214,30 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		pending = nil
 		return err
 	}
+	committed := offset // the offset of the last commit handed to the writer
+	var lastCommit time.Time
+	commit := func() error {
+		if err := settle(); err != nil {
+			return err
+		}
+		if offset == committed {
+			return nil
+		}
+		req := &writeReq{commit: &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: offset}, done: make(chan error, 1)}
+		if err := b.enqueue(context.Background(), req); err != nil {
+			return err
+		}
+		pending, committed, lastCommit = req.done, offset, time.Now()
+		return nil
+	}
 	defer settle()
+	defer commit()      // a failure leaves the batches to the next owner, at least once
+	var due *time.Timer // the spaced commit of an idle partition
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
 	wanted := func() (bool, <-chan struct{}) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -224,10 +254,24 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		appended, end := k.t.appended[k.p], k.t.next[k.p]
 		b.mu.Unlock()
 		if offset >= end {
+			var dueC <-chan time.Time
+			if offset != committed {
+				wait := commitEvery - time.Since(lastCommit)
+				if due == nil {
+					due = time.NewTimer(wait)
+				} else {
+					due.Reset(wait)
+				}
+				dueC = due.C
+			}
 			select {
 			case <-appended:
 			case <-changed:
 			case <-b.ctx.Done():
+			case <-dueC:
+				if err := commit(); err != nil {
+					return // whoever owns the partition next sees the uncommitted batches again
+				}
 			}
 			continue
 		}
@@ -242,18 +286,17 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 		if !b.handle(batch, h, cfg, wanted) {
 			return // revoked or stopping while retrying: dropped uncommitted
 		}
-		if err := settle(); err != nil {
-			return // the previous commit failed: whoever owns the partition next sees its batch again
+		offset = batch[len(batch)-1].Offset + 1
+		if time.Since(lastCommit) >= commitEvery {
+			if err := commit(); err != nil {
+				return // the previous commit failed: whoever owns the partition next sees its batch again
+			}
 		}
-		next := batch[len(batch)-1].Offset + 1
-		req := &writeReq{commit: &offsetCommit{group: g.name, topicID: k.t.id, partition: k.p, next: next}, done: make(chan error, 1)}
-		if err := b.enqueue(context.Background(), req); err != nil {
-			return
-		}
-		pending = req.done
-		offset = next
 	}
 }
+
+// commitEvery spaces a partition's offset commits (see work).
+const commitEvery = 100 * time.Millisecond
 
 // handle calls h until it succeeds, backing off between attempts. It gives
 // up, reporting false, when the partition is no longer wanted.

@@ -218,6 +218,7 @@ func (b *Bus) writeTx(recs []rec, batch []*writeReq, next, lastTs map[tp]int64) 
 			if _, err := offsets.Exec(c.group, c.topicID, c.partition, c.next); err != nil {
 				return err
 			}
+			b.offsetCommits.Add(1)
 		}
 	}
 	parts := tx.StmtContext(ctx, b.upsertPartition)
