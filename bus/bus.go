@@ -366,7 +366,8 @@ func RetryBackoff(least, most time.Duration) SubscribeOption {
 // subscription) gets them, as it gets a batch waiting in a retry backoff.
 // A batch handed over again after a failure does not linger. On Kafka the
 // group's fetches wait too (fetch.min.bytes, fetch.max.wait.ms), so the
-// broker answers once per linger rather than once per record.
+// broker answers once per linger rather than once per record; an idle
+// group then fetches once per linger too (up to 500ms), not every 500ms.
 func Linger(d time.Duration) SubscribeOption {
 	return func(c *SubscribeConfig) { c.Linger = max(d, 0) }
 }

@@ -98,8 +98,8 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
-	NotificationLinger = &Setting{Name: "EVENTMART_NOTIFICATION_LINGER", Kind: Duration, Default: "50ms", ZeroOK: true, Scope: "notification",
-		Meaning: "how long the notification service's consumer lets a batch of events wait for more (bus.Linger): one transaction per batch, not per event, for an e-mail up to this much later; 0: at once"}
+	NotificationLinger = &Setting{Name: "EVENTMART_NOTIFICATION_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "notification",
+		Meaning: "how long the notification service's consumer lets a batch of events wait for more (bus.Linger): one transaction per batch, not per event, an e-mail up to this much later; 0: at once"}
 	CardKeys = &Setting{Name: "EVENTMART_CARD_KEYS", Kind: List, Secret: true, Scope: "payment",
 		Meaning: "card vault keys (AES-256-GCM), ID:HEX,… with 64 hex digits each; the last encrypts, the others decrypt older cards, which are re-encrypted at start; unset: card-vault.keys under --data, generated at the first start (docs/security.md)"}
 	WebhookAllow = &Setting{Name: "EVENTMART_WEBHOOK_ALLOW", Kind: List, Scope: "webhook",
@@ -112,7 +112,7 @@ var (
 		Meaning: "an endpoint whose every attempt failed for this long is disabled (WebhookEndpointDisabled)"}
 	WebhookWorkers = &Setting{Name: "EVENTMART_WEBHOOK_WORKERS", Kind: Int, Default: "32", Min: 1, Max: 4096, Scope: "webhook",
 		Meaning: "endpoints delivered to at once (each endpoint's queue is sent one delivery at a time)"}
-	WebhookLinger = &Setting{Name: "EVENTMART_WEBHOOK_LINGER", Kind: Duration, Default: "50ms", ZeroOK: true, Scope: "webhook",
+	WebhookLinger = &Setting{Name: "EVENTMART_WEBHOOK_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "webhook",
 		Meaning: "how long the webhook service's consumer lets a batch of events wait for more (bus.Linger) before queueing their deliveries: one transaction per batch, not per event; 0: at once"}
 	ExportDir = &Setting{Name: "EVENTMART_EXPORT_DIR", Kind: String, Scope: "audit",
 		Meaning: "scheduled export: every night the process running the audit service exports the previous day's events into DIR/YYYY-MM-DD as Parquet (see Batch); unset: off"}

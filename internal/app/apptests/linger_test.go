@@ -45,7 +45,7 @@ func TestOffPathGroupsLingerAsSetSagaGroupsDoNot(t *testing.T) {
 		apptest.Settings(map[string]string{"EVENTMART_WEBHOOK_LINGER": "7ms", "EVENTMART_CATALOG_LINGER": "0s"}))
 	want := map[string]time.Duration{
 		"audit-service": 100 * time.Millisecond, "analytics-service": 100 * time.Millisecond,
-		"notification-service": 50 * time.Millisecond, "webhook-service": 7 * time.Millisecond, "catalog-service": 0,
+		"notification-service": 100 * time.Millisecond, "webhook-service": 7 * time.Millisecond, "catalog-service": 0,
 		"order-service": 0, "inventory-service": 0, "payment-service": 0, "shipping-service": 0, "cart-service": 0,
 	}
 	deadline := time.After(time.Minute)
