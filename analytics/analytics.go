@@ -169,7 +169,7 @@ func (s *Service) partitions(ctx context.Context) ([]stream.Partition, error) {
 func (s *Service) subscribe(ctx context.Context, p *processor) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := s.d.Bus.Subscribe(ctx, Group, Topics(), p.handle)
+		err := s.d.Bus.Subscribe(ctx, Group, Topics(), p.handle, bus.Linger(s.d.Settings.Duration(settings.AnalyticsLinger)))
 		if !errors.Is(err, bus.ErrUnknownTopic) || time.Now().After(deadline) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("analytics: consumer: %w", err)

@@ -44,6 +44,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 )
 
 //go:embed migrations/*.sql
@@ -55,7 +56,7 @@ const Name = "audit"
 // Def describes the audit service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
+	return service.Def{Name: Name, Migrations: sub, Linger: settings.AuditLinger, New: func(d service.Deps) (service.Service, error) { return New(d), nil }}
 }
 
 // GenesisHash is the prev_hash of the chain's first record: 64 zeros.

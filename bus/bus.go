@@ -318,6 +318,7 @@ type SubscribeConfig struct {
 	Start      StartPosition
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	Linger     time.Duration
 }
 
 // SubscribeOption configures Subscribe.
@@ -345,6 +346,30 @@ func RetryBackoff(least, most time.Duration) SubscribeOption {
 		c.MinBackoff = max(least, time.Millisecond)
 		c.MaxBackoff = max(most, c.MinBackoff)
 	}
+}
+
+// Linger lets a partition's batch wait for more records before it is
+// handed over: the batch goes to the handler once MaxBatch records are
+// there, or d after its first record was appended to the log (its
+// Timestamp), whichever comes first. Time that record spent waiting
+// elsewhere (behind a running call, in a fetch) counts, and the wait from
+// when the consumer has it is never longer than d. Default 0: a batch is
+// handed over as soon as one record is there. d of 0 or less is 0.
+//
+// It is for groups whose handlers pay per batch (a transaction, an fsync)
+// and that nothing waits on: they trade up to d of latency for fewer,
+// larger batches. Groups on a saga's path must not linger.
+//
+// A linger is cut short, not waited out, by the end of the subscription,
+// a revoke and a lost partition: the records waiting are then neither
+// handed over nor committed, so the partition's next owner (or the next
+// subscription) gets them, as it gets a batch waiting in a retry backoff.
+// A batch handed over again after a failure does not linger. On Kafka the
+// group's fetches wait too (fetch.min.bytes, fetch.max.wait.ms), so the
+// broker answers once per linger rather than once per record; an idle
+// group then fetches once per linger too (up to 500ms), not every 500ms.
+func Linger(d time.Duration) SubscribeOption {
+	return func(c *SubscribeConfig) { c.Linger = max(d, 0) }
 }
 
 // NewSubscribeConfig applies opts over the defaults.

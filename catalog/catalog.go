@@ -24,6 +24,7 @@ import (
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
+	"github.com/eventmart/eventmart/internal/settings"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -36,7 +37,7 @@ const Name = "catalog"
 // Def describes the catalog service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) { return New(d) }}
+	return service.Def{Name: Name, Migrations: sub, Linger: settings.CatalogLinger, New: func(d service.Deps) (service.Service, error) { return New(d) }}
 }
 
 // Product statuses.

@@ -70,7 +70,7 @@ func Def() service.Def { return DefWith(nil) }
 // settings choose; nil means the settings' choice.
 func DefWith(sender Sender) service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) {
+	return service.Def{Name: Name, Migrations: sub, Linger: settings.NotificationLinger, New: func(d service.Deps) (service.Service, error) {
 		s, err := NewWithSender(d, sender)
 		if err != nil {
 			return nil, err // not a nil *Service inside a non-nil interface

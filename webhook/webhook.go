@@ -66,7 +66,7 @@ const Name = "webhook"
 // Def describes the webhook service to the runtime.
 func Def() service.Def {
 	sub, _ := fs.Sub(migrations, "migrations")
-	return service.Def{Name: Name, Migrations: sub, New: func(d service.Deps) (service.Service, error) {
+	return service.Def{Name: Name, Migrations: sub, Linger: settings.WebhookLinger, New: func(d service.Deps) (service.Service, error) {
 		s, err := New(d)
 		if err != nil {
 			return nil, err // not a nil *Service inside a non-nil interface

@@ -46,6 +46,10 @@ func Run(t *testing.T, shared, own Factory) {
 		{"MembersShareAndRebalanceWithoutLossOrRepeat", testRebalance, false},
 		{"PartitionsAreProcessedConcurrently", testConcurrentPartitions, false},
 		{"StartAtLatest", testStartAtLatest, false},
+		{"LingerGathersSeparatePublishesIntoOneBatch", testLingerGathers, false},
+		{"LingerHandsOverAloneRecordAtItsDeadline", testLingerDeadline, false},
+		{"LingerZeroHandsOverAtOnce", testLingerZero, false},
+		{"LingerEndsAtShutdownLeavingRecordsUncommitted", testLingerShutdown, false},
 		{"ReadOffsetsAndTimestamps", testRead, false},
 		{"FollowFromATimeThenAsAppended", testFollow, false},
 		{"FollowMissesNothingAppendedAsItStarts", testFollowStart, false},
@@ -463,6 +467,123 @@ func testStartAtLatest(t *testing.T, b bus.Bus) {
 		if c.has(string(m.Value)) {
 			t.Fatalf("StartAtLatest delivered old message %s", m.Value)
 		}
+	}
+}
+
+// batches records the sizes of the handler calls, and their messages.
+type batches struct {
+	*collector
+	sizes []int // guarded by collector.mu
+}
+
+func newBatches() *batches { return &batches{collector: newCollector()} }
+
+func (c *batches) handler(ctx context.Context, batch []*bus.Message) error {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(batch))
+	c.mu.Unlock()
+	c.add(batch)
+	return nil
+}
+
+func (c *batches) calls() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.sizes)
+}
+
+// publishEach publishes n messages of key, seq from first on, one Publish
+// call each.
+func publishEach(t *testing.T, b bus.Bus, topic, key string, first, n int) {
+	t.Helper()
+	for i := first; i < first+n; i++ {
+		publish(t, b, msg(topic, key, i))
+	}
+}
+
+// A linger far longer than the test: only MaxBatch records hand a batch
+// over, so records published one call at a time arrive as one handler
+// call, whatever the machine's speed.
+func testLingerGathers(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 1)
+	c := newBatches()
+	subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, bus.MaxBatch(5), bus.Linger(10*Timeout))
+	publishEach(t, b, topic, "k", 0, 5)
+	c.waitDistinct(t, 5) // maybe before the member consumed: it then finds all five at once
+	publishEach(t, b, topic, "k", 5, 5)
+	c.waitDistinct(t, 10) // while it consumes
+	if got := c.calls(); !slices.Equal(got, []int{5, 5}) {
+		t.Errorf("handler calls of %v records, want [5 5]: five separate publishes each time, MaxBatch 5, a long linger", got)
+	}
+}
+
+// A record alone is handed over once the linger has passed: the wait for
+// MaxBatch records does not go on for ever.
+func testLingerDeadline(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 1)
+	c := newBatches()
+	subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, bus.MaxBatch(1000), bus.Linger(50*time.Millisecond))
+	publish(t, b, msg(topic, "k", 0))
+	c.waitDistinct(t, 1)
+	publish(t, b, msg(topic, "k", 1))
+	c.waitDistinct(t, 2)
+	if got := c.calls(); !slices.Equal(got, []int{1, 1}) {
+		t.Errorf("handler calls of %v records, want [1 1]: each record handed over after the linger, the second published after the first was handled", got)
+	}
+}
+
+// Without a linger (the default and Linger(0)) a record is handed over
+// without waiting for MaxBatch, nor for a deadline.
+func testLingerZero(t *testing.T, b bus.Bus) {
+	for _, opts := range [][]bus.SubscribeOption{{bus.MaxBatch(1000)}, {bus.MaxBatch(1000), bus.Linger(0)}, {bus.MaxBatch(1000), bus.Linger(-time.Second)}} {
+		topic := newTopic(t, b, 1)
+		c := newBatches()
+		s := subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, opts...)
+		publish(t, b, msg(topic, "k", 0))
+		c.waitDistinct(t, 1)
+		publish(t, b, msg(topic, "k", 1))
+		c.waitDistinct(t, 2)
+		if got := c.calls(); !slices.Equal(got, []int{1, 1}) {
+			t.Errorf("handler calls of %v records, want [1 1]", got)
+		}
+		s.stop(t)
+	}
+}
+
+// A shutdown does not wait a linger out (stop fails after Timeout; the
+// linger is twice that), hands nothing over and commits nothing: the
+// group's next member gets the records.
+func testLingerShutdown(t *testing.T, b bus.Bus) {
+	topic := newTopic(t, b, 1)
+	group := uniqueName("g")
+	c := newBatches()
+	first := make([]*bus.Message, 10)
+	for i := range first {
+		first[i] = msg(topic, "k", i)
+	}
+	s := subscribe(t, b, group, []string{topic}, c.handler, bus.MaxBatch(10), bus.Linger(2*Timeout))
+	publish(t, b, first...)
+	c.waitDistinct(t, 10) // the member consumes: the next two records find it lingering
+	publishEach(t, b, topic, "k", 10, 2)
+	s.stop(t)
+	if got := c.calls(); !slices.Equal(got, []int{10}) {
+		t.Errorf("handler calls of %v records before the shutdown, want [10]: the last two were still lingering", got)
+	}
+	next := newBatches()
+	subscribe(t, b, group, []string{topic}, next.handler)
+	next.waitDistinct(t, 2)
+	sentinel := msg(topic, "k", 100)
+	publish(t, b, sentinel)
+	next.waitFor(t, "sentinel", func() bool { return next.count[string(sentinel.Value)] > 0 })
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	for _, m := range next.got {
+		if m.Value == nil || (string(m.Value) != "k/10" && string(m.Value) != "k/11" && string(m.Value) != "k/100") {
+			t.Errorf("the next member got %s, want only k/10, k/11 (left uncommitted by the shutdown) and the sentinel", m.Value)
+		}
+	}
+	if len(next.got) != 3 {
+		t.Errorf("the next member got %d messages, want 3", len(next.got))
 	}
 }
 

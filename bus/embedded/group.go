@@ -283,6 +283,11 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 			offset = end
 			continue
 		}
+		if cfg.Linger > 0 && len(batch) < cfg.MaxBatch {
+			if batch, ok = b.linger(k, batch, cfg, wanted); !ok {
+				return // revoked, stopping or a failed read while lingering: left uncommitted
+			}
+		}
 		if !b.handle(batch, h, cfg, wanted) {
 			return // revoked or stopping while retrying: dropped uncommitted
 		}
@@ -297,6 +302,46 @@ func (b *Bus) work(g *group, m *member, k tp, h bus.Handler, cfg bus.SubscribeCo
 
 // commitEvery spaces a partition's offset commits (see work).
 const commitEvery = 100 * time.Millisecond
+
+// linger waits, for a batch of fewer than MaxBatch records, until MaxBatch
+// records are there or cfg.Linger has passed since the first was appended
+// (bus.Linger), and returns the batch read again if more came meanwhile.
+// It reports false when the partition stops being wanted first, or the
+// read fails.
+func (b *Bus) linger(k tp, batch []*bus.Message, cfg bus.SubscribeConfig, wanted func() (bool, <-chan struct{})) ([]*bus.Message, bool) {
+	from := batch[0].Offset
+	wait := min(max(batch[0].Timestamp.Add(cfg.Linger).Sub(b.cfg.now()), 0), cfg.Linger)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for expired := false; ; {
+		ok, changed := wanted()
+		if !ok {
+			return nil, false
+		}
+		b.mu.Lock()
+		appended, end := k.t.appended[k.p], k.t.next[k.p]
+		b.mu.Unlock()
+		if expired || end-from >= int64(cfg.MaxBatch) {
+			if end == batch[len(batch)-1].Offset+1 {
+				return batch, true
+			}
+			more, err := b.Read(b.ctx, k.t.name, k.p, from, cfg.MaxBatch)
+			if err != nil || len(more) == 0 || more[0].Offset != from {
+				// A failed read, or retention deleted the batch's start
+				// meanwhile: the worker reads again from its offset.
+				return nil, false
+			}
+			return more, true
+		}
+		select {
+		case <-timer.C:
+			expired = true
+		case <-appended:
+		case <-changed:
+		case <-b.ctx.Done():
+		}
+	}
+}
 
 // handle calls h until it succeeds, backing off between attempts. It gives
 // up, reporting false, when the partition is no longer wanted.

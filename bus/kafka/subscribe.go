@@ -138,10 +138,7 @@ func (b *Bus) Subscribe(ctx context.Context, group string, topics []string, h bu
 		kgo.RebalanceTimeout(rebalanceTimeout),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
-		// A resumed partition joins the fetch after the one in flight to
-		// its broker, which waits up to this long when the others are idle.
-		kgo.FetchMaxWait(500 * time.Millisecond),
-	}, b.metricsOpts("group:"+group))...)
+	}, fetchOpts(cfg), b.metricsOpts("group:"+group))...)
 	if err != nil {
 		return fmt.Errorf("kafka: subscribe: %w", err)
 	}
@@ -159,6 +156,34 @@ func (b *Bus) Subscribe(ctx context.Context, group string, topics []string, h bu
 		return err
 	}
 	return nil
+}
+
+// idleFetchWait is how long the broker holds a group's fetch when there is
+// nothing to return. A resumed partition joins the fetch after the one in
+// flight to its broker, which waits up to this long when the others are
+// idle.
+const idleFetchWait = 500 * time.Millisecond
+
+// lingerBytesPerRecord stands for a record in the bytes a lingering
+// group's fetch waits for: the broker counts bytes, not records, and
+// MaxBatch records of any real size (Eventmart's are 0.5 to 2 KiB) fill
+// MaxBatch times this.
+const lingerBytesPerRecord = 256
+
+// fetchOpts are the group client's fetch options. With a linger the broker
+// holds each fetch until it has about MaxBatch records' worth of bytes or
+// the linger has passed, so a quiet group costs one fetch per linger, not
+// one per record; the worker gathers what arrives over several fetches
+// (worker.next).
+func fetchOpts(cfg bus.SubscribeConfig) []kgo.Opt {
+	if cfg.Linger <= 0 {
+		return []kgo.Opt{kgo.FetchMaxWait(idleFetchWait)}
+	}
+	// The broker's wait is in whole milliseconds; a linger shorter than
+	// one still waits 1 ms rather than none at all.
+	wait := min(max(cfg.Linger, time.Millisecond), idleFetchWait)
+	minBytes := int32(min(int64(cfg.MaxBatch)*lingerBytesPerRecord, 1<<30))
+	return []kgo.Opt{kgo.FetchMaxWait(wait), kgo.FetchMinBytes(minBytes)}
 }
 
 // groupClient is what workers need of the group's client, *kgo.Client;
@@ -375,7 +400,7 @@ func (w *worker) push(recs []*kgo.Record) {
 func (w *worker) run() {
 	defer close(w.done)
 	for attempt := 0; ; {
-		batch := w.next()
+		batch := w.next(attempt == 0)
 		if batch == nil {
 			return
 		}
@@ -402,25 +427,44 @@ func (w *worker) run() {
 }
 
 // next waits for queued records and returns up to MaxBatch of them from
-// the head of the queue, or nil once the worker is to stop.
-func (w *worker) next() []*kgo.Record {
+// the head of the queue, or nil once the worker is to stop. With linger
+// (and a bus.Linger) it waits for MaxBatch records until the linger has
+// passed since the head record's timestamp, and at most the linger from
+// when it first sees one; a stop meanwhile leaves them unhandled and
+// uncommitted.
+func (w *worker) next(linger bool) []*kgo.Record {
+	d := w.s.cfg.Linger
+	var expired <-chan time.Time
 	for {
 		select {
 		case <-w.stop:
 			return nil
 		case <-w.ctx.Done():
 			return nil
+		case <-expired:
+			d = 0
 		default:
 		}
 		w.mu.Lock()
 		n := min(len(w.queue)-w.head, w.s.cfg.MaxBatch)
 		batch := w.queue[w.head : w.head+n : w.head+n]
 		w.mu.Unlock()
-		if n > 0 {
+		if n > 0 && (!linger || d <= 0 || n == w.s.cfg.MaxBatch) {
 			return batch
+		}
+		if n > 0 && expired == nil {
+			wait := min(max(time.Until(batch[0].Timestamp.Add(d)), 0), d)
+			if wait == 0 {
+				return batch
+			}
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			expired = t.C
 		}
 		select {
 		case <-w.wake:
+		case <-expired:
+			d = 0
 		case <-w.stop:
 			return nil
 		case <-w.ctx.Done():

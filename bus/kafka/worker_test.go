@@ -309,3 +309,70 @@ func TestWorkerStuckAtRevokeIsCancelledAfterGrace(t *testing.T) {
 		t.Fatalf("a call cancelled at hand-over was marked up to %d", marked)
 	}
 }
+
+// stamped returns records(from, n, 10) with timestamp ts.
+func stamped(from int64, n int, ts time.Time) []*kgo.Record {
+	rs := records(from, n, 10)
+	for _, r := range rs {
+		r.Timestamp = ts
+	}
+	return rs
+}
+
+// A lingering worker gathers records pushed by several fetches into one
+// batch: the two records pushed while the handler runs wait for a third
+// (MaxBatch), pushed once the first call is over.
+func TestWorkerLingerGathersFetchesUntilMaxBatch(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var sizes []int
+	h := func(ctx context.Context, batch []*bus.Message) error {
+		mu.Lock()
+		sizes = append(sizes, len(batch))
+		mu.Unlock()
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	}
+	s, f := newTestSubscription(h, bus.MaxBatch(3), bus.Linger(time.Hour))
+	w := s.worker("t", 0)
+	w.push(stamped(0, 1, time.Now().Add(-2*time.Hour))) // its linger is over: handed over at once
+	<-entered
+	w.push(stamped(1, 1, time.Now()))
+	w.push(stamped(2, 1, time.Now()))
+	close(release)
+	f.waitFor(t, "the first call marked", func() bool { return f.marked >= 1 })
+	w.push(stamped(3, 1, time.Now()))
+	f.waitFor(t, "the four records handled and marked", func() bool { return f.marked == 4 })
+	stopWithin(t, s, false)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
+		t.Fatalf("handler calls of %v records, want [1 3]", sizes)
+	}
+}
+
+// A revoke cuts a linger short and leaves its records unmarked.
+func TestWorkerLingerEndsOnRevokeUnmarked(t *testing.T) {
+	handled := make(chan int, 10)
+	h := func(ctx context.Context, batch []*bus.Message) error {
+		handled <- len(batch)
+		return nil
+	}
+	s, f := newTestSubscription(h, bus.MaxBatch(10), bus.Linger(time.Hour))
+	w := s.worker("t", 0)
+	w.push(stamped(0, 1, time.Now().Add(-2*time.Hour)))
+	f.waitFor(t, "the first record marked", func() bool { return f.marked == 1 })
+	w.push(stamped(1, 2, time.Now()))
+	stopWithin(t, s, false) // an hour's linger: only an immediate stop lets the test finish
+	if _, _, marked := f.state(); marked != 1 {
+		t.Fatalf("marked up to %d after a revoke during the linger, want 1", marked)
+	}
+	if n := len(handled); n != 1 {
+		t.Fatalf("%d handler calls, want 1", n)
+	}
+}

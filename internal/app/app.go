@@ -354,6 +354,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			}
 			_, c.OwnDeduplication = s.svc.(inbox.OwnDeduplication)
 			_, c.EnvelopeOnly = s.svc.(inbox.EnvelopeReader)
+			if s.def.Linger != nil {
+				c.Linger = values.Duration(s.def.Linger)
+			}
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
@@ -437,7 +440,7 @@ const topicsVisibleWithin = 30 * time.Second
 func subscribe(ctx context.Context, b bus.Subscriber, c *inbox.Consumer, log *slog.Logger) error {
 	deadline := time.Now().Add(topicsVisibleWithin)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := b.Subscribe(ctx, c.Group, c.Topics(), c.Handle)
+		err := b.Subscribe(ctx, c.Group, c.Topics(), c.Handle, c.SubscribeOptions()...)
 		if !errors.Is(err, bus.ErrUnknownTopic) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}

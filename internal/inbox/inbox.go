@@ -106,6 +106,11 @@ type Consumer struct {
 	// EnvelopeOnly, if set, says the handlers read only the envelope (see
 	// EnvelopeReader): payloads are not decoded, and handlers get nil.
 	EnvelopeOnly bool
+	// Linger lets a partition's batch wait up to this long for more
+	// records before it is handled (bus.Linger, in SubscribeOptions):
+	// fewer, larger transactions for a consumer nothing waits on; 0 (the
+	// default) hands each batch over at once.
+	Linger time.Duration
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times
@@ -149,6 +154,12 @@ func (c *Consumer) DeadLetters() *deadletter.Store {
 type pending struct {
 	batch []*bus.Message
 	done  chan error
+}
+
+// SubscribeOptions are the options to subscribe the consumer's group
+// with (bus.Subscriber): its Linger.
+func (c *Consumer) SubscribeOptions() []bus.SubscribeOption {
+	return []bus.SubscribeOption{bus.Linger(c.Linger)}
 }
 
 // Topics returns the topics the consumer's handlers need, each once.

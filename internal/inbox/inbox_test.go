@@ -406,3 +406,14 @@ func TestGroupsShareTheDecodedPayloadOfARecordWithAMemo(t *testing.T) {
 		t.Errorf("record without a memo: the groups got %+v, want each its own envelope and payload", s)
 	}
 }
+
+// A consumer subscribes with its Linger; without one its batches are
+// handed over at once.
+func TestSubscribeOptionsCarryTheLinger(t *testing.T) {
+	for _, d := range []time.Duration{0, 75 * time.Millisecond} {
+		c := &inbox.Consumer{Group: "g", Linger: d}
+		if got := bus.NewSubscribeConfig(c.SubscribeOptions()...).Linger; got != d {
+			t.Errorf("Linger %v: subscribes with linger %v", d, got)
+		}
+	}
+}

@@ -77,7 +77,13 @@ type Def struct {
 	// (internal/eventstore); the runtime creates the store's tables
 	// before the service's own migrations.
 	EventStore bool
-	New        func(Deps) (Service, error)
+	// Linger, if set, is the setting of how long the service's consumer
+	// group lets a partition's batch wait for more records (bus.Linger,
+	// passed by the runtime through inbox.Consumer.Linger): for services
+	// that pay a transaction per batch and that no saga step waits on.
+	// nil (the saga's services): batches are handed over at once.
+	Linger *settings.Setting
+	New    func(Deps) (Service, error)
 }
 
 // Service is a running domain service.

@@ -86,6 +86,8 @@ var (
 		Meaning: "simulated carrier: deliver this long after dispatch; unset: EVENTMART_CARRIER_DISPATCH_AFTER"}
 	CarrierTick = &Setting{Name: "EVENTMART_CARRIER_TICK", Kind: Duration, Default: "500ms", Scope: "shipping",
 		Meaning: "how often the simulated carrier looks for parcels to move"}
+	CatalogLinger = &Setting{Name: "EVENTMART_CATALOG_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "catalog",
+		Meaning: "how long the catalog's consumer lets a batch of inventory events wait for more (bus.Linger) before the stock levels shown are updated: one transaction per batch, not per event; 0: at once"}
 	SMTPAddr = &Setting{Name: "EVENTMART_SMTP_ADDR", Kind: String, Scope: "notification",
 		Meaning: "send notifications through this SMTP server (host:port); unset: keep them in the notification service's mailbox"}
 	SMTPFrom = &Setting{Name: "EVENTMART_SMTP_FROM", Kind: String, Default: "eventmart@localhost", Scope: "notification",
@@ -96,6 +98,8 @@ var (
 		Meaning: "SMTP PLAIN authentication password"}
 	NotifyFailTemplates = &Setting{Name: "EVENTMART_NOTIFY_FAIL_TEMPLATES", Kind: List, Scope: "notification",
 		Meaning: "failure injection: these notification templates fail, e.g. order-shipped"}
+	NotificationLinger = &Setting{Name: "EVENTMART_NOTIFICATION_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "notification",
+		Meaning: "how long the notification service's consumer lets a batch of events wait for more (bus.Linger): one transaction per batch, not per event, an e-mail up to this much later; 0: at once"}
 	CardKeys = &Setting{Name: "EVENTMART_CARD_KEYS", Kind: List, Secret: true, Scope: "payment",
 		Meaning: "card vault keys (AES-256-GCM), ID:HEX,… with 64 hex digits each; the last encrypts, the others decrypt older cards, which are re-encrypted at start; unset: card-vault.keys under --data, generated at the first start (docs/security.md)"}
 	WebhookAllow = &Setting{Name: "EVENTMART_WEBHOOK_ALLOW", Kind: List, Scope: "webhook",
@@ -108,16 +112,22 @@ var (
 		Meaning: "an endpoint whose every attempt failed for this long is disabled (WebhookEndpointDisabled)"}
 	WebhookWorkers = &Setting{Name: "EVENTMART_WEBHOOK_WORKERS", Kind: Int, Default: "32", Min: 1, Max: 4096, Scope: "webhook",
 		Meaning: "endpoints delivered to at once (each endpoint's queue is sent one delivery at a time)"}
+	WebhookLinger = &Setting{Name: "EVENTMART_WEBHOOK_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "webhook",
+		Meaning: "how long the webhook service's consumer lets a batch of events wait for more (bus.Linger) before queueing their deliveries: one transaction per batch, not per event; 0: at once"}
 	ExportDir = &Setting{Name: "EVENTMART_EXPORT_DIR", Kind: String, Scope: "audit",
 		Meaning: "scheduled export: every night the process running the audit service exports the previous day's events into DIR/YYYY-MM-DD as Parquet (see Batch); unset: off"}
 	ExportAt = &Setting{Name: "EVENTMART_EXPORT_AT", Kind: Duration, Default: "1h", ZeroOK: true, Scope: "audit",
 		Meaning: "when the scheduled export runs, after midnight UTC"}
+	AuditLinger = &Setting{Name: "EVENTMART_AUDIT_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "audit",
+		Meaning: "how long the audit trail's consumer lets a batch of events wait for more (bus.Linger): one transaction and one block of the chain per batch, not per event; 0: at once"}
 	AnalyticsRules = &Setting{Name: "EVENTMART_ANALYTICS_RULES", Kind: String, Scope: "analytics",
 		Meaning: "pattern rules file (JSON, docs/stream-processing.md), loaded at start and again whenever it changes; unset: the rules last set with PUT /api/v1/analytics/rules, else the standard three"}
 	AnalyticsOrderSLA = &Setting{Name: "EVENTMART_ANALYTICS_ORDER_SLA", Kind: Duration, Default: "24h", Scope: "analytics",
 		Meaning: "the standard OrderSlaBreached rule: an order neither shipped nor cancelled this long after OrderCreated"}
 	AnalyticsGrace = &Setting{Name: "EVENTMART_ANALYTICS_GRACE", Kind: Duration, Default: "250ms", ZeroOK: true, Scope: "analytics",
 		Meaning: "how late (log time) an event may reach the analytics service and still count; a window's figures and a detection wait this long"}
+	AnalyticsLinger = &Setting{Name: "EVENTMART_ANALYTICS_LINGER", Kind: Duration, Default: "100ms", ZeroOK: true, Scope: "analytics",
+		Meaning: "how long the analytics engine's consumer lets a batch of events wait for more (bus.Linger): one transaction per batch, not per event; keep it below EVENTMART_ANALYTICS_GRACE; 0: at once"}
 )
 
 // The command line client: the commands that talk to a running Eventmart.
@@ -135,10 +145,10 @@ var All = []*Setting{
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
 	SagaTimeout, SagaSweepInterval, OrderMaxPending, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
-	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick,
-	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, CardKeys,
-	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers,
-	ExportDir, ExportAt,
-	AnalyticsRules, AnalyticsOrderSLA, AnalyticsGrace,
+	CarrierDispatchAfter, CarrierDeliverAfter, CarrierTick, CatalogLinger,
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword, NotifyFailTemplates, NotificationLinger, CardKeys,
+	WebhookAllow, WebhookRetryDelays, WebhookTimeout, WebhookDisableAfter, WebhookWorkers, WebhookLinger,
+	ExportDir, ExportAt, AuditLinger,
+	AnalyticsRules, AnalyticsOrderSLA, AnalyticsGrace, AnalyticsLinger,
 	Target, Registry,
 }
