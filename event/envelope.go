@@ -56,6 +56,10 @@ type Envelope struct {
 	// Not part of the JSON document either.
 	Partition int32 `json:"-"`
 	Offset    int64 `json:"-"`
+
+	// raw is the JSON e was decoded from or built with, which Marshal
+	// returns while it still is e's JSON form (see Marshal).
+	raw []byte
 }
 
 // Metadata carries who caused an event. Both fields may be empty for events
@@ -142,6 +146,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	if e.CausationID == "" {
 		e.CausationID = e.CorrelationID
 	}
+	e.raw = newJSON(e)
 	return e, nil
 }
 
@@ -189,6 +194,8 @@ const MaxEnvelopeSize = 1000 * 1024
 // trailing data, a missing or malformed field (eventId must be a UUID,
 // timestamp RFC 3339, data a JSON object) all fail with a *FieldError naming
 // the field. It does not check the type against the catalog: see Payload.
+// The envelope keeps b, for Marshal to return rather than encode again:
+// b must not be modified afterwards.
 func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, &FieldError{Reason: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxEnvelopeSize)}
@@ -252,6 +259,7 @@ func decodeValid(b []byte) (*Envelope, bool) {
 	if raw.Metadata != nil {
 		e.Metadata = *raw.Metadata
 	}
+	e.raw = b
 	return e, true
 }
 
@@ -323,6 +331,7 @@ func decodePrecisely(b []byte) (*Envelope, error) {
 			return nil, &FieldError{Field: "metadata", Reason: jsonReason(err)}
 		}
 	}
+	e.raw = b
 	return e, nil
 }
 
@@ -417,7 +426,7 @@ func (e *Envelope) AtVersion(v string) (*Envelope, error) {
 		return nil, err
 	}
 	out := *e
-	out.EventVersion, out.Data = v, data
+	out.EventVersion, out.Data, out.raw = v, data, nil
 	return &out, nil
 }
 
@@ -430,15 +439,6 @@ func priorIndex(spec Spec, v string) int {
 		}
 	}
 	return len(spec.Prior)
-}
-
-// Marshal returns e's JSON form.
-func (e *Envelope) Marshal() ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("event: marshal envelope %s: %w", e.EventID, err)
-	}
-	return b, nil
 }
 
 func requireString(field string, v *string) (string, error) {

@@ -1,0 +1,138 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Marshal returns e's JSON form: json.Marshal(e), compact, HTML
+// characters escaped.
+//
+// An envelope keeps the JSON it was decoded from (Decode) or built with
+// (New), and Marshal returns those bytes as long as they are still e's
+// JSON form, byte for byte: a service that records or forwards the
+// envelopes it receives (audit, the order saga's log, webhooks) or
+// publishes those it built (eventmsg.Encode) does not encode them again.
+// Checking costs a copy of the fields and a comparison, a fifth of
+// json.Marshal; a record some other producer wrote differently
+// (whitespace, field order, escapes) fails it and is encoded. The bytes
+// returned may be shared: callers must not modify them.
+func (e *Envelope) Marshal() ([]byte, error) {
+	if e.raw != nil && e.rawIsJSON() {
+		return e.raw, nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("event: marshal envelope %s: %w", e.EventID, err)
+	}
+	return b, nil
+}
+
+// rawIsJSON reports whether e.raw is e's JSON form as json.Marshal
+// writes it: the fields written as json.Marshal writes them, with e.Data
+// as it is, give e.raw, and e.Data is compact with HTML characters
+// escaped, as json.Marshal writes a json.RawMessage. (Then e.Data is
+// also valid JSON: it is the data of e.raw, which Decode or New found
+// valid.)
+func (e *Envelope) rawIsJSON() bool {
+	bp := scratch.Get().(*[]byte)
+	b, ok := appendEnvelope((*bp)[:0], e)
+	same := ok && bytes.Equal(b, e.raw) && compactEscaped(e.Data)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		scratch.Put(bp)
+	}
+	return same
+}
+
+// scratch holds the buffers rawIsJSON writes into.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendEnvelope appends e's JSON form to b as json.Marshal writes it,
+// but for e.Data, which it copies as it is. It reports false for an
+// envelope it cannot write so (no data, a timestamp not in UTC or beyond
+// year 9999): json.Marshal then.
+func appendEnvelope(b []byte, e *Envelope) ([]byte, bool) {
+	ts := e.Timestamp
+	if len(e.Data) == 0 || ts.Location() != time.UTC || ts.Year() < 0 || ts.Year() > 9999 {
+		return b, false
+	}
+	b = append(b, `{"eventId":`...)
+	b = appendString(b, e.EventID)
+	b = append(b, `,"eventType":`...)
+	b = appendString(b, string(e.EventType))
+	b = append(b, `,"eventVersion":`...)
+	b = appendString(b, e.EventVersion)
+	b = append(b, `,"timestamp":"`...)
+	b = ts.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","source":`...)
+	b = appendString(b, e.Source)
+	b = append(b, `,"correlationId":`...)
+	b = appendString(b, e.CorrelationID)
+	b = append(b, `,"causationId":`...)
+	b = appendString(b, e.CausationID)
+	b = append(b, `,"data":`...)
+	b = append(b, e.Data...)
+	b = append(b, `,"metadata":{"userId":`...)
+	b = appendString(b, e.Metadata.UserID)
+	b = append(b, `,"sessionId":`...)
+	b = appendString(b, e.Metadata.SessionID)
+	return append(b, "}}"...), true
+}
+
+// appendString appends s as a JSON string as json.Marshal writes it:
+// printable ASCII other than the quote, the backslash and the HTML
+// characters as it is, anything else through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// compactEscaped reports whether the JSON value d is as json.Marshal
+// writes a json.RawMessage: no whitespace outside strings, and no '<',
+// '>', '&', U+2028 or U+2029 anywhere (it escapes them).
+func compactEscaped(d []byte) bool {
+	in := false // in a string
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; c {
+		case '"':
+			in = !in
+		case '\\':
+			i++ // in a string: the escaped character cannot end it
+		case ' ', '\t', '\n', '\r':
+			if !in {
+				return false
+			}
+		case '<', '>', '&':
+			return false
+		case 0xE2:
+			if i+2 < len(d) && d[i+1] == 0x80 && (d[i+2] == 0xA8 || d[i+2] == 0xA9) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// newJSON returns e's JSON form, built by New from the payload's JSON
+// (json.Marshal's, so compact and escaped): kept as e.raw.
+func newJSON(e *Envelope) []byte {
+	n := len(e.Data) + len(e.EventID) + len(e.EventType) + len(e.EventVersion) + len(e.Source) + len(e.CorrelationID) +
+		len(e.CausationID) + len(e.Metadata.UserID) + len(e.Metadata.SessionID) + 200
+	b, ok := appendEnvelope(make([]byte, 0, n), e)
+	if !ok {
+		return nil
+	}
+	return b
+}
