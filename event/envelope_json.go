@@ -136,3 +136,50 @@ func newJSON(e *Envelope) []byte {
 	}
 	return b
 }
+
+// NewJSON is New for a payload whose JSON the caller wrote itself, as
+// json.Marshal writes it (compact, HTML characters escaped), for a
+// payload too large to pay encoding/json's reflection and scanning
+// (an audit block: hundreds of kilobytes): the envelope of an event of
+// type t at its catalog version, keyed key, holding data as it is. data
+// is trusted as New trusts the payloads it marshals: it is validated
+// against the schema only when ValidateBuilt is on (under `go test`),
+// which also checks that it is compact and escaped; it is not recorded as
+// valid for the consumers of the process (see the package doc), which
+// would hash it.
+func NewJSON(source string, o Origin, t Type, key string, data []byte) (*Envelope, error) {
+	spec, ok := Lookup(t)
+	if !ok {
+		return nil, fmt.Errorf("event: %w: %q", ErrUnknownType, t)
+	}
+	if ValidateBuilt.Load() {
+		if err := ValidatePayload(spec.Type, spec.Version, data); err != nil {
+			return nil, err
+		}
+		if !compactEscaped(data) {
+			return nil, fmt.Errorf("event: %w: %s: the JSON is not as json.Marshal writes it (compact, HTML characters escaped)", ErrInvalidPayload, t)
+		}
+	}
+	e := &Envelope{
+		Partition:     -1,
+		Offset:        -1,
+		EventID:       NewID(),
+		EventType:     spec.Type,
+		EventVersion:  spec.Version,
+		Timestamp:     time.Now().UTC().Truncate(time.Microsecond),
+		Source:        source,
+		CorrelationID: o.CorrelationID,
+		CausationID:   o.CausationID,
+		Data:          data,
+		Metadata:      o.Metadata,
+		Key:           key,
+	}
+	if e.CorrelationID == "" {
+		e.CorrelationID = e.EventID
+	}
+	if e.CausationID == "" {
+		e.CausationID = e.CorrelationID
+	}
+	e.raw = newJSON(e)
+	return e, nil
+}

@@ -155,3 +155,56 @@ func BenchmarkMarshal(b *testing.B) {
 		})
 	}
 }
+
+// TestNewJSON: NewJSON builds the envelope New would build of the payload
+// whose JSON it is given, Marshal then returns the JSON without encoding
+// it again, and (under the tests) JSON that does not match the schema or
+// is not as json.Marshal writes it is refused.
+func TestNewJSON(t *testing.T) {
+	p := &event.AuditBlockRecorded{Chain: "audit", PrevHash: strings.Repeat("a", 64), Hash: strings.Repeat("b", 64), Part: 1, Parts: 1,
+		Records: []event.AuditBlockRecord{{Seq: 1, EventID: event.NewID(), Type: "OrderCreated", Topic: "order-events", Key: "o<1>",
+			Envelope: json.RawMessage(`{"eventId":"x","data":{"note":"\u003cb\u003e"}}`)}}}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := event.Origin{CorrelationID: "audit-block-1-1", CausationID: "audit-block-1-1"}
+	e, err := event.NewJSON("audit-service", o, p.EventType(), "audit", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := event.Lookup(p.EventType())
+	if e.EventVersion != spec.Version || e.Key != "audit" || e.CorrelationID != o.CorrelationID || e.CausationID != o.CausationID ||
+		e.Source != "audit-service" || !bytes.Equal(e.Data, data) || len(e.EventID) != 36 || time.Since(e.Timestamp) > time.Minute {
+		t.Errorf("NewJSON built %+v", e)
+	}
+	got, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(e)
+	if !bytes.Equal(got, want) {
+		t.Errorf("Marshal gives\n%s\njson.Marshal\n%s", got, want)
+	}
+	if again, _ := e.Marshal(); &again[0] != &got[0] {
+		t.Errorf("Marshal encoded the envelope again")
+	}
+	if got, err := event.Decode(got); err != nil {
+		t.Error(err)
+	} else if _, err := got.Payload(); err != nil {
+		t.Errorf("the payload does not decode: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"not compact":   strings.Replace(string(data), `"chain":`, `"chain": `, 1),
+		"not escaped":   strings.Replace(string(data), `o\u003c1\u003e`, `o<1>`, 1),
+		"schema":        `{"chain":1}`,
+		"not an object": `[]`,
+	} {
+		if bad == string(data) {
+			t.Fatalf("%s: the case changes nothing", name)
+		}
+		if _, err := event.NewJSON("audit-service", o, p.EventType(), "audit", []byte(bad)); err == nil {
+			t.Errorf("%s: NewJSON accepted %s", name, bad)
+		}
+	}
+}
