@@ -207,11 +207,16 @@ func Decode(b []byte) (*Envelope, error) {
 }
 
 // decodeValid is Decode's path for a well-formed envelope, every record
-// but the rare bad one: one pass of the decoder, metadata included, into
-// plain fields. It reports false for anything it does not accept, and
+// but the rare bad one: an envelope in the form Marshal writes, with
+// strings of printable ASCII, is cut apart where its fields are
+// (cutCanonical), its data only run through the JSON scanner; any other
+// takes one pass of the decoder, metadata included, into plain fields. It reports false for anything it does not accept, and
 // decodePrecisely then finds what is wrong: it tells a missing field from
 // an empty one, names the field, and accepts exactly what this accepts.
 func decodeValid(b []byte) (*Envelope, bool) {
+	if f, ok := cutCanonical(b); ok {
+		return f.envelope(b)
+	}
 	var raw struct {
 		EventID       string          `json:"eventId"`
 		EventType     string          `json:"eventType"`
@@ -231,12 +236,26 @@ func decodeValid(b []byte) (*Envelope, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
-	if raw.EventID == "" || raw.EventType == "" || raw.EventVersion == "" || raw.Timestamp == "" || raw.Source == "" ||
-		raw.CorrelationID == "" || raw.CausationID == "" || len(raw.Data) == 0 || raw.Data[0] != '{' ||
-		len(raw.EventID) != 36 || uuid.Validate(raw.EventID) != nil {
+	return envelopeFields(raw).envelope(b)
+}
+
+// envelopeFields are an envelope's fields as decoded, before they are checked.
+type envelopeFields struct {
+	EventID, EventType, EventVersion, Timestamp, Source, CorrelationID, CausationID string
+
+	Data     json.RawMessage
+	Metadata *Metadata
+}
+
+// envelope checks f as decodeValid does and returns its envelope, decoded
+// from b; false for anything decodePrecisely would refuse.
+func (f envelopeFields) envelope(b []byte) (*Envelope, bool) {
+	if f.EventID == "" || f.EventType == "" || f.EventVersion == "" || f.Timestamp == "" || f.Source == "" ||
+		f.CorrelationID == "" || f.CausationID == "" || len(f.Data) == 0 || f.Data[0] != '{' ||
+		len(f.EventID) != 36 || uuid.Validate(f.EventID) != nil {
 		return nil, false
 	}
-	ts, err := time.Parse(time.RFC3339Nano, raw.Timestamp)
+	ts, err := time.Parse(time.RFC3339Nano, f.Timestamp)
 	if err != nil {
 		return nil, false
 	}
@@ -247,19 +266,19 @@ func decodeValid(b []byte) (*Envelope, bool) {
 	e := &Envelope{
 		Partition:     -1,
 		Offset:        -1,
-		EventID:       raw.EventID,
-		EventType:     Type(raw.EventType),
-		EventVersion:  raw.EventVersion,
+		EventID:       f.EventID,
+		EventType:     Type(f.EventType),
+		EventVersion:  f.EventVersion,
 		Timestamp:     ts,
-		Source:        raw.Source,
-		CorrelationID: raw.CorrelationID,
-		CausationID:   raw.CausationID,
-		Data:          raw.Data,
+		Source:        f.Source,
+		CorrelationID: f.CorrelationID,
+		CausationID:   f.CausationID,
+		Data:          f.Data,
+		raw:           b,
 	}
-	if raw.Metadata != nil {
-		e.Metadata = *raw.Metadata
+	if f.Metadata != nil {
+		e.Metadata = *f.Metadata
 	}
-	e.raw = b
 	return e, true
 }
 

@@ -183,3 +183,82 @@ func NewJSON(source string, o Origin, t Type, key string, data []byte) (*Envelop
 	e.raw = newJSON(e)
 	return e, nil
 }
+
+// cutCanonical cuts b, an envelope in the form Marshal writes it with
+// every string printable ASCII without escapes, into its fields: no
+// reflection, and no copy of the data (e.Data is b's). It reports false
+// for any other form (decodeValid then decodes it), and for data that is
+// not one valid JSON object; the fields are not checked (see
+// envelopeFields.envelope). Such a document decodes to these fields
+// whatever decoder reads it, so the two paths agree
+// (FuzzDecodePathsAgree).
+func cutCanonical(b []byte) (envelopeFields, bool) {
+	var f envelopeFields
+	p, ok := 0, true
+	lit := func(s string) {
+		if ok = ok && len(b)-p >= len(s) && string(b[p:p+len(s)]) == s; ok {
+			p += len(s)
+		}
+	}
+	str := func() string { // a plain string's content, b[p] its first byte
+		start := p
+		for ; ok && p < len(b) && b[p] != '"'; p++ {
+			ok = plain(b[p])
+		}
+		if ok = ok && p < len(b); !ok {
+			return ""
+		}
+		p++ // the closing quote
+		return string(b[start : p-1])
+	}
+	lit(`{"eventId":"`)
+	f.EventID = str()
+	lit(`,"eventType":"`)
+	f.EventType = str()
+	lit(`,"eventVersion":"`)
+	f.EventVersion = str()
+	lit(`,"timestamp":"`)
+	f.Timestamp = str()
+	lit(`,"source":"`)
+	f.Source = str()
+	lit(`,"correlationId":"`)
+	f.CorrelationID = str()
+	lit(`,"causationId":"`)
+	f.CausationID = str()
+	lit(`,"data":`)
+	if !ok {
+		return f, false
+	}
+	// The metadata, from the end: `,"metadata":{"userId":"U","sessionId":"S"}}`.
+	end := len(b)
+	back := func(s string) {
+		if ok = ok && end-p >= len(s) && string(b[end-len(s):end]) == s; ok {
+			end -= len(s)
+		}
+	}
+	backStr := func() string { // a plain string's content, b[end] its closing quote
+		stop := end
+		for ; ok && end > p && b[end-1] != '"'; end-- {
+			ok = plain(b[end-1])
+		}
+		return string(b[end:stop])
+	}
+	back(`"}}`)
+	session := backStr()
+	back(`","sessionId":"`)
+	user := backStr()
+	back(`,"metadata":{"userId":"`)
+	if !ok {
+		return f, false
+	}
+	f.Metadata = &Metadata{UserID: user, SessionID: session}
+	f.Data = b[p:end:end]
+	if len(f.Data) < 2 || f.Data[0] != '{' || f.Data[len(f.Data)-1] != '}' || !json.Valid(f.Data) {
+		return f, false
+	}
+	return f, true
+}
+
+// plain reports whether c stands for itself in a JSON string, whatever
+// reads it: printable ASCII other than the quote and the backslash.
+func plain(c byte) bool { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' }

@@ -208,3 +208,34 @@ func TestNewJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecode is Decode of a record as Eventmart publishes it (the
+// form Marshal writes: cut apart without the decoder) and of the same
+// envelope in another form (a space after the data: the decoder's pass,
+// which every record took before):
+//
+//	go test -run '^$' -bench BenchmarkDecode -benchmem ./event/
+func BenchmarkDecode(b *testing.B) {
+	e, err := event.New("order-service", event.FromRequest(event.NewID(), event.Metadata{UserID: "u-1", SessionID: "s-1"}),
+		&event.InventoryReserved{OrderID: "o-1", Lines: []event.Line{{ProductID: "p-1", Quantity: 2}, {ProductID: "p-2", Quantity: 1}},
+			Levels: []event.StockLevel{{ProductID: "p-1", Available: 8}, {ProductID: "p-2", Available: 3}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	own, err := e.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	other := bytes.Replace(own, []byte(`,"metadata"`), []byte(` ,"metadata"`), 1)
+	for name, doc := range map[string][]byte{"marshalled": own, "other": other} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(doc)))
+			for b.Loop() {
+				if _, err := event.Decode(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
