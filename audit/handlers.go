@@ -35,6 +35,9 @@ func (s *Service) DeduplicatesEvents() {}
 func (s *Service) ReadsEnvelopesOnly() {}
 
 func (s *Service) onEvent(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, _ event.Payload) error {
+	// What json.Marshal of the envelope gives, as always (the chain hashes
+	// it, Verify decodes it): the record's own bytes, not encoded again,
+	// when they are that already, as Eventmart's publishers write them.
 	env, err := e.Marshal()
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
