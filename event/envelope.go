@@ -58,8 +58,10 @@ type Envelope struct {
 	Offset    int64 `json:"-"`
 
 	// raw is the JSON e was decoded from or built with, which Marshal
-	// returns while it still is e's JSON form (see Marshal).
-	raw []byte
+	// returns while it still is e's JSON form (see Marshal); built says
+	// New or NewJSON wrote it, its data compact and escaped.
+	raw   []byte
+	built bool
 }
 
 // Metadata carries who caused an event. Both fields may be empty for events
@@ -146,7 +148,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	if e.CausationID == "" {
 		e.CausationID = e.CorrelationID
 	}
-	e.raw = newJSON(e)
+	e.raw, e.built = newJSON(e), true
 	return e, nil
 }
 
@@ -445,7 +447,7 @@ func (e *Envelope) AtVersion(v string) (*Envelope, error) {
 		return nil, err
 	}
 	out := *e
-	out.EventVersion, out.Data, out.raw = v, data, nil
+	out.EventVersion, out.Data, out.raw, out.built = v, data, nil, false
 	return &out, nil
 }
 

@@ -35,13 +35,14 @@ func (e *Envelope) Marshal() ([]byte, error) {
 // rawIsJSON reports whether e.raw is e's JSON form as json.Marshal
 // writes it: the fields written as json.Marshal writes them, with e.Data
 // as it is, give e.raw, and e.Data is compact with HTML characters
-// escaped, as json.Marshal writes a json.RawMessage. (Then e.Data is
-// also valid JSON: it is the data of e.raw, which Decode or New found
-// valid.)
+// escaped, as json.Marshal writes a json.RawMessage (known when New or
+// NewJSON wrote e.raw: e.Data is then the data they wrote). Then e.Data
+// is also valid JSON: it is the data of e.raw, which Decode or New found
+// valid.
 func (e *Envelope) rawIsJSON() bool {
 	bp := scratch.Get().(*[]byte)
 	b, ok := appendEnvelope((*bp)[:0], e)
-	same := ok && bytes.Equal(b, e.raw) && compactEscaped(e.Data)
+	same := ok && bytes.Equal(b, e.raw) && (e.built || compactEscaped(e.Data))
 	if cap(b) <= 64<<10 {
 		*bp = b
 		scratch.Put(bp)
@@ -180,7 +181,9 @@ func NewJSON(source string, o Origin, t Type, key string, data []byte) (*Envelop
 	if e.CausationID == "" {
 		e.CausationID = e.CorrelationID
 	}
-	e.raw = newJSON(e)
+	// Data the caller got wrong outside the tests is not taken for
+	// compact: Marshal checks it, and encodes the envelope if it is not.
+	e.raw, e.built = newJSON(e), compactEscaped(data)
 	return e, nil
 }
 
