@@ -56,6 +56,12 @@ type Envelope struct {
 	// Not part of the JSON document either.
 	Partition int32 `json:"-"`
 	Offset    int64 `json:"-"`
+
+	// raw is the JSON e was decoded from or built with, which Marshal
+	// returns while it still is e's JSON form (see Marshal); built says
+	// New or NewJSON wrote it, its data compact and escaped.
+	raw   []byte
+	built bool
 }
 
 // Metadata carries who caused an event. Both fields may be empty for events
@@ -142,6 +148,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	if e.CausationID == "" {
 		e.CausationID = e.CorrelationID
 	}
+	e.raw, e.built = newJSON(e), true
 	return e, nil
 }
 
@@ -189,6 +196,8 @@ const MaxEnvelopeSize = 1000 * 1024
 // trailing data, a missing or malformed field (eventId must be a UUID,
 // timestamp RFC 3339, data a JSON object) all fail with a *FieldError naming
 // the field. It does not check the type against the catalog: see Payload.
+// The envelope keeps b, for Marshal to return rather than encode again:
+// b must not be modified afterwards.
 func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, &FieldError{Reason: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxEnvelopeSize)}
@@ -200,11 +209,16 @@ func Decode(b []byte) (*Envelope, error) {
 }
 
 // decodeValid is Decode's path for a well-formed envelope, every record
-// but the rare bad one: one pass of the decoder, metadata included, into
-// plain fields. It reports false for anything it does not accept, and
+// but the rare bad one: an envelope in the form Marshal writes, with
+// strings of printable ASCII, is cut apart where its fields are
+// (cutCanonical), its data only run through the JSON scanner; any other
+// takes one pass of the decoder, metadata included, into plain fields. It reports false for anything it does not accept, and
 // decodePrecisely then finds what is wrong: it tells a missing field from
 // an empty one, names the field, and accepts exactly what this accepts.
 func decodeValid(b []byte) (*Envelope, bool) {
+	if f, ok := cutCanonical(b); ok {
+		return f.envelope(b)
+	}
 	var raw struct {
 		EventID       string          `json:"eventId"`
 		EventType     string          `json:"eventType"`
@@ -224,12 +238,26 @@ func decodeValid(b []byte) (*Envelope, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
-	if raw.EventID == "" || raw.EventType == "" || raw.EventVersion == "" || raw.Timestamp == "" || raw.Source == "" ||
-		raw.CorrelationID == "" || raw.CausationID == "" || len(raw.Data) == 0 || raw.Data[0] != '{' ||
-		len(raw.EventID) != 36 || uuid.Validate(raw.EventID) != nil {
+	return envelopeFields(raw).envelope(b)
+}
+
+// envelopeFields are an envelope's fields as decoded, before they are checked.
+type envelopeFields struct {
+	EventID, EventType, EventVersion, Timestamp, Source, CorrelationID, CausationID string
+
+	Data     json.RawMessage
+	Metadata *Metadata
+}
+
+// envelope checks f as decodeValid does and returns its envelope, decoded
+// from b; false for anything decodePrecisely would refuse.
+func (f envelopeFields) envelope(b []byte) (*Envelope, bool) {
+	if f.EventID == "" || f.EventType == "" || f.EventVersion == "" || f.Timestamp == "" || f.Source == "" ||
+		f.CorrelationID == "" || f.CausationID == "" || len(f.Data) == 0 || f.Data[0] != '{' ||
+		len(f.EventID) != 36 || uuid.Validate(f.EventID) != nil {
 		return nil, false
 	}
-	ts, err := time.Parse(time.RFC3339Nano, raw.Timestamp)
+	ts, err := time.Parse(time.RFC3339Nano, f.Timestamp)
 	if err != nil {
 		return nil, false
 	}
@@ -240,17 +268,18 @@ func decodeValid(b []byte) (*Envelope, bool) {
 	e := &Envelope{
 		Partition:     -1,
 		Offset:        -1,
-		EventID:       raw.EventID,
-		EventType:     Type(raw.EventType),
-		EventVersion:  raw.EventVersion,
+		EventID:       f.EventID,
+		EventType:     Type(f.EventType),
+		EventVersion:  f.EventVersion,
 		Timestamp:     ts,
-		Source:        raw.Source,
-		CorrelationID: raw.CorrelationID,
-		CausationID:   raw.CausationID,
-		Data:          raw.Data,
+		Source:        f.Source,
+		CorrelationID: f.CorrelationID,
+		CausationID:   f.CausationID,
+		Data:          f.Data,
+		raw:           b,
 	}
-	if raw.Metadata != nil {
-		e.Metadata = *raw.Metadata
+	if f.Metadata != nil {
+		e.Metadata = *f.Metadata
 	}
 	return e, true
 }
@@ -323,6 +352,7 @@ func decodePrecisely(b []byte) (*Envelope, error) {
 			return nil, &FieldError{Field: "metadata", Reason: jsonReason(err)}
 		}
 	}
+	e.raw = b
 	return e, nil
 }
 
@@ -417,7 +447,7 @@ func (e *Envelope) AtVersion(v string) (*Envelope, error) {
 		return nil, err
 	}
 	out := *e
-	out.EventVersion, out.Data = v, data
+	out.EventVersion, out.Data, out.raw, out.built = v, data, nil, false
 	return &out, nil
 }
 
@@ -430,15 +460,6 @@ func priorIndex(spec Spec, v string) int {
 		}
 	}
 	return len(spec.Prior)
-}
-
-// Marshal returns e's JSON form.
-func (e *Envelope) Marshal() ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("event: marshal envelope %s: %w", e.EventID, err)
-	}
-	return b, nil
 }
 
 func requireString(field string, v *string) (string, error) {

@@ -16,8 +16,9 @@ const validEnvelope = `{"eventId":"0190f1c2-7a3b-7c4d-8e5f-0123456789ab","eventT
 	`"data":{"orderId":"o1","items":[{"productId":"p1","quantity":2}],"note":"<b>&</b>"},"metadata":{"userId":"u1","sessionId":"s1"}}`
 
 // FuzzDecode checks that Decode never panics, that whatever it accepts
-// survives Marshal and a second Decode unchanged, and that whatever it
-// rejects is rejected as an invalid envelope.
+// survives Marshal and a second Decode unchanged, that Marshal writes what
+// json.Marshal writes (whether it returns the bytes decoded or encodes),
+// and that whatever it rejects is rejected as an invalid envelope.
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
 		validEnvelope,
@@ -65,6 +66,9 @@ func FuzzDecode(f *testing.F) {
 		out, err := e.Marshal()
 		if err != nil {
 			t.Fatalf("Decode accepted %q but Marshal fails: %v", b, err)
+		}
+		if want, err := json.Marshal(e); err != nil || !bytes.Equal(out, want) {
+			t.Fatalf("Marshal of %q gives\n%s\njson.Marshal\n%s (%v)", b, out, want, err)
 		}
 		e2, err := event.Decode(out)
 		if err != nil {

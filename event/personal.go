@@ -55,6 +55,21 @@ type Sealed struct {
 	CT  string `json:"ct"`  // base64(nonce ‖ ciphertext)
 }
 
+// appendJSON appends s's JSON to b as json.Marshal writes it, without
+// its reflection: every event that carries personal data writes some.
+func (s *Sealed) appendJSON(b []byte) []byte {
+	if b == nil {
+		b = make([]byte, 0, len(s.Enc)+len(s.Kid)+len(s.CT)+len(`{"enc":"","kid":"","ct":""}`))
+	}
+	b = append(b, `{"enc":`...)
+	b = appendString(b, s.Enc)
+	b = append(b, `,"kid":`...)
+	b = appendString(b, s.Kid)
+	b = append(b, `,"ct":`...)
+	b = appendString(b, s.CT)
+	return append(b, '}')
+}
+
 // Personal is a personal field of an event: in JSON either a string (a
 // value from before encryption, in an upcast record of a prior version)
 // or a Sealed object. Producers set Sealed (Seal); readers call Open.
@@ -71,7 +86,7 @@ func Plain(s string) Personal { return Personal{Clear: s} }
 // MarshalJSON writes the sealed object, or the clear string.
 func (p Personal) MarshalJSON() ([]byte, error) {
 	if p.Sealed != nil {
-		return json.Marshal(p.Sealed)
+		return p.Sealed.appendJSON(nil), nil
 	}
 	return json.Marshal(p.Clear)
 }
@@ -268,11 +283,7 @@ func (p Personal) Value() (driver.Value, error) {
 	if p.Sealed == nil {
 		return p.Clear, nil
 	}
-	b, err := json.Marshal(p.Sealed)
-	if err != nil {
-		return nil, fmt.Errorf("event: store a personal value: %w", err)
-	}
-	return string(b), nil
+	return string(p.Sealed.appendJSON(nil)), nil
 }
 
 // sealedPrefix starts the stored form of a sealed value (Value).

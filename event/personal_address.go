@@ -40,7 +40,7 @@ func SealAddress(key []byte, userID string, a Address) (PersonalAddress, error) 
 // MarshalJSON writes the sealed object, or the clear address.
 func (p PersonalAddress) MarshalJSON() ([]byte, error) {
 	if p.Sealed != nil {
-		return json.Marshal(p.Sealed)
+		return p.Sealed.appendJSON(nil), nil
 	}
 	return json.Marshal(p.Clear)
 }

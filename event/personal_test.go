@@ -167,3 +167,47 @@ func BenchmarkSealOrder(b *testing.B) {
 		}
 	}
 }
+
+// TestSealedJSONIsJSONMarshal: a sealed value is written, in events and in
+// columns, as json.Marshal writes its struct, whatever its strings hold.
+func TestSealedJSONIsJSONMarshal(t *testing.T) {
+	for _, s := range []event.Sealed{
+		{Enc: event.SealV1, Kid: "u-1", CT: "AAECAwQ+/w=="},
+		{Enc: event.SealV1JSON, Kid: "ü<&>\"\\\n\u2028\xff", CT: ""},
+		{},
+	} {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, got := range map[string]func() ([]byte, error){
+			"Personal":        func() ([]byte, error) { return json.Marshal(event.Personal{Sealed: &s}) },
+			"PersonalAddress": func() ([]byte, error) { return json.Marshal(event.PersonalAddress{Sealed: &s}) },
+			"Personal.Value": func() ([]byte, error) {
+				v, err := event.Personal{Sealed: &s}.Value()
+				str, _ := v.(string)
+				return []byte(str), err
+			},
+		} {
+			b, err := got()
+			if err != nil || !bytes.Equal(b, want) {
+				t.Errorf("%s of %+v: %s, %v; want %s", name, s, b, err, want)
+			}
+		}
+	}
+}
+
+// BenchmarkMarshalSealedAddress is an event's sealed address written as
+// JSON (in a payload json.Marshal writes):
+//
+//	go test -run '^$' -bench MarshalSealedAddress -benchmem ./event/
+func BenchmarkMarshalSealedAddress(b *testing.B) {
+	a := event.PersonalAddress{Sealed: &event.Sealed{Enc: event.SealV1JSON, Kid: "0190f1c2-7a3b-7c4d-8e5f-0123456789ab",
+		CT: strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=", 4)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -68,28 +68,41 @@ func Encode(ctx context.Context, e *event.Envelope) (*bus.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &bus.Message{
-		Topic: string(spec.Topic),
-		Key:   []byte(e.Key),
-		Value: value,
-		Headers: []bus.Header{
-			{Key: HeaderEventType, Value: []byte(e.EventType)},
-			{Key: HeaderEventVersion, Value: []byte(e.EventVersion)},
-			{Key: HeaderEventID, Value: []byte(e.EventID)},
-			{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: HeaderCausationID, Value: []byte(e.CausationID)},
-			{Key: HeaderSource, Value: []byte(e.Source)},
-			{Key: HeaderCESpecVersion, Value: []byte("1.0")},
-			{Key: HeaderCEID, Value: []byte(e.EventID)},
-			{Key: HeaderCESource, Value: []byte("/eventmart/" + e.Source)},
-			{Key: HeaderCEType, Value: []byte(CloudEventType(e.EventType, e.EventVersion))},
-			{Key: HeaderCETime, Value: []byte(e.Timestamp.UTC().Format(time.RFC3339Nano))},
-			{Key: HeaderCESubject, Value: []byte(e.Key)},
-			{Key: HeaderCECorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: HeaderCECausationID, Value: []byte(e.CausationID)},
-			{Key: HeaderContentType, Value: []byte("application/json")},
-		},
+	// The key and the header values share one buffer: one allocation,
+	// not sixteen. Each is capped at its length, so appending to one
+	// cannot write into the next.
+	buf := make([]byte, 0, 2*(len(e.Key)+len(e.EventID)+len(e.CorrelationID)+len(e.CausationID)+len(e.EventType)+
+		len(e.EventVersion)+len(e.Source))+len("1.0/eventmart/eventmart..application/json")+len(time.RFC3339Nano))
+	field := func(parts ...string) []byte {
+		start := len(buf)
+		for _, p := range parts {
+			buf = append(buf, p...)
+		}
+		return buf[start:len(buf):len(buf)]
 	}
+	key := field(e.Key)
+	start := len(buf)
+	buf = e.Timestamp.UTC().AppendFormat(buf, time.RFC3339Nano)
+	ceTime := buf[start:len(buf):len(buf)]
+	headers := make([]bus.Header, 0, 17) // room for traceparent and tracestate
+	headers = append(headers,
+		bus.Header{Key: HeaderEventType, Value: field(string(e.EventType))},
+		bus.Header{Key: HeaderEventVersion, Value: field(e.EventVersion)},
+		bus.Header{Key: HeaderEventID, Value: field(e.EventID)},
+		bus.Header{Key: HeaderCorrelationID, Value: field(e.CorrelationID)},
+		bus.Header{Key: HeaderCausationID, Value: field(e.CausationID)},
+		bus.Header{Key: HeaderSource, Value: field(e.Source)},
+		bus.Header{Key: HeaderCESpecVersion, Value: field("1.0")},
+		bus.Header{Key: HeaderCEID, Value: field(e.EventID)},
+		bus.Header{Key: HeaderCESource, Value: field("/eventmart/", e.Source)},
+		bus.Header{Key: HeaderCEType, Value: field("eventmart.", string(e.EventType), ".", e.EventVersion)},
+		bus.Header{Key: HeaderCETime, Value: ceTime},
+		bus.Header{Key: HeaderCESubject, Value: field(e.Key)},
+		bus.Header{Key: HeaderCECorrelationID, Value: field(e.CorrelationID)},
+		bus.Header{Key: HeaderCECausationID, Value: field(e.CausationID)},
+		bus.Header{Key: HeaderContentType, Value: field("application/json")},
+	)
+	m := &bus.Message{Topic: string(spec.Topic), Key: key, Value: value, Headers: headers}
 	traceContext.Inject(ctx, headerCarrier{m})
 	return m, nil
 }

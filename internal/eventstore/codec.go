@@ -40,10 +40,36 @@ func Decode[E any](e Event, schemaVersion string) (E, error) {
 // correlation and causation ids and the user of the origin o, for history
 // reads.
 func OriginMetadata(o event.Origin) json.RawMessage {
-	b, _ := json.Marshal(struct { // strings only: it cannot fail
-		CorrelationID string `json:"correlationId,omitempty"`
-		CausationID   string `json:"causationId,omitempty"`
-		UserID        string `json:"userId,omitempty"`
-	}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
-	return b
+	// Written by hand, as json.Marshal writes the struct of the three
+	// (omitempty): it is written with every domain event.
+	b := make([]byte, 0, len(o.CorrelationID)+len(o.CausationID)+len(o.Metadata.UserID)+len(`{"correlationId":"","causationId":"","userId":""}`))
+	b = append(b, '{')
+	for _, f := range [...]struct{ name, value string }{
+		{`"correlationId":`, o.CorrelationID}, {`"causationId":`, o.CausationID}, {`"userId":`, o.Metadata.UserID},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, f.name...)
+		b = appendString(b, f.value)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string as json.Marshal writes it:
+// printable ASCII other than the quote, the backslash and the HTML
+// characters as it is, anything else through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

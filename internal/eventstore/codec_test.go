@@ -37,3 +37,24 @@ func TestEncodeDecode(t *testing.T) {
 		t.Fatal("decode of bad data did not fail")
 	}
 }
+
+// TestOriginMetadataIsJSONMarshal: the metadata is what json.Marshal
+// writes of its three fields (omitempty), whatever they hold.
+func TestOriginMetadataIsJSONMarshal(t *testing.T) {
+	for _, o := range []event.Origin{
+		{}, {CorrelationID: "c1"}, {CausationID: "e0"}, {Metadata: event.Metadata{UserID: "u1", SessionID: "s1"}},
+		{CorrelationID: "c<1>&\"\\\n", CausationID: "é\u2028\xff", Metadata: event.Metadata{UserID: "u1"}},
+	} {
+		want, err := json.Marshal(struct {
+			CorrelationID string `json:"correlationId,omitempty"`
+			CausationID   string `json:"causationId,omitempty"`
+			UserID        string `json:"userId,omitempty"`
+		}{o.CorrelationID, o.CausationID, o.Metadata.UserID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := eventstore.OriginMetadata(o); string(got) != string(want) {
+			t.Errorf("OriginMetadata(%+v) = %s, want %s", o, got, want)
+		}
+	}
+}

@@ -9,7 +9,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -48,11 +47,11 @@ func Add(ctx context.Context, tx *sqldb.Tx, envs ...*event.Envelope) error {
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
-		hdr, err := json.Marshal(m.Headers)
+		hdr, err := encodeHeaders(m.Headers)
 		if err != nil {
 			return fmt.Errorf("outbox: headers of %s: %w", e.EventID, err)
 		}
-		rows.Add(m.Topic, m.Key, m.Value, string(hdr), now)
+		rows.Add(m.Topic, m.Key, m.Value, hdr, now)
 	}
 	return nil
 }
@@ -397,13 +396,13 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	var msgs []*bus.Message
 	for rows.Next() {
 		var id int64
-		var hdr string
+		var hdr []byte
 		m := &bus.Message{}
 		if err := rows.Scan(&id, &m.Topic, &m.Key, &m.Value, &hdr); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("outbox: read: %w", err)
 		}
-		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
+		if m.Headers, err = decodeHeaders(hdr); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("outbox: headers of row %d: %w", id, err)
 		}
