@@ -1,132 +1,141 @@
 package outbox
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event/eventmsg"
 )
 
-// The headers column holds a row's message headers in one of two forms:
+// The headers column holds a row's message headers as json.Marshal of
+// []bus.Header writes them, values in base64:
 //
-//   - compact (written since session 11): each header as its key and its
-//     value, each preceded by its length in bytes in decimal and a colon,
-//     one after the other: "9:eventType12:OrderCreated12:eventVersion2:v3…".
-//     No headers is "".
-//   - JSON (written before, and still for headers compact cannot hold):
-//     json.Marshal of []bus.Header, values in base64:
-//     [{"Key":"eventType","Value":"T3JkZXJDcmVhdGVk"},…].
+//	[{"Key":"eventType","Value":"T3JkZXJDcmVhdGVk"},…]
 //
-// A JSON document starts with '[' (or is "null"), a compact one with a
-// digit, so readers tell them apart by the first byte: rows written by a
-// release before this one, which may wait in an outbox across an upgrade,
-// are read as they were. Compact is written for every header whose key
-// and value are valid UTF-8 without NUL, which a TEXT column takes on
-// PostgreSQL; any other (a record key in another encoding) is written as
-// JSON. Compact costs a tenth of the CPU of JSON both ways: no
-// reflection, no base64, and one allocation for all the values of a row
-// when read.
+// The format is the one every release wrote and read: rows wait in an
+// outbox across upgrades and rollbacks, and during a rolling upgrade
+// instances of two releases relay the same table. What changed is the
+// cost: both ways are written by hand for the form json.Marshal gives
+// (no reflection; one allocation for all the values of a row read), and
+// anything else — a key json.Marshal would escape, a column some other
+// writer laid out differently — goes through encoding/json as before.
 
-// encodeHeaders returns the headers column of hs.
+// encodeHeaders returns the headers column of hs: json.Marshal(hs).
 func encodeHeaders(hs []bus.Header) (string, error) {
-	n := 0
+	n := 2
 	for _, h := range hs {
-		if !textSafe(h.Key) || !textSafe(h.Value) {
+		if !plainKey(h.Key) {
 			b, err := json.Marshal(hs)
 			return string(b), err
 		}
-		n += len(h.Key) + len(h.Value) + 8
+		n += len(h.Key) + base64.StdEncoding.EncodedLen(len(h.Value)) + len(`{"Key":"","Value":""},`)
 	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, h := range hs {
-		b.WriteString(strconv.Itoa(len(h.Key)))
-		b.WriteByte(':')
-		b.WriteString(h.Key)
-		b.WriteString(strconv.Itoa(len(h.Value)))
-		b.WriteByte(':')
-		b.Write(h.Value)
+	if hs == nil {
+		return "null", nil
 	}
-	return b.String(), nil
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, h := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"Key":"`...)
+		b = append(b, h.Key...)
+		if h.Value == nil {
+			b = append(b, `","Value":null}`...)
+			continue
+		}
+		b = append(b, `","Value":"`...)
+		b = base64.StdEncoding.AppendEncode(b, h.Value)
+		b = append(b, `"}`...)
+	}
+	return string(append(b, ']')), nil
 }
 
-// textSafe reports whether s can be written as it is to a TEXT column:
-// valid UTF-8 without NUL.
-func textSafe[T string | []byte](s T) bool {
+// plainKey reports whether json.Marshal writes s as it is between quotes:
+// printable ASCII other than the quote, the backslash and the HTML
+// characters it escapes.
+func plainKey(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
-			return !hasNUL(s) && utf8.Valid([]byte(s))
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
 		}
 	}
 	return true
 }
 
-func hasNUL[T string | []byte](s T) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// decodeHeaders parses a headers column in either form (see
-// encodeHeaders). The values of a compact one share col's bytes (col is
-// the scanned column, a copy of its own), and its keys are the constant
-// names of eventmsg where they are one of those: no allocation per header.
+// decodeHeaders parses a headers column (see encodeHeaders). A column in
+// json.Marshal's form is cut apart by hand: its keys are the constant
+// names of eventmsg where they are one of those, and its values are
+// decoded into one buffer; any other goes through json.Unmarshal.
 func decodeHeaders(col []byte) ([]bus.Header, error) {
-	if len(col) == 0 {
-		return nil, nil
-	}
-	if c := col[0]; c < '0' || c > '9' {
-		var hs []bus.Header
-		if err := json.Unmarshal(col, &hs); err != nil {
-			return nil, err
-		}
+	if hs, ok := cutHeaders(col); ok {
 		return hs, nil
 	}
-	hs := make([]bus.Header, 0, 16)
-	for len(col) > 0 {
-		var key, value []byte
-		var err error
-		if key, col, err = cutField(col); err != nil {
-			return nil, err
-		}
-		if value, col, err = cutField(col); err != nil {
-			return nil, err
-		}
-		k, ok := headerKeys[string(key)] // no allocation to look up
-		if !ok {
-			k = string(key)
-		}
-		hs = append(hs, bus.Header{Key: k, Value: value[:len(value):len(value)]})
+	var hs []bus.Header
+	if err := json.Unmarshal(col, &hs); err != nil {
+		return nil, err
 	}
 	return hs, nil
 }
 
-// errMalformed is returned for a compact headers column that does not parse.
-var errMalformed = errors.New("malformed compact headers")
-
-// cutField cuts the first length-prefixed field off b.
-func cutField(b []byte) (field, rest []byte, err error) {
-	n := 0
-	i := 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		n = n*10 + int(b[i]-'0')
-		if n > len(b) {
-			return nil, nil, errMalformed
+// cutHeaders parses col in the form encodeHeaders writes by hand; false
+// for anything else (json.Unmarshal then decides).
+func cutHeaders(col []byte) ([]bus.Header, bool) {
+	if string(col) == "null" {
+		return nil, true
+	}
+	if len(col) < 2 || col[0] != '[' || col[len(col)-1] != ']' {
+		return nil, false
+	}
+	body := col[1 : len(col)-1]
+	if len(body) == 0 {
+		return []bus.Header{}, true
+	}
+	hs := make([]bus.Header, 0, 16)
+	values := make([]byte, 0, base64.StdEncoding.DecodedLen(len(body)))
+	for len(body) > 0 {
+		if len(hs) > 0 {
+			if body[0] != ',' {
+				return nil, false
+			}
+			body = body[1:]
 		}
+		var key, value []byte
+		var ok bool
+		if body, ok = bytes.CutPrefix(body, []byte(`{"Key":"`)); !ok {
+			return nil, false
+		}
+		if key, body, ok = bytes.Cut(body, []byte(`","Value":`)); !ok || !plainKey(string(key)) {
+			return nil, false
+		}
+		k, known := headerKeys[string(key)] // no allocation to look up
+		if !known {
+			k = string(key)
+		}
+		if rest, isNull := bytes.CutPrefix(body, []byte(`null}`)); isNull {
+			hs, body = append(hs, bus.Header{Key: k}), rest
+			continue
+		}
+		if body, ok = bytes.CutPrefix(body, []byte(`"`)); !ok {
+			return nil, false
+		}
+		// base64 skips line breaks, which a JSON string cannot hold raw.
+		if value, body, ok = bytes.Cut(body, []byte(`"}`)); !ok || bytes.ContainsAny(value, "\r\n") {
+			return nil, false
+		}
+		start := len(values)
+		values = values[:start+base64.StdEncoding.DecodedLen(len(value))]
+		n, err := base64.StdEncoding.Decode(values[start:], value)
+		if err != nil {
+			return nil, false
+		}
+		values = values[:start+n]
+		hs = append(hs, bus.Header{Key: k, Value: values[start : start+n : start+n]})
 	}
-	if i == 0 || i == len(b) || b[i] != ':' || n > len(b)-i-1 {
-		return nil, nil, fmt.Errorf("%w at %q", errMalformed, b[:min(len(b), 20)])
-	}
-	b = b[i+1:]
-	return b[:n], b[n:], nil
+	return hs, true
 }
 
 // headerKeys are the header names eventmsg.Encode writes, so that reading
