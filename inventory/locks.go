@@ -15,7 +15,9 @@ import (
 // (store.loadReservations: the handlers find them there, and the
 // reservations they change are written together before it commits), and
 // on PostgreSQL locks the stock rows of every product the batch will move,
-// in product id order (inbox.Preparer).
+// in product id order, then loads those stocks into the transaction's
+// cache, in one query for the ones the service remembers (store.loadStocks)
+// (inbox.Preparer).
 //
 // On PostgreSQL several transactions append to the stock streams at once
 // (instances of the service, an operator's stock update): a batch that
@@ -51,9 +53,6 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 			return err
 		}
 	}
-	if tx.Dialect() != sqldb.Postgres {
-		return nil
-	}
 	held := reservationCache(tx)
 	for _, id := range moved {
 		if r := held.m[id]; r != nil {
@@ -62,7 +61,12 @@ func (s *Service) Prepare(ctx context.Context, tx *sqldb.Tx, batch []inbox.Event
 			}
 		}
 	}
-	return lockStock(ctx, tx, products...)
+	// Locked first (PostgreSQL), then loaded: the loads see the streams
+	// as the batch before this one left them.
+	if err := lockStock(ctx, tx, slices.Clone(products)...); err != nil {
+		return err
+	}
+	return s.store.loadStocks(ctx, tx, products)
 }
 
 // lockStock locks the stock rows of products (on PostgreSQL), in product

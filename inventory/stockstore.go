@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -106,6 +108,34 @@ func (s *store) loadStockCached(ctx context.Context, tx *sqldb.Tx, productID str
 	}
 	c[productID] = st
 	return st, nil
+}
+
+// loadStocks loads into tx's cache, in one query for those s remembers
+// (eventstore.Aggregate.LoadMany), the stocks of products not in it yet:
+// a batch's handlers then find every stock they move there, rather than
+// each reading its stream's new events with a query of its own.
+func (s *store) loadStocks(ctx context.Context, tx *sqldb.Tx, products []string) error {
+	c := stockCache(tx)
+	streams := make([]string, 0, len(products))
+	for _, p := range products {
+		if _, ok := c[p]; !ok && p != "" {
+			streams = append(streams, stockStream(p))
+		}
+	}
+	slices.Sort(streams)
+	streams = slices.Compact(streams)
+	if len(streams) == 0 {
+		return nil
+	}
+	loaded, err := s.stocks().LoadMany(ctx, tx, streams)
+	if err != nil {
+		return fmt.Errorf("inventory: load the stock of %d products: %w", len(streams), err)
+	}
+	for stream, l := range loaded {
+		id := strings.TrimPrefix(stream, stockPrefix)
+		c[id] = &stock{ProductID: id, State: l.State, Version: l.Version}
+	}
+	return nil
 }
 
 // saveStock appends events to st's stream, expecting it unchanged since

@@ -189,18 +189,27 @@ type Loaded[S any] struct {
 // LoadMany is Load of several streams, for a batch of commands that will
 // need them all: an aggregate that never snapshots reads their events in
 // one query (with a Memory, only the events after the remembered versions).
+// One that snapshots does so for the streams its Memory remembers (no
+// snapshot to read for them) and loads the others one by one.
 // A stream with no event is returned with the zero S at version 0.
 func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string) (map[string]Loaded[S], error) {
 	out := make(map[string]Loaded[S], len(streams))
 	if a.SnapshotEvery > 0 {
+		var remembered []string
 		for _, stream := range streams {
+			if a.Memory != nil {
+				if _, ok := a.Memory.Version(stream); ok {
+					remembered = append(remembered, stream)
+					continue
+				}
+			}
 			s, v, err := a.Load(ctx, q, stream)
 			if err != nil {
 				return nil, err
 			}
 			out[stream] = Loaded[S]{s, v}
 		}
-		return out, nil
+		streams = remembered
 	}
 	for len(streams) > 0 {
 		chunk := streams[:min(len(streams), 500)]

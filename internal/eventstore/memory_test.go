@@ -332,6 +332,46 @@ func TestMemory(t *testing.T) {
 				t.Error("d, without an event, remembered")
 			}
 		}},
+		{"LoadMany of a snapshotting aggregate reads the remembered streams after their versions", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
+			for _, s := range []string{"a", "b"} {
+				if _, _, err := add(ctx, db, a, s, 2, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Another instance moves b on by three events (and snapshots
+			// it at 5) and appends c, which this memory never saw.
+			other := tallies(nil, applied)
+			if _, _, err := add(ctx, db, other, "b", 3, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := add(ctx, db, other, "c", 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			applied.Store(0)
+			var got map[string]eventstore.Loaded[tally]
+			err := db.InTx(ctx, func(tx *sqldb.Tx) (err error) {
+				got, err = a.LoadMany(ctx, tx, []string{"a", "b", "c", "d"})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]eventstore.Loaded[tally]{"a": {State: tally{Sum: 3}, Version: 2}, "b": {State: tally{Sum: 9}, Version: 5},
+				"c": {State: tally{Sum: 1}, Version: 1}, "d": {}}
+			for s, w := range want {
+				if g := got[s]; g.Version != w.Version || g.State.Sum != w.State.Sum || g.State.Seen["Added"] != int(w.Version) {
+					t.Errorf("%s = %+v, want %+v", s, g, w)
+				}
+			}
+			if applied.Load() != 4 { // b's three after its remembered version, c's one
+				t.Errorf("applied %d events, want 4", applied.Load())
+			}
+			for s, v := range map[string]int64{"a": 2, "b": 5, "c": 1} {
+				if got, _ := mem.Version(s); got != v {
+					t.Errorf("%s remembered at %d, want %d", s, got, v)
+				}
+			}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
