@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventmart/eventmart/internal/jsonw"
 	"github.com/eventmart/eventmart/internal/stream"
 )
 
@@ -168,26 +169,11 @@ func (statsAggregator) Encode(v Counters) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonw.AppendString(b, k)
 		b = append(b, ':')
 		b = strconv.AppendInt(b, v[k], 10)
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s as json.Marshal writes it: as it is between
-// quotes when it is printable ASCII needing no escape (as counter names
-// are), else through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string: cannot fail
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 func (statsAggregator) Decode(b []byte) (Counters, error) {

@@ -2,11 +2,11 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/jsonw"
 	"github.com/eventmart/eventmart/internal/outbox"
 	"github.com/eventmart/eventmart/internal/service"
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -214,11 +214,11 @@ func blockJSON(part []*record, i, n int) []byte {
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"chain":`...)
-	b = appendString(b, chainName)
+	b = jsonw.AppendString(b, chainName)
 	b = append(b, `,"prevHash":`...)
-	b = appendString(b, part[0].PrevHash)
+	b = jsonw.AppendString(b, part[0].PrevHash)
 	b = append(b, `,"hash":`...)
-	b = appendString(b, part[len(part)-1].Hash)
+	b = jsonw.AppendString(b, part[len(part)-1].Hash)
 	b = append(b, `,"part":`...)
 	b = strconv.AppendInt(b, int64(i), 10)
 	b = append(b, `,"parts":`...)
@@ -231,17 +231,17 @@ func blockJSON(part []*record, i, n int) []byte {
 		b = append(b, `{"seq":`...)
 		b = strconv.AppendInt(b, r.Seq, 10)
 		b = append(b, `,"eventId":`...)
-		b = appendString(b, r.EventID)
+		b = jsonw.AppendString(b, r.EventID)
 		b = append(b, `,"eventType":`...)
-		b = appendString(b, r.EventType)
+		b = jsonw.AppendString(b, r.EventType)
 		b = append(b, `,"topic":`...)
-		b = appendString(b, r.Topic)
+		b = jsonw.AppendString(b, r.Topic)
 		b = append(b, `,"partition":`...)
 		b = strconv.AppendInt(b, int64(r.Partition), 10)
 		b = append(b, `,"offset":`...)
 		b = strconv.AppendInt(b, r.Offset, 10)
 		b = append(b, `,"key":`...)
-		b = appendString(b, r.Key)
+		b = jsonw.AppendString(b, r.Key)
 		b = append(b, `,"recordedAt":`...)
 		b = strconv.AppendInt(b, r.RecordedAt, 10)
 		b = append(b, `,"envelope":`...)
@@ -249,19 +249,4 @@ func blockJSON(part []*record, i, n int) []byte {
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
-}
-
-// appendString appends s as a JSON string, as encoding/json writes it:
-// printable ASCII other than the quote, the backslash and the HTML
-// characters as it is, anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -128,6 +128,14 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	} else {
 		valid.add(validKey(spec.Type, spec.Version, data))
 	}
+	e := newEnvelope(spec, source, o, data, spec.partitionKey(p))
+	e.raw, e.built = newJSON(e), true
+	return e, nil
+}
+
+// newEnvelope is the envelope New and NewJSON build: a new id, the time
+// now, the origin's ids (or the event's own for a new flow).
+func newEnvelope(spec Spec, source string, o Origin, data []byte, key string) *Envelope {
 	e := &Envelope{
 		Partition:     -1,
 		Offset:        -1,
@@ -140,7 +148,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 		CausationID:   o.CausationID,
 		Data:          data,
 		Metadata:      o.Metadata,
-		Key:           spec.partitionKey(p),
+		Key:           key,
 	}
 	if e.CorrelationID == "" {
 		e.CorrelationID = e.EventID
@@ -148,8 +156,7 @@ func New(source string, o Origin, p Payload) (*Envelope, error) {
 	if e.CausationID == "" {
 		e.CausationID = e.CorrelationID
 	}
-	e.raw, e.built = newJSON(e), true
-	return e, nil
+	return e
 }
 
 // ValidateBuilt makes New validate the payloads it builds against their

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/eventmart/eventmart/internal/jsonw"
 )
 
 // Marshal returns e's JSON form: json.Marshal(e), compact, HTML
@@ -63,41 +64,26 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, `{"eventId":`...)
-	b = appendString(b, e.EventID)
+	b = jsonw.AppendString(b, e.EventID)
 	b = append(b, `,"eventType":`...)
-	b = appendString(b, string(e.EventType))
+	b = jsonw.AppendString(b, string(e.EventType))
 	b = append(b, `,"eventVersion":`...)
-	b = appendString(b, e.EventVersion)
+	b = jsonw.AppendString(b, e.EventVersion)
 	b = append(b, `,"timestamp":"`...)
 	b = ts.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","source":`...)
-	b = appendString(b, e.Source)
+	b = jsonw.AppendString(b, e.Source)
 	b = append(b, `,"correlationId":`...)
-	b = appendString(b, e.CorrelationID)
+	b = jsonw.AppendString(b, e.CorrelationID)
 	b = append(b, `,"causationId":`...)
-	b = appendString(b, e.CausationID)
+	b = jsonw.AppendString(b, e.CausationID)
 	b = append(b, `,"data":`...)
 	b = append(b, e.Data...)
 	b = append(b, `,"metadata":{"userId":`...)
-	b = appendString(b, e.Metadata.UserID)
+	b = jsonw.AppendString(b, e.Metadata.UserID)
 	b = append(b, `,"sessionId":`...)
-	b = appendString(b, e.Metadata.SessionID)
+	b = jsonw.AppendString(b, e.Metadata.SessionID)
 	return append(b, "}}"...), true
-}
-
-// appendString appends s as a JSON string as json.Marshal writes it:
-// printable ASCII other than the quote, the backslash and the HTML
-// characters as it is, anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // compactEscaped reports whether the JSON value d is as json.Marshal
@@ -161,26 +147,7 @@ func NewJSON(source string, o Origin, t Type, key string, data []byte) (*Envelop
 			return nil, fmt.Errorf("event: %w: %s: the JSON is not as json.Marshal writes it (compact, HTML characters escaped)", ErrInvalidPayload, t)
 		}
 	}
-	e := &Envelope{
-		Partition:     -1,
-		Offset:        -1,
-		EventID:       NewID(),
-		EventType:     spec.Type,
-		EventVersion:  spec.Version,
-		Timestamp:     time.Now().UTC().Truncate(time.Microsecond),
-		Source:        source,
-		CorrelationID: o.CorrelationID,
-		CausationID:   o.CausationID,
-		Data:          data,
-		Metadata:      o.Metadata,
-		Key:           key,
-	}
-	if e.CorrelationID == "" {
-		e.CorrelationID = e.EventID
-	}
-	if e.CausationID == "" {
-		e.CausationID = e.CorrelationID
-	}
+	e := newEnvelope(spec, source, o, data, key)
 	// Data the caller got wrong outside the tests is not taken for
 	// compact: Marshal checks it, and encodes the envelope if it is not.
 	e.raw, e.built = newJSON(e), compactEscaped(data)

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/eventmart/eventmart/internal/jsonw"
 )
 
 // Personal data in events is crypto-shredded (docs/security.md, "Erasure
@@ -62,11 +64,11 @@ func (s *Sealed) appendJSON(b []byte) []byte {
 		b = make([]byte, 0, len(s.Enc)+len(s.Kid)+len(s.CT)+len(`{"enc":"","kid":"","ct":""}`))
 	}
 	b = append(b, `{"enc":`...)
-	b = appendString(b, s.Enc)
+	b = jsonw.AppendString(b, s.Enc)
 	b = append(b, `,"kid":`...)
-	b = appendString(b, s.Kid)
+	b = jsonw.AppendString(b, s.Kid)
 	b = append(b, `,"ct":`...)
-	b = appendString(b, s.CT)
+	b = jsonw.AppendString(b, s.CT)
 	return append(b, '}')
 }
 

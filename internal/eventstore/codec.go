@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/jsonw"
 )
 
 // Encode turns a service's domain events into store events: each gets a new
@@ -54,22 +55,7 @@ func OriginMetadata(o event.Origin) json.RawMessage {
 			b = append(b, ',')
 		}
 		b = append(b, f.name...)
-		b = appendString(b, f.value)
+		b = jsonw.AppendString(b, f.value)
 	}
 	return append(b, '}')
-}
-
-// appendString appends s as a JSON string as json.Marshal writes it:
-// printable ASCII other than the quote, the backslash and the HTML
-// characters as it is, anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

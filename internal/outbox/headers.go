@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/internal/jsonw"
 )
 
 // The headers column holds a row's message headers as json.Marshal of
@@ -26,7 +27,7 @@ import (
 func encodeHeaders(hs []bus.Header) (string, error) {
 	n := 2
 	for _, h := range hs {
-		if !plainKey(h.Key) {
+		if !jsonw.Plain(h.Key) {
 			b, err := json.Marshal(hs)
 			return string(b), err
 		}
@@ -52,18 +53,6 @@ func encodeHeaders(hs []bus.Header) (string, error) {
 		b = append(b, `"}`...)
 	}
 	return string(append(b, ']')), nil
-}
-
-// plainKey reports whether json.Marshal writes s as it is between quotes:
-// printable ASCII other than the quote, the backslash and the HTML
-// characters it escapes.
-func plainKey(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // decodeHeaders parses a headers column (see encodeHeaders). A column in
@@ -108,7 +97,7 @@ func cutHeaders(col []byte) ([]bus.Header, bool) {
 		if body, ok = bytes.CutPrefix(body, []byte(`{"Key":"`)); !ok {
 			return nil, false
 		}
-		if key, body, ok = bytes.Cut(body, []byte(`","Value":`)); !ok || !plainKey(string(key)) {
+		if key, body, ok = bytes.Cut(body, []byte(`","Value":`)); !ok || !jsonw.Plain(string(key)) {
 			return nil, false
 		}
 		k, known := headerKeys[string(key)] // no allocation to look up
