@@ -14,14 +14,7 @@ import (
 // back at FULL for the publishes that follow, and the offset committed.
 func TestOffsetCommitLeavesPublishesFullySynchronous(t *testing.T) {
 	ctx := context.Background()
-	b, err := Open(filepath.Join(t.TempDir(), "log.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: "t", Partitions: 1, Retention: time.Hour}}); err != nil {
-		t.Fatal(err)
-	}
+	b := openWithTopic(t)
 	if err := b.Publish(ctx, &bus.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
@@ -54,14 +47,7 @@ func TestOffsetCommitLeavesPublishesFullySynchronous(t *testing.T) {
 // once it falls idle, without a shutdown.
 func TestOffsetCommitsAreSpaced(t *testing.T) {
 	ctx := context.Background()
-	b, err := Open(filepath.Join(t.TempDir(), "log.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: "t", Partitions: 1, Retention: time.Hour}}); err != nil {
-		t.Fatal(err)
-	}
+	b := openWithTopic(t)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	handled := make(chan struct{}, 1)
@@ -97,4 +83,19 @@ func TestOffsetCommitsAreSpaced(t *testing.T) {
 	if got := b.offsetCommits.Load(); got > most || got >= n {
 		t.Errorf("%d offset commits for %d single-record batches in %v, want at most %d", got, n, elapsed, most)
 	}
+}
+
+// openWithTopic opens a log in a temporary directory, closed at the end
+// of the test, with a topic "t" of one partition.
+func openWithTopic(t *testing.T) *Bus {
+	t.Helper()
+	b, err := Open(filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if _, err := b.EnsureTopics(context.Background(), []bus.TopicConfig{{Name: "t", Partitions: 1, Retention: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
