@@ -35,8 +35,10 @@ func TestProcessCPUCountsDescendants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A shell loop that burns at least 300 ms of CPU, then exits; Wait reaps it.
-	cmd := exec.Command("sh", "-c", `end=$(( $(date +%s%N) + 300000000 )); while [ "$(date +%s%N)" -lt "$end" ]; do :; done`)
+	// A shell loop of a fixed amount of work (~0.3 s of CPU here), then it
+	// exits; Wait reaps it. Counted in iterations, not wall time: on a
+	// loaded machine it takes longer but burns the same CPU.
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done`)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +46,7 @@ func TestProcessCPUCountsDescendants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The loop spends most of its 300 ms wall time on CPU (date forks
-	// count too); allow for a loaded machine.
+	// Well under what the loop burns, for a faster machine.
 	if got := after - before; got < 50*time.Millisecond {
 		t.Fatalf("cpu of a reaped busy child = %s, want ≥ 50ms", got)
 	}
