@@ -523,13 +523,7 @@ func testLingerDeadline(t *testing.T, b bus.Bus) {
 	topic := newTopic(t, b, 1)
 	c := newBatches()
 	subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, bus.MaxBatch(1000), bus.Linger(50*time.Millisecond))
-	publish(t, b, msg(topic, "k", 0))
-	c.waitDistinct(t, 1)
-	publish(t, b, msg(topic, "k", 1))
-	c.waitDistinct(t, 2)
-	if got := c.calls(); !slices.Equal(got, []int{1, 1}) {
-		t.Errorf("handler calls of %v records, want [1 1]: each record handed over after the linger, the second published after the first was handled", got)
-	}
+	handsOverAlone(t, b, topic, c, "each record handed over after the linger, the second published after the first was handled")
 }
 
 // Without a linger (the default and Linger(0)) a record is handed over
@@ -539,14 +533,22 @@ func testLingerZero(t *testing.T, b bus.Bus) {
 		topic := newTopic(t, b, 1)
 		c := newBatches()
 		s := subscribe(t, b, uniqueName("g"), []string{topic}, c.handler, opts...)
-		publish(t, b, msg(topic, "k", 0))
-		c.waitDistinct(t, 1)
-		publish(t, b, msg(topic, "k", 1))
-		c.waitDistinct(t, 2)
-		if got := c.calls(); !slices.Equal(got, []int{1, 1}) {
-			t.Errorf("handler calls of %v records, want [1 1]", got)
-		}
+		handsOverAlone(t, b, topic, c, fmt.Sprintf("%d options, no linger", len(opts)))
 		s.stop(t)
+	}
+}
+
+// handsOverAlone publishes a record to topic, the only one, and a second
+// once c's handler got the first, and checks that the handler got each
+// in a call of its own (why says why it should have).
+func handsOverAlone(t *testing.T, b bus.Bus, topic string, c *batches, why string) {
+	t.Helper()
+	publish(t, b, msg(topic, "k", 0))
+	c.waitDistinct(t, 1)
+	publish(t, b, msg(topic, "k", 1))
+	c.waitDistinct(t, 2)
+	if got := c.calls(); !slices.Equal(got, []int{1, 1}) {
+		t.Errorf("handler calls of %v records, want [1 1]: %s", got, why)
 	}
 }
 
