@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -304,33 +305,9 @@ func TestMemory(t *testing.T) {
 			if _, _, err := add(ctx, db, other, "c", 3, nil); err != nil {
 				t.Fatal(err)
 			}
-			applied.Store(0)
-			var got map[string]eventstore.Loaded[tally]
-			err := db.InTx(ctx, func(tx *sqldb.Tx) (err error) {
-				got, err = a.LoadMany(ctx, tx, []string{"a", "b", "c", "d"})
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[string]eventstore.Loaded[tally]{"a": {State: tally{Sum: 3}, Version: 2}, "b": {State: tally{Sum: 4}, Version: 3},
-				"c": {State: tally{Sum: 6}, Version: 3}, "d": {}}
-			for s, w := range want {
-				if g := got[s]; g.Version != w.Version || g.State.Sum != w.State.Sum || g.State.Seen["Added"] != int(w.Version) {
-					t.Errorf("%s = %+v, want %+v", s, g, w)
-				}
-			}
-			if applied.Load() != 4 { // b's third, c's three
-				t.Errorf("applied %d events, want 4", applied.Load())
-			}
-			for s, v := range map[string]int64{"a": 2, "b": 3, "c": 3} {
-				if got, _ := mem.Version(s); got != v {
-					t.Errorf("%s remembered at %d, want %d", s, got, v)
-				}
-			}
-			if _, ok := mem.Version("d"); ok {
-				t.Error("d, without an event, remembered")
-			}
+			loadManyAgrees(t, ctx, db, mem, a, applied, map[string]eventstore.Loaded[tally]{"a": {State: tally{Sum: 3}, Version: 2},
+				"b": {State: tally{Sum: 4}, Version: 3}, "c": {State: tally{Sum: 6}, Version: 3}, "d": {}},
+				4) // b's third, c's three
 		}},
 		{"LoadMany of a snapshotting aggregate reads the remembered streams after their versions", func(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally], applied *atomic.Int64) {
 			for _, s := range []string{"a", "b"} {
@@ -347,30 +324,9 @@ func TestMemory(t *testing.T) {
 			if _, _, err := add(ctx, db, other, "c", 1, nil); err != nil {
 				t.Fatal(err)
 			}
-			applied.Store(0)
-			var got map[string]eventstore.Loaded[tally]
-			err := db.InTx(ctx, func(tx *sqldb.Tx) (err error) {
-				got, err = a.LoadMany(ctx, tx, []string{"a", "b", "c", "d"})
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[string]eventstore.Loaded[tally]{"a": {State: tally{Sum: 3}, Version: 2}, "b": {State: tally{Sum: 9}, Version: 5},
-				"c": {State: tally{Sum: 1}, Version: 1}, "d": {}}
-			for s, w := range want {
-				if g := got[s]; g.Version != w.Version || g.State.Sum != w.State.Sum || g.State.Seen["Added"] != int(w.Version) {
-					t.Errorf("%s = %+v, want %+v", s, g, w)
-				}
-			}
-			if applied.Load() != 4 { // b's three after its remembered version, c's one
-				t.Errorf("applied %d events, want 4", applied.Load())
-			}
-			for s, v := range map[string]int64{"a": 2, "b": 5, "c": 1} {
-				if got, _ := mem.Version(s); got != v {
-					t.Errorf("%s remembered at %d, want %d", s, got, v)
-				}
-			}
+			loadManyAgrees(t, ctx, db, mem, a, applied, map[string]eventstore.Loaded[tally]{"a": {State: tally{Sum: 3}, Version: 2},
+				"b": {State: tally{Sum: 9}, Version: 5}, "c": {State: tally{Sum: 1}, Version: 1}, "d": {}},
+				4) // b's three after its remembered version, c's one
 		}},
 	}
 	for _, c := range cases {
@@ -381,5 +337,39 @@ func TestMemory(t *testing.T) {
 				c.run(t, context.Background(), db, mem, tallies(mem, &applied), &applied)
 			})
 		})
+	}
+}
+
+// loadManyAgrees loads want's streams with a.LoadMany in one transaction
+// and checks each against want (a stream without events: its zero), that
+// applying them took wantApplied events, and that mem then remembers each
+// stream that has events at its version, and no other.
+func loadManyAgrees(t *testing.T, ctx context.Context, db *sqldb.DB, mem *eventstore.Memory[tally], a eventstore.Aggregate[tally],
+	applied *atomic.Int64, want map[string]eventstore.Loaded[tally], wantApplied int64) {
+	t.Helper()
+	streams := slices.Sorted(maps.Keys(want))
+	applied.Store(0)
+	var got map[string]eventstore.Loaded[tally]
+	err := db.InTx(ctx, func(tx *sqldb.Tx) (err error) {
+		got, err = a.LoadMany(ctx, tx, streams)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		w := want[s]
+		if g := got[s]; g.Version != w.Version || g.State.Sum != w.State.Sum || g.State.Seen["Added"] != int(w.Version) {
+			t.Errorf("%s = %+v, want %+v", s, g, w)
+		}
+		v, ok := mem.Version(s)
+		if w.Version == 0 && ok {
+			t.Errorf("%s, without an event, remembered", s)
+		} else if w.Version != 0 && v != w.Version {
+			t.Errorf("%s remembered at %d, want %d", s, v, w.Version)
+		}
+	}
+	if applied.Load() != wantApplied {
+		t.Errorf("applied %d events, want %d", applied.Load(), wantApplied)
 	}
 }
