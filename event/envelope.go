@@ -203,8 +203,9 @@ const MaxEnvelopeSize = 1000 * 1024
 // trailing data, a missing or malformed field (eventId must be a UUID,
 // timestamp RFC 3339, data a JSON object) all fail with a *FieldError naming
 // the field. It does not check the type against the catalog: see Payload.
-// The envelope keeps b, for Marshal to return rather than encode again:
-// b must not be modified afterwards.
+// The envelope keeps b, for Marshal to return rather than encode again,
+// and its Data is b's bytes, not a copy, when b is in the form Marshal
+// writes: b must not be modified afterwards.
 func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, &FieldError{Reason: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(b), MaxEnvelopeSize)}

@@ -239,3 +239,59 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// FuzzMarshalAfterChange: Marshal writes what json.Marshal writes, byte for
+// byte, and fails where it fails (data that is not JSON, a year past
+// 9999), for an envelope decoded from any document and then changed in one
+// field to any value.
+func FuzzMarshalAfterChange(f *testing.F) {
+	own, err := event.New("order-service", event.FromRequest("corr-1", event.Metadata{UserID: "u1"}),
+		&event.InventoryAdjusted{ProductID: "p1", Delta: 3, Reason: "restock"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	doc, err := own.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i, s := range []string{"x", "<b>&</b>", "a\u2028b", "ord\xff\xfeer", "tab\there", "", `{"a":1}`, `{"a": 1}`,
+		`{"n":"<"}`, `not json`, `[1]`, "\"\\u003c\"", "0123456789"} {
+		f.Add(doc, uint8(i), s)
+		f.Add([]byte(validEnvelope), uint8(i), s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, field uint8, s string) {
+		e, err := event.Decode(b)
+		if err != nil {
+			return
+		}
+		switch field % 11 {
+		case 0:
+			e.EventID = s
+		case 1:
+			e.EventType = event.Type(s)
+		case 2:
+			e.EventVersion = s
+		case 3:
+			e.Source = s
+		case 4:
+			e.CorrelationID = s
+		case 5:
+			e.CausationID = s
+		case 6:
+			e.Metadata.UserID = s
+		case 7:
+			e.Metadata.SessionID = s
+		case 8:
+			e.Data = json.RawMessage(s)
+		case 9: // past year 9999 for a long s
+			e.Timestamp = e.Timestamp.AddDate(1000*len(s), 0, 0)
+		case 10:
+			e.Timestamp = e.Timestamp.In(time.FixedZone(s, (len(s)%50-25)*15*60))
+		}
+		got, err := e.Marshal()
+		want, wantErr := json.Marshal(e)
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("field %d set to %q: Marshal gives\n%s (%v)\njson.Marshal\n%s (%v)", field%11, s, got, err, want, wantErr)
+		}
+	})
+}
