@@ -74,7 +74,7 @@ func (s *store) sagas(ctx context.Context, cutoff time.Time, limit int) (map[str
 	inFlight := map[string]int64{StatusPending: 0, StatusConfirmed: 0}
 	var stuck int64
 	rows, err := s.db.Query(ctx, `SELECT status, COUNT(*), SUM(CASE WHEN updated_at <= ? THEN 1 ELSE 0 END) FROM orders
-		WHERE status IN (?, ?) GROUP BY status`, cutoff.UnixMilli(), StatusPending, StatusConfirmed)
+		WHERE `+inFlightSQL+` GROUP BY status`, cutoff.UnixMilli())
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("order: count sagas: %w", err)
 	}
@@ -91,7 +91,7 @@ func (s *store) sagas(ctx context.Context, cutoff time.Time, limit int) (map[str
 		return nil, 0, nil, fmt.Errorf("order: count sagas: %w", err)
 	}
 	sagas, err := sqldb.List(ctx, s.db, `SELECT id, status, correlation_id, created_at, updated_at FROM orders
-		WHERE status IN (?, ?) ORDER BY updated_at, id LIMIT ?`, []any{StatusPending, StatusConfirmed, limit}, func(r sqldb.Scanner) (Saga, error) {
+		WHERE `+inFlightSQL+` ORDER BY updated_at, id LIMIT ?`, []any{limit}, func(r sqldb.Scanner) (Saga, error) {
 		var sg Saga
 		var created, updated int64
 		err := r.Scan(&sg.OrderID, &sg.Status, &sg.CorrelationID, &created, &updated)

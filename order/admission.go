@@ -26,8 +26,8 @@ import (
 // the same backlog (one PostgreSQL database), and a PENDING order always
 // ends (decided, or cancelled by the timeout), so the count cannot leak.
 // It is sampled, not counted per request: the request that finds the last
-// sample older than admitSample reads it again (an index range scan of
-// orders_status); the others use the last sample. Nothing runs while no
+// sample older than admitSample reads it again (a scan of the partial
+// index orders_in_flight); the others use the last sample. Nothing runs while no
 // order is placed.
 
 // admitSample is how often the number of PENDING orders is read again
@@ -109,11 +109,10 @@ func (a *admission) admit(ctx context.Context) error {
 // retryAfter is the Retry-After header value of a shed order.
 func (a *admission) retryAfter() string { return strconv.Itoa(retryAfterShed) }
 
-// countPending counts the PENDING orders (an index range scan of
-// orders_status).
+// countPending counts the PENDING orders (a scan of orders_in_flight).
 func countPending(ctx context.Context, db *sqldb.DB) (int, error) {
 	var n int
-	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM orders WHERE status = ?`, StatusPending).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM orders WHERE `+inFlightSQL+` AND status = '`+StatusPending+`'`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("order: count PENDING orders: %w", err)
 	}
 	return n, nil

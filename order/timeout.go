@@ -79,6 +79,14 @@ const decidedByPipeline = `status <> ? AND reason_code NOT IN (?, ?)`
 
 var pipelineArgs = []any{StatusPending, ReasonTimeout, ReasonCustomerCancelled}
 
+// inFlightSQL is the SQL condition of an order in flight (PENDING or
+// CONFIRMED), word for word the predicate of the partial index
+// orders_in_flight (migration 0003), with literals: SQLite uses a partial
+// index only for a query that names its predicate's terms, and PostgreSQL
+// not in a generic plan of a parameter. A query for one of the statuses
+// adds `status = '…'` to it.
+const inFlightSQL = `status IN ('` + StatusPending + `', '` + StatusConfirmed + `')`
+
 // pendingOrder is a PENDING order, a candidate of the timeout.
 type pendingOrder struct {
 	ID     string
@@ -86,10 +94,11 @@ type pendingOrder struct {
 }
 
 // pendingBefore returns the PENDING orders placed at or before cutoff,
-// oldest first, at most limit (an index range scan of orders_status).
+// oldest first, at most limit (an index range scan of orders_in_flight).
 func pendingBefore(ctx context.Context, db *sqldb.DB, cutoff time.Time, limit int) ([]pendingOrder, error) {
-	out, err := sqldb.List(ctx, db, `SELECT id, created_at FROM orders WHERE status = ? AND created_at <= ? ORDER BY created_at LIMIT ?`,
-		[]any{StatusPending, cutoff.UnixMilli(), limit}, func(r sqldb.Scanner) (pendingOrder, error) {
+	out, err := sqldb.List(ctx, db, `SELECT id, created_at FROM orders WHERE `+inFlightSQL+` AND status = '`+StatusPending+`' AND created_at <= ?
+		ORDER BY created_at LIMIT ?`,
+		[]any{cutoff.UnixMilli(), limit}, func(r sqldb.Scanner) (pendingOrder, error) {
 			var o pendingOrder
 			var ms int64
 			err := r.Scan(&o.ID, &ms)

@@ -210,12 +210,16 @@ func (s *store) list(ctx context.Context, orderID, userID string, limit, offset 
 
 // due returns the orders whose parcel the carrier should move now: shipped
 // (OrderShipped) by dispatchBy and still only labelled, or dispatched by
-// deliverBy. Oldest change first, at most limit.
+// deliverBy. Oldest change first, at most limit. The first condition is
+// word for word the predicate of the partial index shipments_moving
+// (migration 0002), with literals, so that both databases read the
+// shipments in it alone.
 func (s *store) due(ctx context.Context, tx *sqldb.Tx, dispatchBy, deliverBy time.Time, limit int) ([]string, error) {
 	ids, err := sqldb.List(ctx, tx, `SELECT order_id FROM shipments
-		WHERE (status = ? AND shipped_order = 1 AND shipped_at <= ?) OR (status = ? AND dispatched_at <= ?)
+		WHERE status IN ('`+StatusCreated+`', '`+StatusDispatched+`')
+		AND ((status = '`+StatusCreated+`' AND shipped_order = 1 AND shipped_at <= ?) OR (status = '`+StatusDispatched+`' AND dispatched_at <= ?))
 		ORDER BY updated_at, order_id LIMIT ?`,
-		[]any{StatusCreated, dispatchBy.UnixMilli(), StatusDispatched, deliverBy.UnixMilli(), limit}, sqldb.ScanOne[string])
+		[]any{dispatchBy.UnixMilli(), deliverBy.UnixMilli(), limit}, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("shipping: due shipments: %w", err)
 	}

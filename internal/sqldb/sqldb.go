@@ -7,8 +7,11 @@
 // auto-increment bigint primary key), {{BLOB}} (binary) and
 // {{WITHOUT_ROWID}} (after a table's closing parenthesis: on SQLite the
 // rows are stored in the primary key's B-tree alone, one tree written per
-// insert instead of two; nothing on PostgreSQL) for the few places where
-// the two dialects differ.
+// insert instead of two; nothing on PostgreSQL) and {{BRIN}} (after
+// CREATE INDEX … ON table: a BRIN index on PostgreSQL, for a column that
+// grows with the rows' insert order, a few kilobytes kept by summaries of
+// page ranges instead of an entry per row; a B-tree on SQLite, which has
+// no BRIN) for the few places where the two dialects differ.
 package sqldb
 
 import (

@@ -15,6 +15,7 @@ import (
 var migrations = []sqldb.Migration{
 	{Name: "0001_items.sql", SQL: `CREATE TABLE items (id {{ID}}, name TEXT NOT NULL UNIQUE, data {{BLOB}});`},
 	{Name: "0002_count.sql", SQL: `ALTER TABLE items ADD COLUMN n BIGINT NOT NULL DEFAULT 0;`},
+	{Name: "0003_n_index.sql", SQL: `CREATE INDEX items_n ON items {{BRIN}} (n);`},
 }
 
 func exercise(t *testing.T, db *sqldb.DB) {
@@ -30,8 +31,17 @@ func exercise(t *testing.T, db *sqldb.DB) {
 	}
 	var applied int
 	db.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&applied)
-	if applied != 2 {
-		t.Fatalf("%d migrations recorded, want 2", applied)
+	if applied != len(migrations) {
+		t.Fatalf("%d migrations recorded, want %d", applied, len(migrations))
+	}
+	// {{BRIN}}: a BRIN index on PostgreSQL, a B-tree (SQLite's only kind) on SQLite.
+	var kind string
+	q := `SELECT 'btree' FROM sqlite_master WHERE type = 'index' AND name = 'items_n'`
+	if db.Dialect == sqldb.Postgres {
+		q = `SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'items_n'`
+	}
+	if err := db.QueryRow(ctx, q).Scan(&kind); err != nil || kind != map[sqldb.Dialect]string{sqldb.Postgres: "brin", sqldb.SQLite: "btree"}[db.Dialect] {
+		t.Fatalf("index items_n: %q, %v", kind, err)
 	}
 	err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 		for _, name := range []string{"a", "b?", "c"} { // a '?' inside a value is not a placeholder
