@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/internal/httpx"
@@ -90,6 +91,7 @@ func Handler(local http.Handler, localServices map[string]bool, remote map[strin
 	for name, urls := range remote {
 		p := httputil.NewSingleHostReverseProxy(urls[0])
 		p.Transport = NewBalancer(urls, nil)
+		p.BufferPool = proxyBuffers
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			httpx.Logger(r.Context()).WarnContext(r.Context(), "upstream failed", "upstream", name, "error", err)
 			httpx.Error(w, r, upstreamError(name, r, err))
@@ -111,6 +113,33 @@ func Handler(local http.Handler, localServices map[string]bool, remote map[strin
 			httpx.Error(w, r, eventmart.Errorf(eventmart.EUNAVAILABLE, "the %s service is not configured (EVENTMART_SERVICE_URLS)", svc))
 		}
 	})
+}
+
+// proxyBuffers are the buffers the proxies copy response bodies through.
+// Without a pool httputil.ReverseProxy allocates (and zeroes) 32 KiB for
+// every response, however small: most of the gateway's allocated bytes
+// under load, and the collections they cause.
+var proxyBuffers httputil.BufferPool = &bufferPool{}
+
+// bufferPool is an httputil.BufferPool of proxyBufferSize buffers.
+type bufferPool struct{ p sync.Pool }
+
+// proxyBufferSize is httputil.ReverseProxy's own buffer size.
+const proxyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, proxyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != proxyBufferSize { // not one of ours
+		return
+	}
+	buf = buf[:proxyBufferSize]
+	b.p.Put(&buf)
 }
 
 // upstreamError is the answer to a request proxied to service that failed

@@ -3,10 +3,13 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,5 +93,40 @@ func TestProxiedFailuresSayWhetherTheOutcomeIsKnown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Proxied bodies arrive whole and unmixed while the proxies share their
+// copy buffers (a pool): many at once, smaller and larger than a buffer.
+func TestProxiedBodiesSurviveSharedBuffers(t *testing.T) {
+	body := func(n int) string { return strings.Repeat(string(rune('a'+n%26)), 1+n*997) }
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if _, err := fmt.Sscan(r.URL.Query().Get("n"), &n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, body(n))
+	}))
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	h := gateway.Handler(http.NotFoundHandler(), nil, map[string][]*url.URL{"order": {u}})
+
+	const requests = 64 // up to 63 KiB each: larger than one 32 KiB buffer
+	errs := make(chan error, requests)
+	var wg sync.WaitGroup
+	for n := range requests {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/api/v1/orders?n=%d", n), nil))
+			if got, want := rec.Body.String(), body(n); rec.Code != http.StatusOK || got != want {
+				errs <- fmt.Errorf("request %d: status %d, %d bytes, want 200 and %d bytes of %q", n, rec.Code, len(got), len(want), want[:1])
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
