@@ -104,6 +104,10 @@ func ValidatePayload(t Type, v string, data []byte) error {
 	if valid.has(key) {
 		return nil
 	}
+	if q := quickSchemaOf(t, v); q != nil && quickValid(q, data) {
+		valid.add(key)
+		return nil
+	}
 	s, err := compiledSchema(t, v)
 	if err != nil {
 		return err
