@@ -56,6 +56,10 @@ type tokenRow struct {
 
 type knownOrder struct {
 	owner, etag string
+	// final: the order's status is final (SHIPPED or CANCELLED), so a GET
+	// held until it is (Prefer: until=final) naming etag is answered at
+	// once.
+	final bool
 	// unheard: the commit that placed the order, answered by this
 	// instance's POST, is still to be heard of (PostgreSQL's NOTIFY comes
 	// after the answer). That hearing is no change of what was answered:
@@ -72,28 +76,29 @@ func (k *known) watch(id string) (<-chan struct{}, func(), uint64) {
 	return ch, release, k.epoch
 }
 
-// hold returns the owner and ETag remembered of order id, and a watch of
-// its next change, if an entry is remembered and matches(ETag) holds;
-// ok is false otherwise (and nothing is watched).
-func (k *known) hold(id string, matches func(etag string) bool) (owner, etag string, changed <-chan struct{}, release func(), ok bool) {
+// hold returns what is remembered of order id (its owner, ETag and
+// whether it is final), and a watch of its next change, if an entry is
+// remembered and matches(ETag) holds; ok is false otherwise (and nothing
+// is watched).
+func (k *known) hold(id string, matches func(etag string) bool) (e knownOrder, changed <-chan struct{}, release func(), ok bool) {
 	if !k.trusted() {
-		return "", "", nil, nil, false
+		return knownOrder{}, nil, nil, false
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	e, ok := k.m[id]
+	e, ok = k.m[id]
 	if !ok || !matches(e.etag) {
-		return "", "", nil, nil, false
+		return knownOrder{}, nil, nil, false
 	}
 	changed, release = k.hub.Watch(id)
-	return e.owner, e.etag, changed, release, true
+	return e, changed, release, true
 }
 
 // remember notes that order id, owned by owner, read after the watch
-// changed was taken in epoch, is represented by etag — unless the order
-// changed since (changed was woken), notifications may have been missed
-// since (epoch), or changes are not all heard of.
-func (k *known) remember(id, owner, etag string, changed <-chan struct{}, epoch uint64) {
+// changed was taken in epoch, is represented by etag, its status final or
+// not — unless the order changed since (changed was woken), notifications
+// may have been missed since (epoch), or changes are not all heard of.
+func (k *known) remember(id, owner, etag string, final bool, changed <-chan struct{}, epoch uint64) {
 	if !k.trusted() {
 		return
 	}
@@ -109,7 +114,7 @@ func (k *known) remember(id, owner, etag string, changed <-chan struct{}, epoch 
 	}
 	// An order whose placing is still to be heard of keeps waiting for
 	// that hearing: this read came after the placing.
-	k.put(id, knownOrder{owner, etag, k.m[id].unheard})
+	k.put(id, knownOrder{owner: owner, etag: etag, final: final, unheard: k.m[id].unheard})
 }
 
 // put remembers e as order id's entry; k.mu is held.
@@ -155,7 +160,7 @@ func (k *known) placed(id, owner, etag string, epoch uint64) {
 	if etag == "" || heard > 1 || epoch != k.epoch || !k.trusted() {
 		return
 	}
-	k.put(id, knownOrder{owner, etag, heard == 0})
+	k.put(id, knownOrder{owner: owner, etag: etag, unheard: heard == 0}) // a new order: PENDING
 }
 
 // committed notes that this instance is writing row, order id's orders

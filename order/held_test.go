@@ -16,29 +16,29 @@ func TestKnownRemembersOnlyWhatNoChangeOvertook(t *testing.T) {
 
 	ch, release, epoch := k.watch("o1")
 	k.changed("o1") // committed between the read and its answer
-	k.remember("o1", "u1", `"a"`, ch, epoch)
+	k.remember("o1", "u1", `"a"`, false, ch, epoch)
 	release()
-	if _, _, _, _, ok := k.hold("o1", is(`"a"`)); ok {
+	if _, _, _, ok := k.hold("o1", is(`"a"`)); ok {
 		t.Fatal("an answer overtaken by a change was remembered")
 	}
 
 	ch, release, epoch = k.watch("o1")
 	k.reset() // changes may have been missed
-	k.remember("o1", "u1", `"a"`, ch, epoch)
+	k.remember("o1", "u1", `"a"`, false, ch, epoch)
 	release()
 	if k.size() != 0 {
 		t.Fatal("an answer read before a reset was remembered")
 	}
 
 	ch, release, epoch = k.watch("o1")
-	k.remember("o1", "u1", `"a"`, ch, epoch)
+	k.remember("o1", "u1", `"a"`, false, ch, epoch)
 	release()
-	if _, _, _, _, ok := k.hold("o1", is(`"b"`)); ok {
+	if _, _, _, ok := k.hold("o1", is(`"b"`)); ok {
 		t.Fatal("held on an ETag other than the one remembered")
 	}
-	owner, etag, held, releaseHeld, ok := k.hold("o1", is(`"a"`))
-	if !ok || owner != "u1" || etag != `"a"` {
-		t.Fatalf("hold = %q %q %v, want u1 \"a\" true", owner, etag, ok)
+	e, held, releaseHeld, ok := k.hold("o1", is(`"a"`))
+	if !ok || e.owner != "u1" || e.etag != `"a"` || e.final {
+		t.Fatalf("hold = %+v %v, want u1 \"a\" not final, true", e, ok)
 	}
 	defer releaseHeld()
 	k.changed("o1")
@@ -47,13 +47,23 @@ func TestKnownRemembersOnlyWhatNoChangeOvertook(t *testing.T) {
 	default:
 		t.Fatal("the held GET was not woken by the change")
 	}
-	if _, _, _, _, ok := k.hold("o1", is(`"a"`)); ok {
+	if _, _, _, ok := k.hold("o1", is(`"a"`)); ok {
 		t.Fatal("a changed order is still known")
 	}
 
+	ch, release, epoch = k.watch("o3")
+	k.remember("o3", "u1", `"f"`, true, ch, epoch) // a final order
+	release()
+	if e, _, releaseHeld, ok := k.hold("o3", is(`"f"`)); !ok || !e.final {
+		t.Fatalf("hold of a final order = %+v %v, want final", e, ok)
+	} else {
+		releaseHeld()
+	}
+	k.changed("o3")
+
 	trusted = false // changes may go unheard: nothing is known
 	ch, release, epoch = k.watch("o2")
-	k.remember("o2", "u1", `"a"`, ch, epoch)
+	k.remember("o2", "u1", `"a"`, false, ch, epoch)
 	release()
 	if k.size() != 0 {
 		t.Fatal("remembered while changes may go unheard")
@@ -71,17 +81,17 @@ func TestKnownPlacedAwaitsItsOwnCommitOnce(t *testing.T) {
 	epoch := k.placing("heard") // SQLite: heard at commit
 	k.changed("heard")
 	k.placed("heard", "u1", `"a"`, epoch)
-	if _, _, _, _, ok := k.hold("heard", is(`"a"`)); !ok {
+	if _, _, _, ok := k.hold("heard", is(`"a"`)); !ok {
 		t.Fatal("a placed order heard of at commit was not remembered")
 	}
 	k.changed("heard")
-	if _, _, _, _, ok := k.hold("heard", is(`"a"`)); ok {
+	if _, _, _, ok := k.hold("heard", is(`"a"`)); ok {
 		t.Fatal("a change after the placing did not forget it")
 	}
 
 	epoch = k.placing("later") // PostgreSQL: the NOTIFY comes after the answer
 	k.placed("later", "u1", `"a"`, epoch)
-	_, _, held, release, ok := k.hold("later", is(`"a"`))
+	_, held, release, ok := k.hold("later", is(`"a"`))
 	if !ok {
 		t.Fatal("a placed order still to be heard of was not remembered")
 	}
@@ -92,11 +102,11 @@ func TestKnownPlacedAwaitsItsOwnCommitOnce(t *testing.T) {
 	default:
 	}
 	release()
-	if _, _, _, _, ok := k.hold("later", is(`"a"`)); !ok {
+	if _, _, _, ok := k.hold("later", is(`"a"`)); !ok {
 		t.Fatal("the placing's own commit forgot the order")
 	}
 	k.changed("later") // a change
-	if _, _, _, _, ok := k.hold("later", is(`"a"`)); ok {
+	if _, _, _, ok := k.hold("later", is(`"a"`)); ok {
 		t.Fatal("a change after the placing's commit did not forget it")
 	}
 

@@ -408,13 +408,18 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 // If-None-Match naming it the answer is 304 Not Modified, and with
 // "Prefer: wait=N" as well (N ≤ 30 seconds) it is held until the order
 // changes or N seconds pass: clients follow an order's saga with one
-// request per change instead of polling. With ?asOf=<RFC 3339 time> it is
-// the order as it was at that instant, folded from its stream (404 before
-// it was placed), without ETag or waiting.
+// request per change instead of polling. With "Prefer: wait=N,
+// until=final" (If-None-Match or not) it is held instead until the order's
+// status is final (finalStatus) or N seconds pass — a change to another
+// status does not end it — and answered as a plain conditional GET then:
+// a client that wants only the outcome asks once. With ?asOf=<RFC 3339
+// time> it is the order as it was at that instant, folded from its stream
+// (404 before it was placed), without ETag or waiting.
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	wait := httpx.PreferWait(r)
-	held := wait > 0 && r.Header.Get("If-None-Match") != ""
-	if held && !r.URL.Query().Has("asOf") && s.holdKnown(w, r, wait) {
+	untilFinal := wait > 0 && preferUntilFinal(r)
+	held := wait > 0 && (untilFinal || r.Header.Get("If-None-Match") != "")
+	if held && !r.URL.Query().Has("asOf") && s.holdKnown(w, r, wait, untilFinal) {
 		return
 	}
 	// The GET watches the order before reading it: a change committed in
@@ -446,15 +451,26 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		httpx.JSON(w, http.StatusOK, then)
 		return
 	}
+	if o.ID != pathID { // changed and epoch watch another id
+		changed = nil
+	}
+	if untilFinal && !finalStatus(o.Status) {
+		// Not represented: only the final status is answered before the
+		// deadline.
+		s.answerFinal(w, r, o.ID, wait, changed)
+		return
+	}
 	rep, err := s.represent(r.Context(), o)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	if o.ID == pathID {
-		s.known.remember(o.ID, o.UserID, rep.ETag, changed, epoch)
+	if changed != nil {
+		s.known.remember(o.ID, o.UserID, rep.ETag, finalStatus(o.Status), changed, epoch)
 	}
-	if held && httpx.NoneMatch(r, rep.ETag) {
+	if untilFinal {
+		w.Header().Set("Preference-Applied", untilFinalApplied)
+	} else if held && httpx.NoneMatch(r, rep.ETag) {
 		if rep, err = s.awaitChange(r.Context(), o.ID, rep, wait, changed); err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -467,23 +483,33 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 // holdKnown answers a held GET without reading the order first when this
 // instance knows (known) that the order is still what the request's
 // If-None-Match names and that the caller may see it: it waits for the
-// order's next change and reads it then. It returns false, having answered
+// order's next change (untilFinal: for its final status, answering at once
+// if it is final) and reads it then. It returns false, having answered
 // nothing, when it does not know; handleGet then reads the order.
-func (s *Service) holdKnown(w http.ResponseWriter, r *http.Request, wait time.Duration) bool {
+func (s *Service) holdKnown(w http.ResponseWriter, r *http.Request, wait time.Duration, untilFinal bool) bool {
 	caller, err := auth.Require(r.Context())
 	if err != nil {
 		return false // handleGet answers the error
 	}
 	id := r.PathValue("id")
-	owner, etag, changed, release, ok := s.known.hold(id, func(etag string) bool { return httpx.NoneMatch(r, etag) })
+	e, changed, release, ok := s.known.hold(id, func(etag string) bool { return httpx.NoneMatch(r, etag) })
 	if !ok {
 		return false
 	}
 	defer release()
-	if !caller.Can(owner) {
+	if !caller.Can(e.owner) {
 		return false // handleGet answers "not found", as for any order the caller may not see
 	}
-	rep, err := s.awaitChange(r.Context(), id, httpx.Representation{ETag: etag}, wait, changed)
+	if untilFinal {
+		if e.final { // the caller has the final representation
+			w.Header().Set("Preference-Applied", untilFinalApplied)
+			httpx.Representation{ETag: e.etag}.Write(w, r, http.StatusOK) // 304
+			return true
+		}
+		s.answerFinal(w, r, id, wait, changed)
+		return true
+	}
+	rep, err := s.awaitChange(r.Context(), id, httpx.Representation{ETag: e.etag}, wait, changed)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return true
@@ -491,6 +517,135 @@ func (s *Service) holdKnown(w http.ResponseWriter, r *http.Request, wait time.Du
 	w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	rep.Write(w, r, http.StatusOK) // unchanged: 304, whose answer has no body
 	return true
+}
+
+// untilFinalPref=untilFinalValue is the preference (RFC 7240) that holds a GET of an order
+// until its status is final: "Prefer: wait=N, until=final". A separate
+// preference rather than a parameter of wait ("wait=N; until=final"),
+// which releases before this one read as no wait at all; and not a query
+// parameter, which they refuse (400): to them it is an unknown preference,
+// ignored, and the GET is held until the next change as before.
+const untilFinalPref, untilFinalValue = "until", "final"
+
+// untilFinalApplied is the Preference-Applied of a GET answered under
+// until=final: the preference is named whether the GET was held or the
+// order was final already, so that a client can tell this release from an
+// older one by any answer.
+const untilFinalApplied = "until=final"
+
+// preferUntilFinal reports whether the request asks to be held until the
+// order's status is final (Prefer: until=final).
+func preferUntilFinal(r *http.Request) bool {
+	v, ok := httpx.Preference(r, untilFinalPref)
+	return ok && strings.EqualFold(v, untilFinalValue)
+}
+
+// finalStatus reports whether an order with status can no longer change
+// status: SHIPPED or CANCELLED (docs/saga.md). Its representation can
+// still change (the customer's name or e-mail follows the user's profile).
+func finalStatus(status string) bool {
+	return status == StatusShipped || status == StatusCancelled
+}
+
+// answerFinal answers a GET of order id held until its status is final
+// (Prefer: until=final; the caller may see the order) with the order once
+// it is final, or as it is after wait: 304 if the request's If-None-Match
+// names it then. changed, if not nil, is a watch of id taken before the
+// order was last read or known, not final: the first wait is on it.
+func (s *Service) answerFinal(w http.ResponseWriter, r *http.Request, id string, wait time.Duration, changed <-chan struct{}) {
+	rep, err := s.awaitFinal(r.Context(), id, wait, changed)
+	if r.Context().Err() != nil {
+		return // the client is gone: nobody to answer
+	}
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second))+", "+untilFinalApplied)
+	rep.Write(w, r, http.StatusOK)
+}
+
+// awaitFinal waits up to wait for order id's status to be final and
+// returns its representation then, or, after wait, its current one.
+// changed, if not nil, is a watch of id taken before the order was read
+// (or known) not final: the first wait is on it, without reading the order
+// again. Only a final order is represented (opened and encoded); a change
+// to another status costs a read.
+func (s *Service) awaitFinal(ctx context.Context, id string, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	woken := false
+	for {
+		rep, done, err := s.awaitFinalOnce(ctx, id, deadline.C, changed, &woken)
+		if done || err != nil {
+			return rep, err
+		}
+		changed = nil
+	}
+}
+
+// awaitFinalOnce reads order id (unless changed, a watch taken before it
+// was read not final, is given) and, while it is not final, waits for a
+// notification or the recheck; done reports the final order (rep), the
+// deadline (rep: the order read then) or the end of ctx (its error).
+// *woken is as for awaitOnce.
+func (s *Service) awaitFinalOnce(ctx context.Context, id string, deadline <-chan time.Time, changed <-chan struct{}, woken *bool) (rep httpx.Representation, done bool, err error) {
+	if changed == nil {
+		// Watch before reading, so a change committed in between wakes us.
+		var release func()
+		var epoch uint64
+		changed, release, epoch = s.known.watch(id)
+		defer release()
+		var o *Order
+		if *woken {
+			o, err = s.heardOrOrder(ctx, id)
+		} else {
+			o, err = s.store.order(ctx, s.d.DB, id)
+		}
+		if err != nil {
+			return rep, true, err
+		}
+		if finalStatus(o.Status) {
+			if rep, err = s.represent(ctx, o); err == nil {
+				s.known.remember(id, o.UserID, rep.ETag, true, changed, epoch)
+			}
+			return rep, true, err
+		}
+	}
+	var recheck <-chan time.Time // nil: never
+	if d := s.recheckAfter(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		recheck = t.C
+	}
+	*woken = false
+	select {
+	case <-changed:
+		*woken = true
+	case <-recheck:
+	case <-deadline:
+		rep, err = s.current(ctx, id)
+		return rep, true, err
+	case <-ctx.Done():
+		return rep, true, ctx.Err()
+	}
+	return rep, false, nil
+}
+
+// current reads order id and returns its representation, remembering it
+// (known).
+func (s *Service) current(ctx context.Context, id string) (httpx.Representation, error) {
+	changed, release, epoch := s.known.watch(id)
+	defer release()
+	o, err := s.store.order(ctx, s.d.DB, id)
+	if err != nil {
+		return httpx.Representation{}, err
+	}
+	rep, err := s.represent(ctx, o)
+	if err == nil {
+		s.known.remember(id, o.UserID, rep.ETag, finalStatus(o.Status), changed, epoch)
+	}
+	return rep, err
 }
 
 // represent is o as GET /orders/{id} answers it, opened, with its ETag.
@@ -572,7 +727,7 @@ func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representa
 		if cur, err = s.represent(ctx, o); err != nil {
 			return cur, true, err
 		}
-		s.known.remember(id, o.UserID, cur.ETag, changed, epoch)
+		s.known.remember(id, o.UserID, cur.ETag, finalStatus(o.Status), changed, epoch)
 		if cur.ETag != rep.ETag {
 			return cur, true, nil
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/eventmart/eventmart/catalog"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/event/eventmsg"
+	"github.com/eventmart/eventmart/gateway"
 	"github.com/eventmart/eventmart/internal/app"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/auth"
@@ -1461,9 +1464,10 @@ func TestPlacedOrderETagHoldsWithoutReading(t *testing.T) {
 
 // heldAnswer is what a held GET of an order answered.
 type heldAnswer struct {
-	status int
-	etag   string
-	order  order.Order
+	status  int
+	etag    string
+	applied string // Preference-Applied (holdUntilFinal)
+	order   order.Order
 }
 
 // holdGet sends a GET of path held up to 30 s while the order is still
@@ -1619,5 +1623,197 @@ func TestAnotherInstancesUserChangeIsHeard(t *testing.T) {
 	h.Eventually("the first instance forgets ann's row", func() bool { return !order.UserRemembered(first, "ann") })
 	if status, _, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), nil); status != http.StatusForbidden {
 		t.Errorf("POST on the first instance after the deactivation on the second: %d %s, want 403", status, b)
+	}
+}
+
+// untilFinal is what a client that wants only an order's outcome sends.
+const untilFinal = "wait=30, until=final"
+
+// holdUntilFinal sends, to base (h's server if empty), a GET of path held
+// until the order is final (If-None-Match etag, if not empty), and
+// delivers its answer, with its Preference-Applied, on the channel it
+// returns.
+func holdUntilFinal(t *testing.T, h *apptest.Harness, base, path, tok, etag string) <-chan heldAnswer {
+	if base == "" {
+		base = h.Server.URL
+	}
+	held := make(chan heldAnswer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Prefer", untilFinal)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		var a heldAnswer
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			a.applied = err.Error()
+			held <- a
+			return
+		}
+		defer resp.Body.Close()
+		a.status, a.etag, a.applied = resp.StatusCode, resp.Header.Get("ETag"), resp.Header.Get("Preference-Applied")
+		json.NewDecoder(resp.Body).Decode(&a.order)
+		held <- a
+	}()
+	return held
+}
+
+// TestGetHeldUntilFinal: a GET with Prefer: until=final is held while the
+// order moves to statuses that are not final — PENDING to CONFIRMED does
+// not end it — and answers once it is SHIPPED (or CANCELLED), with the
+// order as it is then, whether or not it named an ETag; the answer says
+// so (Preference-Applied). On SQLite as on PostgreSQL.
+func TestGetHeldUntilFinal(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t)
+	svc := h.App.Service(order.Name)
+	tok := h.Token("cust-1", "customer")
+	s := place(t, h, tok)
+	path := orderPath + "/" + s.id
+	status, hdr, _ := do(t, h, "GET", path, tok, nil, nil)
+	pending := hdr.Get("ETag")
+	if status != http.StatusOK || pending == "" {
+		t.Fatalf("GET: %d, ETag %q", status, pending)
+	}
+	onETag := holdUntilFinal(t, h, "", path, tok, pending)
+	noETag := holdUntilFinal(t, h, "", path, tok, "")
+	// Both held (one watch of the order) before the saga moves on.
+	h.Eventually("the GETs held", func() bool { return order.Watched(svc) == 1 })
+	s.paid(s.reserved())
+	s.waitStatus("CONFIRMED")
+	s.labelled(s.created)
+	want := s.waitStatus("SHIPPED")
+	for name, held := range map[string]<-chan heldAnswer{"on the ETag": onETag, "without ETag": noETag} {
+		a := <-held
+		if a.status != http.StatusOK || a.order.Status != "SHIPPED" || a.order.TrackingNumber != want.TrackingNumber || a.etag == "" || a.etag == pending {
+			t.Fatalf("GET held until final %s: %d %+v, ETag %q (was %q)", name, a.status, a.order, a.etag, pending)
+		}
+		if a.applied != "wait=30, until=final" {
+			t.Errorf("GET held until final %s: Preference-Applied %q", name, a.applied)
+		}
+	}
+
+	// A cancellation is final too.
+	c := place(t, h, tok)
+	cancelled := holdUntilFinal(t, h, "", orderPath+"/"+c.id, tok, "")
+	h.Eventually("the GET held", func() bool { return order.Watched(svc) == 1 })
+	if err := order.CancelAsCustomer(context.Background(), svc, c.id); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-cancelled; a.status != http.StatusOK || a.order.Status != "CANCELLED" || a.order.ReasonCode != "customer-cancelled" {
+		t.Fatalf("GET held until final, after the cancellation: %d %+v", a.status, a.order)
+	}
+}
+
+// TestGetUntilFinalOfAFinalOrderAnswersAtOnce: a GET held until final of
+// an order that is final already is answered at once, not held
+// (Preference-Applied names until=final but no wait): 304 when its
+// If-None-Match names the order as it is — remembered by the instance or
+// read — 200 with the order otherwise. Someone else's order stays not
+// found.
+func TestGetUntilFinalOfAFinalOrderAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t)
+	tok := h.Token("cust-1", "customer")
+	s := place(t, h, tok)
+	path := orderPath + "/" + s.id
+	_, hdr, _ := do(t, h, "GET", path, tok, nil, nil)
+	pending := hdr.Get("ETag")
+	if err := order.CancelAsCustomer(context.Background(), h.App.Service(order.Name), s.id); err != nil {
+		t.Fatal(err)
+	}
+	s.waitStatus("CANCELLED")
+	status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": pending, "Prefer": untilFinal})
+	final := hdr.Get("ETag")
+	var o order.Order
+	json.Unmarshal(b, &o)
+	if status != http.StatusOK || o.Status != "CANCELLED" || final == "" || final == pending || hdr.Get("Preference-Applied") != "until=final" {
+		t.Fatalf("GET until final on the PENDING ETag of a cancelled order: %d %+v, ETag %q, Preference-Applied %q", status, o, final, hdr.Get("Preference-Applied"))
+	}
+	for _, hs := range []map[string]string{
+		{"Prefer": untilFinal},
+		{"Prefer": "until=final, wait=30"},
+	} {
+		if status, hdr, _ := do(t, h, "GET", path, tok, nil, hs); status != http.StatusOK || hdr.Get("ETag") != final || hdr.Get("Preference-Applied") != "until=final" {
+			t.Fatalf("GET until final (%q) of a cancelled order: %d, ETag %q, Preference-Applied %q", hs, status, hdr.Get("ETag"), hdr.Get("Preference-Applied"))
+		}
+	}
+	// On its own ETag: not modified. Twice: the second is answered by what
+	// the instance remembers of the first (known), the first perhaps too.
+	for range 2 {
+		status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": final, "Prefer": untilFinal})
+		if status != http.StatusNotModified || len(b) != 0 || hdr.Get("ETag") != final || hdr.Get("Preference-Applied") != "until=final" {
+			t.Fatalf("GET until final on the final ETag: %d %q, ETag %q, Preference-Applied %q", status, b, hdr.Get("ETag"), hdr.Get("Preference-Applied"))
+		}
+	}
+	if status, _, _ := do(t, h, "GET", path, h.Token("cust-2", "customer"), nil, map[string]string{"If-None-Match": final, "Prefer": untilFinal}); status != http.StatusNotFound {
+		t.Fatalf("another customer's GET until final: %d", status)
+	}
+	// Without wait, until=final is no hold: a plain GET.
+	if status, hdr, _ := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": final, "Prefer": "until=final"}); status != http.StatusNotModified || hdr.Get("Preference-Applied") != "" {
+		t.Fatalf("GET with until=final and no wait: %d, Preference-Applied %q", status, hdr.Get("Preference-Applied"))
+	}
+}
+
+// TestGetUntilFinalTimesOutWithTheOrderAsItIs: a GET held until final
+// that times out answers the order as it is then: 304 if its
+// If-None-Match names that, 200 with the order (CONFIRMED, not final)
+// otherwise — the order changed since the ETag named, but not to a final
+// status, so the GET was held to the end of its wait.
+func TestGetUntilFinalTimesOutWithTheOrderAsItIs(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t)
+	tok := h.Token("cust-1", "customer")
+	s := place(t, h, tok)
+	path := orderPath + "/" + s.id
+	_, hdr, _ := do(t, h, "GET", path, tok, nil, nil)
+	pending := hdr.Get("ETag")
+	status, hdr, _ := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": pending, "Prefer": "wait=1, until=final"})
+	if status != http.StatusNotModified || hdr.Get("ETag") != pending || hdr.Get("Preference-Applied") != "wait=1, until=final" {
+		t.Fatalf("GET until final of an unchanged order, timed out: %d, ETag %q (was %q), Preference-Applied %q", status, hdr.Get("ETag"), pending, hdr.Get("Preference-Applied"))
+	}
+	s.paid(s.reserved())
+	confirmed := s.waitStatus("CONFIRMED")
+	status, hdr, b := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": pending, "Prefer": "wait=1, until=final"})
+	var o order.Order
+	json.Unmarshal(b, &o)
+	if status != http.StatusOK || !reflect.DeepEqual(o, confirmed) || hdr.Get("ETag") == pending || hdr.Get("Preference-Applied") != "wait=1, until=final" {
+		t.Fatalf("GET until final on the PENDING ETag of a CONFIRMED order, timed out: %d %+v, ETag %q (was %q), Preference-Applied %q", status, o, hdr.Get("ETag"), pending, hdr.Get("Preference-Applied"))
+	}
+	status, hdr2, _ := do(t, h, "GET", path, tok, nil, map[string]string{"If-None-Match": hdr.Get("ETag"), "Prefer": "wait=1, until=final"})
+	if status != http.StatusNotModified || hdr2.Get("ETag") != hdr.Get("ETag") {
+		t.Fatalf("GET until final on the CONFIRMED ETag, timed out: %d, ETag %q (was %q)", status, hdr2.Get("ETag"), hdr.Get("ETag"))
+	}
+}
+
+// TestGetUntilFinalThroughTheGateway: a gateway that proxies the order
+// service (distributed mode) passes the preference on and its
+// Preference-Applied back: the GET is held there until the order ships.
+func TestGetUntilFinalThroughTheGateway(t *testing.T) {
+	t.Parallel()
+	h, _ := start(t)
+	svc := h.App.Service(order.Name)
+	upstream, err := url.Parse(h.Server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(gateway.Handler(http.NotFoundHandler(), nil, map[string][]*url.URL{order.Name: {upstream}}))
+	defer gw.Close()
+	tok := h.Token("cust-1", "customer")
+	status, hdr, b := do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), nil)
+	var o order.Order
+	if err := json.Unmarshal(b, &o); status != http.StatusAccepted || err != nil || hdr.Get("ETag") == "" {
+		t.Fatalf("POST: %d %s", status, b)
+	}
+	s := &saga{t: t, h: h, token: tok, id: o.ID, created: h.Events.Wait(t, "OrderCreated", apptest.Keyed(o.ID))}
+	held := holdUntilFinal(t, h, gw.URL, orderPath+"/"+o.ID, tok, hdr.Get("ETag"))
+	h.Eventually("the GET held", func() bool { return order.Watched(svc) == 1 })
+	s.paid(s.reserved())
+	s.labelled(s.created)
+	a := <-held
+	if a.status != http.StatusOK || a.order.Status != "SHIPPED" || a.applied != "wait=30, until=final" {
+		t.Fatalf("GET until final through the gateway: %d %+v, Preference-Applied %q", a.status, a.order, a.applied)
 	}
 }

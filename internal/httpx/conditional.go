@@ -88,3 +88,22 @@ func PreferWait(r *http.Request) time.Duration {
 	}
 	return 0
 }
+
+// Preference returns the value of the preference name (RFC 7240: its
+// token compared without regard to case, its value unquoted, its
+// parameters after ";" dropped) in the request's Prefer headers, and
+// whether the request names it. A preference the server does not know is
+// ignored, as RFC 7240 requires, so a client may send a new one to an
+// older server.
+func Preference(r *http.Request, name string) (string, bool) {
+	for _, h := range r.Header.Values("Prefer") {
+		for _, p := range strings.Split(h, ",") {
+			p, _, _ = strings.Cut(p, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), name) {
+				return strings.Trim(strings.TrimSpace(v), `"`), true
+			}
+		}
+	}
+	return "", false
+}

@@ -14,6 +14,7 @@ func TestPreferWait(t *testing.T) {
 		{nil, 0},
 		{[]string{"wait=5"}, 5 * time.Second},
 		{[]string{"respond-async, wait=10"}, 10 * time.Second},
+		{[]string{"wait=20, until=final"}, 20 * time.Second}, // as an older release reads the order's hold until final
 		{[]string{"return=minimal", "Wait = 3"}, 3 * time.Second},
 		{[]string{"wait=3600"}, MaxWait},
 		{[]string{"wait=-1"}, 0},
@@ -26,6 +27,30 @@ func TestPreferWait(t *testing.T) {
 		}
 		if got := PreferWait(r); got != c.want {
 			t.Errorf("Prefer %q: wait %v, want %v", c.prefer, got, c.want)
+		}
+	}
+}
+
+func TestPreference(t *testing.T) {
+	for _, c := range []struct {
+		prefer []string
+		value  string
+		ok     bool
+	}{
+		{nil, "", false},
+		{[]string{"wait=20"}, "", false},
+		{[]string{"wait=20, until=final"}, "final", true},
+		{[]string{"wait=20", "Until = \"final\""}, "final", true},
+		{[]string{"until=final; because=tests, wait=5"}, "final", true},
+		{[]string{"until"}, "", true},
+		{[]string{"untilx=final"}, "", false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for _, p := range c.prefer {
+			r.Header.Add("Prefer", p)
+		}
+		if v, ok := Preference(r, "until"); v != c.value || ok != c.ok {
+			t.Errorf("Prefer %q: until %q %v, want %q %v", c.prefer, v, ok, c.value, c.ok)
 		}
 	}
 }

@@ -165,12 +165,19 @@ func (c *client) doWith(ctx context.Context, method, path, token, idemKey string
 	return etag, nil
 }
 
-// followWait is how long a conditional GET asks to be held (seconds).
+// followWait is how long a GET of an order asks to be held (seconds).
 const followWait = "20"
 
-// follow GETs path, conditionally on etag if it is not empty, asking the
-// service to hold the request until the resource changes. It decodes a
-// 200's body into out and returns the resource's current entity tag; a 304
+// followPrefer asks the service to hold a GET of an order until its status
+// is final, for followWait seconds at most. A release without until=final
+// ignores it (RFC 7240) and holds a conditional GET until the order's next
+// change instead: follow's caller then asks again, once per status.
+const followPrefer = "wait=" + followWait + ", until=final"
+
+// follow GETs an order's path, conditionally on etag if it is not empty,
+// asking the service to hold the request until the order's status is
+// final (or, a release before until=final, until it changes). It decodes
+// a 200's body into out and returns the order's current entity tag; a 304
 // leaves out as it was.
 func (c *client) follow(ctx context.Context, path, token, etag string, out any) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
@@ -178,9 +185,9 @@ func (c *client) follow(ctx context.Context, path, token, etag string, out any) 
 		return etag, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Prefer", followPrefer)
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
-		req.Header.Set("Prefer", "wait="+followWait)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -364,10 +371,11 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 		onAccepted(o.ID)
 	}
 	// Follow the order with conditional GETs held by the service until
-	// the order changes (If-None-Match + Prefer: wait), as a client
-	// without push would: one request per change instead of polling,
-	// from the first (on the POST's ETag). A failed request is retried
-	// after a short, growing pause.
+	// the order's status is final (If-None-Match + Prefer: wait, until=
+	// final), as a client without push would: one request for the
+	// outcome, from the first (on the POST's ETag) — or, from a release
+	// that ignores until=final, one per change — instead of polling. A
+	// failed request is retried after a short, growing pause.
 	wait := 5 * time.Millisecond
 	for {
 		var err error
@@ -386,7 +394,7 @@ func placeAndFollow(ctx context.Context, c *client, token, productID string, dec
 		}
 		if err == nil && etag != "" {
 			wait = 5 * time.Millisecond
-			continue // the service held the request until a change (or its wait ended): ask again at once
+			continue // the service held the request until a change or its wait ended: ask again at once
 		}
 		select {
 		case <-time.After(wait): // polling the API, as a client without push would

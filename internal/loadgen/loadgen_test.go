@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +70,10 @@ func TestPlaceRetriesWithTheSameIdempotencyKey(t *testing.T) {
 }
 
 // The first GET after the POST is held on the ETag the POST answered
-// (If-None-Match + Prefer: wait), as every later one is on its GET's.
+// (If-None-Match + Prefer: wait, until=final), as every later one is on its
+// GET's. The server here, like a release before until=final, answers a
+// status that is not final (CONFIRMED): the order is followed on, to its
+// final status.
 func TestFirstFollowHeldOnThePostsETag(t *testing.T) {
 	var mu sync.Mutex
 	var conds []string // If-None-Match and Prefer of each GET
@@ -98,7 +103,7 @@ func TestFirstFollowHeldOnThePostsETag(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{`"placed" wait=` + followWait, `"confirmed" wait=` + followWait}
+	want := []string{`"placed" wait=20, until=final`, `"confirmed" wait=20, until=final`}
 	if len(conds) != 2 || conds[0] != want[0] || conds[1] != want[1] {
 		t.Fatalf("GETs sent %q, want %q", conds, want)
 	}
@@ -221,5 +226,36 @@ func TestCustomerTokensKeptFresh(t *testing.T) {
 	}
 	if err := c.do(context.Background(), "GET", "/api/v1/orders", tokens.get(0), nil, http.StatusOK, nil); err != nil {
 		t.Fatalf("the renewed token: %v", err)
+	}
+}
+
+// Against this release, which holds a GET until the order's status is
+// final (Prefer: until=final), each order is followed with one GET: its
+// outcome.
+func TestRunFollowsEachOrderWithOneGet(t *testing.T) {
+	settings := map[string]string{"EVENTMART_ADMIN_EMAIL": "admin@example.com", "EVENTMART_ADMIN_PASSWORD": "admin passphrase"}
+	h := apptest.Start(t, []service.Def{user.Def(), catalog.Def(), inventory.Def(), order.Def(), payment.Def(), shipping.Def()},
+		apptest.Settings(settings))
+	var gets atomic.Int64
+	upstream, err := url.Parse(h.Server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/orders/"); ok && r.Method == "GET" && !strings.Contains(rest, "/") {
+			gets.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer counting.Close()
+	cfg := Config{Target: counting.URL, Orders: 6, Concurrency: 3, Customers: 2, Products: 2,
+		AdminEmail: settings["EVENTMART_ADMIN_EMAIL"], AdminPassword: settings["EVENTMART_ADMIN_PASSWORD"]}
+	res, err := Run(context.Background(), cfg)
+	if err != nil || res.Shipped != cfg.Orders {
+		t.Fatalf("run: %v\n%s", err, res)
+	}
+	if n := gets.Load(); n != int64(cfg.Orders) {
+		t.Fatalf("%d GETs of orders for %d orders, want one each", n, cfg.Orders)
 	}
 }
