@@ -772,6 +772,26 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 }
 
+// InTxWithNext is InTx for work that need not commit soon — a clean-up,
+// such as the outbox relay's delete of published rows — and so need not
+// cost a commit (an fsync) of its own: on SQLite it waits, up to wait, to
+// join the group commit of the next transaction another caller starts,
+// and commits alone only if none starts meanwhile. fn runs behind a
+// savepoint of its own there, so its failure fails it alone. It returns
+// once fn's transaction has committed (or failed), as InTx. On PostgreSQL,
+// whose transactions do not share commits, it is InTx.
+func (db *DB) InTxWithNext(ctx context.Context, wait time.Duration, fn func(*Tx) error) error {
+	if db.Dialect != SQLite {
+		return db.InTx(ctx, fn)
+	}
+	err := db.group.ride(ctx, db, fn, wait)
+	var pe *panicError
+	if errors.As(err, &pe) {
+		panic(pe.v)
+	}
+	return err
+}
+
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if db.Dialect == Postgres {
 		return db.inPostgresTx(ctx, fn)
@@ -903,7 +923,9 @@ func (p *panicError) Error() string {
 // transaction ignore their caller's cancellation, which would otherwise
 // interrupt SQLite and roll back everyone's work; a caller whose context
 // ends before its turn is skipped. If the shared transaction itself fails
-// (a savepoint or the commit), each caller's fn runs again alone.
+// (a savepoint or the commit), each caller's fn runs again alone. A
+// rider (DB.InTxWithNext) queues without leading: it joins the next
+// round someone else starts, and leads one itself only after its wait.
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*txCall
@@ -915,6 +937,9 @@ type txCall struct {
 	fn   func(*Tx) error
 	done chan error    // the call's result
 	lead chan struct{} // this caller is to run the next round
+	// rider: queued by ride, to join a round others start; a queue of
+	// riders alone starts none.
+	rider bool
 }
 
 // maxGroup bounds how many calls share one transaction, so one round's
@@ -942,10 +967,43 @@ func (g *groupCommit) do(ctx context.Context, db *DB, fn func(*Tx) error) error 
 	}
 }
 
+// ride queues a call that does not start a round of its own: it runs in
+// the next round another caller leads (see DB.InTxWithNext), or in one it
+// leads itself once wait has passed with none.
+func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait time.Duration) error {
+	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1), lead: make(chan struct{}, 1), rider: true}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	g.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case err := <-c.done:
+			return err
+		case <-c.lead:
+			g.round(db)
+		case <-timer.C:
+			// Nobody came: lead, unless someone leads already (their
+			// round, or one after it, takes this call; the lead is handed
+			// to the first caller queued, this one perhaps).
+			g.mu.Lock()
+			if g.leading || !slices.Contains(g.queue, c) { // or taken by a round: its result is coming
+				g.mu.Unlock()
+				continue
+			}
+			g.leading = true
+			g.mu.Unlock()
+			g.round(db)
+		}
+	}
+}
+
 // round runs the queued calls (up to maxGroup) and answers each, then
 // hands the lead to the first caller still queued, if any: a caller leads
 // one round, not every round until the queue empties, so an HTTP request
-// is not held up serving others.
+// is not held up serving others. A queue of riders alone (see ride) is
+// left to wait.
 func (g *groupCommit) round(db *DB) {
 	g.mu.Lock()
 	n := min(len(g.queue), maxGroup)
@@ -964,10 +1022,13 @@ func (g *groupCommit) round(db *DB) {
 		}
 	}
 	g.mu.Lock()
-	if len(g.queue) == 0 {
+	switch {
+	case len(g.queue) == 0:
 		g.queue = nil
 		g.leading = false
-	} else {
+	case !slices.ContainsFunc(g.queue, func(c *txCall) bool { return !c.rider }):
+		g.leading = false // riders wait for a caller, or their time
+	default:
 		g.queue[0].lead <- struct{}{}
 	}
 	g.mu.Unlock()
