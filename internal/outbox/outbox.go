@@ -457,7 +457,8 @@ func (r *Relay) deleteRiding(ctx context.Context, ids []int64, ride time.Duratio
 			for j, id := range chunk {
 				args[j] = id
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+sqldb.Placeholders(len(chunk))+`)`, args...); err != nil {
+			args = sqldb.PadIn(args)
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+sqldb.Placeholders(len(args))+`)`, args...); err != nil {
 				return err
 			}
 		}
