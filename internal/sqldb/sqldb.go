@@ -1053,7 +1053,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		}
 		db.stats.statements.Add(2) // SAVEPOINT and RELEASE
 		db.stats.roundTrips.Add(2)
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
+		if err := t.control(ctx, `SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
 		}
@@ -1062,14 +1062,14 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		if errs[i] != nil {
 			db.stats.statements.Add(1)
 			db.stats.roundTrips.Add(1)
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
+			if err := t.control(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
 				return nil, false
 			}
 		} else {
 			hooks[i] = t.onCommit
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT grouped`); err != nil {
+		if err := t.control(ctx, `RELEASE SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
 		}
@@ -1084,6 +1084,18 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		}
 	}
 	return errs, true
+}
+
+// control runs a savepoint statement of a shared transaction, prepared
+// once kept (see stmt): run unprepared, SQLite parses it anew every time,
+// and a shared transaction runs two per caller.
+func (tx *Tx) control(ctx context.Context, q string) error {
+	if st := tx.stmt(ctx, q); st != nil {
+		_, err := st.ExecContext(ctx)
+		return err
+	}
+	_, err := tx.tx.ExecContext(ctx, q)
+	return err
 }
 
 // isRetryable reports a PostgreSQL deadlock (40P01) or serialization
