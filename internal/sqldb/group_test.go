@@ -379,3 +379,54 @@ func TestInTxWithNextCommitsAloneAfterItsWait(t *testing.T) {
 		t.Fatalf("group left with %d queued, leading %v", len(db.group.queue), db.group.leading)
 	}
 }
+
+// TestInTxWithNextOutwaitsALeader: a rider whose wait ends while a round
+// it is not part of runs waits again, and once that round leaves it
+// queued alone (riders alone are not led) it leads a round itself.
+func TestInTxWithNextOutwaitsALeader(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	waited := make(chan struct{}, 1)
+	rideWaitsForLeader = func() {
+		select {
+		case waited <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { rideWaitsForLeader = func() {} })
+	release, running := make(chan struct{}), make(chan struct{})
+	leader := make(chan error, 1)
+	go func() { // the leader, held inside its transaction
+		leader <- db.InTx(ctx, func(tx *Tx) error {
+			close(running) // its round has taken the queue
+			<-release
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (1)`)
+			return err
+		})
+	}()
+	<-running
+	rode := make(chan error, 1)
+	go func() {
+		rode <- db.InTxWithNext(ctx, time.Nanosecond, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (2)`)
+			return err
+		})
+	}()
+	<-waited // its wait ended while the leader's round ran
+	close(release)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-rode:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // a guard against a hang, not a measure
+		t.Fatal("the rider never committed once the leader's round ended")
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows %d (%v), want 2", n, err)
+	}
+}

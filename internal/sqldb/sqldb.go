@@ -984,12 +984,19 @@ func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait
 		case <-c.lead:
 			g.round(db)
 		case <-timer.C:
-			// Nobody came: lead, unless someone leads already (their
-			// round, or one after it, takes this call; the lead is handed
-			// to the first caller queued, this one perhaps).
+			// Nobody came: lead, unless the call was taken by a round (its
+			// result is coming) or someone leads already. Then wait again:
+			// that round may end with riders alone queued, which it leaves
+			// unled (see round).
 			g.mu.Lock()
-			if g.leading || !slices.Contains(g.queue, c) { // or taken by a round: its result is coming
+			if !slices.Contains(g.queue, c) {
 				g.mu.Unlock()
+				continue
+			}
+			if g.leading {
+				g.mu.Unlock()
+				rideWaitsForLeader()
+				timer.Reset(wait)
 				continue
 			}
 			g.leading = true
@@ -998,6 +1005,10 @@ func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait
 		}
 	}
 }
+
+// rideWaitsForLeader is called when a rider's wait ends while another
+// caller leads: a hook for tests.
+var rideWaitsForLeader = func() {}
 
 // round runs the queued calls (up to maxGroup) and answers each, then
 // hands the lead to the first caller still queued, if any: a caller leads
