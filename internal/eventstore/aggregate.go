@@ -247,8 +247,7 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 // With a Memory every stream is asked for after a version (0 when not
 // remembered), so the query's text depends on the number of streams
 // alone, as without one: a batch reuses prepared statements whichever of
-// its streams are remembered. That number is padded to a power of two
-// (sqldb.PadIn), so batches of any size share a few texts.
+// its streams are remembered.
 func (a Aggregate[S]) readMany(out map[string]Loaded[S], chunk []string) (string, []any) {
 	if a.Memory == nil {
 		args := make([]any, len(chunk))
@@ -256,29 +255,17 @@ func (a Aggregate[S]) readMany(out map[string]Loaded[S], chunk []string) (string
 			args[i] = stream
 			out[stream] = Loaded[S]{}
 		}
-		args = sqldb.PadIn(args)
-		return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id IN (` + sqldb.Placeholders(len(args)) + `) ORDER BY stream_id, version`, args
+		return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id IN (` + sqldb.Placeholders(len(chunk)) + `) ORDER BY stream_id, version`, args
 	}
-	// Padded as sqldb.PadIn pads an IN list, by repeating the last
-	// stream's term: the same rows, a few statement texts.
-	n := 1
-	for n < len(chunk) {
-		n *= 2
-	}
-	args := make([]any, 0, 2*n)
+	args := make([]any, 0, 2*len(chunk))
 	var where strings.Builder
-	for _, stream := range chunk {
+	for i, stream := range chunk {
 		var l Loaded[S]
 		if s, v, ok := a.Memory.get(stream); ok {
 			l = Loaded[S]{a.clone(s), v}
 		}
 		out[stream] = l
 		args = append(args, stream, l.Version)
-	}
-	for len(args) < 2*n {
-		args = append(args, args[len(args)-2], args[len(args)-1])
-	}
-	for i := range n {
 		if i > 0 {
 			where.WriteString(` OR `)
 		}
