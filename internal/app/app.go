@@ -225,6 +225,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		platform := platformMigrations
 		if def.EventStore {
 			platform = append(platform[:len(platform):len(platform)], sqldb.Migration{Name: "platform-0004_eventstore.sql", SQL: eventstore.Migration})
+			if db.Dialect == sqldb.SQLite {
+				platform = append(platform, sqldb.Migration{Name: "platform-0004a_eventstore_sqlite.sql", SQL: eventstore.SQLiteMigration})
+			}
 		}
 		ms := append(platform, migrations...)
 		standbyDB, err := db.InRecovery(ctx)

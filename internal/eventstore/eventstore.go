@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS es_snapshots (
 	taken_at       BIGINT NOT NULL
 );`
 
+// SQLiteMigration follows Migration on SQLite: it drops es_events_by_tx,
+// which only ReadAll's fence on PostgreSQL reads. On SQLite tx_id is always
+// 0 and ReadAll reads in position order (the rowid's), so the index cost
+// an insert into a B-tree of its own per event appended, and its page
+// written to the WAL per commit, for no query. An older release on a
+// database without it still works (its ReadAll sorts instead of walking
+// the index).
+const SQLiteMigration = `DROP INDEX IF EXISTS es_events_by_tx;`
+
 // ErrConflict is wrapped by the error of an append whose expectation of the
 // stream's version did not hold, or that lost a race with a concurrent
 // append to the same stream.

@@ -60,7 +60,11 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 
 func migrate(t *testing.T, db *sqldb.DB) {
 	t.Helper()
-	if err := db.Migrate(context.Background(), sqldb.Migration{Name: "eventstore.sql", SQL: eventstore.Migration}); err != nil {
+	ms := []sqldb.Migration{{Name: "eventstore.sql", SQL: eventstore.Migration}}
+	if db.Dialect == sqldb.SQLite { // as the services' (internal/app)
+		ms = append(ms, sqldb.Migration{Name: "eventstore_sqlite.sql", SQL: eventstore.SQLiteMigration})
+	}
+	if err := db.Migrate(context.Background(), ms...); err != nil {
 		t.Fatal(err)
 	}
 }

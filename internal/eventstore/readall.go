@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/eventmart/eventmart/internal/sqldb"
@@ -36,15 +37,19 @@ func ReadAll(ctx context.Context, db *sqldb.DB, c Cursor, limit int) ([]Event, C
 	if limit <= 0 {
 		return nil, c, fmt.Errorf("eventstore: read all: limit %d, want > 0", limit)
 	}
-	fence := `1`
+	var rows *sql.Rows
+	var err error
 	if db.Dialect == sqldb.Postgres {
-		fence = `pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+		// (tx_id, position) > (c.TxID, c.Position), written out for the
+		// planner.
+		rows, err = db.Query(ctx, `SELECT `+eventColumns+` FROM es_events
+			WHERE (tx_id > ? OR (tx_id = ? AND position > ?)) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+			ORDER BY tx_id, position LIMIT ?`, c.TxID, c.TxID, c.Position, limit)
+	} else {
+		// Every tx_id is 0: position order, the rowid's (SQLiteMigration
+		// dropped the index on tx_id).
+		rows, err = db.Query(ctx, `SELECT `+eventColumns+` FROM es_events WHERE position > ? ORDER BY position LIMIT ?`, c.Position, limit)
 	}
-	// (tx_id, position) > (c.TxID, c.Position), written out for SQLite's
-	// and PostgreSQL's planners alike.
-	rows, err := db.Query(ctx, `SELECT `+eventColumns+` FROM es_events
-		WHERE (tx_id > ? OR (tx_id = ? AND position > ?)) AND tx_id < `+fence+`
-		ORDER BY tx_id, position LIMIT ?`, c.TxID, c.TxID, c.Position, limit)
 	if err != nil {
 		return nil, c, fmt.Errorf("eventstore: read all: %w", err)
 	}

@@ -213,7 +213,9 @@ func (r *Relay) wakeUp() {
 // outstanding): an event committed during a round waits for one SELECT
 // and one publish, not a delete transaction as well, and a delete (a
 // commit, an fsync) per batch of one event, which cost a tenth of an
-// embedded process's CPU, is one per group. Reads skip the published
+// embedded process's CPU, is one per group. On SQLite the delete joins
+// the next transaction another writer commits (within deleteEvery; see
+// deleteAsync) rather than committing alone. Reads skip the published
 // rows: on SQLite they start after the last published id (ids grow in
 // commit order there: one writer, AUTOINCREMENT); on PostgreSQL, where a
 // lower id may commit after a higher one was read, they leave out the
@@ -256,15 +258,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		deleting = nil
 		track()
 	}
-	deleteWaiting := func() {
+	deleteWaiting := func(ride time.Duration) {
 		settle()
-		deleting = r.deleteAsync(context.WithoutCancel(ctx), waiting)
+		deleting = r.deleteAsync(context.WithoutCancel(ctx), waiting, ride)
 		waiting = nil
 		track()
 	}
 	defer func() {
 		if len(waiting) > 0 {
-			deleteWaiting()
+			deleteWaiting(0)
 		}
 		settle()
 	}()
@@ -278,7 +280,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			track()
 		}
 		if len(waiting) >= deleteAt || (len(waiting) > 0 && time.Since(since) >= deleteEvery) {
-			deleteWaiting()
+			deleteWaiting(deleteEvery)
 		}
 		wait := r.Poll
 		if r.listening.Load() {
@@ -330,9 +332,13 @@ func (d *deletion) rows() []int64 {
 	return d.ids
 }
 
-func (r *Relay) deleteAsync(ctx context.Context, ids []int64) *deletion {
+// deleteAsync deletes ids in the background; with ride > 0 the delete
+// joins the next transaction another writer of the database commits, up
+// to ride later (sqldb.DB.InTxWithNext): on SQLite it costs a commit, an
+// fsync, of its own only when no other writer commits meanwhile.
+func (r *Relay) deleteAsync(ctx context.Context, ids []int64, ride time.Duration) *deletion {
 	d := &deletion{ids: ids, done: make(chan error, 1)}
-	go func() { d.done <- r.delete(ctx, ids) }()
+	go func() { d.done <- r.deleteRiding(ctx, ids, ride) }()
 	return d
 }
 
@@ -387,7 +393,11 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	if r.db.Dialect == sqldb.Postgres {
 		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT ?`, skip, r.batch)
 	} else {
-		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, r.published.Load(), r.batch)
+		// Not cancellable: with a context that can end, the SQLite driver
+		// starts a goroutine per query to interrupt it, a cost on every
+		// read of a read that takes well under a millisecond; Run looks at
+		// ctx again once it returns.
+		rows, err = r.db.Query(context.WithoutCancel(ctx), `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, r.published.Load(), r.batch)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
@@ -435,20 +445,31 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 // delete deletes the published rows ids. Exactly those: on PostgreSQL a
 // lower id may commit after a higher one was read, so "id <= max" could
 // drop an unsent row.
-func (r *Relay) delete(ctx context.Context, ids []int64) error {
-	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
+func (r *Relay) delete(ctx context.Context, ids []int64) error { return r.deleteRiding(ctx, ids, 0) }
+
+// deleteRiding is delete, in a transaction of its own (ride 0) or joining
+// the next one another writer commits, up to ride later.
+func (r *Relay) deleteRiding(ctx context.Context, ids []int64, ride time.Duration) error {
+	work := func(tx *sqldb.Tx) error {
 		for i := 0; i < len(ids); i += 500 {
 			chunk := ids[i:min(i+500, len(ids))]
 			args := make([]any, len(chunk))
 			for j, id := range chunk {
 				args[j] = id
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+sqldb.Placeholders(len(chunk))+`)`, args...); err != nil {
+			args = sqldb.PadIn(args)
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+sqldb.Placeholders(len(args))+`)`, args...); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+	var err error
+	if ride > 0 {
+		err = r.db.InTxWithNext(ctx, ride, work)
+	} else {
+		err = r.db.InTx(ctx, work)
+	}
 	if err != nil {
 		return fmt.Errorf("outbox: delete published rows: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTestSQLite(t *testing.T) *DB {
@@ -296,5 +297,136 @@ func TestStatementAfterAnEndedContext(t *testing.T) {
 	var n, sum int
 	if err := db.QueryRow(ctx, `SELECT count(*), sum(k) FROM t`).Scan(&n, &sum); err != nil || n != 3 || sum != 8 {
 		t.Fatalf("rows %d, sum %d (%v); want keys 1, 3 and 4", n, sum, err)
+	}
+}
+
+// TestInTxWithNextRidesTheNextCommit: work queued by InTxWithNext starts
+// no transaction of its own; it commits with the next caller's, in one
+// commit, each behind its own savepoint (the rider failing fails alone).
+// A queue of riders alone is not led by a round's end.
+func TestInTxWithNextRidesTheNextCommit(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	before := db.Stats()
+	const forever = 24 * time.Hour
+	rode := make(chan error, 2)
+	go func() {
+		rode <- db.InTxWithNext(ctx, forever, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (1)`)
+			return err
+		})
+	}()
+	go func() {
+		rode <- db.InTxWithNext(ctx, forever, func(tx *Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (2)`); err != nil {
+				return err
+			}
+			return errors.New("the rider fails")
+		})
+	}()
+	queued(db, 2)
+	db.group.mu.Lock()
+	leading := db.group.leading
+	db.group.mu.Unlock()
+	if leading {
+		t.Fatal("riders alone started a round")
+	}
+	if got := db.Stats().Sub(before).Commits; got != 0 {
+		t.Fatalf("commits before any caller came: %d, want 0", got)
+	}
+	if err := db.InTx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (3)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var failed int
+	for range 2 {
+		if err := <-rode; err != nil {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d riders failed, want the one whose work failed", failed)
+	}
+	if got := db.Stats().Sub(before).Commits; got != 1 {
+		t.Fatalf("commits: %d, want 1 (the riders joined the caller's)", got)
+	}
+	var keys string
+	if err := db.QueryRow(ctx, `SELECT group_concat(k) FROM (SELECT k FROM t ORDER BY k)`).Scan(&keys); err != nil || keys != "1,3" {
+		t.Fatalf("rows %q (%v), want 1,3", keys, err)
+	}
+}
+
+// TestInTxWithNextCommitsAloneAfterItsWait: with no other caller, the
+// rider commits by itself once its wait has passed.
+func TestInTxWithNextCommitsAloneAfterItsWait(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	if err := db.InTxWithNext(ctx, time.Millisecond, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (7)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM t WHERE k = 7`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("row committed: %d (%v), want 1", n, err)
+	}
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	if len(db.group.queue) != 0 || db.group.leading {
+		t.Fatalf("group left with %d queued, leading %v", len(db.group.queue), db.group.leading)
+	}
+}
+
+// TestInTxWithNextOutwaitsALeader: a rider whose wait ends while a round
+// it is not part of runs waits again, and once that round leaves it
+// queued alone (riders alone are not led) it leads a round itself.
+func TestInTxWithNextOutwaitsALeader(t *testing.T) {
+	ctx := context.Background()
+	db := openTestSQLite(t)
+	waited := make(chan struct{}, 1)
+	rideWaitsForLeader = func() {
+		select {
+		case waited <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { rideWaitsForLeader = func() {} })
+	release, running := make(chan struct{}), make(chan struct{})
+	leader := make(chan error, 1)
+	go func() { // the leader, held inside its transaction
+		leader <- db.InTx(ctx, func(tx *Tx) error {
+			close(running) // its round has taken the queue
+			<-release
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (1)`)
+			return err
+		})
+	}()
+	<-running
+	rode := make(chan error, 1)
+	go func() {
+		rode <- db.InTxWithNext(ctx, time.Nanosecond, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (2)`)
+			return err
+		})
+	}()
+	<-waited // its wait ended while the leader's round ran
+	close(release)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-rode:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // a guard against a hang, not a measure
+		t.Fatal("the rider never committed once the leader's round ended")
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows %d (%v), want 2", n, err)
 	}
 }

@@ -77,15 +77,36 @@ func AndEq(query string, args []any, filters ...Eq) (string, []any) {
 // kept, and a few hundred keys already make one read of a batch.
 const inChunk = 500
 
+// PadIn returns the keys of an IN list padded to the next power of two by
+// repeating the last one (a copy of keys when it pads; keys itself when
+// none is needed or keys is empty): a key twice in an IN list matches the
+// rows it matched once, and the lists of a batch's keys, one length per
+// batch size, make a few statement texts instead of one per length, each
+// prepared and kept (on SQLite, up to maxStmts a database; parsed on
+// every run beyond) where every new length cost two parses.
+func PadIn(keys []any) []any {
+	n := sizeClass(len(keys))
+	if len(keys) == 0 || n == len(keys) {
+		return keys
+	}
+	out := make([]any, n)
+	copy(out, keys)
+	for i := len(keys); i < n; i++ {
+		out[i] = keys[len(keys)-1]
+	}
+	return out
+}
+
 // ListIn is List of `before (?, ?, …) after` for keys, in chunks of up to
-// 500 keys a statement: the rows of a batch's keys in a few reads, not
-// one read a key. Rows come in the query's order within a chunk, chunks
+// 500 keys a statement (each padded by PadIn): the rows of a batch's
+// keys in a few reads, not one read a key. Rows come in the query's order within a chunk, chunks
 // in keys' order.
 func ListIn[T any](ctx context.Context, q Querier, before, after string, keys []any, scan func(Scanner) (T, error)) ([]T, error) {
 	out := []T{}
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), inChunk)]
 		keys = keys[len(chunk):]
+		chunk = PadIn(chunk)
 		rows, err := List(ctx, q, before+"("+Placeholders(len(chunk))+")"+after, chunk, scan)
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -216,4 +217,28 @@ func TestListIn(t *testing.T) {
 			t.Errorf("%d keys in %d reads, want 3", len(keys), n)
 		}
 	})
+}
+
+// TestPadIn: keys are padded to a power of two by repeating the last, so
+// lists of different lengths share a statement text (TestListIn reads
+// through padded lists).
+func TestPadIn(t *testing.T) {
+	for _, tc := range []struct {
+		keys []any
+		want []any
+	}{
+		{nil, nil},
+		{[]any{"a"}, []any{"a"}},
+		{[]any{"a", "b"}, []any{"a", "b"}},
+		{[]any{"a", "b", "c"}, []any{"a", "b", "c", "c"}},
+		{[]any{1, 2, 3, 4, 5}, []any{1, 2, 3, 4, 5, 5, 5, 5}},
+	} {
+		keys := slices.Clone(tc.keys)
+		if got := sqldb.PadIn(keys); !slices.Equal(got, tc.want) {
+			t.Errorf("PadIn(%v) = %v, want %v", tc.keys, got, tc.want)
+		}
+		if !slices.Equal(keys, tc.keys) {
+			t.Errorf("PadIn changed its argument: %v, was %v", keys, tc.keys)
+		}
+	}
 }

@@ -775,6 +775,26 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 }
 
+// InTxWithNext is InTx for work that need not commit soon — a clean-up,
+// such as the outbox relay's delete of published rows — and so need not
+// cost a commit (an fsync) of its own: on SQLite it waits, up to wait, to
+// join the group commit of the next transaction another caller starts,
+// and commits alone only if none starts meanwhile. fn runs behind a
+// savepoint of its own there, so its failure fails it alone. It returns
+// once fn's transaction has committed (or failed), as InTx. On PostgreSQL,
+// whose transactions do not share commits, it is InTx.
+func (db *DB) InTxWithNext(ctx context.Context, wait time.Duration, fn func(*Tx) error) error {
+	if db.Dialect != SQLite {
+		return db.InTx(ctx, fn)
+	}
+	err := db.group.ride(ctx, db, fn, wait)
+	var pe *panicError
+	if errors.As(err, &pe) {
+		panic(pe.v)
+	}
+	return err
+}
+
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if db.Dialect == Postgres {
 		return db.inPostgresTx(ctx, fn)
@@ -906,7 +926,9 @@ func (p *panicError) Error() string {
 // transaction ignore their caller's cancellation, which would otherwise
 // interrupt SQLite and roll back everyone's work; a caller whose context
 // ends before its turn is skipped. If the shared transaction itself fails
-// (a savepoint or the commit), each caller's fn runs again alone.
+// (a savepoint or the commit), each caller's fn runs again alone. A
+// rider (DB.InTxWithNext) queues without leading: it joins the next
+// round someone else starts, and leads one itself only after its wait.
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*txCall
@@ -918,6 +940,9 @@ type txCall struct {
 	fn   func(*Tx) error
 	done chan error    // the call's result
 	lead chan struct{} // this caller is to run the next round
+	// rider: queued by ride, to join a round others start; a queue of
+	// riders alone starts none.
+	rider bool
 }
 
 // maxGroup bounds how many calls share one transaction, so one round's
@@ -945,10 +970,54 @@ func (g *groupCommit) do(ctx context.Context, db *DB, fn func(*Tx) error) error 
 	}
 }
 
+// ride queues a call that does not start a round of its own: it runs in
+// the next round another caller leads (see DB.InTxWithNext), or in one it
+// leads itself once wait has passed with none.
+func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait time.Duration) error {
+	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1), lead: make(chan struct{}, 1), rider: true}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	g.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case err := <-c.done:
+			return err
+		case <-c.lead:
+			g.round(db)
+		case <-timer.C:
+			// Nobody came: lead, unless the call was taken by a round (its
+			// result is coming) or someone leads already. Then wait again:
+			// that round may end with riders alone queued, which it leaves
+			// unled (see round).
+			g.mu.Lock()
+			if !slices.Contains(g.queue, c) {
+				g.mu.Unlock()
+				continue
+			}
+			if g.leading {
+				g.mu.Unlock()
+				rideWaitsForLeader()
+				timer.Reset(wait)
+				continue
+			}
+			g.leading = true
+			g.mu.Unlock()
+			g.round(db)
+		}
+	}
+}
+
+// rideWaitsForLeader is called when a rider's wait ends while another
+// caller leads: a hook for tests.
+var rideWaitsForLeader = func() {}
+
 // round runs the queued calls (up to maxGroup) and answers each, then
 // hands the lead to the first caller still queued, if any: a caller leads
 // one round, not every round until the queue empties, so an HTTP request
-// is not held up serving others.
+// is not held up serving others. A queue of riders alone (see ride) is
+// left to wait.
 func (g *groupCommit) round(db *DB) {
 	g.mu.Lock()
 	n := min(len(g.queue), maxGroup)
@@ -967,10 +1036,13 @@ func (g *groupCommit) round(db *DB) {
 		}
 	}
 	g.mu.Lock()
-	if len(g.queue) == 0 {
+	switch {
+	case len(g.queue) == 0:
 		g.queue = nil
 		g.leading = false
-	} else {
+	case !slices.ContainsFunc(g.queue, func(c *txCall) bool { return !c.rider }):
+		g.leading = false // riders wait for a caller, or their time
+	default:
 		g.queue[0].lead <- struct{}{}
 	}
 	g.mu.Unlock()
@@ -995,7 +1067,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		}
 		db.stats.statements.Add(2) // SAVEPOINT and RELEASE
 		db.stats.roundTrips.Add(2)
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
+		if err := t.control(ctx, `SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
 		}
@@ -1004,14 +1076,14 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		if errs[i] != nil {
 			db.stats.statements.Add(1)
 			db.stats.roundTrips.Add(1)
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
+			if err := t.control(ctx, `ROLLBACK TO SAVEPOINT grouped`); err != nil {
 				tx.Rollback()
 				return nil, false
 			}
 		} else {
 			hooks[i] = t.onCommit
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT grouped`); err != nil {
+		if err := t.control(ctx, `RELEASE SAVEPOINT grouped`); err != nil {
 			tx.Rollback()
 			return nil, false
 		}
@@ -1026,6 +1098,18 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 		}
 	}
 	return errs, true
+}
+
+// control runs a savepoint statement of a shared transaction, prepared
+// once kept (see stmt): run unprepared, SQLite parses it anew every time,
+// and a shared transaction runs two per caller.
+func (tx *Tx) control(ctx context.Context, q string) error {
+	if st := tx.stmt(ctx, q); st != nil {
+		_, err := st.ExecContext(ctx)
+		return err
+	}
+	_, err := tx.tx.ExecContext(ctx, q)
+	return err
 }
 
 // isRetryable reports a PostgreSQL deadlock (40P01) or serialization
