@@ -106,8 +106,9 @@ func (r *Rows) discoverUnnest(ctx context.Context, tx *Tx) (string, error) {
 func (r *Rows) unnestStatement(head string, args []any) (string, []any) {
 	n := len(args) / r.cols
 	a := make([]any, r.cols, r.cols+len(r.tailArgs))
+	cols := make([]any, len(args)) // the columns, one after the other
 	for c := range r.cols {
-		col := make([]any, n) // pgx encodes each value by its type; nil is NULL
+		col := cols[c*n : (c+1)*n : (c+1)*n] // pgx encodes each value by its type; nil is NULL
 		for i := range n {
 			col[i] = args[i*r.cols+c]
 		}

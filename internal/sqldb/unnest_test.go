@@ -16,7 +16,7 @@ import (
 
 // openTestPostgres opens a database of its own on the test server, or
 // skips the test without one.
-func openTestPostgres(t *testing.T) *DB {
+func openTestPostgres(t testing.TB) *DB {
 	ctx := context.Background()
 	url := testenv.Postgres(t)
 	b := make([]byte, 4)
