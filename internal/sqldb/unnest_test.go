@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -64,7 +66,8 @@ func preparedInserts(ctx context.Context, t *testing.T, tx *Tx, table string) []
 // insert every value of the column types the services use (bigint,
 // integer, text, bytea, boolean, jsonb, timestamptz) and NULLs as given,
 // also when the flush is queued with the commit (ExecBatched); an upsert
-// with a tail argument updates through its tail; a table with an array
+// with a tail argument updates through its tail; driver.Valuers are
+// stored as their values; a table with an array
 // column gets the exact statement and is inserted all the same.
 func TestRowsUnnestOnPostgres(t *testing.T) {
 	ctx := context.Background()
@@ -148,6 +151,7 @@ func TestRowsUnnestOnPostgres(t *testing.T) {
 			ups.Add(k, nil, fmt.Sprint("u", k), nil, nil, nil, nil) // the last of key k
 		}
 		ups.Add(1000, 1, "new", nil, true, `[1, 2]`, nil)
+		ups.Add(1001, sql.NullInt32{}, sealed("valued"), nil, nil, nil, nil) // driver.Valuers, as event.Personal
 		return ups.Flush(ctx, tx)
 	})
 	if err != nil {
@@ -159,6 +163,11 @@ func TestRowsUnnestOnPostgres(t *testing.T) {
 	}
 	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM r WHERE k = 1000 AND s = 'new' AND j = '[1, 2]'::jsonb AND ok`).Scan(&added); err != nil || added != 1 {
 		t.Errorf("new row of the upsert: %d inserted (%v), want 1", added, err)
+	}
+
+	var valued int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM r WHERE k = 1001 AND s = 'sealed:valued' AND n IS NULL`).Scan(&valued); err != nil || valued != 1 {
+		t.Errorf("row of driver.Valuers: %d inserted (%v), want 1", valued, err)
 	}
 
 	// An array column would be flattened by unnest: the exact statement.
@@ -208,6 +217,11 @@ func TestUnnestStatementText(t *testing.T) {
 		}
 	}
 }
+
+// sealed is a driver.Valuer of a text column.
+type sealed string
+
+func (s sealed) Value() (driver.Value, error) { return "sealed:" + string(s), nil }
 
 func deref[T any](p *T) any {
 	if p == nil {
