@@ -11,7 +11,8 @@ import (
 // the insert's unnest statement (see Rows.unnest): "INSERT INTO t (a, b)
 // SELECT * FROM unnest(?::bigint[], ?::text[])", or "" when the table's
 // column types are unknown or unfit (the exact statement is used). Keyed
-// by a weak pointer so that a closed DB is not kept alive by its entries.
+// by a weak pointer so that a closed DB is not kept alive by its entries
+// (which stay: a string per insert, a few per test that opens a DB).
 var unnestHeads sync.Map // unnestKey -> string
 
 type unnestKey struct {
@@ -37,9 +38,11 @@ WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
 // one per row count (planning was a tenth of its CPU). The column types
 // are read from the catalog the first time a DB flushes an insert and
 // kept for the life of the process: a migration that changes a column's
-// type takes a restart to be seen (until then the cast converts). A
-// failed read (a transaction ending) is not kept: the flush uses the exact
-// statement.
+// type takes a restart to be seen (until then the arrays are of the old
+// type, which PostgreSQL converts to the new on insert where it has an
+// assignment cast, and fails where not; no migration changes a column's
+// type today). A failed read is not kept: the flush uses the exact
+// statement (in a transaction the failure has ended anyway).
 func (r *Rows) unnest(ctx context.Context, tx *Tx) string {
 	key := unnestKey{weak.Make(tx.db), r.head}
 	if h, ok := unnestHeads.Load(key); ok {
