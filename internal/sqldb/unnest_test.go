@@ -65,6 +65,7 @@ func preparedInserts(ctx context.Context, t *testing.T, tx *Tx, table string) []
 // prepare one statement text (arrays through unnest) on the connection,
 // insert every value of the column types the services use (bigint,
 // integer, text, bytea, boolean, jsonb, timestamptz) and NULLs as given,
+// in the order added (serials ascend with the rows),
 // also when the flush is queued with the commit (ExecBatched); an upsert
 // with a tail argument updates through its tail; driver.Valuers are
 // stored as their values; a table with an array
@@ -72,7 +73,7 @@ func preparedInserts(ctx context.Context, t *testing.T, tx *Tx, table string) []
 func TestRowsUnnestOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	db := openTestPostgres(t)
-	if _, err := db.Exec(ctx, `CREATE TABLE r (k BIGINT PRIMARY KEY, n INTEGER, s TEXT, b BYTEA, ok BOOLEAN, j JSONB, ts TIMESTAMPTZ)`); err != nil {
+	if _, err := db.Exec(ctx, `CREATE TABLE r (seq BIGSERIAL, k BIGINT PRIMARY KEY, n INTEGER, s TEXT, b BYTEA, ok BOOLEAN, j JSONB, ts TIMESTAMPTZ)`); err != nil {
 		t.Fatal(err)
 	}
 	const insert = `INSERT INTO r (k, n, s, b, ok, j, ts) VALUES`
@@ -140,6 +141,10 @@ func TestRowsUnnestOnPostgres(t *testing.T) {
 	}
 	if got != next {
 		t.Fatalf("%d rows inserted, want %d", got, next)
+	}
+	var outOfOrder int // rows take their serials in the order added, as the outbox's must
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT k, lag(k) OVER (ORDER BY seq) AS prev FROM r) x WHERE prev > k`).Scan(&outOfOrder); err != nil || outOfOrder != 0 {
+		t.Errorf("%d rows with a serial before an earlier row's (%v), want 0", outOfOrder, err)
 	}
 
 	// An upsert whose tail takes an argument: its value follows the arrays.
