@@ -105,17 +105,29 @@ func (r *Rows) Truncate(n int) {
 // SQLite parsing and holding up to 200 programs per table and filled the
 // per-database cache of prepared statements (512). A batch whose first
 // column holds a NULL, or an insert not ending in VALUES, gets the exact
-// statement. PostgreSQL, which would type the padded VALUES as text, always
-// gets the exact statement (pgx caches its prepared statements itself).
+// statement. PostgreSQL, which would type the padded VALUES as text, gets
+// one statement text whatever the row count, taking one array per column
+// (INSERT … SELECT * FROM unnest($1::bigint[], …), see Rows.unnest), or
+// the exact statement for a table whose column types are unknown or unfit.
 func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	defer r.Discard()
 	args := r.args
 	if r.keys > 0 {
 		args = r.lastByKey()
 	}
+	unnest := ""
+	if tx.Dialect() == Postgres {
+		unnest = r.unnest(ctx, tx)
+	}
 	for len(args) > 0 {
 		n := min(len(args)/r.cols, maxRows)
-		q, a := r.statement(tx.Dialect(), args[:n*r.cols])
+		var q string
+		var a []any
+		if unnest != "" {
+			q, a = r.unnestStatement(unnest, args[:n*r.cols])
+		} else {
+			q, a = r.statement(tx.Dialect(), args[:n*r.cols])
+		}
 		if err := tx.ExecBatched(ctx, strings.TrimSpace(r.head), q, a...); err != nil {
 			return err
 		}
