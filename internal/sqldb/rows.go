@@ -107,7 +107,8 @@ func (r *Rows) Truncate(n int) {
 // column holds a NULL, or an insert not ending in VALUES, gets the exact
 // statement. PostgreSQL, which would type the padded VALUES as text, gets
 // one statement text whatever the row count, taking one array per column
-// (INSERT … SELECT * FROM unnest($1::bigint[], …), see Rows.unnest), or
+// (INSERT … SELECT … FROM unnest($1::bigint[], …) WITH ORDINALITY …
+// ORDER BY n, see Rows.unnest), or
 // the exact statement for a table whose column types are unknown or unfit.
 func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	defer r.Discard()

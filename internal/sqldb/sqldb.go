@@ -67,6 +67,7 @@ type DB struct {
 	wstmts, rstmts stmtCache
 	group          groupCommit // SQLite: concurrent InTx calls share a transaction
 	stats          counters
+	unnestHeads    sync.Map // PostgreSQL: Rows insert -> its unnest head, or "" (see Rows.unnest)
 }
 
 // Stats counts a database's work since it was opened: what a batch or an

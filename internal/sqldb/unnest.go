@@ -2,23 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"fmt"
 	"strings"
-	"sync"
-	"weak"
 )
-
-// unnestHeads caches, per PostgreSQL database and Rows insert, the head of
-// the insert's unnest statement (see Rows.unnest): "INSERT INTO t (a, b)
-// SELECT * FROM unnest(?::bigint[], ?::text[])", or "" when the table's
-// column types are unknown or unfit (the exact statement is used). Keyed
-// by a weak pointer so that a closed DB is not kept alive by its entries
-// (which stay: a string per insert, a few per test that opens a DB).
-var unnestHeads sync.Map // unnestKey -> string
-
-type unnestKey struct {
-	db     weak.Pointer[DB]
-	insert string // Rows.head
-}
 
 // columnTypesQuery returns each column of a table with its type as SQL
 // spells it, and whether an array of that type cannot stand for it: an
@@ -31,8 +17,9 @@ FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
 
 // unnest returns the head of r's statement on PostgreSQL that takes one
-// array argument per column, "INSERT INTO t (c1, …, cn) SELECT * FROM
-// unnest(?::T1[], …, ?::Tn[])", or "" if r's insert cannot be written so.
+// array argument per column, "INSERT INTO t (c1, …, cn) SELECT u1, …,
+// un FROM unnest(?::T1[], …, ?::Tn[]) WITH ORDINALITY AS u(u1, …, un, n)
+// ORDER BY n", or "" if r's insert cannot be written so.
 // Its text does not depend on the number of rows, so that PostgreSQL
 // prepares and plans one statement per insert and connection instead of
 // one per row count (planning was a tenth of its CPU). The column types
@@ -44,15 +31,14 @@ WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
 // type today). A failed read is not kept: the flush uses the exact
 // statement (in a transaction the failure has ended anyway).
 func (r *Rows) unnest(ctx context.Context, tx *Tx) string {
-	key := unnestKey{weak.Make(tx.db), r.head}
-	if h, ok := unnestHeads.Load(key); ok {
+	if h, ok := tx.db.unnestHeads.Load(r.head); ok {
 		return h.(string)
 	}
 	h, err := r.discoverUnnest(ctx, tx)
 	if err != nil {
 		return ""
 	}
-	unnestHeads.Store(key, h)
+	tx.db.unnestHeads.Store(r.head, h)
 	return h
 }
 
@@ -87,19 +73,28 @@ func (r *Rows) discoverUnnest(ctx context.Context, tx *Tx) (string, error) {
 	if err := rows.Err(); err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(")
+	// The rows are numbered and inserted in the arrays' order, as a
+	// VALUES list's: ids drawn from a sequence follow it, and the outbox
+	// relays in id order.
+	var b, names strings.Builder
+	b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT ")
 	for i, c := range cols {
-		typ, ok := types[identifier(c)]
-		if !ok {
+		if _, ok := types[identifier(c)]; !ok {
 			return "", nil // no such column, or unfit: the exact statement
 		}
 		if i > 0 {
+			names.WriteString(", ")
+		}
+		fmt.Fprintf(&names, "u%d", i+1)
+	}
+	b.WriteString(names.String() + " FROM unnest(")
+	for i, c := range cols {
+		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("?::" + typ + "[]")
+		b.WriteString("?::" + types[identifier(c)] + "[]")
 	}
-	b.WriteString(")")
+	b.WriteString(") WITH ORDINALITY AS u(" + names.String() + ", n) ORDER BY n")
 	return b.String(), nil
 }
 
