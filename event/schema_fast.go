@@ -331,30 +331,9 @@ func (q *quickScan) accepts(s *quickSchema, t quickType) bool {
 }
 
 func (q *quickScan) object(s *quickSchema, depth int) bool {
-	q.i++           // {
 	var seen uint64 // the required properties met
 	required := 0
-	q.space()
-	if q.i < len(q.b) && q.b[q.i] == '}' {
-		q.i++
-		return s == nil || s.required == 0
-	}
-	for {
-		if q.kind() != qString {
-			return false
-		}
-		start := q.i + 1
-		plain, ok := q.str()
-		if !ok || !plain {
-			return false // an escaped key: not followed
-		}
-		key := q.b[start : q.i-1]
-		q.space()
-		if q.i >= len(q.b) || q.b[q.i] != ':' {
-			return false
-		}
-		q.i++
-		q.space()
+	ok := q.members(func(key []byte) bool {
 		var sub *quickSchema
 		if s != nil {
 			p, known := s.props[string(key)]
@@ -373,7 +352,64 @@ func (q *quickScan) object(s *quickSchema, depth int) bool {
 			}
 			sub = p.s
 		}
-		if !q.value(sub, depth+1) {
+		return q.value(sub, depth+1)
+	})
+	return ok && (s == nil || required == s.required)
+}
+
+// refusesKeys reports whether s certainly refuses the object at q.i for
+// its keys alone: one s does not allow, or a required one missing. It
+// does not move q; an object it cannot read is not refused.
+func (q *quickScan) refusesKeys(s *quickSchema, depth int) bool {
+	if !s.closed && s.required == 0 {
+		return false
+	}
+	r := quickScan{b: q.b, i: q.i}
+	var seen uint64
+	required, refused := 0, false
+	ok := r.members(func(key []byte) bool {
+		p, known := s.props[string(key)]
+		if !known && s.closed {
+			refused = true
+			return false
+		}
+		if p.bit != 0 && seen&p.bit == 0 {
+			seen |= p.bit
+			required++
+		}
+		return r.value(nil, depth+1)
+	})
+	return refused || ok && required < s.required
+}
+
+// members moves past the object at q.i, calling member with each key
+// (not escaped) once q is at its value, which member must move past;
+// false means a key or member was not followed, or the object is not
+// well formed.
+func (q *quickScan) members(member func(key []byte) bool) bool {
+	q.i++ // {
+	q.space()
+	if q.i < len(q.b) && q.b[q.i] == '}' {
+		q.i++
+		return true
+	}
+	for {
+		if q.kind() != qString {
+			return false
+		}
+		start := q.i + 1
+		plain, ok := q.str()
+		if !ok || !plain {
+			return false // an escaped key: not followed
+		}
+		key := q.b[start : q.i-1]
+		q.space()
+		if q.i >= len(q.b) || q.b[q.i] != ':' {
+			return false
+		}
+		q.i++
+		q.space()
+		if !member(key) {
 			return false
 		}
 		q.space()
@@ -386,63 +422,7 @@ func (q *quickScan) object(s *quickSchema, depth int) bool {
 			q.space()
 		case '}':
 			q.i++
-			return s == nil || required == s.required
-		default:
-			return false
-		}
-	}
-}
-
-// refusesKeys reports whether s certainly refuses the object at q.i for
-// its keys alone: one s does not allow, or a required one missing. It
-// does not move q; an object it cannot read is not refused.
-func (q *quickScan) refusesKeys(s *quickSchema, depth int) bool {
-	if !s.closed && s.required == 0 {
-		return false
-	}
-	r := quickScan{b: q.b, i: q.i + 1}
-	var seen uint64
-	required := 0
-	r.space()
-	if r.i < len(r.b) && r.b[r.i] == '}' {
-		return s.required > 0
-	}
-	for {
-		if r.kind() != qString {
-			return false
-		}
-		start := r.i + 1
-		plain, ok := r.str()
-		if !ok || !plain {
-			return false
-		}
-		p, known := s.props[string(r.b[start:r.i-1])]
-		if !known && s.closed {
 			return true
-		}
-		if p.bit != 0 && seen&p.bit == 0 {
-			seen |= p.bit
-			required++
-		}
-		r.space()
-		if r.i >= len(r.b) || r.b[r.i] != ':' {
-			return false
-		}
-		r.i++
-		r.space()
-		if !r.value(nil, depth+1) {
-			return false
-		}
-		r.space()
-		if r.i >= len(r.b) {
-			return false
-		}
-		switch r.b[r.i] {
-		case ',':
-			r.i++
-			r.space()
-		case '}':
-			return required < s.required
 		default:
 			return false
 		}

@@ -572,64 +572,20 @@ func (s *Service) answerFinal(w http.ResponseWriter, r *http.Request, id string,
 // again. Only a final order is represented (opened and encoded); a change
 // to another status costs a read.
 func (s *Service) awaitFinal(ctx context.Context, id string, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	woken := false
-	for {
-		rep, done, err := s.awaitFinalOnce(ctx, id, deadline.C, changed, &woken)
-		if done || err != nil {
-			return rep, err
+	rep, expired, err := s.holdUntil(ctx, id, wait, changed, func(o *Order, changed <-chan struct{}, epoch uint64) (httpx.Representation, bool, error) {
+		if !finalStatus(o.Status) {
+			return httpx.Representation{}, false, nil
 		}
-		changed = nil
-	}
-}
-
-// awaitFinalOnce reads order id (unless changed, a watch taken before it
-// was read not final, is given) and, while it is not final, waits for a
-// notification or the recheck; done reports the final order (rep), the
-// deadline (rep: the order read then) or the end of ctx (its error).
-// *woken is as for awaitOnce.
-func (s *Service) awaitFinalOnce(ctx context.Context, id string, deadline <-chan time.Time, changed <-chan struct{}, woken *bool) (rep httpx.Representation, done bool, err error) {
-	if changed == nil {
-		// Watch before reading, so a change committed in between wakes us.
-		var release func()
-		var epoch uint64
-		changed, release, epoch = s.known.watch(id)
-		defer release()
-		var o *Order
-		if *woken {
-			o, err = s.heardOrOrder(ctx, id)
-		} else {
-			o, err = s.store.order(ctx, s.d.DB, id)
+		rep, err := s.represent(ctx, o)
+		if err == nil {
+			s.known.remember(id, o.UserID, rep.ETag, true, changed, epoch)
 		}
-		if err != nil {
-			return rep, true, err
-		}
-		if finalStatus(o.Status) {
-			if rep, err = s.represent(ctx, o); err == nil {
-				s.known.remember(id, o.UserID, rep.ETag, true, changed, epoch)
-			}
-			return rep, true, err
-		}
-	}
-	var recheck <-chan time.Time // nil: never
-	if d := s.recheckAfter(); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		recheck = t.C
-	}
-	*woken = false
-	select {
-	case <-changed:
-		*woken = true
-	case <-recheck:
-	case <-deadline:
-		rep, err = s.current(ctx, id)
 		return rep, true, err
-	case <-ctx.Done():
-		return rep, true, ctx.Err()
+	})
+	if expired {
+		return s.current(ctx, id)
 	}
-	return rep, false, nil
+	return rep, err
 }
 
 // current reads order id and returns its representation, remembering it
@@ -690,65 +646,79 @@ func (s *Service) recheckAfter() time.Duration {
 // changed, if not nil, is a watch of id taken before rep was read: the
 // first wait is on it, without reading the order again.
 func (s *Service) awaitChange(ctx context.Context, id string, rep httpx.Representation, wait time.Duration, changed <-chan struct{}) (httpx.Representation, error) {
+	cur, expired, err := s.holdUntil(ctx, id, wait, changed, func(o *Order, changed <-chan struct{}, epoch uint64) (httpx.Representation, bool, error) {
+		cur, err := s.represent(ctx, o)
+		if err != nil {
+			return cur, true, err
+		}
+		s.known.remember(id, o.UserID, cur.ETag, finalStatus(o.Status), changed, epoch)
+		return cur, cur.ETag != rep.ETag, nil
+	})
+	if expired || ctx.Err() != nil {
+		return rep, nil // as it was: 304, to a client that may be gone
+	}
+	return cur, err
+}
+
+// holdUntil holds a GET of order id for up to wait: it reads the order (unless
+// changed, a watch of id taken before the order was last read, is given:
+// the first wait is then on it) and asks settle whether the hold ends
+// (with rep, or err); while not, it waits for a notification of a change
+// or the recheck, and reads again. A read after a notification may take
+// the row heard of (heardOrOrder); a recheck reads. expired reports that
+// wait passed first; the end of ctx is its error.
+func (s *Service) holdUntil(ctx context.Context, id string, wait time.Duration, changed <-chan struct{},
+	settle func(o *Order, changed <-chan struct{}, epoch uint64) (rep httpx.Representation, done bool, err error)) (rep httpx.Representation, expired bool, err error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	woken := false
 	for {
-		cur, done, err := s.awaitOnce(ctx, id, rep, deadline.C, changed, &woken)
-		if done || err != nil {
-			return cur, err
+		release := func() {}
+		if changed == nil {
+			// Watch before reading, so a change committed in between wakes
+			// the wait.
+			var epoch uint64
+			changed, release, epoch = s.known.watch(id)
+			var o *Order
+			if woken {
+				o, err = s.heardOrOrder(ctx, id)
+			} else {
+				o, err = s.store.order(ctx, s.d.DB, id)
+			}
+			var done bool
+			if err == nil {
+				rep, done, err = settle(o, changed, epoch)
+			}
+			if done || err != nil {
+				release()
+				return rep, false, err
+			}
+		}
+		var recheck <-chan time.Time // nil: never
+		var t *time.Timer
+		if d := s.recheckAfter(); d > 0 {
+			t = time.NewTimer(d)
+			recheck = t.C
+		}
+		woken = false
+		select {
+		case <-changed:
+			woken = true
+		case <-recheck:
+		case <-deadline.C:
+			expired = true
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		release()
+		if t != nil {
+			t.Stop()
+		}
+		if expired || err != nil {
+			return httpx.Representation{}, expired, err
 		}
 		changed = nil
 	}
-}
-
-// awaitOnce reads order id (unless changed, a watch taken before rep was
-// read, is given) and, while it is still rep, waits for a notification or
-// the recheck; done reports a change (cur), the deadline or the end of ctx
-// (cur is rep). *woken says whether the last wait ended with a
-// notification: the read may then take the row heard of (heardOrOrder),
-// a recheck reads.
-func (s *Service) awaitOnce(ctx context.Context, id string, rep httpx.Representation, deadline <-chan time.Time, changed <-chan struct{}, woken *bool) (cur httpx.Representation, done bool, err error) {
-	if changed == nil {
-		// Watch before reading, so a change committed in between wakes us.
-		var release func()
-		var epoch uint64
-		changed, release, epoch = s.known.watch(id)
-		defer release()
-		var o *Order
-		if *woken {
-			o, err = s.heardOrOrder(ctx, id)
-		} else {
-			o, err = s.store.order(ctx, s.d.DB, id)
-		}
-		if err != nil {
-			return rep, true, err
-		}
-		if cur, err = s.represent(ctx, o); err != nil {
-			return cur, true, err
-		}
-		s.known.remember(id, o.UserID, cur.ETag, finalStatus(o.Status), changed, epoch)
-		if cur.ETag != rep.ETag {
-			return cur, true, nil
-		}
-	}
-	var recheck <-chan time.Time // nil: never
-	if d := s.recheckAfter(); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		recheck = t.C
-	}
-	*woken = false
-	select {
-	case <-changed:
-		*woken = true
-	case <-recheck:
-	case <-deadline:
-		return rep, true, nil
-	case <-ctx.Done():
-		return rep, true, nil
-	}
-	return rep, false, nil
 }
 
 // heardOrOrder returns order id as its last change heard of left it, if

@@ -137,7 +137,7 @@ type Service struct {
 	users   userMemory // the users projection's rows POST /orders reads (usermemory.go)
 	// listening is set while RunInstance LISTENs for the changes of every
 	// instance (PostgreSQL); held GETs then recheck only every
-	// safetyRecheck, else every recheck (nanoseconds; see awaitOnce).
+	// safetyRecheck, else every recheck (nanoseconds; see holdUntil).
 	listening              atomic.Bool
 	recheck, safetyRecheck atomic.Int64
 	admit                  *admission // sheds new orders while too many are PENDING (admission.go)
