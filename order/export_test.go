@@ -139,3 +139,7 @@ func SetShedding(svc service.Service, on bool) {
 		a.pending = 1
 	}
 }
+
+// OutboxReads returns how many times svc's outbox relay read the outbox
+// (outbox.Relay.Reads).
+func OutboxReads(svc service.Service) int64 { return svc.(*Service).d.Outbox.Reads() }

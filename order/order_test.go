@@ -1562,15 +1562,19 @@ func TestPlacingReadsTheCallerFromMemory(t *testing.T) {
 	var status int
 	var b []byte
 	var key string
+	// The relay's reads of the outbox (the POST's commit wakes it) are
+	// not the POST's: those in the window are left out.
 	for i := 0; ; i++ {
 		key = fmt.Sprint("mem-", i)
+		relayBefore := order.OutboxReads(svc)
 		before := db.Stats()
 		status, _, b = do(t, h, "POST", orderPath, tok, body(item("p-mug", 1)), map[string]string{"Idempotency-Key": key})
-		if got = db.Stats().Sub(before); got.Commits == 1 && got.Reads == 0 {
+		got = db.Stats().Sub(before)
+		if relay := order.OutboxReads(svc) - relayBefore; got.Commits == 1 && got.Reads == relay {
 			break
 		}
 		if i == 50 {
-			t.Fatalf("no POST with a single commit and no read on the order database in 50: the last %+v", got)
+			t.Fatalf("no POST with a single commit and no read on the order database but the outbox relay's in 50: the last %+v", got)
 		}
 	}
 	var first order.Order

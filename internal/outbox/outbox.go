@@ -143,6 +143,9 @@ type Relay struct {
 	// be deleted (see Run): reads skip them, Backlog does not count them.
 	unsettled atomic.Pointer[[]int64]
 
+	// reads counts the relay's reads of the outbox (see Reads).
+	reads atomic.Int64
+
 	// Pin, if set, is asked once per batch which event types to publish at
 	// an older version than the one they were written at (type -> version,
 	// e.g. OrderCreated -> v1): such events are downcast
@@ -390,6 +393,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	var rows *sql.Rows
 	var err error
+	r.reads.Add(1) // before the database counts it (see Reads)
 	if r.db.Dialect == sqldb.Postgres {
 		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT ?`, skip, r.batch)
 	} else {
@@ -534,6 +538,13 @@ func ParsePins(s string) (map[event.Type]string, error) {
 	}
 	return out, nil
 }
+
+// Reads returns how many times the relay has read the outbox for rows to
+// publish: reads of the service's database (sqldb.Stats.Reads) that are
+// not the service's own work. Each is counted before the database counts
+// it, so a count taken after a Stats includes every relay read that Stats
+// does.
+func (r *Relay) Reads() int64 { return r.reads.Load() }
 
 // Backlog returns the number of unsent rows and the age of the oldest.
 func (r *Relay) Backlog(ctx context.Context) (int64, time.Duration, error) {
