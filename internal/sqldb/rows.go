@@ -108,8 +108,8 @@ func (r *Rows) Truncate(n int) {
 // statement. PostgreSQL, which would type the padded VALUES as text, gets
 // one statement text whatever the row count, taking one array per column
 // (INSERT … SELECT … FROM unnest($1::bigint[], …) WITH ORDINALITY …
-// ORDER BY n, see Rows.unnest), or
-// the exact statement for a table whose column types are unknown or unfit.
+// ORDER BY n, see Rows.unnest), or the exact statement for a table whose
+// column types are unknown or unfit.
 func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 	defer r.Discard()
 	args := r.args
