@@ -387,10 +387,7 @@ func (q *quickScan) refusesKeys(s *quickSchema, depth int) bool {
 // false means a key or member was not followed, or the object is not
 // well formed.
 func (q *quickScan) members(member func(key []byte) bool) bool {
-	q.i++ // {
-	q.space()
-	if q.i < len(q.b) && q.b[q.i] == '}' {
-		q.i++
+	if q.empty('}') {
 		return true
 	}
 	for {
@@ -412,49 +409,55 @@ func (q *quickScan) members(member func(key []byte) bool) bool {
 		if !member(key) {
 			return false
 		}
-		q.space()
-		if q.i >= len(q.b) {
-			return false
-		}
-		switch q.b[q.i] {
-		case ',':
-			q.i++
-			q.space()
-		case '}':
-			q.i++
-			return true
-		default:
-			return false
+		if more, ok := q.next('}'); !more {
+			return ok
 		}
 	}
 }
 
 func (q *quickScan) array(items *quickSchema, depth int) bool {
-	q.i++ // [
-	q.space()
-	if q.i < len(q.b) && q.b[q.i] == ']' {
-		q.i++
+	if q.empty(']') {
 		return true
 	}
 	for {
 		if !q.value(items, depth+1) {
 			return false
 		}
-		q.space()
-		if q.i >= len(q.b) {
-			return false
-		}
-		switch q.b[q.i] {
-		case ',':
-			q.i++
-			q.space()
-		case ']':
-			q.i++
-			return true
-		default:
-			return false
+		if more, ok := q.next(']'); !more {
+			return ok
 		}
 	}
+}
+
+// empty moves past the opening of the object or array at q.i and reports
+// whether close follows at once (then past it too).
+func (q *quickScan) empty(close byte) bool {
+	q.i++
+	q.space()
+	if q.i < len(q.b) && q.b[q.i] == close {
+		q.i++
+		return true
+	}
+	return false
+}
+
+// next moves past what follows a member or an element: a comma, another
+// one to come (more), or close, the end; ok is false for anything else.
+func (q *quickScan) next(close byte) (more, ok bool) {
+	q.space()
+	if q.i >= len(q.b) {
+		return false, false
+	}
+	switch q.b[q.i] {
+	case ',':
+		q.i++
+		q.space()
+		return true, true
+	case close:
+		q.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str moves past the string at q.i; plain says it has no escapes.

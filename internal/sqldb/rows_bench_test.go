@@ -24,11 +24,18 @@ func BenchmarkRowsFlush(b *testing.B) {
 		}
 		tables = append(tables, NewRows(fmt.Sprintf(`INSERT INTO r%d (k, a, b, c, d) VALUES`, i), 5, ""))
 	}
+	flushBatches(b, db, tables, 200)
+}
+
+// flushBatches runs b's loop: a transaction per op flushing n rows of
+// five columns into each of tables, n cycling through 1…most.
+func flushBatches(b *testing.B, db *DB, tables []*Rows, most int) {
+	ctx := context.Background()
 	k, batch := 0, 0
 	b.ReportAllocs()
 	for b.Loop() {
 		batch++
-		n := batch%200 + 1
+		n := batch%most + 1
 		err := db.InTx(ctx, func(tx *Tx) error {
 			for _, rows := range tables {
 				for range n {

@@ -31,28 +31,7 @@ func BenchmarkRowsFlushPostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	cpu0 := processCPU(pid)
-	k, batch := 0, 0
-	b.ReportAllocs()
-	for b.Loop() {
-		batch++
-		n := batch%32 + 1
-		err := db.InTx(ctx, func(tx *Tx) error {
-			for _, rows := range tables {
-				for range n {
-					k++
-					rows.Add(k, "topic", "key", k, []byte(`{"eventId":"e"}`))
-				}
-				if err := rows.Flush(ctx, tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(k)/float64(b.N), "rows/op")
+	flushBatches(b, db, tables, 32)
 	if cpu0 >= 0 {
 		if cpu := processCPU(pid); cpu >= 0 {
 			b.ReportMetric(float64(cpu-cpu0)*1e6/100/float64(b.N), "server-µs/op") // clock ticks of 1/100 s
