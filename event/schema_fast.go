@@ -63,13 +63,19 @@ type quickProp struct {
 // maxQuickDepth bounds the nesting the quick check follows.
 const maxQuickDepth = 32
 
-var quickSchemas sync.Map // SchemaFile -> *quickSchema, or nil when not followed
+var quickSchemas sync.Map // quickKey -> *quickSchema, or nil when not followed
+
+// quickKey names a schema in quickSchemas without building its file name
+// on every payload checked.
+type quickKey struct {
+	t Type
+	v string
+}
 
 // quickSchemaOf returns the quick form of the schema of t at version v,
 // nil when the schema uses what the quick check does not follow.
 func quickSchemaOf(t Type, v string) *quickSchema {
-	name := SchemaFile(t, v)
-	if s, ok := quickSchemas.Load(name); ok {
+	if s, ok := quickSchemas.Load(quickKey{t, v}); ok {
 		return s.(*quickSchema)
 	}
 	var s *quickSchema
@@ -79,7 +85,7 @@ func quickSchemaOf(t Type, v string) *quickSchema {
 			s, _ = compileQuick(doc, 0)
 		}
 	}
-	quickSchemas.Store(name, s)
+	quickSchemas.Store(quickKey{t, v}, s)
 	return s
 }
 
