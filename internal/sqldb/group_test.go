@@ -387,13 +387,12 @@ func TestInTxWithNextOutwaitsALeader(t *testing.T) {
 	ctx := context.Background()
 	db := openTestSQLite(t)
 	waited := make(chan struct{}, 1)
-	rideWaitsForLeader = func() {
+	db.group.rideWaited = func() {
 		select {
 		case waited <- struct{}{}:
 		default:
 		}
 	}
-	t.Cleanup(func() { rideWaitsForLeader = func() {} })
 	release, running := make(chan struct{}), make(chan struct{})
 	leader := make(chan error, 1)
 	go func() { // the leader, held inside its transaction

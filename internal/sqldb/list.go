@@ -98,9 +98,9 @@ func PadIn(keys []any) []any {
 }
 
 // ListIn is List of `before (?, ?, …) after` for keys, in chunks of up to
-// 500 keys a statement (each padded by PadIn): the rows of a batch's
-// keys in a few reads, not one read a key. Rows come in the query's order within a chunk, chunks
-// in keys' order.
+// 500 keys a statement (each padded by PadIn): the rows of a batch's keys
+// in a few reads, not one read a key. Rows come in the query's order
+// within a chunk, chunks in keys' order.
 func ListIn[T any](ctx context.Context, q Querier, before, after string, keys []any, scan func(Scanner) (T, error)) ([]T, error) {
 	out := []T{}
 	for len(keys) > 0 {

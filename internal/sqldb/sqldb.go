@@ -761,10 +761,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		} else {
 			err = db.inTx(ctx, fn)
 		}
-		var pe *panicError
-		if errors.As(err, &pe) {
-			panic(pe.v) // fn's panic, in the caller's goroutine, its transaction rolled back
-		}
+		repanic(err)
 		if attempt == 5 || !isRetryable(err) {
 			return err
 		}
@@ -789,11 +786,17 @@ func (db *DB) InTxWithNext(ctx context.Context, wait time.Duration, fn func(*Tx)
 		return db.InTx(ctx, fn)
 	}
 	err := db.group.ride(ctx, db, fn, wait)
+	repanic(err)
+	return err
+}
+
+// repanic raises again, in the caller's goroutine, a panic of fn that err
+// carries (its transaction rolled back).
+func repanic(err error) {
 	var pe *panicError
 	if errors.As(err, &pe) {
 		panic(pe.v)
 	}
-	return err
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
@@ -934,6 +937,9 @@ type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*txCall
 	leading bool
+	// rideWaited, if set, is called when a rider's wait ends while
+	// another caller leads (tests).
+	rideWaited func()
 }
 
 type txCall struct {
@@ -999,7 +1005,9 @@ func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait
 			}
 			if g.leading {
 				g.mu.Unlock()
-				rideWaitsForLeader()
+				if g.rideWaited != nil {
+					g.rideWaited()
+				}
 				timer.Reset(wait)
 				continue
 			}
@@ -1009,10 +1017,6 @@ func (g *groupCommit) ride(ctx context.Context, db *DB, fn func(*Tx) error, wait
 		}
 	}
 }
-
-// rideWaitsForLeader is called when a rider's wait ends while another
-// caller leads: a hook for tests.
-var rideWaitsForLeader = func() {}
 
 // round runs the queued calls (up to maxGroup) and answers each, then
 // hands the lead to the first caller still queued, if any: a caller leads
