@@ -115,11 +115,12 @@ func (s *store) list(ctx context.Context, ids []string, includeDiscontinued bool
 // notifies changeChannel of each row's id (see changeChannel).
 const notifyTail = ` RETURNING pg_notify('` + changeChannel + `', id)`
 
-// written tells memory that product id's row changed, once tx commits
-// (on PostgreSQL the statement's notification tells it again, and every
+// written tells memory that tx is about to write product id's row
+// (heard.Memory.Write: not answered from memory until tx ends, forgotten
+// once it commits; on PostgreSQL the statement's notification tells every
 // other instance).
 func (s *store) written(tx *sqldb.Tx, id string) {
-	tx.OnCommit(func() { s.mem.Forget(id) })
+	s.mem.Write(tx, id)
 }
 
 // tail returns notifyTail on PostgreSQL, "" on SQLite.
@@ -228,6 +229,10 @@ func (b *newestLevels) Flush(ctx context.Context, tx *sqldb.Tx) error {
 		l := b.levels[newest[id]]
 		rows.Add(l.ProductID, l.OnHand, l.Reserved, l.Available, l.Version)
 		applied = append(applied, l)
+		// Not answered from memory from now until tx ends: its commit may
+		// be visible before the hook below applies the level.
+		b.mem.Writing(id)
+		tx.OnEnd(func() { b.mem.Wrote(id) })
 	}
 	if err := rows.Flush(ctx, tx); err != nil {
 		return fmt.Errorf("catalog: apply stock levels: %w", err)
@@ -248,11 +253,14 @@ func (b *newestLevels) Flush(ctx context.Context, tx *sqldb.Tx) error {
 const levelNotifyTail = ` RETURNING pg_notify('` + changeChannel + `', product_id || ' ' || CAST(version AS TEXT) || ' ' ||
 	CAST(on_hand AS TEXT) || ' ' || CAST(reserved AS TEXT) || ' ' || CAST(available AS TEXT))`
 
-// swapStock tells memory, once tx commits, that every product's
-// availability may have changed (a rebuilt table was swapped in), and on
-// PostgreSQL every instance, by a notification "*".
+// swapStock tells memory that every product's availability may change
+// with tx (a rebuilt table is swapped in): nothing is answered from memory
+// until tx ends, everything is forgotten once it commits; on PostgreSQL it
+// tells every instance, by a notification "*".
 func (s *store) swapStock(ctx context.Context, tx *sqldb.Tx) error {
+	s.mem.WritingAll()
 	tx.OnCommit(s.mem.Reset)
+	tx.OnEnd(s.mem.WroteAll)
 	if tx.Dialect() != sqldb.Postgres {
 		return nil
 	}

@@ -122,10 +122,19 @@ func UserRemembered(svc service.Service, id string) bool {
 }
 
 // DeactivateUser deactivates user id in svc's projection, as
-// UserDeactivated does.
-func DeactivateUser(ctx context.Context, svc service.Service, id string) error {
+// UserDeactivated does; written, if set, runs in the transaction after the
+// write.
+func DeactivateUser(ctx context.Context, svc service.Service, id string, written func()) error {
 	s := svc.(*Service)
-	return s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error { return s.store.deactivateUser(ctx, tx, id) })
+	return s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
+		if err := s.store.deactivateUser(ctx, tx, id); err != nil {
+			return err
+		}
+		if written != nil {
+			written()
+		}
+		return nil
+	})
 }
 
 // SetShedding makes svc's admission control shed every new order (on) or

@@ -154,7 +154,7 @@ func New(d service.Deps) (*Service, error) {
 	s.known = known{hub: &s.changed, trusted: s.hearsEveryChange}
 	s.store = newStore(d.DB, s.orderChanged, s.known.committed)
 	s.users = newUserMemory(s.hearsEveryChange, d.Now)
-	s.store.userChanged = s.users.Forget
+	s.store.users = s.users.Memory
 	s.recheck.Store(int64(recheckEvery))
 	s.safetyRecheck.Store(int64(safetyRecheckEvery))
 	s.maxTotal = int64(d.Settings.Int(settings.OrderMaxTotal))

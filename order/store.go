@@ -12,6 +12,7 @@ import (
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/eventstore"
+	"github.com/eventmart/eventmart/internal/heard"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
@@ -22,9 +23,9 @@ type store struct {
 	// committing is told each orders row about to be written, with the
 	// token of its notification (PostgreSQL; see projectOrderLater).
 	committing func(token string, row []any)
-	// userChanged, if set, is told of a user whose projection row a
-	// committed transaction changed (userMemory).
-	userChanged func(id string)
+	// users, if set, is the memory of the users projection's rows, told
+	// of every write of one (userMemory).
+	users *heard.Memory[string, *user]
 }
 
 // newStore returns the store of a service instance on db, keeping the
@@ -203,23 +204,23 @@ func (s *store) userAndKey(ctx context.Context, id, key string) (*user, idemKey,
 // upsertUser stores a user's profile; the status of a known user is kept
 // (a deactivated account stays deactivated).
 func (s *store) upsertUser(ctx context.Context, tx *sqldb.Tx, id, email, name string) error {
+	s.writingUser(tx, id)
 	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, email, name, status) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, name = excluded.name`+s.userNotice(tx), id, email, name, userActive)
 	if err != nil {
 		return fmt.Errorf("order: store user %s: %w", id, err)
 	}
-	s.userChangedOnCommit(tx, id)
 	return nil
 }
 
 // deactivateUser marks a user deactivated, known or not.
 func (s *store) deactivateUser(ctx context.Context, tx *sqldb.Tx, id string) error {
+	s.writingUser(tx, id)
 	_, err := tx.Exec(ctx, `INSERT INTO users (user_id, status) VALUES (?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET status = excluded.status`+s.userNotice(tx), id, userDeactivated)
 	if err != nil {
 		return fmt.Errorf("order: deactivate user %s: %w", id, err)
 	}
-	s.userChangedOnCommit(tx, id)
 	return nil
 }
 
@@ -237,9 +238,14 @@ func (s *store) userNotice(tx *sqldb.Tx) string {
 // userNoticeToken ends the payload of a users row's notification.
 const userNoticeToken = "user"
 
-func (s *store) userChangedOnCommit(tx *sqldb.Tx, id string) {
-	if s.userChanged != nil {
-		tx.OnCommit(func() { s.userChanged(id) })
+// writingUser tells the user memory, if any, that tx is about to write
+// user id's row (heard.Memory.Write): from then until tx ends no read of
+// the user is answered from memory, so a POST /orders in the moment
+// between the commit and its hook cannot be answered with the row as it
+// was.
+func (s *store) writingUser(tx *sqldb.Tx, id string) {
+	if s.users != nil {
+		s.users.Write(tx, id)
 	}
 }
 

@@ -16,13 +16,15 @@ import (
 //
 // It answers only while every write of the projection is heard of (the
 // Service's hearsEveryChange: SQLite, which one process owns, or a
-// LISTENing instance on PostgreSQL): a write forgets its user once it
-// commits — on this instance through the transaction's commit hook, on
-// every instance through the notification the write sends (payload "ID
-// user" on the order channel, see store.upsertUser). The rest of the
-// contract — the age bound for writes nobody hears of (an older release,
-// without the notification, during a rolling upgrade), reads overtaken by
-// a write not remembered, the entry bound — is heard.Memory's.
+// LISTENing instance on PostgreSQL): on this instance a write's user is
+// answered by no lookup from the write's statement to its transaction's
+// end, and forgotten once it commits (store.writingUser); on every
+// instance, forgotten when the notification the write sends arrives
+// (payload "ID user" on the order channel, see store.upsertUser). The
+// rest of the contract — the age bound for writes nobody hears of (an
+// older release, without the notification, during a rolling upgrade),
+// reads overtaken by a write not remembered, the entry bound — is
+// heard.Memory's.
 type userMemory struct {
 	*heard.Memory[string, *user]
 }

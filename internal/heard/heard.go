@@ -19,9 +19,23 @@
 //   - A value is forgotten by Forget of its key, by Reset, by age, and by
 //     the entry bound: past MaxEntries, an arbitrary entry is forgotten for
 //     each new one.
+//   - No value of a key is answered, or remembered, while a write of it
+//     is in flight (Writing to Wrote, or WritingAll to WroteAll): from the
+//     moment its statement runs the write may become visible — its commit
+//     — before this process hears of it in a commit hook, and an answer
+//     from memory in that window would be older than what the database
+//     already shows (a deactivated user placing an order). This holds for
+//     this process's writes; another process's write is heard of when its
+//     notification arrives, and until then the value as it was may be
+//     answered here — a window of a notification's delivery, which only a
+//     read would close.
 //
 // What a caller must do:
 //
+//   - before a write of key k runs in a transaction, call Writing(k), and
+//     Wrote(k) once the transaction has ended, committed or rolled back
+//     (sqldb.Tx.OnEnd) — after the Forget or Change of a commit; for a
+//     write of many keys at once, WritingAll and WroteAll;
 //   - once a write of key k commits, call Forget(k) — or Change(k, …) when
 //     the write's effect on the value is known — from the transaction's
 //     commit hook for this process's writes, and on each notification of a
@@ -70,7 +84,11 @@ type Memory[K comparable, V any] struct {
 	reading map[K]int
 	written map[K]uint64
 	seq     uint64 // moved by each write recorded in written, and each reset
-	resetAt uint64 // seq of the last Reset
+	resetAt uint64 // seq of the last Reset or WritingAll
+	// writing counts the writes in flight of each key (Writing to Wrote),
+	// writingAll those of every key (WritingAll to WroteAll).
+	writing    map[K]int
+	writingAll int
 }
 
 type entry[V any] struct {
@@ -90,14 +108,15 @@ func New[K comparable, V any](c Config) *Memory[K, V] {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Memory[K, V]{c: c, base: c.Now(), m: map[K]entry[V]{}, reading: map[K]int{}, written: map[K]uint64{}}
+	return &Memory[K, V]{c: c, base: c.Now(), m: map[K]entry[V]{}, reading: map[K]int{}, written: map[K]uint64{}, writing: map[K]int{}}
 }
 
 // Trusted reports whether every write is heard of (Config.Trusted).
 func (m *Memory[K, V]) Trusted() bool { return m.c.Trusted() }
 
 // Lookup returns the value remembered of key k; ok is false if there is
-// none, it is MaxAge old or older, or the memory is not trusted.
+// none, it is MaxAge old or older, a write of k is in flight, or the
+// memory is not trusted.
 func (m *Memory[K, V]) Lookup(k K) (v V, ok bool) {
 	if !m.c.Trusted() {
 		return v, false
@@ -105,11 +124,18 @@ func (m *Memory[K, V]) Lookup(k K) (v V, ok bool) {
 	now := m.since()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	e, ok := m.answer(k, now)
+	return e.v, ok
+}
+
+// answer returns key k's entry if it may be answered at time now; m.mu is
+// held.
+func (m *Memory[K, V]) answer(k K, now time.Duration) (entry[V], bool) {
 	e, ok := m.m[k]
-	if !ok || now-e.read >= m.c.MaxAge {
-		return v, false
+	if !ok || now-e.read >= m.c.MaxAge || m.writingAll > 0 || m.writing[k] > 0 {
+		return entry[V]{}, false
 	}
-	return e.v, true
+	return e, true
 }
 
 // LookupAll sets into[i] to the value remembered of keys[i] (into is as
@@ -123,8 +149,8 @@ func (m *Memory[K, V]) LookupAll(keys []K, into []V) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, k := range keys {
-		e, ok := m.m[k]
-		if !ok || now-e.read >= m.c.MaxAge {
+		e, ok := m.answer(k, now)
+		if !ok {
 			return false
 		}
 		into[i] = e.v
@@ -150,15 +176,16 @@ func (m *Memory[K, V]) Begin(keys ...K) Read[K] {
 
 // End ends read r, remembering vals[i] as the value of keys[i] (keys among
 // r's; nil, nil when the read failed) — unless a write of one of r's keys
-// or a Reset was heard of since r began, or the memory is not trusted. A
+// or a Reset was heard of since r began, a write of one of them is in
+// flight, or the memory is not trusted. A
 // value's age counts from r's Begin: it is what the database held then at
 // the latest.
 func (m *Memory[K, V]) End(r Read[K], keys []K, vals []V) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	clean := r.seq >= m.resetAt
+	clean := r.seq >= m.resetAt && m.writingAll == 0
 	for _, k := range r.keys {
-		if m.written[k] > r.seq {
+		if m.written[k] > r.seq || m.writing[k] > 0 {
 			clean = false
 		}
 		if n := m.reading[k] - 1; n > 0 {
@@ -229,6 +256,64 @@ func (m *Memory[K, V]) heard(k K) {
 	if m.reading[k] > 0 {
 		m.seq++
 		m.written[k] = m.seq
+	}
+}
+
+// Writing notes that a write of key k is about to run in a transaction:
+// until Wrote(k), no value of k is answered or remembered, and the reads
+// of k in flight are not remembered. Calls nest: k is written until as
+// many Wrote calls have followed.
+func (m *Memory[K, V]) Writing(k K) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writing[k]++
+	m.heard(k)
+}
+
+// Wrote ends a Writing(k): its transaction ended. A write that committed
+// must have been heard of (Forget or Change) first; one rolled back
+// changed nothing, and what is remembered of k is answered again.
+func (m *Memory[K, V]) Wrote(k K) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := m.writing[k] - 1; n > 0 {
+		m.writing[k] = n
+	} else {
+		delete(m.writing, k)
+	}
+}
+
+// Tx is a write transaction that tells of its end, as sqldb.Tx does.
+type Tx interface {
+	OnCommit(fn func()) // fn runs after it commits
+	OnEnd(fn func())    // fn runs once it has ended, committed or not
+}
+
+// Write is what a write of key k in tx owes m, called before the write's
+// statement runs: Writing(k) now, Forget(k) once tx commits, Wrote(k) once
+// it has ended.
+func (m *Memory[K, V]) Write(tx Tx, k K) {
+	m.Writing(k)
+	tx.OnCommit(func() { m.Forget(k) })
+	tx.OnEnd(func() { m.Wrote(k) })
+}
+
+// WritingAll is Writing for a write that may change any value (one whose
+// commit calls Reset); WroteAll ends it.
+func (m *Memory[K, V]) WritingAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writingAll++
+	m.seq++
+	m.resetAt = m.seq // the reads in flight are not remembered
+}
+
+// WroteAll ends a WritingAll.
+func (m *Memory[K, V]) WroteAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.writingAll > 0 {
+		m.writingAll--
 	}
 }
 

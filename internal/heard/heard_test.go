@@ -42,6 +42,11 @@ func TestReadsOvertakenAreNotRemembered(t *testing.T) {
 		{"another of its keys written", func(m *fixture) { m.Forget("b") }, false},
 		{"a reset", func(m *fixture) { m.Reset() }, false},
 		{"another key written", func(m *fixture) { m.Forget("c") }, true},
+		{"its key being written", func(m *fixture) { m.Writing("a") }, false},
+		{"a write of its key rolled back", func(m *fixture) { m.Writing("a"); m.Wrote("a") }, false},
+		{"every key being written", func(m *fixture) { m.WritingAll() }, false},
+		{"a write of every key rolled back", func(m *fixture) { m.WritingAll(); m.WroteAll() }, false},
+		{"another key being written", func(m *fixture) { m.Writing("c") }, true},
 		{"trust lost", func(m *fixture) { m.trusted = false }, false},
 		{"trust lost and back, with the resets", func(m *fixture) { m.trusted = false; m.Reset(); m.trusted = true; m.Reset() }, false},
 	} {
@@ -120,6 +125,95 @@ func TestForgetChangeReset(t *testing.T) {
 	}
 }
 
+// TestNothingAnsweredWhileAWriteIsInFlight: from Writing(k) to Wrote(k) —
+// a window that holds the write's commit, and the moment after it before
+// its commit hook forgets k — neither what was remembered of k nor a read
+// of k is answered.
+func TestNothingAnsweredWhileAWriteIsInFlight(t *testing.T) {
+	missed := func(t *testing.T, m *fixture, when string) {
+		t.Helper()
+		if v, ok := m.Lookup("a"); ok {
+			t.Errorf("%s: a answered (%d)", when, v)
+		}
+		if m.LookupAll([]string{"a"}, make([]int, 1)) {
+			t.Errorf("%s: a answered by LookupAll", when)
+		}
+	}
+	answered := func(t *testing.T, m *fixture, when string, want int) {
+		t.Helper()
+		if v, ok := m.Lookup("a"); !ok || v != want {
+			t.Errorf("%s: Lookup(a) = %d %v, want %d", when, v, ok, want)
+		}
+	}
+	t.Run("committed", func(t *testing.T) {
+		m := newFixture(10)
+		m.read("a", 1)
+		before := m.Begin("a") // before the write's statement, ends after its commit
+		m.Writing("a")
+		missed(t, m, "written, not committed")
+		m.read("a", 1) // its snapshot may be older than the commit
+		missed(t, m, "read while written")
+		// The commit is visible from here; its hook has not run yet.
+		missed(t, m, "committed, before its hook")
+		during := m.Begin("a")
+		m.Forget("a") // the commit hook
+		m.Wrote("a")
+		m.EndOne(before, 1, true)
+		m.EndOne(during, 1, true)
+		missed(t, m, "after reads overtaken by the write")
+		m.read("a", 2)
+		answered(t, m, "read after the write ended", 2)
+	})
+	t.Run("rolled back", func(t *testing.T) {
+		m := newFixture(10)
+		m.read("a", 1)
+		m.Writing("a")
+		m.Writing("a") // a second write of a, in another transaction
+		m.Wrote("a")
+		missed(t, m, "one of two writes ended")
+		m.Wrote("a")
+		answered(t, m, "both rolled back", 1)
+		if len(m.writing) != 0 {
+			t.Errorf("writes in flight left behind: %v", m.writing)
+		}
+	})
+	t.Run("every key", func(t *testing.T) {
+		m := newFixture(10)
+		m.read("a", 1)
+		m.WritingAll()
+		missed(t, m, "every key written")
+		m.read("a", 1)
+		m.Reset() // the commit hook
+		m.WroteAll()
+		missed(t, m, "after the reset")
+		m.read("a", 2)
+		answered(t, m, "read after the write ended", 2)
+	})
+	t.Run("through a transaction", func(t *testing.T) {
+		m := newFixture(10)
+		m.read("a", 1)
+		var tx fakeTx
+		m.Write(&tx, "a")
+		missed(t, m, "written in tx")
+		tx.commit()
+		missed(t, m, "after tx committed")
+		m.read("a", 2)
+		answered(t, m, "read after tx", 2)
+	})
+}
+
+// fakeTx is a transaction's hooks, run by commit.
+type fakeTx struct{ onCommit, onEnd []func() }
+
+func (tx *fakeTx) OnCommit(fn func()) { tx.onCommit = append(tx.onCommit, fn) }
+func (tx *fakeTx) OnEnd(fn func())    { tx.onEnd = append(tx.onEnd, fn) }
+
+func (tx *fakeTx) commit() {
+	for _, f := range append(tx.onCommit, tx.onEnd...) {
+		f()
+	}
+}
+
 func TestUntrusted(t *testing.T) {
 	m := newFixture(10)
 	m.read("a", 1)
@@ -179,13 +273,14 @@ func TestEntryBound(t *testing.T) {
 }
 
 // TestConcurrentReadsOvertakenByWrites: readers read a database that a
-// writer keeps writing, as callers do (Begin, read, End; Forget once the
-// write committed). Whatever the interleaving, no value older than the
-// last write heard of before a lookup is answered by it.
+// writer keeps writing, as callers do (Begin, read, End; Writing before a
+// write, Forget once it committed, Wrote after). Whatever the
+// interleaving, no value older than the last write committed before a
+// lookup is answered by it.
 func TestConcurrentReadsOvertakenByWrites(t *testing.T) {
 	m := New[string, int64](Config{Trusted: func() bool { return true }, MaxEntries: 10, MaxAge: time.Hour})
 	keys := []string{"a", "b"}
-	var db, heardOf [2]atomic.Int64 // the database's value of each key, and the last write heard of
+	var db [2]atomic.Int64 // the database's value of each key: the last write committed
 	const writes = 2000
 	var wg sync.WaitGroup
 	var stop atomic.Bool
@@ -194,12 +289,12 @@ func TestConcurrentReadsOvertakenByWrites(t *testing.T) {
 		wg.Go(func() {
 			var got [2]int64
 			for !stop.Load() {
-				least := [2]int64{heardOf[0].Load(), heardOf[1].Load()}
+				least := [2]int64{db[0].Load(), db[1].Load()}
 				if m.LookupAll(keys, got[:]) {
 					answered.Add(1)
 					for i := range got {
 						if got[i] < least[i] {
-							t.Errorf("%s: answered %d after write %d was heard of", keys[i], got[i], least[i])
+							t.Errorf("%s: answered %d after write %d committed", keys[i], got[i], least[i])
 							return
 						}
 					}
@@ -213,9 +308,10 @@ func TestConcurrentReadsOvertakenByWrites(t *testing.T) {
 	}
 	for i := int64(1); i <= writes; i++ {
 		k := int(i % 2)
-		db[k].Store(i) // committed
-		m.Forget(keys[k])
-		heardOf[k].Store(i)
+		m.Writing(keys[k]) // the write's statement
+		db[k].Store(i)     // its commit
+		m.Forget(keys[k])  // its commit hook
+		m.Wrote(keys[k])   // its end
 		if i%500 == 0 {
 			m.Reset()
 		}

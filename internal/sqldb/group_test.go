@@ -73,7 +73,7 @@ func TestGroupCommitSharesATransaction(t *testing.T) {
 
 	const n = 20
 	errs := make([]error, n+1)
-	var hooked, sharedSeen sync.Map
+	var hooked, ended, sharedSeen sync.Map
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	boom := errors.New("boom")
@@ -92,6 +92,7 @@ func TestGroupCommitSharesATransaction(t *testing.T) {
 			}
 			errs[i] = db.InTx(cctx, func(tx *Tx) error {
 				sharedSeen.Store(i, tx.shared)
+				tx.OnEnd(func() { _, hook := hooked.Load(i); ended.Store(i, hook) }) // ended, and whether after its commit hook
 				if _, err := tx.Exec(ctx, `INSERT INTO t (k) VALUES (?)`, i); err != nil {
 					return err
 				}
@@ -120,6 +121,13 @@ func TestGroupCommitSharesATransaction(t *testing.T) {
 		}
 		_, hook := hooked.Load(i)
 		shared, ran := sharedSeen.Load(i)
+		afterHook, end := ended.Load(i)
+		if end != ran {
+			t.Errorf("call %d: ran %v, its end hook run %v", i, ran, end)
+		}
+		if end && afterHook != hook {
+			t.Errorf("call %d: end hook run after the commit hook %v, want %v", i, afterHook, hook)
+		}
 		switch i {
 		case 3, 5, 7, 9:
 			if count != 0 || hook {

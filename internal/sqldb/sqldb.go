@@ -367,6 +367,7 @@ type Tx struct {
 	q          runner   // tx, or conn on PostgreSQL
 	unprepared []string // queries to prepare after the transaction
 	onCommit   []func() // run after a successful commit
+	onEnd      []func() // run once the transaction has ended, whatever its outcome
 	shared     bool     // several callers' work: statements ignore cancellation
 	pending    []pendingWrite
 	// PostgreSQL: the transaction's connection, through which queued
@@ -731,6 +732,21 @@ func (tx *Tx) flushToCommit(ctx context.Context) error {
 // registered; never if it rolls back (for metrics of what really happened).
 func (tx *Tx) OnCommit(fn func()) { tx.onCommit = append(tx.onCommit, fn) }
 
+// OnEnd registers fn to run once the transaction has ended, committed
+// (after its OnCommit functions) or rolled back, whatever became of its
+// savepoints: a rollback to one keeps the OnEnd functions registered since.
+// For marks a write takes before it runs, which its commit may make
+// visible at any moment and which must be cleared either way (see
+// heard.Memory.Writing).
+func (tx *Tx) OnEnd(fn func()) { tx.onEnd = append(tx.onEnd, fn) }
+
+// end runs the OnEnd functions.
+func (tx *Tx) end() {
+	for _, f := range tx.onEnd {
+		f()
+	}
+}
+
 // CommitHooks returns how many OnCommit functions are registered, for
 // DropCommitHooks after a rollback to a savepoint.
 func (tx *Tx) CommitHooks() int { return len(tx.onCommit) }
@@ -818,6 +834,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 	t := &Tx{db: db, tx: tx, q: tx}
 	defer db.prepareLater(t)
+	defer t.end()
 	if err := t.work(ctx, fn); err != nil {
 		tx.Rollback()
 		return err
@@ -851,6 +868,7 @@ func (db *DB) inPostgresTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
 	t := &Tx{db: db, q: conn, conn: conn}
+	defer t.end()
 	rollback := func() { conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) } //nolint:errcheck // the work's error is the news
 	if err := t.work(ctx, fn); err != nil {
 		rollback()
@@ -1063,6 +1081,7 @@ func (db *DB) shared(calls []*txCall) (errs []error, ok bool) {
 	}
 	t := &Tx{db: db, tx: tx, q: tx, shared: true}
 	defer db.prepareLater(t)
+	defer t.end() // every caller's, whatever the round's outcome
 	errs = make([]error, len(calls))
 	hooks := make([][]func(), len(calls))
 	for i, c := range calls {

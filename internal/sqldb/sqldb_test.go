@@ -80,6 +80,53 @@ func exercise(t *testing.T, db *sqldb.DB) {
 	if count != 3 {
 		t.Fatalf("%d rows after a rolled back transaction, want 3", count)
 	}
+	exerciseHooks(t, db)
+}
+
+// exerciseHooks checks when a transaction's OnCommit and OnEnd functions
+// run: OnEnd once the transaction has ended, whatever its outcome — after
+// OnCommit's on a commit, after a rollback, a panic, or with the work it
+// was registered by rolled back to a savepoint.
+func exerciseHooks(t *testing.T, db *sqldb.DB) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var ran []string
+	for _, c := range []struct {
+		name string
+		work func(tx *sqldb.Tx) error
+		want string // the hooks run, in order
+	}{
+		{"commit", func(*sqldb.Tx) error { return nil }, "commit end"},
+		{"rollback", func(*sqldb.Tx) error { return boom }, "end"},
+		{"panic", func(*sqldb.Tx) error { panic(boom) }, "end"},
+		{"rolled back to a savepoint", func(tx *sqldb.Tx) error {
+			sp, err := tx.Savepoint(ctx, "s")
+			if err != nil {
+				return err
+			}
+			tx.OnCommit(func() { t.Error("a commit hook rolled back to a savepoint ran") })
+			tx.OnEnd(func() { ran = append(ran, "end since the savepoint") })
+			if err := tx.RollbackTo(ctx, sp); err != nil {
+				return err
+			}
+			return tx.Release(ctx, sp)
+		}, "commit end end since the savepoint"},
+	} {
+		t.Run("hooks/"+c.name, func(t *testing.T) {
+			ran = nil
+			func() {
+				defer func() { recover() }()
+				db.InTx(ctx, func(tx *sqldb.Tx) error {
+					tx.OnEnd(func() { ran = append(ran, "end") })
+					tx.OnCommit(func() { ran = append(ran, "commit") })
+					return c.work(tx)
+				})
+			}()
+			if got := strings.Join(ran, " "); got != c.want {
+				t.Errorf("hooks run: %q, want %q", got, c.want)
+			}
+		})
+	}
 }
 
 func TestSQLite(t *testing.T) {
