@@ -14,6 +14,7 @@ type fixture struct {
 	*Memory[string, int]
 	trusted bool
 	now     time.Time
+	tx      fakeTx // a transaction writing to it, for Write
 }
 
 func newFixture(maxEntries int) *fixture {
@@ -177,29 +178,26 @@ func TestNothingAnsweredWhileAWriteIsInFlight(t *testing.T) {
 			t.Errorf("writes in flight left behind: %v", m.writing)
 		}
 	})
-	t.Run("every key", func(t *testing.T) {
-		m := newFixture(10)
-		m.read("a", 1)
-		m.WritingAll()
-		missed(t, m, "every key written")
-		m.read("a", 1)
-		m.Reset() // the commit hook
-		m.WroteAll()
-		missed(t, m, "after the reset")
-		m.read("a", 2)
-		answered(t, m, "read after the write ended", 2)
-	})
-	t.Run("through a transaction", func(t *testing.T) {
-		m := newFixture(10)
-		m.read("a", 1)
-		var tx fakeTx
-		m.Write(&tx, "a")
-		missed(t, m, "written in tx")
-		tx.commit()
-		missed(t, m, "after tx committed")
-		m.read("a", 2)
-		answered(t, m, "read after tx", 2)
-	})
+	for _, c := range []struct {
+		name          string
+		write, commit func(m *fixture)
+	}{
+		{"every key", func(m *fixture) { m.WritingAll() }, func(m *fixture) { m.Reset(); m.WroteAll() }},
+		{"through a transaction", func(m *fixture) { m.Write(&m.tx, "a") }, func(m *fixture) { m.tx.commit() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newFixture(10)
+			m.read("a", 1)
+			c.write(m)
+			missed(t, m, "written")
+			m.read("a", 1)
+			missed(t, m, "read while written")
+			c.commit(m)
+			missed(t, m, "after the commit")
+			m.read("a", 2)
+			answered(t, m, "read after the write ended", 2)
+		})
+	}
 }
 
 // fakeTx is a transaction's hooks, run by commit.
