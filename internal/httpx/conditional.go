@@ -70,29 +70,24 @@ func NoneMatch(r *http.Request, etag string) bool {
 }
 
 // PreferWait returns the wait the request asks for with "Prefer: wait=N"
-// (RFC 7240, seconds), capped at MaxWait; 0 if it asks for none or the
-// value is not a non-negative integer.
+// (RFC 7240, seconds; read as Preference reads it), capped at MaxWait; 0
+// if it asks for none or the value is not a non-negative integer.
 func PreferWait(r *http.Request) time.Duration {
-	for _, h := range r.Header.Values("Prefer") {
-		for _, p := range strings.Split(h, ",") {
-			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
-				continue
-			}
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"`))
-			if err != nil || n < 0 {
-				return 0
-			}
-			return min(time.Duration(n)*time.Second, MaxWait)
-		}
+	v, ok := Preference(r, "wait")
+	if !ok {
+		return 0
 	}
-	return 0
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, MaxWait)
 }
 
 // Preference returns the value of the preference name (RFC 7240: its
 // token compared without regard to case, its value unquoted, its
-// parameters after ";" dropped) in the request's Prefer headers, and
-// whether the request names it. A preference the server does not know is
+// parameters after ";" dropped) in the request's Prefer headers — its
+// first instance, as RFC 7240 asks — and whether the request names it. A preference the server does not know is
 // ignored, as RFC 7240 requires, so a client may send a new one to an
 // older server.
 func Preference(r *http.Request, name string) (string, bool) {

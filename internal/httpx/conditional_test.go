@@ -20,6 +20,8 @@ func TestPreferWait(t *testing.T) {
 		{[]string{"wait=-1"}, 0},
 		{[]string{"wait=soon"}, 0},
 		{[]string{"handling=lenient"}, 0},
+		{[]string{`wait="7"; why=because`}, 7 * time.Second}, // its parameters are not its value
+		{[]string{"wait=4", "wait=9"}, 4 * time.Second},      // the first instance counts
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		for _, p := range c.prefer {
