@@ -33,9 +33,13 @@ const maxTries = 100
 
 // An order's stream is short (placed, a label, confirmed, shipped or
 // cancelled, and a customer change now and then), so it is never
-// snapshotted: SnapshotEvery 0, and a load is one read.
+// snapshotted: SnapshotEvery 0, and a load is one read. Its writer is the
+// consumer of its partition, besides a customer's or the saga timeout's
+// rare command: its events are appended at commit, a batch's in one
+// statement (AppendAtCommit).
 var orderAggregate = eventstore.Aggregate[OrderState]{
-	SchemaVersion: orderSchemaVersion,
+	SchemaVersion:  orderSchemaVersion,
+	AppendAtCommit: true,
 	Apply: func(s OrderState, e eventstore.Event) (OrderState, error) {
 		oe, err := decodeOrderEvent(e)
 		if err != nil {

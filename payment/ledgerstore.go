@@ -25,7 +25,12 @@ const maxTries = 100
 
 // A payment's stream is short (at most eight events), so it is never
 // snapshotted: SnapshotEvery 0. A store's payments() adds the service's
-// memory of the streams.
+// memory of the streams. Its events are inserted as they are saved, not
+// at commit (AppendAtCommit): on PostgreSQL the note that makes an order
+// ready to charge claims the stream's next version before the provider is
+// called, so that a cancellation racing it waits for its commit and then
+// refunds — appended at commit, both would decide on what they read and
+// the charge be made for an order then voided.
 var ledgerAggregate = eventstore.Aggregate[PaymentState]{
 	SchemaVersion: ledgerSchemaVersion,
 	Apply: func(s PaymentState, e eventstore.Event) (PaymentState, error) {

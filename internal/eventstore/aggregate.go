@@ -30,6 +30,22 @@ type Aggregate[S any] struct {
 	// only the events after the remembered version (see Memory). nil: every
 	// load reads the store.
 	Memory *Memory[S]
+	// AppendAtCommit defers Save's insert of the events to the
+	// transaction's commit: a transaction's saves go to the store in one
+	// multi-row statement, and a try of RetryInTx that writes nothing else
+	// costs no savepoint. A stream another transaction appended to
+	// meanwhile then fails the commit, not the save: the whole transaction
+	// runs again (sqldb.ErrRunAgain), not the one command. So it suits
+	// streams with one writer at a time (an order's, a payment's: the
+	// consumer of their partition), not hot ones (a product's stock, which
+	// every order reserves), and not to work that acts outside the
+	// transaction on what it read (a payment provider's charge): only an
+	// insert made at once claims the stream's next version, so that a
+	// concurrent command waits for this one's commit instead of both
+	// deciding on what they read. Reads through the transaction see the
+	// events (Load, LoadMany, ReadStream, StreamVersion); Append to such a
+	// stream in the same transaction is refused.
+	AppendAtCommit bool
 	// Clone returns a copy of s that shares nothing Apply modifies: needed
 	// with a Memory when Apply changes a state in place (a map it writes
 	// to), since a remembered state must never change. nil: copying S's
@@ -122,7 +138,13 @@ func (a Aggregate[S]) save(ctx context.Context, tx *sqldb.Tx, stream string, s S
 	if stream == "" || len(events) == 0 || len(events) > MaxAppend {
 		return s, version, fmt.Errorf("eventstore: save %d events to stream %q: want a stream and 1 to %d events", len(events), stream, MaxAppend)
 	}
-	next, err := insertAt(ctx, tx, stream, Exactly(version), version, events)
+	next := version + int64(len(events))
+	var err error
+	if a.AppendAtCommit {
+		err = appendAtCommit(tx, stream, version, events)
+	} else {
+		next, err = insertAt(ctx, tx, stream, Exactly(version), version, events)
+	}
 	if err != nil {
 		return s, version, err
 	}
@@ -223,8 +245,15 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: read %d streams: %w", len(chunk), err)
 		}
+		for _, stream := range chunk { // the events the transaction appends at commit follow
+			l := out[stream]
+			evs = append(evs, pendingAfter(q, stream, l.Version)...)
+		}
 		for _, e := range evs {
 			l := out[e.Stream]
+			if e.Version <= l.Version {
+				continue // one of the store's, the transaction's own after it
+			}
 			if l.State, err = a.Apply(l.State, e); err != nil {
 				return nil, fmt.Errorf("eventstore: %s version %d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}

@@ -15,7 +15,10 @@
 //     never passes an event that commits later (see ReadAll).
 //   - A command that conflicts re-reads and decides again: Retry runs it
 //     in a fresh transaction per try, RetryInTx behind a savepoint in a
-//     transaction the caller owns (an inbox handler's).
+//     transaction the caller owns (an inbox handler's). An aggregate
+//     appending at commit (Aggregate.AppendAtCommit) meets a conflict as
+//     its transaction commits, and InTx runs the whole transaction again
+//     (sqldb.ErrRunAgain).
 //   - Reads return events as stored, with their schema version; a
 //     service's Catalog upcasts older versions as it decodes them
 //     (DecodeFrom). Stored events are never rewritten.
@@ -184,6 +187,11 @@ func Append(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected,
 	if stored > 0 {
 		return current, nil
 	}
+	if p := pendingAppends(tx); p != nil && p.version(stream) > 0 {
+		// Inserted now, its events would precede those at commit in the
+		// store's order (position) though they follow them in the stream.
+		return 0, fmt.Errorf("eventstore: append to %s: the transaction appends to it at commit already (Aggregate.AppendAtCommit)", stream)
+	}
 	if !expected.holds(current) {
 		return 0, &ConflictError{Stream: stream, Expected: expected, Actual: current}
 	}
@@ -195,18 +203,15 @@ func Append(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected,
 // transaction's append) fails the insert on its (stream, version) key, a
 // ConflictError.
 func insertAt(ctx context.Context, tx *sqldb.Tx, stream string, expected Expected, current int64, events []Event) (int64, error) {
+	if err := checkEvents(stream, events); err != nil {
+		return 0, err
+	}
 	now := time.Now().UTC()
 	var q strings.Builder
-	q.WriteString(`INSERT INTO es_events (stream_id, version, event_id, event_type, event_version, data, metadata, recorded_at) VALUES `)
+	q.WriteString(insertEvents + ` `)
 	args := make([]any, 0, 8*len(events))
 	for i, e := range events {
-		if e.ID == "" || e.Type == "" || e.SchemaVersion == "" || len(e.Data) == 0 {
-			return 0, fmt.Errorf("eventstore: append to %s: event %d lacks an id, type, schema version or data", stream, i)
-		}
-		md := e.Metadata
-		if len(md) == 0 {
-			md = json.RawMessage("{}")
-		}
+		md := metadataOf(e)
 		at := e.Time
 		if at.IsZero() {
 			at = now
@@ -228,6 +233,28 @@ func insertAt(ctx context.Context, tx *sqldb.Tx, stream string, expected Expecte
 	return current + int64(len(events)), nil
 }
 
+// insertEvents heads an insert of events.
+const insertEvents = `INSERT INTO es_events (stream_id, version, event_id, event_type, event_version, data, metadata, recorded_at) VALUES`
+
+// checkEvents returns an error if an event to append to stream lacks what
+// the store needs of it.
+func checkEvents(stream string, events []Event) error {
+	for i, e := range events {
+		if e.ID == "" || e.Type == "" || e.SchemaVersion == "" || len(e.Data) == 0 {
+			return fmt.Errorf("eventstore: append to %s: event %d lacks an id, type, schema version or data", stream, i)
+		}
+	}
+	return nil
+}
+
+// metadataOf returns e's metadata as stored: {} for none.
+func metadataOf(e Event) json.RawMessage {
+	if len(e.Metadata) == 0 {
+		return json.RawMessage("{}")
+	}
+	return e.Metadata
+}
+
 // Querier runs reads: a *sqldb.DB, or a *sqldb.Tx to read what it wrote.
 type Querier interface {
 	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
@@ -237,7 +264,8 @@ type Querier interface {
 const eventColumns = `position, stream_id, version, event_id, event_type, event_version, data, metadata, recorded_at, tx_id`
 
 // ReadStream returns the events of stream after version after (0: from the
-// start), in version order, at most limit (≤ 0: all).
+// start), in version order, at most limit (≤ 0: all). Read through a
+// transaction, they include those it appends at commit.
 func ReadStream(ctx context.Context, q Querier, stream string, after int64, limit int) ([]Event, error) {
 	query := `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id = ? AND version > ? ORDER BY version`
 	args := []any{stream, after}
@@ -253,14 +281,30 @@ func ReadStream(ctx context.Context, q Querier, stream string, after int64, limi
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
 	}
+	if limit <= 0 || len(evs) < limit {
+		if len(evs) > 0 {
+			after = evs[len(evs)-1].Version
+		}
+		more := pendingAfter(q, stream, after)
+		if limit > 0 {
+			more = more[:min(len(more), limit-len(evs))]
+		}
+		evs = append(evs, more...)
+	}
 	return evs, nil
 }
 
-// StreamVersion returns the version of stream (0 when it has no event).
+// StreamVersion returns the version of stream (0 when it has no event);
+// read through a transaction, with the events it appends at commit.
 func StreamVersion(ctx context.Context, q Querier, stream string) (int64, error) {
 	var v int64
 	if err := q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM es_events WHERE stream_id = ?`, stream).Scan(&v); err != nil {
 		return 0, fmt.Errorf("eventstore: version of %s: %w", stream, err)
+	}
+	if tx, ok := q.(*sqldb.Tx); ok {
+		if p := pendingAppends(tx); p != nil {
+			v = max(v, p.version(stream))
+		}
 	}
 	return v, nil
 }
@@ -268,7 +312,8 @@ func StreamVersion(ctx context.Context, q Querier, stream string) (int64, error)
 // ReadCategory calls fn with every event of the streams whose id starts
 // with prefix ("stock-": every product's stock), stream after stream in
 // id order, each in version order: what rebuilding a projection of one
-// kind of stream from the store reads. An error from fn stops it.
+// kind of stream from the store reads. An error from fn stops it. It does
+// not see the events a transaction appends at commit.
 func ReadCategory(ctx context.Context, q Querier, prefix string, fn func(Event) error) error {
 	if prefix == "" {
 		return errors.New("eventstore: read category: empty prefix")

@@ -22,7 +22,8 @@ type Rows struct {
 	cols       int
 	keys       int // with NewUpserts: the leading columns that key a row
 	args       []any
-	tailArgs   []any // the values of the tail's placeholders (SetTailArgs)
+	tailArgs   []any             // the values of the tail's placeholders (SetTailArgs)
+	as         func(error) error // FailAs's
 }
 
 // maxRows bounds the rows of one statement: PostgreSQL takes at most 65535
@@ -68,6 +69,13 @@ func (r *Rows) Add(values ...any) {
 // pg_notify('c', id || ?)" tags each notification with a value of the
 // transaction's.
 func (r *Rows) SetTailArgs(args ...any) { r.tailArgs = args }
+
+// FailAs makes the error of a failed insert of r's rows as(err)
+// (Tx.ExecBatchedAs), and returns r.
+func (r *Rows) FailAs(as func(error) error) *Rows {
+	r.as = as
+	return r
+}
 
 // Each calls fn with each row Flush would insert now (with NewUpserts,
 // the last of each key), in order; fn must not keep or change row.
@@ -129,7 +137,7 @@ func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 		} else {
 			q, a = r.statement(tx.Dialect(), args[:n*r.cols])
 		}
-		if err := tx.ExecBatched(ctx, strings.TrimSpace(r.head), q, a...); err != nil {
+		if err := tx.ExecBatchedAs(ctx, strings.TrimSpace(r.head), q, r.as, a...); err != nil {
 			return err
 		}
 		args = args[n*r.cols:]

@@ -398,6 +398,7 @@ type queuedStmt struct {
 	sql  string
 	args []any
 	what string
+	as   func(error) error // ExecBatchedAs's; nil: the error as it is
 	sp   int
 	set  bool
 }
@@ -422,16 +423,34 @@ func (tx *Tx) queuedWrites(from int) bool {
 // own statement would. A statement run meanwhile is sent after them (a
 // read sees them). Otherwise it is Exec.
 func (tx *Tx) ExecBatched(ctx context.Context, what, q string, args ...any) error {
+	return tx.ExecBatchedAs(ctx, what, q, nil, args...)
+}
+
+// ExecBatchedAs is ExecBatched for a write whose failure means something
+// to its caller: the error it fails with — at once, or when the queued
+// writes are sent — is as(err) (nil as: err itself). eventstore's appends
+// at commit make a unique violation a version conflict that runs the
+// transaction again (ErrRunAgain).
+func (tx *Tx) ExecBatchedAs(ctx context.Context, what, q string, as func(error) error, args ...any) error {
 	if tx.conn == nil || !tx.committing {
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("sqldb: %s…: %w", what, err)
+			return queuedStmt{what: what, as: as}.failed(err)
 		}
 		return nil
 	}
 	tx.db.stats.statements.Add(1)
 	// A copy: the caller may reuse args once this returns (Rows does).
-	tx.queued = append(tx.queued, queuedStmt{sql: tx.db.Rebind(q), args: slices.Clone(args), what: what, sp: tx.savepoints})
+	tx.queued = append(tx.queued, queuedStmt{sql: tx.db.Rebind(q), args: slices.Clone(args), what: what, as: as, sp: tx.savepoints})
 	return nil
+}
+
+// failed is the error of the write st when it fails with err.
+func (st queuedStmt) failed(err error) error {
+	err = fmt.Errorf("sqldb: %s…: %w", st.what, err)
+	if st.as != nil {
+		return st.as(err)
+	}
+	return err
 }
 
 // Pending is a write that a transaction's work buffers instead of running
@@ -468,6 +487,17 @@ func (tx *Tx) Pending(key any, mk func() Pending) Pending {
 	w := mk()
 	tx.pending = append(tx.pending, pendingWrite{key, w})
 	return w
+}
+
+// PendingOf returns the pending write registered in tx under key, or nil
+// if there is none (Pending makes one).
+func (tx *Tx) PendingOf(key any) Pending {
+	for _, p := range tx.pending {
+		if p.key == key {
+			return p.w
+		}
+	}
+	return nil
 }
 
 // Flush writes every pending write now, in the order registered; a
@@ -686,7 +716,7 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.Comm
 			if _, err := br.Exec(); err != nil {
 				br.Close()
 				if st.what != "" {
-					return fmt.Errorf("sqldb: %s…: %w", st.what, err)
+					return st.failed(err)
 				}
 				return fmt.Errorf("%s: %w", st.sql, err)
 			}
@@ -764,7 +794,8 @@ func (tx *Tx) DropCommitHooks(n int) {
 // transaction is durable (or has failed).
 //
 // On PostgreSQL a transaction that loses a deadlock or a serialization
-// conflict is run again (up to 5 times). On SQLite, calls made while
+// conflict is run again (up to 5 times), and on either database one whose
+// work fails with an ErrRunAgain. On SQLite, calls made while
 // another runs are combined into one transaction, each fn behind its own
 // savepoint (see groupCommit), and may be run again alone if that shared
 // transaction fails. So fn must only act through tx, and must not call
@@ -1137,11 +1168,19 @@ func (tx *Tx) control(ctx context.Context, q string) error {
 }
 
 // isRetryable reports a PostgreSQL deadlock (40P01) or serialization
-// failure (40001): the transaction did nothing and may simply run again.
+// failure (40001), or an ErrRunAgain: the transaction did nothing and may
+// simply run again.
 func isRetryable(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+	return errors.Is(err, ErrRunAgain) || errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
+
+// ErrRunAgain is wrapped by the error of work that found, as its
+// transaction was about to commit, that what it had read had changed
+// meanwhile — eventstore's appends at commit to a stream another
+// transaction appended to — and so may simply run again: InTx runs it
+// again, as it does a transaction that lost a deadlock.
+var ErrRunAgain = errors.New("sqldb: what the transaction read has changed: run it again")
 
 // Dialect of the transaction's database.
 func (tx *Tx) Dialect() Dialect { return tx.db.Dialect }
