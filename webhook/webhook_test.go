@@ -535,6 +535,16 @@ func TestReplayTimeRangeFromTheAuditTrail(t *testing.T) {
 		status, _, body := h.Do("GET", "/api/v1/admin/events?correlationId=corr-1", admin, nil)
 		return status == http.StatusOK && strings.Contains(string(body), before.EventID)
 	})
+	// And the webhook group to have consumed it (it lingers): an endpoint
+	// created earlier would be sent it live.
+	h.Eventually("the webhook group to consume the first event", func() bool {
+		m, err := obstest.Scrape(h.Server.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := m.Sum("eventmart_events_consumed_total", "group", "webhook-service")
+		return n >= 1
+	})
 	rcv := newReceiver(t, nil)
 	ep := create(h, rcv.URL, "OrderCreated")
 	after := h.Publish("order-service", origin, &event.CartCreated{CartID: "c-r", UserID: "cust-1"}, orderCreated("o-r2"))[1]
