@@ -95,6 +95,7 @@ func (p *atCommit) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	defer p.Discard()
 	rows := sqldb.NewRows(insertEvents, 8, "").FailAs(func(err error) error {
 		if sqldb.IsUniqueViolation(err) {
+			retried.Add(1) // the transaction is run again (InTx)
 			return fmt.Errorf("eventstore: append at commit: %w, %w: %w", ErrConflict, sqldb.ErrRunAgain, err)
 		}
 		return fmt.Errorf("eventstore: append at commit: %w", err)
