@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/eventmart/eventmart/internal/eventstore"
@@ -178,42 +177,14 @@ func TestAppendsAtCommitConflictRunsTheTransactionAgain(t *testing.T) {
 // loser's transaction again (on PostgreSQL; SQLite's writes are serial).
 func TestConcurrentSavesAtCommit(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqldb.DB) {
-		ctx := context.Background()
 		agg := summing()
-		const writers, each = 8, 5
-		var wg sync.WaitGroup
-		errs := make(chan error, writers*each)
-		for range writers {
-			wg.Go(func() {
-				for range each {
-					errs <- eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error {
-						s, v, err := agg.Load(ctx, tx, "hot")
-						if err != nil {
-							return err
-						}
-						_, _, err = agg.Save(ctx, tx, "hot", s, v, ev("Added", int(v)))
-						return err
-					})
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		raceOnHotStream(t, db, 8, 5, func(ctx context.Context, tx *sqldb.Tx) error {
+			s, v, err := agg.Load(ctx, tx, "hot")
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-		}
-		evs, err := eventstore.ReadStream(ctx, db, "hot", 0, 0)
-		if err != nil || len(evs) != writers*each {
-			t.Fatalf("%d events, %v; want %d", len(evs), err, writers*each)
-		}
-		for i, e := range evs {
-			var p struct{ N int }
-			json.Unmarshal(e.Data, &p)
-			if p.N != i {
-				t.Fatalf("event %d decided on version %d: a lost update", i+1, p.N)
-			}
-		}
+			_, _, err = agg.Save(ctx, tx, "hot", s, v, ev("Added", int(v)))
+			return err
+		})
 	})
 }

@@ -182,47 +182,51 @@ func TestAppendRefusesBadInput(t *testing.T) {
 // retries on a conflict.
 func TestConcurrentAppendsRetryOnConflict(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqldb.DB) {
-		ctx := context.Background()
-		const writers, each = 16, 5
-		var wg sync.WaitGroup
-		errs := make(chan error, writers*each)
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					errs <- eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error {
-						v, err := eventstore.StreamVersion(ctx, tx, "hot")
-						if err != nil {
-							return err
-						}
-						_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
-						return err
-					})
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		raceOnHotStream(t, db, 16, 5, func(ctx context.Context, tx *sqldb.Tx) error {
+			v, err := eventstore.StreamVersion(ctx, tx, "hot")
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-		}
-		evs, err := eventstore.ReadStream(ctx, db, "hot", 0, 0)
-		if err != nil || len(evs) != writers*each {
-			t.Fatalf("%d events, %v; want %d", len(evs), err, writers*each)
-		}
-		for i, e := range evs {
-			// Each writer decided on the version it read: its payload is
-			// the version before its own.
-			var p struct{ N int }
-			json.Unmarshal(e.Data, &p)
-			if p.N != i {
-				t.Fatalf("event %d decided on version %d: a lost update", i+1, p.N)
-			}
-		}
+			_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
+			return err
+		})
 	})
+}
+
+// raceOnHotStream has writers each run each commands on stream "hot"
+// through Retry, at once; a command appends one event whose n is the
+// version it read. Then it checks that no update was lost: the stream
+// holds every command's event, each decided on the version before it.
+func raceOnHotStream(t *testing.T, db *sqldb.DB, writers, each int, command func(ctx context.Context, tx *sqldb.Tx) error) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				errs <- eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error { return command(ctx, tx) })
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := eventstore.ReadStream(ctx, db, "hot", 0, 0)
+	if err != nil || len(evs) != writers*each {
+		t.Fatalf("%d events, %v; want %d", len(evs), err, writers*each)
+	}
+	for i, e := range evs {
+		var p struct{ N int }
+		json.Unmarshal(e.Data, &p)
+		if p.N != i {
+			t.Fatalf("event %d decided on version %d: a lost update", i+1, p.N)
+		}
+	}
 }
 
 // counter is a test aggregate: the sum of its events' n.
