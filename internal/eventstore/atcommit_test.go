@@ -178,13 +178,15 @@ func TestAppendsAtCommitConflictRunsTheTransactionAgain(t *testing.T) {
 func TestConcurrentSavesAtCommit(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqldb.DB) {
 		agg := summing()
-		raceOnHotStream(t, db, 8, 5, func(ctx context.Context, tx *sqldb.Tx) error {
-			s, v, err := agg.Load(ctx, tx, "hot")
-			if err != nil {
+		raceOnHotStream(t, db, 8, 5, func(ctx context.Context, _ int) error {
+			return eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error {
+				s, v, err := agg.Load(ctx, tx, "hot")
+				if err != nil {
+					return err
+				}
+				_, _, err = agg.Save(ctx, tx, "hot", s, v, ev("Added", int(v)))
 				return err
-			}
-			_, _, err = agg.Save(ctx, tx, "hot", s, v, ev("Added", int(v)))
-			return err
+			})
 		})
 	})
 }

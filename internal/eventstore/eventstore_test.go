@@ -182,30 +182,32 @@ func TestAppendRefusesBadInput(t *testing.T) {
 // retries on a conflict.
 func TestConcurrentAppendsRetryOnConflict(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqldb.DB) {
-		raceOnHotStream(t, db, 16, 5, func(ctx context.Context, tx *sqldb.Tx) error {
-			v, err := eventstore.StreamVersion(ctx, tx, "hot")
-			if err != nil {
+		raceOnHotStream(t, db, 16, 5, func(ctx context.Context, _ int) error {
+			return eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error {
+				v, err := eventstore.StreamVersion(ctx, tx, "hot")
+				if err != nil {
+					return err
+				}
+				_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
 				return err
-			}
-			_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
-			return err
+			})
 		})
 	})
 }
 
-// raceOnHotStream has writers each run each commands on stream "hot"
-// through Retry, at once; a command appends one event whose n is the
+// raceOnHotStream has writers (numbered from 0) each run each commands on
+// stream "hot" at once; a command appends one event whose n is the
 // version it read. Then it checks that no update was lost: the stream
 // holds every command's event, each decided on the version before it.
-func raceOnHotStream(t *testing.T, db *sqldb.DB, writers, each int, command func(ctx context.Context, tx *sqldb.Tx) error) {
+func raceOnHotStream(t *testing.T, db *sqldb.DB, writers, each int, command func(ctx context.Context, writer int) error) {
 	t.Helper()
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
-	for range writers {
+	for w := range writers {
 		wg.Go(func() {
 			for range each {
-				errs <- eventstore.Retry(ctx, db, 1000, func(tx *sqldb.Tx) error { return command(ctx, tx) })
+				errs <- command(ctx, w)
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -24,48 +23,31 @@ func TestRetryInTxKeepsTheCallersTransaction(t *testing.T) {
 		}
 		const writers = 16
 		var conflicts atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- db.InTx(ctx, func(tx *sqldb.Tx) error {
-					if _, err := tx.Exec(ctx, `INSERT INTO done (n) VALUES (?)`, w); err != nil {
+		raceOnHotStream(t, db, writers, 1, func(ctx context.Context, w int) error {
+			return db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO done (n) VALUES (?)`, w); err != nil {
+					return err
+				}
+				hooks := 0
+				err := eventstore.RetryInTx(ctx, tx, 1000, func() error {
+					hooks++
+					tx.OnCommit(func() {}) // a hook of a rolled-back try must be dropped
+					v, err := eventstore.StreamVersion(ctx, tx, "hot")
+					if err != nil {
 						return err
 					}
-					hooks := 0
-					err := eventstore.RetryInTx(ctx, tx, 1000, func() error {
-						hooks++
-						tx.OnCommit(func() {}) // a hook of a rolled-back try must be dropped
-						v, err := eventstore.StreamVersion(ctx, tx, "hot")
-						if err != nil {
-							return err
-						}
-						_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
-						if errors.Is(err, eventstore.ErrConflict) {
-							conflicts.Add(1)
-						}
-						return err
-					})
-					if err == nil && tx.CommitHooks() != 1 {
-						return fmt.Errorf("%d commit hooks after %d tries, want 1", tx.CommitHooks(), hooks)
+					_, err = eventstore.Append(ctx, tx, "hot", eventstore.Exactly(v), ev("Incremented", int(v)))
+					if errors.Is(err, eventstore.ErrConflict) {
+						conflicts.Add(1)
 					}
 					return err
 				})
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		evs, err := eventstore.ReadStream(ctx, db, "hot", 0, 0)
-		if err != nil || len(evs) != writers {
-			t.Fatalf("%d events, %v; want %d", len(evs), err, writers)
-		}
+				if err == nil && tx.CommitHooks() != 1 {
+					return fmt.Errorf("%d commit hooks after %d tries, want 1", tx.CommitHooks(), hooks)
+				}
+				return err
+			})
+		})
 		var n int
 		db.QueryRow(ctx, `SELECT COUNT(*) FROM done`).Scan(&n)
 		if n != writers {
