@@ -36,9 +36,9 @@ type Aggregate[S any] struct {
 	// costs no savepoint. A stream another transaction appended to
 	// meanwhile then fails the commit, not the save: the whole transaction
 	// runs again (sqldb.ErrRunAgain), not the one command. So it suits
-	// streams with one writer at a time (an order's, a payment's: the
-	// consumer of their partition), not hot ones (a product's stock, which
-	// every order reserves), and not to work that acts outside the
+	// streams with one writer at a time (an order's: the consumer of its
+	// partition), not hot ones (a product's stock, which every order
+	// reserves), and not work that acts outside the
 	// transaction on what it read (a payment provider's charge): only an
 	// insert made at once claims the stream's next version, so that a
 	// concurrent command waits for this one's commit instead of both
