@@ -38,13 +38,13 @@ type Aggregate[S any] struct {
 	// runs again (sqldb.ErrRunAgain), not the one command. So it suits
 	// streams with one writer at a time (an order's: the consumer of its
 	// partition), not hot ones (a product's stock, which every order
-	// reserves), and not work that acts outside the
-	// transaction on what it read (a payment provider's charge): only an
-	// insert made at once claims the stream's next version, so that a
-	// concurrent command waits for this one's commit instead of both
-	// deciding on what they read. Reads through the transaction see the
-	// events (Load, LoadMany, ReadStream, StreamVersion); Append to such a
-	// stream in the same transaction is refused.
+	// reserves), and not work that acts outside the transaction on what
+	// it read (a payment provider's charge): only an insert made at once
+	// claims the stream's next version, so that a concurrent command waits
+	// for this one's commit instead of both deciding on what they read.
+	// Reads through the transaction see the events (Load, LoadMany,
+	// ReadStream, StreamVersion); Append to such a stream in the same
+	// transaction is refused.
 	AppendAtCommit bool
 	// Clone returns a copy of s that shares nothing Apply modifies: needed
 	// with a Memory when Apply changes a state in place (a map it writes
