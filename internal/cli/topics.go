@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/region"
 )
 
 // adrTopics is ADR-0006's topic table as bus topic configurations.
@@ -36,6 +37,17 @@ func wantTopics(ctx context.Context, cfg Config, b bus.Bus) ([]bus.TopicConfig, 
 	}
 	return wantOf(cfg, have), nil
 }
+
+// regionTopic is the topic of the region's role record (region.Topic) as
+// region.SetRole creates it: one partition, kept forever. Created empty
+// by topics apply on Kafka (no role recorded: EVENTMART_REGION_ROLE
+// holds), it lets every process's region.Watch wait on it with a fetch
+// the broker holds until a role is recorded, instead of looking for the
+// missing topic every second (a metadata request a second per process,
+// most of what an idle process asked of the broker besides its fetches).
+// Only topics apply creates it, not serve: a process whose credentials
+// may not create topics still starts on a cluster without it.
+var regionTopic = bus.TopicConfig{Name: region.Topic, Partitions: 1}
 
 // wantOf is wantTopics for a bus that has the topics have.
 func wantOf(cfg Config, have []bus.TopicConfig) []bus.TopicConfig {
@@ -90,6 +102,9 @@ func applyTopics(ctx context.Context, env *Env, cfg Config, b bus.Bus) error {
 	want, err := wantTopics(ctx, cfg, b)
 	if err != nil {
 		return err
+	}
+	if !embeddedBus(cfg) {
+		want = append(want, regionTopic)
 	}
 	changes, err := b.EnsureTopics(ctx, want)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventmart/eventmart"
+	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
 	"github.com/eventmart/eventmart/internal/httpx"
 )
@@ -76,16 +77,7 @@ func (c *Console) RunSampler(ctx context.Context) {
 func (c *Console) TakeSample(ctx context.Context) {
 	c.init()
 	now := c.Now()
-	ends := map[string]int64{}
-	for _, t := range watchedTopics() {
-		offs, err := c.Bus.Offsets(ctx, t)
-		if err != nil {
-			continue // the bus is down: this topic has no point this time
-		}
-		for _, o := range offs {
-			ends[t] += o.End
-		}
-	}
+	ends := c.topicEnds(ctx)
 	s := Sample{At: now.UTC(), EventsPerSecond: map[string]float64{}, HandlerP99Ms: map[string]float64{}, Lag: map[string]int64{}}
 	for _, g := range event.ConsumerGroups {
 		topics := map[string]bool{}
@@ -132,6 +124,30 @@ func (c *Console) TakeSample(ctx context.Context) {
 		}
 	}
 	sp.ends, sp.buckets, sp.at = ends, buckets, now
+}
+
+// topicEnds returns the sum of each watched topic's end offsets: listed for
+// all topics at once (one request per broker, not two per topic), or, when
+// that fails, topic by topic, so that a missing topic leaves out only
+// itself. A topic the bus cannot list (it is down) has no entry.
+func (c *Console) topicEnds(ctx context.Context) map[string]int64 {
+	topics := watchedTopics()
+	listed, err := bus.Ends(ctx, c.Bus, topics)
+	if err != nil {
+		listed = map[string]map[int32]int64{}
+		for _, t := range topics {
+			if one, err := bus.Ends(ctx, c.Bus, []string{t}); err == nil {
+				listed[t] = one[t]
+			}
+		}
+	}
+	ends := make(map[string]int64, len(listed))
+	for t, parts := range listed {
+		for _, end := range parts {
+			ends[t] += end
+		}
+	}
+	return ends
 }
 
 // gatherHandlers reads this process's handler-duration histograms, summed

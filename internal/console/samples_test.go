@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventmart/eventmart/bus"
+	"github.com/eventmart/eventmart/bus/embedded"
 	"github.com/eventmart/eventmart/event"
 )
 
@@ -79,5 +82,35 @@ func TestSamples(t *testing.T) {
 	}
 	if len(body.Samples[2].HandlerP99Ms) != 0 || body.Samples[2].EventsPerSecond["order-events"] != 0 {
 		t.Errorf("a quiet interval: %+v", body.Samples[2])
+	}
+}
+
+// A watched topic the bus does not have leaves out only itself: the
+// others' rates are still sampled (their ends are listed together, or one
+// by one when that fails).
+func TestSamplesWithoutATopic(t *testing.T) {
+	b, err := embedded.Open(filepath.Join(t.TempDir(), "eventlog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if _, err := b.EnsureTopics(context.Background(), []bus.TopicConfig{{Name: string(event.TopicOrder), Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &Console{Bus: b, Metrics: prometheus.NewRegistry(), SampleHistory: 3, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	c.TakeSample(ctx)
+	for range 30 {
+		publish(t, b, event.Origin{}, &event.OrderCancelled{OrderID: event.NewID(), UserID: "u1", ReasonCode: "timeout", Reason: "r"})
+	}
+	now = now.Add(10 * time.Second)
+	c.TakeSample(ctx)
+	s := c.samples.samples
+	if len(s) != 1 {
+		t.Fatalf("%d samples, want 1", len(s))
+	}
+	if got := s[0].EventsPerSecond; got["order-events"] != 3 || len(got) != 1 {
+		t.Errorf("events per second %v, want 3 on order-events and no other topic", got)
 	}
 }

@@ -84,6 +84,17 @@ func SetRole(ctx context.Context, cl *kgo.Client, st State) error {
 	return nil
 }
 
+// How Watch waits. A fetch returns as soon as a role is recorded, so the
+// broker may hold it long: an idle watch then costs one request per
+// watchWait. A missing topic is looked for every watchMissing (franz-go
+// refreshes metadata that often while a consumed topic is unknown): the
+// topic is created with the others by eventmart topics apply, so that is
+// only until then.
+const (
+	watchWait    = 10 * time.Second
+	watchMissing = time.Second
+)
+
 // Watch reads Topic of the cluster at brokers from its start until ctx
 // ends, calling fn with the role recorded last when it started (the
 // backlog: a history of switches is not replayed, which would promote a
@@ -93,7 +104,7 @@ func SetRole(ctx context.Context, cl *kgo.Client, st State) error {
 func Watch(ctx context.Context, brokers []string, fn func(State)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("eventmart-region-watch"),
 		kgo.ConsumeTopics(Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.MetadataMinAge(time.Second), kgo.FetchMaxWait(time.Second))
+		kgo.MetadataMinAge(watchMissing), kgo.FetchMaxWait(watchWait))
 	if err != nil {
 		return fmt.Errorf("region: watch: %w", err)
 	}
