@@ -177,9 +177,8 @@ func (m *Memory[K, V]) Begin(keys ...K) Read[K] {
 // End ends read r, remembering vals[i] as the value of keys[i] (keys among
 // r's; nil, nil when the read failed) — unless a write of one of r's keys
 // or a Reset was heard of since r began, a write of one of them is in
-// flight, or the memory is not trusted. A
-// value's age counts from r's Begin: it is what the database held then at
-// the latest.
+// flight, or the memory is not trusted. A value's age counts from r's
+// Begin: it is what the database held then at the latest.
 func (m *Memory[K, V]) End(r Read[K], keys []K, vals []V) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -87,9 +87,9 @@ func PreferWait(r *http.Request) time.Duration {
 // Preference returns the value of the preference name (RFC 7240: its
 // token compared without regard to case, its value unquoted, its
 // parameters after ";" dropped) in the request's Prefer headers — its
-// first instance, as RFC 7240 asks — and whether the request names it. A preference the server does not know is
-// ignored, as RFC 7240 requires, so a client may send a new one to an
-// older server.
+// first instance, as RFC 7240 asks — and whether the request names it. A
+// preference the server does not know is ignored, as RFC 7240 requires,
+// so a client may send a new one to an older server.
 func Preference(r *http.Request, name string) (string, bool) {
 	for _, h := range r.Header.Values("Prefer") {
 		for _, p := range strings.Split(h, ",") {
