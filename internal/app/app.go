@@ -633,6 +633,9 @@ func registerDBCounters(reg prometheus.Registerer, svc string, db *sqldb.DB) err
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_round_trips_total", ConstLabels: labels,
 			Help: "Round trips of the statements of write transactions: statements less those sent with another (PostgreSQL savepoints and rows sent with the next statement or the COMMIT)."},
 			func() float64 { return float64(db.Stats().RoundTrips) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventmart_db_transactions_run_again_total", ConstLabels: labels,
+			Help: "Write transactions a service ran again: a lost deadlock or serialization conflict, or a version conflict of appends at commit (contention)."},
+			func() float64 { return float64(db.Stats().RunAgain) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

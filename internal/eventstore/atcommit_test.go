@@ -150,7 +150,7 @@ func TestAppendsAtCommitConflictRunsTheTransactionAgain(t *testing.T) {
 		if _, err := appendTx(ctx, db, "c", eventstore.NoStream, ev("Added", 1)); err != nil {
 			t.Fatal(err)
 		}
-		tries := 0
+		tries, before := 0, db.Stats()
 		err := db.InTx(ctx, func(tx *sqldb.Tx) error {
 			tries++
 			s, v, err := agg.Load(ctx, tx, "c")
@@ -165,6 +165,9 @@ func TestAppendsAtCommitConflictRunsTheTransactionAgain(t *testing.T) {
 		})
 		if err != nil || tries != 2 {
 			t.Fatalf("InTx: %v after %d tries; want success on the second", err, tries)
+		}
+		if n := db.Stats().Sub(before).RunAgain; n != 1 {
+			t.Errorf("Stats.RunAgain counted %d, want the one transaction run again", n)
 		}
 		if s, v, err := agg.Load(ctx, db, "c"); err != nil || v != 2 || s.Sum != 3 {
 			t.Fatalf("after the commit: %+v at %d, %v; want sum 3 at 2", s, v, err)

@@ -89,20 +89,24 @@ type Stats struct {
 	// (Tx.ExecBatched). BEGIN and COMMIT are not counted (a COMMIT sent
 	// with flushed rows is their round trip).
 	RoundTrips int64
+	// RunAgain counts the write transactions InTx ran again: a lost
+	// deadlock or serialization conflict, or work that failed with an
+	// ErrRunAgain (a version conflict of appends at commit) — contention.
+	RunAgain int64
 }
 
-type counters struct{ statements, reads, commits, roundTrips atomic.Int64 }
+type counters struct{ statements, reads, commits, roundTrips, runAgain atomic.Int64 }
 
 // Stats returns the database's counters.
 func (db *DB) Stats() Stats {
 	return Stats{Statements: db.stats.statements.Load(), Reads: db.stats.reads.Load(), Commits: db.stats.commits.Load(),
-		RoundTrips: db.stats.roundTrips.Load()}
+		RoundTrips: db.stats.roundTrips.Load(), RunAgain: db.stats.runAgain.Load()}
 }
 
 // Sub returns the counts of s since earlier.
 func (s Stats) Sub(earlier Stats) Stats {
 	return Stats{Statements: s.Statements - earlier.Statements, Reads: s.Reads - earlier.Reads, Commits: s.Commits - earlier.Commits,
-		RoundTrips: s.RoundTrips - earlier.RoundTrips}
+		RoundTrips: s.RoundTrips - earlier.RoundTrips, RunAgain: s.RunAgain - earlier.RunAgain}
 }
 
 // stmtCache holds prepared statements of one pool, up to maxStmts; the
@@ -814,6 +818,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		}
 		select {
 		case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+			db.stats.runAgain.Add(1)
 		case <-ctx.Done():
 			return err
 		}
