@@ -22,6 +22,10 @@ import (
 // transaction again, which reads the stream anew.
 type atCommit struct {
 	events []Event // Stream, Version and Time set
+	// last is the version each stream reaches with events: a save and a
+	// load look a stream up in it, not scan every event of the batch
+	// (quadratic in the batch's saves).
+	last map[string]int64
 }
 
 type atCommitKey struct{}
@@ -41,7 +45,7 @@ func appendAtCommit(tx *sqldb.Tx, stream string, version int64, events []Event) 
 	if err := checkEvents(stream, events); err != nil {
 		return err
 	}
-	p := tx.Pending(atCommitKey{}, func() sqldb.Pending { return &atCommit{} }).(*atCommit)
+	p := tx.Pending(atCommitKey{}, func() sqldb.Pending { return &atCommit{last: map[string]int64{}} }).(*atCommit)
 	if v := p.version(stream); v > version {
 		return &ConflictError{Stream: stream, Expected: Exactly(version), Actual: v}
 	}
@@ -53,19 +57,12 @@ func appendAtCommit(tx *sqldb.Tx, stream string, version int64, events []Event) 
 		}
 		p.events = append(p.events, e)
 	}
+	p.last[stream] = version + int64(len(events))
 	return nil
 }
 
 // version returns the version stream reaches with p's events (0: none).
-func (p *atCommit) version(stream string) int64 {
-	var v int64
-	for i := range p.events {
-		if p.events[i].Stream == stream {
-			v = max(v, p.events[i].Version)
-		}
-	}
-	return v
-}
+func (p *atCommit) version(stream string) int64 { return p.last[stream] }
 
 // pendingAfter returns the events of stream after version after that
 // the transaction q (if q is one) appends at its commit, in version order.
@@ -75,7 +72,7 @@ func pendingAfter(q Querier, stream string, after int64) []Event {
 		return nil
 	}
 	p := pendingAppends(tx)
-	if p == nil {
+	if p == nil || p.version(stream) <= after {
 		return nil
 	}
 	var evs []Event
@@ -114,8 +111,13 @@ func (p *atCommit) Len() int { return len(p.events) }
 
 // Truncate drops the events saved after the first n (sqldb.Rewinder).
 func (p *atCommit) Truncate(n int) {
-	if n < len(p.events) {
-		clear(p.events[n:])
-		p.events = p.events[:n]
+	if n >= len(p.events) {
+		return
+	}
+	clear(p.events[n:])
+	p.events = p.events[:n]
+	clear(p.last) // a rollback: rare, so counted again from what is left
+	for _, e := range p.events {
+		p.last[e.Stream] = max(p.last[e.Stream], e.Version)
 	}
 }
