@@ -483,10 +483,8 @@ type pendingWrite struct {
 // RollbackTo, which drop just the writes buffered after it (or calls Flush
 // before releasing one and DiscardPending after rolling back to one).
 func (tx *Tx) Pending(key any, mk func() Pending) Pending {
-	for _, p := range tx.pending {
-		if p.key == key {
-			return p.w
-		}
+	if w := tx.PendingOf(key); w != nil {
+		return w
 	}
 	w := mk()
 	tx.pending = append(tx.pending, pendingWrite{key, w})
