@@ -258,9 +258,7 @@ const levelNotifyTail = ` RETURNING pg_notify('` + changeChannel + `', product_i
 // until tx ends, everything is forgotten once it commits; on PostgreSQL it
 // tells every instance, by a notification "*".
 func (s *store) swapStock(ctx context.Context, tx *sqldb.Tx) error {
-	s.mem.WritingAll()
-	tx.OnCommit(s.mem.Reset)
-	tx.OnEnd(s.mem.WroteAll)
+	s.mem.WriteAll(tx)
 	if tx.Dialect() != sqldb.Postgres {
 		return nil
 	}

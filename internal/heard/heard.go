@@ -297,6 +297,14 @@ func (m *Memory[K, V]) Write(tx Tx, k K) {
 	tx.OnEnd(func() { m.Wrote(k) })
 }
 
+// WriteAll is Write for a write of tx that may change any value:
+// WritingAll now, Reset once tx commits, WroteAll once it has ended.
+func (m *Memory[K, V]) WriteAll(tx Tx) {
+	m.WritingAll()
+	tx.OnCommit(m.Reset)
+	tx.OnEnd(m.WroteAll)
+}
+
 // WritingAll is Writing for a write that may change any value (one whose
 // commit calls Reset); WroteAll ends it.
 func (m *Memory[K, V]) WritingAll() {

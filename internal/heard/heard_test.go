@@ -183,6 +183,7 @@ func TestNothingAnsweredWhileAWriteIsInFlight(t *testing.T) {
 		write, commit func(m *fixture)
 	}{
 		{"every key", func(m *fixture) { m.WritingAll() }, func(m *fixture) { m.Reset(); m.WroteAll() }},
+		{"every key through a transaction", func(m *fixture) { m.WriteAll(&m.tx) }, func(m *fixture) { m.tx.commit() }},
 		{"through a transaction", func(m *fixture) { m.Write(&m.tx, "a") }, func(m *fixture) { m.tx.commit() }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
