@@ -521,11 +521,11 @@ func (s *Service) holdKnown(w http.ResponseWriter, r *http.Request, wait time.Du
 
 // untilFinalPref=untilFinalValue is the preference (RFC 7240) that holds
 // a GET of an order until its status is final: "Prefer: wait=N,
-// until=final". A separate
-// preference rather than a parameter of wait ("wait=N; until=final"),
-// which releases before this one read as no wait at all; and not a query
-// parameter, which they refuse (400): to them it is an unknown preference,
-// ignored, and the GET is held until the next change as before.
+// until=final". A separate preference rather than a parameter of wait
+// ("wait=N; until=final"), which releases before this one read as no wait
+// at all; and not a query parameter, which they refuse (400): to them it
+// is an unknown preference, ignored, and the GET is held until the next
+// change as before.
 const untilFinalPref, untilFinalValue = "until", "final"
 
 // untilFinalApplied is the Preference-Applied of a GET answered under
