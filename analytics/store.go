@@ -64,10 +64,10 @@ func saveChanges(ctx context.Context, tx *sqldb.Tx, changes ...[]stream.StateEnt
 	}
 	ups := sqldb.NewRows(`INSERT INTO analytics_state (operator, key, win, value) VALUES`, 4,
 		`ON CONFLICT (operator, key, win) DO UPDATE SET value = excluded.value`)
-	var dels []any
+	var dels []stateKey
 	for _, c := range last {
 		if c.Value == nil {
-			dels = append(dels, c.Operator, c.Key, c.Window)
+			dels = append(dels, stateKey{c.Operator, c.Key, c.Window})
 		} else {
 			ups.Add(c.Operator, c.Key, c.Window, c.Value)
 		}
@@ -75,16 +75,41 @@ func saveChanges(ctx context.Context, tx *sqldb.Tx, changes ...[]stream.StateEnt
 	if err := ups.Flush(ctx, tx); err != nil {
 		return fmt.Errorf("analytics: save state: %w", err)
 	}
-	for len(dels) > 0 {
-		k := min(len(dels)/3, maxRows)
+	if err := deleteState(ctx, tx, dels); err != nil {
+		return fmt.Errorf("analytics: delete state: %w", err)
+	}
+	return nil
+}
+
+// deleteState deletes the entries keys: on PostgreSQL in one statement
+// whose keys are three arrays (one text, planned once, whatever their
+// number); on SQLite in one multi-row statement per maxRows keys.
+func deleteState(ctx context.Context, tx *sqldb.Tx, keys []stateKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if tx.Dialect() == sqldb.Postgres {
+		ops, ks, wins := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+		for i, k := range keys {
+			ops[i], ks[i], wins[i] = k.operator, k.key, k.win
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM analytics_state WHERE (operator, key, win) IN (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]))`, ops, ks, wins)
+		return err
+	}
+	for len(keys) > 0 {
+		k := min(len(keys), maxRows)
+		args := make([]any, 0, 3*k)
+		for _, key := range keys[:k] {
+			args = append(args, key.operator, key.key, key.win)
+		}
 		// A row value IN a VALUES list: SQLite takes row values only
-		// against a subquery, PostgreSQL either way.
+		// against a subquery.
 		q := `DELETE FROM analytics_state WHERE (operator, key, win) IN (VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", k), ", ") + `)`
-		if _, err := tx.Exec(ctx, q, dels[:3*k]...); err != nil {
-			return fmt.Errorf("analytics: delete state: %w", err)
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return err
 		}
-		dels = dels[3*k:]
+		keys = keys[k:]
 	}
 	return nil
 }

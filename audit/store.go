@@ -203,38 +203,20 @@ func insertStatement(d sqldb.Dialect, rows int) string {
 // already or earlier in rs.
 func (s *store) newRecords(ctx context.Context, tx *sqldb.Tx, rs []*record) ([]*record, error) {
 	seen := make(map[string]bool, len(rs))
-	args := make([]any, 0, len(rs))
+	ids := make([]string, 0, len(rs))
 	for _, r := range rs {
 		if !seen[r.EventID] {
 			seen[r.EventID] = true
-			args = append(args, r.EventID)
+			ids = append(ids, r.EventID)
 		}
 	}
-	recorded := map[string]bool{}
-	for len(args) > 0 {
-		n := min(len(args), insertRows)
-		chunk := make([]any, sizeClass(n)) // padded as insertStatement is, for the same reason
-		copy(chunk, args[:n])
-		for i := n; i < len(chunk); i++ {
-			chunk[i] = args[0]
-		}
-		args = args[n:]
-		rows, err := tx.Query(ctx, `SELECT event_id FROM audit_log WHERE event_id IN (`+sqldb.Placeholders(len(chunk))+`)`, chunk...)
-		if err != nil {
-			return nil, fmt.Errorf("audit: look up recorded events: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("audit: look up recorded events: %w", err)
-			}
-			recorded[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("audit: look up recorded events: %w", err)
-		}
+	found, err := sqldb.ListIn(ctx, tx, `SELECT event_id FROM audit_log WHERE event_id`, ``, ids, sqldb.ScanOne[string])
+	if err != nil {
+		return nil, fmt.Errorf("audit: look up recorded events: %w", err)
+	}
+	recorded := make(map[string]bool, len(found))
+	for _, id := range found {
+		recorded[id] = true
 	}
 	out := rs[:0:0]
 	for _, r := range rs {

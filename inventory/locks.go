@@ -77,13 +77,8 @@ func lockStock(ctx context.Context, tx *sqldb.Tx, products ...string) error {
 	}
 	slices.Sort(products)
 	products = slices.Compact(products)
-	args := make([]any, len(products))
-	for i, p := range products {
-		args[i] = p
-	}
 	// Rows are locked as the sort returns them (LockRows above Sort).
-	_, err := sqldb.List(ctx, tx, `SELECT product_id FROM stock WHERE product_id IN (`+sqldb.Placeholders(len(args))+`) ORDER BY product_id`+tx.ForUpdate(),
-		args, sqldb.ScanOne[string])
+	_, err := sqldb.ListIn(ctx, tx, `SELECT product_id FROM stock WHERE product_id`, ` ORDER BY product_id`+tx.ForUpdate(), products, sqldb.ScanOne[string])
 	if err != nil {
 		return fmt.Errorf("inventory: lock the stock of %d products: %w", len(products), err)
 	}

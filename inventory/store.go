@@ -80,7 +80,7 @@ func (s *store) reservation(ctx context.Context, tx *sqldb.Tx, orderID string) (
 // fail and is written with the others before tx commits.
 func (s *store) loadReservations(ctx context.Context, tx *sqldb.Tx, orderIDs []string) error {
 	c := reservationCache(tx)
-	var args []any
+	var args []string
 	for _, id := range orderIDs {
 		if _, ok := c.m[id]; !ok {
 			c.m[id] = nil // unless found below
@@ -88,7 +88,7 @@ func (s *store) loadReservations(ctx context.Context, tx *sqldb.Tx, orderIDs []s
 		}
 	}
 	found, err := sqldb.ListIn(ctx, tx, `SELECT order_id, status, lines, reason, created_at, updated_at FROM reservations
-		WHERE order_id IN `, ` ORDER BY order_id`+tx.ForUpdate(), args, scanReservation)
+		WHERE order_id`, ` ORDER BY order_id`+tx.ForUpdate(), args, scanReservation)
 	if err != nil {
 		return fmt.Errorf("inventory: read %d reservations: %w", len(args), err)
 	}

@@ -57,14 +57,14 @@ func (s *store) recipient(ctx context.Context, tx *sqldb.Tx, userID string) (*re
 // userIDs it does not know yet (nil for a user no user event named).
 func (s *store) loadRecipients(ctx context.Context, tx *sqldb.Tx, userIDs []string) error {
 	c := recipientCache(tx)
-	var args []any
+	var args []string
 	for _, id := range userIDs {
 		if _, ok := c[id]; !ok {
 			c[id] = nil // unless found below
 			args = append(args, id)
 		}
 	}
-	found, err := sqldb.ListIn(ctx, tx, `SELECT user_id, email, name, status FROM recipients WHERE user_id IN `, "",
+	found, err := sqldb.ListIn(ctx, tx, `SELECT user_id, email, name, status FROM recipients WHERE user_id`, "",
 		args, func(sc sqldb.Scanner) (*recipient, error) {
 			var r recipient
 			err := sc.Scan(&r.UserID, &r.Email, &r.Name, &r.Status)

@@ -138,14 +138,14 @@ func (s *store) cardCached(ctx context.Context, tx *sqldb.Tx, token string) (*va
 // in it yet.
 func (s *store) loadCards(ctx context.Context, tx *sqldb.Tx, tokens []string) error {
 	c := cardCache(tx)
-	var args []any
+	var args []string
 	for _, t := range tokens {
 		if _, ok := c[t]; !ok {
 			c[t] = nil // unless found below
 			args = append(args, t)
 		}
 	}
-	found, err := sqldb.ListIn(ctx, tx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token IN `, "",
+	found, err := sqldb.ListIn(ctx, tx, `SELECT token, user_id, number, last4, brand FROM cards WHERE token`, "",
 		args, func(r sqldb.Scanner) (*vaultedCard, error) {
 			var v vaultedCard
 			err := r.Scan(&v.Token, &v.UserID, &v.Number, &v.Last4, &v.Brand)

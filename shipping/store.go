@@ -76,13 +76,8 @@ func (s *store) lockBatch(ctx context.Context, tx *sqldb.Tx, orderIDs []string, 
 	for len(todo) > 0 {
 		chunk := todo[:min(len(todo), 200)]
 		todo = todo[len(chunk):]
-		args := make([]any, 0, 5*len(chunk))
-		for _, id := range chunk {
-			args = append(args, id, event.NewID(), StatusWaiting, now.UnixMilli(), now.UnixMilli())
-		}
-		locked, err := sqldb.List(ctx, tx, `INSERT INTO shipments (order_id, shipment_id, status, created_at, updated_at) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(chunk)), ", ")+`
-			ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id RETURNING `+shipmentColumns, args, scanShipment)
+		q, args := lockStatement(tx.Dialect(), chunk, now)
+		locked, err := sqldb.List(ctx, tx, q, args, scanShipment)
 		if err != nil {
 			return fmt.Errorf("shipping: lock the shipments of %d orders: %w", len(chunk), err)
 		}
@@ -91,6 +86,29 @@ func (s *store) lockBatch(ctx context.Context, tx *sqldb.Tx, orderIDs []string, 
 		}
 	}
 	return nil
+}
+
+// lockStatement returns lockBatch's upsert of the shipments of orderIDs,
+// in their order, and its arguments: on PostgreSQL the ids and the new
+// shipments' ids as two arrays (one statement text, planned once, for any
+// number of orders), on SQLite a row of parameters an order.
+func lockStatement(d sqldb.Dialect, orderIDs []string, now time.Time) (string, []any) {
+	const tail = ` ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id RETURNING ` + shipmentColumns
+	ids := make([]string, len(orderIDs))
+	for i := range ids {
+		ids[i] = event.NewID()
+	}
+	if d == sqldb.Postgres {
+		return `INSERT INTO shipments (order_id, shipment_id, status, created_at, updated_at)
+			SELECT u.order_id, u.shipment_id, ?::text, ?::bigint, ?::bigint FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS u(order_id, shipment_id, n)
+			ORDER BY u.n` + tail, []any{StatusWaiting, now.UnixMilli(), now.UnixMilli(), orderIDs, ids}
+	}
+	args := make([]any, 0, 5*len(orderIDs))
+	for i, id := range orderIDs {
+		args = append(args, id, ids[i], StatusWaiting, now.UnixMilli(), now.UnixMilli())
+	}
+	return `INSERT INTO shipments (order_id, shipment_id, status, created_at, updated_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(orderIDs)), ", ") + tail, args
 }
 
 // lockByID is lock for an existing shipment found by its id; ENOTFOUND if

@@ -236,7 +236,7 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 	for len(streams) > 0 {
 		chunk := streams[:min(len(streams), 500)]
 		streams = streams[len(chunk):]
-		query, args := a.readMany(out, chunk)
+		query, args := a.readMany(q, out, chunk)
 		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: read %d streams: %w", len(chunk), err)
@@ -270,31 +270,47 @@ func (a Aggregate[S]) LoadMany(ctx context.Context, q Querier, streams []string)
 	return out, nil
 }
 
-// readMany returns the query of LoadMany for chunk's events, having put
-// in out the state each stream starts from: the zero S, or a copy of the
-// one a.Memory remembers, whose stream is read after its version only.
-// With a Memory every stream is asked for after a version (0 when not
-// remembered), so the query's text depends on the number of streams
-// alone, as without one: a batch reuses prepared statements whichever of
-// its streams are remembered.
-func (a Aggregate[S]) readMany(out map[string]Loaded[S], chunk []string) (string, []any) {
+// readMany returns the query of LoadMany for chunk's events, read through
+// q, having put in out the state each stream starts from: the zero S, or a
+// copy of the one a.Memory remembers, whose stream is read after its
+// version only. With a Memory every stream is asked for after a version
+// (0 when not remembered). The query's text depends on the number of
+// streams alone, so a batch reuses prepared statements whichever of its
+// streams are remembered; on PostgreSQL it is one text whatever their
+// number, its streams and versions passed as arrays (an OR of n
+// conditions was planned anew on every read).
+func (a Aggregate[S]) readMany(q Querier, out map[string]Loaded[S], chunk []string) (string, []any) {
+	postgres := sqldb.DialectOf(q) == sqldb.Postgres
 	if a.Memory == nil {
+		for _, stream := range chunk {
+			out[stream] = Loaded[S]{}
+		}
+		if postgres {
+			return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id = ANY(?) ORDER BY stream_id, version`, []any{chunk}
+		}
 		args := make([]any, len(chunk))
 		for i, stream := range chunk {
 			args[i] = stream
-			out[stream] = Loaded[S]{}
 		}
 		return `SELECT ` + eventColumns + ` FROM es_events WHERE stream_id IN (` + sqldb.Placeholders(len(chunk)) + `) ORDER BY stream_id, version`, args
 	}
-	args := make([]any, 0, 2*len(chunk))
-	var where strings.Builder
+	versions := make([]int64, len(chunk))
 	for i, stream := range chunk {
 		var l Loaded[S]
 		if s, v, ok := a.Memory.get(stream); ok {
 			l = Loaded[S]{a.clone(s), v}
 		}
 		out[stream] = l
-		args = append(args, stream, l.Version)
+		versions[i] = l.Version
+	}
+	if postgres {
+		return `SELECT ` + eventColumns + ` FROM es_events JOIN unnest(?::text[], ?::bigint[]) AS asked(stream, after)
+			ON stream_id = asked.stream AND version > asked.after ORDER BY stream_id, version`, []any{chunk, versions}
+	}
+	args := make([]any, 0, 2*len(chunk))
+	var where strings.Builder
+	for i, stream := range chunk {
+		args = append(args, stream, versions[i])
 		if i > 0 {
 			where.WriteString(` OR `)
 		}

@@ -399,14 +399,14 @@ func (c *Consumer) processedBefore(ctx context.Context, tx *sqldb.Tx, msgs []*bu
 		return &eventIDs{own: true}, nil
 	}
 	ids := &eventIDs{asked: make(map[string]bool, len(msgs)), done: map[string]bool{}}
-	var args []any
+	var args []string
 	for i, m := range msgs {
 		if id := m.Header(eventmsg.HeaderEventID); id != "" && !ids.asked[id] && needsTx(decs[i]) {
 			ids.asked[id] = true
 			args = append(args, id)
 		}
 	}
-	found, err := sqldb.ListIn(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN `, "", args, sqldb.ScanOne[string])
+	found, err := sqldb.ListIn(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id`, "", args, sqldb.ScanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("inbox: processed events: %w", err)
 	}

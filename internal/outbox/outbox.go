@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,7 +396,10 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	var err error
 	r.reads.Add(1) // before the database counts it (see Reads)
 	if r.db.Dialect == sqldb.Postgres {
-		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT ?`, skip, r.batch)
+		// The limit is written in the text, not passed: with a parameter
+		// the planner cannot cost the LIMIT in a generic plan and plans
+		// every read anew.
+		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT `+strconv.Itoa(r.batch), skip)
 	} else {
 		// Not cancellable: with a context that can end, the SQLite driver
 		// starts a goroutine per query to interrupt it, a cost on every
@@ -455,6 +459,10 @@ func (r *Relay) delete(ctx context.Context, ids []int64) error { return r.delete
 // the next one another writer commits, up to ride later.
 func (r *Relay) deleteRiding(ctx context.Context, ids []int64, ride time.Duration) error {
 	work := func(tx *sqldb.Tx) error {
+		if r.db.Dialect == sqldb.Postgres { // one statement text for any number of rows
+			_, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY(?)`, ids)
+			return err
+		}
 		for i := 0; i < len(ids); i += 500 {
 			chunk := ids[i:min(i+500, len(ids))]
 			args := make([]any, len(chunk))

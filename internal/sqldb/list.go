@@ -97,21 +97,52 @@ func PadIn(keys []any) []any {
 	return out
 }
 
-// ListIn is List of `before (?, ?, …) after` for keys, in chunks of up to
-// 500 keys a statement (each padded by PadIn): the rows of a batch's keys
-// in a few reads, not one read a key. Rows come in the query's order
+// ListIn is List of `before IN (?, ?, …) after` for keys (before ends
+// with the column or expression the keys are matched against): the rows
+// of a batch's keys in a few reads, not one read a key.
+//
+// On PostgreSQL it is one statement, `before = ANY(?) after`, whose one
+// parameter is keys as an array (so K must be a type pgx sends as one: a
+// string or an integer): one statement text whatever the number of keys,
+// planned once a connection and kept, where an IN list of n parameters is
+// a text of its own, planned anew for each length (and a filter the
+// planner may evaluate row by row). On SQLite, where an array is no
+// parameter, it is `before IN (?, ?, …) after` in chunks of up to 500
+// keys a statement, each padded by PadIn. Rows come in the query's order
 // within a chunk, chunks in keys' order.
-func ListIn[T any](ctx context.Context, q Querier, before, after string, keys []any, scan func(Scanner) (T, error)) ([]T, error) {
+func ListIn[K, T any](ctx context.Context, q Querier, before, after string, keys []K, scan func(Scanner) (T, error)) ([]T, error) {
+	if len(keys) == 0 {
+		return []T{}, nil
+	}
+	if DialectOf(q) == Postgres {
+		return List(ctx, q, before+` = ANY(?)`+after, []any{keys}, scan)
+	}
 	out := []T{}
 	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), inChunk)]
-		keys = keys[len(chunk):]
+		n := min(len(keys), inChunk)
+		chunk := make([]any, n)
+		for i, k := range keys[:n] {
+			chunk[i] = k
+		}
+		keys = keys[n:]
 		chunk = PadIn(chunk)
-		rows, err := List(ctx, q, before+"("+Placeholders(len(chunk))+")"+after, chunk, scan)
+		rows, err := List(ctx, q, before+` IN (`+Placeholders(len(chunk))+`)`+after, chunk, scan)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rows...)
 	}
 	return out, nil
+}
+
+// DialectOf returns the dialect of q's database: a *DB's or a *Tx's, and
+// SQLite for any other Querier.
+func DialectOf(q Querier) Dialect {
+	switch q := q.(type) {
+	case *DB:
+		return q.Dialect
+	case *Tx:
+		return q.db.Dialect
+	}
+	return SQLite
 }

@@ -194,27 +194,40 @@ func TestAndEq(t *testing.T) {
 	})
 }
 
-// ListIn reads the rows of more keys than one statement takes, chunk by
-// chunk, in the keys' order, with what follows the list applied to each.
+// ListIn reads the rows of more keys than one statement of an IN list
+// takes, in the keys' order, with what follows the list applied: on SQLite
+// chunk by chunk, on PostgreSQL in one read of an array of every key.
 func TestListIn(t *testing.T) {
 	listDialects(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		keys := make([]any, 0, 1203)
+		keys := make([]string, 0, 1203)
 		for i := range 1200 {
 			keys = append(keys, "missing-"+strings.Repeat("x", i%7)+string(rune('A'+i%26))+strings.Repeat("y", i/26))
 		}
-		keys = append([]any{"e"}, keys...) // the first chunk
-		keys = append(keys, "d", "a")      // the last chunk, itself in the query's order
+		keys = append([]string{"e"}, keys...) // the first chunk
+		keys = append(keys, "d", "a")         // the last chunk, itself in the query's order
 		before := db.Stats()
-		got, err := sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE name IN `, ` ORDER BY name`, keys, scanItem)
+		got, err := sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE name`, ` ORDER BY name`, keys, scanItem)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []item{{"e", 5}, {"a", 1}, {"d", 4}}; !reflect.DeepEqual(got, want) {
+		want, reads := []item{{"e", 5}, {"a", 1}, {"d", 4}}, int64(3) // each chunk in the query's order
+		if db.Dialect == sqldb.Postgres {
+			want, reads = []item{{"a", 1}, {"d", 4}, {"e", 5}}, 1
+		}
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("ListIn = %v, want %v", got, want)
 		}
-		if n := db.Stats().Sub(before).Reads; n != 3 {
-			t.Errorf("%d keys in %d reads, want 3", len(keys), n)
+		if n := db.Stats().Sub(before).Reads; n != reads {
+			t.Errorf("%d keys in %d reads, want %d", len(keys), n, reads)
+		}
+		// Integer keys, and none.
+		got, err = sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE n`, ` ORDER BY n DESC`, []int64{2, 4, 9}, scanItem)
+		if want := []item{{"d", 4}, {"b", 2}}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ListIn of integers = %v, %v; want %v", got, err, want)
+		}
+		if got, err = sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE n`, ``, []int64{}, scanItem); err != nil || got == nil || len(got) != 0 {
+			t.Errorf("ListIn of no keys = %#v, %v; want an empty list", got, err)
 		}
 	})
 }
