@@ -395,12 +395,17 @@ func (r *Relay) publish(ctx context.Context, skip []int64) ([]int64, error) {
 	var rows *sql.Rows
 	var err error
 	r.reads.Add(1) // before the database counts it (see Reads)
-	if r.db.Dialect == sqldb.Postgres {
-		// The limit is written in the text, not passed: with a parameter
-		// the planner cannot cost the LIMIT in a generic plan and plans
-		// every read anew.
+	switch {
+	case r.db.Dialect == sqldb.Postgres && len(skip) == 0:
+		// The usual read, with nothing published left to skip: a filter
+		// of an empty list made PostgreSQL plan every read anew (its
+		// custom plan, which knows the list empty, looks cheaper than
+		// the generic one). The limit is written in the text for the
+		// same reason: a parameter has no value the generic plan knows.
+		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox ORDER BY id LIMIT `+strconv.Itoa(r.batch))
+	case r.db.Dialect == sqldb.Postgres:
 		rows, err = r.db.Query(ctx, `SELECT id, topic, msg_key, value, headers FROM outbox WHERE id <> ALL(?) ORDER BY id LIMIT `+strconv.Itoa(r.batch), skip)
-	} else {
+	default:
 		// Not cancellable: with a context that can end, the SQLite driver
 		// starts a goroutine per query to interrupt it, a cost on every
 		// read of a read that takes well under a millisecond; Run looks at
