@@ -128,9 +128,9 @@ jit = off
 # (or on SSD), where a random read costs about what a sequential one does. At 4 the
 # planner scans a table of a few thousand rows rather than probe its primary key
 # for a batch's keys (processed_events, reservations: the consumers' lookups of
-# every batch), row by row against every key: the largest statement of a fresh
+# every batch), row by row against every key: the costliest statement of a fresh
 # database under load (docs/benchmarks.md, issue 19, session 14). 1.1 is
-# PostgreSQL's documented advice for such storage (docs/operations.md).
+# PostgreSQL's documented advice for such storage (README, Production).
 random_page_cost = 1.1
 # Large values (the audit archive's blocks, some hundred kilobytes, wait in its outbox)
 # are TOASTed: lz4 compresses them for less CPU than the default pglz (README, Production).
