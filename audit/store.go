@@ -129,7 +129,7 @@ func insertChained(ctx context.Context, tx *sqldb.Tx, headSeq int64, headHash st
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), insertRows)]
 		rs = rs[len(chunk):]
-		rows := sizeClass(len(chunk))
+		rows := sqldb.SizeClass(len(chunk)) // the rest padding
 		args := make([]any, 0, 15*rows)
 		for _, r := range chunk {
 			args = append(args, r.Seq, r.EventID, r.EventType, r.Topic, r.Key, r.Partition, r.Offset, r.CorrelationID, r.CausationID,
@@ -165,19 +165,9 @@ func chainRecords(headSeq int64, headHash string, rs []*record) {
 	}
 }
 
-// sizeClass returns the power of two at least n: the number of rows of
-// the statement that inserts n records, the rest padding.
-func sizeClass(n int) int {
-	c := 1
-	for c < n {
-		c *= 2
-	}
-	return c
-}
-
 // insertStatement returns the INSERT of up to rows records into audit_log:
 // rows of parameters, of which the rows padded with NULLs are left out.
-// Its text depends on rows alone, and rows is a power of two (sizeClass),
+// Its text depends on rows alone, and rows is a power of two (sqldb.SizeClass),
 // so the databases prepare and keep ten statements at most, not one per
 // block size (SQLite's prepared programs grow with their rows: one per
 // size up to 500 held some 190 MB). The casts type the parameters on

@@ -85,7 +85,7 @@ const inChunk = 500
 // prepared and kept (on SQLite, up to maxStmts a database; parsed on
 // every run beyond) where every new length cost two parses.
 func PadIn(keys []any) []any {
-	n := sizeClass(len(keys))
+	n := SizeClass(len(keys))
 	if len(keys) == 0 || n == len(keys) {
 		return keys
 	}

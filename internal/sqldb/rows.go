@@ -105,7 +105,7 @@ func (r *Rows) Truncate(n int) {
 // PostgreSQL, in the flush before a commit, they are sent with the other
 // pending writes' in one round trip.
 //
-// On SQLite a statement of n rows has room for sizeClass(n) rows, a power
+// On SQLite a statement of n rows has room for SizeClass(n) rows, a power
 // of two, the rest padded with NULLs and left out (INSERT … SELECT * FROM
 // (VALUES …) WHERE column1 IS NOT NULL, as the audit trail's blocks do): its
 // text depends on the size class alone, so a table's inserts use nine
@@ -151,8 +151,8 @@ func (r *Rows) Flush(ctx context.Context, tx *Tx) error {
 func (r *Rows) statement(d Dialect, args []any) (string, []any) {
 	n := len(args) / r.cols
 	head, rows, padded := r.head, n, false
-	if d == SQLite && r.selectHead != "" && sizeClass(n)*r.cols <= maxSQLiteParams && firstColumnSet(args, r.cols) {
-		head, rows, padded = r.selectHead, sizeClass(n), true
+	if d == SQLite && r.selectHead != "" && SizeClass(n)*r.cols <= maxSQLiteParams && firstColumnSet(args, r.cols) {
+		head, rows, padded = r.selectHead, SizeClass(n), true
 		all := make([]any, rows*r.cols) // the rows after n pad, all NULL
 		copy(all, args)
 		args = all
@@ -179,9 +179,10 @@ func (r *Rows) statement(d Dialect, args []any) (string, []any) {
 	return q.String(), args
 }
 
-// sizeClass returns the power of two at least n: the rows of the padded
-// statement that inserts n.
-func sizeClass(n int) int {
+// SizeClass returns the power of two at least n: the rows (or keys) of
+// the padded statement for n, so that statements of a few lengths serve
+// every n (Rows on SQLite, PadIn, the audit trail's blocks).
+func SizeClass(n int) int {
 	c := 1
 	for c < n {
 		c *= 2

@@ -33,8 +33,8 @@ func TestRowsPadToSizeClasses(t *testing.T) {
 		}
 		q, args := probe.statement(SQLite, vals)
 		texts[q] = true
-		if len(args) != 2*sizeClass(n) {
-			t.Fatalf("%d rows: %d arguments, want %d", n, len(args), 2*sizeClass(n))
+		if len(args) != 2*SizeClass(n) {
+			t.Fatalf("%d rows: %d arguments, want %d", n, len(args), 2*SizeClass(n))
 		}
 		if q2, _ := probe.statement(Postgres, vals); q2 == q {
 			t.Fatalf("%d rows: PostgreSQL got the padded statement %q", n, q2)
