@@ -363,6 +363,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 			c.Metrics = cfg.Metrics.Consumer(c.Group, c.Topics())
 			probes.Groups = append(probes.Groups, obs.GroupProbe{Group: c.Group, Topics: c.Topics(), Depths: c.DeadLetters().Depths})
 			c.RetryDelays, c.MaxAttempts = values.Durations(settings.RetryDelays), values.Int(settings.RetryAttempts)
+			c.Retention = values.Duration(settings.InboxRetention)
 			// In a standby every consumer waits: the read models arrive
 			// with the replicated database (docs/regions.md).
 			gate.hold(func() { a.goRun(s.log, "consumer", func() error { return subscribe(runCtx, cfg.Bus, c, s.log) }) })
@@ -385,7 +386,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 				return l.Run(runCtx, func(ctx context.Context) error {
 					jobs := []func(context.Context) error{s.relay.Run, s.svc.Run}
 					if c != nil {
-						jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, inbox.RetryPoll) })
+						jobs = append(jobs, func(ctx context.Context) error { return c.RunRetries(ctx, inbox.RetryPoll) }, c.RunPrune)
 					}
 					if nightly != nil {
 						jobs = append(jobs, nightly.Run)

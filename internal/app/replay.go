@@ -27,6 +27,10 @@ type ReplayRequest struct {
 	FromTime      *time.Time `json:"fromTime"`   // or from the first record at or after this time
 	CorrelationID string     `json:"correlationId"`
 	Key           string     `json:"key"` // only records with this key (an entity id)
+	// Reapply hands on the records older than the group's memory of the
+	// events it applied too (inbox.Consumer.Horizon): those it has
+	// forgotten are applied again.
+	Reapply bool `json:"reapply"`
 }
 
 // ReplayResult counts what a replay did.
@@ -36,6 +40,11 @@ type ReplayResult struct {
 	// FromArchive counts the records read from the audit archive because
 	// the topic's retention had deleted them.
 	FromArchive int64 `json:"fromArchive"`
+	// BeyondRetention counts the records matching the filters that were
+	// not handed on: their events are older than the group remembers what
+	// it applied (EVENTMART_INBOX_RETENTION), so one it applied before
+	// would be applied again. Reapply hands them on.
+	BeyondRetention int64 `json:"beyondRetention"`
 }
 
 // ReplayProgress is one line of a replay's progress: the counts so far,
@@ -57,8 +66,10 @@ const replayBatch = 500
 // replay. Where the requested start lies before what the topic still
 // keeps, the missing records come from the audit service's archive first.
 // The inbox skips events the group processed before, so a replay applies
-// only what is missing and running it twice is harmless. progress, if not
-// nil, is called after each batch.
+// only what is missing and running it twice is harmless: it hands on no
+// record of an event older than the group's memory of what it applied
+// (c.Horizon), unless req.Reapply. progress, if not nil, is called after
+// each batch.
 func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, progress func(ReplayProgress)) (ReplayResult, error) {
 	var res ReplayResult
 	if !slices.Contains(c.Topics(), req.Topic) {
@@ -93,8 +104,16 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 			}
 		}
 	}
+	horizon := c.Horizon()
 	keep := func(m *bus.Message) bool {
-		return (req.CorrelationID == "" || m.Header(eventmsg.HeaderCorrelationID) == req.CorrelationID) && (req.Key == "" || string(m.Key) == req.Key)
+		if (req.CorrelationID != "" && m.Header(eventmsg.HeaderCorrelationID) != req.CorrelationID) || (req.Key != "" && string(m.Key) != req.Key) {
+			return false
+		}
+		if t, ok := inbox.EventTime(m.Header(eventmsg.HeaderEventID)); ok && t.Before(horizon) && !req.Reapply {
+			res.BeyondRetention++
+			return false
+		}
+		return true
 	}
 	for i, o := range offs {
 		err := a.readRange(ctx, req.Topic, o, from[i], req.FromTime, &res, func(msgs []*bus.Message) error {

@@ -12,10 +12,12 @@ import (
 // replayCmd re-delivers a topic's records to one service's consumer group
 // on a running Eventmart:
 //
-//	eventmart replay SERVICE --topic T [--from-offset N | --from-time RFC3339] [--correlation-id ID] [--key ENTITY]
+//	eventmart replay SERVICE --topic T [--from-offset N | --from-time RFC3339] [--correlation-id ID] [--key ENTITY] [--reapply]
 //
 // Handlers are idempotent: a replay applies only what the group missed, and
-// running it twice is harmless.
+// running it twice is harmless. Records of events older than the service
+// remembers what it applied (EVENTMART_INBOX_RETENTION) are not handed on
+// unless --reapply: those it forgot would be applied again.
 func replayCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "replay")
 	clientFlags(fs, env)
@@ -32,13 +34,14 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	fromTime := fs.String("from-time", "", "or from this time (RFC 3339)")
 	corr := fs.String("correlation-id", "", "only the records of this flow")
 	key := fs.String("key", "", "only the records of this entity (record key)")
+	reapply := fs.Bool("reapply", false, "hand on the records older than EVENTMART_INBOX_RETENTION too: those the service forgot it applied are applied again")
 	rebuild := fs.Bool("rebuild", false, "rebuild the service's read model from scratch into fresh tables and swap them in (no --topic)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || (*topic == "") == !*rebuild {
-		return usageError{"replay: want SERVICE --topic TOPIC [--from-offset N | --from-time T] [--correlation-id ID] [--key K], or SERVICE --rebuild"}
+		return usageError{"replay: want SERVICE --topic TOPIC [--from-offset N | --from-time T] [--correlation-id ID] [--key K] [--reapply], or SERVICE --rebuild"}
 	}
 	c := newAdminClient(env, time.Hour)
 	if *rebuild {
@@ -47,7 +50,7 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return rebuildReadModel(ctx, env, c, pos[0])
 	}
-	req := map[string]any{"topic": *topic, "correlationId": *corr, "key": *key}
+	req := map[string]any{"topic": *topic, "correlationId": *corr, "key": *key, "reapply": *reapply}
 	if fromOffset >= 0 {
 		req["fromOffset"] = fromOffset
 	}
@@ -71,11 +74,11 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	// One JSON line per progress report, the last with done: true, or an
 	// error body if the replay failed midway.
 	var line struct {
-		Read, Redelivered, FromArchive int64
-		Partition                      int32
-		Partitions                     int
-		PartitionDone, Done            bool
-		Error                          *struct{ Code, Message string }
+		Read, Redelivered, FromArchive, BeyondRetention int64
+		Partition                                       int32
+		Partitions                                      int
+		PartitionDone, Done                             bool
+		Error                                           *struct{ Code, Message string }
 	}
 	dec := json.NewDecoder(resp.Body)
 	for !line.Done {
@@ -97,6 +100,10 @@ func replayCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "replay of %s to %s-service: %d records read (%d from the audit archive), %d re-delivered (already-processed events were skipped by its handlers)\n",
 		*topic, pos[0], line.Read, line.FromArchive, line.Redelivered)
+	if line.BeyondRetention > 0 {
+		fmt.Fprintf(env.Stdout, "%d records not re-delivered: their events are older than %s-service remembers what it applied (EVENTMART_INBOX_RETENTION); --reapply hands them on, and those it forgot are applied again\n",
+			line.BeyondRetention, pos[0])
+	}
 	return nil
 }
 

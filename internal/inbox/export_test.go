@@ -6,3 +6,9 @@ func (c *Consumer) Queued() int {
 	defer c.mu.Unlock()
 	return len(c.queue)
 }
+
+// PruneChunk is how many records one statement of a prune deletes.
+const PruneChunk = pruneChunk
+
+// V7Floor is v7Floor.
+var V7Floor = v7Floor

@@ -111,6 +111,10 @@ type Consumer struct {
 	// fewer, larger transactions for a consumer nothing waits on; 0 (the
 	// default) hands each batch over at once.
 	Linger time.Duration
+	// Retention is how long the records of the events applied are kept
+	// (prune.go): an event older than it may be applied again if it is
+	// delivered again. 0 (the default) keeps them forever.
+	Retention time.Duration
 
 	// Retry policy (retry.go): a failing event is retried in place (the
 	// batch is redelivered after the bus's backoff) InPlaceRetries times

@@ -55,6 +55,7 @@ type Metrics struct {
 	consumed      *prometheus.CounterVec
 	handlerTime   *prometheus.HistogramVec
 	batchTime     *prometheus.HistogramVec
+	pruned        *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	parked        *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
@@ -88,6 +89,9 @@ func New(reg *prometheus.Registry) *Metrics {
 	m.batchTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "handler_batch_duration_seconds",
 		Help: "Time a consumer group took to apply one batch transaction (one or more partitions' batches), by group.", Buckets: HandlerBuckets},
 		[]string{"group"})
+	m.pruned = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "processed_events_pruned_total",
+		Help: "Processed-event records deleted after the inbox retention (EVENTMART_INBOX_RETENTION), by group."},
+		[]string{"group"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "consumer_retries_total",
 		Help: "Failed handler attempts that will be retried (in place or from the delayed-retry queue), by group and event type."},
 		[]string{"group", "event_type"})
@@ -105,7 +109,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		[]string{"route", "method"})
 	m.httpInFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "http_requests_in_flight",
 		Help: "HTTP requests being served."})
-	for _, c := range []prometheus.Collector{m.published, m.publishTime, m.consumed, m.handlerTime, m.batchTime, m.retries, m.parked,
+	for _, c := range []prometheus.Collector{m.published, m.publishTime, m.consumed, m.handlerTime, m.batchTime, m.pruned, m.retries, m.parked,
 		m.deadLetters, m.httpRequests, m.httpDuration, m.httpInFlight} {
 		f(c)
 	}
@@ -146,6 +150,9 @@ type ConsumerMetrics struct {
 	byType  map[string]*EventMetrics
 	byTopic map[string]*EventMetrics // events of an unknown type, per topic
 	batch   prometheus.Observer
+	// Pruned counts the group's processed-event records deleted after the
+	// inbox retention.
+	Pruned prometheus.Counter
 }
 
 // EventMetrics are the metrics of one event type in one consumer group.
@@ -170,7 +177,8 @@ func (e *EventMetrics) Consumed(outcome string) {
 // Consumer returns the metrics of consumer group on topics, with children
 // precreated for every catalog event type of those topics.
 func (m *Metrics) Consumer(group string, topics []string) *ConsumerMetrics {
-	c := &ConsumerMetrics{byType: map[string]*EventMetrics{}, byTopic: map[string]*EventMetrics{}, batch: m.batchTime.WithLabelValues(group)}
+	c := &ConsumerMetrics{byType: map[string]*EventMetrics{}, byTopic: map[string]*EventMetrics{}, batch: m.batchTime.WithLabelValues(group),
+		Pruned: m.pruned.WithLabelValues(group)}
 	mk := func(topic, t string) *EventMetrics {
 		e := &EventMetrics{
 			Duration:     m.handlerTime.WithLabelValues(group, t),

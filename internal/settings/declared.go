@@ -38,6 +38,8 @@ var (
 		Meaning: "waits of the delayed retries of a failing event before the dead-letter queue"}
 	RetryAttempts = &Setting{Name: "EVENTMART_RETRY_ATTEMPTS", Kind: Int, Default: "8", Min: 1, Max: 1 << 30, Scope: "runtime",
 		Meaning: "attempts in all of a failing event before the dead-letter queue"}
+	InboxRetention = &Setting{Name: "EVENTMART_INBOX_RETENTION", Kind: Duration, Default: "720h", ZeroOK: true, Scope: "runtime",
+		Meaning: "how long each service remembers the ids of the events it applied (processed_events), which make an event delivered again a duplicate; older ones are deleted hourly, and a replay hands on no record older than this unless told to (--reapply); 0: forever"}
 	FailEvents = &Setting{Name: "EVENTMART_FAIL_EVENTS", Kind: List, Scope: "runtime",
 		Meaning: "failure injection: the handlers service:EventType,… fail"}
 	PprofAddr = &Setting{Name: "EVENTMART_PPROF_ADDR", Kind: String, Scope: "runtime",
@@ -141,7 +143,7 @@ var (
 // All is every declared setting.
 var All = []*Setting{
 	Bus, Data, DB, Addr, LogPartitions, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
-	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, FailEvents,
+	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, InboxRetention, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
 	SagaTimeout, SagaSweepInterval, OrderMaxPending, OrderMaxTotal, CartSweepInterval, CartAbandonAfter,
