@@ -42,6 +42,7 @@ type config struct {
 	clientLogs        bool
 	clientOpts        []kgo.Opt
 	metrics           prometheus.Registerer
+	compressionName   string // "": franz-go's default, snappy
 }
 
 // ReplicationFactor sets the replication factor of the topics EnsureTopics
@@ -78,6 +79,24 @@ const DefaultSessionTimeout = 45 * time.Second
 // DefaultSessionTimeout. The broker bounds it
 // (group.min/max.session.timeout.ms).
 func SessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
+
+// Compression sets the codec of the record batches the bus publishes:
+// "snappy" (the default, franz-go's), "lz4", "zstd", "gzip" or "none".
+// Consumers read any codec whatever this says. A compressed batch costs
+// the producer its compression and every reader its decompression, the
+// broker included, which decompresses each batch it is sent to validate
+// it; it saves network and disk in proportion to how well the batch
+// compresses, which small batches of small records do poorly. Open
+// fails on another name.
+func Compression(codec string) Option {
+	return func(c *config) { c.compressionName = codec }
+}
+
+// compressionCodecs are the codecs Compression accepts, by name.
+var compressionCodecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(),
+	"zstd": kgo.ZstdCompression(), "gzip": kgo.GzipCompression(),
+}
 
 // Logger sets where the driver logs: its own warnings (handler failures,
 // failed commits, fetch errors) and franz-go's client log. By default the
@@ -166,6 +185,14 @@ func Open(ctx context.Context, brokers []string, opts ...Option) (*Bus, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	producer := producerOpts()
+	if cfg.compressionName != "" {
+		codec, ok := compressionCodecs[cfg.compressionName]
+		if !ok {
+			return nil, fmt.Errorf("kafka: compression %q: want none, snappy, lz4, zstd or gzip", cfg.compressionName)
+		}
+		producer = append(producer, kgo.ProducerBatchCompression(codec))
+	}
 	b := &Bus{cfg: cfg, log: cfg.logger}
 	b.base = []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(cfg.clientID)}
 	if cfg.clientLogs {
@@ -173,7 +200,7 @@ func Open(ctx context.Context, brokers []string, opts ...Option) (*Bus, error) {
 	}
 	b.base = append(b.base, cfg.clientOpts...)
 
-	cl, err := kgo.NewClient(slices.Concat(b.base, producerOpts(), b.metricsOpts("shared"))...)
+	cl, err := kgo.NewClient(slices.Concat(b.base, producer, b.metricsOpts("shared"))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}

@@ -3,7 +3,10 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +90,42 @@ func TestPublishToAMissingTopicFailsFast(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Publish to a missing topic took %v to fail", d)
+	}
+}
+
+// Every codec Compression names publishes batches a reader gets back as
+// they were; another name fails Open.
+func TestCompression(t *testing.T) {
+	testenv.Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, codec := range []string{"none", "snappy", "lz4", "zstd", "gzip"} {
+		t.Run(codec, func(t *testing.T) {
+			b := open(t, kafka.Compression(codec))
+			topic := "kafka-test-compression-" + codec + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			if _, err := b.EnsureTopics(ctx, []bus.TopicConfig{{Name: topic, Partitions: 1, Retention: time.Hour}}); err != nil {
+				t.Fatal(err)
+			}
+			var sent []*bus.Message
+			for i := range 20 {
+				v := strings.Repeat(fmt.Sprintf(`{"n":%d,"text":"compressible"}`, i), 20)
+				sent = append(sent, &bus.Message{Topic: topic, Key: []byte("k"), Value: []byte(v)})
+			}
+			if err := b.Publish(ctx, sent...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.Read(ctx, topic, 0, 0, 100)
+			if err != nil || len(got) != len(sent) {
+				t.Fatalf("Read = %d messages, %v; want %d", len(got), err, len(sent))
+			}
+			for i := range got {
+				if string(got[i].Value) != string(sent[i].Value) {
+					t.Fatalf("message %d: got %.40q…, want %.40q…", i, got[i].Value, sent[i].Value)
+				}
+			}
+		})
+	}
+	if _, err := kafka.Open(ctx, testenv.Kafka(t), kafka.Compression("brotli")); err == nil || !strings.Contains(err.Error(), "brotli") {
+		t.Errorf("Open with compression brotli: %v, want an error naming it", err)
 	}
 }

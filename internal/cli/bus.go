@@ -63,7 +63,7 @@ func openBus(ctx context.Context, cfg Config, metrics ...*prometheus.Registry) (
 			return nil, usageError{fmt.Sprintf("min.insync.replicas %d exceeds the replication factor %d: every publish would fail", cfg.MinInsyncReplicas, cfg.ReplicationFactor)}
 		}
 		opts := []kafka.Option{kafka.ReplicationFactor(rf), kafka.MinInsyncReplicas(cfg.MinInsyncReplicas),
-			kafka.InstanceID(cfg.InstanceID), kafka.SessionTimeout(cfg.SessionTimeout)}
+			kafka.InstanceID(cfg.InstanceID), kafka.SessionTimeout(cfg.SessionTimeout), kafka.Compression(cfg.Compression)}
 		for _, reg := range metrics {
 			opts = append(opts, kafka.Metrics(reg))
 		}

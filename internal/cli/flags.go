@@ -26,12 +26,13 @@ type Config struct {
 	MinInsyncReplicas int           // settings.MinInsyncReplicas: of topics created; 0 for the broker's min.insync.replicas
 	InstanceID        string        // settings.InstanceID: static consumer-group membership; "" for dynamic
 	SessionTimeout    time.Duration // settings.SessionTimeout: consumer-group session timeout (default 10s; 0: franz-go's 45s)
+	Compression       string        // settings.KafkaCompression: codec of the batches published (default snappy)
 }
 
 // runtimeFlags are the settings Config holds, each with its flag.
 var runtimeFlags = []*settings.Setting{
 	settings.Bus, settings.Data, settings.Addr, settings.DB, settings.LogPartitions,
-	settings.ReplicationFactor, settings.MinInsyncReplicas, settings.InstanceID, settings.SessionTimeout,
+	settings.ReplicationFactor, settings.MinInsyncReplicas, settings.InstanceID, settings.SessionTimeout, settings.KafkaCompression,
 }
 
 // config returns the Config the settings v hold.
@@ -41,6 +42,7 @@ func config(v *settings.Values) Config {
 		LogPartitions:     v.Int(settings.LogPartitions),
 		ReplicationFactor: v.Int(settings.ReplicationFactor), MinInsyncReplicas: v.Int(settings.MinInsyncReplicas),
 		InstanceID: v.String(settings.InstanceID), SessionTimeout: v.Duration(settings.SessionTimeout),
+		Compression: v.String(settings.KafkaCompression),
 	}
 }
 

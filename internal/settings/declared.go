@@ -24,6 +24,8 @@ var (
 		Meaning: "Kafka: consumer-group instance id of this process (static membership), unique per service instance; unset: dynamic membership"}
 	SessionTimeout = &Setting{Name: "EVENTMART_SESSION_TIMEOUT", Flag: "session-timeout", Kind: Duration, Default: "10s", Scope: "runtime",
 		Meaning: "Kafka: consumer-group session timeout (Kafka clients' 45s would outlast the saga timeout). Services refuse to start with EVENTMART_SAGA_TIMEOUT below twice it"}
+	KafkaCompression = &Setting{Name: "EVENTMART_KAFKA_COMPRESSION", Flag: "kafka-compression", Kind: String, Default: "snappy", Scope: "runtime",
+		Meaning: "Kafka: codec of the record batches published: none, snappy, lz4, zstd or gzip (consumers read any). Compression costs CPU in the producer, the broker (which decompresses each batch to validate it) and every consumer group, and saves network and disk"}
 	ServiceURLs = &Setting{Name: "EVENTMART_SERVICE_URLS", Kind: String, Scope: "runtime",
 		Meaning: "for serve: where the services this process does not run listen, user=http://h:p,catalog=http://h:p,…; several instances of one service as order=http://h:p1|http://h:p2"}
 	JWTSecret = &Setting{Name: "EVENTMART_JWT_SECRET", Kind: String, Secret: true, Scope: "runtime",
@@ -142,7 +144,7 @@ var (
 
 // All is every declared setting.
 var All = []*Setting{
-	Bus, Data, DB, Addr, LogPartitions, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout,
+	Bus, Data, DB, Addr, LogPartitions, ReplicationFactor, MinInsyncReplicas, InstanceID, SessionTimeout, KafkaCompression,
 	ServiceURLs, JWTSecret, TokenTTL, RefreshTTL, EmitVersions, RetryDelays, RetryAttempts, InboxRetention, FailEvents,
 	PprofAddr, LogLevel, OTLPEndpoint, OTELEndpoint, OTELTracesEndpoint, RegionRole, RegionPrimary, PrometheusURL, OTELServiceName,
 	AdminEmail, AdminPassword, TrustedProxies,
