@@ -3,6 +3,10 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Scanner is a row to read columns from: *sql.Row or *sql.Rows. A
@@ -115,6 +119,9 @@ func ListIn[K, T any](ctx context.Context, q Querier, before, after string, keys
 		return []T{}, nil
 	}
 	if DialectOf(q) == Postgres {
+		if tx, ok := q.(*Tx); ok && tx.conn != nil && !tx.begun && len(tx.queued) == 0 {
+			return listBeginning(ctx, tx, before+` = ANY(?)`+after, []any{keys}, scan)
+		}
 		return List(ctx, q, before+` = ANY(?)`+after, []any{keys}, scan)
 	}
 	out := []T{}
@@ -145,4 +152,52 @@ func DialectOf(q Querier) Dialect {
 		return q.db.Dialect
 	}
 	return SQLite
+}
+
+// listBeginning is List as the first statement of a PostgreSQL
+// transaction: BEGIN and the query go in one round trip (a pgx batch on
+// the transaction's connection) instead of two, and the rows are read as
+// pgx returns them. A consumer's transaction starts so, with the lookup of
+// its batch's event ids (ListIn). The scan functions of ListIn read
+// strings and integers, which pgx scans as database/sql does.
+func listBeginning[T any](ctx context.Context, tx *Tx, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
+	tx.db.stats.statements.Add(1)
+	tx.db.stats.roundTrips.Add(1)
+	tx.begun = true
+	out := []T{}
+	err := tx.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`BEGIN`)
+		b.Queue(tx.db.Rebind(query), args...)
+		br := c.Conn().SendBatch(tx.context(ctx), b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("sqldb: begin: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		return br.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -229,6 +229,35 @@ func TestListIn(t *testing.T) {
 		if got, err = sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE n`, ``, []int64{}, scanItem); err != nil || got == nil || len(got) != 0 {
 			t.Errorf("ListIn of no keys = %#v, %v; want an empty list", got, err)
 		}
+		// As a transaction's first statement (on PostgreSQL BEGIN goes in
+		// its round trip): it is in the transaction, so are its locks, and
+		// the writes after it roll back with it.
+		failed := errors.New("undo")
+		err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+			got, err := sqldb.ListIn(ctx, tx, `SELECT name, n FROM rows_ WHERE name`, ` ORDER BY name`+tx.ForUpdate(), []string{"a", "b"}, scanItem)
+			if want := []item{{"a", 1}, {"b", 2}}; err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("ListIn first in a transaction = %v, %v; want %v", got, err, want)
+			}
+			if db.Dialect == sqldb.Postgres {
+				if _, err := db.Exec(ctx, `SELECT name FROM rows_ WHERE name = 'a' FOR UPDATE NOWAIT`); err == nil {
+					t.Error("a row ListIn locked first in a transaction was not locked")
+				}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO rows_ (name, n, kind) VALUES ('z', 26, 'even')`); err != nil {
+				t.Fatal(err)
+			}
+			return failed
+		})
+		if !errors.Is(err, failed) {
+			t.Fatalf("InTx = %v, want its work's error", err)
+		}
+		if got, err := sqldb.ListIn(ctx, db, `SELECT name, n FROM rows_ WHERE name`, ``, []string{"z"}, scanItem); err != nil || len(got) != 0 {
+			t.Errorf("after the rollback, %v (%v); want the insert undone", got, err)
+		}
+		// A transaction that sends nothing commits without a statement.
+		if err := db.InTx(ctx, func(tx *sqldb.Tx) error { return nil }); err != nil {
+			t.Errorf("an empty transaction: %v", err)
+		}
 	})
 }
 

@@ -378,6 +378,7 @@ type Tx struct {
 	// statements go to the server in one round trip with the next
 	// statement (see LazySavepoint); nil on SQLite.
 	conn       *sql.Conn
+	begun      bool // PostgreSQL: BEGIN was sent (see begin)
 	queued     []queuedStmt
 	savepoints int  // the id of the latest savepoint set
 	committing bool // flushing the pending writes before COMMIT (see ExecBatched)
@@ -701,12 +702,17 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.Comm
 		}
 	}
 	tx.db.stats.roundTrips.Add(1)
+	begin := !tx.begun
+	tx.begun = true
 	err := tx.conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
 		}
-		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, n)}
+		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, n+1)}
+		if begin {
+			b.Queue(`BEGIN`)
+		}
 		for _, st := range stmts {
 			b.Queue(st.sql, st.args...)
 		}
@@ -714,6 +720,12 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.Comm
 			b.Queue(q, args...)
 		}
 		br := c.Conn().SendBatch(ctx, b)
+		if begin {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("sqldb: begin: %w", err)
+			}
+		}
 		for _, st := range stmts {
 			if _, err := br.Exec(); err != nil {
 				br.Close()
@@ -889,21 +901,24 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 // queued (savepoints', and the rows flushed before COMMIT, see
 // ExecBatched) go to the server with the next one in one round trip, on
 // the connection at hand (Tx.sendQueued) — COMMIT among them: a
-// transaction's rows and its COMMIT cost one round trip. A connection
-// left in a transaction (a ROLLBACK that failed) is not reused: pgx's
-// stdlib driver discards it when it is returned to the pool.
+// transaction's rows and its COMMIT cost one round trip. BEGIN waits for
+// the first statement (see begin), and goes in its round trip where that
+// is sent through pgx. A connection left in a transaction (a ROLLBACK
+// that failed) is not reused: pgx's stdlib driver discards it when it is
+// returned to the pool.
 func (db *DB) inPostgresTx(ctx context.Context, fn func(*Tx) error) error {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
-		return fmt.Errorf("sqldb: begin: %w", err)
-	}
 	t := &Tx{db: db, q: conn, conn: conn}
 	defer t.end()
-	rollback := func() { conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) } //nolint:errcheck // the work's error is the news
+	rollback := func() {
+		if t.begun {
+			conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) //nolint:errcheck // the work's error is the news
+		}
+	}
 	if err := t.work(ctx, fn); err != nil {
 		rollback()
 		return err
@@ -926,6 +941,9 @@ func (tx *Tx) commit(ctx context.Context) error {
 	tx.queued = slices.DeleteFunc(tx.queued, func(q queuedStmt) bool { return q.what == "" })
 	var tag pgconn.CommandTag
 	var err error
+	if !tx.begun && len(tx.queued) == 0 {
+		return nil // nothing was sent: nothing to commit
+	}
 	if len(tx.queued) > 0 {
 		tag, err = tx.sendQueued(ctx, `COMMIT`, nil)
 	} else {
@@ -1228,6 +1246,22 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 	return ctx
 }
 
+// begin sends BEGIN, on PostgreSQL, before the transaction's first
+// statement that goes through database/sql, a round trip of its own. A
+// statement sent through pgx (the queued ones, a ListIn) carries it in its
+// round trip instead, and a transaction that sends nothing sends neither
+// BEGIN nor COMMIT.
+func (tx *Tx) begin(ctx context.Context) error {
+	if tx.conn == nil || tx.begun {
+		return nil
+	}
+	tx.begun = true
+	if _, err := tx.conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	return nil
+}
+
 // Exec runs a statement in the transaction; on PostgreSQL the savepoint
 // statements queued (LazySavepoint, Release) go with it, in one round trip.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -1236,6 +1270,9 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 	if len(tx.queued) > 0 {
 		tag, err := tx.sendQueued(ctx, tx.db.Rebind(q), args)
 		return driver.RowsAffected(tag.RowsAffected()), err
+	}
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
 	}
 	tx.db.stats.roundTrips.Add(1)
 	if st := tx.stmt(ctx, q); st != nil {
@@ -1257,6 +1294,9 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 			return nil, err
 		}
 	}
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -1274,6 +1314,13 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if len(tx.queued) > 0 && (!isSelect(q) || tx.queuedWrites(0)) {
 		tx.sendQueued(ctx, "", nil) //nolint:errcheck // reported by the query
 	}
+	if err := tx.begin(ctx); err != nil {
+		// A Row carries no error of ours: the query runs on a context
+		// ended with it, and fails, in a transaction that is failing.
+		ended, cancel := context.WithCancelCause(ctx)
+		cancel(err)
+		return tx.q.QueryRowContext(ended, tx.db.Rebind(q), args...)
+	}
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -1289,6 +1336,9 @@ func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 		if _, err := tx.sendQueued(ctx, "", nil); err != nil {
 			return nil, err
 		}
+	}
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
 	}
 	return tx.q.PrepareContext(ctx, tx.db.Rebind(q))
 }
