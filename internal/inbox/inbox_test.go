@@ -75,10 +75,16 @@ func newFixtureOn(t testing.TB, db *sqldb.DB) *fixture {
 	return f
 }
 
-func (f *fixture) msg(productID string) *bus.Message {
+func (f *fixture) msg(productID string) *bus.Message { return f.msgWithID(productID, "") }
+
+// msgWithID is msg with event id id ("": a new one, as event.New gives).
+func (f *fixture) msgWithID(productID, id string) *bus.Message {
 	e, err := event.New("catalog-service", event.Origin{}, &event.ProductCreated{ProductID: productID})
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	if id != "" {
+		e.EventID = id
 	}
 	m, err := eventmsg.Encode(context.Background(), e)
 	if err != nil {

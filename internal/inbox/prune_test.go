@@ -11,7 +11,6 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
-	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -26,22 +25,6 @@ func idAt(t time.Time) string {
 	b[6] = 0x70 | b[6]&0x0f
 	b[8] = 0x80 | b[8]&0x3f
 	return uuid.UUID(b).String()
-}
-
-// msgWithID is f.msg(productID) with event id id.
-func (f *fixture) msgWithID(productID, id string) *bus.Message {
-	e, err := event.New("catalog-service", event.Origin{}, &event.ProductCreated{ProductID: productID})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	e.EventID = id
-	m, err := eventmsg.Encode(context.Background(), e)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.offset++
-	m.Partition, m.Offset = 0, f.offset
-	return m
 }
 
 func TestEventTimeAndTheFloorOfATime(t *testing.T) {
