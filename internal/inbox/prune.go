@@ -24,6 +24,11 @@ import (
 // group goes on inserting at the other end of the key range.
 const pruneChunk = 5000
 
+// pruneChunkPause is how long a prune waits between full chunks: the
+// first prune of a table that grew for months deletes millions of rows,
+// and should not take the database from the consumers meanwhile.
+const pruneChunkPause = 50 * time.Millisecond
+
 // PrunePoll is how often RunPrune looks for records past the retention.
 const PrunePoll = time.Hour
 
@@ -67,7 +72,9 @@ func (c *Consumer) RunPrune(ctx context.Context) error {
 }
 
 // Prune deletes the group's records of UUIDv7 event ids older than
-// before, a chunk per statement, and returns how many it deleted.
+// before, a chunk per statement with a short pause between chunks, and
+// returns how many it deleted; it stops early, without an error, when ctx
+// ends.
 func (c *Consumer) Prune(ctx context.Context, before time.Time) (int64, error) {
 	bound := v7Floor(before)
 	var total int64
@@ -86,8 +93,13 @@ func (c *Consumer) Prune(ctx context.Context, before time.Time) (int64, error) {
 		if c.Metrics != nil {
 			c.Metrics.Pruned.Add(float64(n))
 		}
-		if n < pruneChunk || ctx.Err() != nil {
+		if n < pruneChunk {
 			return total, nil
+		}
+		select {
+		case <-ctx.Done():
+			return total, nil
+		case <-time.After(pruneChunkPause):
 		}
 	}
 }
