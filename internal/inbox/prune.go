@@ -73,8 +73,8 @@ func (c *Consumer) RunPrune(ctx context.Context) error {
 
 // Prune deletes the group's records of UUIDv7 event ids older than
 // before, a chunk per statement with a short pause between chunks, and
-// returns how many it deleted; it stops early, without an error, when ctx
-// ends.
+// returns how many it deleted. A ctx that ends stops it between chunks
+// (no error) or fails the statement under way.
 func (c *Consumer) Prune(ctx context.Context, before time.Time) (int64, error) {
 	bound := v7Floor(before)
 	var total int64
