@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Scanner is a row to read columns from: *sql.Row or *sql.Rows. A
@@ -36,6 +35,19 @@ func List[T any](ctx context.Context, q Querier, query string, args []any, scan 
 		return nil, err
 	}
 	defer rows.Close()
+	return scanAll(rows, scan)
+}
+
+// rowIterator is what scanAll reads: *sql.Rows, or pgx's rows.
+type rowIterator interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// scanAll reads every row of rows with scan, into a slice that is empty,
+// not nil, when there is none; the caller closes rows.
+func scanAll[T any](rows rowIterator, scan func(Scanner) (T, error)) ([]T, error) {
 	out := []T{}
 	for rows.Next() {
 		v, err := scan(rows)
@@ -164,16 +176,12 @@ func listBeginning[T any](ctx context.Context, tx *Tx, query string, args []any,
 	tx.db.stats.statements.Add(1)
 	tx.db.stats.roundTrips.Add(1)
 	tx.begun = true
-	out := []T{}
-	err := tx.conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
-		}
+	var out []T
+	err := tx.withPgx(func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue(`BEGIN`)
 		b.Queue(tx.db.Rebind(query), args...)
-		br := c.Conn().SendBatch(tx.context(ctx), b)
+		br := c.SendBatch(tx.context(ctx), b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("sqldb: begin: %w", err)
@@ -183,14 +191,7 @@ func listBeginning[T any](ctx context.Context, tx *Tx, query string, args []any,
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			v, err := scan(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
-		}
-		if err := rows.Err(); err != nil {
+		if out, err = scanAll(rows, scan); err != nil {
 			return err
 		}
 		rows.Close()

@@ -704,11 +704,7 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.Comm
 	tx.db.stats.roundTrips.Add(1)
 	begin := !tx.begun
 	tx.begun = true
-	err := tx.conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
-		}
+	err := tx.withPgx(func(c *pgx.Conn) error {
 		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, n+1)}
 		if begin {
 			b.Queue(`BEGIN`)
@@ -719,7 +715,7 @@ func (tx *Tx) sendQueued(ctx context.Context, q string, args []any) (pgconn.Comm
 		if q != "" {
 			b.Queue(q, args...)
 		}
-		br := c.Conn().SendBatch(ctx, b)
+		br := c.SendBatch(ctx, b)
 		if begin {
 			if _, err := br.Exec(); err != nil {
 				br.Close()
@@ -947,12 +943,8 @@ func (tx *Tx) commit(ctx context.Context) error {
 	if len(tx.queued) > 0 {
 		tag, err = tx.sendQueued(ctx, `COMMIT`, nil)
 	} else {
-		err = tx.conn.Raw(func(dc any) error {
-			c, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
-			}
-			tag, err = c.Conn().Exec(ctx, `COMMIT`)
+		err = tx.withPgx(func(c *pgx.Conn) error {
+			tag, err = c.Exec(ctx, `COMMIT`)
 			return err
 		})
 	}
@@ -1244,6 +1236,19 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 		return context.WithoutCancel(ctx)
 	}
 	return ctx
+}
+
+// withPgx runs fn on the pgx connection under the transaction's
+// (PostgreSQL's) database/sql one: for what database/sql has no call for,
+// a batch of statements in one round trip.
+func (tx *Tx) withPgx(fn func(c *pgx.Conn) error) error {
+	return tx.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
+		}
+		return fn(c.Conn())
+	})
 }
 
 // begin sends BEGIN, on PostgreSQL, before the transaction's first
