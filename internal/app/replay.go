@@ -67,8 +67,8 @@ const replayBatch = 500
 // keeps, the missing records come from the audit service's archive first.
 // The inbox skips events the group processed before, so a replay applies
 // only what is missing and running it twice is harmless: it hands on no
-// record of an event older than the group's memory of what it applied
-// (c.Horizon), unless req.Reapply. progress, if not nil, is called after
+// record of an event the group may have forgotten it applied
+// (c.Forgotten), unless req.Reapply. progress, if not nil, is called after
 // each batch.
 func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, progress func(ReplayProgress)) (ReplayResult, error) {
 	var res ReplayResult
@@ -104,12 +104,11 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 			}
 		}
 	}
-	horizon := c.Horizon()
 	keep := func(m *bus.Message) bool {
 		if (req.CorrelationID != "" && m.Header(eventmsg.HeaderCorrelationID) != req.CorrelationID) || (req.Key != "" && string(m.Key) != req.Key) {
 			return false
 		}
-		if t, ok := inbox.EventTime(m.Header(eventmsg.HeaderEventID)); ok && t.Before(horizon) && !req.Reapply {
+		if !req.Reapply && c.Forgotten(m.Header(eventmsg.HeaderEventID)) {
 			res.BeyondRetention++
 			return false
 		}

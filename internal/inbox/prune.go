@@ -11,8 +11,9 @@ import (
 // redelivered or replayed event a duplicate. Every event a group applies
 // adds one, so without an end they grow with the traffic forever. With a
 // Retention the consumer forgets those of events older than it
-// (RunPrune); a replay hands on no record older than the Horizon, whose
-// event might then be applied again (internal/app's replay).
+// (RunPrune); a replay hands on no record of an event the group may have
+// forgotten (Forgotten), which would then be applied again (internal/app's
+// replay).
 //
 // Only records of UUIDv7 event ids (every id event.NewID makes) are
 // pruned: their ids sort by the time they carry, so a prune is a range of
@@ -53,15 +54,15 @@ func (c *Consumer) RunPrune(ctx context.Context) error {
 	t := time.NewTicker(PrunePoll)
 	defer t.Stop()
 	for {
-		start := c.now()
-		n, err := c.Prune(ctx, c.Horizon())
+		start, before := c.now(), c.Horizon()
+		n, err := c.Prune(ctx, before)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			c.Log.Error("inbox: prune of processed-event records failed; trying again later", "group", c.Group, "error", err, "retry_in", PrunePoll.String())
 		case n > 0:
-			c.Log.Info("inbox: processed-event records pruned", "group", c.Group, "records", n, "before", c.Horizon(), "took", c.now().Sub(start).String())
+			c.Log.Info("inbox: processed-event records pruned", "group", c.Group, "records", n, "before", before, "took", c.now().Sub(start).String())
 		}
 		select {
 		case <-ctx.Done():
@@ -117,22 +118,16 @@ func v7Floor(t time.Time) string {
 	return h[:8] + "-" + h[8:] + "-7000-0000-000000000000"
 }
 
-// EventTime is the time a UUIDv7 event id carries, to the millisecond;
-// false for an id of another kind.
-func EventTime(id string) (time.Time, bool) {
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '7' {
-		return time.Time{}, false
-	}
-	var b [6]byte
-	if _, err := hex.Decode(b[:4], []byte(id[:8])); err != nil {
-		return time.Time{}, false
-	}
-	if _, err := hex.Decode(b[4:], []byte(id[9:13])); err != nil {
-		return time.Time{}, false
-	}
-	var ms int64
-	for _, x := range b {
-		ms = ms<<8 | int64(x)
-	}
-	return time.UnixMilli(ms), true
+// Forgotten reports whether the group may have forgotten that it applied
+// the event with id eventID: whether a prune to the Horizon deletes its
+// record. Always false without a Retention.
+func (c *Consumer) Forgotten(eventID string) bool {
+	h := c.Horizon()
+	return !h.IsZero() && pruned(eventID, v7Floor(h))
+}
+
+// pruned is Prune's condition on a record's event id, for a prune to
+// floor (v7Floor): a UUIDv7 id that sorts before it.
+func pruned(eventID, floor string) bool {
+	return len(eventID) > 14 && eventID[14] == '7' && eventID < floor
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventmart/eventmart/bus"
-	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/sqldb"
 )
@@ -27,19 +27,10 @@ func idAt(t time.Time) string {
 	return uuid.UUID(b).String()
 }
 
-func TestEventTimeAndTheFloorOfATime(t *testing.T) {
-	before := time.Now().Truncate(time.Millisecond)
-	id := event.NewID()
-	after := time.Now()
-	got, ok := inbox.EventTime(id)
-	if !ok || got.Before(before) || got.After(after) {
-		t.Errorf("EventTime(%s) = %v, %v; want a time in [%v, %v]", id, got, ok, before, after)
-	}
-	for _, notV7 := range []string{uuid.NewString(), "", "p1", "0190abcd-zzzz-7000-8000-000000000000"} {
-		if _, ok := inbox.EventTime(notV7); ok {
-			t.Errorf("EventTime(%q) ok, want false", notV7)
-		}
-	}
+// The floor of a time sorts after every UUIDv7 of an earlier millisecond
+// and at or before every one of its own; Forgotten is what a prune to the
+// horizon deletes: a UUIDv7 id before the horizon's floor, nothing else.
+func TestForgottenIsWhatAPruneDeletes(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891_000_000, time.UTC)
 	floor := inbox.V7Floor(at)
 	for range 100 {
@@ -50,8 +41,24 @@ func TestEventTimeAndTheFloorOfATime(t *testing.T) {
 			t.Fatalf("an id of the millisecond before (%s) sorts at or after the floor %s", id, floor)
 		}
 	}
-	if got, ok := inbox.EventTime(idAt(at)); !ok || !got.Equal(at) {
-		t.Errorf("EventTime(idAt(%v)) = %v, %v", at, got, ok)
+	f := newFixture(t)
+	if f.c.Forgotten(idAt(f.now.Add(-100 * 24 * time.Hour))) {
+		t.Error("an event forgotten without a retention")
+	}
+	f.c.Retention = 30 * 24 * time.Hour
+	horizon := f.now.Add(-f.c.Retention)
+	for id, want := range map[string]bool{
+		idAt(horizon.Add(-time.Millisecond)):    true,
+		idAt(horizon.Add(-10 * 24 * time.Hour)): true,
+		idAt(horizon):                           false,
+		idAt(f.now):                             false,
+		"00000000-0000-4000-8000-000000000000":  false, // not a UUIDv7, though it sorts first
+		"":                                      false,
+		"p1":                                    false,
+	} {
+		if got := f.c.Forgotten(id); got != want {
+			t.Errorf("Forgotten(%q) = %v, want %v", id, got, want)
+		}
 	}
 }
 
@@ -96,6 +103,16 @@ func TestPruneForgetsOnlyEventsOlderThanTheRetention(t *testing.T) {
 			var left int
 			if err := f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events`).Scan(&left); err != nil || left != 2 {
 				t.Fatalf("%d records left (%v), want 2: the young event's and the v4 id's", left, err)
+			}
+			for _, m := range batch {
+				var n int
+				id := m.Header(eventmsg.HeaderEventID)
+				if err := f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events WHERE event_id = ?`, id).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if f.c.Forgotten(id) != (n == 0) {
+					t.Errorf("event %s: Forgotten %v, its record left %v", id, f.c.Forgotten(id), n == 1)
+				}
 			}
 			if err := f.c.Handle(ctx, []*bus.Message{old, older, young, v4}); err != nil {
 				t.Fatal(err)
