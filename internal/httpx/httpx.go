@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventmart/eventmart"
 	"github.com/eventmart/eventmart/event"
+	"github.com/eventmart/eventmart/internal/sqldb"
 )
 
 // MaxBody is the largest request body accepted, in bytes.
@@ -188,11 +189,22 @@ func Status(code string) int {
 
 // Error writes err as {"error":{"code","message"}} with the status of its
 // code. Internal errors are logged with the request's correlation id and
-// shown to the caller only as "internal error".
+// shown to the caller only as "internal error" — except a database that
+// could not be reached or went away (sqldb.Unavailable), which is no bug:
+// 503 "unavailable", logged as a warning. A 503 tells the caller when to
+// try again: Retry-After, 1 s unless the handler set its own.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := eventmart.ErrorCode(err)
+	if code == eventmart.EINTERNAL && sqldb.Unavailable(err) {
+		Logger(r.Context()).WarnContext(r.Context(), "request failed: database unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		err = eventmart.Errorf(eventmart.EUNAVAILABLE, "the service's database is unavailable: retry later (a POST with the same Idempotency-Key)")
+		code = eventmart.EUNAVAILABLE
+	}
 	if code == eventmart.EINTERNAL {
 		Logger(r.Context()).ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	if code == eventmart.EUNAVAILABLE && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
 	}
 	JSON(w, Status(code), ErrorBodyOf(err))
 }

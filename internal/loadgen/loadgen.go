@@ -73,8 +73,9 @@ type Result struct {
 	Measured *Measured
 	// Notes say what was left out of the measurement and why.
 	Notes []string
-	// Shed counts the answers that refused an order for overload (503 or
-	// 429 with Retry-After): each was retried after the wait it asked for,
+	// Shed counts the answers that refused an order for now (503 or 429
+	// with Retry-After: overload, or a database briefly unavailable): each
+	// was retried after the wait it asked for,
 	// with the same Idempotency-Key, so they are not failures. Latencies
 	// count from the first attempt: they include those waits.
 	Shed int

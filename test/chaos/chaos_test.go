@@ -125,10 +125,11 @@ func TestChaos(t *testing.T) {
 	f.inject(p.faults)
 	t.Logf("faults injected: %s; kills by service %v", f, f.killed)
 
+	var loadErr error
 	select {
-	case err := <-loadDone:
+	case loadErr = <-loadDone:
 		b, _ := os.ReadFile(loadOut.Name())
-		t.Logf("eventmart load (%v):\n%s", err, b)
+		t.Logf("eventmart load (%v):\n%s", loadErr, b)
 	case <-time.After(6 * time.Minute):
 		load.Process.Kill()
 		t.Fatal("eventmart load did not finish within 6 minutes after the faults")
@@ -165,6 +166,13 @@ func TestChaos(t *testing.T) {
 	})
 	t.Logf("quiescent %s after the faults", time.Since(settleStart).Round(time.Second))
 	v.check()
+	// The load generator retries what a careful client would (502, 503,
+	// 504, a refused connection) with the order's Idempotency-Key: an
+	// order it gave up on was refused by a fault as if for good — a 500
+	// for a database restarting, say — or lost.
+	if loadErr != nil {
+		v.violation("eventmart load: %v (its output above)", loadErr)
+	}
 	fmt.Printf("chaos: %d orders accepted (%d shipped, %d cancelled), faults injected: %s, violations: %d\n",
 		len(v.accepted), v.shipped, v.cancelled, f, len(v.violations))
 	for _, s := range v.violations {
