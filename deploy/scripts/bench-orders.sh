@@ -33,9 +33,10 @@
 # --orders-at-1 is the orders of the runs with 1 in flight (they are slow); --customers
 # the customers placing them (registered and logged in before the measurement: fewer
 # than load's 50 keeps seeding within its timeouts on a busy machine).
-# Prints every run (its failed and unexpected orders, "bad", and the load average when
-# it ended), then a markdown table of the medians per mode, concurrency and
-# build ("n/a" where a build cannot report a figure), also written to --out; with two
+# Prints every run (its failed and unexpected orders, "bad", the peak RSS of its largest
+# Eventmart process, and the load average when it ended), then a markdown table of the
+# medians per mode, concurrency and build ("n/a" where a build cannot report a
+# figure), also written to --out; with two
 # builds, the ratios bin 1 / bin 0. --results keeps each run's `load --json` there.
 # Needs jq. Ports: 18900-18999 for Eventmart, Kafka on BENCH_KAFKA_PORT (default
 # 18792, +1 controller, +2 metrics), PostgreSQL on BENCH_PG_PORT (default 18795).
@@ -106,6 +107,19 @@ load() {
 		>"$dir/result.json" 2>"$dir/load.err" || { tail -5 "$dir/load.err" >&2; log "load failed (kept: $dir/result.json)"; }
 }
 
+# peak_rss FILE: the peak resident memory (VmHWM) of the run's largest Eventmart
+# process — `eventmart run` embedded, the largest service process distributed — over its
+# life (warm-up and load), in MB, into FILE's JSON as .peakRssMB.
+peak_rss() {
+	local p kb max=0
+	for p in "${servers[@]}"; do
+		kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+		((${kb:-0} <= max)) || max=$kb
+	done
+	((max > 0)) || return 0
+	jq --argjson mb "$((max / 1024))" '.peakRssMB = $mb' "$1" >"$1.tmp" 2>/dev/null && mv "$1.tmp" "$1" || rm -f "$1.tmp"
+}
+
 run_embedded() { # BIN DIR N C
 	local bin=$1 dir=$2 port
 	port=$(free_port)
@@ -113,12 +127,14 @@ run_embedded() { # BIN DIR N C
 	servers+=($!)
 	wait_ready "http://127.0.0.1:$port" "$!" "$dir/run.log"
 	load "$dir" "http://127.0.0.1:$port" "$3" "$4"
+	peak_rss "$dir/result.json"
 	stop_servers
 }
 
 run_distributed() { # BIN DIR N C TAG
 	start_distributed "$1" "$2" "$5"
 	load "$2" "http://127.0.0.1:$base" "$3" "$4" --cpu-pids "kafka=$(kafka_pid),postgres=$(pg_pid)"
+	peak_rss "$2/result.json"
 	stop_servers
 	unset EVENTMART_BUS EVENTMART_DB EVENTMART_SERVICE_URLS
 }
@@ -126,7 +142,7 @@ run_distributed() { # BIN DIR N C TAG
 # fig FILE JQ: a figure of a result, "n/a" when it has none.
 fig() { jq -r "($2) // \"n/a\" | if type == \"number\" then (. * 100 | round / 100) else . end" "$1" 2>/dev/null || echo n/a; }
 
-printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' mode c bin run 'orders/s' 'p50 ms' 'p99 ms' 'cpu ms/o' 'rec/o' 'commit/o' 'bad' 'load avg'
+printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %7s %5s  %s\n' mode c bin run 'orders/s' 'p50 ms' 'p99 ms' 'cpu ms/o' 'rec/o' 'commit/o' 'rss MB' 'bad' 'load avg'
 for ((r = 1; r <= runs; r++)); do
 	for m in "${modes[@]}"; do
 		for c in $(points "$m"); do
@@ -140,9 +156,9 @@ for ((r = 1; r <= runs; r++)); do
 				mkdir -p "$work/keep"
 				cp "$dir/result.json" "$work/keep/$m-$c-$i-$r.json" 2>/dev/null || echo '{}' >"$work/keep/$m-$c-$i-$r.json"
 				f=$work/keep/$m-$c-$i-$r.json
-				printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %5s  %s\n' "$m" "$c" "$i" "$r" "$(fig "$f" .ordersPerSecond)" \
+				printf '%-12s %4s %-3s %3s %9s %9s %9s %10s %9s %9s %7s %5s  %s\n' "$m" "$c" "$i" "$r" "$(fig "$f" .ordersPerSecond)" \
 					"$(fig "$f" .latencyMs.p50)" "$(fig "$f" .latencyMs.p99)" "$(fig "$f" .cpuMsPerOrder)" \
-					"$(fig "$f" .recordsPerOrder)" "$(fig "$f" .commitsPerOrder)" "$(fig "$f" '.failed + .unexpected')" \
+					"$(fig "$f" .recordsPerOrder)" "$(fig "$f" .commitsPerOrder)" "$(fig "$f" .peakRssMB)" "$(fig "$f" '.failed + .unexpected')" \
 					"$(cut -d' ' -f1-3 /proc/loadavg)"
 				[[ -z $results ]] || { mkdir -p "$results" && cp "$f" "$results/"; }
 			done
@@ -182,12 +198,12 @@ table() {
 		echo "- bin $i: ${bins[i]} ($("${bins[i]}" version 2>/dev/null | head -n 1 || echo '?'))"
 	done
 	echo
-	echo "| mode | in flight | bin | orders/s | p50 ms | p99 ms | CPU ms/order in all | per process | records/order | commits/order |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| mode | in flight | bin | orders/s | p50 ms | p99 ms | CPU ms/order in all | per process | records/order | commits/order | peak RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	for m in "${modes[@]}"; do
 		for c in $(points "$m"); do
 			for i in "${!bins[@]}"; do
-				echo "| $m | $c | $i | $(med "$m" "$c" "$i" .ordersPerSecond) | $(med "$m" "$c" "$i" .latencyMs.p50) | $(med "$m" "$c" "$i" .latencyMs.p99) | $(med "$m" "$c" "$i" .cpuMsPerOrder) | $(procs "$m" "$c" "$i") | $(med "$m" "$c" "$i" .recordsPerOrder) | $(med "$m" "$c" "$i" .commitsPerOrder) |"
+				echo "| $m | $c | $i | $(med "$m" "$c" "$i" .ordersPerSecond) | $(med "$m" "$c" "$i" .latencyMs.p50) | $(med "$m" "$c" "$i" .latencyMs.p99) | $(med "$m" "$c" "$i" .cpuMsPerOrder) | $(procs "$m" "$c" "$i") | $(med "$m" "$c" "$i" .recordsPerOrder) | $(med "$m" "$c" "$i" .commitsPerOrder) | $(med "$m" "$c" "$i" .peakRssMB) |"
 			done
 		done
 	done
@@ -203,6 +219,7 @@ table() {
 	fi
 	echo
 	echo "Records: embedded, the events the outbox relays published (/metrics); distributed, written to Kafka (end offsets of every topic)."
+	echo "Peak RSS: the largest Eventmart process's peak resident memory over its run (VmHWM: warm-up and load; embedded, \`eventmart run\` itself)."
 }
 echo
 table | tee "${out:-/dev/null}"

@@ -91,7 +91,7 @@ func TestBenchOrdersScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, w := range []string{"--runs", "--orders", "--modes", "--concurrency", "--rates", "--rate-seconds", "--warmup", "--load", "--out", "embedded", "distributed", "n/a"} {
+	for _, w := range []string{"--runs", "--orders", "--modes", "--concurrency", "--rates", "--rate-seconds", "--warmup", "--load", "--out", "embedded", "distributed", "n/a", "peak RSS"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("--help does not mention %s:\n%s", w, out)
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5"
 )
 
 // Listener is told what DB.Listen hears. Its functions run on Listen's
@@ -64,12 +64,8 @@ func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) (liste
 		return false, fmt.Errorf("sqldb: listen on %s: %w", channel, err)
 	}
 	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("sqldb: listen on %s: not a pgx connection (%T)", channel, dc)
-		}
-		if _, err := c.Conn().Exec(ctx, "LISTEN "+channel); err != nil {
+	err = withPgx(conn, func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "LISTEN "+channel); err != nil {
 			return fmt.Errorf("%w: sqldb: listen on %s: %w", driver.ErrBadConn, channel, err)
 		}
 		listened = true
@@ -77,7 +73,7 @@ func (db *DB) listenOnce(ctx context.Context, channel string, l Listener) (liste
 			l.Listening()
 		}
 		for {
-			n, err := c.Conn().WaitForNotification(ctx)
+			n, err := c.WaitForNotification(ctx)
 			if err != nil {
 				return fmt.Errorf("%w: sqldb: wait for a notification on %s: %w", driver.ErrBadConn, channel, err)
 			}

@@ -1241,8 +1241,11 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 // withPgx runs fn on the pgx connection under the transaction's
 // (PostgreSQL's) database/sql one: for what database/sql has no call for,
 // a batch of statements in one round trip.
-func (tx *Tx) withPgx(fn func(c *pgx.Conn) error) error {
-	return tx.conn.Raw(func(dc any) error {
+func (tx *Tx) withPgx(fn func(c *pgx.Conn) error) error { return withPgx(tx.conn, fn) }
+
+// withPgx runs fn on the pgx connection under conn, a PostgreSQL one.
+func withPgx(conn *sql.Conn, fn func(c *pgx.Conn) error) error {
+	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("sqldb: a PostgreSQL connection of type %T, not pgx's", dc)
