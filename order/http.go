@@ -250,9 +250,7 @@ func (s *Service) place(ctx context.Context, id auth.Identity, u *user, r *http.
 	var placed *Order
 	err = s.d.DB.InTx(ctx, func(tx *sqldb.Tx) error {
 		if key != "" {
-			if err := s.store.storeKey(ctx, tx, o.UserID, key, o.ID, sum, o.CreatedAt); err != nil {
-				return err
-			}
+			s.store.storeKey(tx, o.UserID, key, o.ID, sum, o.CreatedAt)
 		}
 		var err error
 		if placed, _, err = s.command(ctx, tx, service.RequestOrigin(ctx), o.ID, Command{Kind: Place, Order: placing}); err != nil {

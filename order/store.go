@@ -138,19 +138,25 @@ func (s *store) list(ctx context.Context, userID, status string, limit, offset i
 var errKeyTaken = errors.New("order: idempotency key taken")
 
 // storeKey stores a new order's Idempotency-Key with the SHA-256 (hex) of
-// the request body it came with; errKeyTaken if the user already used the
-// key.
-func (s *store) storeKey(ctx context.Context, tx *sqldb.Tx, userID, key, orderID, sum string, at time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at, request_sha256) VALUES (?, ?, ?, ?, ?)`,
-		userID, key, orderID, at.UnixMilli(), sum)
-	if err != nil && sqldb.IsUniqueViolation(err) {
-		return errKeyTaken
-	}
-	if err != nil {
-		return fmt.Errorf("order: store idempotency key: %w", err)
-	}
-	return nil
+// the request body it came with. The row is buffered and inserted with the
+// order's other rows before tx commits — on PostgreSQL in the one round
+// trip that carries them and the COMMIT — so a key the user already used
+// fails the transaction then, with errKeyTaken: the order's writes roll
+// back with it, as they did when the insert came first. (A concurrent
+// request with the same key waits on the first one's row either way.)
+func (s *store) storeKey(tx *sqldb.Tx, userID, key, orderID, sum string, at time.Time) {
+	tx.Pending(keyRowsKey{}, func() sqldb.Pending {
+		return sqldb.NewRows(`INSERT INTO idempotency_keys (user_id, idem_key, order_id, created_at, request_sha256) VALUES`, 5, "").
+			FailAs(func(err error) error {
+				if sqldb.IsUniqueViolation(err) {
+					return errKeyTaken
+				}
+				return fmt.Errorf("order: store idempotency key: %w", err)
+			})
+	}).(*sqldb.Rows).Add(userID, key, orderID, at.UnixMilli(), sum)
 }
+
+type keyRowsKey struct{}
 
 // ---- users projection ----
 
