@@ -129,3 +129,88 @@ func TestConcurrentBatchesOnPostgresLockInOneOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestReservationInsertedMeanwhileRunsTheTransactionAgain: two members of
+// the inventory group take, at once on one PostgreSQL database, the first
+// event of one order — an OrderCancelled before its OrderCreated, which
+// locks no stock row — so both find no reservation and both record the
+// order's tombstone. The rows are inserted at commit: the second insert
+// fails on the first's row, and its transaction runs again
+// (sqldb.ErrRunAgain), finds the tombstone, and does nothing. Both
+// batches succeed and the order has one reservation, cancelled.
+func TestReservationInsertedMeanwhileRunsTheTransactionAgain(t *testing.T) {
+	defs := []service.Def{inventory.Def()}
+	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
+	db := h.App.DB(inventory.Name)
+	svc := h.App.Service(inventory.Name)
+	handlers, err := inbox.ByType(svc.Handlers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int64
+	applied := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	member := func(i int) *inbox.Consumer {
+		first := true
+		hs := map[event.Type]inbox.Func{}
+		for typ, f := range handlers {
+			hs[typ] = f
+		}
+		hs["OrderCancelled"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+			handled.Add(1)
+			if err := handlers["OrderCancelled"](ctx, tx, e, p); err != nil {
+				return err
+			}
+			if first { // both apply before either commits
+				first = false
+				close(applied[i])
+				select {
+				case <-applied[1-i]:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		}
+		return &inbox.Consumer{Group: "inventory-service", DB: db, Handlers: hs, Prepare: svc.(inbox.Preparer).Prepare,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	// The same order's OrderCancelled, as two deliveries: a redelivery
+	// during a rebalance, the old member still at work.
+	cancelled := func() []*bus.Message {
+		e, err := event.New("order-service", origin, &event.OrderCancelled{OrderID: "race-1", UserID: "cust-1", ReasonCode: "timeout"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := eventmsg.Encode(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*bus.Message{m}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := db.Stats().RunAgain
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = member(i).Handle(ctx, cancelled())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("batch %d: %v", i+1, err)
+		}
+	}
+	if n := db.Stats().RunAgain - before; n != 1 || handled.Load() != 3 {
+		t.Errorf("%d transactions ran again, OrderCancelled handled %d times; want 1 and 3: the second insert of the tombstone fails at commit", n, handled.Load())
+	}
+	var rows int
+	var status string
+	if err := db.QueryRow(ctx, `SELECT COUNT(*), MIN(status) FROM reservations WHERE order_id = 'race-1'`).Scan(&rows, &status); err != nil || rows != 1 || status != "cancelled" {
+		t.Errorf("reservations of race-1: %d, %q (%v); want one, cancelled", rows, status, err)
+	}
+}

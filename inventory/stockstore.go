@@ -28,10 +28,17 @@ const snapshotEvery = 100
 const maxTries = 100
 
 // stockAggregate is a product's stock as its stream folds; a store's
-// stocks() adds the service's memory of them.
+// stocks() adds the service's memory of them. Its events are inserted at
+// commit (AppendAtCommit), with the transaction's other rows: a stock is
+// a hot stream, which every order reserves, but every writer of one — a
+// batch (Prepare), an operator's update (PUT /inventory/{id}) — first
+// locks the product's stock row on PostgreSQL, so writers take turns,
+// and a conflict at commit is left to a product's first events (no row
+// to lock yet), whose transaction then runs again.
 var stockAggregate = eventstore.Aggregate[StockState]{
-	SchemaVersion: stockSchemaVersion,
-	SnapshotEvery: snapshotEvery,
+	SchemaVersion:  stockSchemaVersion,
+	SnapshotEvery:  snapshotEvery,
+	AppendAtCommit: true,
 	Apply: func(s StockState, e eventstore.Event) (StockState, error) {
 		se, err := decodeStockEvent(e)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eventmart/eventmart"
@@ -56,6 +57,10 @@ type reservation struct {
 	Reason  string
 
 	createdAt, updatedAt int64 // ms
+	// stored: the row is in the database (read from it, or flushed by
+	// this transaction); a reservation inserted by the transaction is
+	// not, until it flushes.
+	stored bool
 }
 
 // reservation reads an order's reservation; nil if there is none. It is
@@ -83,7 +88,7 @@ func (s *store) loadReservations(ctx context.Context, tx *sqldb.Tx, orderIDs []s
 	var args []string
 	for _, id := range orderIDs {
 		if _, ok := c.m[id]; !ok {
-			c.m[id] = nil // unless found below
+			c.set(id, nil) // unless found below
 			args = append(args, id)
 		}
 	}
@@ -93,7 +98,8 @@ func (s *store) loadReservations(ctx context.Context, tx *sqldb.Tx, orderIDs []s
 		return fmt.Errorf("inventory: read %d reservations: %w", len(args), err)
 	}
 	for _, r := range found {
-		c.m[r.OrderID] = r
+		r.stored = true
+		c.m[r.OrderID] = r // the nil set above is what a rollback restores: unknown
 	}
 	return nil
 }
@@ -111,72 +117,64 @@ func scanReservation(sc sqldb.Scanner) (*reservation, error) {
 }
 
 // insertReservation records r unless the order already has a reservation;
-// it reports whether it did. On SQLite, whose one writer is this
-// transaction, an order the cache knows to have none gets r written with
-// the transaction's other reservations before it commits; on PostgreSQL
-// the insert runs at once, for a concurrent transaction may be inserting
-// the order's too (its reservation is then read again).
+// it reports whether it did. The row is written with the transaction's
+// other reservations before it commits — on PostgreSQL in the COMMIT's
+// round trip. The order's reservation was read first (locked, had it
+// existed): a concurrent transaction that inserts one meanwhile (another
+// instance, in a rebalance) fails this one's insert at commit, and the
+// transaction runs again (sqldb.ErrRunAgain), finding it.
 func (s *store) insertReservation(ctx context.Context, tx *sqldb.Tx, r *reservation, now time.Time) (bool, error) {
-	c := reservationCache(tx)
+	existing, err := s.reservation(ctx, tx, r.OrderID)
+	if err != nil || existing != nil {
+		return false, err
+	}
 	r.createdAt, r.updatedAt = now.UnixMilli(), now.UnixMilli()
-	if cached, known := c.m[r.OrderID]; known && cached != nil {
-		return false, nil
-	} else if known && tx.Dialect() == sqldb.SQLite {
-		c.m[r.OrderID] = r
-		c.changed(r.OrderID)
-		return true, nil
-	}
-	lines, err := json.Marshal(nonNil(r.Lines))
-	if err != nil {
-		return false, fmt.Errorf("inventory: lines of reservation %s: %w", r.OrderID, err)
-	}
-	res, err := tx.Exec(ctx, `INSERT INTO reservations (order_id, status, lines, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (order_id) DO NOTHING`, r.OrderID, r.Status, string(lines), r.Reason, r.createdAt, r.updatedAt)
-	if err != nil {
-		return false, fmt.Errorf("inventory: insert reservation %s: %w", r.OrderID, err)
-	}
-	n, _ := res.RowsAffected()
-	if n > 0 {
-		c.m[r.OrderID] = r // this transaction's: no other changes it
-	} else {
-		delete(c.m, r.OrderID) // another's: read it again
-	}
-	return n > 0, nil
+	r.stored = false
+	c := reservationCache(tx)
+	c.set(r.OrderID, r)
+	c.changed(r.OrderID)
+	return true, nil
 }
 
 // transition moves an order's reservation from status from to status to,
-// and reports whether it did: false means it was not in status from (a
-// concurrent transaction got there first).
+// and reports whether it did: false means it was not in status from (or
+// the order has none).
 func (s *store) transition(ctx context.Context, tx *sqldb.Tx, orderID, from, to, reason string, now time.Time) (bool, error) {
+	r, err := s.reservation(ctx, tx, orderID)
+	if err != nil || r == nil || r.Status != from {
+		return false, err
+	}
+	next := *r
+	next.Status, next.Reason, next.updatedAt = to, reason, now.UnixMilli()
 	c := reservationCache(tx)
-	if r, ok := c.m[orderID]; ok && r != nil {
-		if r.Status != from {
-			return false, nil
-		}
-		r.Status, r.Reason, r.updatedAt = to, reason, now.UnixMilli()
-		c.changed(orderID)
-		return true, nil
-	}
-	res, err := tx.Exec(ctx, `UPDATE reservations SET status = ?, reason = ?, updated_at = ? WHERE order_id = ? AND status = ?`,
-		to, reason, now.UnixMilli(), orderID, from)
-	if err != nil {
-		return false, fmt.Errorf("inventory: reservation %s %s -> %s: %w", orderID, from, to, err)
-	}
-	n, _ := res.RowsAffected()
-	delete(c.m, orderID)
-	return n > 0, nil
+	c.set(orderID, &next)
+	c.changed(orderID)
+	return true, nil
 }
 
 // reservations caches the reservations a transaction read, by order id
 // (nil: the order has none), so that a batch of events reads them in one
-// query, and holds those changed since, written with one statement when
-// the transaction flushes its pending writes (sqldb.Tx.Pending). A
-// rollback, to a savepoint or of the whole transaction, discards it all:
-// what it holds may have been undone (a savepoint flushes it first).
+// query, and holds those changed since, written with one statement each
+// for the new and the changed ones when the transaction flushes its
+// pending writes (sqldb.Tx.Pending). It is a sqldb.Rewinder: every change
+// to the cache — a reservation read, inserted or moved — is logged with
+// what it replaced, and a rollback to a savepoint undoes those made after
+// it (a read among them: its lock went with the rollback). A reservation
+// is never changed in place: a change replaces it, so the log holds the
+// one before.
 type reservations struct {
 	m     map[string]*reservation
 	dirty map[string]bool
 	order []string // the changed reservations' order ids, in the order changed
+	log   []reservationChange
+}
+
+// reservationChange is what one change to a reservations cache replaced.
+type reservationChange struct {
+	orderID  string
+	prev     *reservation // the order's entry before
+	known    bool         // whether the cache had an entry
+	wasDirty bool
 }
 
 type reservationsKey struct{}
@@ -187,6 +185,14 @@ func reservationCache(tx *sqldb.Tx) *reservations {
 	}).(*reservations)
 }
 
+// set makes r (nil: none) the order's entry, logging the one it replaces.
+func (c *reservations) set(orderID string, r *reservation) {
+	prev, known := c.m[orderID]
+	c.log = append(c.log, reservationChange{orderID: orderID, prev: prev, known: known, wasDirty: c.dirty[orderID]})
+	c.m[orderID] = r
+}
+
+// changed marks the order's entry to be written.
 func (c *reservations) changed(orderID string) {
 	if !c.dirty[orderID] {
 		c.dirty[orderID] = true
@@ -194,12 +200,46 @@ func (c *reservations) changed(orderID string) {
 	}
 }
 
-// Flush writes the changed reservations, 200 a statement.
+// Len is the length of the change log (sqldb.Rewinder).
+func (c *reservations) Len() int { return len(c.log) }
+
+// Truncate undoes the changes after the first n, latest first
+// (sqldb.Rewinder).
+func (c *reservations) Truncate(n int) {
+	for i := len(c.log) - 1; i >= n; i-- {
+		ch := c.log[i]
+		if ch.known {
+			c.m[ch.orderID] = ch.prev
+		} else {
+			delete(c.m, ch.orderID)
+		}
+		if !ch.wasDirty && c.dirty[ch.orderID] {
+			delete(c.dirty, ch.orderID)
+			c.order = slices.DeleteFunc(c.order, func(id string) bool { return id == ch.orderID })
+		}
+	}
+	if n < len(c.log) {
+		clear(c.log[n:])
+		c.log = c.log[:n]
+	}
+}
+
+// Flush writes the changed reservations: the new ones with one insert,
+// which a reservation another transaction inserted meanwhile fails with
+// sqldb.ErrRunAgain, the others with one upsert (200 rows a statement).
+// The cache then holds what the database does: its log starts again.
 func (c *reservations) Flush(ctx context.Context, tx *sqldb.Tx) error {
 	if len(c.order) == 0 {
 		return nil
 	}
-	rows := sqldb.NewRows(`INSERT INTO reservations (order_id, status, lines, reason, created_at, updated_at) VALUES`, 6,
+	inserts := sqldb.NewRows(`INSERT INTO reservations (order_id, status, lines, reason, created_at, updated_at) VALUES`, 6, "").
+		FailAs(func(err error) error {
+			if sqldb.IsUniqueViolation(err) {
+				return fmt.Errorf("inventory: insert reservations: another transaction inserted one first: %w: %w", sqldb.ErrRunAgain, err)
+			}
+			return fmt.Errorf("inventory: insert reservations: %w", err)
+		})
+	updates := sqldb.NewRows(`INSERT INTO reservations (order_id, status, lines, reason, created_at, updated_at) VALUES`, 6,
 		`ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`)
 	for _, id := range c.order {
 		r := c.m[id]
@@ -207,21 +247,39 @@ func (c *reservations) Flush(ctx context.Context, tx *sqldb.Tx) error {
 		if err != nil {
 			return fmt.Errorf("inventory: lines of reservation %s: %w", id, err)
 		}
+		rows := updates
+		if !r.stored {
+			rows = inserts
+		}
 		rows.Add(id, r.Status, string(lines), r.Reason, r.createdAt, r.updatedAt)
+	}
+	for _, id := range c.order {
+		if !c.m[id].stored {
+			stored := *c.m[id]
+			stored.stored = true
+			c.m[id] = &stored
+		}
 	}
 	clear(c.dirty)
 	c.order = c.order[:0]
-	if err := rows.Flush(ctx, tx); err != nil {
+	clear(c.log)
+	c.log = c.log[:0]
+	if err := inserts.Flush(ctx, tx); err != nil {
+		return err
+	}
+	if err := updates.Flush(ctx, tx); err != nil {
 		return fmt.Errorf("inventory: write reservations: %w", err)
 	}
 	return nil
 }
 
-// Discard forgets every reservation.
+// Discard forgets every reservation: the transaction rolled back.
 func (c *reservations) Discard() {
 	clear(c.m)
 	clear(c.dirty)
 	c.order = c.order[:0]
+	clear(c.log)
+	c.log = c.log[:0]
 }
 
 func nonNil[T any](s []T) []T {

@@ -36,12 +36,15 @@ type Aggregate[S any] struct {
 	// costs no savepoint. A stream another transaction appended to
 	// meanwhile then fails the commit, not the save: the whole transaction
 	// runs again (sqldb.ErrRunAgain), not the one command. So it suits
-	// streams with one writer at a time (an order's: the consumer of its
-	// partition), not hot ones (a product's stock, which every order
-	// reserves), and not work that acts outside the transaction on what
-	// it read (a payment provider's charge): only an insert made at once
-	// claims the stream's next version, so that a concurrent command waits
-	// for this one's commit instead of both deciding on what they read.
+	// streams with one writer at a time: an order's (the consumer of its
+	// partition), or a hot one whose writers all take a lock first (a
+	// product's stock: its stock row, locked by every writer before it
+	// loads) — not hot streams written without one, whose conflicts would
+	// run whole transactions again, and not work that acts outside the
+	// transaction on what it read (a payment provider's charge): only an
+	// insert made at once claims the stream's next version, so that a
+	// concurrent command waits for this one's commit instead of both
+	// deciding on what they read.
 	// Reads through the transaction see the events (Load, LoadMany,
 	// ReadStream, StreamVersion); Append to such a stream in the same
 	// transaction is refused.
