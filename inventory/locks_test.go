@@ -36,11 +36,6 @@ func TestConcurrentBatchesOnPostgresLockInOneOrder(t *testing.T) {
 	product(t, h, admin, "A", 10)
 	product(t, h, admin, "B", 10)
 	db := h.App.DB(inventory.Name)
-	svc := h.App.Service(inventory.Name)
-	handlers, err := inbox.ByType(svc.Handlers())
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	var handled atomic.Int64
 	firstDone := []chan struct{}{make(chan struct{}), make(chan struct{})}
@@ -48,13 +43,9 @@ func TestConcurrentBatchesOnPostgresLockInOneOrder(t *testing.T) {
 	// after the first record of its batch, waits for the other member.
 	member := func(i int) *inbox.Consumer {
 		first := true
-		hs := map[event.Type]inbox.Func{}
-		for typ, f := range handlers {
-			hs[typ] = f
-		}
-		hs["OrderCreated"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		return groupMember(t, h, "OrderCreated", func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload, apply inbox.Func) error {
 			handled.Add(1)
-			if err := handlers["OrderCreated"](ctx, tx, e, p); err != nil {
+			if err := apply(ctx, tx, e, p); err != nil {
 				return err
 			}
 			if !first {
@@ -82,20 +73,10 @@ func TestConcurrentBatchesOnPostgresLockInOneOrder(t *testing.T) {
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
-		}
-		return &inbox.Consumer{Group: "inventory-service", DB: db, Handlers: hs, Prepare: svc.(inbox.Preparer).Prepare,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		})
 	}
 	msg := func(orderID, productID string) *bus.Message {
-		e, err := event.New("order-service", origin, order(orderID, line(productID, 1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := eventmsg.Encode(context.Background(), e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return encoded(t, order(orderID, line(productID, 1)))
 	}
 	batches := [][]*bus.Message{
 		{msg("ab-1", "A"), msg("ab-2", "B")},
@@ -142,22 +123,13 @@ func TestReservationInsertedMeanwhileRunsTheTransactionAgain(t *testing.T) {
 	defs := []service.Def{inventory.Def()}
 	h := apptest.Start(t, defs, apptest.OnPostgres(t, defs))
 	db := h.App.DB(inventory.Name)
-	svc := h.App.Service(inventory.Name)
-	handlers, err := inbox.ByType(svc.Handlers())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var handled atomic.Int64
 	applied := []chan struct{}{make(chan struct{}), make(chan struct{})}
 	member := func(i int) *inbox.Consumer {
 		first := true
-		hs := map[event.Type]inbox.Func{}
-		for typ, f := range handlers {
-			hs[typ] = f
-		}
-		hs["OrderCancelled"] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		return groupMember(t, h, "OrderCancelled", func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload, apply inbox.Func) error {
 			handled.Add(1)
-			if err := handlers["OrderCancelled"](ctx, tx, e, p); err != nil {
+			if err := apply(ctx, tx, e, p); err != nil {
 				return err
 			}
 			if first { // both apply before either commits
@@ -170,22 +142,12 @@ func TestReservationInsertedMeanwhileRunsTheTransactionAgain(t *testing.T) {
 				}
 			}
 			return nil
-		}
-		return &inbox.Consumer{Group: "inventory-service", DB: db, Handlers: hs, Prepare: svc.(inbox.Preparer).Prepare,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		})
 	}
 	// The same order's OrderCancelled, as two deliveries: a redelivery
 	// during a rebalance, the old member still at work.
 	cancelled := func() []*bus.Message {
-		e, err := event.New("order-service", origin, &event.OrderCancelled{OrderID: "race-1", UserID: "cust-1", ReasonCode: "timeout"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := eventmsg.Encode(context.Background(), e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []*bus.Message{m}
+		return []*bus.Message{encoded(t, &event.OrderCancelled{OrderID: "race-1", UserID: "cust-1", ReasonCode: "timeout"})}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -213,4 +175,37 @@ func TestReservationInsertedMeanwhileRunsTheTransactionAgain(t *testing.T) {
 	if err := db.QueryRow(ctx, `SELECT COUNT(*), MIN(status) FROM reservations WHERE order_id = 'race-1'`).Scan(&rows, &status); err != nil || rows != 1 || status != "cancelled" {
 		t.Errorf("reservations of race-1: %d, %q (%v); want one, cancelled", rows, status, err)
 	}
+}
+
+// groupMember returns a consumer of the inventory group on h's database,
+// as a member of the group applies batches (the service's handlers and
+// Prepare), whose handler of typ is around with the service's own as
+// apply.
+func groupMember(t *testing.T, h *apptest.Harness, typ event.Type, around func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload, apply inbox.Func) error) *inbox.Consumer {
+	t.Helper()
+	svc := h.App.Service(inventory.Name)
+	hs, err := inbox.ByType(svc.Handlers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := hs[typ]
+	hs[typ] = func(ctx context.Context, tx *sqldb.Tx, e *event.Envelope, p event.Payload) error {
+		return around(ctx, tx, e, p, apply)
+	}
+	return &inbox.Consumer{Group: "inventory-service", DB: h.App.DB(inventory.Name), Handlers: hs, Prepare: svc.(inbox.Preparer).Prepare,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// encoded is p as a record of the order service.
+func encoded(t *testing.T, p event.Payload) *bus.Message {
+	t.Helper()
+	e, err := event.New("order-service", origin, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := eventmsg.Encode(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
