@@ -389,7 +389,13 @@ async function main() {
     await page.locator('#flow-diagram svg g.row[data-label="PaymentFailed"]').first().waitFor();
     await shot('4d-fraud-evidence-flow');
     log('analytics: one FraudSuspected, its evidence opens the flow');
-    await page.click('#tabs a[data-tab=webhooks]'); // a view that does not poll while the product restarts
+    // A view that does not poll while the product restarts — once the
+    // deliveries it reads on entering have come: the rows of an earlier
+    // visit are still there, and the product must not stop under that read.
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/deliveries?limit=100')),
+      page.click('#tabs a[data-tab=webhooks]'),
+    ]);
     await page.locator('#webhooks-rows tr[data-status=delivered]').first().waitFor();
 
     // Break shipping: the next order is dead-lettered and stuck CONFIRMED.
