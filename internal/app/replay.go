@@ -104,11 +104,12 @@ func (a *App) replay(ctx context.Context, c *inbox.Consumer, req ReplayRequest, 
 			}
 		}
 	}
+	forgotten := c.Forgotten()
 	keep := func(m *bus.Message) bool {
 		if (req.CorrelationID != "" && m.Header(eventmsg.HeaderCorrelationID) != req.CorrelationID) || (req.Key != "" && string(m.Key) != req.Key) {
 			return false
 		}
-		if !req.Reapply && c.Forgotten(m.Header(eventmsg.HeaderEventID)) {
+		if !req.Reapply && forgotten(m.Header(eventmsg.HeaderEventID)) {
 			res.BeyondRetention++
 			return false
 		}

@@ -118,12 +118,17 @@ func v7Floor(t time.Time) string {
 	return h[:8] + "-" + h[8:] + "-7000-0000-000000000000"
 }
 
-// Forgotten reports whether the group may have forgotten that it applied
-// the event with id eventID: whether a prune to the Horizon deletes its
-// record. Always false without a Retention.
-func (c *Consumer) Forgotten(eventID string) bool {
+// Forgotten returns whether the group may have forgotten, as of now, that
+// it applied the event with a given id: whether a prune to the Horizon
+// deletes its record (always false without a Retention). The horizon is
+// read once, here: a replay asks of every record it reads.
+func (c *Consumer) Forgotten() func(eventID string) bool {
 	h := c.Horizon()
-	return !h.IsZero() && pruned(eventID, v7Floor(h))
+	if h.IsZero() {
+		return func(string) bool { return false }
+	}
+	floor := v7Floor(h)
+	return func(eventID string) bool { return pruned(eventID, floor) }
 }
 
 // pruned is Prune's condition on a record's event id, for a prune to

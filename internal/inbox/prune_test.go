@@ -42,7 +42,7 @@ func TestForgottenIsWhatAPruneDeletes(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	if f.c.Forgotten(idAt(f.now.Add(-100 * 24 * time.Hour))) {
+	if f.c.Forgotten()(idAt(f.now.Add(-100 * 24 * time.Hour))) {
 		t.Error("an event forgotten without a retention")
 	}
 	f.c.Retention = 30 * 24 * time.Hour
@@ -56,7 +56,7 @@ func TestForgottenIsWhatAPruneDeletes(t *testing.T) {
 		"":                                      false,
 		"p1":                                    false,
 	} {
-		if got := f.c.Forgotten(id); got != want {
+		if got := f.c.Forgotten()(id); got != want {
 			t.Errorf("Forgotten(%q) = %v, want %v", id, got, want)
 		}
 	}
@@ -110,8 +110,8 @@ func TestPruneForgetsOnlyEventsOlderThanTheRetention(t *testing.T) {
 				if err := f.c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM processed_events WHERE event_id = ?`, id).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
-				if f.c.Forgotten(id) != (n == 0) {
-					t.Errorf("event %s: Forgotten %v, its record left %v", id, f.c.Forgotten(id), n == 1)
+				if forgotten := f.c.Forgotten()(id); forgotten != (n == 0) {
+					t.Errorf("event %s: Forgotten %v, its record left %v", id, forgotten, n == 1)
 				}
 			}
 			if err := f.c.Handle(ctx, []*bus.Message{old, older, young, v4}); err != nil {
