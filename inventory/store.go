@@ -250,15 +250,11 @@ func (c *reservations) Flush(ctx context.Context, tx *sqldb.Tx) error {
 		rows := updates
 		if !r.stored {
 			rows = inserts
-		}
-		rows.Add(id, r.Status, string(lines), r.Reason, r.createdAt, r.updatedAt)
-	}
-	for _, id := range c.order {
-		if !c.m[id].stored {
-			stored := *c.m[id]
+			stored := *r // replaced, not changed in place: see reservations
 			stored.stored = true
 			c.m[id] = &stored
 		}
+		rows.Add(id, r.Status, string(lines), r.Reason, r.createdAt, r.updatedAt)
 	}
 	clear(c.dirty)
 	c.order = c.order[:0]
