@@ -11,7 +11,6 @@ import (
 
 	"github.com/eventmart/eventmart/bus"
 	"github.com/eventmart/eventmart/event"
-	"github.com/eventmart/eventmart/event/eventmsg"
 	"github.com/eventmart/eventmart/internal/apptest"
 	"github.com/eventmart/eventmart/internal/inbox"
 	"github.com/eventmart/eventmart/internal/service"
@@ -76,7 +75,7 @@ func TestConcurrentBatchesOnPostgresLockInOneOrder(t *testing.T) {
 		})
 	}
 	msg := func(orderID, productID string) *bus.Message {
-		return encoded(t, order(orderID, line(productID, 1)))
+		return fromOrders(h, order(orderID, line(productID, 1)))
 	}
 	batches := [][]*bus.Message{
 		{msg("ab-1", "A"), msg("ab-2", "B")},
@@ -147,7 +146,7 @@ func TestReservationInsertedMeanwhileRunsTheTransactionAgain(t *testing.T) {
 	// The same order's OrderCancelled, as two deliveries: a redelivery
 	// during a rebalance, the old member still at work.
 	cancelled := func() []*bus.Message {
-		return []*bus.Message{encoded(t, &event.OrderCancelled{OrderID: "race-1", UserID: "cust-1", ReasonCode: "timeout"})}
+		return []*bus.Message{fromOrders(h, &event.OrderCancelled{OrderID: "race-1", UserID: "cust-1", ReasonCode: "timeout"})}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -196,16 +195,8 @@ func groupMember(t *testing.T, h *apptest.Harness, typ event.Type, around func(c
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-// encoded is p as a record of the order service.
-func encoded(t *testing.T, p event.Payload) *bus.Message {
-	t.Helper()
-	e, err := event.New("order-service", origin, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := eventmsg.Encode(context.Background(), e)
-	if err != nil {
-		t.Fatal(err)
-	}
+// fromOrders is p as a record of the order service.
+func fromOrders(h *apptest.Harness, p event.Payload) *bus.Message {
+	_, m := h.Message("order-service", origin, p)
 	return m
 }

@@ -223,20 +223,29 @@ func (h *Harness) Publish(source string, origin event.Origin, payloads ...event.
 	var envs []*event.Envelope
 	var msgs []*bus.Message
 	for _, p := range payloads {
-		e, err := event.New(source, origin, p)
-		if err != nil {
-			h.T.Fatal(err)
-		}
-		m, err := eventmsg.Encode(context.Background(), e)
-		if err != nil {
-			h.T.Fatal(err)
-		}
+		e, m := h.Message(source, origin, p)
 		envs, msgs = append(envs, e), append(msgs, m)
 	}
 	if err := h.Bus.Publish(context.Background(), msgs...); err != nil {
 		h.T.Fatal(err)
 	}
 	return envs
+}
+
+// Message returns the envelope of p, as if service source had emitted it,
+// and its record as the bus carries it, without publishing it (Publish
+// does): for a test that hands records to a consumer itself.
+func (h *Harness) Message(source string, origin event.Origin, p event.Payload) (*event.Envelope, *bus.Message) {
+	h.T.Helper()
+	e, err := event.New(source, origin, p)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	m, err := eventmsg.Encode(context.Background(), e)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return e, m
 }
 
 // Eventually polls cond until it holds or Timeout passes. It is for
